@@ -1,0 +1,1 @@
+"""drivetrain: incremental, windowed data pipelines."""
