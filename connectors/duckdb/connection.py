@@ -1,0 +1,99 @@
+"""Opening a DuckDB file safely from several threads and processes.
+
+DuckDB lets one process at a time open a file for writing. drivetrain therefore holds a
+connection only as long as an operation needs it, and a process that finds the file locked
+waits (with jitter) up to ``lock_timeout_seconds`` before giving up with a TransientError.
+Inside one process, nested uses on the same thread share one connection; other threads open
+their own connection to the same database instance.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from drivetrain.errors import PermanentError, TransientError
+
+try:  # duckdb is a core dependency, but keep the import error readable
+    import duckdb
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("drivetrain needs duckdb: pip install duckdb") from exc
+
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+@contextmanager
+def duckdb_errors(where: str) -> Iterator[None]:
+    """Translate DuckDB exceptions into drivetrain's transient and permanent errors."""
+    try:
+        yield
+    except duckdb.TransactionException as exc:
+        raise TransientError(f"{where}: transaction conflict, retry: {exc}") from exc
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise TransientError(f"{where}: the database file is locked by another process: {exc}") from exc
+        raise PermanentError(f"{where}: I/O error: {exc}") from exc
+    except duckdb.CatalogException as exc:
+        raise PermanentError(f"{where}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise PermanentError(f"{where}: {exc}") from exc
+
+
+class ConnectionPool:
+    """Per-thread, re-entrant connections to one DuckDB file."""
+
+    def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.lock_timeout = lock_timeout
+        self.settings = {"TimeZone": "UTC", **(settings or {})}
+        self._local = threading.local()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        conn = self._open()
+        self._local.conn, self._local.depth = conn, 1
+        try:
+            yield conn
+        finally:
+            self._local.conn, self._local.depth = None, 0
+            conn.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                conn = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                text = str(exc)
+                if "lock" not in text.lower():
+                    raise PermanentError(f"{self.path}: cannot open the DuckDB file: {text}") from exc
+                if time.monotonic() >= deadline:
+                    holder = _LOCK_HOLDER.search(text)
+                    who = f" (held by PID {holder.group(1)})" if holder else ""
+                    raise TransientError(
+                        f"{self.path}: the DuckDB file stayed locked by another process{who} for "
+                        f"{self.lock_timeout:.0f}s; raise stage_system.lock_timeout_seconds or run "
+                        "pipelines that share the file one after another"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.5, 0.5)
+        for key, value in self.settings.items():
+            conn.execute(f"SET {key} = ?", [value])
+        return conn

@@ -1,0 +1,271 @@
+"""The drive table, its leases and its schema version, in DuckDB.
+
+VARIANT columns are DuckDB ``JSON``; ARRAY columns are ``VARCHAR[]``. Every statement runs under
+a process-wide lock (the heartbeat thread and the runner share the store) and inside the
+connection pool's file lock (other processes wait their turn).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease, holder_is_dead
+from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
+from drivetrain.record import RunRecord, RunStatus
+
+from drivetrain.warehouse import TableRef
+
+from .connection import duckdb_errors
+from .warehouse import qualified, quote
+
+if TYPE_CHECKING:
+    from .warehouse import DuckDBWarehouse
+
+UTC = timezone.utc
+
+COLUMNS: list[tuple[str, str]] = [
+    ("pipeline_id", "VARCHAR NOT NULL"),
+    ("pipeline_name", "VARCHAR NOT NULL"),
+    ("pipeline_status", "VARCHAR NOT NULL"),
+    ("pipeline_retry_number", "INTEGER NOT NULL DEFAULT 0"),
+    ("pipeline_start_timestamp", "TIMESTAMPTZ NOT NULL"),
+    ("pipeline_end_timestamp", "TIMESTAMPTZ"),
+    ("pipeline_run_duration", "VARCHAR"),
+    ("query_window_start_timestamp", "TIMESTAMPTZ NOT NULL"),
+    ("query_window_end_timestamp", "TIMESTAMPTZ NOT NULL"),
+    ("target_date", "DATE NOT NULL"),
+    ("query_window_duration", "VARCHAR NOT NULL"),
+    *[(VARIANT_COLUMN[name], "JSON") for name in PHASE_NAMES],
+    ("phases_completed", "VARCHAR[]"),
+    ("phases_skipped", "VARCHAR[]"),
+    ("phase_failed", "VARCHAR"),
+    ("phases_pending", "VARCHAR[]"),
+    ("heartbeat_at", "TIMESTAMPTZ"),
+    ("lease_holder", "VARCHAR"),
+    ("config_hash", "VARCHAR"),
+    ("config_snapshot", "JSON"),
+    ("created_at", "TIMESTAMPTZ NOT NULL DEFAULT current_timestamp"),
+    ("updated_at", "TIMESTAMPTZ NOT NULL DEFAULT current_timestamp"),
+]
+JSON_COLUMNS = {name for name, sql_type in COLUMNS if sql_type == "JSON"}
+_LOCK = threading.RLock()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DuckDBDriveStore(DriveStore):
+    """Drive table ``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
+
+    def __init__(self, warehouse: DuckDBWarehouse, table: TableRef) -> None:
+        self.wh = warehouse
+        self.table = table
+        self.leases = TableRef(name="drivetrain_leases", schema=table.schema)
+        self.meta = TableRef(name="drivetrain_meta", schema=table.schema)
+        self.location = f"{warehouse.path}: {table}"
+        self._ready = False
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            self.wh.ensure_schema(conn, self.table.schema)
+            cols = ", ".join(f"{quote(n)} {t}" for n, t in COLUMNS)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(self.table)} ({cols})")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {qualified(self.leases)} (pipeline_name VARCHAR NOT NULL, "
+                "window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL, holder VARCHAR NOT NULL, "
+                "token BIGINT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL)"
+            )
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(self.meta)} (key VARCHAR NOT NULL, value VARCHAR)")
+            row = conn.execute(f"SELECT value FROM {qualified(self.meta)} WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(f"INSERT INTO {qualified(self.meta)} VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise PermanentError(
+                    f"{self.location}: the drive table has layout version {row[0]}, newer than this "
+                    f"drivetrain understands ({SCHEMA_VERSION}); upgrade drivetrain"
+                )
+            else:
+                self._migrate(conn, int(row[0]))
+        self._ready = True
+
+    def _migrate(self, conn: Any, version: int) -> None:
+        """Bring an older layout up to SCHEMA_VERSION (version 1 is the first layout)."""
+        existing = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [self.table.schema or "main", self.table.name],
+        ).fetchall()}
+        for name, sql_type in COLUMNS:
+            if name not in existing:
+                conn.execute(f"ALTER TABLE {qualified(self.table)} ADD COLUMN {quote(name)} {sql_type.replace(' NOT NULL', '')}")
+        if version < SCHEMA_VERSION:
+            conn.execute(f"UPDATE {qualified(self.meta)} SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+
+    # -- rows -----------------------------------------------------------------------------
+
+    def _values(self, record: RunRecord) -> list[Any]:
+        row = record.to_row()
+        row["updated_at"] = _now()
+        row["created_at"] = row["created_at"] or row["updated_at"]
+        return [json.dumps(row[n], default=str) if n in JSON_COLUMNS and row[n] is not None else row[n] for n, _ in COLUMNS]
+
+    def _fence_sql(self, fence: Lease | None) -> tuple[str, list[Any]]:
+        if fence is None:
+            return "", []
+        return (
+            f" AND EXISTS (SELECT 1 FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?)",
+            [fence.pipeline_name, fence.window_start, fence.token],
+        )
+
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        names = ", ".join(quote(n) for n, _ in COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            if fence is not None:
+                self._check_fence(conn, fence)
+            conn.execute(f"INSERT INTO {qualified(self.table)} ({names}) VALUES ({marks})", self._values(record))
+
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        sets = ", ".join(f"{quote(n)} = ?" for n, _ in COLUMNS if n not in ("pipeline_id", "created_at"))
+        values = [v for (n, _), v in zip(COLUMNS, self._values(record), strict=True) if n not in ("pipeline_id", "created_at")]
+        extra, extra_params = self._fence_sql(fence)
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            changed = conn.execute(
+                f"UPDATE {qualified(self.table)} SET {sets} WHERE pipeline_id = ?{extra}",
+                [*values, record.pipeline_id, *extra_params],
+            ).fetchone()[0]
+        if changed != 1:
+            if fence is not None:
+                raise LeaseError(
+                    f"run {record.pipeline_id} lost the lease of its window to another run; "
+                    "it stops without writing", holder=None,
+                )
+            raise PermanentError(f"{self.location}: run {record.pipeline_id} is not in the drive table")
+
+    def _select(self, where: str = "", params: Sequence[Any] = (), order: str = "", limit: int | None = None) -> list[RunRecord]:
+        self.ensure()
+        sql = f"SELECT {', '.join(quote(n) for n, _ in COLUMNS)} FROM {qualified(self.table)}"
+        if where:
+            sql += f" WHERE {where}"
+        if order:
+            sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            rows = conn.execute(sql, list(params)).fetchall()
+        out = []
+        for row in rows:
+            data = {n: (json.loads(v) if n in JSON_COLUMNS and isinstance(v, str) else v) for (n, _), v in zip(COLUMNS, row, strict=True)}
+            out.append(RunRecord.from_row(data))
+        return out
+
+    def get(self, pipeline_id: str) -> RunRecord | None:
+        rows = self._select("pipeline_id = ?", [pipeline_id])
+        return rows[0] if rows else None
+
+    def attempts(self, pipeline_name: str, window_start: datetime, window_end: datetime) -> list[RunRecord]:
+        return self._select(
+            "pipeline_name = ? AND query_window_start_timestamp = ? AND query_window_end_timestamp = ?",
+            [pipeline_name, window_start, window_end],
+            order="pipeline_start_timestamp, pipeline_retry_number",
+        )
+
+    def history(self, pipeline_name: str | None = None, *, status: Sequence[RunStatus] = (), limit: int | None = None) -> list[RunRecord]:
+        clauses, params = [], []
+        if pipeline_name is not None:
+            clauses.append("pipeline_name = ?")
+            params.append(pipeline_name)
+        if status:
+            clauses.append(f"pipeline_status IN ({', '.join('?' for _ in status)})")
+            params.extend(s.value for s in status)
+        return self._select(" AND ".join(clauses), params, order="pipeline_start_timestamp DESC, pipeline_id DESC", limit=limit)
+
+    def pipelines(self) -> list[str]:
+        self.ensure()
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            return [r[0] for r in conn.execute(f"SELECT DISTINCT pipeline_name FROM {qualified(self.table)} ORDER BY 1").fetchall()]
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _lease_row(self, conn: Any, pipeline_name: str, window_start: datetime) -> Lease | None:
+        row = conn.execute(
+            f"SELECT pipeline_name, window_start, window_end, holder, token, expires_at FROM {qualified(self.leases)} "
+            "WHERE pipeline_name = ? AND window_start = ?",
+            [pipeline_name, window_start],
+        ).fetchone()
+        if row is None:
+            return None
+        return Lease(row[0], row[1].astimezone(UTC), row[2].astimezone(UTC), row[3], int(row[4]), row[5].astimezone(UTC))
+
+    def _check_fence(self, conn: Any, lease: Lease) -> None:
+        current = self._lease_row(conn, lease.pipeline_name, lease.window_start)
+        if current is None or current.token != lease.token:
+            holder = current.holder if current else None
+            raise LeaseError(
+                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
+                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
+            )
+
+    def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
+        self.ensure()
+        now = _now()
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                current = self._lease_row(conn, pipeline_name, window_start)
+                if current is not None and current.holder != holder and current.expires_at > now and not holder_is_dead(current.holder):
+                    raise LeaseError(
+                        f"{pipeline_name}: the window {window_start.isoformat()} is being run by {current.holder} "
+                        f"(lease until {current.expires_at.isoformat()}); not starting a second run",
+                        holder=current.holder,
+                    )
+                token = (current.token + 1) if current is not None else 1
+                conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
+                lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
+                conn.execute(
+                    f"INSERT INTO {qualified(self.leases)} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return lease
+
+    def renew_lease(self, lease: Lease, seconds: float) -> Lease:
+        expires = _now() + timedelta(seconds=seconds)
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            changed = conn.execute(
+                f"UPDATE {qualified(self.leases)} SET expires_at = ? WHERE pipeline_name = ? AND window_start = ? AND token = ?",
+                [expires, lease.pipeline_name, lease.window_start, lease.token],
+            ).fetchone()[0]
+            if changed != 1:
+                self._check_fence(conn, lease)
+        return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
+
+    def verify_lease(self, lease: Lease) -> None:
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            self._check_fence(conn, lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            conn.execute(
+                f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?",
+                [lease.pipeline_name, lease.window_start, lease.token],
+            )
+
+    def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
+        self.ensure()
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            return self._lease_row(conn, pipeline_name, window_start)

@@ -1,0 +1,76 @@
+"""Stage-to-target inside one DuckDB file: rows never leave the database.
+
+Replace: one transaction deletes the target's window and inserts the stage's window through
+the projection (deduplicated with QUALIFY when keys are set). Merge: one MERGE that names its
+columns (``UPDATE SET *`` is far slower on DuckDB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from drivetrain.warehouse import LINEAGE_COLUMNS, Fence, PushDown, PushDownStats
+
+from .connection import duckdb_errors
+from .warehouse import qualified, quote
+
+if TYPE_CHECKING:
+    from drivetrain.window import Window
+
+    from .warehouse import DuckDBWarehouse
+
+
+def _select_sql(spec: PushDown) -> str:
+    stage = spec.stage
+    exprs = [f"{expr} AS {quote(name)}" for name, expr in spec.columns]
+    exprs += [f"? AS {quote(col)}" for col in LINEAGE_COLUMNS]
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {quote(stage.query_field)} >= ? AND {quote(stage.query_field)} < ?"
+    if spec.dedup_keys:
+        order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field)} DESC"
+        keys = ", ".join(quote(k) for k in spec.dedup_keys)
+        sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+    return sql
+
+
+def run_push_down(
+    wh: DuckDBWarehouse, spec: PushDown, window: Window, lineage: Mapping[str, Any], fence: Fence | None
+) -> PushDownStats:
+    stage, target = spec.stage, spec.target
+    params = [lineage[c] for c in LINEAGE_COLUMNS] + [window.start, window.end]
+    select = _select_sql(spec)
+    where = f"{quote(stage.query_field)} >= ? AND {quote(stage.query_field)} < ?"
+    with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: {stage} -> {target}"):
+        if not wh.table_exists(stage):
+            return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
+        wh.ensure_schema(conn, target.schema)
+        if not wh.table_exists(target):
+            conn.execute(f"CREATE TABLE {qualified(target)} AS {select} LIMIT 0", params)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            rows_read = int(conn.execute(f"SELECT count(*) FROM {qualified(stage)} WHERE {where}", [window.start, window.end]).fetchone()[0])
+            tq = quote(target.query_field)
+            if spec.merge_keys:
+                cols = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
+                on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.merge_keys)
+                sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in spec.merge_keys)
+                names = ", ".join(quote(c) for c in cols)
+                values = ", ".join(f"s.{quote(c)}" for c in cols)
+                conn.execute(
+                    f"MERGE INTO {qualified(target)} AS t USING ({select}) AS s ON {on} "
+                    f"WHEN MATCHED THEN UPDATE SET {sets} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
+                    params,
+                )
+                written = int(conn.execute(f"SELECT count(*) FROM {qualified(target)} WHERE {tq} >= ? AND {tq} < ?", [window.start, window.end]).fetchone()[0])
+            else:
+                conn.execute(f"DELETE FROM {qualified(target)} WHERE {tq} >= ? AND {tq} < ?", [window.start, window.end])
+                names = ", ".join(quote(name) for name, _ in spec.columns) + ", " + ", ".join(quote(c) for c in LINEAGE_COLUMNS)
+                written = int(conn.execute(f"INSERT INTO {qualified(target)} ({names}) {select}", params).fetchone()[0])
+            if fence is not None:
+                fence()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    dropped = rows_read - written if spec.dedup_keys else 0
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))

@@ -1,0 +1,316 @@
+"""DuckDB as warehouse: stage, target and drive table in one embedded file.
+
+Loads are Arrow scans (no row-by-row INSERT); stage-to-target is pushed down as one SQL
+transaction; window replace is delete + insert from a load table, in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+
+from drivetrain.warehouse import (
+    Fence,
+    PushDown,
+    PushDownStats,
+    TableRef,
+    Warehouse,
+    WindowLoad,
+    check_identifier,
+)
+
+from .connection import ConnectionPool, duckdb_errors
+
+if TYPE_CHECKING:
+    from drivetrain.config import Credentials, SystemConfig
+    from drivetrain.drive import DriveStore
+    from drivetrain.window import Window
+
+UTC = timezone.utc
+_batch_names = itertools.count()
+
+
+def quote(name: str) -> str:
+    return '"' + check_identifier(name).replace('"', '""') + '"'
+
+
+def qualified(table: TableRef) -> str:
+    return ".".join(quote(p) for p in (table.schema or "main", table.name))
+
+
+class DuckDBWarehouse(Warehouse):
+    """Stage, target and drive table in a local DuckDB file."""
+
+    type_name = "duckdb"
+    options_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "type": {"const": "duckdb"},
+            "credentials_ref": {"type": "string"},
+            "path": {"type": "string", "description": "DuckDB file; relative to the config's folder. Default warehouse.duckdb."},
+            "schema": {"type": "string", "description": "Schema holding the table. Default main."},
+            "table": {"type": "string"},
+            "database": {"type": "string", "description": "Ignored by DuckDB (Snowflake compatibility)."},
+            "temp_table_prefix": {"type": "string"},
+            "lock_timeout_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for another process to release the file. Default 120."},
+            "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
+            "threads": {"type": "integer", "minimum": 1},
+            "columns": {"type": "array"},
+            "query_field": {"type": "string"},
+            "dedup_keys": {"type": "array", "items": {"type": "string"}},
+            "load_strategy": {"enum": ["replace_window", "merge"]},
+            "merge_keys": {"type": "array", "items": {"type": "string"}},
+            "rename": {"type": "object", "additionalProperties": {"type": "string"}},
+            "max_rejected_percent": {"type": "number"},
+        },
+        "required": ["type"],
+        "additionalProperties": False,
+    }
+
+    def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
+        super().__init__(config, credentials)
+        self.path: Path = (config.path("path") or (config.base_dir / "warehouse.duckdb")).resolve()
+        self.schema = check_identifier(config.get("schema") or "main", "schema")
+        settings: dict[str, Any] = {}
+        if config.get("memory_limit"):
+            settings["memory_limit"] = str(config.get("memory_limit"))
+        if config.get("threads"):
+            settings["threads"] = int(config.get("threads"))
+        self.pool = ConnectionPool(self.path, lock_timeout=float(config.get("lock_timeout_seconds", 120)), settings=settings)
+        self._known_schemas: set[str] = set()
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+    def connect(self):  # noqa: ANN201 - context manager of a DuckDB connection
+        return self.pool.connect()
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:
+        return TableRef(name=role_options["table"], schema=role_options.get("schema") or self.schema, query_field=query_field)
+
+    def ensure_schema(self, conn: Any, schema: str | None) -> None:
+        schema = schema or "main"
+        if schema in self._known_schemas or schema == "main":
+            return
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self._known_schemas.add(schema)
+
+    def table_exists(self, table: TableRef) -> bool:
+        return bool(self.table_columns(table))
+
+    def table_columns(self, table: TableRef) -> dict[str, str]:
+        with self.connect() as conn, duckdb_errors(self.describe()):
+            rows = conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [table.schema or "main", table.name],
+            ).fetchall()
+        return {name: dtype for name, dtype in rows}
+
+    def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: create {table}"):
+            self.ensure_schema(conn, table.schema)
+            existing = self.table_columns(table)
+            if not existing:
+                name = f"_drivetrain_schema_{next(_batch_names)}"
+                conn.register(name, schema.empty_table())
+                try:
+                    conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} AS SELECT * FROM {name} WITH NO DATA")
+                finally:
+                    conn.unregister(name)
+                return
+            for field in schema:
+                if field.name not in existing:
+                    name = f"_drivetrain_schema_{next(_batch_names)}"
+                    conn.register(name, pa.schema([field]).empty_table())
+                    try:
+                        dtype = conn.execute(f"SELECT typeof({quote(field.name)}) FROM (SELECT * FROM {name} UNION ALL SELECT NULL)").fetchone()[0]
+                    finally:
+                        conn.unregister(name)
+                    conn.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote(field.name)} {dtype}")
+
+    def _window_sql(self, table: TableRef, column: str | None = None) -> str:
+        field = column or table.query_field
+        if not field:
+            raise ValueError(f"table {table} has no query field to place rows in windows")
+        return f"{quote(field)} >= ? AND {quote(field)} < ?"
+
+    def count_window(self, table: TableRef, window: Window) -> int:
+        if not self.table_exists(table):
+            return 0
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {table}"):
+            row = conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE {self._window_sql(table)}", [window.start, window.end]).fetchone()
+        return int(row[0])
+
+    def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
+        if not self.table_exists(table):
+            return {}
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {table}"):
+            rows = conn.execute(
+                f"SELECT {quote(column)}, count(*) FROM {qualified(table)} WHERE {self._window_sql(table)} GROUP BY 1 ORDER BY 2 DESC",
+                [window.start, window.end],
+            ).fetchall()
+        return {str(key): int(n) for key, n in rows}
+
+    def read_window(self, table: TableRef, window: Window, batch_size: int) -> Iterator[pa.RecordBatch]:
+        if not self.table_exists(table):
+            return
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"):
+            rel = conn.sql(f"SELECT * FROM {qualified(table)} WHERE {self._window_sql(table)}", params=[window.start, window.end])
+            yield from rel.to_arrow_reader(batch_size)
+
+    def window_load(self, window: Window, key: str) -> WindowLoad:
+        return DuckDBWindowLoad(self, window, key)
+
+    # -- push-down ------------------------------------------------------------------------
+
+    def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
+        from .pushdown import run_push_down
+
+        return run_push_down(self, spec, window, lineage, fence)
+
+    def same_warehouse(self, other: Warehouse) -> bool:
+        return isinstance(other, DuckDBWarehouse) and other.path == self.path
+
+    # -- cleaning -------------------------------------------------------------------------
+
+    def dates_before(self, table: TableRef, cutoff: date) -> list[date]:
+        if not self.table_exists(table):
+            return []
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: {table}"):
+            rows = conn.execute(
+                f"SELECT DISTINCT _drivetrain_target_date FROM {qualified(table)} WHERE _drivetrain_target_date < ? ORDER BY 1",
+                [cutoff],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"):
+            rel = conn.sql(f"SELECT * FROM {qualified(table)} WHERE _drivetrain_target_date = ?", params=[day])
+            yield from rel.to_arrow_reader(batch_size)
+
+    def count_date(self, table: TableRef, day: date) -> int:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {table}"):
+            return int(conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
+
+    def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
+        from drivetrain.errors import PermanentError
+
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: delete from {table}"):
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                deleted = int(conn.execute(f"DELETE FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
+                if deleted != expected:
+                    raise PermanentError(
+                        f"{table}: {deleted} rows for {day} but {expected} were archived; nothing deleted"
+                    )
+                if fence is not None:
+                    fence()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return deleted
+
+    def vacuum(self, table: TableRef) -> tuple[bool, str]:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: vacuum"):
+            conn.execute(f"VACUUM {qualified(table)}")
+            conn.execute("CHECKPOINT")
+        return True, "VACUUM and CHECKPOINT"
+
+    def drive_store(self, table: TableRef) -> DriveStore:
+        from .drive import DuckDBDriveStore
+
+        return DuckDBDriveStore(self, table)
+
+
+class DuckDBWindowLoad(WindowLoad):
+    """Load tables named ``<table>__load_<key>``, swapped in by one transaction."""
+
+    def __init__(self, warehouse: DuckDBWarehouse, window: Window, key: str) -> None:
+        self.warehouse = warehouse
+        self.window = window
+        self.key = "".join(c if c.isalnum() else "_" for c in key)
+        self.loads: dict[TableRef, TableRef] = {}
+        self._rows: dict[TableRef, int] = {}
+        self._columns: dict[TableRef, set[str]] = {}
+
+    def _load_ref(self, table: TableRef) -> TableRef:
+        return table.sibling(f"__load_{self.key}")
+
+    def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
+        wh = self.warehouse
+        with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: load {table}"):
+            if table not in self.loads:
+                wh.ensure_table(table, batch.schema)
+                load = self._load_ref(table)
+                conn.execute(f"DROP TABLE IF EXISTS {qualified(load)}")
+                conn.execute(f"CREATE TABLE {qualified(load)} AS SELECT * FROM {qualified(table)} WITH NO DATA")
+                self.loads[table] = load
+                self._rows[table] = 0
+                self._columns[table] = set(wh.table_columns(table))
+            elif not set(batch.schema.names) <= self._columns[table]:
+                wh.ensure_table(table, batch.schema)
+                self._sync_columns(conn, table)
+                self._columns[table] = set(wh.table_columns(table))
+            name = f"_drivetrain_batch_{next(_batch_names)}"
+            conn.register(name, batch)
+            try:
+                conn.execute(f"INSERT INTO {qualified(self.loads[table])} BY NAME SELECT * FROM {name}")
+            finally:
+                conn.unregister(name)
+            self._rows[table] += batch.num_rows
+
+    def _sync_columns(self, conn: Any, table: TableRef) -> None:
+        real = self.warehouse.table_columns(table)
+        load = self.warehouse.table_columns(self.loads[table])
+        for column, dtype in real.items():
+            if column not in load:
+                conn.execute(f"ALTER TABLE {qualified(self.loads[table])} ADD COLUMN {quote(column)} {dtype}")
+
+    def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
+        wh = self.warehouse
+        counts: dict[str, int] = {}
+        with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: commit window {self.window}"):
+            existing = {t: wh.table_exists(t) for t in tables}
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                for table in tables:
+                    if existing[table]:
+                        conn.execute(f"DELETE FROM {qualified(table)} WHERE {wh._window_sql(table)}", [self.window.start, self.window.end])
+                    if table in self.loads:
+                        inserted = conn.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM {qualified(self.loads[table])}").fetchone()[0]
+                        counts[str(table)] = int(inserted)
+                    else:
+                        counts[str(table)] = 0
+                if fence is not None:
+                    fence()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self.abort()
+        return counts
+
+    def abort(self) -> None:
+        if not self.loads:
+            return
+        wh = self.warehouse
+        try:
+            with wh.connect() as conn:
+                for load in self.loads.values():
+                    conn.execute(f"DROP TABLE IF EXISTS {qualified(load)}")
+        except Exception:  # noqa: BLE001 - best effort; the next load of the window drops leftovers
+            pass
+        self.loads.clear()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,132 @@
+"""The drive table's storage interface, and the lease that keeps two runs off one window.
+
+A :class:`DriveStore` keeps :class:`~drivetrain.record.RunRecord` rows and the leases. Only the
+runner writes through it. The lease is per (pipeline, window): whoever holds it may run the
+window; a fencing token that grows with every new holder lets a store refuse writes from a
+holder that lost the lease (paused past its expiry while another run took over).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from drivetrain.record import RunRecord, RunStatus
+
+#: Version of the drive table's layout; stores migrate older layouts on first use.
+SCHEMA_VERSION = 1
+
+
+def new_holder_id() -> str:
+    """``host:pid:random``: who holds a lease, readable by an operator."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when the holder ran on this host and its process no longer exists.
+
+    A lease of a killed process on this machine can be taken over at once instead of waiting
+    for it to expire. Holders on other hosts are never judged dead here.
+    """
+    try:
+        host, pid_text, _ = holder.split(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@attrs.frozen
+class Lease:
+    """The right to run one window of one pipeline, until ``expires_at`` unless renewed."""
+
+    pipeline_name: str
+    window_start: datetime
+    window_end: datetime
+    holder: str
+    token: int
+    """Fencing token: grows by one with every new holder of this window."""
+    expires_at: datetime
+
+
+class DriveStore(abc.ABC):
+    """Where drive-table rows and leases live."""
+
+    #: Where the table is, for messages ("warehouse.duckdb: main.pipeline_execution_drive").
+    location: str = ""
+
+    @abc.abstractmethod
+    def ensure(self) -> None:
+        """Create the drive table, lease table and meta table if needed; migrate old layouts."""
+
+    @abc.abstractmethod
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        """Replace the row with the same pipeline_id. With ``fence``, only if the lease holds."""
+
+    @abc.abstractmethod
+    def get(self, pipeline_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    def attempts(self, pipeline_name: str, window_start: datetime, window_end: datetime) -> list[RunRecord]:
+        """Every run of this window, oldest first."""
+
+    @abc.abstractmethod
+    def history(
+        self,
+        pipeline_name: str | None = None,
+        *,
+        status: Sequence[RunStatus] = (),
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, optionally for one pipeline and some statuses."""
+
+    @abc.abstractmethod
+    def pipelines(self) -> list[str]:
+        """Names of every pipeline with at least one run."""
+
+    @abc.abstractmethod
+    def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
+        """Take the window or raise LeaseError naming the current holder.
+
+        An expired lease, or one whose holder process is dead on this host, is taken over
+        with the next fencing token.
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, lease: Lease, seconds: float) -> Lease:
+        """Extend the lease; LeaseError when another holder has taken it."""
+
+    @abc.abstractmethod
+    def release_lease(self, lease: Lease) -> None:
+        """Give the window back (no-op when someone else holds it now)."""
+
+    @abc.abstractmethod
+    def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None: ...
+
+    def close(self) -> None:
+        """Release connections."""

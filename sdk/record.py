@@ -1,0 +1,235 @@
+"""One drive-table row, typed: :class:`RunRecord`, and one phase's state: :class:`PhaseState`.
+
+The runner is the only writer of these rows. Values are immutable; the runner derives a new
+record with :func:`attrs.evolve` at each step and hands it to the drive store. ``to_row`` /
+``from_row`` convert to and from the column dictionary the stores read and write, keyed by the
+spec's column names.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+import attrs
+
+from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
+
+UTC = timezone.utc
+
+
+class RunStatus(str, enum.Enum):
+    """``pipeline_status`` of a run."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+class PhaseStatus(str, enum.Enum):
+    """``status`` inside a phase's VARIANT column."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _parse_iso(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+@attrs.frozen(kw_only=True)
+class PhaseState:
+    """What the drive table holds about one phase of one run."""
+
+    status: PhaseStatus = PhaseStatus.PENDING
+    """PENDING until the phase starts; then RUNNING, COMPLETED, FAILED or SKIPPED."""
+    start_timestamp: datetime | None = None
+    end_timestamp: datetime | None = None
+    actual_run_duration: str | None = None
+    """Human duration, like ``"5m 23s"``."""
+    expected_run_duration: str | None = None
+    """From config, for duration alerts."""
+    retry_number: int = 0
+    """Retries used inside this phase for transient errors (0 = first attempt succeeded)."""
+    error_message: str | None = None
+    skip_reason: str | None = None
+    """Why a SKIPPED phase was skipped (disabled, completed by an earlier run...)."""
+    carried_from: str | None = None
+    """Run id whose completed result this skipped phase carries forward."""
+    phase_specific_details: dict[str, Any] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start_timestamp": _iso(self.start_timestamp),
+            "end_timestamp": _iso(self.end_timestamp),
+            "actual_run_duration": self.actual_run_duration,
+            "retry_number": self.retry_number,
+            "error_message": self.error_message,
+            "status": self.status.value,
+            "expected_run_duration": self.expected_run_duration,
+            "skip_reason": self.skip_reason,
+            "carried_from": self.carried_from,
+            "phase_specific_details": self.phase_specific_details,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> PhaseState:
+        if not data:
+            return cls()
+        return cls(
+            status=PhaseStatus(data.get("status", "PENDING")),
+            start_timestamp=_parse_iso(data.get("start_timestamp")),
+            end_timestamp=_parse_iso(data.get("end_timestamp")),
+            actual_run_duration=data.get("actual_run_duration"),
+            expected_run_duration=data.get("expected_run_duration"),
+            retry_number=int(data.get("retry_number") or 0),
+            error_message=data.get("error_message"),
+            skip_reason=data.get("skip_reason"),
+            carried_from=data.get("carried_from"),
+            phase_specific_details=dict(data.get("phase_specific_details") or {}),
+        )
+
+
+def _empty_phases() -> dict[str, PhaseState]:
+    return {name: PhaseState() for name in PHASE_NAMES}
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """One row of the drive table: one attempt at one window of one pipeline."""
+
+    pipeline_id: str
+    """Unique run id, e.g. ``genetic_tests_20251115T100000Z_run2``."""
+    pipeline_name: str
+    pipeline_status: RunStatus = RunStatus.RUNNING
+    pipeline_retry_number: int = 0
+    """0 for the first attempt at this window, 1 for the next, and so on."""
+    pipeline_start_timestamp: datetime
+    pipeline_end_timestamp: datetime | None = None
+    pipeline_run_duration: str | None = None
+    query_window_start_timestamp: datetime
+    query_window_end_timestamp: datetime
+    target_date: date
+    query_window_duration: str
+    phases: dict[str, PhaseState] = attrs.field(factory=_empty_phases)
+    """Phase name -> state; every name in PHASE_NAMES is present."""
+    phases_completed: tuple[str, ...] = ()
+    phases_skipped: tuple[str, ...] = ()
+    phase_failed: str | None = None
+    phases_pending: tuple[str, ...] = ()
+    heartbeat_at: datetime | None = None
+    """Last sign of life of the process running this row."""
+    lease_holder: str | None = None
+    """host:pid:token of the process that runs this row."""
+    config_hash: str | None = None
+    config_snapshot: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.pipeline_status is not RunStatus.RUNNING
+
+    def phase(self, name: str) -> PhaseState:
+        return self.phases[name]
+
+    def with_phase(self, name: str, state: PhaseState, **changes: Any) -> RunRecord:
+        """A copy with one phase's state replaced (and any other fields changed)."""
+        return attrs.evolve(self, phases={**self.phases, name: state}, **changes)
+
+    def to_row(self) -> dict[str, Any]:
+        """Columns as the spec names them; phase columns as JSON-able dicts."""
+        row: dict[str, Any] = {
+            "pipeline_id": self.pipeline_id,
+            "pipeline_name": self.pipeline_name,
+            "pipeline_status": self.pipeline_status.value,
+            "pipeline_retry_number": self.pipeline_retry_number,
+            "pipeline_start_timestamp": self.pipeline_start_timestamp,
+            "pipeline_end_timestamp": self.pipeline_end_timestamp,
+            "pipeline_run_duration": self.pipeline_run_duration,
+            "query_window_start_timestamp": self.query_window_start_timestamp,
+            "query_window_end_timestamp": self.query_window_end_timestamp,
+            "target_date": self.target_date,
+            "query_window_duration": self.query_window_duration,
+        }
+        for name in PHASE_NAMES:
+            row[VARIANT_COLUMN[name]] = self.phases[name].to_json()
+        row.update(
+            phases_completed=list(self.phases_completed),
+            phases_skipped=list(self.phases_skipped),
+            phase_failed=self.phase_failed,
+            phases_pending=list(self.phases_pending),
+            heartbeat_at=self.heartbeat_at,
+            lease_holder=self.lease_holder,
+            config_hash=self.config_hash,
+            config_snapshot=self.config_snapshot,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+        return row
+
+    def to_json(self) -> dict[str, Any]:
+        """The row with timestamps as ISO strings: for ``--json`` output and notifications."""
+        out: dict[str, Any] = {}
+        for key, value in self.to_row().items():
+            if isinstance(value, datetime):
+                out[key] = _iso(value)
+            elif isinstance(value, date):
+                out[key] = value.isoformat()
+            else:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+        phases = {
+            name: PhaseState.from_json(row.get(VARIANT_COLUMN[name])) for name in PHASE_NAMES
+        }
+        target = row["target_date"]
+        if isinstance(target, str):
+            target = date.fromisoformat(target)
+        elif isinstance(target, datetime):
+            target = target.date()
+        return cls(
+            pipeline_id=row["pipeline_id"],
+            pipeline_name=row["pipeline_name"],
+            pipeline_status=RunStatus(row["pipeline_status"]),
+            pipeline_retry_number=int(row.get("pipeline_retry_number") or 0),
+            pipeline_start_timestamp=_aware(row["pipeline_start_timestamp"]),
+            pipeline_end_timestamp=_aware(row.get("pipeline_end_timestamp")),
+            pipeline_run_duration=row.get("pipeline_run_duration"),
+            query_window_start_timestamp=_aware(row["query_window_start_timestamp"]),
+            query_window_end_timestamp=_aware(row["query_window_end_timestamp"]),
+            target_date=target,
+            query_window_duration=row["query_window_duration"],
+            phases=phases,
+            phases_completed=tuple(row.get("phases_completed") or ()),
+            phases_skipped=tuple(row.get("phases_skipped") or ()),
+            phase_failed=row.get("phase_failed"),
+            phases_pending=tuple(row.get("phases_pending") or ()),
+            heartbeat_at=_aware(row.get("heartbeat_at")),
+            lease_holder=row.get("lease_holder"),
+            config_hash=row.get("config_hash"),
+            config_snapshot=row.get("config_snapshot"),
+            created_at=_aware(row.get("created_at")),
+            updated_at=_aware(row.get("updated_at")),
+        )
+
+
+def _aware(value: Any) -> Any:
+    value = _parse_iso(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value

@@ -1,0 +1,195 @@
+"""The warehouse interface: the SQL engine behind stage, target and the drive table.
+
+A :class:`Warehouse` knows its dialect, its transactions and how to bulk-load Arrow. Stage and
+target are tables in a warehouse, addressed by :class:`TableRef`. Everything that changes a
+window's rows goes through a :class:`WindowLoad`: batches are appended to a per-window load
+table (committed as they come, so memory stays bounded), then one short transaction deletes
+the window from each real table and inserts the loaded rows. A crash before that transaction
+leaves the real tables untouched; the next load of the window drops the leftovers first.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from drivetrain.base import Connector
+from drivetrain.errors import PermanentError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from drivetrain.drive import DriveStore
+    from drivetrain.window import Window
+
+#: Called just before a commit; raises LeaseError when this run no longer holds its window.
+Fence = Callable[[], None]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+
+#: Columns every loaded row carries, so each row can be traced to the run that wrote it.
+LINEAGE_COLUMNS = (
+    "_drivetrain_pipeline_id",
+    "_drivetrain_window_start",
+    "_drivetrain_window_end",
+    "_drivetrain_target_date",
+    "_drivetrain_loaded_at",
+)
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise PermanentError.
+
+    Identifiers from config are validated before they are quoted, so a table name can never
+    carry SQL.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise PermanentError(
+            f"{what} {name!r} is not a valid identifier: use letters, digits and underscores, "
+            "starting with a letter or underscore"
+        )
+    return name
+
+
+@attrs.frozen
+class TableRef:
+    """A table in a warehouse: optional schema (and database), name, and its window column."""
+
+    name: str = attrs.field(validator=lambda _i, _a, v: check_identifier(v, "table name"))
+    schema: str | None = None
+    database: str | None = None
+    query_field: str | None = None
+    """The timestamp column that places a row in a window."""
+
+    def parts(self) -> list[str]:
+        return [p for p in (self.database, self.schema, self.name) if p]
+
+    def sibling(self, suffix: str, query_field: str | None = None) -> TableRef:
+        """A table next to this one, e.g. ``<stage>__rejects``."""
+        return attrs.evolve(self, name=f"{self.name}{suffix}", query_field=query_field)
+
+    def __str__(self) -> str:
+        return ".".join(self.parts())
+
+
+@attrs.frozen
+class PushDown:
+    """Stage-to-target as one SQL statement inside the warehouse.
+
+    The target's rows for the window are replaced by ``SELECT <columns> FROM stage`` over the
+    window, optionally keeping one row per ``dedup_keys`` (the latest by ``order_by``).
+    With ``merge_keys`` the rows are upserted instead of the window being replaced.
+    """
+
+    stage: TableRef
+    target: TableRef
+    columns: Sequence[tuple[str, str]]
+    """(target column, SQL expression over stage columns), in target order."""
+    dedup_keys: Sequence[str] = ()
+    order_by: Sequence[str] = ()
+    merge_keys: Sequence[str] = ()
+
+
+@attrs.frozen
+class PushDownStats:
+    """What a push-down moved: rows selected from stage and rows now in target."""
+
+    rows_read: int
+    rows_written: int
+    rows_dropped: int
+
+
+class WindowLoad(abc.ABC):
+    """Appends batches for one window to load tables, then swaps them in atomically."""
+
+    @abc.abstractmethod
+    def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
+        """Add rows for ``table``; they become visible only at :meth:`commit`."""
+
+    @abc.abstractmethod
+    def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
+        """Replace the window in each table with what was appended, in one transaction.
+
+        A table with nothing appended has its window emptied. With ``fence``, the transaction
+        calls it before committing and rolls back if it raises. Returns rows per table.
+        """
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop the load tables (best effort)."""
+
+    def __enter__(self) -> WindowLoad:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.abort()
+
+
+class Warehouse(Connector):
+    """A SQL warehouse holding stage, target and (usually) the drive table."""
+
+    @abc.abstractmethod
+    def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:
+        """Build the TableRef a config section names (table, schema, database keys)."""
+
+    @abc.abstractmethod
+    def table_exists(self, table: TableRef) -> bool: ...
+
+    @abc.abstractmethod
+    def table_columns(self, table: TableRef) -> dict[str, str]:
+        """Column name -> SQL type, in table order; empty when the table does not exist."""
+
+    @abc.abstractmethod
+    def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        """Create the table from an Arrow schema if it does not exist."""
+
+    @abc.abstractmethod
+    def count_window(self, table: TableRef, window: Window) -> int:
+        """Rows whose query field lies in the window (0 when the table does not exist)."""
+
+    @abc.abstractmethod
+    def window_load(self, window: Window, key: str) -> WindowLoad:
+        """Start loading one window; ``key`` names the load tables (window + pipeline)."""
+
+    @abc.abstractmethod
+    def read_window(self, table: TableRef, window: Window, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Stream the window's rows."""
+
+    @abc.abstractmethod
+    def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
+        """Run stage-to-target as SQL inside the warehouse, in one transaction."""
+
+    @abc.abstractmethod
+    def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
+        """Count the window's rows grouped by one column (reject reasons, for the audit)."""
+
+    @abc.abstractmethod
+    def dates_before(self, table: TableRef, cutoff: date) -> list[date]:
+        """Distinct ``_drivetrain_target_date`` values older than cutoff."""
+
+    @abc.abstractmethod
+    def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]: ...
+
+    @abc.abstractmethod
+    def count_date(self, table: TableRef, day: date) -> int: ...
+
+    @abc.abstractmethod
+    def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
+        """Delete one target_date's rows; roll back unless exactly ``expected`` rows go."""
+
+    def vacuum(self, table: TableRef) -> tuple[bool, str]:
+        """Reclaim space after deletes; returns (done, note)."""
+        return False, f"{self.type_name} has no vacuum"
+
+    @abc.abstractmethod
+    def drive_store(self, table: TableRef) -> DriveStore:
+        """The drive table (and leases) kept in this warehouse."""
+
+    def same_warehouse(self, other: Warehouse) -> bool:
+        """True when a push-down between the two is possible."""
+        return False
