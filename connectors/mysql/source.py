@@ -1,0 +1,307 @@
+"""Read a MySQL / MariaDB table one half-open time window at a time, as Arrow record batches.
+
+Config (``source_system``)::
+
+    {"type": "mysql", "host": "mysql-prod.company.com", "port": 3306,
+     "database": "source_db", "table": "genetic_tests", "query_field": "created_timestamp",
+     "batch_size": 10000, "credentials_ref": "mysql_prod"}
+
+``credentials_ref`` supplies ``user`` and ``password``. The full list of keys is in
+:data:`~drivetrain.connectors.mysql.config.OPTIONS_SCHEMA`.
+
+A row belongs to the window ``[start, end)`` when ``start <= query_field < end``. Rows whose
+query field is NULL or a zero date belong to no window: ``count`` and ``extract`` both leave
+them out, by the same predicate. The extract is one server-side streaming query (pymysql
+``SSCursor``) read ``batch_size`` rows at a time, so memory stays bounded whatever the window
+holds; a stream that breaks off raises :class:`~drivetrain.errors.TransientError`, never a
+shorter result. Row order is described in :mod:`drivetrain.connectors.mysql.sql`.
+
+DATETIME and DATE values are wall-clock times in ``source_timezone``; the window bounds are
+converted to that zone for the query and the values back to UTC for the output. In a zone with
+daylight saving time, the hour repeated when clocks go back is ambiguous: its values are read as
+the earlier instant, and the two windows covering that hour both select it. Store UTC, or use a
+TIMESTAMP column, to avoid that.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+from drivetrain.base import Source
+from drivetrain.connectors.mysql import sql
+from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, parse_options
+from drivetrain.connectors.mysql.errors import mysql_errors
+from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
+from drivetrain.errors import MissingExtraError, PermanentError
+
+if TYPE_CHECKING:
+    from drivetrain.config import SystemConfig
+    from drivetrain.secrets import Credentials
+    from drivetrain.window import Window
+
+log = logging.getLogger(__name__)
+
+
+def _pymysql() -> Any:
+    try:
+        import pymysql
+        import pymysql.cursors
+    except ImportError:
+        raise MissingExtraError("pymysql", "mysql") from None
+    return pymysql
+
+
+class MySQLSource(Source):
+    """A MySQL or MariaDB table read by windows of its query field (``type: "mysql"``).
+
+    :param config: the ``source_system`` section.
+    :param credentials: ``user`` and ``password`` for the server.
+    """
+
+    type_name: ClassVar[str] = "mysql"
+    #: Other ``type`` values that select this source.
+    aliases: ClassVar[tuple[str, ...]] = ("mariadb",)
+    options_schema = OPTIONS_SCHEMA
+
+    def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
+        super().__init__(config, credentials)
+        self.options: MySQLOptions = parse_options(config)
+        self._conn: Any = None
+        self._table: sql.TableInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"<MySQLSource {self.options.address}>"
+
+    def describe(self) -> str:
+        """``mysql host:port/database.table``."""
+        return f"mysql {self.options.address}"
+
+    # -- public operations -------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Connect, then check the table, the query field, its index and the extract query.
+
+        :returns: what was verified; a line starting with "warning:" flags a slow setup.
+        :raises PermanentError: on a missing table, column or index, bad credentials...
+        :raises TransientError: when the server cannot be reached.
+        """
+        opts = self.options
+        self._table = None  # check what the table looks like now, not what we saw before
+        with self._shared("connecting") as conn:
+            server = conn.get_server_info().removeprefix("5.5.5-")  # MariaDB's old-client prefix
+        done = [f"connected to {server} at {opts.host}:{opts.port} as {self._user()!r}"]
+        info = self._table_info()
+        kind = info.engine or "view"
+        done.append(
+            f"table {opts.database}.{opts.table} exists ({kind}, {len(info.columns)} columns read)"
+        )
+        done.append(
+            f"query field {opts.query_field} exists ({info.query_field.column_type.upper()})"
+        )
+        indexed = info.indexes_on_query_field()
+        if indexed:
+            done.append(f"query field is indexed ({', '.join(indexed)})")
+        else:
+            done.append(
+                f"warning: no index starts with {opts.query_field}: every window scans the whole "
+                f"table; consider CREATE INDEX idx_{opts.query_field} ON {opts.table} "
+                f"({opts.query_field})"
+            )
+        if opts.force_index:
+            done.append(f"forced index {opts.force_index} exists")
+        statement = self.extract_statement(_probe_window())
+        with self._shared("checking the extract query") as conn, conn.cursor() as cursor:
+            cursor.execute(statement.sql + " LIMIT 0", statement.params)
+        done.append("extract query accepted by the server")
+        return done
+
+    def count(self, window: Window) -> int:
+        """Count the rows with ``start <= query_field < end``, with extract's exact predicate."""
+        statement = self.count_statement(window)
+        with self._shared("counting rows") as conn, conn.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params)
+            (total,) = cursor.fetchone()
+        return int(total)
+
+    def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
+        """Stream the window's rows as record batches of at most ``batch_size`` rows.
+
+        The table is looked up when this is called; the query starts on the first ``next()``.
+        Stopping early (closing the iterator) closes the connection without reading the rest.
+        """
+        statement = self.extract_statement(window)
+        return self._stream(statement, self._table_info())
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the extracted batches (also for an empty window)."""
+        return arrow_schema(self._table_info().columns)
+
+    def count_statement(self, window: Window) -> sql.Statement:
+        """The COUNT statement for ``window``, as it will be sent (bounds as parameters)."""
+        info = self._table_info()
+        return sql.Statement(sql.count_sql(self.options), self._bounds(info, window))
+
+    def extract_statement(self, window: Window) -> sql.Statement:
+        """The extract statement for ``window``, as it will be sent (bounds as parameters)."""
+        info = self._table_info()
+        text = sql.select_sql(self.options, info.columns, info.order_by)
+        return sql.Statement(text, self._bounds(info, window))
+
+    def close(self) -> None:
+        """Close the shared connection; extracts in flight keep their own."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _bounds(self, info: sql.TableInfo, window: Window) -> tuple[Any, ...]:
+        return sql.window_params(
+            info.query_field, window.start, window.end, self.options.source_timezone
+        )
+
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return mysql_errors(self.options.address, action, secret=self._password())
+
+    def _user(self) -> str | None:
+        return self.credentials.reveal("user") if self.credentials is not None else None
+
+    def _password(self) -> str | None:
+        return self.credentials.reveal("password") if self.credentials is not None else None
+
+    def _table_info(self) -> sql.TableInfo:
+        if self._table is None:
+            with self._shared("reading the table definition") as conn, conn.cursor() as cursor:
+                self._table = sql.load_table_info(cursor, self.options)
+        return self._table
+
+    @contextmanager
+    def _shared(self, action: str) -> Iterator[Any]:
+        """The lazily opened connection for metadata and counts; dropped after any failure."""
+        try:
+            with self._errors(action):
+                if self._conn is not None:
+                    try:  # an idle connection may have been dropped by the server meanwhile
+                        self._conn.ping(reconnect=False)
+                    except Exception:
+                        self.close()
+                if self._conn is None or not self._conn.open:
+                    self._conn = self._connect(decode=True)
+                yield self._conn
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, *, decode: bool) -> Any:
+        """Open a connection; ``decode=False`` leaves values as text for the Arrow decoders."""
+        pymysql = _pymysql()
+        opts = self.options
+        user = self._user()
+        if not user:
+            raise PermanentError(
+                f"MySQL {opts.address}: no user to connect as; set credentials_ref in "
+                "source_system and provide its USER and PASSWORD"
+            )
+        conv = pymysql.converters.conversions
+        if not decode:
+            conv = {k: v for k, v in conv.items() if not isinstance(k, int)}
+        kwargs: dict[str, Any] = {
+            "host": opts.host,
+            "port": opts.port,
+            "user": user,
+            "password": self._password() or "",
+            "database": opts.database,
+            "charset": "utf8mb4",
+            "connect_timeout": opts.connect_timeout,
+            "read_timeout": opts.read_timeout,
+            "write_timeout": opts.read_timeout,
+            "autocommit": True,
+            "conv": conv,
+        }
+        if opts.ssl is not None:
+            kwargs["ssl"] = self._ssl_context()
+        with self._errors("connecting"):
+            conn = pymysql.connect(**kwargs)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("SET time_zone = '+00:00'")
+                    cursor.execute("SET SESSION net_write_timeout = %s", (opts.net_write_timeout,))
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        settings = self.options.ssl
+        assert settings is not None
+        try:
+            context = ssl.create_default_context(cafile=str(settings.ca) if settings.ca else None)
+            context.check_hostname = settings.verify_identity
+            # MySQL's self-made certificates lack extensions Python 3.13's strict mode wants
+            context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+            if settings.cert is not None:
+                context.load_cert_chain(
+                    str(settings.cert), str(settings.key) if settings.key else None
+                )
+        except (OSError, ssl.SSLError) as exc:
+            raise PermanentError(
+                f"MySQL {self.options.address}: cannot load the TLS files in 'ssl' ({exc}); "
+                "check ssl.ca, ssl.cert and ssl.key"
+            ) from exc
+        return context
+
+    def _stream(self, statement: sql.Statement, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
+        pymysql = _pymysql()
+        schema = arrow_schema(info.columns)
+        column_decoders = decoders(info.columns, self.options.source_timezone)
+        batch_size = self.options.batch_size
+        log.debug("extract from %s: %s %s", self.options.address, statement.sql, statement.params)
+        conn = self._connect(decode=False)
+        cursor = None
+        complete = False
+        try:
+            with self._errors("starting the extract"):
+                cursor = conn.cursor(pymysql.cursors.SSCursor)
+                cursor.execute(statement.sql, statement.params)
+            while True:
+                with self._errors("reading rows"):
+                    rows = cursor.fetchmany(batch_size)
+                if not rows:
+                    break
+                try:
+                    batch = to_batch(rows, schema, column_decoders)
+                except PermanentError as exc:
+                    raise PermanentError(f"MySQL {self.options.address}: {exc}") from exc
+                del rows
+                yield batch
+            complete = True
+        finally:
+            _release(conn, cursor, complete)
+
+
+def _release(conn: Any, cursor: Any, complete: bool) -> None:
+    """Close an extract connection; when the stream did not end, skip draining the rest."""
+    if not complete and cursor is not None:
+        # pymysql would otherwise read (and discard) every remaining row of the result set
+        result = getattr(cursor, "_result", None)
+        if result is not None:
+            result.unbuffered_active = False
+    with suppress(Exception):
+        if complete and cursor is not None:
+            cursor.close()
+    with suppress(Exception):
+        conn.close()
+
+
+def _probe_window() -> Window:
+    from datetime import UTC, datetime
+
+    from drivetrain.window import Window
+
+    return Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))

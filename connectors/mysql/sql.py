@@ -1,0 +1,194 @@
+"""The table's shape (from information_schema) and the SQL the source runs.
+
+Only identifiers that passed :data:`~drivetrain.connectors.mysql.config.IDENTIFIER` reach the SQL
+text, each in backquotes; window bounds are always bound parameters. ``count`` and ``extract``
+share one FROM clause and one WHERE predicate, so they select exactly the same rows.
+
+Order of extracted rows: when an index whose first column is the query field can serve it
+(the forced index, else the narrowest such index), rows come sorted on that index's columns
+followed by the primary key, which InnoDB keeps in every secondary index: a stable, unique
+order read straight from the index, with no sort. Without such an index, no ORDER BY is added
+(it would make the server sort the whole window before sending the first row): rows then come
+in the order the server reads them. The extract is a single statement either way, so rows are
+never skipped or repeated whatever the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+from drivetrain.connectors.mysql.config import MySQLOptions
+from drivetrain.connectors.mysql.types import TEMPORAL_TYPES, Column
+from drivetrain.errors import PermanentError
+
+_COLUMNS_SQL = (
+    "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE,"
+    " CHARACTER_SET_NAME FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
+)
+_TABLE_SQL = (
+    "SELECT ENGINE, TABLE_TYPE FROM information_schema.TABLES"
+    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+)
+_INDEX_SQL = (
+    "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART, COLLATION FROM information_schema.STATISTICS"
+    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+)
+
+
+def quote(name: str) -> str:
+    """Backquote an identifier that already passed the config's identifier check."""
+    if "`" in name:  # impossible after validation; refuse rather than escape
+        raise ValueError(f"refusing identifier {name!r}")
+    return f"`{name}`"
+
+
+@attrs.frozen
+class Statement:
+    """One SQL statement and its bound parameters."""
+
+    sql: str
+    """SQL text with ``%s`` placeholders."""
+    params: tuple[Any, ...] = ()
+    """Values bound to the placeholders."""
+
+
+@attrs.frozen
+class TableInfo:
+    """What the source needs to know about its table, read once per source."""
+
+    columns: tuple[Column, ...]
+    """Output columns, in output order; the query field is among them."""
+    query_field: Column
+    """The query field's column."""
+    engine: str | None
+    """Storage engine ("InnoDB"...), None for a view."""
+    indexes: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """Index name -> its columns in order (lower-case)."""
+    order_by: tuple[str, ...] = ()
+    """ORDER BY columns for the extract; empty when no index can serve an order."""
+
+    def indexes_on_query_field(self) -> list[str]:
+        """Names of the indexes whose first column is the query field."""
+        qf = self.query_field.name.lower()
+        return [name for name, cols in self.indexes.items() if cols and cols[0] == qf]
+
+
+def load_table_info(cursor: Any, options: MySQLOptions) -> TableInfo:
+    """Read the table's columns and indexes from information_schema.
+
+    :param cursor: a buffered pymysql cursor (default decoders).
+    :raises PermanentError: when the table, a configured column or the forced index is missing,
+        or the query field is not a date/time column.
+    """
+    where = (options.database, options.table)
+    cursor.execute(_TABLE_SQL, where)
+    table_row = cursor.fetchone()
+    if table_row is None:
+        raise PermanentError(
+            f"MySQL {options.address}: table not found, or the user cannot see it; check "
+            "'database' and 'table' in source_system and that the user has SELECT on it"
+        )
+    cursor.execute(_COLUMNS_SQL, where)
+    catalog = {
+        row[0].lower(): Column(
+            name=row[0],
+            data_type=str(row[1]).lower(),
+            column_type=str(row[2]).lower(),
+            precision=row[3],
+            scale=row[4],
+            charset=row[5],
+        )
+        for row in cursor.fetchall()
+    }
+    cursor.execute(_INDEX_SQL, where)
+    indexes: dict[str, list[str]] = {}
+    unorderable: set[str] = set()  # a prefix or descending column: the index gives no order
+    for name, column, sub_part, collation in cursor.fetchall():
+        indexes.setdefault(name, []).append(column.lower())
+        if sub_part is not None or collation != "A":
+            unorderable.add(name)
+
+    def pick(name: str) -> Column:
+        column = catalog.get(name.lower())
+        if column is None:
+            raise PermanentError(
+                f"MySQL {options.address}: column {name!r} does not exist; check "
+                "'query_field' and 'columns' in source_system"
+            )
+        return attrs.evolve(column, name=name)
+
+    query_field = pick(options.query_field)
+    if query_field.data_type not in TEMPORAL_TYPES:
+        raise PermanentError(
+            f"MySQL {options.address}: query field {options.query_field!r} is "
+            f"{query_field.column_type.upper()}, not DATETIME, TIMESTAMP or DATE; "
+            "point query_field at the row's time column"
+        )
+    if options.columns is None:
+        columns = [
+            query_field if c.name.lower() == query_field.name.lower() else c
+            for c in catalog.values()
+        ]
+    else:
+        columns = [pick(name) for name in options.columns]
+        if all(c.name.lower() != query_field.name.lower() for c in columns):
+            columns.append(query_field)
+    frozen = {name: tuple(cols) for name, cols in indexes.items()}
+    if options.force_index is not None and options.force_index not in frozen:
+        raise PermanentError(
+            f"MySQL {options.address}: force_index {options.force_index!r} is not an index of "
+            f"the table (indexes: {', '.join(sorted(frozen)) or 'none'}); fix or remove it"
+        )
+    info = TableInfo(
+        columns=tuple(columns), query_field=query_field, engine=table_row[0], indexes=frozen
+    )
+    return attrs.evolve(info, order_by=_order_by(info, options, set(frozen) - unorderable))
+
+
+def _order_by(info: TableInfo, options: MySQLOptions, orderable: set[str]) -> tuple[str, ...]:
+    candidates = [name for name in info.indexes_on_query_field() if name in orderable]
+    if options.force_index is not None:
+        candidates = [name for name in candidates if name == options.force_index]
+    if not candidates:
+        return ()
+    index = min(candidates, key=lambda name: (len(info.indexes[name]), name != "PRIMARY", name))
+    order = list(info.indexes[index])
+    if (info.engine or "").lower() == "innodb":
+        order += [c for c in info.indexes.get("PRIMARY", ()) if c not in order]
+    qf = info.query_field.name
+    return (qf, *order[1:])
+
+
+def window_params(column: Column, start: datetime, end: datetime, source_timezone: str) -> tuple:
+    """The window bounds as the naive values the server compares with the query field.
+
+    TIMESTAMP columns are compared in the session zone, +00:00; DATETIME and DATE columns hold
+    wall-clock values of ``source_timezone``.
+    """
+    zone = ZoneInfo("UTC" if column.data_type == "timestamp" else source_timezone)
+    return tuple(b.astimezone(zone).replace(tzinfo=None) for b in (start, end))
+
+
+def from_where(options: MySQLOptions) -> str:
+    """The FROM clause and window predicate shared by count and extract."""
+    table = f"{quote(options.database)}.{quote(options.table)}"
+    hint = f" FORCE INDEX ({quote(options.force_index)})" if options.force_index else ""
+    qf = quote(options.query_field)
+    return f"FROM {table}{hint} WHERE {qf} >= %s AND {qf} < %s"
+
+
+def count_sql(options: MySQLOptions) -> str:
+    """``SELECT COUNT(*)`` over the window."""
+    return f"SELECT COUNT(*) {from_where(options)}"
+
+
+def select_sql(options: MySQLOptions, columns: Sequence[Column], order_by: Sequence[str]) -> str:
+    """The streaming extract over the window."""
+    listed = ", ".join(quote(c.name) for c in columns)
+    order = f" ORDER BY {', '.join(quote(c) for c in order_by)}" if order_by else ""
+    return f"SELECT {listed} {from_where(options)}{order}"

@@ -1,0 +1,222 @@
+"""MySQL / MariaDB column types to Arrow, and text values to Arrow arrays.
+
+The extract connection is opened without pymysql's value decoders: every value arrives as the
+server's text (``str``), or as ``bytes`` for binary columns. Each column of a fetched chunk is
+then turned into one Arrow array with a vectorised cast (string to int64, decimal, timestamp,
+date...), which keeps per-row Python to the bare minimum.
+
+The mapping (from ``information_schema.COLUMNS``):
+
+============================================  ============================================
+MySQL / MariaDB                               Arrow
+============================================  ============================================
+TINYINT .. BIGINT, YEAR                       int64 (BIGINT UNSIGNED: uint64)
+BIT(n)                                        int64 (BIT(64): uint64)
+DECIMAL(p, s) / NUMERIC                       decimal128(p, s) (p > 38: decimal256)
+FLOAT, DOUBLE                                 float64
+DATETIME(n)                                   timestamp[us, UTC], read in source_timezone
+TIMESTAMP(n)                                  timestamp[us, UTC] (session time zone +00:00)
+DATE                                          date32
+TIME                                          string ("-838:59:59" .. "838:59:59")
+CHAR, VARCHAR, TEXT, ENUM, SET, JSON, UUID,   string (utf8mb4)
+INET4, INET6
+BINARY, VARBINARY, BLOB, spatial types        binary
+anything else                                 string (binary when it has no character set)
+============================================  ============================================
+
+Zero or invalid dates (``0000-00-00``, ``2024-02-30``), which MySQL stores under lax SQL modes,
+become NULL. Every type keeps NULLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+from drivetrain.errors import PermanentError
+
+INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"})
+DECIMAL_TYPES = frozenset({"decimal", "numeric", "dec", "fixed"})
+FLOAT_TYPES = frozenset({"float", "double", "real", "double precision"})
+DATETIME_TYPES = frozenset({"datetime", "timestamp"})
+#: Types a query field may have.
+TEMPORAL_TYPES = DATETIME_TYPES | {"date"}
+BINARY_TYPES = frozenset(
+    {
+        "binary",
+        "varbinary",
+        "tinyblob",
+        "blob",
+        "mediumblob",
+        "longblob",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    }
+)
+
+#: A column decoder: the values of one column in a fetched chunk -> one Arrow array.
+Decoder = Callable[[Sequence[Any]], pa.Array]
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+
+@attrs.frozen
+class Column:
+    """One column as ``information_schema.COLUMNS`` describes it."""
+
+    name: str
+    """Name in the output (the configured spelling for the query field and projections)."""
+    data_type: str
+    """``DATA_TYPE``, lower-case: "datetime", "varchar", "bigint"..."""
+    column_type: str = ""
+    """``COLUMN_TYPE``, lower-case: carries "unsigned" and enum members."""
+    precision: int | None = None
+    """``NUMERIC_PRECISION`` (digits of a DECIMAL)."""
+    scale: int | None = None
+    """``NUMERIC_SCALE`` (digits after the point)."""
+    charset: str | None = None
+    """``CHARACTER_SET_NAME``; None for numbers, dates and binary strings."""
+
+    @property
+    def unsigned(self) -> bool:
+        """Whether the integer type is UNSIGNED."""
+        return "unsigned" in self.column_type
+
+    @property
+    def is_temporal(self) -> bool:
+        """Whether the column can serve as a query field."""
+        return self.data_type in TEMPORAL_TYPES
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type a column is emitted as (see the module table)."""
+    kind = column.data_type
+    if kind in INTEGER_TYPES:
+        return pa.uint64() if kind == "bigint" and column.unsigned else pa.int64()
+    if kind == "bit":
+        return pa.uint64() if (column.precision or 1) == 64 else pa.int64()
+    if kind in DECIMAL_TYPES:
+        precision = column.precision or 10
+        scale = column.scale or 0
+        if precision <= 38:
+            return pa.decimal128(precision, scale)
+        return pa.decimal256(precision, scale)
+    if kind in FLOAT_TYPES:
+        return pa.float64()
+    if kind in DATETIME_TYPES:
+        return UTC_MICROS
+    if kind == "date":
+        return pa.date32()
+    if kind in BINARY_TYPES:
+        return pa.binary()
+    if kind in {
+        "char",
+        "varchar",
+        "tinytext",
+        "text",
+        "mediumtext",
+        "longtext",
+        "enum",
+        "set",
+        "json",
+        "time",
+        "uuid",
+        "inet4",
+        "inet6",
+    }:
+        return pa.string()
+    return pa.string() if column.charset is not None else pa.binary()
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The schema of the record batches :func:`decoders` produce."""
+    return pa.schema([pa.field(c.name, arrow_type(c)) for c in columns])
+
+
+def decoders(columns: Sequence[Column], source_timezone: str) -> list[Decoder]:
+    """One decoder per column, for values read as text (see the module docstring)."""
+    return [_decoder(c, source_timezone) for c in columns]
+
+
+def _decoder(column: Column, source_timezone: str) -> Decoder:
+    target = arrow_type(column)
+    kind = column.data_type
+    if kind == "bit":
+        return lambda values: _bits(values, target)
+    if kind == "datetime":
+        return _timestamps(source_timezone)
+    if kind == "timestamp":
+        return _timestamps("UTC")
+    if kind == "date":
+        return _dates
+    if pa.types.is_string(target) or pa.types.is_binary(target):
+        return lambda values: pa.array(values, type=target)
+    return lambda values: pa.array(values, type=pa.string()).cast(target)
+
+
+def _bits(values: Sequence[Any], target: pa.DataType) -> pa.Array:
+    return pa.array([None if v is None else int.from_bytes(v, "big") for v in values], type=target)
+
+
+def _parse_or_none(parse: Callable[[str], Any], text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        return None  # zero or invalid date stored under a lax sql_mode
+
+
+def _dates(values: Sequence[Any]) -> pa.Array:
+    text = pa.array(values, type=pa.string())
+    try:
+        return text.cast(pa.date32())
+    except pa.ArrowInvalid:
+        return pa.array([_parse_or_none(date.fromisoformat, v) for v in values], type=pa.date32())
+
+
+def _timestamps(zone: str) -> Decoder:
+    def decode(values: Sequence[Any]) -> pa.Array:
+        text = pa.array(values, type=pa.string())
+        try:
+            naive = text.cast(pa.timestamp("us"))
+        except pa.ArrowInvalid:
+            naive = pa.array(
+                [_parse_or_none(datetime.fromisoformat, v) for v in values],
+                type=pa.timestamp("us"),
+            )
+        if zone == "UTC":
+            return naive.cast(UTC_MICROS)
+        local = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
+        return local.cast(UTC_MICROS)
+
+    return decode
+
+
+def to_batch(
+    rows: Sequence[tuple[Any, ...]], schema: pa.Schema, column_decoders: Sequence[Decoder]
+) -> pa.RecordBatch:
+    """Build one record batch from fetched rows, column by column.
+
+    :raises PermanentError: naming the column when a value does not fit its Arrow type.
+    """
+    arrays = []
+    for field, decode, values in zip(schema, column_decoders, zip(*rows, strict=True), strict=True):
+        try:
+            arrays.append(decode(values))
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+            raise PermanentError(
+                f"column {field.name!r} holds a value that cannot be read as {field.type}: "
+                f"{exc}; leave the column out with 'columns' or report the value"
+            ) from exc
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
