@@ -139,7 +139,8 @@ def load_table_info(cursor: Any, options: MySQLOptions) -> TableInfo:
         if all(c.name.lower() != query_field.name.lower() for c in columns):
             columns.append(query_field)
     frozen = {name: tuple(cols) for name, cols in indexes.items()}
-    if options.force_index is not None and options.force_index not in frozen:
+    known = {name.lower() for name in frozen}  # index names are case-insensitive
+    if options.force_index is not None and options.force_index.lower() not in known:
         raise PermanentError(
             f"MySQL {options.address}: force_index {options.force_index!r} is not an index of "
             f"the table (indexes: {', '.join(sorted(frozen)) or 'none'}); fix or remove it"
@@ -153,7 +154,8 @@ def load_table_info(cursor: Any, options: MySQLOptions) -> TableInfo:
 def _order_by(info: TableInfo, options: MySQLOptions, orderable: set[str]) -> tuple[str, ...]:
     candidates = [name for name in info.indexes_on_query_field() if name in orderable]
     if options.force_index is not None:
-        candidates = [name for name in candidates if name == options.force_index]
+        forced = options.force_index.lower()
+        candidates = [name for name in candidates if name.lower() == forced]
     if not candidates:
         return ()
     index = min(candidates, key=lambda name: (len(info.indexes[name]), name != "PRIMARY", name))

@@ -364,6 +364,11 @@ class TestForceIndex:
             assert explain(mariadb, src, window(0, 50_000))["key"] == "idx_created"
             assert src.count(window(0, 100)) == read_all(src, window(0, 100)).num_rows == 100
 
+    def test_index_names_are_case_insensitive(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, force_index="IDX_CREATED") as src:
+            assert "ORDER BY `created_at`, `id`" in src.extract_statement(window(0, 10)).sql
+            assert src.count(window(0, 10)) == 10
+
     def test_a_forced_index_not_on_the_query_field_drops_the_order(
         self, mariadb: MariaDBServer
     ) -> None:
