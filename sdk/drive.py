@@ -126,6 +126,14 @@ class DriveStore(abc.ABC):
         """Give the window back (no-op when someone else holds it now)."""
 
     @abc.abstractmethod
+    def verify_lease(self, lease: Lease) -> None:
+        """Raise LeaseError unless ``lease`` is still the current one (the fencing check)."""
+
+    @abc.abstractmethod
+    def heartbeat(self, pipeline_id: str, at: datetime) -> None:
+        """Record a sign of life for a running row (only ``heartbeat_at`` changes)."""
+
+    @abc.abstractmethod
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None: ...
 
     def close(self) -> None:

@@ -116,6 +116,7 @@ class DuckDBDriveStore(DriveStore):
         row = record.to_row()
         row["updated_at"] = _now()
         row["created_at"] = row["created_at"] or row["updated_at"]
+        row["heartbeat_at"] = row["updated_at"] if record.pipeline_status is RunStatus.RUNNING else row["heartbeat_at"]
         return [json.dumps(row[n], default=str) if n in JSON_COLUMNS and row[n] is not None else row[n] for n, _ in COLUMNS]
 
     def _fence_sql(self, fence: Lease | None) -> tuple[str, list[Any]]:
@@ -257,6 +258,10 @@ class DuckDBDriveStore(DriveStore):
     def verify_lease(self, lease: Lease) -> None:
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             self._check_fence(conn, lease)
+
+    def heartbeat(self, pipeline_id: str, at: datetime) -> None:
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            conn.execute(f"UPDATE {qualified(self.table)} SET heartbeat_at = ? WHERE pipeline_id = ?", [at, pipeline_id])
 
     def release_lease(self, lease: Lease) -> None:
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):

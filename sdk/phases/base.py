@@ -1,0 +1,98 @@
+"""BasePhase and PhaseContext: what a phase is, and what it sees while it runs."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from drivetrain.errors import PhaseTimeout
+from drivetrain.record import PhaseState, RunRecord
+from drivetrain.results import PhaseResult
+
+if TYPE_CHECKING:
+    from drivetrain.config import PhaseConfig, PipelineConfig
+    from drivetrain.drive import DriveStore
+    from drivetrain.pipeline import Pipeline
+    from drivetrain.warehouse import Fence
+    from drivetrain.window import Window
+
+
+@attrs.define
+class PhaseContext:
+    """Everything a phase may use. The runner builds one per run and updates it as it goes."""
+
+    pipeline: Pipeline
+    record: RunRecord
+    """The current drive-table row (as of the start of this phase)."""
+    window: Window
+    log: logging.LoggerAdapter
+    fence: Fence
+    """Call before committing anything: raises LeaseError when another run took the window."""
+    states: dict[str, PhaseState] = attrs.field(factory=dict)
+    """Phase name -> state of earlier phases in this run, or carried from a failed run."""
+    previous_attempts: list[RunRecord] = attrs.field(factory=list)
+    """Earlier runs of this window, oldest first."""
+    drive: DriveStore | None = None
+    """The drive table, for reading; only the runner writes it."""
+    cancel_event: threading.Event = attrs.field(factory=threading.Event)
+    cancel_reason: str | None = None
+    progress: Callable[[int], None] = lambda rows: None
+    """Call with the number of rows just moved; drives progress bars."""
+    phase_name: str | None = None
+    close_run: Callable[[RunRecord, str], None] = lambda record, reason: None
+    """Close another run's RUNNING row as FAILED (stale handling); the runner does the write."""
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self.pipeline.config
+
+    @property
+    def run_id(self) -> str:
+        return self.record.pipeline_id
+
+    def details(self, phase: str) -> Mapping[str, Any]:
+        """``phase_specific_details`` of an earlier (or carried) phase; empty if it did not run."""
+        state = self.states.get(phase)
+        return state.phase_specific_details if state is not None else {}
+
+    def count_of(self, phase: str) -> int | None:
+        """The ``count`` an earlier count phase reported, if any."""
+        value = self.details(phase).get("count")
+        return int(value) if value is not None else None
+
+    def cancel(self, reason: str) -> None:
+        self.cancel_reason = reason
+        self.cancel_event.set()
+
+    def check_cancelled(self) -> None:
+        """Raise if the run was asked to stop (timeout, lost lease, SIGTERM). Call between batches."""
+        if self.cancel_event.is_set():
+            raise PhaseTimeout(self.phase_name or "?", self.cancel_reason or "the run was cancelled")
+
+
+class BasePhase(abc.ABC):
+    """One step of a run. Subclass a default phase and override :meth:`run` to customise it."""
+
+    #: The phase's name: one of drivetrain.phase_names.PHASE_NAMES.
+    name: ClassVar[str] = ""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    @property
+    def settings(self) -> PhaseConfig:
+        """This phase's section of the config (``phases.<name>``)."""
+        return self.pipeline.config.phases.get(self.name)
+
+    @abc.abstractmethod
+    def run(self, ctx: PhaseContext) -> PhaseResult | Mapping[str, Any] | None:
+        """Do the work for ``ctx.window``. Return a result (or the spec's dict); raise on error."""
+
+    def describe(self) -> str:
+        """One line for plans and docs."""
+        return (type(self).__doc__ or self.name).strip().splitlines()[0]

@@ -1,0 +1,66 @@
+"""Stage cleaning (archive, verify, delete, vacuum) and the optional target cleaning."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from drivetrain.errors import PermanentError
+from drivetrain.results import CleaningResult
+
+from .base import BasePhase, PhaseContext
+
+
+class StageCleaning(BasePhase):
+    """Archive stage rows older than delete_after_days, verify the archive, then delete them.
+
+    Age is measured from the window being run (its target_date), not from today, so a
+    backfill of old windows does not sweep away the stage data it just loaded.
+    """
+
+    name = "stage_cleaning"
+
+    def run(self, ctx: PhaseContext) -> CleaningResult:
+        settings = self.settings
+        stage = ctx.pipeline.stage()
+        cutoff = ctx.window.target_date - timedelta(days=settings.delete_after_days)
+        archive = ctx.pipeline.archive() if settings.archive_before_delete else None
+        archived = deleted = 0
+        dates, uris = [], []
+        for day in stage.warehouse.dates_before(stage.ref, cutoff):
+            ctx.check_cancelled()
+            expected = stage.warehouse.count_date(stage.ref, day)
+            if archive is not None:
+                receipt = archive.write(ctx.pipeline.name, day, ctx.run_id, stage.warehouse.read_date(stage.ref, day, 50_000))
+                if receipt.rows != expected:
+                    raise PermanentError(
+                        f"archive of {stage.ref} for {day} holds {receipt.rows} rows, the stage {expected}; nothing deleted"
+                    )
+                archived += receipt.rows
+                uris.extend(receipt.uris)
+            deleted += stage.warehouse.delete_date(stage.ref, day, expected, fence=ctx.fence)
+            dates.append(day.isoformat())
+        vacuumed, note = stage.warehouse.vacuum(stage.ref) if deleted else (False, "nothing deleted")
+        ctx.log.info("stage cleaning: %d archived, %d deleted (before %s)", archived, deleted, cutoff)
+        return CleaningResult(details={
+            "records_archived": archived,
+            "records_deleted": deleted,
+            "archive_location": archive.location() if archive is not None else None,
+            "archive_objects": uris,
+            "target_dates_cleaned": dates,
+            "cutoff_date": cutoff.isoformat(),
+            "vacuumed": vacuumed,
+            "vacuum_note": note,
+        })
+
+
+class TargetCleaning(BasePhase):
+    """Pipeline-specific cleanup of the target. Off by default; subclass to give it work."""
+
+    name = "target_cleaning"
+
+    def run(self, ctx: PhaseContext) -> CleaningResult:
+        return CleaningResult(details={
+            "cleaning_type": self.settings.cleaning_type or "none",
+            "records_affected": 0,
+            "transformations": self.settings.transformation_description or "no target cleaning logic defined",
+        })

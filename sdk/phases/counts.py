@@ -1,0 +1,46 @@
+"""The three count phases: records in the window at source, stage and target."""
+
+from __future__ import annotations
+
+from drivetrain.results import CountResult
+
+from .base import BasePhase, PhaseContext
+
+
+class SourceCount(BasePhase):
+    """Count the source's records in the window (the baseline for the audit)."""
+
+    name = "source_count"
+
+    def run(self, ctx: PhaseContext) -> CountResult:
+        count = ctx.pipeline.source().count(ctx.window)
+        ctx.log.info("source count: %d", count)
+        if count == 0:
+            mode = self.settings.on_empty_window
+            if mode == "fail":
+                return CountResult(count=0, error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
+            if mode == "skip":
+                return CountResult(count=0, skip_remaining=True, details={"note": "empty window skipped (on_empty_window: skip)"})
+        return CountResult(count=count)
+
+
+class StageCount(BasePhase):
+    """Count the stage table's rows in the window."""
+
+    name = "stage_count"
+
+    def run(self, ctx: PhaseContext) -> CountResult:
+        count = ctx.pipeline.stage().count(ctx.window)
+        ctx.log.info("stage count: %d", count)
+        return CountResult(count=count)
+
+
+class TargetCount(BasePhase):
+    """Count the target table's rows in the window."""
+
+    name = "target_count"
+
+    def run(self, ctx: PhaseContext) -> CountResult:
+        count = ctx.pipeline.target().count(ctx.window)
+        ctx.log.info("target count: %d", count)
+        return CountResult(count=count)

@@ -1,0 +1,151 @@
+"""The two phases every attempt runs: stale handling and pre-validation.
+
+Pre-validation decides whether this run is fresh or continues a failed attempt at the same
+window, and which phases the failed attempt already completed. Those are skipped and their
+results carried forward, after a check that what they produced is still there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from drivetrain.errors import ConnectorError
+from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
+from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
+from drivetrain.results import PhaseResult
+
+from .base import BasePhase, PhaseContext
+
+UTC = timezone.utc
+
+
+class StalePipelineHandling(BasePhase):
+    """Close runs of this pipeline that stopped sending heartbeats (their process died)."""
+
+    name = "stale_pipeline_handling"
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        minutes = float(self.settings.timeout_minutes or 120)
+        limit = datetime.now(UTC) - timedelta(minutes=minutes)
+        found = []
+        for record in ctx.drive.history(ctx.pipeline.name, status=[RunStatus.RUNNING]) if ctx.drive else []:
+            if record.pipeline_id == ctx.run_id:
+                continue
+            last = record.heartbeat_at or record.pipeline_start_timestamp
+            if last < limit:
+                ctx.close_run(record, f"stale: no heartbeat since {last.isoformat()} (timeout {minutes:g} minutes); the process running it is gone")
+                found.append(record.pipeline_id)
+        ctx.log.info("stale runs closed: %d", len(found))
+        return PhaseResult(details={
+            "stale_records_found": len(found),
+            "records_resolved": len(found),
+            "resolved_runs": found,
+            "timeout_minutes": minutes,
+        })
+
+
+@attrs.frozen(kw_only=True)
+class PreValidationResult(PhaseResult):
+    """Pre-validation's verdict: fresh or continuation, and what to skip."""
+
+    is_fresh_run: bool = True
+    carried: dict[str, PhaseState] = attrs.field(factory=dict)
+    """Phase name -> the completed state carried forward (``carried_from`` set)."""
+
+    def phase_details(self) -> dict[str, Any]:
+        return {
+            **self.details,
+            "is_fresh_run": self.is_fresh_run,
+            "previous_phases_completed": list(self.carried),
+            "phases_to_skip": list(self.carried),
+        }
+
+
+def _done(state: PhaseState) -> bool:
+    return state.status is PhaseStatus.COMPLETED or (state.status is PhaseStatus.SKIPPED and state.carried_from is not None)
+
+
+def reference_attempt(attempts: list[RunRecord]) -> RunRecord | None:
+    """The newest attempt since the last success that got past pre-validation."""
+    relevant: list[RunRecord] = []
+    for record in attempts:
+        if record.pipeline_status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
+            relevant = []
+        else:
+            relevant.append(record)
+    for record in reversed(relevant):
+        if record.phases[PRE_VALIDATION].status is PhaseStatus.COMPLETED:
+            return record
+    return None
+
+
+class PreValidation(BasePhase):
+    """Decide fresh run or continuation; check every configured system is reachable."""
+
+    name = "pre_validation"
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        checks = self.check_systems(ctx)
+        carried, notes = self.plan_continuation(ctx)
+        for note in notes:
+            ctx.log.info("%s", note)
+        return PreValidationResult(
+            is_fresh_run=not carried,
+            carried=carried,
+            details={"validation_checks": checks, "continuation_notes": notes},
+        )
+
+    def check_systems(self, ctx: PhaseContext) -> list[dict[str, Any]]:
+        """Run each system's check(); the first failure raises with the system named."""
+        pipeline = ctx.pipeline
+        systems: list[tuple[str, Any]] = [
+            ("source_system", pipeline.source),
+            ("stage_system", pipeline.stage),
+            ("target_system", pipeline.target),
+        ]
+        cleaning = pipeline.config.phases.stage_cleaning
+        if cleaning.enabled and cleaning.archive_before_delete:
+            systems.append(("phases.stage_cleaning.archive_location", pipeline.archive))
+        results = []
+        for label, get in systems:
+            try:
+                lines = get().check()
+            except ConnectorError as exc:
+                raise type(exc)(f"pre-validation: {label}: {exc}") from exc
+            results.append({"check": label, "status": "PASSED", "detail": lines})
+        return results
+
+    def plan_continuation(self, ctx: PhaseContext) -> tuple[dict[str, PhaseState], list[str]]:
+        """Which phases a failed attempt completed and can be skipped now, and why (notes)."""
+        reference = reference_attempt(ctx.previous_attempts)
+        if reference is None:
+            return {}, ["fresh run: no unfinished earlier attempt at this window"]
+        if reference.config_hash != ctx.record.config_hash:
+            return {}, [f"fresh run: the config changed since {reference.pipeline_id}, so every phase runs again"]
+        carried: dict[str, PhaseState] = {}
+        notes = [f"continuing {reference.pipeline_id} (failed at {reference.phase_failed or 'an unknown point'})"]
+        phases = {p.name: p for p in ctx.pipeline.phases()}
+        for name in PHASE_NAMES:
+            if name in ALWAYS_RUN:
+                continue
+            state = reference.phases[name]
+            if state.status is PhaseStatus.SKIPPED and state.carried_from is None:
+                continue  # disabled, or skipped on purpose: nothing to carry, nothing missing
+            if not _done(state):
+                break
+            problem = getattr(phases[name], "still_valid", lambda c, s: None)(ctx, state)
+            if problem:
+                notes.append(f"{name} runs again: {problem}")
+                break
+            carried[name] = attrs.evolve(
+                state,
+                status=PhaseStatus.SKIPPED,
+                skip_reason=f"completed by {state.carried_from or reference.pipeline_id}",
+                carried_from=state.carried_from or reference.pipeline_id,
+            )
+        if carried:
+            notes.append("skipping " + ", ".join(carried))
+        return carried, notes

@@ -1,0 +1,230 @@
+"""Pipeline: a config, its phase classes and its connectors. It coordinates; phases do the work.
+
+Subclass it to customise phases::
+
+    class GeneticTests(Pipeline):
+        config_path = Path(__file__).with_name("config.json")
+        phase_classes = {"stage_to_target_transfer": MyTransfer}
+
+or load a folder holding ``config.json`` (and optionally ``pipeline.py`` defining a subclass,
+or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain import plugins
+from drivetrain.config import PipelineConfig, SystemConfig
+from drivetrain.errors import ConfigError, PipelineNotFound
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
+from drivetrain.tables import Stage, Target
+from drivetrain.window import WindowGrid
+
+if TYPE_CHECKING:
+    from drivetrain.base import Archive, Source
+    from drivetrain.drive import DriveStore
+    from drivetrain.warehouse import Warehouse
+
+
+class Pipeline:
+    """One configured pipeline. Cheap to build; connectors are opened on first use."""
+
+    #: The config file a subclass runs with, when not given one explicitly.
+    config_path: ClassVar[str | Path | None] = None
+    #: Phase name -> class, replacing the defaults for this pipeline.
+    phase_classes: ClassVar[Mapping[str, type[BasePhase]]] = {}
+
+    def __init__(self, config: PipelineConfig | str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> None:
+        if config is None:
+            if self.config_path is None:
+                raise ConfigError(f"{type(self).__name__}: give a config, or set config_path on the class")
+            config = Path(self.config_path)
+        if not isinstance(config, PipelineConfig):
+            config = PipelineConfig.from_file(Path(config))
+        if overrides:
+            config = config.with_overrides(dict(overrides))
+        self.config = config
+        self.extra_phases: dict[str, type[BasePhase]] = {}
+        self._connectors: dict[str, Any] = {}
+        self._phases: list[BasePhase] | None = None
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def grid(self) -> WindowGrid:
+        sched = self.config.schedule
+        return WindowGrid.from_config(self.config.query_window.duration, sched.timezone, sched.start_date)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    # -- loading --------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
+        """A registered pipeline by name, or a folder (or config.json path)."""
+        target = Path(name_or_path)
+        if target.is_file():
+            target = target.parent
+        if not (target / "config.json").is_file():
+            registered = plugins.registered_pipelines()
+            found = registered.get(str(name_or_path))
+            if found is None:
+                import difflib
+
+                close = difflib.get_close_matches(str(name_or_path), list(registered), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PipelineNotFound(
+                    f"no pipeline {str(name_or_path)!r}: not a folder with config.json, and not registered{hint} "
+                    f"(registered: {', '.join(sorted(registered)) or 'none'})"
+                )
+            if isinstance(found, type):
+                return found(overrides=overrides)
+            target = Path(found)
+        return cls.from_folder(target, overrides=overrides)
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
+        """``folder/config.json`` with the Pipeline subclass in ``folder/pipeline.py``, if any."""
+        folder = folder.resolve()
+        pipeline_cls: type[Pipeline] = cls
+        module_file = folder / "pipeline.py"
+        if module_file.is_file():
+            pipeline_cls = _pipeline_class_in(module_file) or cls
+        pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        pipeline.extra_phases = load_user_scripts(folder)
+        return pipeline
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def phase_class(self, name: str) -> type[BasePhase]:
+        """Which class runs a phase: this pipeline's, a user script, a plugin's, or the default."""
+        return (
+            self.phase_classes.get(name)
+            or self.extra_phases.get(name)
+            or plugins.registered_phases().get(name)
+            or DEFAULT_PHASES[name]
+        )
+
+    def phases(self) -> list[BasePhase]:
+        """One instance per phase, in run order."""
+        if self._phases is None:
+            self._phases = [self.phase_class(name)(self) for name in PHASE_NAMES]
+        return self._phases
+
+    def phase(self, name: str) -> BasePhase:
+        return self.phases()[PHASE_NAMES.index(name)]
+
+    # -- connectors -----------------------------------------------------------------------
+
+    def _connector(self, key: str, role: str, section: SystemConfig) -> Any:
+        if key not in self._connectors:
+            cls = plugins.connector_class(role, section.type, json_path=section.json_path, source_file=section.source_file)
+            section.validate_against(cls.options_schema)
+            self._connectors[key] = cls(section, section.credentials() if section.credentials_ref else None)
+        return self._connectors[key]
+
+    def source(self) -> Source:
+        return self._connector("source", "source", self.config.source)
+
+    def _warehouse(self, key: str, section: SystemConfig) -> Warehouse:
+        """Warehouses are shared between roles that name the same system."""
+        warehouse: Warehouse = self._connector(key, "warehouse", section)
+        for other_key in ("stage_wh", "target_wh", "drive_wh"):
+            other = self._connectors.get(other_key)
+            if other is not None and other is not warehouse and other.same_warehouse(warehouse):
+                self._connectors[key] = other
+                return other
+        return warehouse
+
+    def stage(self) -> Stage:
+        if "stage" not in self._connectors:
+            wh = self._warehouse("stage_wh", self.config.stage)
+            self._connectors["stage"] = Stage(wh, wh.table_ref(self.config.stage.options, self.config.source.get("query_field")))
+        return self._connectors["stage"]
+
+    def target(self) -> Target:
+        if "target" not in self._connectors:
+            cfg = self.config.target
+            wh = self._warehouse("target_wh", cfg)
+            rename = dict(cfg.get("rename") or {})
+            source_field = self.config.source.get("query_field")
+            query_field = cfg.get("query_field") or rename.get(source_field, source_field)
+            self._connectors["target"] = Target(wh, wh.table_ref(cfg.options, query_field))
+        return self._connectors["target"]
+
+    def drive_store(self) -> DriveStore:
+        if "drive" not in self._connectors:
+            cfg = self.config.drive_table
+            wh = self._warehouse("drive_wh", cfg)
+            options = dict(cfg.options)
+            options.setdefault("table", "pipeline_execution_drive")
+            self._connectors["drive"] = wh.drive_store(wh.table_ref(options, None))
+        return self._connectors["drive"]
+
+    def archive(self) -> Archive:
+        settings = self.config.phases.stage_cleaning
+        if not settings.archive_location:
+            raise ConfigError(f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting")
+        location = settings.archive_location
+        kind = "s3" if location.startswith("s3://") else "local"
+        section = SystemConfig.from_section(
+            "archive",
+            {"type": kind, "location": location, **({"credentials_ref": settings.archive_credentials_ref} if settings.archive_credentials_ref else {})},
+            base_dir=self.config.base_dir, source_file=self.config.source_file,
+        )
+        return self._connector("archive", "archive", section)
+
+    def close(self) -> None:
+        """Close every connector this pipeline opened."""
+        seen: set[int] = set()
+        for value in self._connectors.values():
+            target = getattr(value, "warehouse", value)
+            if id(target) in seen or not hasattr(target, "close"):
+                continue
+            seen.add(id(target))
+            try:
+                target.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
+                pass
+        self._connectors.clear()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running --------------------------------------------------------------------------
+
+    def runner(self, **kwargs: Any) -> Any:
+        from drivetrain.runner import Runner
+
+        return Runner(self, **kwargs)
+
+
+def _pipeline_class_in(path: Path) -> type[Pipeline] | None:
+    """Import ``pipeline.py`` and return the Pipeline subclass it defines (the last one)."""
+    module_name = f"drivetrain_pipelines.{path.parent.name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    found = [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Pipeline) and obj is not Pipeline and obj.__module__ == module_name
+    ]
+    return found[-1] if found else None
