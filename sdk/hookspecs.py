@@ -84,5 +84,14 @@ def drivetrain_phase_started(record: RunRecord, phase: str, pipeline: Pipeline) 
 
 
 @hookspec
+def drivetrain_before_commit(record: RunRecord, phase: str, pipeline: Pipeline) -> None:
+    """A phase is about to commit a window's data (inside the transaction, after the lease check).
+
+    Raising here rolls the transaction back and fails the phase. Used for audit trails and
+    fault-injection tests.
+    """
+
+
+@hookspec
 def drivetrain_phase_finished(record: RunRecord, phase: str, state: PhaseState, pipeline: Pipeline) -> None:
     """A phase ended (COMPLETED, FAILED or SKIPPED); ``state`` is what the drive table holds."""

@@ -208,12 +208,18 @@ class Runner:
     def _context(self, record: RunRecord, window: Window, attempts: list[RunRecord]) -> PhaseContext:
         store = self.pipeline.drive_store()
         logger = RunLogger(log, {"pipeline": self.pipeline.name, "run_id": record.pipeline_id, "window": str(window), "phase": None})
+        def fence() -> None:
+            store.verify_lease(self.lease)
+            ctx_ref = self._ctx
+            if ctx_ref is not None:
+                self.pipeline_hook("drivetrain_before_commit", record=ctx_ref.record, phase=ctx_ref.phase_name, pipeline=self.pipeline)
+
         return PhaseContext(
             pipeline=self.pipeline,
             record=record,
             window=window,
             log=logger,
-            fence=lambda: store.verify_lease(self.lease),
+            fence=fence,
             previous_attempts=[a for a in attempts if a.pipeline_id != record.pipeline_id],
             drive=store,
             progress=self.progress,
@@ -369,6 +375,11 @@ class Runner:
         ctx.record = record
         ctx.log.log(logging.ERROR if failed else logging.INFO, "run %s in %s%s", status.value, record.pipeline_run_duration, f" (failed at {failed})" if failed else "")
         return record
+
+    @staticmethod
+    def pipeline_hook(name: str, **kwargs: Any) -> None:
+        """Call a hook whose exceptions must reach the caller (unlike lifecycle notifications)."""
+        getattr(plugins.get_plugin_manager().hook, name)(**kwargs)
 
     # -- other runs -----------------------------------------------------------------------
 
