@@ -469,6 +469,12 @@ class TestErrors:
         with pytest.raises(TransientError):
             list(batches)
 
+    def test_a_request_timeout_is_transient(self, es, make_source):
+        es.add_documents("genetic_tests", docs_every(3))
+        es.stall_next(1, seconds=1.0, path="/_count")
+        with pytest.raises(TransientError, match="no answer in time"):
+            make_source(request_timeout=0.2, max_retries=0).count(WINDOW)
+
     def test_a_server_that_is_not_elasticsearch_is_permanent(self, es, make_source):
         es.add_documents("genetic_tests", docs_every(3))
         es.send_product_header = False

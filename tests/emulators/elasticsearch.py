@@ -21,6 +21,7 @@ Each index is one shard, so ``_shard_doc`` is ``(index ordinal << 32) | position
 Test API: :meth:`EsEmulator.start`, :meth:`~EsEmulator.stop`, :attr:`~EsEmulator.url`,
 :meth:`~EsEmulator.add_documents`, :meth:`~EsEmulator.reset`, and fault injection:
 :meth:`~EsEmulator.expire_pits`, :meth:`~EsEmulator.fail_next`, :meth:`~EsEmulator.drop_next`,
+:meth:`~EsEmulator.stall_next`,
 :meth:`~EsEmulator.require_auth`, :meth:`~EsEmulator.require_api_key`. Every request is kept
 in :attr:`~EsEmulator.requests`. Standard library only.
 """
@@ -307,7 +308,7 @@ class EsEmulator:
             self.requests: list[LoggedRequest] = []
             self.send_product_header = True
             self._faults: list[_Fault] = []
-            self._drops: list[list[Any]] = []
+            self._interruptions: list[list[Any]] = []
             self._expire_after: int | None = None
             self._auth: set[str] | None = None
 
@@ -360,7 +361,12 @@ class EsEmulator:
     def drop_next(self, n: int = 1, *, path: str | None = None) -> None:
         """Close the connection without answering the next ``n`` requests matching ``path``."""
         with self._lock:
-            self._drops.append([n, path])
+            self._interruptions.append([n, path, "drop"])
+
+    def stall_next(self, n: int = 1, seconds: float = 1.0, *, path: str | None = None) -> None:
+        """Wait ``seconds`` before answering the next ``n`` requests matching ``path``."""
+        with self._lock:
+            self._interruptions.append([n, path, seconds])
 
     def require_auth(self, user: str, password: str) -> None:
         """Refuse (401) requests without these basic-auth credentials."""
@@ -395,6 +401,12 @@ class EsEmulator:
         """
         with self._lock:
             self.requests.append(request)
+            interruption = self._take_interruption(request.path)
+        if interruption == "drop":
+            return None
+        if interruption is not None:
+            time.sleep(float(interruption))  # outside the lock: other requests go on
+        with self._lock:
             headers: dict[str, str] = {}
             try:
                 compat = self._check_media_types(request)
@@ -408,20 +420,18 @@ class EsEmulator:
                 ):
                     headers["WWW-Authenticate"] = 'Basic realm="security", charset="UTF-8"'
                     raise self._auth_error(request)
-                if self._take_drop(request.path):
-                    return None
                 self._raise_fault(request.path)
                 status, body = self._route(request)
             except EsError as exc:
                 status, body = exc.status, exc.body
             return status, body, headers
 
-    def _take_drop(self, path: str) -> bool:
-        for drop in self._drops:
-            if drop[0] > 0 and (drop[1] is None or drop[1] in path):
-                drop[0] -= 1
-                return True
-        return False
+    def _take_interruption(self, path: str) -> str | float | None:
+        for item in self._interruptions:
+            if item[0] > 0 and (item[1] is None or item[1] in path):
+                item[0] -= 1
+                return item[2]
+        return None
 
     def _raise_fault(self, path: str) -> None:
         for fault in self._faults:
@@ -903,7 +913,10 @@ def _handler_for(emulator: EsEmulator) -> type[BaseHTTPRequestHandler]:
             if answer is None:
                 self.close_connection = True
                 return
-            status, body, headers = answer
+            with contextlib.suppress(ConnectionError):  # the client gave up (after a stall)
+                self._reply(*answer)
+
+        def _reply(self, status: int, body: Any, headers: dict[str, str]) -> None:
             payload = b"" if body is None else json.dumps(body).encode()
             self.send_response(status)
             if emulator.send_product_header:
