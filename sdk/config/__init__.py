@@ -1,0 +1,61 @@
+"""Pipeline configuration: the config.json schema, the typed model and the loader.
+
+::
+
+    from drivetrain.config import load_config
+
+    config = load_config("pipelines/lab_results")     # the folder's config.json
+    config.query_window.length                          # timedelta(hours=1)
+    config.phases.audit.source_to_stage_tolerance_percent
+    config.source.require("table")                      # connector options, with good errors
+
+Everything wrong with a file is reported at once in one
+:class:`~drivetrain.errors.ConfigError`, one ``FILE: json.path: message`` line per problem.
+:func:`schema` returns the JSON Schema editors can use (also shipped as ``schema.json``).
+"""
+
+from drivetrain.config.loader import load_config, schema
+from drivetrain.config.model import (
+    AuditConfig,
+    ColumnConfig,
+    MetadataConfig,
+    MonitoringConfig,
+    PhaseConfig,
+    PhasesConfig,
+    PipelineConfig,
+    QueryWindowConfig,
+    RetryConfig,
+    ScheduleConfig,
+    SourceCountConfig,
+    SourceToStageConfig,
+    StageCleaningConfig,
+    StaleHandlingConfig,
+    SystemConfig,
+    TargetCleaningConfig,
+)
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.secrets import Credentials, Secret
+
+__all__ = [
+    "PHASE_NAMES",
+    "AuditConfig",
+    "ColumnConfig",
+    "Credentials",
+    "MetadataConfig",
+    "MonitoringConfig",
+    "PhaseConfig",
+    "PhasesConfig",
+    "PipelineConfig",
+    "QueryWindowConfig",
+    "RetryConfig",
+    "ScheduleConfig",
+    "Secret",
+    "SourceCountConfig",
+    "SourceToStageConfig",
+    "StageCleaningConfig",
+    "StaleHandlingConfig",
+    "SystemConfig",
+    "TargetCleaningConfig",
+    "load_config",
+    "schema",
+]
