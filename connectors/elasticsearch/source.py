@@ -27,7 +27,7 @@ from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, Tr
 
 from .columns import ColumnPlan, field_types
 from .config import OPTIONS_SCHEMA, EsOptions
-from .errors import es_errors
+from .errors import es_errors, scrub
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -113,8 +113,9 @@ class ElasticsearchSource(Source):
         try:
             self._client = Elasticsearch(list(self.options.hosts), **kwargs)
         except (ValueError, TypeError) as exc:
+            message = scrub(str(exc), self._secrets())
             raise ConfigError(
-                f"Elasticsearch client rejected the connection options: {exc}"
+                f"Elasticsearch client rejected the connection options: {message}"
             ) from None
         return self._client
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import traceback
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pytest
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.elasticsearch import OPTIONS_SCHEMA, ElasticsearchSource
-from drivetrain.errors import ConfigError, PermanentError, TransientError
+from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
 from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
 
@@ -592,6 +593,16 @@ class TestOptions:
     def test_fields_cannot_reuse_a_column_the_source_adds(self):
         with pytest.raises(ConfigError, match="fields._id"):
             ElasticsearchSource(config_of(section("http://x:9200", fields={"_id": "id"})))
+
+    def test_credentials_without_a_password_are_a_config_error(self, es, make_source):
+        source = make_source(environ={"TEST_ES_USER": "reader"})
+        with pytest.raises(ConfigError, match="credentials_ref: .* need USER and PASSWORD"):
+            source.count(WINDOW)
+
+    def test_a_missing_client_library_names_the_extra(self, es, make_source, monkeypatch):
+        monkeypatch.setitem(sys.modules, "elasticsearch", None)
+        with pytest.raises(MissingExtraError, match=r"drivetrain\[elasticsearch\]"):
+            make_source().count(WINDOW)
 
 
 class TestEmulatorProtocol:
