@@ -56,6 +56,20 @@ def check_identifier(name: str, what: str = "identifier") -> str:
     return name
 
 
+def quote_name(name: str) -> str:
+    """A column name in double quotes, safe for any text (``@timestamp``, ``a.b``, ``x"y``).
+
+    Table and schema names from config are checked strictly by :func:`check_identifier`;
+    column names come from data, so they are quoted rather than restricted.
+    """
+    if not isinstance(name, str) or not name or len(name) > 255 or any(ord(c) < 32 for c in name):
+        raise PermanentError(f"column name {name!r} cannot be used: it is empty, too long or holds control characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+quote_expr = quote_name
+
+
 @attrs.frozen
 class TableRef:
     """A table in a warehouse: optional schema (and database), name, and its window column."""

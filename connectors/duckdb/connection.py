@@ -26,6 +26,9 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("drivetrain needs duckdb: pip install duckdb") from exc
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+#: duckdb.connect() is serialised in the process: two threads opening the same file at once
+#: can get an instance whose Python table functions are not registered yet.
+_CONNECT_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -78,7 +81,10 @@ class ConnectionPool:
         delay = 0.02
         while True:
             try:
-                conn = duckdb.connect(str(self.path))
+                with _CONNECT_LOCK:
+                    conn = duckdb.connect(str(self.path))
+                    for key, value in self.settings.items():
+                        conn.execute(f"SET {key} = ?", [value])
                 break
             except duckdb.IOException as exc:
                 text = str(exc)
@@ -94,6 +100,4 @@ class ConnectionPool:
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.5, 0.5)
-        for key, value in self.settings.items():
-            conn.execute(f"SET {key} = ?", [value])
         return conn

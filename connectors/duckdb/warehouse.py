@@ -22,6 +22,7 @@ from drivetrain.warehouse import (
     Warehouse,
     WindowLoad,
     check_identifier,
+    quote_name,
 )
 
 from .connection import ConnectionPool, duckdb_errors
@@ -35,8 +36,7 @@ UTC = timezone.utc
 _batch_names = itertools.count()
 
 
-def quote(name: str) -> str:
-    return '"' + check_identifier(name).replace('"', '""') + '"'
+quote = quote_name
 
 
 def qualified(table: TableRef) -> str:
@@ -162,8 +162,9 @@ class DuckDBWarehouse(Warehouse):
     def read_window(self, table: TableRef, window: Window, batch_size: int) -> Iterator[pa.RecordBatch]:
         if not self.table_exists(table):
             return
-        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"):
-            rel = conn.sql(f"SELECT * FROM {qualified(table)} WHERE {self._window_sql(table)}", params=[window.start, window.end])
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"), conn.cursor() as cur:
+            # a cursor of its own, so the caller may write (e.g. to the target) while reading
+            rel = cur.sql(f"SELECT * FROM {qualified(table)} WHERE {self._window_sql(table)}", params=[window.start, window.end])
             yield from rel.to_arrow_reader(batch_size)
 
     def window_load(self, window: Window, key: str) -> WindowLoad:
@@ -192,8 +193,8 @@ class DuckDBWarehouse(Warehouse):
         return [r[0] for r in rows]
 
     def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]:
-        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"):
-            rel = conn.sql(f"SELECT * FROM {qualified(table)} WHERE _drivetrain_target_date = ?", params=[day])
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"), conn.cursor() as cur:
+            rel = cur.sql(f"SELECT * FROM {qualified(table)} WHERE _drivetrain_target_date = ?", params=[day])
             yield from rel.to_arrow_reader(batch_size)
 
     def count_date(self, table: TableRef, day: date) -> int:

@@ -21,6 +21,8 @@ from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, quote_expr
 from .base import BasePhase, PhaseContext
 
 UTC = timezone.utc
+#: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
+ROW_COLUMN = "_drivetrain_row"
 
 
 def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
@@ -34,7 +36,8 @@ def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
     }
 
 
-def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any]) -> pa.RecordBatch:
+def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int | None = None) -> pa.RecordBatch:
+    """Append the lineage columns; with ``first_row``, also ``_drivetrain_row`` (source order)."""
     types = {
         "_drivetrain_pipeline_id": pa.string(),
         "_drivetrain_window_start": pa.timestamp("us", tz="UTC"),
@@ -44,6 +47,9 @@ def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any]) -> pa.RecordBat
     }
     arrays = list(batch.columns) + [pa.array([lineage[c]] * batch.num_rows, type=types[c]) for c in LINEAGE_COLUMNS]
     names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
+    if first_row is not None:
+        arrays.append(pa.array(range(first_row, first_row + batch.num_rows), type=pa.int64()))
+        names.append(ROW_COLUMN)
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -76,7 +82,7 @@ class SourceToStageTransfer(BasePhase):
                 read += batch.num_rows
                 checked = validator.validate(self.transform(batch, ctx))
                 if checked.valid.num_rows:
-                    load.append(stage.ref, with_lineage(checked.valid, lineage))
+                    load.append(stage.ref, with_lineage(checked.valid, lineage, first_row=written))
                     written += checked.valid.num_rows
                 if checked.rejected:
                     reasons.update(checked.reasons)
@@ -134,7 +140,7 @@ class StageToTargetTransfer(BasePhase):
         derived columns in SQL.
         """
         rename = dict(ctx.config.target.get("rename") or {})
-        return [(rename.get(c, c), quote_expr(c)) for c in stage_columns if c not in LINEAGE_COLUMNS]
+        return [(rename.get(c, c), quote_expr(c)) for c in stage_columns if not c.startswith("_drivetrain_")]
 
     def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch:
         """Arrow transformation, used instead of the push-down when a subclass overrides it."""
@@ -167,7 +173,7 @@ class StageToTargetTransfer(BasePhase):
             target=target.ref,
             columns=self.select_columns(ctx, list(stage.columns())),
             dedup_keys=tuple(tcfg.get("dedup_keys") or ()),
-            order_by=("_drivetrain_loaded_at", stage.ref.query_field),
+            order_by=(stage.ref.query_field, ROW_COLUMN),
             merge_keys=tuple(tcfg.get("merge_keys") or ()) if tcfg.get("load_strategy") == "merge" else (),
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
@@ -190,7 +196,7 @@ class StageToTargetTransfer(BasePhase):
             for batch in stage.read(ctx.window):
                 ctx.check_cancelled()
                 read += batch.num_rows
-                keep = [n for n in batch.schema.names if n not in LINEAGE_COLUMNS]
+                keep = [n for n in batch.schema.names if not n.startswith("_drivetrain_")]
                 out = self.transform(batch.select(keep), ctx)
                 ctx.progress(batch.num_rows)
                 if out.num_rows:

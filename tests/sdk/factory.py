@@ -1,0 +1,102 @@
+"""Builds pipeline folders for tests: synthetic rows, a files source and a DuckDB warehouse.
+
+The rows are known in advance, so tests can compute the exact target a run must produce:
+every valid row of the window once, the latest copy of each duplicated key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+UTC = timezone.utc
+DAY = datetime(2025, 11, 15, tzinfo=UTC)
+
+BASE_CONFIG: dict[str, Any] = {
+    "pipeline_metadata": {"pipeline_name": "lab", "owner_name": "Test Owner", "owner_email": "owner@example.com"},
+    "dag_schedule": {"frequency": "hourly", "timezone": "UTC", "start_date": "2025-11-15"},
+    "query_window": {"type": "hourly", "duration": "1h"},
+    "source_system": {"type": "files", "path": "data/records.jsonl", "query_field": "reported_at", "batch_size": 50},
+    "stage_system": {
+        "type": "duckdb", "path": "warehouse.duckdb", "table": "stg_tests",
+        "columns": [
+            {"name": "test_id", "type": "string", "required": True, "max_length": 16},
+            {"name": "age", "type": "integer", "min": 0, "max": 130},
+            {"name": "result", "type": "string"},
+            {"name": "reported_at", "type": "timestamp", "required": True},
+        ],
+    },
+    "target_system": {"type": "duckdb", "path": "warehouse.duckdb", "table": "tests", "dedup_keys": ["test_id"]},
+    "phases": {
+        "audit": {"count_tolerances": {"source_to_stage_tolerance_percent": 5.0, "stage_to_target_tolerance_percent": 5.0}},
+        "stage_cleaning": {"archive_location": "archive", "delete_after_days": 1},
+    },
+    "retry": {"max_retries": 2, "backoff_strategy": "exponential", "backoff_seconds": 0.01},
+}
+
+
+def make_rows(n: int = 600, *, hours: int = 3, seed: int = 7, invalid_every: int = 40, duplicates: int = 5) -> list[dict[str, Any]]:
+    """Rows spread over ``hours`` hours of DAY; some invalid (age 'n/a'), some duplicated keys."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        ts = DAY + timedelta(seconds=rng.randrange(hours * 3600))
+        row = {"test_id": f"T{i:06d}", "age": rng.randrange(0, 100), "result": rng.choice(["positive", "negative"]),
+               "reported_at": ts.isoformat().replace("+00:00", "Z")}
+        if invalid_every and i % invalid_every == 0:
+            row["age"] = "n/a"
+        rows.append(row)
+    for j in range(duplicates):
+        dup = copy.deepcopy(rows[j * 7 + 1])
+        dup["result"] = "corrected"
+        rows.append(dup)
+    return rows
+
+
+def is_valid(row: dict[str, Any]) -> bool:
+    return isinstance(row.get("age"), int) and 0 <= row["age"] <= 130 and bool(row.get("test_id"))
+
+
+def ts_of(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(row["reported_at"].replace("Z", "+00:00"))
+
+
+def expected_target(rows: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    """test_id -> the row the target must hold for the window (the last valid copy wins)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if is_valid(row) and start <= ts_of(row) < end:
+            out[row["test_id"]] = row
+    return out
+
+
+def make_pipeline_dir(root: Path, rows: list[dict[str, Any]] | None = None, **changes: Any) -> Path:
+    """Write config.json and data/records.jsonl under root; ``changes`` are dotted config paths."""
+    config = copy.deepcopy(BASE_CONFIG)
+    for dotted, value in changes.items():
+        node = config
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    rows = make_rows() if rows is None else rows
+    (root / "data" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "config.json").write_text(json.dumps(config, indent=2))
+    return root
+
+
+def query(root: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+def target_rows(root: Path, start: datetime, end: datetime) -> list[tuple[str, str]]:
+    return query(root, "SELECT test_id, result FROM tests WHERE reported_at >= ? AND reported_at < ? ORDER BY test_id", [start, end])
