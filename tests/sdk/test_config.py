@@ -581,6 +581,11 @@ class TestInvalidConfigs:
         data["phases"] = {"stage_cleaning": {"enabled": False}}
         assert PipelineConfig.from_dict(data).archive is None
 
+    def test_empty_dedup_keys_turn_deduplication_off(self) -> None:
+        data = minimal_data()
+        data["target_system"]["dedup_keys"] = []
+        assert PipelineConfig.from_dict(data).target.get("dedup_keys") == ()
+
     def test_continue_on_failure_false_is_accepted_anywhere(self) -> None:
         data = minimal_data()
         data["phases"]["audit"] = {"continue_on_failure": False}
