@@ -1,12 +1,14 @@
 """The default archive: Parquet (zstd) files in a local folder, verified after writing.
 
-Layout: ``<root>/pipeline_name=<name>/target_date=<YYYY-MM-DD>/part-<run_id>.parquet``.
+Layout: ``<root>/pipeline_name=<name>/target_date=<YYYY-MM-DD>/part-<hash>.parquet``, the hash
+naming the runs that loaded the rows (see :func:`part_name`).
 A file is written under a temporary name, fsynced, renamed into place, then read back: the
 receipt's row count comes from the file's own metadata, so a partial or corrupt write shows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drivetrain.base import Archive, ArchiveReceipt
@@ -21,6 +24,22 @@ from drivetrain.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
     from drivetrain.config import Credentials, SystemConfig
+
+
+def _loaders(batch: pa.RecordBatch) -> list[str]:
+    if "_drivetrain_pipeline_id" not in batch.schema.names:
+        return []
+    return [v for v in pc.unique(batch.column("_drivetrain_pipeline_id")).to_pylist() if v]
+
+
+def part_name(loaders: set[str], run_id: str) -> str:
+    """The archive file's name, derived from the runs that loaded its rows.
+
+    Archiving the same rows again (a cleaning run killed between archive and delete, then
+    retried) yields the same name, so the file is replaced rather than duplicated.
+    """
+    key = ",".join(sorted(loaders)) if loaders else run_id
+    return f"part-{hashlib.sha256(key.encode()).hexdigest()[:16]}.parquet"
 
 
 class LocalArchive(Archive):
@@ -51,9 +70,9 @@ class LocalArchive(Archive):
 
     def write(self, pipeline_name: str, target_date: date, run_id: str, batches: Iterator[pa.RecordBatch]) -> ArchiveReceipt:
         folder = self.root / f"pipeline_name={pipeline_name}" / f"target_date={target_date.isoformat()}"
-        final = folder / f"part-{run_id}.parquet"
         tmp = folder / f".part-{run_id}.parquet.tmp"
         rows = 0
+        loaders: set[str] = set()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             writer = None
@@ -63,6 +82,7 @@ class LocalArchive(Archive):
                         writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
                     writer.write_batch(batch)
                     rows += batch.num_rows
+                    loaders.update(_loaders(batch))
             finally:
                 if writer is not None:
                     writer.close()
@@ -71,6 +91,7 @@ class LocalArchive(Archive):
                 return ArchiveReceipt([], 0)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            final = folder / part_name(loaders, run_id)
             os.replace(tmp, final)
             verified = pq.ParquetFile(final).metadata.num_rows
         except OSError as exc:

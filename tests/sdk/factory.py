@@ -41,13 +41,14 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
-def make_rows(n: int = 600, *, hours: int = 3, seed: int = 7, invalid_every: int = 40, duplicates: int = 5) -> list[dict[str, Any]]:
-    """Rows spread over ``hours`` hours of DAY; some invalid (age 'n/a'), some duplicated keys."""
+def make_rows(n: int = 600, *, hours: int = 3, seed: int = 7, invalid_every: int = 40, duplicates: int = 5,
+              start: datetime = DAY, prefix: str = "T") -> list[dict[str, Any]]:
+    """Rows spread over ``hours`` hours from ``start``; some invalid (age 'n/a'), some duplicated keys."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        ts = DAY + timedelta(seconds=rng.randrange(hours * 3600))
-        row = {"test_id": f"T{i:06d}", "age": rng.randrange(0, 100), "result": rng.choice(["positive", "negative"]),
+        ts = start + timedelta(seconds=rng.randrange(hours * 3600))
+        row = {"test_id": f"{prefix}{i:06d}", "age": rng.randrange(0, 100), "result": rng.choice(["positive", "negative"]),
                "reported_at": ts.isoformat().replace("+00:00", "Z")}
         if invalid_every and i % invalid_every == 0:
             row["age"] = "n/a"
