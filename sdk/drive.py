@@ -136,5 +136,16 @@ class DriveStore(abc.ABC):
     @abc.abstractmethod
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None: ...
 
+    def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
+        """True while a live process holds the window's lease."""
+        from datetime import timezone
+
+        lease = self.current_lease(pipeline_name, window_start)
+        return (
+            lease is not None
+            and lease.expires_at > datetime.now(timezone.utc)
+            and not holder_is_dead(lease.holder)
+        )
+
     def close(self) -> None:
         """Release connections."""

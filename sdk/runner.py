@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from drivetrain import plugins
-from drivetrain.drive import Lease, holder_is_dead, new_holder_id
+from drivetrain.drive import Lease, new_holder_id
 from drivetrain.durations import format_duration
 from drivetrain.errors import LeaseError, PhaseTimeout, TransientError
 from drivetrain.phase_names import PRE_VALIDATION
@@ -119,10 +119,10 @@ class Runner:
         ctx = self._context(probe, window, attempts)
         pre = self.pipeline.phase(PRE_VALIDATION)
         carried, notes = pre.plan_continuation(ctx) if hasattr(pre, "plan_continuation") else ({}, [])
-        lease = store.current_lease(self.pipeline.name, window.start)
         out = []
-        if lease is not None and lease.expires_at > _now() and not holder_is_dead(lease.holder):
-            out.append(PlannedPhase("(lease)", "wait", f"{lease.holder} is running this window now"))
+        if store.is_held(self.pipeline.name, window.start):
+            lease = store.current_lease(self.pipeline.name, window.start)
+            out.append(PlannedPhase("(lease)", "wait", f"{lease.holder if lease else 'another process'} is running this window now"))
         for phase in self.pipeline.phases():
             settings = self.pipeline.config.phases.get(phase.name)
             if not settings.enabled:
@@ -403,9 +403,8 @@ class Runner:
     def _close_if_dead(self, record: RunRecord, reason: str) -> None:
         """Close another window's RUNNING row, unless a live process still holds its lease."""
         store = self.pipeline.drive_store()
-        lease = store.current_lease(record.pipeline_name, record.query_window_start_timestamp)
-        if lease is not None and lease.expires_at > _now() and not holder_is_dead(lease.holder):
-            log.warning("%s has no recent heartbeat but %s still holds its lease; leaving it", record.pipeline_id, lease.holder)
+        if store.is_held(record.pipeline_name, record.query_window_start_timestamp):
+            log.warning("%s has no recent heartbeat but a live process still holds its lease; leaving it", record.pipeline_id)
             return
         self._close(record, reason)
 

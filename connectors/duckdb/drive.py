@@ -3,21 +3,29 @@
 VARIANT columns are DuckDB ``JSON``; ARRAY columns are ``VARCHAR[]``. Every statement runs under
 a process-wide lock (the heartbeat thread and the runner share the store) and inside the
 connection pool's file lock (other processes wait their turn).
+
+The lease of a window is an OS file lock (``flock``) on ``<db>.locks/<pipeline>__<window>.lock``,
+held for the whole run, plus a row in ``drivetrain_leases`` carrying the holder and the fencing
+token. The kernel drops the file lock when the holder dies, even by SIGKILL, so a crashed
+run's window is free at once; a paused one keeps it. Lock files are never deleted: removing a
+file another process has open would let two processes lock two different files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease, holder_is_dead
+from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
-
 from drivetrain.warehouse import TableRef
 
 from .connection import duckdb_errors
@@ -26,7 +34,7 @@ from .warehouse import qualified, quote
 if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
-UTC = timezone.utc
+UTC = UTC
 
 COLUMNS: list[tuple[str, str]] = [
     ("pipeline_id", "VARCHAR NOT NULL"),
@@ -70,6 +78,7 @@ class DuckDBDriveStore(DriveStore):
         self.meta = TableRef(name="drivetrain_meta", schema=table.schema)
         self.location = f"{warehouse.path}: {table}"
         self._ready = False
+        self._file_locks: dict[tuple[str, datetime], int] = {}
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -218,31 +227,70 @@ class DuckDBDriveStore(DriveStore):
                 f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
             )
 
+    def _lock_path(self, pipeline_name: str, window_start: datetime) -> Path:
+        folder = self.wh.path.with_name(self.wh.path.name + ".locks")
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pipeline_name)
+        return folder / f"{safe}__{window_start.astimezone(UTC):%Y%m%dT%H%M%S}Z.lock"
+
+    def _take_file_lock(self, pipeline_name: str, window_start: datetime, holder: str) -> int:
+        """An OS lock held for the whole run: released by the kernel if the process dies."""
+        path = self._lock_path(pipeline_name, window_start)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            current = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise LeaseError(
+                f"{pipeline_name}: the window {window_start.isoformat()} is being run by {current}; "
+                "not starting a second run", holder=current,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        return fd
+
     def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
         self.ensure()
+        fd = self._take_file_lock(pipeline_name, window_start, holder)
         now = _now()
-        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                current = self._lease_row(conn, pipeline_name, window_start)
-                if current is not None and current.holder != holder and current.expires_at > now and not holder_is_dead(current.holder):
-                    raise LeaseError(
-                        f"{pipeline_name}: the window {window_start.isoformat()} is being run by {current.holder} "
-                        f"(lease until {current.expires_at.isoformat()}); not starting a second run",
-                        holder=current.holder,
+        try:
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    current = self._lease_row(conn, pipeline_name, window_start)
+                    token = (current.token + 1) if current is not None else 1
+                    conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
+                    lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
+                    conn.execute(
+                        f"INSERT INTO {qualified(self.leases)} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
                     )
-                token = (current.token + 1) if current is not None else 1
-                conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
-                lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
-                conn.execute(
-                    f"INSERT INTO {qualified(self.leases)} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            os.close(fd)
+            raise
+        self._file_locks[(pipeline_name, window_start)] = fd
         return lease
+
+    def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
+        """True while some process (this one included) runs the window."""
+        if (pipeline_name, window_start) in self._file_locks:
+            return True
+        path = self._lock_path(pipeline_name, window_start)
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def renew_lease(self, lease: Lease, seconds: float) -> Lease:
         expires = _now() + timedelta(seconds=seconds)
@@ -264,11 +312,16 @@ class DuckDBDriveStore(DriveStore):
             conn.execute(f"UPDATE {qualified(self.table)} SET heartbeat_at = ? WHERE pipeline_id = ?", [at, pipeline_id])
 
     def release_lease(self, lease: Lease) -> None:
-        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
-            conn.execute(
-                f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?",
-                [lease.pipeline_name, lease.window_start, lease.token],
-            )
+        try:
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+                conn.execute(
+                    f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?",
+                    [lease.pipeline_name, lease.window_start, lease.token],
+                )
+        finally:
+            fd = self._file_locks.pop((lease.pipeline_name, lease.window_start), None)
+            if fd is not None:
+                os.close(fd)  # closing the descriptor releases the lock; the file stays (see module doc)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
         self.ensure()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
-
 from drivetrain.warehouse import (
     Fence,
     PushDown,
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
     from drivetrain.window import Window
 
-UTC = timezone.utc
+UTC = UTC
 _batch_names = itertools.count()
 
 

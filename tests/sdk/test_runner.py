@@ -344,15 +344,20 @@ class TestLeaseAndStale:
                 pipeline.runner().run(window)
             assert store.history(pipeline.name) == []
 
-    def test_a_lease_of_a_dead_process_is_taken_over(self, folder):
-        import socket
+    def test_a_lease_of_a_killed_process_is_taken_over(self, folder):
+        import subprocess
+        import sys
 
+        script = (
+            "import os, signal, sys; from drivetrain import Pipeline; "
+            "p = Pipeline.load(sys.argv[1]); w = p.grid.first(); s = p.drive_store(); s.ensure(); "
+            "s.acquire_lease(p.name, w.start, w.end, 'doomed', 600); os.kill(os.getpid(), signal.SIGKILL)"
+        )
+        killed = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=60)
+        assert killed.returncode == -9, killed.stderr
         with Pipeline.load(folder) as pipeline:
             window = pipeline.grid.first()
-            store = pipeline.drive_store()
-            store.ensure()
-            dead = f"{socket.gethostname()}:999999:deadbeef"
-            store.acquire_lease(pipeline.name, window.start, window.end, dead, 600)
+            assert pipeline.drive_store().current_lease(pipeline.name, window.start).holder == "doomed"
             record = pipeline.runner().run(window)
         assert record.pipeline_status is RunStatus.SUCCESS
 
