@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from drivetrain.window import Window
 
 
-class Connector(abc.ABC):
+class Connector(abc.ABC):  # noqa: B024 - an ABC for its subclasses' sake, nothing abstract itself
     """What every connector shares: its config section, its credentials, and a lifecycle.
 
     :param config: the config section (``source_system``, ``stage_system``...) it was built from.
@@ -42,7 +42,7 @@ class Connector(abc.ABC):
         """Check connectivity and prerequisites; return what was checked, raise on a problem."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Called once the run no longer needs this connector."""
 
     def __enter__(self) -> Connector:

@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import attrs
 
@@ -114,7 +114,8 @@ class DriveStore(abc.ABC):
         """Take the window or raise LeaseError naming the current holder.
 
         An expired lease, or one whose holder process is dead on this host, is taken over
-        with the next fencing token.
+        with the next fencing token. The same holder taking it again (the next step of a run
+        started elsewhere) keeps the token.
         """
 
     @abc.abstractmethod
@@ -122,8 +123,12 @@ class DriveStore(abc.ABC):
         """Extend the lease; LeaseError when another holder has taken it."""
 
     @abc.abstractmethod
-    def release_lease(self, lease: Lease) -> None:
-        """Give the window back (no-op when someone else holds it now)."""
+    def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
+        """Give the window back (no-op when someone else holds it now).
+
+        With ``keep_row`` the lease stays recorded (until it expires) for the next step of
+        the same run, which may come from another process; only this process lets go.
+        """
 
     @abc.abstractmethod
     def verify_lease(self, lease: Lease) -> None:
@@ -138,14 +143,13 @@ class DriveStore(abc.ABC):
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while a live process holds the window's lease."""
-        from datetime import timezone
 
         lease = self.current_lease(pipeline_name, window_start)
         return (
             lease is not None
-            and lease.expires_at > datetime.now(timezone.utc)
+            and lease.expires_at > datetime.now(UTC)
             and not holder_is_dead(lease.holder)
         )
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

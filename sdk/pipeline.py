@@ -12,6 +12,7 @@ or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import sys
@@ -194,10 +195,8 @@ class Pipeline:
             if id(target) in seen or not hasattr(target, "close"):
                 continue
             seen.add(id(target))
-            try:
+            with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                 target.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
-                pass
         self._connectors.clear()
 
     def __enter__(self) -> Pipeline:

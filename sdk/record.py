@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import attrs
 
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 
-UTC = timezone.utc
+UTC = UTC
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """``pipeline_status`` of a run."""
 
     RUNNING = "RUNNING"
@@ -29,7 +29,7 @@ class RunStatus(str, enum.Enum):
     SKIPPED = "SKIPPED"
 
 
-class PhaseStatus(str, enum.Enum):
+class PhaseStatus(enum.StrEnum):
     """``status`` inside a phase's VARIANT column."""
 
     PENDING = "PENDING"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -20,16 +20,18 @@ import attrs
 from drivetrain import plugins
 from drivetrain.drive import Lease, new_holder_id
 from drivetrain.durations import format_duration
-from drivetrain.errors import LeaseError, PhaseTimeout, TransientError
-from drivetrain.phase_names import PRE_VALIDATION
+from drivetrain.errors import LeaseError, PermanentError, PhaseFailed, PhaseTimeout, TransientError
+from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
 from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import redact
 from drivetrain.window import Window
 
-UTC = timezone.utc
+UTC = UTC
 log = logging.getLogger("drivetrain.run")
+#: skip_reason of phases skipped because an earlier phase ended the run early (run SKIPPED).
+EARLY_END = "the run ended early: "
 
 
 def _now() -> datetime:
@@ -83,6 +85,7 @@ class Runner:
         self.lease: Lease | None = None
         self._ctx: PhaseContext | None = None
         self._stop_reason: str | None = None
+        self._lease_ttl = lease_seconds
 
     # -- choosing windows -----------------------------------------------------------------
 
@@ -144,40 +147,131 @@ class Runner:
         if self._ctx is not None:
             self._ctx.cancel(reason)
 
+    # -- one process runs the whole window ------------------------------------------------
+
     def run(self, window: Window) -> RunRecord:
-        """Run one window to the end; returns the final drive-table row.
+        """Run one window to the end in this process; returns the final drive-table row.
 
         Raises LeaseError when another run holds the window.
         """
-        pipeline = self.pipeline
-        store = pipeline.drive_store()
+        store = self.pipeline.drive_store()
         store.ensure()
-        self.lease = store.acquire_lease(pipeline.name, window.start, window.end, self.holder, self.lease_seconds)
+        self._lease_ttl = self.lease_seconds
+        self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
-            attempts = store.attempts(pipeline.name, window.start, window.end)
-            for record in attempts:
-                if record.pipeline_status is RunStatus.RUNNING:
-                    self._close(record, "the process running this attempt stopped before finishing (crash or kill); its lease was taken over")
-            attempts = store.attempts(pipeline.name, window.start, window.end)
-            record = self._new_record(window, attempts)
-            store.insert(record, fence=self.lease)
-            ctx = self._context(record, window, attempts)
-            self._ctx = ctx
-            plugins.notify("drivetrain_run_started", record=record, pipeline=pipeline)
-            beat = _Heartbeat(self, record.pipeline_id)
+            ctx = self._begin(window)
+            beat = _Heartbeat(self, ctx.record.pipeline_id)
             beat.start()
             try:
-                record = self._run_phases(ctx)
+                for phase in self.pipeline.phases():
+                    if ctx.record.phase_failed:
+                        break
+                    if self._stop_reason is not None and ctx.record.phases[phase.name].status is PhaseStatus.PENDING:
+                        self._fail_unstarted(ctx, phase.name, f"not started: {self._stop_reason}")
+                        break
+                    self._step(ctx, phase)
+                return self._finalize(ctx)
+            except BaseException:
+                self._finalize(ctx)
+                raise
             finally:
                 beat.stop()
-            plugins.notify("drivetrain_run_finished", record=record, pipeline=pipeline)
-            return record
         finally:
             self._ctx = None
+            self._release(window, keep_row=False)
+
+    # -- one phase per call (Airflow: each task may run in another process) --------------
+
+    def start(self, window: Window) -> RunRecord:
+        """Create the run's row and take the window; the phases run later through run_phase().
+
+        The lease outlives this call (for the stale timeout), naming the run, so a CLI run
+        of the same window is refused until finish().
+        """
+        store = self.pipeline.drive_store()
+        store.ensure()
+        self.holder = f"step:{new_holder_id()}"
+        self._lease_ttl = self._step_lease_seconds()
+        self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
+        try:
+            ctx = self._begin(window)
+            return ctx.record
+        finally:
+            self._ctx = None
+            self._release(window, keep_row=True)
+
+    def run_phase(self, run_id: str, phase_name: str) -> PhaseState:
+        """Run one phase of a started run (or record it as skipped); returns its state."""
+        ctx = self._resume(run_id)
+        try:
+            if ctx.record.is_finished:
+                raise PermanentError(f"run {run_id} is already {ctx.record.pipeline_status.value}")
+            if ctx.record.phase_failed and ctx.record.phases[phase_name].status is PhaseStatus.PENDING:
+                raise PhaseFailed(phase_name, f"{phase_name} not run: {ctx.record.phase_failed} failed earlier in {run_id}")
+            beat = _Heartbeat(self, run_id)
+            beat.start()
             try:
-                store.release_lease(self.lease)
-            except Exception as exc:  # noqa: BLE001 - the lease expires by itself
-                log.warning("could not release the lease of %s: %s", window, exc)
+                return self._step(ctx, self.pipeline.phase(phase_name))
+            finally:
+                beat.stop()
+        finally:
+            self._ctx = None
+            self._release(ctx.window, keep_row=True)
+
+    def finish(self, run_id: str) -> RunRecord:
+        """Close a started run: final status, end time, duration; gives the window back."""
+        ctx = self._resume(run_id)
+        try:
+            if ctx.record.is_finished:
+                return ctx.record
+            return self._finalize(ctx)
+        finally:
+            self._ctx = None
+            self._release(ctx.window, keep_row=False)
+
+    def _step_lease_seconds(self) -> float:
+        minutes = self.pipeline.config.phases.stale_pipeline_handling.timeout_minutes or 120
+        return float(minutes) * 60
+
+    def _resume(self, run_id: str) -> PhaseContext:
+        store = self.pipeline.drive_store()
+        record = store.get(run_id)
+        if record is None:
+            raise PermanentError(f"no run {run_id!r} in {store.location}")
+        window = Window(record.query_window_start_timestamp, record.query_window_end_timestamp, self.pipeline.grid.timezone)
+        self.holder = record.lease_holder or self.holder
+        self._lease_ttl = self._step_lease_seconds()
+        self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
+        attempts = store.attempts(self.pipeline.name, window.start, window.end)
+        ctx = self._context(record, window, attempts)
+        ctx.states.update({n: s for n, s in record.phases.items() if s.status is not PhaseStatus.PENDING})
+        self._ctx = ctx
+        return ctx
+
+    def _release(self, window: Window, *, keep_row: bool) -> None:
+        if self.lease is None:
+            return
+        try:
+            self.pipeline.drive_store().release_lease(self.lease, keep_row=keep_row)
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            log.warning("could not release the lease of %s: %s", window, exc)
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _begin(self, window: Window) -> PhaseContext:
+        """Close dead attempts of the window, insert this run's row, build its context."""
+        store = self.pipeline.drive_store()
+        attempts = store.attempts(self.pipeline.name, window.start, window.end)
+        for record in attempts:
+            if record.pipeline_status is RunStatus.RUNNING:
+                self._close(record, "the process running this attempt stopped before finishing (crash or kill); its lease was taken over")
+        attempts = store.attempts(self.pipeline.name, window.start, window.end)
+        record = self._new_record(window, attempts)
+        store.insert(record, fence=self.lease)
+        ctx = self._context(record, window, attempts)
+        self._ctx = ctx
+        plugins.notify("drivetrain_run_started", record=record, pipeline=self.pipeline)
+        return ctx
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
         config = self.pipeline.config
@@ -208,6 +302,7 @@ class Runner:
     def _context(self, record: RunRecord, window: Window, attempts: list[RunRecord]) -> PhaseContext:
         store = self.pipeline.drive_store()
         logger = RunLogger(log, {"pipeline": self.pipeline.name, "run_id": record.pipeline_id, "window": str(window), "phase": None})
+
         def fence() -> None:
             store.verify_lease(self.lease)
             ctx_ref = self._ctx
@@ -226,65 +321,59 @@ class Runner:
             close_run=self._close_if_dead,
         )
 
-    def _run_phases(self, ctx: PhaseContext) -> RunRecord:
-        config = self.pipeline.config
-        carried: dict[str, PhaseState] = {}
-        skip_rest: str | None = None
-        failed: str | None = None
-        for phase in self.pipeline.phases():
-            name = phase.name
-            settings = config.phases.get(name)
-            if not settings.enabled:
-                self._skip(ctx, name, PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config"), pending=False)
-                continue
-            if skip_rest is not None:
-                self._skip(ctx, name, PhaseState(status=PhaseStatus.SKIPPED, skip_reason=skip_rest))
-                continue
-            if name in carried:
-                self._skip(ctx, name, carried[name])
-                continue
-            if self._stop_reason is not None:
-                failed = name
-                self._finish_phase(ctx, name, ctx.record.phases[name], None, f"not started: {self._stop_reason}", 0)
-                break
-            result, state = self._execute(phase, ctx)
-            if name == PRE_VALIDATION and isinstance(result, PreValidationResult):
-                carried = dict(result.carried)
-            if result is not None and result.skip_remaining:
-                skip_rest = f"{name} ended the run early: {result.details.get('note', 'nothing to do')}"
-            if state.status is PhaseStatus.FAILED:
-                if settings.continue_on_failure:
-                    ctx.log.warning("%s failed but continue_on_failure is set: %s", name, state.error_message)
-                    continue
-                failed = name
-                break
-        return self._finalize(ctx, failed, skipped=skip_rest is not None)
+    def _step(self, ctx: PhaseContext, phase: BasePhase) -> PhaseState:
+        """Run one phase, or record why it is skipped; marks what its result implies."""
+        name = phase.name
+        state = ctx.record.phases[name]
+        if state.status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED):
+            return state
+        settings = self.pipeline.config.phases.get(name)
+        if not settings.enabled:
+            self._mark_skipped(ctx, {name: PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config")})
+            return ctx.record.phases[name]
+        result, state = self._execute(phase, ctx)
+        if isinstance(result, PreValidationResult) and result.carried and state.status is PhaseStatus.COMPLETED:
+            self._mark_skipped(ctx, dict(result.carried))
+        if result is not None and result.skip_remaining and state.status is PhaseStatus.COMPLETED:
+            reason = EARLY_END + str(result.details.get("note", f"{name} found nothing to do"))
+            later = [p for p in PHASE_NAMES[PHASE_NAMES.index(name) + 1:] if ctx.record.phases[p].status is PhaseStatus.PENDING]
+            self._mark_skipped(ctx, {p: PhaseState(status=PhaseStatus.SKIPPED, skip_reason=reason) for p in later})
+        if state.status is PhaseStatus.FAILED and settings.continue_on_failure:
+            ctx.log.warning("%s failed but continue_on_failure is set: %s", name, state.error_message)
+        return state
 
-    def _skip(self, ctx: PhaseContext, name: str, state: PhaseState, *, pending: bool = True) -> None:
+    def _mark_skipped(self, ctx: PhaseContext, states: dict[str, PhaseState]) -> None:
         record = ctx.record
-        state = attrs.evolve(state, expected_run_duration=record.phases[name].expected_run_duration)
-        ctx.states[name] = state
-        ctx.record = record.with_phase(
-            name, state,
-            phases_skipped=(*record.phases_skipped, name),
-            phases_pending=tuple(p for p in record.phases_pending if p != name),
-        )
+        skipped, pending = list(record.phases_skipped), list(record.phases_pending)
+        phases = dict(record.phases)
+        for name, state in states.items():
+            state = attrs.evolve(state, expected_run_duration=record.phases[name].expected_run_duration)
+            phases[name] = state
+            ctx.states[name] = state
+            if name not in skipped:
+                skipped.append(name)
+            if name in pending:
+                pending.remove(name)
+        ctx.record = attrs.evolve(record, phases=phases, phases_skipped=tuple(p for p in PHASE_NAMES if p in skipped), phases_pending=tuple(pending))
         self.pipeline.drive_store().update(ctx.record, fence=self.lease)
-        plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
+        for name in states:
+            plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=ctx.record.phases[name], pipeline=self.pipeline)
+
+    def _fail_unstarted(self, ctx: PhaseContext, name: str, reason: str) -> None:
+        self._finish_phase(ctx, name, ctx.record.phases[name], None, reason, 0)
 
     def _execute(self, phase: BasePhase, ctx: PhaseContext) -> tuple[PhaseResult | None, PhaseState]:
         name = phase.name
         settings = self.pipeline.config.phases.get(name)
         store = self.pipeline.drive_store()
-        started = _now()
-        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=started)
+        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=_now())
         ctx.record = ctx.record.with_phase(name, running)
         store.update(ctx.record, fence=self.lease)
         ctx.phase_name = name
         ctx.log = RunLogger(log, {**ctx.log.extra, "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
         timer = None
-        if settings.timeout_minutes and name != "stale_pipeline_handling":
+        if settings.timeout_minutes and name != STALE_PIPELINE_HANDLING:
             minutes = settings.timeout_minutes
             timer = threading.Timer(minutes * 60, ctx.cancel, args=(f"{name} ran past its timeout of {minutes:g} minutes",))
             timer.daemon = True
@@ -313,10 +402,9 @@ class Runner:
                 except PhaseTimeout as exc:
                     error = str(exc)
                     break
-                except (KeyboardInterrupt, SystemExit):
-                    self._stop_reason = self._stop_reason or "interrupted"
-                    self._finish_phase(ctx, name, running, None, "interrupted (KeyboardInterrupt/SystemExit)", attempt)
-                    self._finalize(ctx, name, skipped=False)
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    self._stop_reason = self._stop_reason or f"interrupted ({type(exc).__name__})"
+                    self._finish_phase(ctx, name, running, None, self._stop_reason, attempt)
                     raise
                 except Exception as exc:  # noqa: BLE001 - a phase's bug fails the phase, not the runner
                     error = f"{type(exc).__name__}: {exc}"
@@ -349,10 +437,12 @@ class Runner:
         )
         record = ctx.record
         ctx.states[name] = state
+        stops = failed and not self.pipeline.config.phases.get(name).continue_on_failure
         ctx.record = record.with_phase(
             name, state,
             phases_completed=record.phases_completed if failed else (*record.phases_completed, name),
             phases_pending=tuple(p for p in record.phases_pending if p != name),
+            phase_failed=name if stops and record.phase_failed is None else record.phase_failed,
         )
         self.pipeline.drive_store().update(ctx.record, fence=self.lease)
         level = logging.ERROR if failed else logging.INFO
@@ -360,20 +450,32 @@ class Runner:
         plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
 
-    def _finalize(self, ctx: PhaseContext, failed: str | None, *, skipped: bool) -> RunRecord:
-        ended = _now()
+    def _finalize(self, ctx: PhaseContext) -> RunRecord:
         record = ctx.record
-        status = RunStatus.FAILED if failed else (RunStatus.SKIPPED if skipped else RunStatus.SUCCESS)
+        for name, state in record.phases.items():
+            if state.status is PhaseStatus.RUNNING:
+                self._finish_phase(ctx, name, state, None, "the phase was still running when the run was closed (its process stopped)", state.retry_number)
+                record = ctx.record
+        if record.phase_failed is None and record.phases_pending and self._stop_reason is not None:
+            self._fail_unstarted(ctx, record.phases_pending[0], f"not started: {self._stop_reason}")
+            record = ctx.record
+        elif record.phase_failed is None and record.phases_pending:
+            self._fail_unstarted(ctx, record.phases_pending[0], "not started: the run was closed before this phase ran")
+            record = ctx.record
+        ended = _now()
+        early = any((s.skip_reason or "").startswith(EARLY_END) for s in record.phases.values())
+        status = RunStatus.FAILED if record.phase_failed else (RunStatus.SKIPPED if early else RunStatus.SUCCESS)
         record = attrs.evolve(
             record,
             pipeline_status=status,
             pipeline_end_timestamp=ended,
             pipeline_run_duration=format_duration(ended - record.pipeline_start_timestamp),
-            phase_failed=failed,
         )
         self.pipeline.drive_store().update(record, fence=self.lease)
         ctx.record = record
-        ctx.log.log(logging.ERROR if failed else logging.INFO, "run %s in %s%s", status.value, record.pipeline_run_duration, f" (failed at {failed})" if failed else "")
+        ctx.log.log(logging.ERROR if record.phase_failed else logging.INFO, "run %s in %s%s", status.value,
+                    record.pipeline_run_duration, f" (failed at {record.phase_failed})" if record.phase_failed else "")
+        plugins.notify("drivetrain_run_finished", record=record, pipeline=self.pipeline)
         return record
 
     @staticmethod
@@ -430,7 +532,7 @@ class _Heartbeat:
         store = runner.pipeline.drive_store()
         while not self._stop.wait(runner.heartbeat_seconds):
             try:
-                runner.lease = store.renew_lease(runner.lease, runner.lease_seconds)
+                runner.lease = store.renew_lease(runner.lease, runner._lease_ttl)
                 store.heartbeat(self.run_id, _now())
             except LeaseError as exc:
                 runner.cancel(str(exc))

@@ -259,7 +259,17 @@ class DuckDBDriveStore(DriveStore):
                 conn.execute("BEGIN TRANSACTION")
                 try:
                     current = self._lease_row(conn, pipeline_name, window_start)
-                    token = (current.token + 1) if current is not None else 1
+                    if (current is not None and current.holder != holder and current.holder.startswith("step:")
+                            and current.expires_at > now):
+                        raise LeaseError(
+                            f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
+                            f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
+                            "not starting a second run", holder=current.holder,
+                        )
+                    if current is not None and current.holder == holder:
+                        token = current.token
+                    else:
+                        token = (current.token + 1) if current is not None else 1
                     conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
                     lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
                     conn.execute(
@@ -311,8 +321,10 @@ class DuckDBDriveStore(DriveStore):
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             conn.execute(f"UPDATE {qualified(self.table)} SET heartbeat_at = ? WHERE pipeline_id = ?", [at, pipeline_id])
 
-    def release_lease(self, lease: Lease) -> None:
+    def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
         try:
+            if keep_row:
+                return
             with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
                 conn.execute(
                     f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
+
 from drivetrain.warehouse import (
     Fence,
     PushDown,

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 from drivetrain.errors import ConfigError
 
 if TYPE_CHECKING:
-    from drivetrain.config.model import PipelineConfig
     from jsonschema.protocols import Validator
+
+    from drivetrain.config.model import PipelineConfig
 
 JsonPath = tuple["str | int", ...]
 

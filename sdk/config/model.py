@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+
 from drivetrain.config import loader
 from drivetrain.errors import ConfigError
 from drivetrain.phase_names import PHASE_NAMES

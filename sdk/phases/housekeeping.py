@@ -7,7 +7,7 @@ results carried forward, after a check that what they produced is still there.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -19,7 +19,7 @@ from drivetrain.results import PhaseResult
 
 from .base import BasePhase, PhaseContext
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class StalePipelineHandling(BasePhase):

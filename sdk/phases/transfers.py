@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +20,7 @@ from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, quote_expr
 
 from .base import BasePhase, PhaseContext
 
-UTC = timezone.utc
+UTC = UTC
 #: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
 ROW_COLUMN = "_drivetrain_row"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-UTC = timezone.utc
+UTC = UTC
 DAY = datetime(2025, 11, 15, tzinfo=UTC)
 
 BASE_CONFIG: dict[str, Any] = {

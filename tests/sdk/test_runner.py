@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from drivetrain import Pipeline, RunStatus
-from drivetrain.errors import LeaseError, TransientError
+from drivetrain.errors import LeaseError
+from drivetrain.phases import SourceToStageTransfer, StageToTargetTransfer
 from drivetrain.record import PhaseStatus
 from drivetrain.results import TransferResult
-from drivetrain.phases import SourceToStageTransfer, StageToTargetTransfer
 from drivetrain.testing import FaultPlugin, FaultySource
 
 from .factory import DAY, expected_target, make_pipeline_dir, make_rows, query, target_rows
@@ -377,3 +377,44 @@ class TestLeaseAndStale:
             closed = store.get("ghost")
         assert record.phases["stale_pipeline_handling"].phase_specific_details["resolved_runs"] == ["ghost"]
         assert closed.pipeline_status is RunStatus.FAILED
+
+
+class TestStepByStep:
+    """The Airflow shape: start, one call per phase (each from a fresh Runner), finish."""
+
+    def _steps(self, folder, *, fail=None):
+        with Pipeline.load(folder) as pipeline:
+            record = pipeline.runner().start(pipeline.grid.first())
+        states = {}
+        for name in record.phases:
+            with Pipeline.load(folder) as pipeline, FaultPlugin(fail=fail or {}).installed():
+                try:
+                    states[name] = pipeline.runner().run_phase(record.pipeline_id, name)
+                except Exception as exc:  # noqa: BLE001
+                    states[name] = exc
+        with Pipeline.load(folder) as pipeline:
+            final = pipeline.runner().finish(record.pipeline_id)
+        return final, states
+
+    def test_phases_run_one_call_each_and_finish_closes_the_row(self, folder):
+        final, states = self._steps(folder)
+        assert final.pipeline_status is RunStatus.SUCCESS
+        assert states["target_cleaning"].status is PhaseStatus.SKIPPED
+        assert final.phases_completed[-1] == "stage_cleaning"
+
+    def test_a_failed_step_stops_the_later_ones_and_the_next_run_resumes(self, folder):
+        final, states = self._steps(folder, fail={"stage_to_target_transfer": 1})
+        assert final.pipeline_status is RunStatus.FAILED and final.phase_failed == "stage_to_target_transfer"
+        assert "not run" in str(states["audit"])
+        resumed, states = self._steps(folder)
+        assert resumed.pipeline_status is RunStatus.SUCCESS
+        assert states["source_to_stage_transfer"].carried_from == final.pipeline_id
+
+    def test_a_started_run_keeps_the_window_from_a_cli_run(self, folder):
+        with Pipeline.load(folder) as pipeline:
+            record = pipeline.runner().start(pipeline.grid.first())
+        with Pipeline.load(folder) as pipeline, pytest.raises(LeaseError, match="step by step"):
+            pipeline.runner().run(pipeline.grid.first())
+        with Pipeline.load(folder) as pipeline:
+            pipeline.runner().finish(record.pipeline_id)
+            assert pipeline.runner().run(pipeline.grid.first()).pipeline_status is RunStatus.SUCCESS

@@ -1,0 +1,145 @@
+"""Finding pipelines and their drive tables for the commands, and formatting what they hold.
+
+A command names a pipeline by its registered name or by a folder holding ``config.json``.
+Commands that look at many pipelines (``status``, ``show``) use every registered pipeline plus
+the folder given by ``--dir`` (or the working folder) when it holds a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
+
+from ._output import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from drivetrain.drive import DriveStore
+    from drivetrain.pipeline import Pipeline
+    from drivetrain.window import Window
+
+
+def load(name_or_folder: str) -> Pipeline:
+    """Pipeline.load with the command line's error handling: config problems exit 2."""
+    from drivetrain.pipeline import Pipeline
+
+    try:
+        return Pipeline.load(name_or_folder)
+    except PipelineNotFound as exc:
+        message = str(exc)
+        if "did you mean" not in message:
+            import difflib
+
+            here = [p.name for p in Path.cwd().iterdir() if (p / "config.json").is_file()] if Path.cwd().is_dir() else []
+            close = difflib.get_close_matches(Path(name_or_folder).name, here, n=1)
+            if close:
+                message += f"; did you mean the folder {close[0]!r}?"
+        raise CliError(message, EXIT_USAGE) from exc
+    except ConfigError as exc:
+        raise CliError(config_message(exc), EXIT_USAGE) from exc
+
+
+def config_message(exc: ConfigError) -> str:
+    if len(exc.problems) == 1:
+        return f"invalid configuration: {exc.problems[0]}"
+    return "invalid configuration:\n" + "\n".join(f"  {p}" for p in exc.problems)
+
+
+@contextmanager
+def opened(name_or_folder: str) -> Iterator[Pipeline]:
+    pipeline = load(name_or_folder)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()
+
+
+@attrs.frozen
+class Candidate:
+    """A pipeline a command may look at, or why it could not be loaded."""
+
+    label: str
+    """Registered name, or the folder."""
+    pipeline: Any = None
+    problem: str | None = None
+
+
+def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
+    """Every registered pipeline plus ``folder`` (default: the working folder) if it has a config.
+
+    :returns: the candidates and a description of where they were found.
+    """
+    from drivetrain import plugins
+    from drivetrain.pipeline import Pipeline
+
+    where = []
+    found: list[Candidate] = []
+    registered = plugins.registered_pipelines()
+    where.append(f"{len(registered)} registered pipeline(s)" + (f" ({', '.join(sorted(registered))})" if registered else ""))
+    for name in sorted(registered):
+        found.append(try_load(name, lambda n=name: Pipeline.load(n)))
+    base = Path(folder) if folder else Path.cwd()
+    if (base / "config.json").is_file():
+        where.append(f"the folder {base.resolve()}")
+        found.append(try_load(str(base), lambda: Pipeline.from_folder(base)))
+    else:
+        where.append(f"{base.resolve()} (no config.json there)")
+    return found, where
+
+
+def try_load(label: str, make: Any) -> Candidate:
+    try:
+        return Candidate(label=label, pipeline=make())
+    except ConfigError as exc:
+        return Candidate(label=label, problem=config_message(exc))
+    except DrivetrainError as exc:
+        return Candidate(label=label, problem=str(exc))
+
+
+def drive_exists(pipeline: Pipeline) -> bool:
+    """Whether the pipeline's drive table can be read without creating anything.
+
+    Opening an embedded warehouse creates its file; for ``status`` over every registered
+    pipeline that would leave empty database files wherever their configs point. A
+    warehouse with a local ``path`` that does not exist yet has no runs: say so instead.
+    """
+    store = pipeline.drive_store()
+    warehouse = getattr(store, "wh", None) or getattr(store, "warehouse", None)
+    path = getattr(warehouse, "path", None)
+    return not (isinstance(path, Path) and not path.exists())
+
+
+def drive_location(pipeline: Pipeline) -> str:
+    store: DriveStore = pipeline.drive_store()
+    return store.location or pipeline.config.drive_table.type
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp for tables: UTC, to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else ""
+
+
+def window_text(start: datetime, end: datetime, timezone: str = "UTC") -> str:
+    """``2025-11-15 10:00 -> 11:00 UTC``; the end shows its date for windows of a day or more."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    s, e = start.astimezone(zone), end.astimezone(zone)
+    seconds = s.second or e.second
+    clock = "%H:%M:%S" if seconds else "%H:%M"
+    end_fmt = clock if (e - s).total_seconds() < 86400 else f"%Y-%m-%d {clock}"
+    label = "UTC" if timezone == "UTC" else s.strftime("%Z")
+    return f"{s.strftime('%Y-%m-%d ' + clock)} -> {e.strftime(end_fmt)} {label}"
+
+
+def window_of(window: Window) -> str:
+    return window_text(window.start, window.end, window.timezone)

@@ -1,0 +1,125 @@
+"""Drive-table rows as the commands print them: one line per run, or phase by phase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.record import PhaseStatus, RunRecord, RunStatus
+
+from ._pipelines import when, window_text
+
+
+def timezone_of(record: RunRecord) -> str:
+    snapshot = record.config_snapshot or {}
+    return str((snapshot.get("dag_schedule") or {}).get("timezone") or "UTC")
+
+
+def window_label(record: RunRecord) -> str:
+    return window_text(record.query_window_start_timestamp, record.query_window_end_timestamp, timezone_of(record))
+
+
+def counts(record: RunRecord) -> dict[str, int | None]:
+    """Source, stage and target counts and rejected/dropped rows, as far as the run got."""
+    def detail(phase: str, key: str) -> int | None:
+        value = record.phases[phase].phase_specific_details.get(key)
+        return int(value) if isinstance(value, int | float) else None
+
+    return {
+        "source": detail("source_count", "count"),
+        "stage": detail("stage_count", "count"),
+        "target": detail("target_count", "count"),
+        "rejected": detail("source_to_stage_transfer", "records_failed"),
+        "dropped": detail("stage_to_target_transfer", "rows_dropped"),
+    }
+
+
+def counts_text(record: RunRecord) -> str:
+    parts = [f"{name} {value:,}" for name, value in counts(record).items()
+             if value is not None and (value or name in ("source", "stage", "target"))]
+    return ", ".join(parts)
+
+
+def carried_phases(record: RunRecord) -> list[str]:
+    """Phases this run skipped because an earlier attempt had completed them."""
+    return [name for name in record.phases_skipped if record.phases[name].carried_from]
+
+
+def outcome_text(record: RunRecord) -> str:
+    """What happened, in a few words: the failure, or the counts and what was resumed."""
+    if record.pipeline_status is RunStatus.FAILED:
+        phase = record.phase_failed or "?"
+        error = record.phases[phase].error_message if phase in record.phases else None
+        return f"failed at {phase}: {error or 'no message'}"
+    text = counts_text(record)
+    carried = carried_phases(record)
+    if carried:
+        origin = record.phases[carried[0]].carried_from
+        text += f"{'; ' if text else ''}resumed: skipped {', '.join(carried)} (done by {origin})"
+    if record.pipeline_status is RunStatus.SKIPPED:
+        text += f"{'; ' if text else ''}window skipped"
+    return text
+
+
+def run_line(record: RunRecord) -> list[str]:
+    """The cells of one run in history-style tables."""
+    return [
+        record.pipeline_id,
+        record.pipeline_status.value,
+        window_label(record),
+        str(record.pipeline_retry_number),
+        record.pipeline_run_duration or "",
+        outcome_text(record),
+    ]
+
+
+RUN_COLUMNS = ["run", "status", "window", "retry", "duration", "outcome"]
+
+
+def _details_text(details: dict[str, Any], limit: int = 160) -> str:
+    keep = {k: v for k, v in details.items() if v not in (None, [], {}, "")}
+    for noisy in ("validation_checks", "continuation_notes", "resolved_runs", "archive_objects"):
+        keep.pop(noisy, None)
+    text = ", ".join(f"{k}={v}" for k, v in keep.items())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def phase_rows(record: RunRecord) -> list[list[str]]:
+    """One row per phase: status, times, duration against expected, retries, details or error."""
+    rows = []
+    for name in PHASE_NAMES:
+        state = record.phases[name]
+        if state.status is PhaseStatus.FAILED:
+            info = state.error_message or ""
+        elif state.status is PhaseStatus.SKIPPED:
+            info = state.skip_reason or ""
+        else:
+            info = _details_text(state.phase_specific_details)
+        duration = state.actual_run_duration or ""
+        if state.expected_run_duration:
+            duration += f" (expected {state.expected_run_duration})"
+        rows.append([name, state.status.value, when(state.start_timestamp), duration, str(state.retry_number or ""), info])
+    return rows
+
+
+PHASE_COLUMNS = ["phase", "status", "started", "duration", "retries", "details"]
+
+
+def header_rows(record: RunRecord) -> list[list[str]]:
+    """Key facts of a run, as (field, value) rows."""
+    return [
+        ["pipeline", record.pipeline_name],
+        ["status", record.pipeline_status.value],
+        ["window", window_label(record)],
+        ["target date", record.target_date.isoformat()],
+        ["attempt", f"{record.pipeline_retry_number + 1} (retry number {record.pipeline_retry_number})"],
+        ["started", when(record.pipeline_start_timestamp)],
+        ["ended", when(record.pipeline_end_timestamp)],
+        ["duration", record.pipeline_run_duration or ""],
+        ["phase failed", record.phase_failed or ""],
+        ["completed", ", ".join(record.phases_completed)],
+        ["skipped", ", ".join(record.phases_skipped)],
+        ["pending", ", ".join(record.phases_pending)],
+        ["counts", counts_text(record)],
+        ["config hash", (record.config_hash or "")[:12]],
+    ]

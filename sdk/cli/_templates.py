@@ -1,0 +1,230 @@
+"""What ``drivetrain new`` writes: source sections, the sample data and the file templates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+#: The day the sample data covers; the scaffold's schedule starts on it.
+SAMPLE_DAY = "2025-01-01"
+
+
+def _files(name: str) -> dict[str, Any]:
+    return {"type": "files", "path": "data/*.jsonl", "query_field": "updated_at",
+            "_comment": "A file, a folder or a glob, relative to this file; JSONL, CSV or Parquet."}
+
+
+def _mysql(name: str) -> dict[str, Any]:
+    return {
+        "type": "mysql",
+        "_comment": f"Credentials come from the environment: {name.upper()}_MYSQL_USER and {name.upper()}_MYSQL_PASSWORD.",
+        "credentials_ref": f"{name}_mysql",
+        "host": "mysql.example.com",
+        "port": 3306,
+        "database": "TODO_database",
+        "table": "TODO_table",
+        "query_field": "updated_at",
+        "batch_size": 10000,
+    }
+
+
+def _elasticsearch(name: str) -> dict[str, Any]:
+    return {
+        "type": "elasticsearch",
+        "_comment": (f"Credentials come from the environment: {name.upper()}_ES_USER and {name.upper()}_ES_PASSWORD, "
+                     f"or {name.upper()}_ES_API_KEY."),
+        "credentials_ref": f"{name}_es",
+        "endpoint": "https://elasticsearch.example.com:9200",
+        "index": "TODO_index",
+        "query_field": "updated_at",
+        "batch_size": 5000,
+    }
+
+
+def _servicenow(name: str) -> dict[str, Any]:
+    return {
+        "type": "servicenow",
+        "_comment": f"Credentials come from the environment: {name.upper()}_SNOW_USER and {name.upper()}_SNOW_PASSWORD.",
+        "credentials_ref": f"{name}_snow",
+        "instance": "TODO-instance",
+        "table": "incident",
+        "query_field": "sys_updated_on",
+        "batch_size": 1000,
+    }
+
+
+SOURCES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "files": _files,
+    "mysql": _mysql,
+    "elasticsearch": _elasticsearch,
+    "servicenow": _servicenow,
+}
+KEY_COLUMN = {"files": "order_id", "mysql": "id", "elasticsearch": "id", "servicenow": "sys_id"}
+
+SAMPLE_COLUMNS: list[dict[str, Any]] = [
+    {"name": "order_id", "type": "integer", "required": True, "nullable": False, "min": 1},
+    {"name": "customer", "type": "string", "required": True, "max_length": 100},
+    {"name": "amount", "type": "float", "min": 0},
+    {"name": "status", "type": "string"},
+    {"name": "updated_at", "type": "timestamp", "required": True},
+]
+
+
+def sample_jsonl() -> str:
+    """Twelve orders over the first three hours of SAMPLE_DAY."""
+    start = datetime.fromisoformat(SAMPLE_DAY).replace(tzinfo=UTC)
+    customers = ["acme", "globex", "initech", "umbrella"]
+    statuses = ["new", "paid", "shipped", "paid"]
+    lines = []
+    for i in range(12):
+        at = start + timedelta(minutes=15 * i + 5)
+        lines.append(json.dumps({
+            "order_id": 1000 + i,
+            "customer": customers[i % 4],
+            "amount": round(19.5 + 7.25 * i, 2),
+            "status": statuses[i % 4],
+            "updated_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }))
+    return "\n".join(lines) + "\n"
+
+
+PIPELINE_PY = '''"""The {name} pipeline: config.json plus the phases it customises.
+
+drivetrain finds the Pipeline subclass in this file when it loads the folder. Override a
+phase by subclassing the default one and naming it in ``phase_classes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from drivetrain import PhaseContext, Pipeline, StageToTargetTransfer
+
+
+class {cls}StageToTarget(StageToTargetTransfer):
+    """Stage to target, with ``status`` upper-cased on the way (pushed down as SQL)."""
+
+    def select_columns(self, ctx: PhaseContext, stage_columns: Sequence[str]) -> list[tuple[str, str]]:
+        columns = super().select_columns(ctx, stage_columns)
+        return [(name, f"upper({{expr}})" if name == "status" else expr) for name, expr in columns]
+
+
+class {cls}Pipeline(Pipeline):
+    """The {name} pipeline."""
+
+    config_path = Path(__file__).with_name("config.json")
+    phase_classes = {{"stage_to_target_transfer": {cls}StageToTarget}}
+'''
+
+_TEST_PY = '''"""Runs the {name} pipeline over one window, in a copy of this folder under pytest's tmp_path.
+
+The copy keeps tests away from real data: its relative paths (the DuckDB file, the archive)
+resolve inside tmp_path. Run it with: pytest {name}
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+from drivetrain import Pipeline, RunStatus
+from drivetrain.testing import MemorySource
+
+HERE = Path(__file__).parent
+CONFIG = json.loads((HERE / "config.json").read_text(encoding="utf-8"))
+HAS_SAMPLE_FILES = {has_samples}  # True when data/ holds sample files for the source to read
+
+
+def sample_rows() -> list[dict[str, object]]:
+    """Rows for an in-memory stand-in of the source, in the first hour of the schedule."""
+    field = CONFIG["source_system"]["query_field"]
+    key = CONFIG["target_system"]["dedup_keys"][0]
+    start = datetime.fromisoformat(CONFIG["dag_schedule"]["start_date"]).replace(tzinfo=timezone.utc)
+    return [
+        {{key: f"r{{i}}", "status": "open" if i % 2 else "closed", field: (start + timedelta(minutes=10 * i + 1)).isoformat()}}
+        for i in range(5)
+    ]
+
+
+def load_copy(tmp_path: Path) -> Pipeline:
+    """Copy this folder to tmp_path and load it; without sample files, the source becomes memory rows."""
+    folder = tmp_path / "{name}"
+    shutil.copytree(HERE, folder, ignore=shutil.ignore_patterns("warehouse.duckdb*", "archive", "__pycache__", ".pytest_cache"))
+    if not HAS_SAMPLE_FILES:
+        config = dict(CONFIG)
+        config["source_system"] = {{"type": "memory", "name": "{name}", "query_field": CONFIG["source_system"]["query_field"]}}
+        MemorySource.registry["{name}"] = sample_rows()
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return Pipeline.load(folder)
+
+
+def run_first_window(tmp_path: Path):
+    with load_copy(tmp_path) as pipeline:
+        return pipeline.runner().run(pipeline.grid.first())
+
+
+def test_first_window_succeeds_and_loses_nothing(tmp_path: Path) -> None:
+    record = run_first_window(tmp_path)
+    failed = record.phases[record.phase_failed].error_message if record.phase_failed else None
+    assert record.pipeline_status is RunStatus.SUCCESS, failed
+    audit = record.phases["audit"].phase_specific_details
+    assert audit["source_count"] == audit["stage_count"] == audit["target_count"] > 0
+
+
+def test_status_is_upper_case_in_the_target(tmp_path: Path) -> None:
+    run_first_window(tmp_path)
+    table = CONFIG["target_system"]["table"]
+    with duckdb.connect(str(tmp_path / "{name}" / "warehouse.duckdb")) as conn:
+        statuses = {{row[0] for row in conn.execute(f'SELECT DISTINCT status FROM "{{table}}"').fetchall()}}
+    assert statuses and all(s == s.upper() for s in statuses)
+'''
+
+
+def test_py(name: str, source_type: str) -> str:
+    return _TEST_PY.format(name=name, has_samples=source_type == "files")
+
+
+GITIGNORE = "warehouse.duckdb\nwarehouse.duckdb.wal\narchive/\n__pycache__/\n"
+
+
+def readme(name: str, source_type: str) -> str:
+    first = ("The sample in data/ covers the first hours of " + SAMPLE_DAY + ", so it runs as it is."
+             if source_type == "files" else
+             f"Fill in the TODO placeholders in config.json and set the credentials named by credentials_ref "
+             f"(environment variables, see the _comment there). Install the client: pip install 'drivetrain[{source_type}]'.")
+    return f"""# {name}
+
+A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, one hour at a time.
+
+{first}
+
+- `config.json`: where data comes from and goes to, the schedule, and each phase's settings.
+- `pipeline.py`: the Pipeline subclass; it overrides stage-to-target to upper-case `status`.
+- `test_pipeline.py`: runs one window into a throwaway DuckDB file (`pytest {name}`).
+
+```
+drivetrain validate {name}      # config, then every system it names
+drivetrain run {name}           # the next window due (a failed one first)
+drivetrain history {name}       # what ran, newest first
+```
+"""
+
+
+def next_steps(folder: Path, name: str, source_type: str) -> list[str]:
+    steps = ["next:"]
+    if source_type != "files":
+        steps.append(f"  edit {folder}/config.json (the TODO placeholders) and set the credentials it names")
+    steps += [
+        f"  drivetrain validate {folder}",
+        f"  drivetrain run {folder}",
+        f"  python -m pytest {folder}",
+    ]
+    return steps

@@ -1,0 +1,176 @@
+"""``drivetrain status``, ``history`` and ``show``: reading the drive table.
+
+With ``--json`` each prints drive-table rows keyed by the spec's column names (phase columns as
+nested objects): a list for ``status`` and ``history``, one object for ``show``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drivetrain.errors import DrivetrainError
+from drivetrain.record import RunRecord, RunStatus
+
+from ._output import EXIT_USAGE, CliError, output
+from ._pipelines import (
+    Candidate,
+    candidates,
+    drive_exists,
+    drive_location,
+    load,
+    opened,
+    try_load,
+    window_of,
+)
+from ._records import (
+    PHASE_COLUMNS,
+    RUN_COLUMNS,
+    header_rows,
+    outcome_text,
+    phase_rows,
+    run_line,
+    window_label,
+)
+
+JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
+DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
+
+
+@click.command("status")
+@click.argument("pipeline", required=False)
+@click.option("--dir", "folder", metavar="PATH", help=DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " One row per pipeline: its latest run.")
+def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> None:
+    """The latest run of PIPELINE, or of every pipeline found.
+
+    Without PIPELINE: every registered pipeline, plus the folder given by --dir (or the
+    working folder) when it holds config.json. Where it looked is printed on stderr.
+    """
+    out = output()
+    if pipeline:
+        found = [Candidate(label=pipeline, pipeline=load(pipeline))]
+    else:
+        found, where = candidates(folder)
+        out.note("looked at: " + "; ".join(where))
+    rows, latest = [], []
+    for item in found:
+        cells, record = _status_of(item)
+        rows.append(cells)
+        if record is not None:
+            latest.append(record)
+    if as_json:
+        out.json([r.to_json() for r in latest])
+    elif rows:
+        out.table(["pipeline", "latest run", "status", "window", "open failures", "next window", "drive table"], rows)
+    else:
+        out.note("no pipelines found")
+
+
+def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
+    """One status row, and the latest record when there is one."""
+    if item.pipeline is None:
+        return [item.label, "", "CONFIG ERROR", "", "", "", item.problem or ""], None
+    pipe = item.pipeline
+    name = pipe.name if item.label == pipe.name else f"{pipe.name} ({item.label})"
+    try:
+        where = drive_location(pipe)
+        if not drive_exists(pipe):
+            return [name, "", "no runs yet", "", "", "", f"{where} (not created yet)"], None
+        store = pipe.drive_store()
+        history = store.history(pipe.name)
+        if not history:
+            return [name, "", "no runs yet", "", "", "", where], None
+        latest = history[0]
+        newest: dict[tuple[Any, Any], RunRecord] = {}
+        for record in reversed(history):
+            newest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
+        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED)
+        due = pipe.runner().next_window()
+        return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
+                str(failures), window_of(due) if due else "none due", where], latest
+    except DrivetrainError as exc:
+        return [name, "", "UNREADABLE", "", "", "", str(exc)], None
+    finally:
+        pipe.close()
+
+
+@click.command("history")
+@click.argument("pipeline")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
+              help="Only runs with this status (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def history_command(pipeline: str, limit: int, statuses: tuple[str, ...], as_json: bool) -> None:
+    """Runs of PIPELINE (a registered name or a folder), newest first."""
+    out = output()
+    with opened(pipeline) as pipe:
+        records: list[RunRecord] = []
+        if drive_exists(pipe):
+            records = pipe.drive_store().history(pipe.name, status=[RunStatus(s.upper()) for s in statuses], limit=limit)
+        where = drive_location(pipe)
+    if as_json:
+        out.json([r.to_json() for r in records])
+        return
+    if not records:
+        out.note(f"{pipe.name}: no runs recorded in {where}")
+        return
+    out.table(RUN_COLUMNS, [run_line(r) for r in records], title=f"{pipe.name}: {len(records)} run(s), newest first ({where})")
+
+
+@click.command("show")
+@click.argument("run_id")
+@click.option("--pipeline", "-p", metavar="PIPELINE", help="The run's pipeline (name or folder); found from RUN_ID otherwise.")
+@click.option("--dir", "folder", metavar="PATH", help=DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " One object.")
+def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json: bool) -> None:
+    """Everything the drive table holds about one run, phase by phase.
+
+    RUN_ID is a pipeline_id such as demo_20251115T130000Z_run2. The pipeline is taken from
+    --pipeline, else from the run id's prefix, else every registered pipeline (and the --dir
+    folder) is searched.
+    """
+    out = output()
+    record, searched = _find_run(run_id, pipeline, folder)
+    if record is None:
+        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE)
+    if as_json:
+        out.json(record.to_json())
+        return
+    out.table(["field", "value"], header_rows(record), title=f"run {record.pipeline_id}")
+    out.table(PHASE_COLUMNS, phase_rows(record), title="phases")
+    if record.pipeline_status is RunStatus.FAILED:
+        out.line(f"outcome: {outcome_text(record)}")
+
+
+def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[RunRecord | None, list[str]]:
+    from drivetrain.pipeline import Pipeline
+
+    if pipeline:
+        with opened(pipeline) as pipe:
+            return (pipe.drive_store().get(run_id) if drive_exists(pipe) else None), [pipe.name]
+    found, _ = candidates(folder)
+    # Run ids are <pipeline>_<window>_run<n>: a folder named like the pipeline, here, is a candidate too.
+    prefix = run_id.rsplit("_", 2)[0] if run_id.count("_") >= 2 else ""
+    named = Path(prefix)
+    if prefix and (named / "config.json").is_file() and (not folder or named.resolve() != Path(folder).resolve()):
+        found.append(try_load(prefix, lambda: Pipeline.from_folder(named)))
+    usable = [c for c in found if c.pipeline is not None]
+    # Run ids start with the pipeline name: try the matching pipelines first, longest name first.
+    usable.sort(key=lambda c: (not run_id.startswith(c.pipeline.name + "_"), -len(c.pipeline.name)))
+    searched = []
+    try:
+        for item in usable:
+            pipe = item.pipeline
+            searched.append(f"{pipe.name} ({drive_location(pipe)})")
+            try:
+                if drive_exists(pipe) and (record := pipe.drive_store().get(run_id)) is not None:
+                    return record, searched
+            except DrivetrainError as exc:
+                output().note(f"{pipe.name}: cannot read its drive table: {exc}")
+    finally:
+        for item in usable:
+            item.pipeline.close()
+    return None, searched
