@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from drivetrain.errors import PermanentError
 
 from .config import EsOptions

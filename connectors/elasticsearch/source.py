@@ -31,6 +31,7 @@ from .errors import es_errors, scrub
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
     from drivetrain.config import SystemConfig
     from drivetrain.secrets import Credentials
     from drivetrain.window import Window

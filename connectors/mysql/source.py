@@ -32,6 +32,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
+
 from drivetrain.base import Source
 from drivetrain.connectors.mysql import sql
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, parse_options

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
+
 from drivetrain.connectors.mysql.config import MySQLOptions
 from drivetrain.connectors.mysql.types import TEMPORAL_TYPES, Column
 from drivetrain.errors import PermanentError

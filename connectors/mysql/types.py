@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from drivetrain.errors import PermanentError
 
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"})

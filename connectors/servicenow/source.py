@@ -39,6 +39,7 @@ from .query import paging_query, window_filter
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
     from drivetrain.config import SystemConfig
     from drivetrain.secrets import Credentials
     from drivetrain.window import Window

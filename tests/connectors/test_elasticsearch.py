@@ -21,12 +21,12 @@ import elasticsearch
 import jsonschema
 import pyarrow as pa
 import pytest
+
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.elasticsearch import OPTIONS_SCHEMA, ElasticsearchSource
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
 from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
-
 from tests.emulators.elasticsearch import EsEmulator
 
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pyarrow as pa
 import pytest
+
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.mysql import MySQLSource
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
@@ -21,7 +22,6 @@ from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
 from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
-
 from tests.servers.mariadb import PASSWORD, TLS_USER, MariaDBServer, ServerError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

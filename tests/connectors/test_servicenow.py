@@ -12,13 +12,13 @@ from typing import Any
 import jsonschema
 import pyarrow as pa
 import pytest
+
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.servicenow import ServiceNowSource
 from drivetrain.connectors.servicenow import source as source_module
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
 from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
-
 from tests.emulators.servicenow import SnEmulator
 
 TS = pa.timestamp("us", tz="UTC")

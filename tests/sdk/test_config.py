@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
 from drivetrain.config import (
     PHASE_NAMES,
     AuditConfig,
@@ -24,9 +28,6 @@ from drivetrain.config import (
     schema,
 )
 from drivetrain.errors import ConfigError
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
 CONFIGS = Path(__file__).parent / "configs"
 FULL = CONFIGS / "full.json"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from drivetrain.durations import format_duration, is_calendar_duration, parse_duration
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from drivetrain.durations import format_duration, is_calendar_duration, parse_duration
 
 PROPERTY = settings(max_examples=200, deadline=None)
 

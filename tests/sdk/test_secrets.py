@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 
 import pytest
+
 from drivetrain.errors import ConfigError
 from drivetrain.secrets import (
     Credentials,

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from drivetrain.durations import parse_duration
-from drivetrain.window import Window, WindowGrid, parse_timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from drivetrain.durations import parse_duration
+from drivetrain.window import Window, WindowGrid, parse_timestamp
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
