@@ -326,9 +326,10 @@ class DuckDBDriveStore(DriveStore):
             if keep_row:
                 return
             with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+                # expire rather than delete: the row keeps the token, so the next holder's is larger
                 conn.execute(
-                    f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ? AND token = ?",
-                    [lease.pipeline_name, lease.window_start, lease.token],
+                    f"UPDATE {qualified(self.leases)} SET expires_at = ? WHERE pipeline_name = ? AND window_start = ? AND token = ?",
+                    [_now(), lease.pipeline_name, lease.window_start, lease.token],
                 )
         finally:
             fd = self._file_locks.pop((lease.pipeline_name, lease.window_start), None)

@@ -126,15 +126,16 @@ class DuckDBWarehouse(Warehouse):
                 finally:
                     conn.unregister(name)
                 return
-            for field in schema:
-                if field.name not in existing:
-                    name = f"_drivetrain_schema_{next(_batch_names)}"
-                    conn.register(name, pa.schema([field]).empty_table())
-                    try:
-                        dtype = conn.execute(f"SELECT typeof({quote(field.name)}) FROM (SELECT * FROM {name} UNION ALL SELECT NULL)").fetchone()[0]
-                    finally:
-                        conn.unregister(name)
-                    conn.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote(field.name)} {dtype}")
+            missing = [f for f in schema if f.name not in existing]
+            if missing:
+                name = f"_drivetrain_schema_{next(_batch_names)}"
+                conn.register(name, pa.schema(missing).empty_table())
+                try:
+                    described = conn.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
+                finally:
+                    conn.unregister(name)
+                for column, dtype, *_ in described:
+                    conn.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote(column)} {dtype}")
 
     def _window_sql(self, table: TableRef, column: str | None = None) -> str:
         field = column or table.query_field
