@@ -1,0 +1,107 @@
+"""Render the configuration reference (docs/configuration.md) from the shipped JSON Schema.
+
+The page is generated, never edited by hand: ``python -m drivetrain.config.reference > docs/configuration.md``.
+A test fails when the page and the schema drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from drivetrain.config.loader import schema
+
+HEADER = """# Configuration reference
+
+<!-- Generated from drivetrain/config/schema.json by `python -m drivetrain.config.reference`. Do not edit. -->
+
+A pipeline is configured by one `config.json`. This page lists every section and key the core
+understands, with its type, default and limits. Keys of `source_system`, `stage_system`,
+`target_system` and `drive_table` beyond the common ones belong to the connector named by
+`type`; each connector documents its own (see the connector pages). Keys starting with
+`_comment` or `//` are ignored anywhere, so a config can explain itself. Unknown keys are
+errors, with a suggestion when a known key is close.
+"""
+
+
+def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in node:
+        ref = node["$ref"]
+        target: Any = root
+        for part in ref.lstrip("#/").split("/"):
+            target = target[part]
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**target, **extra}
+    return node
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _type(node: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> str:
+    if "enum" in node:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in node["enum"])
+    if "const" in node:
+        return f"`{json.dumps(node['const'])}`"
+    kind = node.get("type", "")
+    if isinstance(kind, list):
+        kind = " or ".join(kind)
+    if kind == "array" and "items" in node:
+        inner = _resolve(node["items"], root) if root is not None and isinstance(node["items"], Mapping) else node["items"]
+        kind = f"array of {inner.get('type', 'objects') if isinstance(inner, Mapping) else 'values'}"
+    if "anyOf" in node or "oneOf" in node:
+        kind = kind or "one of several forms"
+    return kind or "any"
+
+
+def _limits(node: Mapping[str, Any]) -> str:
+    parts = []
+    for key, label in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"),
+                       ("minLength", "length >="), ("maxLength", "length <="), ("minItems", "items >="), ("pattern", "matches")):
+        if key in node:
+            value = node[key]
+            parts.append(f"{label} `{value}`" if key == "pattern" else f"{label} {value}")
+    return ", ".join(parts)
+
+
+def _rows(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str, required: set[str]) -> Iterator[str]:
+    for name, child in node.get("properties", {}).items():
+        if name == "$schema":
+            continue
+        child = _resolve(child, root)
+        path = f"{prefix}.{name}" if prefix else name
+        default = f"`{json.dumps(child['default'])}`" if "default" in child else ("required" if name in required else "")
+        description = _cell(" ".join(str(child.get("description", "")).split()))
+        yield f"| `{path}` | {_type(child, root)} | {default} | {_cell(_limits(child))} | {description} |"
+        if child.get("type") == "object" and "properties" in child:
+            yield from _rows(child, root, path, set(child.get("required", [])))
+        items = child.get("items")
+        if isinstance(items, Mapping):
+            items = _resolve(items, root)
+            if items.get("type") == "object" and "properties" in items:
+                yield from _rows(items, root, f"{path}[]", set(items.get("required", [])))
+
+
+def render(doc: Mapping[str, Any] | None = None) -> str:
+    """The reference page for a schema (the shipped one by default)."""
+    root = doc or schema()
+    out = [HEADER]
+    required = set(root.get("required", []))
+    for name, section in root["properties"].items():
+        if name == "$schema":
+            continue
+        section = _resolve(section, root)
+        title = "required section" if name in required else "optional section"
+        out.append(f"\n## `{name}` ({title})\n")
+        if section.get("description"):
+            out.append(" ".join(section["description"].split()) + "\n")
+        out.append("| key | type | default | limits | meaning |")
+        out.append("|---|---|---|---|---|")
+        out.extend(_rows(section, root, name, set(section.get("required", []))))
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
