@@ -1,0 +1,110 @@
+"""``drivetrain demo`` end to end, the synthetic source it generates, and the registered demo pipeline."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from drivetrain import Pipeline
+from drivetrain.demo import DEMO_DAY, demo_overrides, generate_source
+
+from .conftest import Cli, Result
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path, Cli]:
+    """One demo, shared by the tests that read its output (it takes a few seconds)."""
+    root = tmp_path_factory.mktemp("demo")
+    (root / "home").mkdir()
+    cli = Cli(cwd=root, home=root / "home")
+    result = cli("demo", "--dir", "out")
+    return result, root / "out", cli
+
+
+def drive_rows(warehouse: Path) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(
+            "SELECT pipeline_id, pipeline_status, phase_failed, phases_skipped FROM pipeline_execution_drive "
+            "ORDER BY query_window_start_timestamp, pipeline_retry_number"
+        ).fetchall()
+
+
+class TestDemoCommand:
+    def test_the_demo_succeeds_and_prints_the_summary(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        result, out, _ = demo_run
+        assert result.returncode == 0, result
+        assert "summary" in result.stdout
+        assert "24 hourly windows, 24 succeeded, in 25 runs (1 retry)" in result.stdout
+        assert f"DuckDB file      {out.resolve() / 'warehouse.duckdb'}" in result.stdout
+        assert "FROM pipeline_execution_drive" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
+
+    def test_one_window_fails_on_purpose_and_the_retry_resumes_it(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        result, out, _ = demo_run
+        rows = drive_rows(out / "warehouse.duckdb")
+        assert len(rows) == 25
+        failed = [r for r in rows if r[1] == "FAILED"]
+        assert [(r[0], r[2]) for r in failed] == [("demo_20251115T130000Z_run1", "stage_to_target_transfer")]
+        retry = next(r for r in rows if r[0] == "demo_20251115T130000Z_run2")
+        assert retry[1] == "SUCCESS"
+        assert {"source_count", "source_to_stage_transfer", "stage_count"} <= set(retry[3])
+        assert "demo_20251115T130000Z_run2 skipped source_count, source_to_stage_transfer, stage_count" in result.stdout
+
+    def test_the_summary_counts_match_the_tables(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        result, out, _ = demo_run
+        with duckdb.connect(str(out / "warehouse.duckdb"), read_only=True) as conn:
+            target = conn.execute("SELECT count(*), count(DISTINCT test_id) FROM genetic_tests").fetchone()
+            rejects = conn.execute("SELECT count(*) FROM stg_genetic_tests__rejects").fetchone()[0]
+        assert target[0] == target[1], "duplicates reached the target"
+        assert f"target           {target[0]:,} rows" in result.stdout
+        assert f"({rejects:,} rejected by validation" in result.stdout
+
+    def test_the_demo_folder_works_with_the_other_commands(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        _, out, cli = demo_run
+        history = cli("history", str(out), "--limit", "30", "--json")
+        assert history.returncode == 0, history
+        assert len(history.json()) == 25
+        shown = cli("show", "demo_20251115T130000Z_run2", "--dir", str(out), "--json")
+        assert shown.returncode == 0, shown
+        assert shown.json()["source_to_stage_transfer_phase"]["carried_from"] == "demo_20251115T130000Z_run1"
+
+    def test_running_the_demo_again_starts_fresh(self, tmp_path: Path, demo_run: tuple[Result, Path, Cli]) -> None:
+        _, out, cli = demo_run
+        again = cli("-q", "demo", "--dir", str(out))
+        assert again.returncode == 0, again
+        assert len(drive_rows(out / "warehouse.duckdb")) == 25
+
+
+class TestSyntheticSource:
+    def test_the_same_seed_writes_the_same_file(self, tmp_path: Path) -> None:
+        one = generate_source(tmp_path / "a.jsonl")
+        two = generate_source(tmp_path / "b.jsonl")
+        assert one.records == two.records
+        assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+    def test_about_two_percent_are_invalid_and_about_one_percent_repeat(self, tmp_path: Path) -> None:
+        stats = generate_source(tmp_path / "day.jsonl")
+        assert 1.5 <= stats.invalid * 100 / stats.records <= 2.5
+        assert 0.5 <= stats.duplicates * 100 / stats.records <= 1.5
+        lines = [json.loads(line) for line in (tmp_path / "day.jsonl").read_text().splitlines()]
+        ids = Counter(r["test_id"] for r in lines if r.get("test_id"))
+        assert sum(n - 1 for n in ids.values()) == stats.duplicates
+        assert all(r["reported_at"].startswith(DEMO_DAY.isoformat()) for r in lines)
+        assert all(isinstance(r["metadata"], dict) for r in lines)
+
+
+class TestRegisteredDemoPipeline:
+    def test_the_demo_pipeline_is_registered_and_points_at_the_home_folder(self) -> None:
+        pipeline = Pipeline.load("demo")
+        assert pipeline.name == "demo"
+        assert ".drivetrain/demo" in str(pipeline.config.source.get("path"))
+
+    def test_overrides_point_every_path_at_the_demo_folder(self, tmp_path: Path) -> None:
+        with Pipeline.load("demo", overrides=demo_overrides(tmp_path)) as pipeline:
+            assert str(pipeline.config.stage.path("path")).startswith(str(tmp_path))
+            assert str(pipeline.config.drive_table.path("path")).startswith(str(tmp_path))
+            assert pipeline.config.phases.stage_cleaning.archive_location.startswith(str(tmp_path))

@@ -1,0 +1,82 @@
+"""``drivetrain validate``: the config, then each system, with precise messages and exit statuses."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from .conftest import Cli, edit_config
+
+PASSWORD = "hunter2-Sup3r-s3cret"
+
+
+def free_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestValidate:
+    def test_a_good_pipeline_passes_every_check(self, cli: Cli, shop: Path) -> None:
+        result = cli("validate", "shop")
+        assert result.returncode == 0, result
+        labels = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok ")]
+        assert labels == ["config", "source_system", "stage_system", "target_system", "drive_table", "archive"]
+        assert "every check passed" in result.stderr
+
+    def test_a_schema_error_exits_2_with_the_file_and_json_path(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, lambda c: c["dag_schedule"].update(frequency="sometimes"))
+        result = cli("validate", "shop")
+        assert result.returncode == 2, result
+        assert f"{shop.resolve() / 'config.json'}: dag_schedule.frequency: 'sometimes' is not one of" in result.stderr
+        assert result.stdout == ""
+
+    def test_every_config_problem_is_listed(self, cli: Cli, shop: Path) -> None:
+        def two_problems(config: dict) -> None:
+            config["dag_schedule"]["frequency"] = "sometimes"
+            del config["target_system"]
+        edit_config(shop, two_problems)
+        result = cli("validate", "shop")
+        assert result.returncode == 2, result
+        assert "dag_schedule.frequency" in result.stderr
+        assert "target_system" in result.stderr
+
+    def test_an_unknown_connector_option_exits_2_naming_the_key(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, lambda c: c["stage_system"].update(tabel="oops"))
+        result = cli("validate", "shop")
+        assert result.returncode == 2, result
+        assert "FAILED  stage_system" in result.stdout
+        assert "tabel" in result.stdout
+
+    def test_an_unreachable_source_exits_1_and_the_other_checks_still_run(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, lambda c: c["source_system"].update(path="nowhere/*.jsonl"))
+        result = cli("validate", "shop")
+        assert result.returncode == 1, result
+        assert "FAILED  source_system" in result.stdout
+        assert "no files match" in result.stdout
+        assert "ok      target_system" in result.stdout
+
+    def test_an_unknown_pipeline_exits_2(self, cli: Cli) -> None:
+        result = cli("validate", "no_such_pipeline")
+        assert result.returncode == 2, result
+        assert "no pipeline 'no_such_pipeline'" in result.stderr
+
+    def test_a_registered_pipeline_by_name_with_a_typo_gets_did_you_mean(self, cli: Cli) -> None:
+        result = cli("validate", "dmeo")
+        assert result.returncode == 2, result
+        assert "did you mean 'demo'?" in result.stderr
+
+    def test_a_refused_connection_exits_1_without_printing_the_password(self, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+        made = cli("new", "lims", "--source", "mysql")
+        assert made.returncode == 0, made
+        edit_config(cli.cwd / "lims", lambda c: c["source_system"].update(host="127.0.0.1", port=free_port(), connect_timeout=2))
+        monkeypatch.setenv("LIMS_MYSQL_USER", "reader")
+        monkeypatch.setenv("LIMS_MYSQL_PASSWORD", PASSWORD)
+        result = cli("-v", "validate", "lims")
+        assert result.returncode == 1, result
+        assert "FAILED  source_system" in result.stdout
+        assert "127.0.0.1" in result.stdout
+        assert PASSWORD not in result.stdout + result.stderr
