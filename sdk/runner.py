@@ -25,11 +25,12 @@ from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_H
 from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult, to_result
-from drivetrain.secrets import redact
+from drivetrain.secrets import RedactingFilter, redact
 from drivetrain.window import Window
 
 UTC = UTC
 log = logging.getLogger("drivetrain.run")
+log.addFilter(RedactingFilter())  # records made here are redacted before any handler sees them
 #: skip_reason of phases skipped because an earlier phase ended the run early (run SKIPPED).
 EARLY_END = "the run ended early: "
 

@@ -418,3 +418,25 @@ class TestStepByStep:
         with Pipeline.load(folder) as pipeline:
             pipeline.runner().finish(record.pipeline_id)
             assert pipeline.runner().run(pipeline.grid.first()).pipeline_status is RunStatus.SUCCESS
+
+
+class TestSecrets:
+    def test_a_secret_in_an_error_reaches_neither_the_drive_table_nor_the_log(self, folder, caplog):
+        from drivetrain.secrets import register_secret
+
+        secret = "hunter2-is-not-a-password"
+        register_secret(secret)
+
+        class Leaky(StageToTargetTransfer):
+            def run(self, ctx):
+                raise RuntimeError(f"login failed for user etl with password {secret}")
+
+        class P(Pipeline):
+            phase_classes = {"stage_to_target_transfer": Leaky}
+
+        with caplog.at_level("DEBUG"), P(folder / "config.json") as pipeline:
+            record = pipeline.runner().run(pipeline.grid.first())
+        assert "<SECRET>" in record.phases["stage_to_target_transfer"].error_message
+        stored = query(folder, "SELECT CAST(stage_to_target_transfer_phase AS VARCHAR) FROM pipeline_execution_drive")[0][0]
+        assert secret not in stored
+        assert secret not in caplog.text and "<SECRET>" in caplog.text
