@@ -58,6 +58,32 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+class SqlDialect:
+    """How a store's SQL reads the drive table's JSON and timestamps, for reports and metrics.
+
+    Report queries are written once against these helpers and run on every store.
+    """
+
+    #: Placeholder for a bound parameter.
+    param = "?"
+
+    def json_text(self, column: str, *path: str) -> str:
+        """SQL text of a JSON value at ``path`` inside ``column`` (NULL when absent)."""
+        raise NotImplementedError
+
+    def json_number(self, column: str, *path: str) -> str:
+        """SQL double of a JSON value at ``path`` inside ``column``."""
+        raise NotImplementedError
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """SQL number of seconds from timestamp expression ``start`` to ``end``."""
+        raise NotImplementedError
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        """SQL boolean: the ARRAY column holds the text value."""
+        raise NotImplementedError
+
+
 @attrs.frozen
 class Lease:
     """The right to run one window of one pipeline, until ``expires_at`` unless renewed."""
@@ -76,6 +102,10 @@ class DriveStore(abc.ABC):
 
     #: Where the table is, for messages ("warehouse.duckdb: main.pipeline_execution_drive").
     location: str = ""
+    #: SQL helpers for report queries over this store.
+    dialect: SqlDialect = SqlDialect()
+    #: The drive table's qualified, quoted name, for report queries.
+    table_sql: str = ""
 
     @abc.abstractmethod
     def ensure(self) -> None:
@@ -140,6 +170,10 @@ class DriveStore(abc.ABC):
 
     @abc.abstractmethod
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None: ...
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        """Run a read-only report query (written with :attr:`dialect`); rows as dicts."""
+        raise NotImplementedError(f"{type(self).__name__} does not run report queries")
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while a live process holds the window's lease."""

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
+from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease, SqlDialect
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
@@ -68,6 +68,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class DuckDBDialect(SqlDialect):
+    """DuckDB: JSON columns read with json_extract_string / json_extract."""
+
+    def json_text(self, column: str, *path: str) -> str:
+        return f"json_extract_string({quote(column)}, '{_json_path(path)}')"
+
+    def json_number(self, column: str, *path: str) -> str:
+        return f"TRY_CAST(json_extract({quote(column)}, '{_json_path(path)}') AS DOUBLE)"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"(epoch({end}) - epoch({start}))"
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        return f"list_contains({quote(column)}, {value_sql})"
+
+
+def _json_path(path: tuple[str, ...]) -> str:
+    for part in path:
+        if not part.replace("_", "").isalnum():
+            raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
+    return "$." + ".".join(path)
+
+
 class DuckDBDriveStore(DriveStore):
     """Drive table ``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
 
@@ -77,6 +100,8 @@ class DuckDBDriveStore(DriveStore):
         self.leases = TableRef(name="drivetrain_leases", schema=table.schema)
         self.meta = TableRef(name="drivetrain_meta", schema=table.schema)
         self.location = f"{warehouse.path}: {table}"
+        self.dialect = DuckDBDialect()
+        self.table_sql = qualified(table)
         self._ready = False
         self._file_locks: dict[tuple[str, datetime], int] = {}
 
@@ -200,6 +225,13 @@ class DuckDBDriveStore(DriveStore):
             clauses.append(f"pipeline_status IN ({', '.join('?' for _ in status)})")
             params.extend(s.value for s in status)
         return self._select(" AND ".join(clauses), params, order="pipeline_start_timestamp DESC, pipeline_id DESC", limit=limit)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.ensure()
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), conn.cursor() as cur:
+            cur.execute(sql, list(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def pipelines(self) -> list[str]:
         self.ensure()
