@@ -48,6 +48,18 @@ def duckdb_errors(where: str) -> Iterator[None]:
         raise PermanentError(f"{where}: {exc}") from exc
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, rolled back on any exception (including a failing fence)."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class ConnectionPool:
     """Per-thread, re-entrant connections to one DuckDB file."""
 

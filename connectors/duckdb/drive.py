@@ -28,7 +28,7 @@ from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.warehouse import TableRef
 
-from .connection import duckdb_errors
+from .connection import duckdb_errors, transaction
 from .warehouse import qualified, quote
 
 if TYPE_CHECKING:
@@ -287,31 +287,25 @@ class DuckDBDriveStore(DriveStore):
         fd = self._take_file_lock(pipeline_name, window_start, holder)
         now = _now()
         try:
-            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
-                conn.execute("BEGIN TRANSACTION")
-                try:
-                    current = self._lease_row(conn, pipeline_name, window_start)
-                    if (current is not None and current.holder != holder and current.holder.startswith("step:")
-                            and current.expires_at > now):
-                        raise LeaseError(
-                            f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
-                            f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
-                            "not starting a second run", holder=current.holder,
-                        )
-                    if current is not None and current.holder == holder:
-                        token = current.token
-                    else:
-                        token = (current.token + 1) if current is not None else 1
-                    conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
-                    lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
-                    conn.execute(
-                        f"INSERT INTO {qualified(self.leases)} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), transaction(conn):
+                current = self._lease_row(conn, pipeline_name, window_start)
+                if (current is not None and current.holder != holder and current.holder.startswith("step:")
+                        and current.expires_at > now):
+                    raise LeaseError(
+                        f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
+                        f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
+                        "not starting a second run", holder=current.holder,
                     )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                if current is not None and current.holder == holder:
+                    token = current.token
+                else:
+                    token = (current.token + 1) if current is not None else 1
+                conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
+                lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
+                conn.execute(
+                    f"INSERT INTO {qualified(self.leases)} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
+                )
         except BaseException:
             os.close(fd)
             raise

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivetrain.warehouse import LINEAGE_COLUMNS, Fence, PushDown, PushDownStats
 
-from .connection import duckdb_errors
+from .connection import duckdb_errors, transaction
 from .warehouse import qualified, quote
 
 if TYPE_CHECKING:
@@ -46,8 +46,7 @@ def run_push_down(
         wh.ensure_schema(conn, target.schema)
         if not wh.table_exists(target):
             conn.execute(f"CREATE TABLE {qualified(target)} AS {select} LIMIT 0", params)
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             rows_read = int(conn.execute(f"SELECT count(*) FROM {qualified(stage)} WHERE {where}", [window.start, window.end]).fetchone()[0])
             tq = quote(target.query_field)
             if spec.merge_keys:
@@ -68,9 +67,5 @@ def run_push_down(
                 written = int(conn.execute(f"INSERT INTO {qualified(target)} ({names}) {select}", params).fetchone()[0])
             if fence is not None:
                 fence()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     dropped = rows_read - written if spec.dedup_keys else 0
     return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))

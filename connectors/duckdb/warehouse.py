@@ -25,7 +25,7 @@ from drivetrain.warehouse import (
     quote_name,
 )
 
-from .connection import ConnectionPool, duckdb_errors
+from .connection import ConnectionPool, duckdb_errors, transaction
 
 if TYPE_CHECKING:
     from drivetrain.config import Credentials, SystemConfig
@@ -205,20 +205,12 @@ class DuckDBWarehouse(Warehouse):
     def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
         from drivetrain.errors import PermanentError
 
-        with self.connect() as conn, duckdb_errors(f"{self.describe()}: delete from {table}"):
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                deleted = int(conn.execute(f"DELETE FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
-                if deleted != expected:
-                    raise PermanentError(
-                        f"{table}: {deleted} rows for {day} but {expected} were archived; nothing deleted"
-                    )
-                if fence is not None:
-                    fence()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: delete from {table}"), transaction(conn):
+            deleted = int(conn.execute(f"DELETE FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
+            if deleted != expected:
+                raise PermanentError(f"{table}: {deleted} rows for {day} but {expected} were archived; nothing deleted")
+            if fence is not None:
+                fence()
         return deleted
 
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
@@ -282,8 +274,7 @@ class DuckDBWindowLoad(WindowLoad):
         counts: dict[str, int] = {}
         with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: commit window {self.window}"):
             existing = {t: wh.table_exists(t) for t in tables}
-            conn.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(conn):
                 for table in tables:
                     if existing[table]:
                         conn.execute(f"DELETE FROM {qualified(table)} WHERE {wh._window_sql(table)}", [self.window.start, self.window.end])
@@ -294,10 +285,6 @@ class DuckDBWindowLoad(WindowLoad):
                         counts[str(table)] = 0
                 if fence is not None:
                     fence()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         self.abort()
         return counts
 
