@@ -1,0 +1,209 @@
+"""The stage_cleaning phase end to end: files -> DuckDB, archive to S3 (moto) or a local folder.
+
+Window A (day 1) runs once per module and leaves its rows in stage; each test copies that
+folder, sets its own stage_cleaning, and runs window B (day 2), which cleans day 1:
+archive, verify, delete. Upload failures are injected on the wire by the proxy in front of moto;
+whatever happens to the upload, the stage must keep every day-1 row until the archive is proven.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from drivetrain import Pipeline, RunStatus
+from drivetrain.plugins import connector_types, get_plugin_manager, hookimpl
+from drivetrain.record import PhaseStatus
+from tests.servers.moto_server import (  # noqa: F401 - fixtures
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    Fault,
+    S3Env,
+    moto_server_fixture,
+    s3_fixture,
+    s3_proxy_fixture,
+)
+
+from .factory import DAY, make_pipeline_dir, make_rows, query
+
+DAY2 = DAY + timedelta(days=1)
+PREFIX = "stage-archive/"
+PARTITION = f"{PREFIX}pipeline_name=lab/target_date=2025-11-15/"
+DATA_KEY = r"/stage-archive/pipeline_name=lab/target_date=2025-11-15/part-[0-9a-f]{16}\.parquet"
+
+
+class _S3ArchivePlugin:
+    """Registers the S3 archive the way the built-ins will (until they list it themselves)."""
+
+    @hookimpl
+    def drivetrain_register_connectors(self):
+        return {"archive:s3": "drivetrain.connectors.s3:S3Archive"}
+
+
+@pytest.fixture
+def s3_archive_registered() -> None:
+    if "s3" not in connector_types("archive"):
+        get_plugin_manager().register(_S3ArchivePlugin())
+
+
+def two_days_of_rows() -> list[dict]:
+    return make_rows(200, seed=3) + make_rows(200, seed=4, start=DAY2, prefix="U")
+
+
+def run(folder: Path, start) -> object:
+    # A long heartbeat keeps the heartbeat thread's drive-table writes out of these short runs:
+    # on DuckDB a heartbeat write during the phase's CHECKPOINT makes the vacuum fail.
+    with Pipeline.load(folder) as pipeline:
+        return pipeline.runner(heartbeat_seconds=60).run(pipeline.grid.window_starting(start))
+
+
+def stage_ids(folder: Path, day) -> list[str]:
+    return [r[0] for r in query(folder, "SELECT test_id FROM stg_tests WHERE _drivetrain_target_date = ? ORDER BY test_id", [day])]
+
+
+@pytest.fixture(scope="module")
+def day_one(tmp_path_factory) -> Path:
+    """A pipeline folder whose day-1 window has run: its rows wait in stage. Copied per test."""
+    folder = make_pipeline_dir(tmp_path_factory.mktemp("template") / "lab", two_days_of_rows())
+    record = run(folder, DAY)
+    assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+    assert stage_ids(folder, DAY.date()), "day 1 left no rows in stage to clean"
+    return folder
+
+
+def copy_with_cleaning(day_one: Path, dest: Path, **cleaning) -> Path:
+    """A copy of the day-1 folder whose phases.stage_cleaning is ``cleaning``."""
+    shutil.copytree(day_one, dest)
+    config = json.loads((dest / "config.json").read_text())
+    config["phases"]["stage_cleaning"] = cleaning
+    (dest / "config.json").write_text(json.dumps(config, indent=2))
+    return dest
+
+
+@pytest.fixture
+def s3_folder(tmp_path, day_one, s3: S3Env, s3_archive_registered, monkeypatch) -> Path:
+    """Day 1 in stage; cleaning archives to S3, credentials and endpoint from S3ARCH_* variables."""
+    monkeypatch.setenv("S3ARCH_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("S3ARCH_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    monkeypatch.setenv("S3ARCH_ENDPOINT", s3.proxy.url)
+    monkeypatch.setenv("S3ARCH_REGION", "us-east-1")
+    return copy_with_cleaning(
+        day_one, tmp_path / "lab",
+        archive_location=f"s3://{s3.bucket}/{PREFIX}", archive_credentials_ref="s3arch", delete_after_days=0,
+    )
+
+
+class TestS3StageCleaning:
+    def test_successful_cleaning_archives_verifies_and_deletes_the_same_rows(self, s3_folder, s3):
+        before = stage_ids(s3_folder, DAY.date())
+        record = run(s3_folder, DAY2)
+        assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+        details = record.phases["stage_cleaning"].phase_specific_details
+        assert details["records_archived"] == details["records_deleted"] == len(before)
+        assert details["archive_location"] == f"s3://{s3.bucket}/{PREFIX}"
+        assert details["target_dates_cleaned"] == ["2025-11-15"]
+        (key,) = s3.keys(PARTITION)
+        assert details["archive_objects"] == [f"s3://{s3.bucket}/{key}"]
+        body = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+        assert sorted(pq.read_table(io.BytesIO(body)).column("test_id").to_pylist()) == before
+        assert stage_ids(s3_folder, DAY.date()) == []
+
+    def test_pre_validation_checks_the_bucket_is_writable(self, s3_folder):
+        record = run(s3_folder, DAY2)
+        checks = record.phases["pre_validation"].phase_specific_details["validation_checks"]
+        archive = [c for c in checks if c["check"] == "phases.stage_cleaning.archive_location"]
+        assert archive and archive[0]["status"] == "PASSED"
+
+    def test_upload_cut_part_way_fails_the_run_at_stage_cleaning_and_keeps_the_stage(self, s3_folder, s3):
+        before = stage_ids(s3_folder, DAY.date())
+        fault = s3.proxy.add(Fault("PUT", DATA_KEY, after_bytes=512))
+        record = run(s3_folder, DAY2)
+        assert record.pipeline_status is RunStatus.FAILED
+        assert record.phase_failed == "stage_cleaning"
+        state = record.phases["stage_cleaning"]
+        assert state.status is PhaseStatus.FAILED
+        assert f"s3://{s3.bucket}/{PARTITION}part-" in state.error_message
+        assert "upload failed: the connection failed mid-request" in state.error_message
+        assert "gave up after 3 attempt(s)" in state.error_message
+        assert fault.hits == 3
+        assert stage_ids(s3_folder, DAY.date()) == before
+        assert s3.keys(PREFIX) == []
+
+    def test_a_rerun_after_a_failed_upload_cleans_the_day(self, s3_folder, s3):
+        before = stage_ids(s3_folder, DAY.date())
+        s3.proxy.add(Fault("PUT", DATA_KEY, after_bytes=512))
+        assert run(s3_folder, DAY2).phase_failed == "stage_cleaning"
+        s3.proxy.clear()
+        record = run(s3_folder, DAY2)
+        assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+        details = record.phases["stage_cleaning"].phase_specific_details
+        assert details["records_archived"] == details["records_deleted"] == len(before)
+        assert stage_ids(s3_folder, DAY.date()) == []
+
+    def test_unverifiable_archive_fails_the_run_and_keeps_the_stage(self, s3_folder, s3):
+        before = stage_ids(s3_folder, DAY.date())
+        s3.proxy.add(Fault("GET", DATA_KEY, action="error", status=500, code="InternalError"))
+        record = run(s3_folder, DAY2)
+        assert record.phase_failed == "stage_cleaning"
+        assert "verify failed" in record.phases["stage_cleaning"].error_message
+        assert stage_ids(s3_folder, DAY.date()) == before
+
+    def test_archive_left_by_a_failed_verification_is_replaced_not_duplicated(self, s3_folder, s3):
+        s3.proxy.add(Fault("GET", DATA_KEY, action="error", status=500, code="InternalError"))
+        assert run(s3_folder, DAY2).phase_failed == "stage_cleaning"
+        assert len(s3.keys(PARTITION)) == 1
+        s3.proxy.clear()
+        assert run(s3_folder, DAY2).pipeline_status is RunStatus.SUCCESS
+        assert len(s3.keys(PARTITION)) == 1
+
+    def test_access_denied_fails_at_once_without_retries(self, s3_folder, s3):
+        fault = s3.proxy.add(Fault("PUT", DATA_KEY, action="error", status=403, code="AccessDenied"))
+        record = run(s3_folder, DAY2)
+        assert record.phase_failed == "stage_cleaning"
+        message = record.phases["stage_cleaning"].error_message
+        assert "access denied" in message and "gave up" not in message
+        assert fault.hits == 1
+        assert SECRET_ACCESS_KEY not in message and ACCESS_KEY_ID not in message
+        assert stage_ids(s3_folder, DAY.date())
+
+    def test_missing_bucket_fails_pre_validation_before_any_transfer(self, s3_folder, s3):
+        s3.client.delete_bucket(Bucket=s3.bucket)
+        record = run(s3_folder, DAY2)
+        assert record.phase_failed == "pre_validation"
+        assert "does not exist" in record.phases["pre_validation"].error_message
+
+
+class TestLocalStageCleaning:
+    """The phase's own rules, on the default local archive."""
+
+    def test_age_is_counted_from_the_window_not_from_today(self, tmp_path, day_one):
+        folder = copy_with_cleaning(day_one, tmp_path / "lab", archive_location="archive", delete_after_days=1)
+        record = run(folder, DAY2)
+        details = record.phases["stage_cleaning"].phase_specific_details
+        assert (details["records_deleted"], details["cutoff_date"]) == (0, "2025-11-15")
+        assert details["vacuumed"] is False and details["vacuum_note"] == "nothing deleted"
+        assert stage_ids(folder, DAY.date())
+
+    def test_without_archive_before_delete_rows_are_deleted_unarchived(self, tmp_path, day_one):
+        folder = copy_with_cleaning(day_one, tmp_path / "lab", delete_after_days=0, archive_before_delete=False)
+        before = stage_ids(folder, DAY.date())
+        details = run(folder, DAY2).phases["stage_cleaning"].phase_specific_details
+        assert (details["records_archived"], details["records_deleted"]) == (0, len(before))
+        assert details["archive_location"] is None
+        assert not list((folder / "archive").rglob("*.parquet"))
+
+    def test_local_archive_holds_exactly_the_deleted_rows(self, tmp_path, day_one):
+        folder = copy_with_cleaning(day_one, tmp_path / "lab", archive_location="archive", delete_after_days=0)
+        before = stage_ids(folder, DAY.date())
+        details = run(folder, DAY2).phases["stage_cleaning"].phase_specific_details
+        files = list((folder / "archive" / "pipeline_name=lab" / "target_date=2025-11-15").glob("part-*.parquet"))
+        assert len(files) == 1
+        assert sorted(pq.read_table(files[0]).column("test_id").to_pylist()) == before
+        assert details["records_archived"] == details["records_deleted"] == len(before)
+        assert details["vacuumed"] is True
