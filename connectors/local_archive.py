@@ -50,7 +50,7 @@ class LocalArchive(Archive):
 
     def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
         super().__init__(config, credentials)
-        location = str(config.get("location"))
+        location = str(config.require("location"))
         if location.startswith("file://"):
             location = location[len("file://"):]
         root = Path(location).expanduser()

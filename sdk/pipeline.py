@@ -175,16 +175,12 @@ class Pipeline:
         return self._connectors["drive"]
 
     def archive(self) -> Archive:
-        settings = self.config.phases.stage_cleaning
-        if not settings.archive_location:
-            raise ConfigError(f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting")
-        location = settings.archive_location
-        kind = "s3" if location.startswith("s3://") else "local"
-        section = SystemConfig.from_section(
-            "archive",
-            {"type": kind, "location": location, **({"credentials_ref": settings.archive_credentials_ref} if settings.archive_credentials_ref else {})},
-            base_dir=self.config.base_dir, source_file=self.config.source_file,
-        )
+        """Where stage cleaning archives to: a local folder, or S3 for ``s3://`` locations."""
+        section = self.config.archive
+        if section is None:
+            raise ConfigError(
+                f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting"
+            )
         return self._connector("archive", "archive", section)
 
     def close(self) -> None:

@@ -51,7 +51,7 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
             {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
-        "archive": frozenset({"type", "archive_location", "archive_credentials_ref"}),
+        "archive": frozenset({"type", "location"}),
     }
 )
 
@@ -379,6 +379,8 @@ class StageCleaningConfig(PhaseConfig):
     """A local folder or s3://bucket/prefix, as written."""
     archive_credentials_ref: str | None = None
     """Credentials for the archive (S3), if it needs any."""
+    archive_options: Mapping[str, Any] = attrs.field(factory=dict, converter=loader.freeze, hash=False)
+    """The archive connector's own settings (region, storage class...), checked by it."""
     delete_after_days: int = attrs.field(default=7, converter=int)
     """Stage rows are kept this many days after their target date."""
 
@@ -664,11 +666,10 @@ def _archive(phase: StageCleaningConfig, base_dir: Path, source: str) -> SystemC
         return None
     location = phase.archive_location
     options = {
+        **loader.thaw(phase.archive_options),
         "type": "s3" if location.startswith("s3://") else "local",
-        "archive_location": location,
+        "location": location,
     }
-    if phase.archive_credentials_ref:
-        options["archive_credentials_ref"] = phase.archive_credentials_ref
     return SystemConfig(
         role="archive",
         type=options["type"],

@@ -17,6 +17,7 @@ CONNECTORS = {
     "warehouse:duckdb": "drivetrain.connectors.duckdb:DuckDBWarehouse",
     "source:memory": "drivetrain.testing:MemorySource",
     "archive:local": "drivetrain.connectors.local_archive:LocalArchive",
+    "archive:s3": "drivetrain.connectors.s3:S3Archive",
 }
 
 

@@ -174,7 +174,7 @@ class TestFullConfig:
         archive = config.archive
         assert archive is not None
         assert (archive.role, archive.type) == ("archive", "s3")
-        assert archive.get("archive_location") == "s3://company-archive/stage-backups"
+        assert archive.get("location") == "s3://company-archive/stage-backups"
         assert archive.credentials_ref == "archive_s3"
         assert archive.json_path == "phases.stage_cleaning"
 
@@ -248,7 +248,7 @@ class TestMinimalConfigDefaults:
         assert isinstance(cleaning, StageCleaningConfig)
         assert cleaning.archive_before_delete and cleaning.delete_after_days == 7
         assert config.archive is not None and config.archive.type == "local"
-        assert config.archive.path("archive_location") == MINIMAL.absolute().parent / "archive"
+        assert config.archive.path("location") == MINIMAL.absolute().parent / "archive"
 
     def test_no_archive_when_archiving_is_off(self) -> None:
         data = minimal_data()
