@@ -39,13 +39,13 @@ class FilesSource(Source):
     options_schema: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {
-            "type": {"const": "files"},
+            "type": {"const": "files", "description": "Files on the local disk."},
             "path": {"type": "string", "description": "A file, a folder, or a glob pattern; relative to the config's folder."},
             "format": {"enum": list(FORMATS), "description": "Default: from the file suffix."},
-            "query_field": {"type": "string"},
-            "batch_size": {"type": "integer", "minimum": 1},
+            "query_field": {"type": "string", "description": "The timestamp field that places a record in a window. Records whose value cannot be read belong to no window."},
+            "batch_size": {"type": "integer", "minimum": 1, "description": "Rows per batch. Default 10000."},
             "source_timezone": {"type": "string", "description": "Zone of timestamps written without an offset. Default UTC."},
-            "credentials_ref": {"type": "string"},
+            "credentials_ref": {"type": "string", "description": "Unused by local files; allowed for symmetry."},
         },
         "required": ["type", "path", "query_field"],
         "additionalProperties": False,

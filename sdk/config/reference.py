@@ -103,5 +103,47 @@ def render(doc: Mapping[str, Any] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+CONNECTORS_HEADER = """# Connector reference
+
+<!-- Generated from each connector's options_schema by `python -m drivetrain.config.reference connectors`. Do not edit. -->
+
+The `type` of a `source_system`, `stage_system`, `target_system` or `drive_table` section picks a
+connector, and the connector checks the rest of the section against the options below (typos
+are errors, with a suggestion). Credentials never go in these sections: `credentials_ref`
+names them (environment variables `<REF>_USER`, `<REF>_PASSWORD`... or an Airflow connection).
+The stage-cleaning archive is chosen by `phases.stage_cleaning.archive_location` (a folder, or
+`s3://bucket/prefix/`), with its settings in `phases.stage_cleaning.archive_options`.
+"""
+
+
+def render_connectors() -> str:
+    """The connector reference page: every built-in connector's options."""
+    from drivetrain.plugins import _load, _role_of
+    from drivetrain.plugins.builtins import CONNECTORS
+
+    out = [CONNECTORS_HEADER]
+    seen: set[type] = set()
+    for key, target in CONNECTORS.items():
+        role, _, type_name = key.partition(":")
+        cls = _load(target)
+        if cls in seen or type_name == "memory":
+            continue
+        seen.add(cls)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        out.append(f"\n## `{type_name}` ({_role_of(cls)})\n")
+        if doc:
+            out.append(doc + "\n")
+        options = cls.options_schema
+        if not options.get("properties"):
+            out.append("No options beyond `type`.\n")
+            continue
+        out.append("| key | type | default | limits | meaning |")
+        out.append("|---|---|---|---|---|")
+        out.extend(_rows(options, options, "", set(options.get("required", []))))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    print(render_connectors() if sys.argv[1:] == ["connectors"] else render(), end="")
