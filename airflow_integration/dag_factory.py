@@ -1,0 +1,127 @@
+"""One Airflow DAG per pipeline, built from its config.
+
+A DAG file is one line::
+
+    from drivetrain.airflow import build_dag
+    dag = build_dag("genetic_tests")
+
+The DAG's shape::
+
+    initialize_pipeline -> <one task per enabled phase> -> finalize_pipeline -> notify_result
+                      \\______________________ all of them ______________________/
+                                                 |
+                                          watch_for_failure
+
+Building reads only config.json (and the pipeline's ``pipeline.py``): no connection is opened,
+so the DAG processor can parse it often and quickly, and every parse gives the same DAG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule, chain
+
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.pipeline import Pipeline
+
+from .operators import START_TASK_ID, PipelinePhaseOperator, PipelineRef, PipelineStartOperator
+from .run_tasks import PipelineFailureWatcher, PipelineFinishOperator, PipelineNotifyOperator
+
+__all__ = ["FINALIZE_TASK_ID", "NOTIFY_TASK_ID", "WATCHER_TASK_ID", "build_dag", "dag_arguments"]
+
+FINALIZE_TASK_ID = "finalize_pipeline"
+NOTIFY_TASK_ID = "notify_result"
+WATCHER_TASK_ID = "watch_for_failure"
+
+
+def _start_date(pipeline: Pipeline) -> Any:
+    """Midnight of ``start_date`` in the schedule's zone, as Airflow likes it (pendulum)."""
+    import pendulum
+
+    sched = pipeline.config.schedule
+    day = sched.start_date
+    return pendulum.datetime(day.year, day.month, day.day, tz=sched.timezone)
+
+
+def _doc_md(pipeline: Pipeline) -> str:
+    config = pipeline.config
+    meta = config.metadata
+    rows = [
+        ("Window", f"{config.query_window.duration} ({config.query_window.type})"),
+        ("Schedule", f"`{config.schedule.cron_expression}` in {config.schedule.timezone}"),
+        ("Source", config.source.type),
+        ("Stage", f"{config.stage.type}: {config.stage.get('table', '')}"),
+        ("Target", f"{config.target.type}: {config.target.get('table', '')}"),
+        ("Drive table", f"{config.drive_table.type}: {config.drive_table.get('table', '')}"),
+        ("Owner", ", ".join(x for x in (meta.owner_name, meta.owner_email) if x) or "-"),
+        ("Config", f"`{config.source_file}`"),
+    ]
+    table = "\n".join(f"| {key} | {value} |" for key, value in rows)
+    description = meta.pipeline_description or "A drivetrain pipeline."
+    return (
+        f"# {pipeline.name}\n\n{description}\n\n| | |\n|---|---|\n{table}\n\n"
+        "Each run loads the DAG run's data interval as one window. The drive table is the record "
+        "of every attempt; clearing a failed DAG run (or the next run of the same interval) "
+        "resumes it and skips the phases that already completed.\n"
+    )
+
+
+def dag_arguments(pipeline: Pipeline) -> dict[str, Any]:
+    """The ``DAG(...)`` arguments config gives: id, timetable, start, catchup, owner, tags, docs."""
+    config = pipeline.config
+    meta = config.metadata
+    sched = config.schedule
+    tags = list(dict.fromkeys(["drivetrain", pipeline.name, *meta.tags]))
+    description = (meta.pipeline_description or "").strip().splitlines()
+    return {
+        "dag_id": f"pipeline_{pipeline.name}",
+        "schedule": CronDataIntervalTimetable(sched.cron_expression, timezone=sched.timezone),
+        "start_date": _start_date(pipeline),
+        "catchup": sched.catchup,
+        "tags": tags,
+        "description": description[0] if description else None,
+        "doc_md": _doc_md(pipeline),
+        # Windows of one pipeline load in order, one at a time.
+        "max_active_runs": 1,
+        # drivetrain retries transient errors inside each phase; a failed window is resumed
+        # by the next run of its interval, not by Airflow re-running one task.
+        "default_args": {"owner": meta.owner_name or "drivetrain", "retries": 0},
+    }
+
+
+def build_dag(
+    pipeline: PipelineRef,
+    *,
+    config_overrides: Mapping[str, Any] | None = None,
+    **dag_kwargs: Any,
+) -> DAG:
+    """Build the DAG of one pipeline.
+
+    :param pipeline: a :class:`~drivetrain.Pipeline`, a registered pipeline name, or a folder
+        holding ``config.json``.
+    :param config_overrides: dotted config paths to override when loading by name or folder
+        (as :meth:`Pipeline.load` takes them).
+    :param dag_kwargs: ``DAG(...)`` arguments that replace what config gives (``dag_id``,
+        ``max_active_runs``...); ``default_args`` are merged over drivetrain's.
+    :returns: the DAG, with ``initialize_pipeline``, one task per enabled phase (named after
+        the phase), ``finalize_pipeline``, ``notify_result`` and ``watch_for_failure``.
+    """
+    if not isinstance(pipeline, Pipeline):
+        pipeline = Pipeline.load(pipeline, overrides=config_overrides)
+    elif config_overrides:
+        raise TypeError("config_overrides apply when loading by name or folder; override the Pipeline yourself")
+    arguments = dag_arguments(pipeline)
+    default_args = {**arguments["default_args"], **dict(dag_kwargs.pop("default_args", None) or {})}
+    arguments.update(dag_kwargs, default_args=default_args)
+    enabled = [name for name in PHASE_NAMES if pipeline.config.phases.get(name).enabled]
+    with DAG(**arguments) as dag:
+        start = PipelineStartOperator(task_id=START_TASK_ID, pipeline=pipeline)
+        phases = [PipelinePhaseOperator(task_id=name, phase=name, pipeline=pipeline) for name in enabled]
+        finalize = PipelineFinishOperator(task_id=FINALIZE_TASK_ID, pipeline=pipeline)
+        notify = PipelineNotifyOperator(task_id=NOTIFY_TASK_ID, pipeline=pipeline)
+        watcher = PipelineFailureWatcher(task_id=WATCHER_TASK_ID, pipeline=pipeline, trigger_rule=TriggerRule.ONE_FAILED)
+        chain(start, *phases, finalize, notify)
+        [start, *phases, finalize, notify] >> watcher
+    return dag
