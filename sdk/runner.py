@@ -272,6 +272,9 @@ class Runner:
         ctx = self._context(record, window, attempts)
         self._ctx = ctx
         plugins.notify("drivetrain_run_started", record=record, pipeline=self.pipeline)
+        disabled = [p.name for p in self.pipeline.phases() if not self.pipeline.config.phases.get(p.name).enabled]
+        if disabled:
+            self._mark_skipped(ctx, {n: PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config") for n in disabled})
         return ctx
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:

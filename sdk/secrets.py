@@ -220,7 +220,7 @@ def resolve_credentials(
     json_path: str = "source_system.credentials_ref",
     source_file: str = "config.json",
 ) -> Credentials:
-    """Find the credentials named ``ref``: registered resolvers first, then the environment.
+    """Find the credentials named ``ref``: registered resolvers, then plugins, then the environment.
 
     :param ref: the ``credentials_ref`` value from config.
     :param environ: where to look for ``REF_*`` variables; ``os.environ`` by default.
@@ -236,7 +236,7 @@ def resolve_credentials(
         )
     with _lock:
         resolvers = list(_resolvers)
-    for resolver in resolvers:
+    for resolver in [*resolvers, _from_plugins]:
         values = resolver(ref)
         if values:
             return Credentials(ref, values)
@@ -249,6 +249,13 @@ def resolve_credentials(
         f"variables named {prefix}<KEY>, such as {prefix}USER and {prefix}PASSWORD",
         source=source_file,
     )
+
+
+def _from_plugins(ref: str) -> Mapping[str, str] | None:
+    """The ``drivetrain_resolve_credentials`` hook: the first plugin that knows ``ref``."""
+    from drivetrain.plugins import get_plugin_manager
+
+    return get_plugin_manager().hook.drivetrain_resolve_credentials(ref=ref)
 
 
 class RedactingFilter(logging.Filter):

@@ -654,6 +654,13 @@ class PipelineConfig:
                 ) from None
         return PipelineConfig.from_dict(data, source=self.source_file, base_dir=self.base_dir)
 
+    def __copy__(self) -> PipelineConfig:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PipelineConfig:
+        """Frozen all the way down, so a copy is the object itself (Airflow deep-copies DAGs)."""
+        return self
+
     def __repr__(self) -> str:
         return (
             f"PipelineConfig(name={self.name!r}, source_file={self.source_file!r}, "

@@ -1060,3 +1060,10 @@ class TestAnyInput:
             )
         else:
             assert isinstance(config, PipelineConfig)
+
+
+def test_a_config_deep_copies_as_itself() -> None:
+    import copy
+
+    config = PipelineConfig.from_file(MINIMAL)
+    assert copy.deepcopy(config) is config and copy.copy(config) is config

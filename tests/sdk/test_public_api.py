@@ -43,5 +43,6 @@ def test_wheel_holds_only_the_drivetrain_package(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"drivetrain", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
     for expected in ("drivetrain/__init__.py", "drivetrain/connectors/duckdb/warehouse.py", "drivetrain/config/schema.json",
-                     "drivetrain/contrib/__init__.py", "drivetrain/airflow/__init__.py"):
+                     "drivetrain/contrib/__init__.py", "drivetrain/airflow/__init__.py",
+                     "drivetrain/contrib/demo/config.json", "drivetrain/contrib/demo/dag.py"):
         assert expected in names

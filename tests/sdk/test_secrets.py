@@ -255,3 +255,20 @@ class TestRedactingFilter:
         second = install_redaction(logger)
         filters = [f for f in logger.handlers[0].filters if isinstance(f, RedactingFilter)]
         assert filters == [first] and second is first
+
+
+class TestPluginResolver:
+    def test_the_resolve_credentials_hook_is_asked_before_the_environment(self) -> None:
+        from drivetrain import hookimpl
+        from drivetrain.plugins import get_plugin_manager
+        from drivetrain.secrets import resolve_credentials
+
+        class Vault:
+            @hookimpl
+            def drivetrain_resolve_credentials(self, ref):
+                return {"user": "svc", "password": "from-vault-123"} if ref == "vaulted" else None
+
+        get_plugin_manager().register(Vault())
+        creds = resolve_credentials("vaulted", environ={"VAULTED_USER": "env-user"})
+        assert creds.reveal("user") == "svc" and creds.reveal("password") == "from-vault-123"
+        assert resolve_credentials("other", environ={"OTHER_USER": "u"}).reveal("user") == "u"
