@@ -1,0 +1,189 @@
+"""Command-line pieces for operating many pipelines: ``drivetrain report`` and gap helpers.
+
+``report_command`` is a click command the CLI group adds as ``drivetrain report``.
+:func:`gap_lines` gives ``drivetrain status`` its gap summary, and :func:`only_gaps` lets
+``drivetrain run --from/--to`` run only the windows that still need a successful run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from drivetrain.durations import format_duration
+from drivetrain.errors import DrivetrainError
+from drivetrain.monitoring import gaps as gap_mod
+from drivetrain.monitoring import metrics as metrics_mod
+from drivetrain.monitoring import report_html
+from drivetrain.monitoring._values import ALERT, WARNING, Metrics
+
+if TYPE_CHECKING:
+    from drivetrain.pipeline import Pipeline
+    from drivetrain.window import Window
+
+__all__ = ["build_metrics", "gap_lines", "only_gaps", "report_command"]
+
+#: How many gap ranges ``gap_lines`` lists before summing up the rest.
+GAP_RANGES_SHOWN = 10
+
+
+def _window_text(pipeline: Pipeline, start: datetime, end: datetime) -> str:
+    from drivetrain.cli._pipelines import window_text
+
+    return window_text(start, end, pipeline.config.schedule.timezone)
+
+
+def gap_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = GAP_RANGES_SHOWN) -> list[str]:
+    """Lines for ``drivetrain status PIPELINE``: windows that never ran or never succeeded.
+
+    Each range of consecutive gaps comes with the command that fills it.
+    """
+    found = gap_mod.find_gaps(pipeline, now=now)
+    since = pipeline.config.schedule.start_date.isoformat()
+    if not found:
+        return [f"gaps: none: every window since {since} has a successful run"]
+    summary = gap_mod.summarize(pipeline.name, found)
+    running = sum(1 for g in found if g.kind == gap_mod.RUNNING)
+    parts = [f"{summary.missing} never ran", f"{summary.failed} failed"] + ([f"{running} running"] if running else [])
+    lines = [f"gaps since {since}: {', '.join(parts)}"]
+    ranges = gap_mod.group_gaps(pipeline.name, found)
+    for item in ranges[:limit]:
+        what = f"{item.windows} window{'s' if item.windows != 1 else ''}"
+        if item.attempts:
+            what += f", {item.attempts} attempt{'s' if item.attempts != 1 else ''}"
+        fill = "" if item.kind == gap_mod.RUNNING else f": {item.fill_command()}"
+        lines.append(f"  {item.kind:<7} {_window_text(pipeline, item.start, item.end)} ({what}){fill}")
+    if len(ranges) > limit:
+        lines.append(f"  ... and {len(ranges) - limit} more range(s)")
+    return lines
+
+
+def only_gaps(pipeline: Pipeline, windows: Sequence[Window], *, now: datetime | None = None) -> list[Window]:
+    """The windows of ``windows`` that still need a successful run (for ``run --from/--to``).
+
+    Windows that succeeded, or are being run now, are left out; order is kept.
+    """
+    if not windows:
+        return []
+    start, end = min(w.start for w in windows), max(w.end for w in windows)
+    wanted = {(w.start, w.end) for w in gap_mod.fill_windows(pipeline, start, end, now=max(now or datetime.now(UTC), end))}
+    return [w for w in windows if (w.start, w.end) in wanted]
+
+
+def build_metrics(pipelines: Sequence[Pipeline], *, days: float = 7, now: datetime | None = None) -> Metrics:
+    """Metrics for pipelines that may live in different drive tables, gaps included.
+
+    Pipelines sharing a drive table are computed in one pass over it.
+    """
+    from drivetrain.cli._pipelines import drive_exists
+
+    now = now or datetime.now(UTC)
+    groups: dict[str, tuple[Any, list[str]]] = {}
+    gap_summaries = []
+    for pipe in pipelines:
+        if not drive_exists(pipe):
+            continue
+        store = pipe.drive_store()
+        key = store.location or str(id(store))
+        groups.setdefault(key, (store, []))[1].append(pipe.name)
+        gap_summaries.append(gap_mod.summarize(pipe.name, gap_mod.find_gaps(pipe, now=now, store=store)))
+    parts = [metrics_mod.compute(store, names, days=days, now=now) for store, names in groups.values()]
+    if not parts:
+        return Metrics(generated_at=now, since=now, sources=()).with_gaps(gap_summaries)
+    return parts[0].merge(*parts[1:]).with_gaps(gap_summaries)
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1f}%" if value is not None else ""
+
+
+def _secs(value: float | None) -> str:
+    return format_duration(max(value, 0.0)) if value is not None else ""
+
+
+def _print_tables(m: Metrics, out: Any) -> None:
+    health = m.health()
+    out.table(
+        ["pipeline", "health", "latest run", "status", "failed at", "last success", "age", "success rate", "runs", "gaps", "notes"],
+        [[h.pipeline, h.level.upper(), h.latest.run_id if h.latest else "", h.latest.status if h.latest else "",
+          (h.latest.phase_failed or "") if h.latest else "", h.last_success_at.strftime("%Y-%m-%d %H:%MZ") if h.last_success_at else "",
+          _secs(h.age_seconds), _pct(h.success_rate), str(h.runs), str(h.gaps), "; ".join(h.notes)] for h in health],
+        title=f"pipeline health since {m.since:%Y-%m-%d %H:%MZ}",
+    )
+    if m.failed_runs:
+        out.table(["pipeline", "run", "failed phase", "error", "fixed by retry"],
+                  [[r.pipeline, r.run_id, r.phase_failed or "", (r.error_message or "")[:120], "yes" if r.recovered else "no"]
+                   for r in m.failed_runs[:10]], title="failed runs, newest first")
+    slow = [d for d in m.durations if d.over_threshold]
+    if slow:
+        out.table(["pipeline", "phase", "average", "longest", "expected", "runs over threshold"],
+                  [[d.pipeline, d.phase, _secs(d.avg_seconds), _secs(d.max_seconds), d.expected or "", f"{d.over_threshold} of {d.runs}"]
+                   for d in slow], title="phases over their expected duration")
+    if m.count_mismatches:
+        out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped"],
+                  [[c.pipeline, str(c.audits), _pct(c.audit_pass_rate), _pct(c.source_to_stage_loss_percent),
+                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped)] for c in m.count_mismatches],
+                  title="data quality")
+
+
+@click.command("report")
+@click.argument("pipelines", nargs=-1)
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="The period: runs that started in the last N days.")
+@click.option("--json", "as_json", is_flag=True, help="Print every metric and dashboard as JSON.")
+@click.option("--html", "html_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the four dashboards as one self-contained HTML file.")
+@click.option("--dir", "folder", metavar="PATH", help="Also look at the pipeline folder PATH (default: the working folder).")
+@click.option("--send-alerts", is_flag=True,
+              help="Send stale-data alerts for pipelines with monitoring.alert_on_stale_data on.")
+def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_file: Path | None,
+                   folder: str | None, send_alerts: bool) -> None:
+    """Health of PIPELINES (default: every pipeline found): success rate, failures,
+    durations against expected, count mismatches, freshness, retries and gaps.
+
+    Without PIPELINE: every registered pipeline, plus the folder given by --dir (or the
+    working folder) when it holds config.json.
+    """
+    from drivetrain.cli._output import output
+    from drivetrain.cli._pipelines import Candidate, candidates, load
+
+    out = output()
+    if pipelines:
+        found = [Candidate(label=name, pipeline=load(name)) for name in pipelines]
+    else:
+        found, where = candidates(folder)
+        out.note("looked at: " + "; ".join(where))
+    for item in found:
+        if item.pipeline is None:
+            out.note(f"{item.label}: skipped: {item.problem}")
+    usable = [item.pipeline for item in found if item.pipeline is not None]
+    try:
+        metrics = build_metrics(usable, days=days)
+        if send_alerts:
+            from drivetrain.monitoring.plugin import check_freshness
+
+            for pipe in usable:
+                try:
+                    if (alert := check_freshness(pipe)) is not None:
+                        out.note(f"sent: {alert.subject}")
+                except DrivetrainError as exc:
+                    out.note(f"{pipe.name}: freshness not checked: {exc}")
+    finally:
+        for pipe in usable:
+            pipe.close()
+    if html_file is not None:
+        report_html.write(metrics, html_file)
+        out.note(f"wrote {html_file}")
+    if as_json:
+        out.json(metrics.to_json())
+        return
+    if not metrics.pipelines:
+        out.note("no runs recorded for any pipeline found")
+        return
+    _print_tables(metrics, out)
+    levels = [h.level for h in metrics.health()]
+    out.note(f"{levels.count(ALERT)} pipeline(s) need attention, {levels.count(WARNING)} with warnings")

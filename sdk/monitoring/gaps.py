@@ -1,0 +1,156 @@
+"""Gap detection: windows since the schedule's start date that never ran or never succeeded.
+
+The grid comes from the pipeline's config (``Pipeline.grid``: window length, time zone and
+``start_date``); the drive table says what happened to each window. A window is covered once
+a run of it ended SUCCESS or SKIPPED (nothing to do). Otherwise it is a gap:
+
+* ``missing``: no run of the window at all;
+* ``failed``: every run of it failed;
+* ``running``: a run is in progress and none has succeeded yet (not something to fill).
+
+Windows are matched exactly: runs recorded with another window length (before a config
+change) do not cover the new grid's windows. Consecutive gaps of the same kind are grouped
+into :class:`GapRange` values, each with the ``drivetrain run --from/--to`` command that
+fills it (that command runs every window of the range, in order, and stops at a failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from drivetrain.monitoring._values import GapSummary
+from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
+from drivetrain.window import Window
+
+if TYPE_CHECKING:
+    from drivetrain.pipeline import Pipeline
+
+MISSING, FAILED, RUNNING = "missing", "failed", "running"
+#: Kinds that ``drivetrain run --from/--to`` should run.
+FILLABLE = (MISSING, FAILED)
+
+__all__ = ["FAILED", "MISSING", "RUNNING", "Gap", "GapRange", "find_gaps", "fill_windows", "group_gaps", "summarize"]
+
+
+@attrs.frozen
+class Gap:
+    """One window that has no successful run."""
+
+    window: Window
+    kind: str
+    """``missing``, ``failed`` or ``running``."""
+    attempts: int = 0
+    """Runs of the window so far."""
+
+
+@attrs.frozen
+class GapRange:
+    """Consecutive gaps of one kind: ``[start, end)`` holding ``windows`` windows."""
+
+    pipeline: str
+    kind: str
+    start: datetime
+    end: datetime
+    windows: int
+    attempts: int
+    """Runs of these windows so far (0 for missing ones)."""
+
+    def fill_command(self) -> str:
+        """The command that runs these windows in order."""
+        return f"drivetrain run {self.pipeline} --from {_iso(self.start)} --to {_iso(self.end)}"
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def window_states(store: ReportSource, pipeline: str, since: datetime) -> dict[tuple[datetime, datetime], tuple[int, int, int]]:
+    """``(start, end) -> (attempts, runs that did not fail, runs still RUNNING)`` from ``since`` on."""
+    p = store.dialect.param
+    ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+    sql = (
+        "SELECT query_window_start_timestamp AS window_start, query_window_end_timestamp AS window_end, "
+        "COUNT(*) AS attempts, "
+        f"SUM(CASE WHEN pipeline_status IN ({ok}) THEN 1 ELSE 0 END) AS ok, "
+        "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
+        f"FROM {store.table_sql} WHERE pipeline_name = {p} AND query_window_end_timestamp > {p} "
+        "GROUP BY query_window_start_timestamp, query_window_end_timestamp"
+    )
+    out = {}
+    for row in rows_of(store, Query(sql, (pipeline, since))):
+        key = (_aware(row["window_start"]), _aware(row["window_end"]))
+        out[key] = (int(row["attempts"] or 0), int(row["ok"] or 0), int(row["running"] or 0))
+    return out
+
+
+def find_gaps(
+    pipeline: Pipeline,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    store: ReportSource | None = None,
+) -> list[Gap]:
+    """Every window of ``pipeline`` in ``[start, end)`` without a successful run, oldest first.
+
+    :param start: default: the first window of the grid (the schedule's ``start_date``).
+    :param end: default: ``now``; only windows that have ended by then count.
+    :param now: the current time (for tests).
+    :param store: the drive store (default: the pipeline's).
+    """
+    now = now or datetime.now(UTC)
+    grid = pipeline.grid
+    begin = start or grid.first().start
+    stop = min(end or now, now)
+    if stop <= begin:
+        return []
+    store = store or pipeline.drive_store()
+    states = window_states(store, pipeline.name, begin)
+    gaps = []
+    for window in grid.windows_between(begin, stop):
+        attempts, ok, running = states.get((window.start, window.end), (0, 0, 0))
+        if ok:
+            continue
+        kind = MISSING if not attempts else RUNNING if running else FAILED
+        gaps.append(Gap(window, kind, attempts))
+    return gaps
+
+
+def group_gaps(pipeline: str, gaps: Iterable[Gap]) -> list[GapRange]:
+    """Consecutive gaps of the same kind as ranges, oldest first."""
+    ranges: list[GapRange] = []
+    for gap in gaps:
+        last = ranges[-1] if ranges else None
+        if last is not None and last.kind == gap.kind and last.end == gap.window.start:
+            ranges[-1] = attrs.evolve(last, end=gap.window.end, windows=last.windows + 1, attempts=last.attempts + gap.attempts)
+        else:
+            ranges.append(GapRange(pipeline, gap.kind, gap.window.start, gap.window.end, 1, gap.attempts))
+    return ranges
+
+
+def fill_windows(pipeline: Pipeline, start: datetime, end: datetime, *, now: datetime | None = None) -> list[Window]:
+    """The windows of ``[start, end)`` that ``run --from/--to`` must run to fill the gaps.
+
+    Windows that already succeeded, and windows being run right now, are left out.
+    """
+    return [g.window for g in find_gaps(pipeline, start=start, end=end, now=now) if g.kind in FILLABLE]
+
+
+def summarize(pipeline: str, gaps: Sequence[Gap]) -> GapSummary:
+    """Counts for the health dashboard."""
+    return GapSummary(
+        pipeline=pipeline,
+        missing=sum(1 for g in gaps if g.kind == MISSING),
+        failed=sum(1 for g in gaps if g.kind == FAILED),
+        first=gaps[0].window.start if gaps else None,
+    )

@@ -1,0 +1,306 @@
+"""The report queries: portable SQL over the drive table, one builder per question.
+
+Every query is written with the store's :class:`~drivetrain.drive.SqlDialect` helpers (JSON
+fields, seconds between timestamps, bound parameters) and otherwise plain SQL that DuckDB and
+Snowflake both run: ``CASE``, ``COUNT``, ``SUM``, ``AVG``, ``MAX``, ``GROUP BY``, ``UNION ALL``,
+``ROW_NUMBER() OVER (...)`` in a subquery, correlated ``EXISTS``. Column aliases are read back
+case-insensitively (Snowflake returns unquoted aliases in upper case): see :func:`rows_of`.
+
+A phase's duration comes from its JSON ``start_timestamp`` and ``end_timestamp``. They are
+stored as ISO text in UTC, so a plain ``CAST(... AS TIMESTAMP)`` reads them on both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from drivetrain.phase_names import (
+    PHASE_NAMES,
+    SOURCE_TO_STAGE_TRANSFER,
+    STAGE_TO_TARGET_TRANSFER,
+    VARIANT_COLUMN,
+)
+
+#: Runs that ended without failing: SUCCESS, and SKIPPED (the window had nothing to do).
+OK_STATUSES = ("SUCCESS", "SKIPPED")
+
+
+class Dialect(Protocol):
+    """The parts of :class:`drivetrain.drive.SqlDialect` the queries use."""
+
+    param: str
+
+    def json_text(self, column: str, *path: str) -> str: ...
+
+    def json_number(self, column: str, *path: str) -> str: ...
+
+    def seconds_between(self, start: str, end: str) -> str: ...
+
+
+class ReportSource(Protocol):
+    """What the report reads: a drive store's ``query``, ``dialect`` and ``table_sql``."""
+
+    location: str
+    dialect: Any
+    table_sql: str
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]: ...
+
+
+def rows_of(source: ReportSource, query: Query) -> list[dict[str, Any]]:
+    """Run ``query`` on ``source``; every row's keys in lower case."""
+    return [{str(k).lower(): v for k, v in row.items()} for row in source.query(query.sql, query.params)]
+
+
+@attrs.frozen
+class Query:
+    """SQL text and its bound parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@attrs.frozen
+class Queries:
+    """Builds the report's queries for one drive table.
+
+    :param dialect: the store's SQL helpers.
+    :param table: the drive table's qualified, quoted name.
+    :param pipelines: only these pipelines (all when empty).
+    :param since: only runs that started at or after this instant (None: every run).
+    """
+
+    dialect: Dialect
+    table: str
+    pipelines: tuple[str, ...] = ()
+    since: datetime | None = None
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def _where(self, *, period: bool = True, extra: str = "") -> tuple[str, tuple[Any, ...]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        p = self.dialect.param
+        if self.pipelines:
+            clauses.append(f"pipeline_name IN ({', '.join(p for _ in self.pipelines)})")
+            params.extend(self.pipelines)
+        if period and self.since is not None:
+            clauses.append(f"pipeline_start_timestamp >= {p}")
+            params.append(self.since)
+        if extra:
+            clauses.append(extra)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+    def _text(self, phase: str, *path: str) -> str:
+        return self.dialect.json_text(VARIANT_COLUMN[phase], *path)
+
+    def _number(self, phase: str, *path: str) -> str:
+        return self.dialect.json_number(VARIANT_COLUMN[phase], *path)
+
+    def failed_phase_error(self) -> str:
+        """SQL: the error message of the phase named by ``phase_failed``."""
+        whens = " ".join(f"WHEN '{name}' THEN {self._text(name, 'error_message')}" for name in PHASE_NAMES)
+        return f"CASE phase_failed {whens} END"
+
+    def phase_rows(self) -> Query:
+        """One row per (run, phase): the ten phase columns unfolded with UNION ALL."""
+        where, params = self._where()
+        parts = []
+        for name in PHASE_NAMES:
+            parts.append(
+                f"SELECT pipeline_name, pipeline_id, '{name}' AS phase, "
+                f"{self._text(name, 'status')} AS status, "
+                f"{self._text(name, 'start_timestamp')} AS started, "
+                f"{self._text(name, 'end_timestamp')} AS ended, "
+                f"{self._text(name, 'expected_run_duration')} AS expected, "
+                f"{self._number(name, 'retry_number')} AS retries "
+                f"FROM {self.table}{where}"
+            )
+        return Query(" UNION ALL ".join(parts), params * len(PHASE_NAMES))
+
+    # -- the questions --------------------------------------------------------------------
+
+    def run_outcomes(self) -> Query:
+        """Metric 1: runs per pipeline by status in the period."""
+        where, params = self._where()
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        sql = (
+            "SELECT pipeline_name, COUNT(*) AS runs, "
+            "SUM(CASE WHEN pipeline_status = 'SUCCESS' THEN 1 ELSE 0 END) AS succeeded, "
+            "SUM(CASE WHEN pipeline_status = 'SKIPPED' THEN 1 ELSE 0 END) AS skipped, "
+            "SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running, "
+            f"AVG(CASE WHEN pipeline_status IN ({ok}) THEN "
+            f"{self.dialect.seconds_between('pipeline_start_timestamp', 'pipeline_end_timestamp')} END) AS avg_run_seconds "
+            f"FROM {self.table}{where} GROUP BY pipeline_name"
+        )
+        return Query(sql, params)
+
+    def phase_outcomes(self) -> Query:
+        """Metric 2 (and in-phase retries of metric 6): per pipeline and phase."""
+        inner = self.phase_rows()
+        sql = (
+            "SELECT pipeline_name, phase, "
+            "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
+            "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
+            "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok "
+            f"FROM ({inner.sql}) phases GROUP BY pipeline_name, phase"
+        )
+        return Query(sql, inner.params)
+
+    def _seconds(self) -> str:
+        return self.dialect.seconds_between("CAST(started AS TIMESTAMP)", "CAST(ended AS TIMESTAMP)")
+
+    def phase_durations(self) -> Query:
+        """Metric 3: phase durations per pipeline, phase and expected duration (as written)."""
+        inner = self.phase_rows()
+        sql = (
+            f"SELECT pipeline_name, phase, expected, COUNT(*) AS runs, AVG({self._seconds()}) AS avg_seconds, "
+            f"MAX({self._seconds()}) AS max_seconds "
+            f"FROM ({inner.sql}) phases WHERE status IN ('COMPLETED', 'FAILED') "
+            "AND started IS NOT NULL AND ended IS NOT NULL GROUP BY pipeline_name, phase, expected"
+        )
+        return Query(sql, inner.params)
+
+    def runs_over(self, limits: Sequence[tuple[str, str, str, float]]) -> Query:
+        """Metric 3: how many runs of each (pipeline, phase, expected) took over its limit (s)."""
+        inner = self.phase_rows()
+        p = self.dialect.param
+        cases, params = [], list(inner.params)
+        for pipeline, phase, expected, seconds in limits:
+            cases.append(f"(pipeline_name = {p} AND phase = {p} AND expected = {p} AND {self._seconds()} > {p})")
+            params.extend([pipeline, phase, expected, seconds])
+        sql = (
+            "SELECT pipeline_name, phase, expected, COUNT(*) AS over_limit "
+            f"FROM ({inner.sql}) phases WHERE status IN ('COMPLETED', 'FAILED') "
+            f"AND started IS NOT NULL AND ended IS NOT NULL AND ({' OR '.join(cases) or '1 = 0'}) "
+            "GROUP BY pipeline_name, phase, expected"
+        )
+        return Query(sql, tuple(params))
+
+    def counts(self) -> Query:
+        """Metric 4 and the data-quality dashboard: audited counts, losses, rejected rows."""
+        where, params = self._where()
+        audit = "audit"
+        s2s, s2t = SOURCE_TO_STAGE_TRANSFER, STAGE_TO_TARGET_TRANSFER
+        inner = (
+            f"SELECT pipeline_name, {self._text(audit, 'status')} AS audit_status, "
+            f"{self._number(audit, 'phase_specific_details', 'source_count')} AS source_rows, "
+            f"{self._number(audit, 'phase_specific_details', 'stage_count')} AS stage_rows, "
+            f"{self._number(audit, 'phase_specific_details', 'target_count')} AS target_rows, "
+            f"{self._number(audit, 'phase_specific_details', 'source_to_stage_loss_percent')} AS s2s_loss, "
+            f"{self._number(audit, 'phase_specific_details', 'stage_to_target_loss_percent')} AS s2t_loss, "
+            f"{self._text(s2s, 'status')} AS load_status, "
+            f"{self._number(s2s, 'phase_specific_details', 'records_failed')} AS rejected, "
+            f"{self._text(s2t, 'status')} AS move_status, "
+            f"{self._number(s2t, 'phase_specific_details', 'rows_dropped')} AS dropped "
+            f"FROM {self.table}{where}"
+        )
+        audited = "audit_status IN ('COMPLETED', 'FAILED')"
+        sql = (
+            "SELECT pipeline_name, "
+            f"SUM(CASE WHEN {audited} THEN 1 ELSE 0 END) AS audits, "
+            "SUM(CASE WHEN audit_status = 'COMPLETED' THEN 1 ELSE 0 END) AS audits_passed, "
+            "SUM(CASE WHEN audit_status = 'FAILED' THEN 1 ELSE 0 END) AS audits_failed, "
+            f"SUM(CASE WHEN {audited} THEN source_rows END) AS source_rows, "
+            f"SUM(CASE WHEN {audited} THEN stage_rows END) AS stage_rows, "
+            f"SUM(CASE WHEN {audited} THEN target_rows END) AS target_rows, "
+            f"AVG(CASE WHEN {audited} THEN s2s_loss END) AS avg_s2s_loss, "
+            f"MAX(CASE WHEN {audited} THEN s2s_loss END) AS max_s2s_loss, "
+            f"AVG(CASE WHEN {audited} THEN s2t_loss END) AS avg_s2t_loss, "
+            f"MAX(CASE WHEN {audited} THEN s2t_loss END) AS max_s2t_loss, "
+            "SUM(CASE WHEN load_status = 'COMPLETED' THEN rejected END) AS rejected, "
+            "SUM(CASE WHEN move_status = 'COMPLETED' THEN dropped END) AS dropped "
+            f"FROM ({inner}) audits GROUP BY pipeline_name"
+        )
+        return Query(sql, params)
+
+    def freshness(self) -> Query:
+        """Metric 5: the newest run that ended without failing, over all time."""
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        where, params = self._where(period=False, extra=f"pipeline_status IN ({ok})")
+        sql = (
+            "SELECT pipeline_name, MAX(pipeline_end_timestamp) AS last_success_at, "
+            "MAX(query_window_end_timestamp) AS data_through "
+            f"FROM {self.table}{where} GROUP BY pipeline_name"
+        )
+        return Query(sql, params)
+
+    def window_recovery(self) -> Query:
+        """Metric 6: windows with a failed run in the period, and whether a later run succeeded."""
+        where, params = self._where()
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        per_window = (
+            "SELECT pipeline_name, query_window_start_timestamp, query_window_end_timestamp, "
+            "MIN(CASE WHEN pipeline_status = 'FAILED' THEN pipeline_start_timestamp END) AS first_failure, "
+            f"MAX(CASE WHEN pipeline_status IN ({ok}) THEN pipeline_start_timestamp END) AS last_success "
+            f"FROM {self.table}{where} "
+            "GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp"
+        )
+        sql = (
+            "SELECT pipeline_name, COUNT(*) AS failed_windows, "
+            "SUM(CASE WHEN last_success > first_failure THEN 1 ELSE 0 END) AS recovered "
+            f"FROM ({per_window}) windows WHERE first_failure IS NOT NULL GROUP BY pipeline_name"
+        )
+        return Query(sql, params)
+
+    def latest_runs(self) -> Query:
+        """The pipeline-health dashboard: each pipeline's newest run, with its alert settings."""
+        where, params = self._where(period=False)
+        snap = "config_snapshot"
+        inner = (
+            "SELECT pipeline_name, pipeline_id, pipeline_status, pipeline_start_timestamp, "
+            "pipeline_end_timestamp, query_window_start_timestamp, query_window_end_timestamp, "
+            f"phase_failed, {self.failed_phase_error()} AS error_message, "
+            f"{self.dialect.json_number(snap, 'monitoring', 'duration_multiplier_threshold')} AS duration_multiplier, "
+            f"{self.dialect.json_text(snap, 'monitoring', 'freshness_threshold')} AS freshness_threshold, "
+            f"{self.dialect.json_text(snap, 'monitoring', 'alert_on_stale_data')} AS alert_on_stale_data, "
+            "ROW_NUMBER() OVER (PARTITION BY pipeline_name "
+            "ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC) AS newest "
+            f"FROM {self.table}{where}"
+        )
+        return Query(f"SELECT * FROM ({inner}) runs WHERE newest = 1", params)
+
+    def failed_runs(self, limit: int) -> Query:
+        """The failure-analysis dashboard: failed runs, newest first, and whether a retry fixed them."""
+        where, params = self._where(extra="pipeline_status = 'FAILED'")
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        sql = (
+            "SELECT pipeline_name, pipeline_id, pipeline_start_timestamp, query_window_start_timestamp, "
+            f"query_window_end_timestamp, pipeline_retry_number, phase_failed, {self.failed_phase_error()} AS error_message, "
+            f"CASE WHEN EXISTS (SELECT 1 FROM {self.table} later_run WHERE later_run.pipeline_name = failed_run.pipeline_name "
+            "AND later_run.query_window_start_timestamp = failed_run.query_window_start_timestamp "
+            "AND later_run.query_window_end_timestamp = failed_run.query_window_end_timestamp "
+            f"AND later_run.pipeline_status IN ({ok}) "
+            "AND later_run.pipeline_start_timestamp > failed_run.pipeline_start_timestamp) THEN 1 ELSE 0 END AS recovered "
+            f"FROM {self.table} failed_run{where} "
+            f"ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT {int(limit)}"
+        )
+        return Query(sql, params)
+
+    def failures_by_phase(self) -> Query:
+        """The failure-analysis dashboard: where runs stopped (``phase_failed``), per pipeline."""
+        where, params = self._where(extra="pipeline_status = 'FAILED'")
+        sql = (
+            "SELECT pipeline_name, phase_failed, COUNT(*) AS failures "
+            f"FROM {self.table}{where} GROUP BY pipeline_name, phase_failed"
+        )
+        return Query(sql, params)
+
+    def daily(self) -> Query:
+        """Runs per target date and outcome, for the charts."""
+        where, params = self._where()
+        sql = (
+            "SELECT target_date, "
+            "SUM(CASE WHEN pipeline_status = 'SUCCESS' THEN 1 ELSE 0 END) AS succeeded, "
+            "SUM(CASE WHEN pipeline_status = 'SKIPPED' THEN 1 ELSE 0 END) AS skipped, "
+            "SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
+            f"FROM {self.table}{where} GROUP BY target_date ORDER BY target_date"
+        )
+        return Query(sql, params)
