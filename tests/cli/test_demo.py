@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from drivetrain import Pipeline
-from drivetrain.demo import DEMO_DAY, demo_overrides, generate_source
+from drivetrain.demo import DEMO_DAY, demo_overrides, generate_source, reset_folder
 
 from .conftest import Cli, Result
 
@@ -72,12 +72,6 @@ class TestDemoCommand:
         assert shown.returncode == 0, shown
         assert shown.json()["source_to_stage_transfer_phase"]["carried_from"] == "demo_20251115T130000Z_run1"
 
-    def test_running_the_demo_again_starts_fresh(self, tmp_path: Path, demo_run: tuple[Result, Path, Cli]) -> None:
-        _, out, cli = demo_run
-        again = cli("-q", "demo", "--dir", str(out))
-        assert again.returncode == 0, again
-        assert len(drive_rows(out / "warehouse.duckdb")) == 25
-
 
 class TestSyntheticSource:
     def test_the_same_seed_writes_the_same_file(self, tmp_path: Path) -> None:
@@ -95,6 +89,16 @@ class TestSyntheticSource:
         assert sum(n - 1 for n in ids.values()) == stats.duplicates
         assert all(r["reported_at"].startswith(DEMO_DAY.isoformat()) for r in lines)
         assert all(isinstance(r["metadata"], dict) for r in lines)
+
+
+class TestResetFolder:
+    def test_a_new_demo_removes_only_what_an_earlier_one_wrote(self, tmp_path: Path) -> None:
+        for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "source/old.jsonl", "archive/x/part.parquet", "notes.txt"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text("x")
+        reset_folder(tmp_path)
+        left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+        assert left == ["notes.txt"]
 
 
 class TestRegisteredDemoPipeline:
