@@ -35,7 +35,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
     "additionalProperties": False,
     "required": ["type"],
     "properties": {
-        "type": {"const": "snowflake"},
+        "type": {"const": "snowflake", "description": "A Snowflake account: stage, target and drive table (extra 'snowflake')."},
         "credentials_ref": {"type": "string", "description": "Names the credentials: user + password, or a private key."},
         "account": {"type": "string", "minLength": 1, "description": "Account identifier, e.g. 'myorg-myaccount'."},
         "user": {"type": "string", "minLength": 1, "description": "Login name; default: 'user' from the credentials."},
@@ -55,13 +55,6 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
         "lock_timeout_seconds": {"type": "integer", "minimum": 0, "description": "Seconds a statement waits for a table lock (LOCK_TIMEOUT). Default 300."},
         "session_parameters": {"type": "object", "description": "Extra session parameters set at login, e.g. STATEMENT_TIMEOUT_IN_SECONDS."},
         "load_stage": {**_IDENT, "description": "Existing internal stage for bulk loads; default: a temporary stage per session."},
-        "columns": {"type": "array"},
-        "query_field": {"type": "string"},
-        "dedup_keys": {"type": "array", "items": {"type": "string"}},
-        "load_strategy": {"enum": ["replace_window", "merge"]},
-        "merge_keys": {"type": "array", "items": {"type": "string"}},
-        "rename": {"type": "object", "additionalProperties": {"type": "string"}},
-        "max_rejected_percent": {"type": "number"},
     },
 }
 

@@ -5,6 +5,11 @@ requests from an in-memory DuckDB. :class:`FakeSnowServer` runs it under uvicorn
 on a free port, with one fix and three additions Snowflake has and fakesnow lacks:
 
 - NULL timestamps are sent as NULL (fakesnow 0.12 encodes them as 1970-01-01 in Arrow results);
+- a write that collides with another session's open transaction fails at once with Snowflake's
+  lock error 000625 (SQLSTATE 57014). Snowflake would make it wait for the lock; DuckDB under
+  fakesnow raises a conflict, which fakesnow reports as an HTTP 500 that the connector retries
+  for ``network_timeout`` before giving up. A lock error is what a client sees from Snowflake
+  when such a wait cannot go on, so the code under test takes the same path;
 
 - the login response carries a numeric ``sessionId`` (the connector's ``session_id``);
 - ``SELECT SYSTEM$ABORT_SESSION(?)`` ends that session and rolls back its open transaction,
@@ -69,6 +74,32 @@ def _timestamps_keep_nulls() -> None:
 
     encode.keeps_nulls = True  # type: ignore[attr-defined]
     fa.timestamp_to_sf_struct = encode
+
+
+def _conflicts_are_lock_errors() -> None:
+    """Patch fakesnow's cursor: DuckDB write conflicts become Snowflake lock errors (000625)."""
+    import duckdb
+    import fakesnow.cursor as fc
+    import snowflake.connector.errors as sf_errors
+
+    original = fc.FakeSnowflakeCursor.execute
+    if getattr(original, "lock_errors", False):
+        return
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except duckdb.TransactionException as exc:
+            text = str(exc)
+            if "onflict" not in text and "transaction is aborted" not in text:
+                raise
+            raise sf_errors.ProgrammingError(
+                msg=f"Statement was aborted: it needs a lock another transaction holds (emulated: {text})",
+                errno=625, sqlstate="57014",
+            ) from exc
+
+    execute.lock_errors = True  # type: ignore[attr-defined]
+    fc.FakeSnowflakeCursor.execute = execute
 
 
 def _free_port() -> int:
@@ -176,6 +207,7 @@ class FakeSnowServer:
         except ImportError as exc:
             raise ServerError(f"fakesnow is not installed: pip install 'fakesnow>=0.12,<0.13' ({exc})") from exc
         _timestamps_keep_nulls()
+        _conflicts_are_lock_errors()
         logging.getLogger("fakesnow.server").setLevel(logging.CRITICAL)
         self.port = _free_port()
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))

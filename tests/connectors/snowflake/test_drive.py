@@ -263,8 +263,8 @@ class TestAbandonedTransactions:
         holder = dead_holder()
         store.acquire_lease("lab", T0, T1, holder, 600)
         sf_rows(fakesnow_server, database, "UPDATE DRIVETRAIN_LEASES SET SESSION_ID = ?", [str(orphan.session_id)])
-        with pytest.raises(Exception, match="500"):
-            sf_rows(fakesnow_server, database, "DELETE FROM STG WHERE K = 'a'")  # blocked by the orphan (a conflict here)
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="000625"):
+            sf_rows(fakesnow_server, database, "DELETE FROM STG WHERE K = 'a'")  # the orphan holds the rows
         store.acquire_lease("lab", T0, T1, new_holder_id(), 60)
         assert sf_rows(fakesnow_server, database, "DELETE FROM STG WHERE K = 'a'") == [(1,)]
         assert any("SYSTEM$ABORT_SESSION" in s.sql for s in fakesnow_server.statements_for(database))

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from drivetrain import Pipeline
 from tests.sdk.factory import DAY, make_rows
 
 from .conftest import sf_rows
-from .scenario import make_snowflake_pipeline
+from .scenario import make_snowflake_pipeline, register_snowflake
 
 CHILD = Path(__file__).with_name("child.py")
 RACE_CHILD = Path(__file__).resolve().parents[2] / "sdk" / "race_child.py"
@@ -23,9 +24,12 @@ RACES = 4
 @pytest.mark.slow
 def test_same_window_started_twice_at_once_runs_once(tmp_path, fakesnow_server, database, sf_env):
     folder = make_snowflake_pipeline(tmp_path / "race", fakesnow_server, database, make_rows(400, hours=RACES, invalid_every=0))
+    register_snowflake()
+    with Pipeline.load(folder) as pipeline:
+        pipeline.drive_store().ensure()  # the tables exist before the children start
     for i in range(RACES):
         start = DAY + timedelta(hours=i)
-        at = time.time() + 4.0
+        at = time.time() + 3.5
         procs = [
             subprocess.Popen([sys.executable, str(CHILD), str(RACE_CHILD), str(folder), start.isoformat(), str(at)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
