@@ -147,6 +147,20 @@ class TestDashboards:
         assert health.latest.run_id == history.runs[-1].pipeline_id and health.latest.phase_failed == "audit"
         assert "latest run failed at audit" in health.notes
 
+    def test_health_is_green_for_a_pipeline_with_nothing_wrong(self):
+        now = datetime.now(UTC)
+        latest = metrics.LatestRun(pipeline="ok_pipe", run_id="r9", status="SUCCESS", started_at=now, ended_at=now,
+                                   window_start=now, window_end=now, phase_failed=None, error_message=None,
+                                   duration_multiplier=2.0, freshness_threshold="1h", alert_on_stale_data=True)
+        rate = metrics.SuccessRate(pipeline="ok_pipe", runs=20, succeeded=20, skipped=0, failed=0, running=0,
+                                   success_rate=100.0, avg_run_seconds=3.0)
+        fresh = metrics.Freshness(pipeline="ok_pipe", last_success_at=now, data_through=now, age_seconds=5.0,
+                                  threshold="1h", threshold_seconds=3600.0, stale=False, alert_on_stale_data=True)
+        m = metrics.Metrics(generated_at=now, since=now - timedelta(days=7), sources=("x",), latest_runs=(latest,),
+                            success_rates=(rate,), freshness=(fresh,))
+        health = one(m.health(), pipeline="ok_pipe")
+        assert (health.level, health.notes) == ("ok", ())
+
     def test_health_carries_the_failed_phase_error(self, computed):
         assert "source -> stage lost" in one(computed.health(), pipeline="lab").latest.error_message
 
