@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 import attrs
@@ -171,6 +172,10 @@ class DriveStore(abc.ABC):
     @abc.abstractmethod
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None: ...
 
+    def exists(self) -> bool:
+        """True when the drive table exists; reading never creates it."""
+        return True
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
         """Run a read-only report query (written with :attr:`dialect`); rows as dicts."""
         raise NotImplementedError(f"{type(self).__name__} does not run report queries")
@@ -184,6 +189,10 @@ class DriveStore(abc.ABC):
             and lease.expires_at > datetime.now(UTC)
             and not holder_is_dead(lease.holder)
         )
+
+    def session(self) -> AbstractContextManager[object]:
+        """Keep the store's connection open for a block of work (see Warehouse.session)."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -16,7 +16,7 @@ import contextlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -182,6 +182,15 @@ class Pipeline:
                 f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting"
             )
         return self._connector("archive", "archive", section)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold each warehouse's connection open for a block of work (the runner: one phase)."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.drive_store().session())
+            for warehouse in (self.stage().warehouse, self.target().warehouse):
+                stack.enter_context(warehouse.session())  # re-entrant: a shared warehouse is held once
+            yield
 
     def close(self) -> None:
         """Close every connector this pipeline opened."""

@@ -20,7 +20,14 @@ import attrs
 from drivetrain import plugins
 from drivetrain.drive import Lease, new_holder_id
 from drivetrain.durations import format_duration
-from drivetrain.errors import LeaseError, PermanentError, PhaseFailed, PhaseTimeout, TransientError
+from drivetrain.errors import (
+    DrivetrainError,
+    LeaseError,
+    PermanentError,
+    PhaseFailed,
+    PhaseTimeout,
+    TransientError,
+)
 from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
 from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
@@ -28,7 +35,6 @@ from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import RedactingFilter, redact
 from drivetrain.window import Window
 
-UTC = UTC
 log = logging.getLogger("drivetrain.run")
 log.addFilter(RedactingFilter())  # records made here are redacted before any handler sees them
 #: skip_reason of phases skipped because an earlier phase ended the run early (run SKIPPED).
@@ -117,7 +123,6 @@ class Runner:
     def plan(self, window: Window) -> list[PlannedPhase]:
         """What a run of ``window`` would do, phase by phase, without changing anything."""
         store = self.pipeline.drive_store()
-        store.ensure()
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         probe = attrs.evolve(self._new_record(window, attempts), pipeline_id="(dry-run)")
         ctx = self._context(probe, window, attempts)
@@ -156,22 +161,24 @@ class Runner:
         Raises LeaseError when another run holds the window.
         """
         store = self.pipeline.drive_store()
-        store.ensure()
         self._lease_ttl = self.lease_seconds
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
-            ctx = self._begin(window)
+            with self.pipeline.session():
+                ctx = self._begin(window)
             beat = _Heartbeat(self, ctx.record.pipeline_id)
             beat.start()
             try:
                 for phase in self.pipeline.phases():
                     if ctx.record.phase_failed:
                         break
-                    if self._stop_reason is not None and ctx.record.phases[phase.name].status is PhaseStatus.PENDING:
-                        self._fail_unstarted(ctx, phase.name, f"not started: {self._stop_reason}")
-                        break
-                    self._step(ctx, phase)
-                return self._finalize(ctx)
+                    with self.pipeline.session():  # one connection per phase, not per statement
+                        if self._stop_reason is not None and ctx.record.phases[phase.name].status is PhaseStatus.PENDING:
+                            self._fail_unstarted(ctx, phase.name, f"not started: {self._stop_reason}")
+                            break
+                        self._step(ctx, phase)
+                with self.pipeline.session():
+                    return self._finalize(ctx)
             except BaseException:
                 self._finalize(ctx)
                 raise
@@ -190,7 +197,6 @@ class Runner:
         of the same window is refused until finish().
         """
         store = self.pipeline.drive_store()
-        store.ensure()
         self.holder = f"step:{new_holder_id()}"
         self._lease_ttl = self._step_lease_seconds()
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
@@ -212,7 +218,8 @@ class Runner:
             beat = _Heartbeat(self, run_id)
             beat.start()
             try:
-                return self._step(ctx, self.pipeline.phase(phase_name))
+                with self.pipeline.session():
+                    return self._step(ctx, self.pipeline.phase(phase_name))
             finally:
                 beat.stop()
         finally:
@@ -394,7 +401,10 @@ class Runner:
                 except LeaseError:
                     raise
                 except TransientError as exc:
-                    if attempt >= retry.max_retries or ctx.cancel_event.is_set():
+                    if ctx.cancel_event.is_set():  # stopped (SIGTERM, timeout, lost lease): say so, do not retry
+                        error = f"{exc}; then {ctx.cancel_reason}"
+                        break
+                    if attempt >= retry.max_retries:
                         error = f"{exc} (gave up after {attempt + 1} attempt(s))"
                         break
                     attempt += 1
@@ -412,7 +422,8 @@ class Runner:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a phase's bug fails the phase, not the runner
                     error = f"{type(exc).__name__}: {exc}"
-                    ctx.log.exception("%s failed", name)
+                    if not isinstance(exc, DrivetrainError):  # our own errors say it all; a bug needs its traceback
+                        ctx.log.exception("%s failed", name)
                     break
         finally:
             if timer is not None:

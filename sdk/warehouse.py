@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +204,13 @@ class Warehouse(Connector):
     @abc.abstractmethod
     def drive_store(self, table: TableRef) -> DriveStore:
         """The drive table (and leases) kept in this warehouse."""
+
+    def session(self) -> AbstractContextManager[object]:
+        """Keep the connection open for a block of work (a phase); nested uses share it.
+
+        Embedded engines that open a file per operation override this; the default does nothing.
+        """
+        return nullcontext()
 
     def same_warehouse(self, other: Warehouse) -> bool:
         """True when a push-down between the two is possible."""

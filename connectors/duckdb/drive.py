@@ -34,7 +34,6 @@ from .warehouse import qualified, quote
 if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
-UTC = UTC
 
 COLUMNS: list[tuple[str, str]] = [
     ("pipeline_id", "VARCHAR NOT NULL"),
@@ -188,8 +187,17 @@ class DuckDBDriveStore(DriveStore):
                 )
             raise PermanentError(f"{self.location}: run {record.pipeline_id} is not in the drive table")
 
+    def exists(self) -> bool:
+        """True when the drive table is there; never creates the file or the table."""
+        if self._ready:
+            return True
+        if not self.wh.path.exists():
+            return False
+        return self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+
     def _select(self, where: str = "", params: Sequence[Any] = (), order: str = "", limit: int | None = None) -> list[RunRecord]:
-        self.ensure()
+        if not self.exists():
+            return []
         sql = f"SELECT {', '.join(quote(n) for n, _ in COLUMNS)} FROM {qualified(self.table)}"
         if where:
             sql += f" WHERE {where}"
@@ -227,14 +235,16 @@ class DuckDBDriveStore(DriveStore):
         return self._select(" AND ".join(clauses), params, order="pipeline_start_timestamp DESC, pipeline_id DESC", limit=limit)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        self.ensure()
+        if not self.exists():
+            return []
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), conn.cursor() as cur:
             cur.execute(sql, list(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def pipelines(self) -> list[str]:
-        self.ensure()
+        if not self.exists():
+            return []
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             return [r[0] for r in conn.execute(f"SELECT DISTINCT pipeline_name FROM {qualified(self.table)} ORDER BY 1").fetchall()]
 
@@ -259,9 +269,10 @@ class DuckDBDriveStore(DriveStore):
                 f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
             )
 
-    def _lock_path(self, pipeline_name: str, window_start: datetime) -> Path:
+    def _lock_path(self, pipeline_name: str, window_start: datetime, *, create: bool = True) -> Path:
         folder = self.wh.path.with_name(self.wh.path.name + ".locks")
-        folder.mkdir(parents=True, exist_ok=True)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pipeline_name)
         return folder / f"{safe}__{window_start.astimezone(UTC):%Y%m%dT%H%M%S}Z.lock"
 
@@ -283,10 +294,10 @@ class DuckDBDriveStore(DriveStore):
         return fd
 
     def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
-        self.ensure()
-        fd = self._take_file_lock(pipeline_name, window_start, holder)
+        fd = self._take_file_lock(pipeline_name, window_start, holder)  # first: a loser never waits on the file
         now = _now()
         try:
+            self.ensure()
             with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), transaction(conn):
                 current = self._lease_row(conn, pipeline_name, window_start)
                 if (current is not None and current.holder != holder and current.holder.startswith("step:")
@@ -316,7 +327,7 @@ class DuckDBDriveStore(DriveStore):
         """True while some process (this one included) runs the window."""
         if (pipeline_name, window_start) in self._file_locks:
             return True
-        path = self._lock_path(pipeline_name, window_start)
+        path = self._lock_path(pipeline_name, window_start, create=False)
         if not path.exists():
             return False
         fd = os.open(path, os.O_RDWR)
@@ -343,6 +354,15 @@ class DuckDBDriveStore(DriveStore):
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             self._check_fence(conn, lease)
 
+    def session(self):  # noqa: ANN201
+        return self.wh.session()
+
+    def close(self) -> None:
+        """Let go of any window still locked by this process (the drive rows stay as they are)."""
+        for fd in self._file_locks.values():
+            os.close(fd)
+        self._file_locks.clear()
+
     def heartbeat(self, pipeline_id: str, at: datetime) -> None:
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             conn.execute(f"UPDATE {qualified(self.table)} SET heartbeat_at = ? WHERE pipeline_id = ?", [at, pipeline_id])
@@ -363,6 +383,7 @@ class DuckDBDriveStore(DriveStore):
                 os.close(fd)  # closing the descriptor releases the lock; the file stays (see module doc)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
-        self.ensure()
+        if not self.exists():
+            return None
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             return self._lease_row(conn, pipeline_name, window_start)

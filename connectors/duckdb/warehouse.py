@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
     from drivetrain.window import Window
 
-UTC = UTC
 _batch_names = itertools.count()
 
 
@@ -82,6 +81,9 @@ class DuckDBWarehouse(Warehouse):
         return f"duckdb:{self.path}"
 
     def connect(self):  # noqa: ANN201 - context manager of a DuckDB connection
+        return self.pool.connect()
+
+    def session(self):  # noqa: ANN201 - holds this thread's connection for the block
         return self.pool.connect()
 
     # -- tables ---------------------------------------------------------------------------

@@ -291,7 +291,7 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     """
     *parents, last = split_dotted_path(dotted)
     node: Any = data
-    for part, following in zip(parents, [*parents[1:], last], strict=True):
+    for part, following in zip(parents, [*parents[1:], last][: len(parents)], strict=True):
         if isinstance(node, dict) and isinstance(part, str):
             node = node.setdefault(part, [] if isinstance(following, int) else {})
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):

@@ -1067,3 +1067,9 @@ def test_a_config_deep_copies_as_itself() -> None:
 
     config = PipelineConfig.from_file(MINIMAL)
     assert copy.deepcopy(config) is config and copy.copy(config) is config
+
+
+def test_an_override_can_replace_a_whole_section() -> None:
+    config = PipelineConfig.from_file(MINIMAL)
+    section = {**config.snapshot()["source_system"], "batch_size": 77}
+    assert config.with_overrides({"source_system": section}).source.get("batch_size") == 77
