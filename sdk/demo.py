@@ -28,8 +28,6 @@ import attrs
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.window import Window
 
-UTC = UTC
-
 #: The day the synthetic source covers; the demo pipeline's schedule starts on it.
 DEMO_DAY = date(2025, 11, 15)
 #: The local hour whose first attempt fails on purpose.

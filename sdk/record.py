@@ -17,8 +17,6 @@ import attrs
 
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 
-UTC = UTC
-
 
 class RunStatus(enum.StrEnum):
     """``pipeline_status`` of a run."""

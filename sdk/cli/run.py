@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline
     from drivetrain.window import Window
 
-UTC = UTC
 
 HELP = """Run windows of PIPELINE (a registered name or a folder holding config.json).
 

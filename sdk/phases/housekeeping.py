@@ -19,8 +19,6 @@ from drivetrain.results import PhaseResult
 
 from .base import BasePhase, PhaseContext
 
-UTC = UTC
-
 
 class StalePipelineHandling(BasePhase):
     """Close runs of this pipeline that stopped sending heartbeats (their process died)."""

@@ -20,7 +20,6 @@ from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, quote_expr
 
 from .base import BasePhase, PhaseContext
 
-UTC = UTC
 #: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
 ROW_COLUMN = "_drivetrain_row"
 

@@ -16,7 +16,6 @@ from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, TableRef
 from drivetrain.window import Window
 
-UTC = UTC
 START = datetime(2025, 11, 15, 10, tzinfo=UTC)
 WINDOW = Window(START, START + timedelta(hours=1))
 

@@ -15,7 +15,6 @@ from drivetrain.connectors.files import FilesSource
 from drivetrain.errors import PermanentError
 from drivetrain.window import Window
 
-UTC = UTC
 START = datetime(2025, 11, 15, 10, tzinfo=UTC)
 WINDOW = Window(START, START + timedelta(hours=1))
 

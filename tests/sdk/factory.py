@@ -15,7 +15,6 @@ from typing import Any
 
 import duckdb
 
-UTC = UTC
 DAY = datetime(2025, 11, 15, tzinfo=UTC)
 
 BASE_CONFIG: dict[str, Any] = {

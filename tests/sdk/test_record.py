@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 from drivetrain import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 
-UTC = UTC
 
 
 def record() -> RunRecord:

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from drivetrain.validation import ColumnSpec, RecordValidator, convert_column
 
-UTC = UTC
 COLUMNS = [
     ColumnSpec("id", "string", required=True, max_length=5),
     ColumnSpec("age", "integer", min=0, max=130),
