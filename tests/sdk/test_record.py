@@ -8,7 +8,6 @@ from drivetrain import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 
 
-
 def record() -> RunRecord:
     start = datetime(2025, 11, 15, 10, tzinfo=UTC)
     return RunRecord(
