@@ -54,7 +54,11 @@ def drivetrain_register_phases() -> Mapping[str, type[BasePhase]]:
 
 @hookspec
 def drivetrain_register_notifiers() -> Mapping[str, type[Any]]:
-    """Notifier classes by name (``"email"``, ``"slack"``); see drivetrain.notify."""
+    """Notifier classes by name (``"email"``, ``"slack"``).
+
+    Each is a :class:`drivetrain.monitoring.Notifier` subclass: ``from_env(environ)`` builds it
+    (or returns None when not configured) and ``send(alert)`` delivers one alert.
+    """
 
 
 @hookspec(firstresult=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
+from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease, SqlDialect
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
@@ -71,6 +71,31 @@ def _decode(name: str, value: Any) -> Any:
     return value
 
 
+class SnowflakeDialect(SqlDialect):
+    """Snowflake: VARIANT paths with ``:`` and casts; durations with DATEDIFF."""
+
+    param = "?"
+
+    def json_text(self, column: str, *path: str) -> str:
+        return f"{column}:{_variant_path(path)}::string"
+
+    def json_number(self, column: str, *path: str) -> str:
+        return f"TRY_TO_DOUBLE({column}:{_variant_path(path)}::string)"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"(DATEDIFF('microsecond', {start}, {end}) / 1000000.0)"
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        return f"ARRAY_CONTAINS({value_sql}::variant, {column})"
+
+
+def _variant_path(path: tuple[str, ...]) -> str:
+    for part in path:
+        if not part.replace("_", "").isalnum():
+            raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
+    return ".".join(path)
+
+
 class SnowflakeDriveStore(DriveStore):
     """``<DB>.<SCHEMA>.PIPELINE_EXECUTION_DRIVE`` plus ``DRIVETRAIN_LEASES`` and ``DRIVETRAIN_META``."""
 
@@ -82,6 +107,8 @@ class SnowflakeDriveStore(DriveStore):
         parts = (table.database or warehouse.options.database, table.schema or warehouse.options.schema, table.name)
         self.location = f"{warehouse.describe()}: {'.'.join(folded(p) for p in parts)}"
         self._ready = False
+        self.dialect = SnowflakeDialect()
+        self.table_sql = self.q(table)
 
     def q(self, table: TableRef) -> str:
         return self.wh.qualified(table)
@@ -235,6 +262,13 @@ class SnowflakeDriveStore(DriveStore):
             clauses.append(f"PIPELINE_STATUS IN ({', '.join('?' for _ in status)})")
             params.extend(s.value for s in status)
         return self._select(" AND ".join(clauses), params, order="PIPELINE_START_TIMESTAMP DESC, PIPELINE_ID DESC", limit=limit)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A report query; column names come back lower-case, as the DuckDB store gives them."""
+        self.ensure()
+        cursor = self.run(sql, list(params))
+        names = [d[0].lower() for d in cursor.description]
+        return [{n: _decode(n.upper(), v) if n.upper() in KIND else v for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 
     def pipelines(self) -> list[str]:
         self.ensure()

@@ -9,6 +9,7 @@
     drivetrain status [PIPELINE]                  latest run of each pipeline
     drivetrain history PIPELINE                   runs, newest first
     drivetrain show RUN_ID                        one run, phase by phase
+    drivetrain report [PIPELINE...] [--html FILE] metrics, dashboards, alerts
 
 Every command calls the same runner and drive table as the Airflow operator. Exit statuses
 are the constants in :mod:`drivetrain.cli._output`: 0 success, 1 a run failed, 2 bad usage
@@ -28,6 +29,7 @@ from drivetrain.errors import (
     LeaseError,
     PipelineNotFound,
 )
+from drivetrain.monitoring.cli import report_command
 
 from ._output import (
     EXIT_FAILED,
@@ -76,16 +78,25 @@ class DrivetrainGroup(click.Group):
 @click.group(cls=DrivetrainGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output: warnings and errors only (repeat for errors only).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line, for log shippers.")
 @click.version_option(package_name="drivetrain", prog_name="drivetrain")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
     """drivetrain: incremental, windowed data pipelines with a drive table."""
     terminal = is_terminal()
     ctx.obj = Output(terminal=terminal, verbosity=verbose - quiet)
     setup_logging(verbose - quiet, terminal)
+    if log_format == "json":
+        import logging
+
+        from drivetrain.monitoring.logs import configure_logging
+
+        configure_logging(logging.getLogger().level, json=True)
 
 
-for command in (demo_command, new_command, validate_command, run_command, status_command, history_command, show_command):
+for command in (demo_command, new_command, validate_command, run_command, status_command, history_command, show_command,
+                report_command):
     cli.add_command(command)
 
 

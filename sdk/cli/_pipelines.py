@@ -109,10 +109,7 @@ def drive_exists(pipeline: Pipeline) -> bool:
     pipeline that would leave empty database files wherever their configs point. A
     warehouse with a local ``path`` that does not exist yet has no runs: say so instead.
     """
-    store = pipeline.drive_store()
-    warehouse = getattr(store, "wh", None) or getattr(store, "warehouse", None)
-    path = getattr(warehouse, "path", None)
-    return not (isinstance(path, Path) and not path.exists())
+    return pipeline.drive_store().exists()
 
 
 def drive_location(pipeline: Pipeline) -> str:

@@ -49,10 +49,11 @@ Exit status: 0 every run succeeded, or no window was due (a message says so);
 @click.option("--window-end", metavar="TS", help="Optional check: the window must end at TS.")
 @click.option("--from", "range_from", metavar="TS", help="Run every window from TS (a backfill).")
 @click.option("--to", "range_to", metavar="TS", help="...up to TS (exclusive). Default: now.")
+@click.option("--only-gaps", is_flag=True, help="With --from: only the windows that never ran or never succeeded.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (windows; phases to run or skip, and why); change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the drive-table rows (or the plan) as JSON.")
 def run_command(pipeline: str, window_start: str | None, window_end: str | None, range_from: str | None,
-                range_to: str | None, dry_run: bool, as_json: bool) -> None:
+                range_to: str | None, only_gaps: bool, dry_run: bool, as_json: bool) -> None:
     out = output()
     if window_end and not window_start:
         raise click.UsageError("--window-end needs --window-start")
@@ -60,6 +61,8 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
         raise click.UsageError("--to needs --from")
     if window_start and range_from:
         raise click.UsageError("give either --window-start or --from/--to, not both")
+    if only_gaps and not range_from:
+        raise click.UsageError("--only-gaps needs --from")
     with opened(pipeline) as pipe:
         windows = choose_windows(pipe, window_start, window_end, range_from, range_to)
         if windows is None:
@@ -70,6 +73,15 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
             return
         if not windows:
             raise CliError(f"{pipe.name}: the range holds no complete window", EXIT_USAGE)
+        if only_gaps:
+            from drivetrain.monitoring.cli import only_gaps as gaps_of
+
+            windows = gaps_of(pipe, windows)
+            if not windows:
+                out.note(f"{pipe.name}: every window of the range already has a successful run")
+                if as_json:
+                    out.json([])
+                return
         if dry_run:
             print_plan(pipe, windows, out, as_json)
             return

@@ -15,6 +15,7 @@ CONNECTORS = {
     "source:elasticsearch": "drivetrain.connectors.elasticsearch:ElasticsearchSource",
     "source:servicenow": "drivetrain.connectors.servicenow:ServiceNowSource",
     "warehouse:duckdb": "drivetrain.connectors.duckdb:DuckDBWarehouse",
+    "warehouse:snowflake": "drivetrain.connectors.snowflake:SnowflakeWarehouse",
     "source:memory": "drivetrain.testing:MemorySource",
     "archive:local": "drivetrain.connectors.local_archive:LocalArchive",
     "archive:s3": "drivetrain.connectors.s3:S3Archive",

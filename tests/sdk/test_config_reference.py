@@ -16,3 +16,10 @@ def test_the_reference_page_matches_the_schema():
 def test_every_key_is_explained():
     undocumented = [line.split("|")[1].strip() for line in render().splitlines() if line.startswith("| `") and line.rstrip().endswith("|  |")]
     assert undocumented == []
+
+
+def test_the_connector_page_matches_the_connectors():
+    from drivetrain.config.reference import render_connectors
+
+    page = DOC.with_name("connectors.md")
+    assert page.read_text() == render_connectors(), "regenerate: python -m drivetrain.config.reference connectors > docs/connectors.md"

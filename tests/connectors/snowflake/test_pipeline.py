@@ -152,3 +152,20 @@ class TestFailureAndResume:
             final = pipeline.runner().finish(started.pipeline_id)
             assert pipeline.drive_store().current_lease(pipeline.name, started.query_window_start_timestamp) is None
         assert final.pipeline_status is RunStatus.SUCCESS
+
+
+class TestReports:
+    def test_metrics_run_on_the_snowflake_drive_table_as_on_duckdb(self, folder):
+        from drivetrain.monitoring import metrics
+
+        with FaultPlugin(fail={"stage_to_target_transfer": 1}).installed():
+            failed = run(folder)
+        run(folder)
+        register_snowflake()
+        with Pipeline.load(folder) as pipeline:
+            result = metrics.compute(pipeline.drive_store(), [pipeline.name], days=3650)
+        (failure,) = result.failed_runs
+        assert (failure.run_id, failure.phase_failed, failure.recovered) == (failed.pipeline_id, "stage_to_target_transfer", True)
+        assert "injected failure" in failure.error_message
+        (rate,) = result.success_rates
+        assert (rate.runs, rate.succeeded, rate.failed, rate.success_rate) == (2, 1, 1, 50.0)
