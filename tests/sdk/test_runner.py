@@ -251,7 +251,8 @@ class TestPhaseControl:
         record = run(folder)
         assert record.phase_failed == "source_to_stage_transfer"
         assert "above max_rejected_percent 1.0" in record.phases["source_to_stage_transfer"].error_message
-        assert query(folder, "SELECT count(*) FROM stg_tests")[0][0] == 0
+        with Pipeline.load(folder) as pipeline:
+            assert pipeline.stage().count(pipeline.grid.first()) == 0
 
     def test_phase_timeout_cancels_between_batches(self, tmp_path):
         import time
