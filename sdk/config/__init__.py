@@ -16,21 +16,23 @@ Everything wrong with a file is reported at once in one
 
 from drivetrain.config.loader import load_config, schema
 from drivetrain.config.model import (
-    AuditConfig,
     ColumnConfig,
     MetadataConfig,
     MonitoringConfig,
-    PhaseConfig,
-    PhasesConfig,
     PipelineConfig,
     QueryWindowConfig,
     RetryConfig,
     ScheduleConfig,
+    SystemConfig,
+)
+from drivetrain.config.phases import (
+    AuditConfig,
+    PhaseConfig,
+    PhasesConfig,
     SourceCountConfig,
     SourceToStageConfig,
     StageCleaningConfig,
     StaleHandlingConfig,
-    SystemConfig,
     TargetCleaningConfig,
 )
 from drivetrain.phase_names import PHASE_NAMES
