@@ -71,21 +71,37 @@ class ConnectionPool:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The thread's connection, opened on first use and closed when its last user leaves.
+
+        Users may leave in any order (a generator reading the table can finish while a
+        window load that started after it still holds the connection).
+        """
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.depth += 1
-            try:
-                yield conn
-            finally:
-                self._local.depth -= 1
-            return
-        conn = self._open()
+        if conn is None:
+            conn = self._open()
+            self._local.conn, self._local.depth = conn, 0
+        self._local.depth += 1
+        try:
+            yield conn
+        finally:
+            self._local.depth -= 1
+            if self._local.depth == 0:
+                self._local.conn = None
+                conn.close()
+
+    @contextmanager
+    def lend(self, conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Make ``conn`` the thread's connection inside the block (it is not closed after).
+
+        A window load runs its statements, including those of helpers that call
+        :meth:`connect`, in its own transaction this way.
+        """
+        saved = getattr(self._local, "conn", None), getattr(self._local, "depth", 0)
         self._local.conn, self._local.depth = conn, 1
         try:
             yield conn
         finally:
-            self._local.conn, self._local.depth = None, 0
-            conn.close()
+            self._local.conn, self._local.depth = saved
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
