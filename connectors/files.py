@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivetrain.base import Source
+from drivetrain.config.loader import zone_problem
 from drivetrain.errors import PermanentError
 from drivetrain.validation import convert_column
 
@@ -58,6 +59,9 @@ class FilesSource(Source):
         self.batch_size = int(config.get("batch_size", 10_000))
         self.format = config.get("format")
         self.naive_tz = config.get("source_timezone", "UTC")
+        problem = zone_problem(self.naive_tz)
+        if problem is not None:
+            raise config.error("source_timezone", problem)
         self.unreadable_lines = 0
 
     def describe(self) -> str:
