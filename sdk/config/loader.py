@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -473,6 +473,46 @@ def duration_problem(text: str) -> str | None:
     return None
 
 
+def window_duration_problem(text: str) -> str | None:
+    """Why ``query_window.duration`` cannot tile time (windows are whole seconds), or None."""
+    from drivetrain.durations import parse_duration
+
+    problem = duration_problem(text)
+    if problem is not None or not _duration_shape().search(text):
+        return problem
+    try:
+        length = parse_duration(text)
+    except (ValueError, TypeError, OverflowError):
+        return None  # the schema's own messages say why
+    if length % timedelta(seconds=1):
+        return f"{show(text)} is not a whole number of seconds; windows are counted in whole seconds"
+    return None
+
+
+def table_name_problems(data: Mapping[str, Any], problems: Problems) -> None:
+    """Stage and target name their table; table and schema names must be plain identifiers.
+
+    Warehouses refuse anything else when they build the table's name; checking here names the
+    key, so a name carrying SQL is a config error found before anything runs.
+    """
+    from drivetrain.errors import PermanentError
+    from drivetrain.warehouse import check_identifier
+
+    for section in ("stage_system", "target_system", "drive_table"):
+        options = data.get(section)
+        if not isinstance(options, Mapping):
+            continue
+        if section != "drive_table" and "table" not in options:
+            problems.add((section,), f"'table' is required: the name of the {section.split('_')[0]} table")
+        for key, what in (("table", "table name"), ("schema", "schema")):
+            value = options.get(key)
+            if isinstance(value, str):
+                try:
+                    check_identifier(value, what)
+                except PermanentError as exc:
+                    problems.add((section, key), str(exc))
+
+
 def column_bound(column_type: str, value: Any) -> int | float | datetime | date:
     """A column's ``min``/``max`` as a comparable value; ValueError says what is expected."""
     if column_type in ("integer", "float"):
@@ -552,7 +592,7 @@ def semantic_problems(data: Mapping[str, Any], problems: Problems) -> None:
     checks: list[tuple[JsonPath, Any, Callable[[str], str | None]]] = [
         (("dag_schedule", "cron_expression"), schedule.get("cron_expression"), cron_problem),
         (("dag_schedule", "timezone"), schedule.get("timezone"), zone_problem),
-        (("query_window", "duration"), section("query_window").get("duration"), duration_problem),
+        (("query_window", "duration"), section("query_window").get("duration"), window_duration_problem),
         (
             ("monitoring", "freshness_threshold"),
             section("monitoring").get("freshness_threshold"),
@@ -574,6 +614,7 @@ def semantic_problems(data: Mapping[str, Any], problems: Problems) -> None:
         except ValueError:
             problems.add(("dag_schedule", "start_date"), f"{show(start)} is not a real date")
     column_problems(section("stage_system").get("columns"), problems, ("stage_system", "columns"))
+    table_name_problems(data, problems)
     if "phases" not in data or (
         isinstance(data["phases"], Mapping) and "stage_cleaning" not in phases
     ):
