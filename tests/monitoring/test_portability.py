@@ -66,18 +66,22 @@ class SnowflakeReport:
 @pytest.fixture(scope="module")
 def snowflake_copy(history) -> Iterator[SnowflakeReport]:
     try:
-        import fakesnow
+        import fakesnow  # noqa: F401 - the server below needs it
         import snowflake.connector
     except ImportError as exc:
         pytest.fail(f"{exc}: install the test dependencies with pip install -e '.[dev]'")
 
+    from tests.servers.fakesnow_server import FakeSnowServer, ServerError
+
     try:
-        server = fakesnow.server()
-        settings = server.__enter__()
-    except Exception as exc:  # noqa: BLE001
+        server = FakeSnowServer().start()
+    except ServerError as exc:
         pytest.fail(f"could not start fakesnow's server: {exc}")
     try:
-        conn = snowflake.connector.connect(**settings, database="ops", schema="drivetrain")
+        conn = snowflake.connector.connect(
+            account="fakesnow", user="fake", password="snow", host="127.0.0.1", port=server.port,
+            protocol="http", network_timeout=1, database="ops", schema="drivetrain",
+        )
         cur = conn.cursor()
         cur.execute("CREATE DATABASE IF NOT EXISTS ops")
         cur.execute("CREATE SCHEMA IF NOT EXISTS ops.drivetrain")
@@ -93,7 +97,7 @@ def snowflake_copy(history) -> Iterator[SnowflakeReport]:
         yield SnowflakeReport(conn, "fakesnow: ops.drivetrain.drive")
         conn.close()
     finally:
-        server.__exit__(None, None, None)
+        server.stop()
 
 
 def close(a: Any, b: Any, path: str = "") -> None:
