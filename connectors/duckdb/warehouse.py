@@ -7,6 +7,8 @@ transaction; window replace is delete + insert from a load table, in one transac
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from datetime import UTC, date, datetime
@@ -226,17 +228,67 @@ class DuckDBWarehouse(Warehouse):
         return DuckDBDriveStore(self, table)
 
 
+class _Feed:
+    """One ``INSERT ... SELECT`` reading an Arrow stream, run by a thread on the load's connection.
+
+    DuckDB writes a large single insert to the file row group by row group as it goes, so
+    memory stays bounded; many small inserts in one transaction are all kept in memory
+    until the commit. The queue between the caller and the statement holds two batches.
+    """
+
+    def __init__(self, conn: Any, table: str, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, args=(conn, table), name="drivetrain-duckdb-load", daemon=True)
+        self._thread.start()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        while (batch := self._queue.get()) is not None:
+            yield batch
+
+    def _run(self, conn: Any, table: str) -> None:
+        name = f"_drivetrain_stream_{next(_batch_names)}"
+        try:
+            conn.register(name, pa.RecordBatchReader.from_batches(self.schema, self._batches()))
+            try:
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+            finally:
+                conn.unregister(name)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by put() / close()
+            self.error = exc
+
+    def _put(self, item: pa.RecordBatch | None) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        self._put(batch)
+        if self.error is not None or not self._thread.is_alive():
+            self.close()
+
+    def close(self) -> None:
+        """End the statement (it commits nothing: the load's transaction does); re-raise its error."""
+        self._put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class DuckDBWindowLoad(WindowLoad):
     """Rows go straight into the real tables, inside one transaction that commit() ends.
 
     The first append creates its table if needed, then opens the transaction on a connection
     of the load's own and deletes the window from the table it loads (a table first seen
     later is created inside the transaction: a table made outside it after it began would be
-    invisible to it); later appends insert their batch. Nothing is visible to
-    other connections before commit(), and abort() or a crash rolls everything back, so no
-    load table is needed. DuckDB writes the full row groups of a large insert to the file as
-    they fill, so memory stays bounded. One transaction, instead of a commit per batch into a
-    load table and a copy from it, makes the load about twice as fast.
+    invisible to it). Consecutive batches for one table stream into a single INSERT (see
+    :class:`_Feed`); a batch for another table, or with another schema, ends it and starts the
+    next. Nothing is visible to other connections before commit(), and abort() or a crash
+    rolls everything back, so no load table is needed.
     """
 
     def __init__(self, warehouse: DuckDBWarehouse, window: Window, key: str) -> None:
@@ -247,6 +299,7 @@ class DuckDBWindowLoad(WindowLoad):
         self._columns: dict[TableRef, set[str]] = {}
         self._held = ExitStack()
         self._conn: Any = None
+        self._feed: tuple[TableRef, _Feed] | None = None
 
     def _transaction(self) -> Any:
         if self._conn is None:
@@ -258,36 +311,42 @@ class DuckDBWindowLoad(WindowLoad):
             self._conn = conn
         return self._conn
 
+    def _end_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            feed[1].close()
+
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
         wh = self.warehouse
         with duckdb_errors(f"{wh.describe()}: load {table}"):
+            if self._feed is not None:
+                feeding, feed = self._feed
+                if feeding == table and feed.schema.equals(batch.schema):
+                    feed.put(batch)
+                    self._rows[table] += batch.num_rows
+                    return
+                self._end_feed()
             if self._conn is None:
                 wh.ensure_table(table, batch.schema)  # committed: the table outlives a failed load
-            self._append(table, batch)
-
-    def _append(self, table: TableRef, batch: pa.RecordBatch) -> None:
-        wh = self.warehouse
-        with wh.pool.lend(self._transaction()) as conn:
-            if table not in self._rows:
-                wh.ensure_table(table, batch.schema)
-                conn.execute(f"DELETE FROM {qualified(table)} WHERE {wh._window_sql(table)}", [self.window.start, self.window.end])
-                self._rows[table] = 0
-                self._columns[table] = set(wh.table_columns(table))
-            elif not set(batch.schema.names) <= self._columns[table]:
-                wh.ensure_table(table, batch.schema)
-                self._columns[table] = set(wh.table_columns(table))
-            name = f"_drivetrain_batch_{next(_batch_names)}"
-            conn.register(name, batch)
-            try:
-                conn.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM {name}")
-            finally:
-                conn.unregister(name)
+            conn = self._transaction()
+            with wh.pool.lend(conn):
+                if table not in self._rows:
+                    wh.ensure_table(table, batch.schema)
+                    conn.execute(f"DELETE FROM {qualified(table)} WHERE {wh._window_sql(table)}", [self.window.start, self.window.end])
+                    self._rows[table] = 0
+                    self._columns[table] = set(wh.table_columns(table))
+                elif not set(batch.schema.names) <= self._columns[table]:
+                    wh.ensure_table(table, batch.schema)
+                    self._columns[table] = set(wh.table_columns(table))
+            self._feed = (table, _Feed(conn, qualified(table), batch.schema))
+            self._feed[1].put(batch)
             self._rows[table] += batch.num_rows
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh = self.warehouse
         counts: dict[str, int] = {}
         with duckdb_errors(f"{wh.describe()}: commit window {self.window}"):
+            self._end_feed()
             with wh.pool.lend(self._transaction()) as conn:
                 for table in tables:
                     if table not in self._rows and wh.table_exists(table):
@@ -303,6 +362,8 @@ class DuckDBWindowLoad(WindowLoad):
     def abort(self) -> None:
         """Roll back what was appended (unless committed) and let go of the connections."""
         with self._held:
+            with suppress(Exception):  # its error, if any, is the caller's already
+                self._end_feed()
             conn, self._conn = self._conn, None
             self._rows.clear()
             if conn is not None:
