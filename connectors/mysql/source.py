@@ -9,6 +9,11 @@ Config (``source_system``)::
 ``credentials_ref`` supplies ``user`` and ``password``. The full list of keys is in
 :data:`~drivetrain.connectors.mysql.config.OPTIONS_SCHEMA`.
 
+Two readers produce the same batches: with the ``mysql-fast`` extra installed, connectorx
+streams Arrow batches straight from Rust (:mod:`~drivetrain.connectors.mysql.fast`); without
+it, or when ``reader: "pymysql"`` is set, pymysql reads the rows as described below. Counts,
+checks and metadata always go through pymysql.
+
 A row belongs to the window ``[start, end)`` when ``start <= query_field < end``. Rows whose
 query field is NULL or a zero date belong to no window: ``count`` and ``extract`` both leave
 them out, by the same predicate. The extract is one server-side streaming query (pymysql
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from drivetrain.base import Source
-from drivetrain.connectors.mysql import sql
+from drivetrain.connectors.mysql import fast, sql
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, parse_options
 from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
@@ -115,6 +120,7 @@ class MySQLSource(Source):
             )
         if opts.force_index:
             done.append(f"forced index {opts.force_index} exists")
+        done.append(self._reader_line(info))
         statement = self.extract_statement(_probe_window())
         with self._shared("checking the extract query") as conn, conn.cursor() as cursor:
             cursor.execute(statement.sql + " LIMIT 0", statement.params)
@@ -135,8 +141,32 @@ class MySQLSource(Source):
         The table is looked up when this is called; the query starts on the first ``next()``.
         Stopping early (closing the iterator) closes the connection without reading the rest.
         """
-        statement = self.extract_statement(window)
-        return self._stream(statement, self._table_info())
+        info = self._table_info()
+        if self.extract_reader() == "connectorx":
+            return self._fast_stream(window, info)
+        return self._stream(self.extract_statement(window), info)
+
+    def extract_reader(self) -> str:
+        """The reader :meth:`extract` uses: ``"connectorx"`` or ``"pymysql"``.
+
+        :raises MissingExtraError: when ``reader`` is "connectorx" and it is not installed.
+        :raises PermanentError: when ``reader`` is "connectorx" and it cannot read the table.
+        """
+        choice = self.options.reader
+        if choice == "pymysql":
+            return "pymysql"
+        if choice == "connectorx":
+            fast.connectorx()
+            why = fast.unsupported(self.options, self._table_info(), bounded=False)
+            if why is not None:
+                raise PermanentError(
+                    f"MySQL {self.options.address}: the connectorx reader cannot read this "
+                    f"table ({why}); set reader to \"pymysql\" or \"auto\""
+                )
+            return "connectorx"
+        if not fast.installed() or fast.unsupported(self.options) is not None:
+            return "pymysql"
+        return "pymysql" if fast.unsupported(self.options, self._table_info()) else "connectorx"
 
     def schema(self) -> pa.Schema:
         """The Arrow schema of the extracted batches (also for an empty window)."""
@@ -161,6 +191,43 @@ class MySQLSource(Source):
                 conn.close()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _reader_line(self, info: sql.TableInfo) -> str:
+        reader = self.extract_reader()
+        if reader == "connectorx" and not fast.pageable(info):
+            return (
+                "warning: extract reader: connectorx with one statement (no index on the query "
+                "field followed by an integer primary key to page on): memory grows with the "
+                "window when the load is slower than the read"
+            )
+        if reader == "connectorx":
+            return "extract reader: connectorx (Arrow batches from Rust, read page by page)"
+        if self.options.reader == "pymysql":
+            return "extract reader: pymysql (reader: pymysql)"
+        why = fast.unsupported(self.options, info) if fast.installed() else None
+        if why is None:
+            why = "connectorx is not installed: pip install 'drivetrain[mysql-fast]' to read faster"
+        return f"extract reader: pymysql ({why})"
+
+    def _fast_stream(self, window: Window, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
+        opts = self.options
+        with self._shared("connecting"):  # fast, classified failures for bad credentials
+            pass
+        query = fast.build_query(opts, info, window.start, window.end)
+        log.debug("extract from %s with connectorx: %s", opts.address, query.page_sql())
+        password = self._password()
+        secrets = (password, fast.url_quote(password, safe="")) if password else ()
+        url = fast.connection_url(opts, self._user() or "", password)
+
+        def errors(action: str) -> AbstractContextManager[None]:
+            return fast.connectorx_errors(opts.address, action, secrets=secrets)
+
+        try:
+            yield from fast.stream(url, query, opts.batch_size, errors)
+        except PermanentError as exc:
+            if str(exc).startswith("MySQL "):
+                raise
+            raise PermanentError(f"MySQL {opts.address}: {exc}") from exc
 
     def _bounds(self, info: sql.TableInfo, window: Window) -> tuple[Any, ...]:
         return sql.window_params(

@@ -72,6 +72,8 @@ class TableInfo:
     """Index name -> its columns in order (lower-case)."""
     order_by: tuple[str, ...] = ()
     """ORDER BY columns for the extract; empty when no index can serve an order."""
+    order_types: tuple[str, ...] = ()
+    """``DATA_TYPE`` of each ORDER BY column (they need not be among the output columns)."""
 
     def indexes_on_query_field(self) -> list[str]:
         """Names of the indexes whose first column is the query field."""
@@ -149,7 +151,9 @@ def load_table_info(cursor: Any, options: MySQLOptions) -> TableInfo:
     info = TableInfo(
         columns=tuple(columns), query_field=query_field, engine=table_row[0], indexes=frozen
     )
-    return attrs.evolve(info, order_by=_order_by(info, options, set(frozen) - unorderable))
+    order_by = _order_by(info, options, set(frozen) - unorderable)
+    order_types = tuple(catalog[name.lower()].data_type for name in order_by)
+    return attrs.evolve(info, order_by=order_by, order_types=order_types)
 
 
 def _order_by(info: TableInfo, options: MySQLOptions, orderable: set[str]) -> tuple[str, ...]:

@@ -65,7 +65,8 @@ BINARY_TYPES = frozenset(
     }
 )
 
-#: A column decoder: the values of one column in a fetched chunk -> one Arrow array.
+#: A column decoder: the values of one column in a fetched chunk (a list of text values, or an
+#: Arrow string array from the fast reader) -> one Arrow array.
 Decoder = Callable[[Sequence[Any]], pa.Array]
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -183,7 +184,9 @@ def _dates(values: Sequence[Any]) -> pa.Array:
     try:
         return text.cast(pa.date32())
     except pa.ArrowInvalid:
-        return pa.array([_parse_or_none(date.fromisoformat, v) for v in values], type=pa.date32())
+        return pa.array(
+            [_parse_or_none(date.fromisoformat, v) for v in text.to_pylist()], type=pa.date32()
+        )
 
 
 def _timestamps(zone: str) -> Decoder:
@@ -193,7 +196,7 @@ def _timestamps(zone: str) -> Decoder:
             naive = text.cast(pa.timestamp("us"))
         except pa.ArrowInvalid:
             naive = pa.array(
-                [_parse_or_none(datetime.fromisoformat, v) for v in values],
+                [_parse_or_none(datetime.fromisoformat, v) for v in text.to_pylist()],
                 type=pa.timestamp("us"),
             )
         if zone == "UTC":

@@ -1,0 +1,413 @@
+"""The fast extract: connectorx streams the window as Arrow batches, no Python per row.
+
+connectorx (``pip install 'drivetrain[mysql-fast]'``) reads the result set in Rust and hands
+over Arrow record batches (``return_type="arrow_stream"``), so memory stays bounded by the
+batch size as with the pymysql reader, at close to the server's own speed. It yields exactly
+what the pymysql reader yields (same schema, same values, same rows in the same order): each
+column travels in the form connectorx reads safely, then one vectorised Arrow cast per column
+brings it to the type :mod:`~drivetrain.connectors.mysql.types` promises:
+
+- integers, DOUBLE, character strings (CHAR, VARCHAR, TEXT, ENUM, SET, MariaDB's JSON) and
+  binary strings travel as they are;
+- DECIMAL, FLOAT, TIME, UUID, INET, MySQL's JSON, and the DATETIME and DATE columns other than
+  the query field travel as text (connectorx would stop on a zero date or an overlong
+  decimal), decoded like the pymysql reader's text, zero dates to NULL;
+- TIMESTAMP travels as microseconds since the epoch, which does not depend on the session's
+  time zone; BIT as an unsigned integer;
+- the query field travels as it is: the window predicate already leaves zero dates out.
+
+connectorx reads ahead of its consumer without limit, so a window is read in pages of at
+least 100,000 rows (a multiple of ``batch_size``), each page one statement continuing after
+the last row of the one before in the extract's order (the query field, then the primary
+key): memory holds at most two pages whatever the window holds, and the next page is read
+while the current one is processed. This needs an order that is unique and NOT NULL: an
+index starting with the query field, followed by an integer primary key. Pages are separate
+statements, so a row whose query field changes *during* the extract, from a part of the
+window already read to a part not yet read, is read twice (a single statement reads it once).
+
+Window bounds and page keys are written into the SQL as literals (connectorx takes no
+parameters); they are formatted from datetimes and integers here, never from text. A TIMESTAMP query field is compared with
+``FROM_UNIXTIME(...)``, which is exact unless the server's default time zone has daylight
+saving time and a window bound falls in the hour repeated when clocks go back.
+
+What connectorx cannot do (TLS, spatial or unknown column types, no order to page on) makes
+``reader: "auto"`` use pymysql instead; :func:`unsupported` says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote as url_quote
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drivetrain.connectors.mysql import sql
+from drivetrain.connectors.mysql.config import MySQLOptions
+from drivetrain.connectors.mysql.errors import PERMANENT_CODES, TRANSIENT_CODES
+from drivetrain.connectors.mysql.types import (
+    BINARY_TYPES,
+    DECIMAL_TYPES,
+    INTEGER_TYPES,
+    UTC_MICROS,
+    Column,
+    arrow_schema,
+    arrow_type,
+    decoders,
+)
+from drivetrain.errors import ConnectorError, MissingExtraError, PermanentError, TransientError
+
+#: Types read as they are on the wire.
+_NATIVE = INTEGER_TYPES | {"double", "double precision", "real"} | BINARY_TYPES | {
+    "char",
+    "varchar",
+    "tinytext",
+    "text",
+    "mediumtext",
+    "longtext",
+    "enum",
+    "set",
+}
+#: Types read as text and decoded like the pymysql reader's values.
+_TEXT = DECIMAL_TYPES | {"float", "time", "uuid", "inet4", "inet6", "json", "datetime", "date"}
+_SPATIAL = frozenset(
+    {
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    }
+)
+_ERROR_NUMBER = re.compile(r"ERROR (\d{4})")
+_TRANSIENT_TEXT = ("io error", "os error", "connection", "timed out", "broken pipe", "reset by")
+
+
+def connectorx() -> Any:
+    """The connectorx module, or MissingExtraError naming the ``mysql-fast`` extra."""
+    try:
+        import connectorx as cx
+    except ImportError:
+        raise MissingExtraError("connectorx", "mysql-fast") from None
+    return cx
+
+
+def installed() -> bool:
+    """Whether connectorx can be imported."""
+    try:
+        connectorx()
+    except MissingExtraError:
+        return False
+    return True
+
+
+#: Fewest rows per page (rounded up to a multiple of batch_size).
+PAGE_ROWS = 100_000
+
+
+def page_rows(batch_size: int) -> int:
+    """Rows per page: a multiple of ``batch_size``, at least :data:`PAGE_ROWS`."""
+    return batch_size * max(1, -(-PAGE_ROWS // batch_size))
+
+
+def pageable(info: sql.TableInfo) -> bool:
+    """Whether the extract's order can be continued page by page: query field, then integer
+    primary-key columns (unique and never NULL)."""
+    if not info.order_by or len(info.order_types) != len(info.order_by):
+        return False
+    primary = set(info.indexes.get("PRIMARY", ()))
+    rest = zip(info.order_by[1:], info.order_types[1:], strict=True)
+    return all(name.lower() in primary and kind in INTEGER_TYPES for name, kind in rest)
+
+
+def unsupported(
+    options: MySQLOptions, info: sql.TableInfo | None = None, *, bounded: bool = True
+) -> str | None:
+    """Why connectorx cannot read this source exactly (in bounded memory), or None when it can.
+
+    :param bounded: also require an order to page on (``reader: "auto"`` does; an explicit
+        ``reader: "connectorx"`` then reads the window with one statement instead).
+    """
+    if options.ssl is not None:
+        return "TLS settings ('ssl') are only applied by the pymysql reader"
+    if bounded and info is not None and not pageable(info):
+        return (
+            "no index starting with the query field followed by an integer primary key, so the "
+            "window cannot be read page by page in bounded memory"
+        )
+    for column in info.columns if info is not None else ():
+        if column.data_type in _SPATIAL:
+            return f"column {column.name!r} is {column.data_type.upper()}, a spatial type"
+        if column.data_type not in _NATIVE | _TEXT | {"timestamp", "bit"}:
+            return f"column {column.name!r} has type {column.data_type.upper()}"
+    return None
+
+
+@attrs.frozen
+class FastQuery:
+    """The connectorx statements for one window, page by page, and how to decode them."""
+
+    select: str
+    """``SELECT ... FROM ... WHERE <window>``: output columns ``_c0``..., page keys ``_k0``..."""
+    order_by: tuple[str, ...]
+    """The extract's order (backquoted column names); pages continue after the last key."""
+    key_literals: tuple[Callable[[Any], str], ...]
+    """One per ORDER BY column: a wire key value -> its SQL literal."""
+    schema: pa.Schema
+    """The schema of the batches after decoding (the pymysql reader's)."""
+    decoders: tuple[Callable[[pa.Array], pa.Array], ...]
+    """One per output column: wire array -> output array."""
+    page_rows: int | None
+    """Rows per page; None reads the window with one statement."""
+
+    def page_sql(self, after: Sequence[Any] | None = None) -> str:
+        """The statement for the page after the row whose keys are ``after`` (first: None)."""
+        text = self.select
+        if after is not None:
+            literals = [literal(v) for literal, v in zip(self.key_literals, after, strict=True)]
+            terms = []
+            for i, column in enumerate(self.order_by):
+                equal = [f"{c} = {v}" for c, v in zip(self.order_by[:i], literals, strict=False)]
+                terms.append("(" + " AND ".join([*equal, f"{column} > {literals[i]}"]) + ")")
+            text += f" AND ({' OR '.join(terms)})"
+        if self.order_by:
+            text += f" ORDER BY {', '.join(self.order_by)}"
+        if self.page_rows is not None:
+            text += f" LIMIT {self.page_rows}"
+        return text
+
+    def last_keys(self, batch: pa.RecordBatch) -> tuple[Any, ...]:
+        """The page keys of a wire batch's last row."""
+        last = batch.num_rows - 1
+        width = len(self.schema)
+        return tuple(batch.column(width + i)[last].as_py() for i in range(len(self.order_by)))
+
+
+def build_query(
+    options: MySQLOptions, info: sql.TableInfo, start: datetime, end: datetime
+) -> FastQuery:
+    """The extract for connectorx over ``[start, end)`` (timezone-aware bounds)."""
+    schema = arrow_schema(info.columns)
+    query_field = info.query_field.name.lower()
+    exprs, column_decoders = [], []
+    for index, column in enumerate(info.columns):
+        wire, decode = _wire_form(column, column.name.lower() == query_field, options)
+        exprs.append(f"{wire} AS `_c{index}`")
+        column_decoders.append(decode)
+    paged = pageable(info)
+    literals: list[Callable[[Any], str]] = []
+    if paged:
+        for index, name in enumerate(info.order_by):
+            if index == 0:
+                wire, literal = _key_form(info.query_field)
+            else:
+                wire, literal = sql.quote(name), _integer_literal
+            exprs.append(f"{wire} AS `_k{index}`")
+            literals.append(literal)
+    table = f"{sql.quote(options.database)}.{sql.quote(options.table)}"
+    hint = f" FORCE INDEX ({sql.quote(options.force_index)})" if options.force_index else ""
+    qf = sql.quote(options.query_field)
+    low, high = (_bound(info.query_field, b, options.source_timezone) for b in (start, end))
+    select = f"SELECT {', '.join(exprs)} FROM {table}{hint} WHERE {qf} >= {low} AND {qf} < {high}"
+    return FastQuery(
+        select=select,
+        order_by=tuple(sql.quote(c) for c in info.order_by),
+        key_literals=tuple(literals),
+        schema=schema,
+        decoders=tuple(column_decoders),
+        page_rows=page_rows(options.batch_size) if paged else None,
+    )
+
+
+def _key_form(column: Column) -> tuple[str, Callable[[Any], str]]:
+    """How the query field travels as a page key, and how its value goes back into SQL."""
+    name = sql.quote(column.name)
+    if column.data_type == "timestamp":
+        return f"CAST(UNIX_TIMESTAMP({name}) * 1000000 AS SIGNED)", _epoch_literal
+    return name, _temporal_literal
+
+
+def _integer_literal(value: Any) -> str:
+    return str(int(value))
+
+
+def _temporal_literal(value: Any) -> str:
+    if isinstance(value, datetime):
+        return "'" + value.strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+    if isinstance(value, date):
+        return "'" + value.isoformat() + "'"
+    raise PermanentError(f"unexpected page key {value!r} from connectorx")
+
+
+def _epoch_literal(micros: Any) -> str:
+    seconds, fraction = divmod(int(micros), 1_000_000)
+    return f"FROM_UNIXTIME({seconds}.{fraction:06d})"
+
+
+def _bound(column: Column, bound: datetime, source_timezone: str) -> str:
+    if column.data_type == "timestamp":
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return _epoch_literal(round((bound - epoch).total_seconds() * 1_000_000))
+    naive = sql.window_params(column, bound, bound, source_timezone)[0]
+    return _temporal_literal(naive)
+
+
+def _wire_form(
+    column: Column, is_query_field: bool, options: MySQLOptions
+) -> tuple[str, Callable[[pa.Array], pa.Array]]:
+    name = sql.quote(column.name)
+    target = arrow_type(column)
+    kind = column.data_type
+    if kind == "timestamp":
+        return (
+            f"NULLIF(CAST(UNIX_TIMESTAMP({name}) * 1000000 AS SIGNED), 0)",
+            lambda values: values.cast(pa.int64()).cast(UTC_MICROS),
+        )
+    if kind == "bit":
+        return f"CAST({name} AS UNSIGNED)", lambda values: values.cast(target)
+    if is_query_field and kind in {"datetime", "date"}:
+        return name, _native_temporal(column, options.source_timezone)
+    if kind in _TEXT:
+        (text_decoder,) = decoders([column], options.source_timezone)
+        return f"CAST({name} AS CHAR)", _from_text(text_decoder)
+    return name, lambda values: values.cast(target)
+
+
+def _from_text(text_decoder: Callable[[Sequence[Any]], pa.Array]) -> Callable[[pa.Array], pa.Array]:
+    """The pymysql reader's text decoder, fed an Arrow string array (no Python per value)."""
+    return lambda values: text_decoder(values.cast(pa.string()))
+
+
+def _native_temporal(column: Column, zone: str) -> Callable[[pa.Array], pa.Array]:
+    (text_decoder,) = decoders([column], zone)
+    target = arrow_type(column)
+
+    def decode(values: pa.Array) -> pa.Array:
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return text_decoder(values)
+        if pa.types.is_date(values.type):
+            return values.cast(target)
+        naive = values.cast(pa.timestamp("us"))
+        if zone == "UTC":
+            return naive.cast(UTC_MICROS)
+        local = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
+        return local.cast(UTC_MICROS)
+
+    return decode
+
+
+def connection_url(options: MySQLOptions, user: str, password: str | None) -> str:
+    """``mysql://user:password@host:port/database``, each part percent-encoded."""
+    secret = f":{url_quote(password, safe='')}" if password else ""
+    return (
+        f"mysql://{url_quote(user, safe='')}{secret}@{options.host}:{options.port}/"
+        f"{url_quote(options.database, safe='')}"
+    )
+
+
+def decode_batch(query: FastQuery, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Bring one wire batch to the output schema, column by column.
+
+    :raises PermanentError: naming the column when a value does not fit its Arrow type.
+    """
+    arrays = []
+    wire = batch.columns[: len(query.schema)]  # the page keys that follow are not output
+    for field, decode, values in zip(query.schema, query.decoders, wire, strict=True):
+        try:
+            arrays.append(decode(values))
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+            raise PermanentError(
+                f"column {field.name!r} holds a value that cannot be read as {field.type}: "
+                f"{exc}; leave the column out with 'columns' or report the value"
+            ) from exc
+    return pa.RecordBatch.from_arrays(arrays, schema=query.schema)
+
+
+def stream(
+    url: str, query: FastQuery, batch_size: int, errors: Callable[[str], Any]
+) -> Iterator[pa.RecordBatch]:
+    """Run the query through connectorx, page after page, and yield decoded batches.
+
+    A page is read whole before its first batch is yielded, then the next page starts (in
+    connectorx's thread) while this one is processed: at most two pages are in memory.
+
+    :param errors: ``action -> context manager`` translating connectorx failures.
+    """
+    cx = connectorx()
+
+    def start(after: Sequence[Any] | None) -> Any:
+        with errors("starting the extract" if after is None else "starting the next page"):
+            return cx.read_sql(
+                url, query.page_sql(after), return_type="arrow_stream", batch_size=batch_size
+            )
+
+    reader = start(None)
+    try:
+        while reader is not None:
+            with errors("reading rows"):
+                page = deque(batch for batch in reader if batch.num_rows)
+            reader.close()
+            reader = None
+            rows = sum(batch.num_rows for batch in page)
+            if query.page_rows is not None and rows >= query.page_rows:
+                reader = start(query.last_keys(page[-1]))
+            while page:
+                yield decode_batch(query, page.popleft())
+    finally:
+        if reader is not None:
+            with suppress(Exception):
+                reader.close()
+
+
+@contextmanager
+def connectorx_errors(address: str, action: str, *, secrets: Sequence[str] = ()) -> Iterator[None]:
+    """Turn connectorx failures (RuntimeError, Rust panics) into drivetrain errors.
+
+    The server's error number, when the text carries one, decides as for pymysql; otherwise
+    lost connections and I/O failures are transient and the rest permanent.
+    """
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # pyo3's PanicException is a BaseException
+        text = str(exc) or type(exc).__name__
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "<SECRET>")
+        transient, code, hint = classify_text(text)
+        number = f" {code}" if code is not None else ""
+        message = f"MySQL {address}: {action} failed (connectorx error{number}: {text}); {hint}"
+        raise (TransientError if transient else PermanentError)(message) from exc
+
+
+def classify_text(text: str) -> tuple[bool, int | None, str]:
+    """Decide transient or permanent from a connectorx message; returns (transient, code, hint)."""
+    found = _ERROR_NUMBER.search(text)
+    code = int(found.group(1)) if found else None
+    if code in TRANSIENT_CODES:
+        return True, code, TRANSIENT_CODES[code]
+    if code in PERMANENT_CODES:
+        return False, code, PERMANENT_CODES[code]
+    lowered = text.lower()
+    if code is None and any(word in lowered for word in _TRANSIENT_TEXT):
+        return True, None, "the connection failed or was lost; retry"
+    if "could not retrieve" in lowered or "couldn't convert" in lowered:
+        return (
+            False,
+            code,
+            "connectorx cannot read a value of this table; set reader: \"pymysql\" in "
+            "source_system",
+        )
+    return False, code, "fix the cause reported by the server before retrying"

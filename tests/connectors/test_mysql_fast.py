@@ -1,0 +1,273 @@
+"""The MySQL source's connectorx reader against a real MariaDB server started for this module.
+
+Every behaviour is checked against the pymysql reader on the same server: both must yield the
+same batches (schema, values, order) for every table of the shared test data set.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import pyarrow as pa
+import pytest
+
+from drivetrain.connectors.mysql import fast
+from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
+from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
+from drivetrain.window import Window
+from tests.connectors.test_mysql import (
+    EVENTS,
+    TIES,
+    _load_dataset,
+    make_source,
+    read_all,
+    window,
+)
+from tests.servers.mariadb import MariaDBServer, ServerError
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDBServer]:
+    try:
+        server = MariaDBServer.start()
+    except ServerError as exc:
+        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
+    try:
+        _load_dataset(server)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def connectorx_installed() -> None:
+    if not fast.installed():
+        pytest.fail("connectorx is not installed: pip install 'drivetrain[mysql-fast]'", pytrace=False)
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of a few hundred rows, so a small table spans many of them."""
+    monkeypatch.setattr(fast, "PAGE_ROWS", 700)
+
+
+def both(server: MariaDBServer, win: Window, **options: Any) -> tuple[pa.Table, pa.Table]:
+    """The window read by the connectorx reader and by the pymysql reader."""
+    with make_source(server, reader="connectorx", **options) as quick:
+        assert quick.extract_reader() == "connectorx"
+        fast_table = read_all(quick, win)
+    with make_source(server, reader="pymysql", **options) as slow:
+        slow_table = read_all(slow, win)
+    return fast_table, slow_table
+
+
+EVERYTHING = Window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+class TestReaderChoice:
+    def test_auto_takes_connectorx_for_a_table_it_can_page(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb) as src:
+            assert src.extract_reader() == "connectorx"
+
+    def test_auto_takes_pymysql_when_tls_is_configured(self, mariadb: MariaDBServer) -> None:
+        if mariadb.certificates is None:
+            pytest.fail("the test server has no TLS certificates: is openssl installed?")
+        with make_source(mariadb, ssl={"ca": str(mariadb.certificates["ca"])}) as src:
+            assert src.extract_reader() == "pymysql"
+
+    def test_auto_takes_pymysql_without_an_order_to_page_on(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, table="noindex", query_field="ts") as src:
+            assert src.extract_reader() == "pymysql"
+
+    def test_auto_takes_pymysql_when_connectorx_is_missing(
+        self, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "connectorx", None)  # what an absent package looks like
+        with make_source(mariadb) as src:
+            assert src.extract_reader() == "pymysql"
+            assert read_all(src, window(0, 10)).num_rows == 10
+
+    def test_pymysql_can_be_forced(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="pymysql") as src:
+            assert src.extract_reader() == "pymysql"
+
+    def test_forcing_connectorx_when_missing_names_the_extra(
+        self, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "connectorx", None)
+        src = make_source(mariadb, reader="connectorx")
+        with src, pytest.raises(MissingExtraError, match=r"drivetrain\[mysql-fast\]"):
+            list(src.extract(window(0, 10)))
+
+    def test_forcing_connectorx_with_tls_is_a_config_error(self, mariadb: MariaDBServer) -> None:
+        if mariadb.certificates is None:
+            pytest.fail("the test server has no TLS certificates: is openssl installed?")
+        with pytest.raises(ConfigError, match="reader"):
+            make_source(mariadb, reader="connectorx", ssl={"ca": str(mariadb.certificates["ca"])})
+
+    def test_an_unknown_reader_is_refused_by_the_schema(self) -> None:
+        section = {"type": "mysql", "database": "d", "table": "t", "query_field": "ts",
+                   "reader": "odbc"}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(section, OPTIONS_SCHEMA)
+
+    def test_check_names_the_reader(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb) as src:
+            assert any(line.startswith("extract reader: connectorx") for line in src.check())
+
+    def test_check_warns_when_connectorx_cannot_page(self, mariadb: MariaDBServer) -> None:
+        src = make_source(mariadb, table="composite", query_field="ts", reader="connectorx")
+        with src:
+            assert any("warning: extract reader: connectorx with one statement" in line
+                       for line in src.check())
+
+
+class TestSameBatchesAsPymysql:
+    def test_a_window_of_events(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, window(1000, 4600))
+        assert quick.num_rows == 3600 and quick.equals(slow)
+
+    def test_every_column_type(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, window(0, 10), table="all_types", query_field="ts")
+        assert quick.schema == slow.schema
+        assert quick.to_pylist() == slow.to_pylist()
+
+    def test_zero_and_invalid_dates_are_null(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, window(0, 10), table="lax_dates", query_field="ts")
+        assert quick.equals(slow)
+        assert quick.column("d").to_pylist()[:2] == [None, None]
+
+    def test_null_and_zero_query_fields_are_in_no_window(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, EVERYTHING, table="bounds", query_field="ts")
+        assert sorted(quick.column("id").to_pylist()) == [1, 2, 3, 4, 5]
+        assert quick.equals(slow)
+
+    def test_start_is_included_and_end_excluded(self, mariadb: MariaDBServer) -> None:
+        quick, _ = both(mariadb, window(10, 20), table="bounds", query_field="ts")
+        assert sorted(quick.column("id").to_pylist()) == [2, 3, 4]
+
+    def test_timestamp_query_field_is_read_in_utc(self, mariadb: MariaDBServer) -> None:
+        win = Window(datetime(2025, 1, 1, 0, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC))
+        quick, slow = both(mariadb, win, table="stamps", query_field="ts")
+        assert quick.equals(slow)
+        assert quick.column("ts").to_pylist() == [datetime(2025, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)]
+
+    def test_datetime_in_the_source_time_zone(self, mariadb: MariaDBServer) -> None:
+        win = Window(datetime(2025, 1, 1, 0, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC))
+        quick, slow = both(mariadb, win, table="paris", query_field="ts",
+                           source_timezone="Europe/Paris")
+        assert quick.equals(slow) and quick.column("id").to_pylist() == [2]
+
+    def test_a_projection_keeps_its_order(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, window(0, 3), columns=["kind", "ID"])
+        assert quick.column_names == ["kind", "ID", "created_at"] and quick.equals(slow)
+
+    def test_an_empty_window_yields_no_batches(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx") as src:
+            assert list(src.extract(window(-100, -10))) == []
+
+    def test_one_statement_without_a_pageable_order(self, mariadb: MariaDBServer) -> None:
+        quick, slow = both(mariadb, window(0, 60), table="composite", query_field="ts")
+        assert quick.column("id").to_pylist() == [2, 3, 1, 4] and quick.equals(slow)
+
+
+class TestPages:
+    def test_pages_are_a_multiple_of_the_batch_size(self) -> None:
+        assert (fast.page_rows(10_000), fast.page_rows(30_000), fast.page_rows(500_000)) == (
+            100_000, 120_000, 500_000)
+
+    def test_a_window_over_many_pages_reads_every_row_once_in_order(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        quick, slow = both(mariadb, window(0, 5000), batch_size=300, columns=["id"])
+        assert quick.column("id").to_pylist() == list(range(1, 5001)) and quick.equals(slow)
+
+    def test_a_page_ending_inside_a_run_of_equal_timestamps_continues_by_key(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        quick, _ = both(mariadb, window(0, 60), table="ties", query_field="ts", batch_size=100)
+        assert quick.column("id").to_pylist() == [10001, *range(1, TIES + 1), 10000]
+
+    def test_batches_never_exceed_batch_size(self, mariadb: MariaDBServer, small_pages: None) -> None:
+        with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
+            sizes = [batch.num_rows for batch in src.extract(window(0, 2000))]
+        assert max(sizes) <= 300 and sum(sizes) == 2000
+
+    def test_next_page_starts_after_the_last_key(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx") as src:
+            info = src._table_info()
+            query = fast.build_query(src.options, info, window(0, 10).start, window(0, 10).end)
+        text = query.page_sql((datetime(2025, 1, 1, 0, 0, 5), 6))
+        assert ("AND ((`created_at` > '2025-01-01 00:00:05.000000') OR (`created_at` = "
+                "'2025-01-01 00:00:05.000000' AND `id` > 6))") in text
+        assert text.endswith(f"ORDER BY `created_at`, `id` LIMIT {fast.page_rows(10_000)}")
+
+    def test_stopping_early_leaves_the_source_usable(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx") as src:
+            batches = src.extract(window(0, EVENTS))
+            first = next(batches)
+            batches.close()
+            assert (first.num_rows, src.count(window(0, 10))) == (10_000, 10)
+
+
+class TestErrors:
+    def test_a_wrong_password_is_permanent_and_not_shown(self, mariadb: MariaDBServer) -> None:
+        wrong = "not-the-Right-pw-42"
+        src = make_source(mariadb, reader="connectorx", password=wrong)
+        with src, pytest.raises(PermanentError) as info:
+            list(src.extract(window(0, 10)))
+        assert "1045" in str(info.value) and wrong not in str(info.value)
+
+    def test_a_server_error_on_a_later_page_is_translated(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        admin = mariadb.admin()
+        try:
+            with make_source(mariadb, reader="connectorx", batch_size=100, columns=["id"]) as src:
+                batches = src.extract(window(0, 5000))
+                next(batches)
+                with admin.cursor() as cursor:  # every statement of a new session now times out
+                    cursor.execute("SET GLOBAL max_statement_time = 0.000001")
+                with pytest.raises(TransientError, match="1969"):
+                    list(batches)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute("SET GLOBAL max_statement_time = 0")
+            admin.close()
+
+    @pytest.mark.parametrize(
+        ("text", "transient", "code"),
+        [
+            ("MySqlError { ERROR 1146 (42S02): Table 'd.t' doesn't exist }", False, 1146),
+            ("MySqlError { ERROR 1205 (HY000): Lock wait timeout exceeded }", True, 1205),
+            ("cx writer failed: Source(MySQLError(CodecError { IO error: `bytes remaining` }))",
+             True, None),
+            ("timed out waiting for connection: DriverError { Connection refused (os error 111) }",
+             True, None),
+            ("Could not retrieve `Option<Decimal>`: Couldn't convert the value", False, None),
+        ],
+    )
+    def test_connectorx_messages_are_classified(self, text: str, transient: bool, code: int | None) -> None:
+        assert fast.classify_text(text)[:2] == (transient, code)
+
+    def test_a_conversion_failure_suggests_the_pymysql_reader(self) -> None:
+        with pytest.raises(PermanentError, match='reader: "pymysql"'), fast.connectorx_errors(
+            "h:1/d.t", "reading rows"
+        ):
+            raise RuntimeError("Could not retrieve `Option<NaiveDate>`: Couldn't convert the value")
+
+    def test_secrets_are_blanked_from_messages(self) -> None:
+        with pytest.raises(TransientError) as info, fast.connectorx_errors(
+            "h:1/d.t", "connecting", secrets=("s3cr3t!", "s3cr3t%21")
+        ):
+            raise RuntimeError("connection to mysql://u:s3cr3t%21@h:1/d failed (os error 111)")
+        assert "s3cr3t" not in str(info.value)
+
+    def test_the_connection_url_encodes_credentials(self, mariadb: MariaDBServer) -> None:
+        options = make_source(mariadb).options
+        url = fast.connection_url(options, "us@r", "p:w/d@")
+        assert url.startswith("mysql://us%40r:p%3Aw%2Fd%40@127.0.0.1:")
