@@ -144,6 +144,13 @@ def _cast_array(values: pa.Array, target: pa.DataType, naive_tz: str) -> pa.Arra
         if not pc.all(pc.or_kleene(pc.or_(truthy, falsy), pc.is_null(values))).as_py():
             raise pa.ArrowInvalid("not a boolean")
         return pc.if_else(pc.is_null(values), pa.scalar(None, pa.bool_()), truthy)
+    if (pa.types.is_integer(target) or pa.types.is_floating(target)) and pa.types.is_boolean(values.type):
+        raise pa.ArrowInvalid("true/false is not a number")
+    if pa.types.is_integer(target) and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        try:
+            return pc.cast(values, target)
+        except pa.ArrowInvalid:
+            values = pc.cast(values, pa.float64())  # "7.0" is 7, as the JSON number 7.0 is
     if pa.types.is_integer(target) and pa.types.is_floating(values.type):
         finite = pc.fill_null(pc.equal(values, pc.floor(values)), True)
         if not pc.all(finite).as_py():
@@ -255,15 +262,18 @@ class RecordValidator:
     def _check_json(converted: pa.Array, source: pa.Array, flag: Any, spec: ColumnSpec) -> pa.Array:
         if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
             return converted
-        bad = []
+        bad, deep = [], []
         for value in converted.to_pylist():
-            if value is None:
-                bad.append(False)
-                continue
-            try:
-                json.loads(value)
-                bad.append(False)
-            except ValueError:
-                bad.append(True)
+            invalid = too_deep = False
+            if value is not None:
+                try:
+                    json.loads(value)
+                except RecursionError:
+                    too_deep = True
+                except ValueError:
+                    invalid = True
+            bad.append(invalid)
+            deep.append(too_deep)
         flag(pa.array(bad, type=pa.bool_()), f"{spec.name}: not valid JSON")
+        flag(pa.array(deep, type=pa.bool_()), f"{spec.name}: JSON nested too deeply to read")
         return converted
