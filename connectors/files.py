@@ -2,16 +2,20 @@
 
 Files are streamed in chunks of ``batch_size`` rows; each chunk is filtered to the window
 (half-open) on the query field. Count and extract share the same reader and filter, so they
-agree. A JSONL line that is not valid JSON cannot be placed in a window; it is skipped by
-both, counted, and reported by :meth:`FilesSource.check` and in the log.
+agree. A JSONL line that cannot be read (not UTF-8, not JSON, nested too deeply) is passed on
+as a record to reject, with the reason, when its query field can still be found in the text;
+otherwise it cannot be placed in a window: it is skipped by both, counted and logged, as are
+records whose query field is missing or not a timestamp.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +26,7 @@ import pyarrow.compute as pc
 from drivetrain.base import Source
 from drivetrain.config.loader import zone_problem
 from drivetrain.errors import PermanentError
-from drivetrain.validation import convert_column
+from drivetrain.validation import ERROR_COLUMN, RAW_COLUMN, convert_column
 
 if TYPE_CHECKING:
     from drivetrain.config import Credentials, SystemConfig
@@ -98,6 +102,7 @@ class FilesSource(Source):
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         self.unreadable_lines = 0
+        self.unplaced_records = 0
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for path in self.files():
@@ -116,12 +121,18 @@ class FilesSource(Source):
         if pending_rows:
             yield pa.Table.from_batches(_unify(pending)).combine_chunks().to_batches()[0]
         if self.unreadable_lines:
-            log.warning("%s: %d line(s) were not valid JSON and belong to no window", self.pattern, self.unreadable_lines)
+            log.warning("%s: %d line(s) could not be read as a JSON record naming its %r, and belong to no window",
+                        self.pattern, self.unreadable_lines, self.query_field)
+        if self.unplaced_records:
+            log.warning("%s: %d record(s) have no query field %r that reads as a timestamp, and belong to no window",
+                        self.pattern, self.unplaced_records, self.query_field)
 
     def _in_window(self, batch: pa.RecordBatch, window: Window) -> pa.RecordBatch:
         if self.query_field not in batch.schema.names:
-            raise PermanentError(f"{self.pattern}: a record batch has no column {self.query_field!r} (the query_field)")
+            self.unplaced_records += batch.num_rows
+            return batch.slice(0, 0)
         ts, _ = convert_column(batch.column(self.query_field), pa.timestamp("us", tz="UTC"), self.naive_tz)
+        self.unplaced_records += ts.null_count
         start = pa.scalar(window.start, pa.timestamp("us", tz="UTC"))
         end = pa.scalar(window.end, pa.timestamp("us", tz="UTC"))
         mask = pc.fill_null(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)), False)
@@ -155,26 +166,65 @@ class FilesSource(Source):
     def _parse_chunk(self, lines: list[bytes]) -> Iterator[pa.RecordBatch]:
         import pyarrow.json as pajson
 
+        chunk = b"".join(lines)
         try:
-            table = pajson.read_json(io.BytesIO(b"".join(lines)))
+            chunk.decode("utf-8")  # Arrow's JSON reader lets invalid UTF-8 through; the warehouse would not
+            table = pajson.read_json(io.BytesIO(chunk))
             yield from table.to_batches(max_chunksize=self.batch_size)
             return
-        except pa.ArrowInvalid:
+        except (pa.ArrowInvalid, UnicodeDecodeError):
             pass  # mixed types or a bad line: fall back to one line at a time
-        rows = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError:
-                value = None
-            if not isinstance(value, dict):
-                self.unreadable_lines += 1
-                continue
-            rows.append(value)
+        rows = [row for row in map(self._parse_line, lines) if row is not None]
         if rows:
             yield from _rows_to_table(rows).to_batches(max_chunksize=self.batch_size)
+
+    def _parse_line(self, line: bytes) -> dict[str, Any] | None:
+        """One JSONL line as a record; one that cannot be read becomes a record to reject.
+
+        A line that is not valid UTF-8, not JSON, or nested too deeply to parse is kept as a
+        record carrying only its query field (when one can be found in the text), the reason
+        (``_drivetrain_error``) and the text (``_drivetrain_raw``), so validation rejects it
+        with that reason instead of it vanishing. Without a findable query field it can belong
+        to no window: it is counted in ``unreadable_lines`` and logged.
+        """
+        if not line.strip():
+            return None
+        problem = None
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = line.decode("utf-8", "replace")
+            problem = f"not valid UTF-8 (byte {exc.start} of the line; shown as U+FFFD in the raw record)"
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            value, problem = None, problem or "nested too deeply to parse"
+        except ValueError as exc:
+            value, problem = None, problem or f"not valid JSON ({exc})"
+        if problem is None and isinstance(value, dict):
+            return value
+        found = self._stamp_in(text)
+        if found is None:
+            self.unreadable_lines += 1
+            return None
+        record = value if isinstance(value, dict) else {self.query_field: found}
+        return {**record, ERROR_COLUMN: problem or "not a JSON object", RAW_COLUMN: text.strip()}
+
+    def _stamp_in(self, text: str) -> str | None:
+        """The query field's string value, found in text that does not parse as JSON."""
+        pattern = _stamp_pattern(self.query_field)
+        match = pattern.search(text)
+        if match is None:
+            return None
+        try:
+            return str(json.loads(f'"{match.group(1)}"'))
+        except ValueError:
+            return None
+
+
+@functools.cache
+def _stamp_pattern(field: str) -> re.Pattern[str]:
+    return re.compile('"' + re.escape(field) + r'"\s*:\s*"((?:[^"\\]|\\.){1,64})"')
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
