@@ -1,0 +1,370 @@
+"""The measured paths. Each runs in a child process of its own (see :mod:`benchmarks.child`).
+
+A path is a function ``(job) -> {"rows": n, ...}`` that does one thing to one window and
+returns how many rows it moved. The child times the call and reports its peak RSS; imports
+and interpreter start-up are outside the timed region, the connection to the server inside it.
+
+``job`` is a dict: ``source`` (connection settings of the data set, see
+:meth:`benchmarks.dataset.DataSet.to_json`), ``start`` / ``end`` (ISO bounds), ``work``
+(a folder kept between the repetitions of one window size) and ``scratch`` (a fresh folder
+for this run only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Job = dict[str, Any]
+PATHS: dict[str, Callable[[Job], dict[str, Any]]] = {}
+COLUMNS = ("id", "created_at", "patient_code", "status", "score", "notes", "attrs")
+
+
+def path(name: str) -> Callable[[Callable[[Job], dict[str, Any]]], Callable[[Job], dict[str, Any]]]:
+    """Register a measured path under ``name``."""
+
+    def register(func: Callable[[Job], dict[str, Any]]) -> Callable[[Job], dict[str, Any]]:
+        PATHS[name] = func
+        return func
+
+    return register
+
+
+def bounds(job: Job) -> tuple[datetime, datetime]:
+    """The job's window as aware datetimes."""
+    return datetime.fromisoformat(job["start"]), datetime.fromisoformat(job["end"])
+
+
+def select_sql(job: Job) -> str:
+    """The window's extract as drivetrain sends it (same columns, predicate and order)."""
+    src = job["source"]
+    start, end = (b.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for b in bounds(job))
+    columns = ", ".join(f"`{c}`" for c in COLUMNS)
+    return (
+        f"SELECT {columns} FROM `{src['database']}`.`{src['table']}` WHERE `created_at` >= "
+        f"'{start}' AND `created_at` < '{end}' ORDER BY `created_at`, `id`"
+    )
+
+
+def mysql_url(job: Job, scheme: str = "mysql") -> str:
+    src = job["source"]
+    return f"{scheme}://{src['user']}:{src['password']}@{src['host']}:{src['port']}/{src['database']}"
+
+
+# -- the limit, and raw readers ------------------------------------------------------------
+
+
+def limit_command(job: Job) -> tuple[list[str], dict[str, str]]:
+    """``mariadb --batch --quick`` printing the window to stdout (the parent sends it to
+    /dev/null); the password travels in the environment, not on the command line."""
+    src = job["source"]
+    args = [
+        "mariadb",
+        "--no-defaults",
+        "--batch",
+        "--quick",
+        f"--host={src['host']}",
+        f"--port={src['port']}",
+        f"--user={src['user']}",
+        src["database"],
+        "-e",
+        select_sql(job),
+    ]
+    return args, {**os.environ, "MYSQL_PWD": src["password"]}
+
+
+@path("connectorx_fetch")
+def connectorx_fetch(job: Job) -> dict[str, Any]:
+    """connectorx ``arrow_stream``: batches read and dropped (no load)."""
+    import connectorx as cx
+
+    rows = 0
+    for batch in cx.read_sql(
+        mysql_url(job), select_sql(job), return_type="arrow_stream", batch_size=10_000
+    ):
+        rows += batch.num_rows
+    return {"rows": rows}
+
+
+@path("pymysql_fetch")
+def pymysql_fetch(job: Job) -> dict[str, Any]:
+    """pymysql streaming cursor, values left as text, rows dropped: pymysql's own ceiling."""
+    import pymysql
+    import pymysql.cursors
+
+    src = job["source"]
+    conv = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
+    conn = pymysql.connect(
+        host=src["host"], port=src["port"], user=src["user"], password=src["password"],
+        database=src["database"], charset="utf8mb4", conv=conv,
+    )
+    rows = 0
+    try:
+        with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+            cursor.execute(select_sql(job))
+            while chunk := cursor.fetchmany(10_000):
+                rows += len(chunk)
+    finally:
+        conn.close()
+    return {"rows": rows}
+
+
+# -- drivetrain ----------------------------------------------------------------------------
+
+
+def pipeline_config(job: Job, *, reader: str, warehouse: Path) -> dict[str, Any]:
+    """A drivetrain config: the data set's table -> DuckDB stage -> DuckDB target."""
+    start, end = bounds(job)
+    hours = int((end - start).total_seconds() // 3600)
+    duckdb_settings = dict(job.get("duckdb") or {})
+    return {
+        "pipeline_metadata": {
+            "pipeline_name": "bench",
+            "owner_name": "Benchmark",
+            "owner_email": "bench@example.com",
+        },
+        "dag_schedule": {"frequency": "daily", "timezone": "UTC", "start_date": "2025-01-01"},
+        "query_window": {"type": "custom", "duration": f"{hours}h"},
+        "source_system": {
+            "type": "mysql",
+            "host": job["source"]["host"],
+            "port": job["source"]["port"],
+            "database": job["source"]["database"],
+            "table": job["source"]["table"],
+            "query_field": "created_at",
+            "batch_size": 50_000,
+            "reader": reader,
+            "credentials_ref": "bench_mysql",
+        },
+        "stage_system": {"type": "duckdb", "path": str(warehouse), "table": "stg_events",
+                         **duckdb_settings},
+        "target_system": {
+            "type": "duckdb",
+            "path": str(warehouse),
+            "table": "events",
+            "dedup_keys": ["id"],
+            **duckdb_settings,
+        },
+        "phases": {
+            # nothing in the data set is old enough: the phase runs, finds no day to archive
+            "stage_cleaning": {"archive_location": str(warehouse.parent / "archive"),
+                               "delete_after_days": 36_500},
+        },
+    }
+
+
+def load_pipeline(job: Job, *, reader: str, folder: Path) -> Any:
+    """Write the config to ``folder`` and load it as a drivetrain Pipeline."""
+    from drivetrain import Pipeline
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = pipeline_config(job, reader=reader, warehouse=folder / "warehouse.duckdb")
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    os.environ["BENCH_MYSQL_USER"] = job["source"]["user"]
+    os.environ["BENCH_MYSQL_PASSWORD"] = job["source"]["password"]
+    return Pipeline.load(folder)
+
+
+def phase_context(pipeline: Any, job: Job) -> Any:
+    """A context to run single phases without the runner (no drive table, no lease)."""
+    from drivetrain.phases.base import PhaseContext
+    from drivetrain.record import RunRecord
+    from drivetrain.window import Window
+
+    start, end = bounds(job)
+    window = Window(start, end)
+    record = RunRecord(
+        pipeline_id=f"bench_{window.key}",
+        pipeline_name=pipeline.name,
+        pipeline_start_timestamp=datetime.now(UTC),
+        query_window_start_timestamp=start,
+        query_window_end_timestamp=end,
+        target_date=window.target_date,
+        query_window_duration=f"{int((end - start).total_seconds() // 3600)}h",
+    )
+    log = logging.LoggerAdapter(logging.getLogger("bench"), {})
+    return PhaseContext(pipeline=pipeline, record=record, window=window, log=log,
+                        fence=lambda: None)
+
+
+def _phase(job: Job, name: str, *, reader: str = "connectorx", folder: str = "dt") -> Any:
+    pipeline = load_pipeline(job, reader=reader, folder=Path(job["work"]) / folder)
+    with pipeline:
+        return pipeline.phase(name).run(phase_context(pipeline, job))
+
+
+@path("drivetrain_s2s_fast")
+def drivetrain_s2s_fast(job: Job) -> dict[str, Any]:
+    """SourceToStageTransfer with the connectorx reader: extract, validate, load, swap in."""
+    result = _phase(job, "source_to_stage_transfer", reader="connectorx")
+    return {"rows": result.rows_written, "rejected": result.rows_rejected}
+
+
+@path("drivetrain_s2s_pymysql")
+def drivetrain_s2s_pymysql(job: Job) -> dict[str, Any]:
+    """SourceToStageTransfer with the pymysql reader, into a DuckDB file of its own."""
+    result = _phase(job, "source_to_stage_transfer", reader="pymysql", folder="dt_pymysql")
+    return {"rows": result.rows_written, "rejected": result.rows_rejected}
+
+
+@path("drivetrain_push_down")
+def drivetrain_push_down(job: Job) -> dict[str, Any]:
+    """StageToTargetTransfer: delete the window + INSERT ... SELECT ... QUALIFY, one transaction."""
+    result = _phase(job, "stage_to_target_transfer")
+    return {"rows": result.rows_written}
+
+
+@path("drivetrain_counts")
+def drivetrain_counts(job: Job) -> dict[str, Any]:
+    """The three count phases: source (MySQL COUNT), stage and target (DuckDB count)."""
+    pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / "dt")
+    with pipeline:
+        ctx = phase_context(pipeline, job)
+        counts = [pipeline.phase(n).run(ctx).count for n in ("source_count", "stage_count", "target_count")]
+    return {"rows": counts[0], "counts": counts}
+
+
+@path("drivetrain_pipeline")
+def drivetrain_pipeline(job: Job) -> dict[str, Any]:
+    """A whole run: ten phases, drive-table rows, lease, heartbeat, counts, audit, cleaning."""
+    from drivetrain.window import Window
+
+    pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / "dt_pipeline")
+    with pipeline:
+        record = pipeline.runner().run(Window(*bounds(job)))
+    if record.phase_failed:
+        raise RuntimeError(f"pipeline run failed in {record.phase_failed}")
+    details = record.phases["stage_to_target_transfer"].phase_specific_details
+    phase_seconds = {
+        name: state.actual_run_duration for name, state in record.phases.items()
+    }
+    return {"rows": details.get("rows_written", 0), "status": record.pipeline_status.value,
+            "phase_durations": phase_seconds}
+
+
+# -- hand-written DuckDB SQL on the same stage data ---------------------------------------
+
+
+def _duckdb_sql(job: Job, statements: Callable[[str], list[str]]) -> dict[str, Any]:
+    import duckdb
+
+    start, end = bounds(job)
+    window = "created_at >= $start AND created_at < $end"
+    conn = duckdb.connect(str(Path(job["work"]) / "dt" / "warehouse.duckdb"))
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("CREATE TABLE IF NOT EXISTS hand_target AS SELECT * FROM stg_events LIMIT 0")
+        rows = 0
+        conn.execute("BEGIN TRANSACTION")
+        for sql in statements(window):
+            result = conn.execute(sql, {"start": start, "end": end}).fetchone()
+            rows = int(result[0]) if result else rows
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return {"rows": rows}
+
+
+@path("duckdb_delete_insert_qualify")
+def duckdb_delete_insert_qualify(job: Job) -> dict[str, Any]:
+    """Hand-written: delete the window, INSERT ... SELECT with QUALIFY dedup, one transaction."""
+    return _duckdb_sql(job, lambda window: [
+        f"DELETE FROM hand_target WHERE {window}",
+        f"INSERT INTO hand_target SELECT * FROM stg_events WHERE {window} QUALIFY "
+        "row_number() OVER (PARTITION BY id ORDER BY created_at DESC, _drivetrain_row DESC) = 1",
+    ])
+
+
+def _merge(job: Job, update: str) -> dict[str, Any]:
+    import duckdb
+
+    conn = duckdb.connect(str(Path(job["work"]) / "dt" / "warehouse.duckdb"))
+    try:
+        names = [r[0] for r in conn.execute("DESCRIBE stg_events").fetchall()]
+        conn.execute("CREATE TABLE IF NOT EXISTS merge_target AS SELECT * FROM stg_events LIMIT 0")
+    finally:
+        conn.close()
+    sets = "*" if update == "star" else ", ".join(f'"{n}" = s."{n}"' for n in names if n != "id")
+    return _duckdb_sql(job, lambda window: [
+        f"MERGE INTO merge_target AS t USING (SELECT * FROM stg_events WHERE {window}) AS s "
+        f"ON t.id = s.id WHEN MATCHED THEN UPDATE SET {sets} WHEN NOT MATCHED THEN INSERT *",
+        f"SELECT count(*) FROM merge_target WHERE {window}",
+    ])
+
+
+@path("duckdb_merge_named")
+def duckdb_merge_named(job: Job) -> dict[str, Any]:
+    """Hand-written MERGE that names the columns it sets."""
+    return _merge(job, "named")
+
+
+@path("duckdb_merge_star")
+def duckdb_merge_star(job: Job) -> dict[str, Any]:
+    """Hand-written MERGE ... UPDATE SET * (the slow form)."""
+    return _merge(job, "star")
+
+
+# -- dlt -----------------------------------------------------------------------------------
+
+
+def _dlt(job: Job, backend: str) -> dict[str, Any]:
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    scratch = Path(job["scratch"])
+    os.environ["DLT_DATA_DIR"] = str(scratch / "dlt_data")
+    start, end = bounds(job)
+    naive = [b.astimezone(UTC).replace(tzinfo=None) for b in (start, end)]
+    kwargs: dict[str, Any] = {}
+    if backend == "connectorx":  # connectorx takes its own URL, without SQLAlchemy's driver
+        kwargs["backend_kwargs"] = {"conn": mysql_url(job, "mysql")}
+    table = sql_table(
+        credentials=mysql_url(job, "mysql+pymysql"),
+        table=job["source"]["table"],
+        backend=backend,
+        chunk_size=50_000,
+        incremental=dlt.sources.incremental(
+            "created_at", initial_value=naive[0], end_value=naive[1]
+        ),
+        **kwargs,
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        pipelines_dir=str(scratch / "pipelines"),
+        destination=dlt.destinations.duckdb(str(scratch / "dlt.duckdb")),
+        dataset_name="bench",
+    )
+    info = pipeline.run(table)
+    rows = pipeline.last_trace.last_normalize_info.row_counts.get(job["source"]["table"], 0)
+    info.raise_on_failed_jobs()
+    return {"rows": rows}
+
+
+@path("dlt_connectorx")
+def dlt_connectorx(job: Job) -> dict[str, Any]:
+    """dlt sql_database, connectorx backend, into DuckDB."""
+    return _dlt(job, "connectorx")
+
+
+@path("dlt_pyarrow")
+def dlt_pyarrow(job: Job) -> dict[str, Any]:
+    """dlt sql_database, pyarrow backend (pymysql under SQLAlchemy), into DuckDB."""
+    return _dlt(job, "pyarrow")
+
+
+@path("dlt_default")
+def dlt_default(job: Job) -> dict[str, Any]:
+    """dlt sql_database, default backend (SQLAlchemy rows as Python dicts), into DuckDB."""
+    return _dlt(job, "sqlalchemy")
+
+
+def run_limit(job: Job) -> subprocess.Popen[bytes]:
+    """Start the limit's process with stdout to /dev/null (the parent waits for it)."""
+    args, env = limit_command(job)
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
