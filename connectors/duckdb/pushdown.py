@@ -26,9 +26,10 @@ def _select_sql(spec: PushDown) -> str:
     exprs = [f"{expr} AS {quote(name)}" for name, expr in spec.columns]
     exprs += [f"? AS {quote(col)}" for col in LINEAGE_COLUMNS]
     sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {quote(stage.query_field)} >= ? AND {quote(stage.query_field)} < ?"
-    if spec.dedup_keys:
+    key_columns = spec.dedup_keys or spec.merge_keys  # a MERGE needs one source row per key
+    if key_columns:
         order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field)} DESC"
-        keys = ", ".join(quote(k) for k in spec.dedup_keys)
+        keys = ", ".join(quote(k) for k in key_columns)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
     return sql
 
@@ -57,7 +58,8 @@ def run_push_down(
                 values = ", ".join(f"s.{quote(c)}" for c in cols)
                 conn.execute(
                     f"MERGE INTO {qualified(target)} AS t USING ({select}) AS s ON {on} "
-                    f"WHEN MATCHED THEN UPDATE SET {sets} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
+                    f"WHEN MATCHED AND s.{tq} >= t.{tq} THEN UPDATE SET {sets} "  # never over a newer version
+                f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
                     params,
                 )
                 written = int(conn.execute(f"SELECT count(*) FROM {qualified(target)} WHERE {tq} >= ? AND {tq} < ?", [window.start, window.end]).fetchone()[0])
@@ -67,5 +69,5 @@ def run_push_down(
                 written = int(conn.execute(f"INSERT INTO {qualified(target)} ({names}) {select}", params).fetchone()[0])
             if fence is not None:
                 fence()
-    dropped = rows_read - written if spec.dedup_keys else 0
+    dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
     return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))

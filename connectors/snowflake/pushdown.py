@@ -101,8 +101,14 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         names = ", ".join(col(c) for c in [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS))
         if spec.merge_keys:
             on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys)
-            session.execute(f"DELETE FROM {wh.qualified(target)} AS t USING ({select}) AS s WHERE {on}", params, what=where)
-            session.execute(f"INSERT INTO {wh.qualified(target)} ({names}) {select}", params, what=where)
+            newer = f"t.{col(target.query_field or '')} <= s.{col(target.query_field or '')}"
+            # a version never replaces a newer one (a resumed old window after later ones ran)
+            session.execute(f"DELETE FROM {wh.qualified(target)} AS t USING ({select}) AS s WHERE {on} AND {newer}", params, what=where)
+            session.execute(
+                f"INSERT INTO {wh.qualified(target)} ({names}) SELECT * FROM ({select}) AS s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {wh.qualified(target)} AS t WHERE {on})",
+                params, what=where,
+            )
             written = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)[0][0])
         else:
             session.execute(f"DELETE FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)
@@ -110,5 +116,5 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
             written = int(cursor.rowcount or 0)
         if fence is not None:
             fence()
-    dropped = rows_read - written if spec.dedup_keys else 0
+    dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
     return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))

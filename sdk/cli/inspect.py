@@ -170,8 +170,8 @@ def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[Ru
     try:
         for item in usable:
             pipe = item.pipeline
-            searched.append(f"{pipe.name} ({drive_location(pipe)})")
             try:
+                searched.append(f"{pipe.name} ({drive_location(pipe)})")
                 if drive_exists(pipe) and (record := pipe.drive_store().get(run_id)) is not None:
                     return record, searched
             except DrivetrainError as exc:

@@ -149,7 +149,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     working folder) when it holds config.json.
     """
     from drivetrain.cli._output import output
-    from drivetrain.cli._pipelines import Candidate, candidates, load
+    from drivetrain.cli._pipelines import Candidate, candidates, drive_exists, load
 
     out = output()
     if pipelines:
@@ -160,7 +160,17 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     for item in found:
         if item.pipeline is None:
             out.note(f"{item.label}: skipped: {item.problem}")
-    usable = [item.pipeline for item in found if item.pipeline is not None]
+    usable = []
+    for item in found:
+        if item.pipeline is None:
+            continue
+        try:
+            drive_exists(item.pipeline)  # builds the drive store: a config it cannot use says so here
+        except DrivetrainError as exc:
+            out.note(f"{item.label}: skipped: cannot read its drive table: {exc}")
+            item.pipeline.close()
+            continue
+        usable.append(item.pipeline)
     try:
         metrics = build_metrics(usable, days=days)
         if send_alerts:

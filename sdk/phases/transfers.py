@@ -177,7 +177,9 @@ class StageToTargetTransfer(BasePhase):
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
-        reasons = {"duplicate of another row with the same key": stats.rows_dropped} if stats.rows_dropped else {}
+        reason = ("duplicate of another row with the same key, or an older version of a row the target holds newer"
+                  if spec.merge_keys else "duplicate of another row with the same key")
+        reasons = {reason: stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
         return TransferResult(
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,

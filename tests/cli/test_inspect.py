@@ -77,7 +77,10 @@ class TestStatus:
         assert cli("run", "shop").returncode == 0
         result = cli("status", "--dir", "shop")
         assert result.returncode == 0, result
-        assert "looked at: 1 registered pipeline(s) (demo)" in result.stderr
+        from drivetrain.plugins import registered_pipelines
+
+        names = sorted(registered_pipelines())
+        assert f"looked at: {len(names)} registered pipeline(s) ({', '.join(names)})" in result.stderr
         assert f"the folder {shop.resolve()}" in result.stderr
         rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
         assert "no runs yet" in rows["demo"]

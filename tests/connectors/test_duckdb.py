@@ -134,3 +134,22 @@ class TestDriveStore:
         lease = store.acquire_lease("p", WINDOW.start, WINDOW.end, "me:1:x", 60)
         assert os.listdir(wh.path.with_name("w.duckdb.locks")) == ["p__20251115T100000Z.lock"]
         store.release_lease(lease)
+
+
+class TestMerge:
+    def test_an_older_version_never_replaces_a_newer_one(self, wh):
+        target = TableRef(name="tgt", query_field="at")
+        lineage = {"_drivetrain_pipeline_id": "r", "_drivetrain_window_start": WINDOW.start, "_drivetrain_window_end": WINDOW.end,
+                   "_drivetrain_target_date": WINDOW.target_date, "_drivetrain_loaded_at": START}
+        spec = PushDown(stage=STG, target=target, columns=[("id", '"id"'), ("v", '"v"'), ("at", '"at"')],
+                        merge_keys=("id",), order_by=("at",))
+        later = Window(WINDOW.end, WINDOW.end + timedelta(hours=1))
+        for window, version, minute in ((later, "new", 70), (WINDOW, "old", 10)):  # the older window is resumed last
+            with wh.window_load(window, "k") as load:
+                load.append(STG, pa.RecordBatch.from_pylist([{"id": 1, "v": version, "at": START + timedelta(minutes=minute)},
+                                                             {"id": 2, "v": version, "at": START + timedelta(minutes=minute + 1)}]))
+                load.commit([STG])
+            stats = wh.push_down(spec, window, lineage)
+        with duckdb.connect(str(wh.path), read_only=True) as conn:
+            assert conn.execute("SELECT id, v FROM tgt ORDER BY id").fetchall() == [(1, "new"), (2, "new")]
+        assert (stats.rows_read, stats.rows_written, stats.rows_dropped) == (2, 0, 2)
