@@ -69,6 +69,7 @@ def limit_command(job: Job) -> tuple[list[str], dict[str, str]]:
         "--no-defaults",
         "--batch",
         "--quick",
+        "--skip-ssl",
         f"--host={src['host']}",
         f"--port={src['port']}",
         f"--user={src['user']}",
@@ -259,6 +260,8 @@ def _duckdb_sql(job: Job, statements: Callable[[str], list[str]]) -> dict[str, A
     conn = duckdb.connect(str(Path(job["work"]) / "dt" / "warehouse.duckdb"))
     try:
         conn.execute("SET TimeZone = 'UTC'")
+        for key, value in (job.get("duckdb") or {}).items():  # drivetrain's settings
+            conn.execute(f"SET {key} = ?", [value])
         conn.execute("CREATE TABLE IF NOT EXISTS hand_target AS SELECT * FROM stg_events LIMIT 0")
         rows = 0
         conn.execute("BEGIN TRANSACTION")

@@ -50,7 +50,7 @@ ALL_PATHS = (
     "drivetrain_counts",
     "drivetrain_pipeline",
 )
-#: Paths that take minutes on the full data set: only with --slow.
+#: Paths that take minutes on the full data set: only with --slow, on the smallest window.
 SLOW_PATHS = ("dlt_default", "duckdb_merge_star")
 #: Python modules a path needs; a path whose module is missing is reported as not run.
 NEEDS = {"dlt_": "dlt", "connectorx_": "connectorx", "drivetrain_s2s_fast": "connectorx",
@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", default="1,10", help="window sizes in days, comma-separated")
     parser.add_argument("--repetitions", type=int, default=3, help="measured runs of each path")
     parser.add_argument("--paths", default=",".join(ALL_PATHS), help="paths to run, comma-separated")
-    parser.add_argument("--slow", action="store_true", help=f"also run {', '.join(SLOW_PATHS)}")
-    parser.add_argument("--duckdb-memory-limit", default="256MB",
+    parser.add_argument("--slow", action="store_true",
+                        help=f"also run {', '.join(SLOW_PATHS)} (on the smallest window only)")
+    parser.add_argument("--duckdb-memory-limit", default="128MB",
                         help="DuckDB memory_limit for drivetrain and the hand-written SQL ('' for DuckDB's default)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
     parser.add_argument("--name", default="latest", help="report file name, without extension")
@@ -115,9 +116,11 @@ def measure(name: str, job_file: Path, job: dict[str, Any], python: str, logs: P
             proc.returncode = os.waitstatus_to_exitcode(status)
             lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
             outcome = json.loads(lines[-1][len("RESULT "):]) if lines else {}
+    shutil.rmtree(job["scratch"], ignore_errors=True)  # every run starts from nothing there
     outcome["rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     if proc.returncode != 0 or "seconds" not in outcome:
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        lines = log.read_text(errors="replace").strip().splitlines()
+        tail = [line for line in lines if "Error" in line or "error" in line][-2:] + lines[-2:]
         outcome["error"] = f"exit {proc.returncode}: {' | '.join(tail) or output[-300:]}"
     elif name != "drivetrain_counts" and outcome.get("rows") != job["expected_rows"]:
         outcome["error"] = f"moved {outcome.get('rows')} rows, expected {job['expected_rows']}"
@@ -179,7 +182,10 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
             job_file = root / f"job_{days}d.json"
             job_file.write_text(json.dumps(job))
             jobs[f"{days}d"] = (job_file, job)
-        measurements: dict[str, dict[str, list[dict[str, Any]]]] = {s: {p: [] for p in paths} for s in jobs}
+        smallest = next(iter(jobs))
+        measurements: dict[str, dict[str, list[dict[str, Any]]]] = {
+            s: {p: [] for p in paths if p not in SLOW_PATHS or s == smallest} for s in jobs
+        }
         logs = root / "logs"
         logs.mkdir()
         if not args.smoke:  # the smoke run's one round creates the tables in order anyway
@@ -223,8 +229,11 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
 
 def _round(paths: list[str], jobs: dict[str, tuple[Path, dict[str, Any]]], python: str, logs: Path,
            into: dict[str, dict[str, list[dict[str, Any]]]] | None, say: Any = None) -> None:
+    smallest = next(iter(jobs))
     for size, (job_file, job) in jobs.items():
         for name in paths:
+            if name in SLOW_PATHS and size != smallest:
+                continue
             outcome = measure(name, job_file, job, python, logs)
             if into is not None:
                 into[size][name].append(outcome)
