@@ -33,26 +33,30 @@ def _name(prefix: str) -> str:
 
 
 def mysql_pipeline(root: Path, server: MariaDBServer, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
-                   **changes: Any) -> Path:
-    """``rows`` in a new MariaDB table (DATETIME(6) query field, indexed), read by the mysql source."""
+                   padding: int = 0, port: int | None = None, **changes: Any) -> Path:
+    """``rows`` in a new MariaDB table (DATETIME(6) query field, indexed), read by the mysql source.
+
+    ``padding`` characters in an extra column make the rows wide (the stage does not declare it);
+    ``port`` sends the source through another port on 127.0.0.1 (a proxy in front of the server).
+    """
     table = _name("lab")
     admin = server.admin(database=server.database)
     try:
         with admin.cursor() as cursor:
             cursor.execute(
                 f"CREATE TABLE {table} (id INT AUTO_INCREMENT PRIMARY KEY, test_id VARCHAR(32), age VARCHAR(16),"
-                " result VARCHAR(32), reported_at DATETIME(6) NOT NULL, KEY (reported_at))"
+                " result VARCHAR(32), reported_at DATETIME(6) NOT NULL, padding TEXT, KEY (reported_at))"
             )
             cursor.executemany(
-                f"INSERT INTO {table} (test_id, age, result, reported_at) VALUES (%s, %s, %s, %s)",
-                [(r["test_id"], str(r["age"]), r["result"], utc(r).replace(tzinfo=None)) for r in rows],
+                f"INSERT INTO {table} (test_id, age, result, reported_at, padding) VALUES (%s, %s, %s, %s, %s)",
+                [(r["test_id"], str(r["age"]), r["result"], utc(r).replace(tzinfo=None), "p" * padding) for r in rows],
             )
         admin.commit()
     finally:
         admin.close()
     monkeypatch.setenv(f"{MYSQL_REF.upper()}_USER", server.user)
     monkeypatch.setenv(f"{MYSQL_REF.upper()}_PASSWORD", server.password)
-    source = {"type": "mysql", "host": server.host, "port": server.port, "database": server.database, "table": table,
+    source = {"type": "mysql", "host": server.host, "port": port or server.port, "database": server.database, "table": table,
               "query_field": "reported_at", "credentials_ref": MYSQL_REF, "batch_size": 50, "connect_timeout": 5}
     return make_pipeline_dir(root, [], source_system=source, **changes)
 
