@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import logging
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain import plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, PipelineNotFound
+from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
 from drivetrain.window import WindowGrid
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from drivetrain.base import Archive, Source
@@ -185,11 +188,19 @@ class Pipeline:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Hold each warehouse's connection open for a block of work (the runner: one phase)."""
+        """Hold each warehouse's connection open for a block of work (the runner: one phase).
+
+        A warehouse that cannot be opened now (its file locked by another process beyond the
+        lock timeout) is not held: the work opens it statement by statement instead, so the
+        wait happens inside the phase, where transient errors are retried with backoff.
+        """
+        holds = [self.drive_store().session, self.stage().warehouse.session, self.target().warehouse.session]
         with contextlib.ExitStack() as stack:
-            stack.enter_context(self.drive_store().session())
-            for warehouse in (self.stage().warehouse, self.target().warehouse):
-                stack.enter_context(warehouse.session())  # re-entrant: a shared warehouse is held once
+            for hold in holds:  # re-entrant: a shared warehouse is held once
+                try:
+                    stack.enter_context(hold())
+                except TransientError as exc:
+                    log.warning("not holding a connection open for this phase: %s", exc)
             yield
 
     def close(self) -> None:
