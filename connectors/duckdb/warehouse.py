@@ -253,8 +253,13 @@ class _Feed:
             conn.register(name, pa.RecordBatchReader.from_batches(self.schema, self._batches()))
             try:
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-            finally:
-                conn.unregister(name)
+            except BaseException:
+                # the failed statement aborted the transaction, which now refuses the unregister
+                # too: keep the statement's own error (a conversion error, say), not that one
+                with suppress(Exception):
+                    conn.unregister(name)
+                raise
+            conn.unregister(name)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by put() / close()
             self.error = exc
 

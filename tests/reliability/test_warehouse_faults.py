@@ -1,4 +1,5 @@
-"""Warehouse faults: another process holding the DuckDB file, and a disk that fills up.
+"""Warehouse faults: another process holding the DuckDB file, a load the warehouse refuses,
+and a disk that fills up.
 
 The lock scenarios need a moment when the runner has let go of the file, which is between
 two phases. A holder process queues for the file's lock (a blocking POSIX lock, the kind DuckDB
@@ -152,6 +153,22 @@ class TestFileLockedByAnotherProcess:
         assert record.pipeline_status is RunStatus.SUCCESS
         assert record.phases["source_count"].status.value == "SKIPPED"
         assert_exact(folder)
+
+
+class TestLoadRefusedByTheWarehouse:
+    def test_a_value_the_stage_table_cannot_hold_fails_at_once_with_the_warehouse_reason(self, tmp_path: Path) -> None:
+        """A stage table made by hand with another type: a permanent error, not a retried "conflict"."""
+        import duckdb
+
+        folder = make_pipeline_dir(tmp_path / "lab", make_rows(100, hours=1, invalid_every=0))
+        with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+            conn.execute("CREATE TABLE stg_tests (test_id VARCHAR, age BIGINT, result INTEGER, reported_at TIMESTAMPTZ)")
+        record = run(folder)
+        state = record.phases["source_to_stage_transfer"]
+        assert (record.pipeline_status, record.phase_failed) == (RunStatus.FAILED, "source_to_stage_transfer")
+        assert state.retry_number == 0, state.error_message
+        assert "Could not convert string" in state.error_message, state.error_message
+        assert query(folder, "SELECT count(*) FROM stg_tests") == [(0,)]
 
 
 class FullDisk:
