@@ -90,6 +90,7 @@ def pipeline(tmp_path: Path, mariadb: MariaDBServer, env: dict[str, str], *, pas
     return folder
 
 
+@pytest.mark.slow
 class TestKnownSecret:
     @pytest.mark.parametrize("reader", ["pymysql", "connectorx"])
     def test_a_successful_run_shows_the_password_nowhere(self, tmp_path: Path, mariadb: MariaDBServer,

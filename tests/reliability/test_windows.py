@@ -80,6 +80,7 @@ def zone_config(zone: str, start: date, duration: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("zone", "day"), TRANSITIONS, ids=[f"{z}-{d}" for z, d in TRANSITIONS])
 class TestClockChanges:
     def test_daily_windows_follow_local_midnight_and_tile_time(self, tmp_path: Path, zone: str, day: date) -> None:
