@@ -101,27 +101,27 @@ def measure(name: str, job_file: Path, job: dict[str, Any], python: str, logs: P
         if name == "limit":
             args, env = limit_command(job)
             began = time.perf_counter()
-            proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)
+            limit = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(limit.pid, 0)
             seconds = time.perf_counter() - began
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            limit.returncode = code = os.waitstatus_to_exitcode(status)
             outcome: dict[str, Any] = {"seconds": seconds, "rows": job["expected_rows"]}
             output = ""
         else:
-            proc = subprocess.Popen([python, "-m", "benchmarks.child", name, str(job_file)], cwd=REPO,
-                                    stdout=subprocess.PIPE, stderr=err, text=True)
-            assert proc.stdout is not None
-            output = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            child = subprocess.Popen([python, "-m", "benchmarks.child", name, str(job_file)], cwd=REPO,
+                                     stdout=subprocess.PIPE, stderr=err, text=True)
+            assert child.stdout is not None
+            output = child.stdout.read()
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = code = os.waitstatus_to_exitcode(status)
             lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
             outcome = json.loads(lines[-1][len("RESULT "):]) if lines else {}
     shutil.rmtree(job["scratch"], ignore_errors=True)  # every run starts from nothing there
     outcome["rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
-    if proc.returncode != 0 or "seconds" not in outcome:
+    if code != 0 or "seconds" not in outcome:
         lines = log.read_text(errors="replace").strip().splitlines()
         tail = [line for line in lines if "Error" in line or "error" in line][-2:] + lines[-2:]
-        outcome["error"] = f"exit {proc.returncode}: {' | '.join(tail) or output[-300:]}"
+        outcome["error"] = f"exit {code}: {' | '.join(tail) or output[-300:]}"
     elif name != "drivetrain_counts" and outcome.get("rows") != job["expected_rows"]:
         outcome["error"] = f"moved {outcome.get('rows')} rows, expected {job['expected_rows']}"
     return outcome
