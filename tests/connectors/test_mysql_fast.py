@@ -38,9 +38,44 @@ def mariadb() -> Iterator[MariaDBServer]:
         pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
     try:
         _load_dataset(server)
+        _load_more(server)
         yield server
     finally:
         server.stop()
+
+
+def _load_more(server: MariaDBServer) -> None:
+    """Tables whose query field is a TIMESTAMP or a DATE, with runs of equal values."""
+    statements = [
+        "CREATE TABLE stamped (id INT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, v VARCHAR(10),"
+        " KEY idx_ts (ts))",
+        "INSERT INTO stamped SELECT seq, TIMESTAMP'2025-01-01 00:00:00' + INTERVAL (seq DIV 3)"
+        " SECOND, CONCAT('v', seq) FROM seq_1_to_3000",
+        "CREATE TABLE daily (id BIGINT PRIMARY KEY, d DATE NOT NULL, KEY idx_d (d))",
+        "INSERT INTO daily SELECT seq, DATE'2025-01-01' + INTERVAL (seq % 3) DAY"
+        " FROM seq_1_to_2000",
+    ]
+    conn = server.admin(database=server.database)
+    try:
+        with conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def session_zone_plus_five(mariadb: MariaDBServer) -> Iterator[None]:
+    """New sessions start in +05:00 (the pymysql reader sets its own to +00:00; connectorx not)."""
+    admin = mariadb.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL time_zone = '+05:00'")
+        yield
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL time_zone = '+00:00'")
+        admin.close()
 
 
 @pytest.fixture(autouse=True)
@@ -191,6 +226,28 @@ class TestPages:
     ) -> None:
         quick, _ = both(mariadb, window(0, 60), table="ties", query_field="ts", batch_size=100)
         assert quick.column("id").to_pylist() == [10001, *range(1, TIES + 1), 10000]
+
+    def test_a_timestamp_query_field_pages_by_epoch(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        win = Window(datetime(2025, 1, 1, 0, 0, 10, tzinfo=UTC), datetime(2025, 1, 1, 0, 15, tzinfo=UTC))
+        quick, slow = both(mariadb, win, table="stamped", query_field="ts", batch_size=100)
+        assert quick.num_rows == (900 - 10) * 3 and quick.equals(slow)
+
+    def test_a_timestamp_query_field_ignores_the_session_time_zone(
+        self, mariadb: MariaDBServer, small_pages: None, session_zone_plus_five: None
+    ) -> None:
+        win = Window(datetime(2025, 1, 1, 0, 0, 10, tzinfo=UTC), datetime(2025, 1, 1, 0, 15, tzinfo=UTC))
+        quick, slow = both(mariadb, win, table="stamped", query_field="ts", batch_size=100)
+        assert quick.equals(slow)
+        assert quick.column("ts")[0].as_py() == datetime(2025, 1, 1, 0, 0, 10, tzinfo=UTC)
+
+    def test_a_date_query_field_pages_through_equal_days(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        win = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
+        quick, slow = both(mariadb, win, table="daily", query_field="d", batch_size=100)
+        assert quick.num_rows == 1333 and quick.equals(slow)
 
     def test_batches_never_exceed_batch_size(self, mariadb: MariaDBServer, small_pages: None) -> None:
         with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
