@@ -31,7 +31,10 @@ parameters); they are formatted from datetimes and integers here, never from tex
 saving time and a window bound falls in the hour repeated when clocks go back.
 
 What connectorx cannot do (TLS, spatial or unknown column types, no order to page on) makes
-``reader: "auto"`` use pymysql instead; :func:`unsupported` says why.
+``reader: "auto"`` use pymysql instead; :func:`unsupported` says why. Timeouts: the source
+connects through pymysql first (``connect_timeout``), so a server that cannot be reached or
+refuses the credentials fails fast and is classified as usual; connectorx itself applies no
+``read_timeout`` to a stream that stalls.
 """
 
 from __future__ import annotations
