@@ -13,12 +13,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
 from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, quote_expr
 
 from .base import BasePhase, PhaseContext
+from .housekeeping import reference_attempt
 
 #: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
 ROW_COLUMN = "_drivetrain_row"
@@ -44,7 +46,7 @@ def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int 
         "_drivetrain_target_date": pa.date32(),
         "_drivetrain_loaded_at": pa.timestamp("us", tz="UTC"),
     }
-    arrays = list(batch.columns) + [pa.array([lineage[c]] * batch.num_rows, type=types[c]) for c in LINEAGE_COLUMNS]
+    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=types[c]), batch.num_rows) for c in LINEAGE_COLUMNS]
     names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
     if first_row is not None:
         arrays.append(pa.array(range(first_row, first_row + batch.num_rows), type=pa.int64()))
@@ -121,6 +123,10 @@ class SourceToStageTransfer(BasePhase):
         expected = state.phase_specific_details.get("rows_written")
         if expected is None:
             return None
+        read, counted = state.phase_specific_details.get("rows_read"), _earlier_source_count(ctx)
+        if read is not None and counted is not None and read != counted:
+            # a stream that ended early (or a source that changed): carrying it would fail the audit forever
+            return f"the earlier transfer read {read} records where the source count found {counted}"
         actual = ctx.pipeline.stage().count(ctx.window)
         if actual != expected:
             return f"the stage holds {actual} rows for the window, not the {expected} the earlier run loaded"
@@ -225,6 +231,15 @@ class StageToTargetTransfer(BasePhase):
         if actual != expected:
             return f"the target holds {actual} rows for the window, not the {expected} the earlier run wrote"
         return None
+
+
+def _earlier_source_count(ctx: PhaseContext) -> int | None:
+    """The source count of the attempt a continuation carries phases from, if it has one."""
+    reference = reference_attempt(ctx.previous_attempts)
+    if reference is None:
+        return None
+    count = reference.phases[SOURCE_COUNT].phase_specific_details.get("count")
+    return int(count) if count is not None else None
 
 
 def _top(reasons: Counter[str], n: int = 3) -> str:

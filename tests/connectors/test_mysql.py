@@ -493,7 +493,7 @@ class TestMemory:
 
 class TestErrors:
     def test_a_connection_killed_mid_extract_is_transient(self, mariadb: MariaDBServer) -> None:
-        with make_source(mariadb, batch_size=1000) as src:
+        with make_source(mariadb, batch_size=1000, reader="pymysql") as src:
             batches = src.extract(window(0, EVENTS))
             received = next(batches).num_rows
             kill(mariadb, "KILL %s")
@@ -573,7 +573,7 @@ class TestErrorMapping:
             raise TransientError("as is")
 
     def test_a_query_killed_mid_extract_is_transient(self, mariadb: MariaDBServer) -> None:
-        with make_source(mariadb, batch_size=1000) as src:
+        with make_source(mariadb, batch_size=1000, reader="pymysql") as src:
             batches = src.extract(window(0, EVENTS))
             next(batches)
             kill(mariadb, "KILL QUERY %s")
