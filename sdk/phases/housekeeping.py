@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from drivetrain.errors import ConnectorError
-from drivetrain.phase_names import ALWAYS_RUN, AUDIT, PHASE_NAMES, PRE_VALIDATION
+from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult
 
@@ -123,9 +123,6 @@ class PreValidation(BasePhase):
             return {}, ["fresh run: no unfinished earlier attempt at this window"]
         if reference.config_hash != ctx.record.config_hash:
             return {}, [f"fresh run: the config changed since {reference.pipeline_id}, so every phase runs again"]
-        if reference.phase_failed == AUDIT:
-            # carrying the counts and transfers the audit rejected would only fail it again
-            return {}, [f"fresh run: {reference.pipeline_id} failed its audit, so the counts and transfers it checked run again"]
         carried: dict[str, PhaseState] = {}
         notes = [f"continuing {reference.pipeline_id} (failed at {reference.phase_failed or 'an unknown point'})"]
         phases = {p.name: p for p in ctx.pipeline.phases()}
