@@ -68,6 +68,14 @@ class SqlDialect:
     #: Placeholder for a bound parameter.
     param = "?"
 
+    @staticmethod
+    def dotted(path: Sequence[str]) -> str:
+        """``a.b.c`` for a JSON path, after checking each key is a plain name (no SQL in a path)."""
+        for part in path:
+            if not part.replace("_", "").isalnum():
+                raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
+        return ".".join(path)
+
     def json_text(self, column: str, *path: str) -> str:
         """SQL text of a JSON value at ``path`` inside ``column`` (NULL when absent)."""
         raise NotImplementedError

@@ -84,10 +84,7 @@ class DuckDBDialect(SqlDialect):
 
 
 def _json_path(path: tuple[str, ...]) -> str:
-    for part in path:
-        if not part.replace("_", "").isalnum():
-            raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
-    return "$." + ".".join(path)
+    return "$." + SqlDialect.dotted(path)
 
 
 class DuckDBDriveStore(DriveStore):

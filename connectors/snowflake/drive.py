@@ -90,10 +90,7 @@ class SnowflakeDialect(SqlDialect):
 
 
 def _variant_path(path: tuple[str, ...]) -> str:
-    for part in path:
-        if not part.replace("_", "").isalnum():
-            raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
-    return ".".join(path)
+    return SqlDialect.dotted(path)
 
 
 class SnowflakeDriveStore(DriveStore):
