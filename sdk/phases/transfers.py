@@ -195,6 +195,13 @@ class StageToTargetTransfer(BasePhase):
         )
 
     def _arrow(self, ctx: PhaseContext, stage: Any, target: Any) -> TransferResult:
+        """Stream the window through transform(). Keys (dedup_keys, merge) are SQL-only: say so."""
+        keys = ctx.config.target.get("dedup_keys") or ctx.config.target.get("merge_keys")
+        if keys:
+            ctx.log.warning(
+                "target_system keys %s are applied by the SQL push-down only; this transfer runs "
+                "%s.transform(), so remove duplicates there", list(keys), type(self).__name__,
+            )
         lineage = lineage_values(ctx)
         read = 0
 
