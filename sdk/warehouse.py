@@ -2,10 +2,11 @@
 
 A :class:`Warehouse` knows its dialect, its transactions and how to bulk-load Arrow. Stage and
 target are tables in a warehouse, addressed by :class:`TableRef`. Everything that changes a
-window's rows goes through a :class:`WindowLoad`: batches are appended to a per-window load
-table (committed as they come, so memory stays bounded), then one short transaction deletes
-the window from each real table and inserts the loaded rows. A crash before that transaction
-leaves the real tables untouched; the next load of the window drops the leftovers first.
+window's rows goes through a :class:`WindowLoad`, which replaces the window in each table
+atomically with bounded memory. How is the warehouse's business: Snowflake appends to a load
+table and swaps it in with one short transaction; DuckDB streams the batches into the real
+tables inside one transaction. Either way a crash before the commit leaves the real tables
+as they were, and the next load of the window starts clean.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class PushDownStats:
 
 
 class WindowLoad(abc.ABC):
-    """Appends batches for one window to load tables, then swaps them in atomically."""
+    """Takes batches for one window, then replaces the window in each table atomically."""
 
     @abc.abstractmethod
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
@@ -136,7 +137,7 @@ class WindowLoad(abc.ABC):
 
     @abc.abstractmethod
     def abort(self) -> None:
-        """Drop the load tables (best effort)."""
+        """Give up: nothing appended becomes visible (best effort clean-up)."""
 
     def __enter__(self) -> WindowLoad:
         return self
@@ -169,7 +170,7 @@ class Warehouse(Connector):
 
     @abc.abstractmethod
     def window_load(self, window: Window, key: str) -> WindowLoad:
-        """Start loading one window; ``key`` names the load tables (window + pipeline)."""
+        """Start loading one window; ``key`` (window + pipeline) names any temporary objects."""
 
     @abc.abstractmethod
     def read_window(self, table: TableRef, window: Window, batch_size: int) -> Iterator[pa.RecordBatch]:

@@ -59,7 +59,7 @@ class DuckDBWarehouse(Warehouse):
             "schema": {"type": "string", "description": "Schema holding the table. Default main."},
             "table": {"type": "string", "description": "Table name: letters, digits and underscores."},
             "database": {"type": "string", "description": "Ignored by DuckDB (kept so a Snowflake section can be tried locally)."},
-            "temp_table_prefix": {"type": "string", "description": "Ignored: load tables are named <table>__load_<window>."},
+            "temp_table_prefix": {"type": "string", "description": "Ignored: DuckDB loads a window inside one transaction, without temporary tables."},
             "lock_timeout_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for another process to release the file. Default 120."},
             "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
             "threads": {"type": "integer", "minimum": 1, "description": "DuckDB worker threads. Default: all cores."},
