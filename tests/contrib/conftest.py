@@ -28,26 +28,11 @@ from tests.airflow.conftest import airflow_db  # noqa: F401 - a fixture, used by
 from tests.emulators.elasticsearch import EsEmulator
 from tests.emulators.servicenow import SnEmulator
 from tests.servers.fakesnow_server import FakeSnowServer
-from tests.servers.fakesnow_server import ServerError as SnowServerError
-from tests.servers.mariadb import MariaDBServer
-from tests.servers.mariadb import ServerError as MariaServerError
 
 #: The warehouse credentials every contrib config names (``credentials_ref: cdw_snowflake``).
 SNOWFLAKE_ENV = {"CDW_SNOWFLAKE_USER": "loader", "CDW_SNOWFLAKE_PASSWORD": "cdw-Pa55word-test"}
 #: Keys of a fakesnow section that replace the registered account's connection settings.
 SNOWFLAKE_KEYS = ("account", "host", "port", "protocol", "network_timeout", "login_timeout", "session_parameters")
-
-
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[FakeSnowServer]:
-    try:
-        server = FakeSnowServer().start()
-    except SnowServerError as exc:
-        pytest.fail(f"cannot start the fakesnow test server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -69,18 +54,6 @@ def sn_server() -> Iterator[SnEmulator]:
         pytest.fail(f"the ServiceNow emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
     yield emulator
     emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def mariadb() -> Iterator[MariaDBServer]:
-    try:
-        server = MariaDBServer.start()
-    except MariaServerError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def new_databases(server: FakeSnowServer) -> tuple[str, str]:

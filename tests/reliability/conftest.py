@@ -12,20 +12,6 @@ import pytest
 
 from tests.emulators.elasticsearch import EsEmulator
 from tests.emulators.servicenow import SnEmulator
-from tests.servers.mariadb import MariaDBServer
-from tests.servers.mariadb import ServerError as MariaDBError
-
-
-@pytest.fixture(scope="session")
-def mariadb() -> Iterator[MariaDBServer]:
-    try:
-        server = MariaDBServer.start()
-    except MariaDBError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -64,20 +50,6 @@ def sn(sn_server: SnEmulator) -> Iterator[SnEmulator]:
     sn_server.reset()
     yield sn_server
     sn_server.reset()
-
-
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[object]:
-    from tests.servers.fakesnow_server import FakeSnowServer, ServerError
-
-    try:
-        server = FakeSnowServer().start()
-    except ServerError as exc:
-        pytest.fail(f"cannot start the fakesnow test server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -16,22 +16,10 @@ import pytest
 
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.snowflake import SnowflakeWarehouse
-from tests.servers.fakesnow_server import FakeSnowServer, ServerError
+from tests.servers.fakesnow_server import FakeSnowServer
 
 CREDENTIALS_REF = "sf_test"
 ENV = {"SF_TEST_USER": "fake", "SF_TEST_PASSWORD": "snow-Pa55word"}
-
-
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[FakeSnowServer]:
-    try:
-        server = FakeSnowServer().start()
-    except ServerError as exc:
-        pytest.fail(f"cannot start the fakesnow test server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
