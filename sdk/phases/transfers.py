@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from drivetrain.phase_names import SOURCE_COUNT
+from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
@@ -77,8 +78,10 @@ class SourceToStageTransfer(BasePhase):
         lineage = lineage_values(ctx)
         reasons: Counter[str] = Counter()
         read = written = 0
-        with stage.warehouse.window_load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load:
-            for batch in pipeline.source().extract(ctx.window):
+        source = pipeline.source()
+        with (stage.warehouse.window_load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load,
+              ReadAhead(lambda: source.extract(ctx.window), name="drivetrain-extract") as extracted):
+            for batch in extracted:
                 ctx.check_cancelled()
                 read += batch.num_rows
                 checked = validator.validate(self.transform(batch, ctx))
