@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
@@ -50,9 +51,22 @@ def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int 
     arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=types[c]), batch.num_rows) for c in LINEAGE_COLUMNS]
     names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
     if first_row is not None:
-        arrays.append(pa.array(range(first_row, first_row + batch.num_rows), type=pa.int64()))
+        arrays.append(_row_numbers(first_row, batch.num_rows))
         names.append(ROW_COLUMN)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+#: 0, 1, 2... grown on demand: row numbers are a slice of it plus an offset, built in C.
+_COUNTING = pa.array([], type=pa.int64())
+
+
+def _row_numbers(first: int, n: int) -> pa.Array:
+    """``first, first + 1, ... first + n - 1`` as int64."""
+    global _COUNTING
+    counting = _COUNTING
+    if len(counting) < n:
+        counting = _COUNTING = pa.array(range(max(n, 2 * len(counting))), type=pa.int64())
+    return pc.add(counting.slice(0, n), pa.scalar(first, type=pa.int64()))
 
 
 class SourceToStageTransfer(BasePhase):
