@@ -211,10 +211,20 @@ class MySQLSource(Source):
 
     def _fast_stream(self, window: Window, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
-        with self._shared("connecting"):  # fast, classified failures for bad credentials
-            pass
         query = fast.build_query(opts, info, window.start, window.end)
-        log.debug("extract from %s with connectorx: %s", opts.address, query.page_sql())
+        ranges = None
+        # through pymysql first: fast, classified failures for bad credentials or a lost server
+        with self._shared("planning the extract") as conn:
+            probe = query.probe_sql()
+            if probe is not None:
+                with conn.cursor() as cursor:
+                    cursor.execute(probe)
+                    ranges = query.key_ranges(*cursor.fetchone())
+        if ranges:
+            log.debug("extract from %s with connectorx, %d key-range pages: %s", opts.address,
+                      len(ranges), query.range_sql(*ranges[0]))
+        else:
+            log.debug("extract from %s with connectorx: %s", opts.address, query.page_sql())
         password = self._password()
         secrets = (password, fast.url_quote(password, safe="")) if password else ()
         url = fast.connection_url(opts, self._user() or "", password)
@@ -223,7 +233,7 @@ class MySQLSource(Source):
             return fast.connectorx_errors(opts.address, action, secrets=secrets)
 
         try:
-            yield from fast.stream(url, query, opts.batch_size, errors)
+            yield from fast.stream(url, query, opts.batch_size, errors, ranges)
         except PermanentError as exc:
             if str(exc).startswith("MySQL "):
                 raise
@@ -267,7 +277,8 @@ class MySQLSource(Source):
             raise
 
     def _connect(self, *, decode: bool) -> Any:
-        """Open a connection; ``decode=False`` leaves values as text for the Arrow decoders."""
+        """Open a connection; ``decode=False`` leaves values as the bytes the server sent, for
+        the Arrow decoders (no Python conversion, not even to ``str``, per value)."""
         pymysql = _pymysql()
         opts = self.options
         user = self._user()
@@ -291,6 +302,7 @@ class MySQLSource(Source):
             "write_timeout": opts.read_timeout,
             "autocommit": True,
             "conv": conv,
+            "use_unicode": decode,
         }
         if opts.ssl is not None:
             kwargs["ssl"] = self._ssl_context()

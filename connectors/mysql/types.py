@@ -1,9 +1,10 @@
 """MySQL / MariaDB column types to Arrow, and text values to Arrow arrays.
 
-The extract connection is opened without pymysql's value decoders: every value arrives as the
-server's text (``str``), or as ``bytes`` for binary columns. Each column of a fetched chunk is
-then turned into one Arrow array with a vectorised cast (string to int64, decimal, timestamp,
-date...), which keeps per-row Python to the bare minimum.
+The extract connection is opened without pymysql's value decoders and without its text
+decoding: every value arrives as the bytes the server sent (its text form, in utf8mb4). A
+fetched chunk of rows becomes one Arrow struct array of binary columns in a single call, and
+each column is then turned into its Arrow type with vectorised casts (binary to UTF-8 string,
+string to int64, decimal, timestamp, date...): per-row Python is left to pymysql alone.
 
 The mapping (from ``information_schema.COLUMNS``):
 
@@ -65,9 +66,10 @@ BINARY_TYPES = frozenset(
     }
 )
 
-#: A column decoder: the values of one column in a fetched chunk (a list of text values, or an
-#: Arrow string array from the fast reader) -> one Arrow array.
-Decoder = Callable[[Sequence[Any]], pa.Array]
+#: A column decoder: the values of one column in a fetched chunk (an Arrow binary array of the
+#: server's text, an Arrow string array from the fast reader, or a list of ``str``) -> one
+#: Arrow array.
+Decoder = Callable[[Any], pa.Array]
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
@@ -161,13 +163,23 @@ def _decoder(column: Column, source_timezone: str) -> Decoder:
         return _timestamps("UTC")
     if kind == "date":
         return _dates
-    if pa.types.is_string(target) or pa.types.is_binary(target):
-        return lambda values: pa.array(values, type=target)
-    return lambda values: pa.array(values, type=pa.string()).cast(target)
+    if pa.types.is_binary(target):
+        return lambda values: values if isinstance(values, pa.Array) else pa.array(values, type=target)
+    if pa.types.is_string(target):
+        return _text
+    return lambda values: _text(values).cast(target)
 
 
-def _bits(values: Sequence[Any], target: pa.DataType) -> pa.Array:
-    return pa.array([None if v is None else int.from_bytes(v, "big") for v in values], type=target)
+def _text(values: Any) -> pa.Array:
+    """The values as an Arrow string array (binary is checked to be UTF-8 on the way)."""
+    if isinstance(values, pa.Array):
+        return values if pa.types.is_string(values.type) else values.cast(pa.string())
+    return pa.array(values, type=pa.string())
+
+
+def _bits(values: Any, target: pa.DataType) -> pa.Array:
+    raw = values.to_pylist() if isinstance(values, pa.Array) else values
+    return pa.array([None if v is None else int.from_bytes(v, "big") for v in raw], type=target)
 
 
 def _parse_or_none(parse: Callable[[str], Any], text: str | None) -> Any:
@@ -179,8 +191,8 @@ def _parse_or_none(parse: Callable[[str], Any], text: str | None) -> Any:
         return None  # zero or invalid date stored under a lax sql_mode
 
 
-def _dates(values: Sequence[Any]) -> pa.Array:
-    text = pa.array(values, type=pa.string())
+def _dates(values: Any) -> pa.Array:
+    text = _text(values)
     try:
         return text.cast(pa.date32())
     except pa.ArrowInvalid:
@@ -190,8 +202,8 @@ def _dates(values: Sequence[Any]) -> pa.Array:
 
 
 def _timestamps(zone: str) -> Decoder:
-    def decode(values: Sequence[Any]) -> pa.Array:
-        text = pa.array(values, type=pa.string())
+    def decode(values: Any) -> pa.Array:
+        text = _text(values)
         try:
             naive = text.cast(pa.timestamp("us"))
         except pa.ArrowInvalid:
@@ -214,8 +226,9 @@ def to_batch(
 
     :raises PermanentError: naming the column when a value does not fit its Arrow type.
     """
+    wire = pa.array(rows, type=pa.struct([pa.field(f"_c{i}", pa.binary()) for i in range(len(schema))]))
     arrays = []
-    for field, decode, values in zip(schema, column_decoders, zip(*rows, strict=True), strict=True):
+    for field, decode, values in zip(schema, column_decoders, wire.flatten(), strict=True):
         try:
             arrays.append(decode(values))
         except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:

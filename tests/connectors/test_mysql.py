@@ -302,7 +302,8 @@ class TestBatches:
     def test_rows_come_ordered_by_query_field_then_primary_key(
         self, mariadb: MariaDBServer
     ) -> None:
-        with make_source(mariadb, table="ties", query_field="ts", batch_size=1000) as src:
+        with make_source(mariadb, table="ties", query_field="ts", batch_size=1000,
+                         reader="pymysql") as src:
             ids = read_all(src, window(0, 60)).column("id").to_pylist()
         assert ids == [10001, *range(1, TIES + 1), 10000]
 

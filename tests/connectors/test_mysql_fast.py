@@ -1,7 +1,8 @@
 """The MySQL source's connectorx reader against a real MariaDB server started for this module.
 
 Every behaviour is checked against the pymysql reader on the same server: both must yield the
-same batches (schema, values, order) for every table of the shared test data set.
+same batches (schema, values) for every table of the shared test data set, in the same order
+unless the window is read as key ranges (primary-key order; see ``same_rows``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def both(server: MariaDBServer, win: Window, **options: Any) -> tuple[pa.Table, 
     with make_source(server, reader="pymysql", **options) as slow:
         slow_table = read_all(slow, win)
     return fast_table, slow_table
+
+
+def same_rows(quick: pa.Table, slow: pa.Table, query_field: str) -> bool:
+    """The same rows, rows with equal query fields in the same (key) order: what the stage's
+    "later copy wins" needs. Key-range pages read in key order, the pymysql reader in
+    (query field, key) order."""
+    order = [(query_field, "ascending"), ("id", "ascending")]
+    return quick.sort_by(order).equals(slow) and slow.sort_by(order).equals(slow)
 
 
 EVERYTHING = Window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
@@ -222,10 +231,38 @@ class TestPages:
         assert quick.column("id").to_pylist() == list(range(1, 5001)) and quick.equals(slow)
 
     def test_a_page_ending_inside_a_run_of_equal_timestamps_continues_by_key(
+        self, mariadb: MariaDBServer, small_pages: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(fast, "RANGE_DENSITY", 0)  # keys never dense enough: keyset pages
+        quick, slow = both(mariadb, window(0, 60), table="ties", query_field="ts", batch_size=100)
+        assert quick.column("id").to_pylist() == [10001, *range(1, TIES + 1), 10000]
+        assert quick.equals(slow)
+
+    def test_dense_keys_are_read_as_key_ranges_in_key_order(
         self, mariadb: MariaDBServer, small_pages: None
     ) -> None:
-        quick, _ = both(mariadb, window(0, 60), table="ties", query_field="ts", batch_size=100)
-        assert quick.column("id").to_pylist() == [10001, *range(1, TIES + 1), 10000]
+        quick, slow = both(mariadb, window(0, 60), table="ties", query_field="ts", batch_size=100)
+        # 2,502 rows with keys 1..10001: dense enough; pages of 700 keys, most of them empty
+        assert quick.column("id").to_pylist() == [*range(1, TIES + 1), 10000, 10001]
+        assert same_rows(quick, slow, "ts")
+
+    def test_sparse_keys_fall_back_to_keyset_pages(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx", table="ties", query_field="ts") as src:
+            query = fast.build_query(src.options, src._table_info(), window(0, 60).start, window(0, 60).end)
+        assert query.range_key == "`id`"
+        assert query.key_ranges(1, 10001, 2502) is not None
+        assert query.key_ranges(1, 10_001, 2000) is None  # more than 4 keys per row
+        assert query.key_ranges(None, None, 0) is None  # an empty window
+
+    def test_key_ranges_cover_every_key_once(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx") as src:
+            query = fast.build_query(src.options, src._table_info(), window(0, 10).start, window(0, 10).end)
+        step = query.page_rows
+        assert step is not None
+        ranges = query.key_ranges(5, 5 + 2 * step, 2 * step + 1)
+        assert ranges == [(5, 4 + step), (5 + step, 4 + 2 * step), (5 + 2 * step, 5 + 2 * step)]
+        assert query.range_sql(7, 9).endswith("AND `id` >= 7 AND `id` <= 9 ORDER BY `id`")
+        assert "`_k0`" not in query.range_sql(7, 9)  # page keys are only read by keyset pages
 
     def test_a_timestamp_query_field_pages_by_epoch(
         self, mariadb: MariaDBServer, small_pages: None
@@ -247,7 +284,7 @@ class TestPages:
     ) -> None:
         win = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
         quick, slow = both(mariadb, win, table="daily", query_field="d", batch_size=100)
-        assert quick.num_rows == 1333 and quick.equals(slow)
+        assert quick.num_rows == 1333 and same_rows(quick, slow, "d")
 
     def test_batches_never_exceed_batch_size(self, mariadb: MariaDBServer, small_pages: None) -> None:
         with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
