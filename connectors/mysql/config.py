@@ -102,11 +102,12 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
         },
         "reader": {
             "enum": ["auto", "connectorx", "pymysql"],
-            "description": "How the extract reads rows. 'connectorx' streams Arrow batches "
-            "from Rust, several times faster (needs the mysql-fast extra); 'pymysql' is pure "
-            "Python. 'auto' takes connectorx when it is installed and can read the table "
-            "(no 'ssl', no spatial columns), else pymysql. Both yield the same batches. "
-            "Default 'auto'.",
+            "description": "How the extract reads rows. 'connectorx' reads Arrow pages "
+            "in Rust, several times faster (needs the mysql-fast extra), by primary-key ranges "
+            "when the window's keys are dense; 'pymysql' is pure Python, one streamed "
+            "statement. 'auto' takes connectorx when it is installed and can read the table "
+            "(no 'ssl', no spatial columns), else pymysql. Both yield the same rows with the "
+            "same values. Default 'auto'.",
         },
         "ssl": {
             "type": "object",
