@@ -7,19 +7,29 @@ loaded twice, and a crash part-way leaves the tables as they were before.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drivetrain.errors import ConnectorError, PermanentError
 from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
+from drivetrain.tables import Stage, Target
 from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
-from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, quote_expr
+from drivetrain.warehouse import (
+    LINEAGE_COLUMNS,
+    PushDown,
+    PushDownStats,
+    TableRef,
+    Warehouse,
+    quote_expr,
+)
 
 from .base import BasePhase, PhaseContext
 from .housekeeping import reference_attempt
@@ -151,9 +161,18 @@ class SourceToStageTransfer(BasePhase):
 
 
 class StageToTargetTransfer(BasePhase):
-    """Move the window from stage to target: SQL inside the warehouse, or Arrow via transform()."""
+    """Move the window from stage to target: SQL inside the warehouse, or Arrow via transform().
+
+    On the Arrow path (``transform()`` overridden, or stage and target in different warehouses)
+    the rows pass through Python. Without keys they are loaded straight into the target's
+    window. With ``dedup_keys`` or ``load_strategy: merge`` they are loaded into a scratch table
+    beside the target (:func:`scratch_table`), and the target warehouse's own push-down takes
+    them from there, so both paths apply the keys with the same SQL.
+    """
 
     name = "stage_to_target_transfer"
+    #: Stage rows per batch handed to transform() on the Arrow path.
+    batch_size: ClassVar[int] = 50_000
 
     def select_columns(self, ctx: PhaseContext, stage_columns: Sequence[str]) -> list[tuple[str, str]]:
         """(target column, SQL expression over stage columns) for the push-down.
@@ -165,7 +184,14 @@ class StageToTargetTransfer(BasePhase):
         return [(rename.get(c, c), quote_expr(c)) for c in stage_columns if not c.startswith("_drivetrain_")]
 
     def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch:
-        """Arrow transformation, used instead of the push-down when a subclass overrides it."""
+        """Arrow transformation, used instead of the push-down when a subclass overrides it.
+
+        ``batch`` holds the stage's columns and ``_drivetrain_row``, each record's position in
+        the extract. Return the target's columns: they must include the target's query field
+        and every dedup or merge key. Keep ``_drivetrain_row`` (filters and column changes do)
+        and copies of a key with equal query-field values are decided by source order, as in
+        the SQL push-down; without it, the copy returned later wins. It never reaches the target.
+        """
         return batch
 
     def uses_arrow_path(self, ctx: PhaseContext) -> bool:
@@ -187,22 +213,20 @@ class StageToTargetTransfer(BasePhase):
 
     def run(self, ctx: PhaseContext) -> TransferResult:
         stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
-        tcfg = ctx.config.target
         if self.uses_arrow_path(ctx):
             return self._arrow(ctx, stage, target)
+        dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
             target=target.ref,
             columns=self.select_columns(ctx, list(stage.columns())),
-            dedup_keys=tuple(tcfg.get("dedup_keys") or ()),
+            dedup_keys=dedup_keys,
             order_by=(stage.ref.query_field, ROW_COLUMN),
-            merge_keys=tuple(tcfg.get("merge_keys") or ()) if tcfg.get("load_strategy") == "merge" else (),
+            merge_keys=merge_keys,
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
-        reason = ("duplicate of another row with the same key, or an older version of a row the target holds newer"
-                  if spec.merge_keys else "duplicate of another row with the same key")
-        reasons = {reason: stats.rows_dropped} if stats.rows_dropped else {}
+        reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
         return TransferResult(
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,
@@ -211,40 +235,75 @@ class StageToTargetTransfer(BasePhase):
                      "transformations_applied": self.describe_transformations(ctx)},
         )
 
-    def _arrow(self, ctx: PhaseContext, stage: Any, target: Any) -> TransferResult:
-        """Stream the window through transform(). Keys (dedup_keys, merge) are SQL-only: say so."""
-        keys = ctx.config.target.get("dedup_keys") or ctx.config.target.get("merge_keys")
-        if keys:
-            ctx.log.warning(
-                "target_system keys %s are applied by the SQL push-down only; this transfer runs "
-                "%s.transform(), so remove duplicates there", list(keys), type(self).__name__,
-            )
-        lineage = lineage_values(ctx)
-        read = 0
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            nonlocal read
-            for batch in stage.read(ctx.window):
+    def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
+        """Stream the window through transform(); keys are applied in the target warehouse."""
+        dedup_keys, merge_keys = target_keys(ctx)
+        required = {target.ref.query_field or "": "query_field"}
+        required.update({k: "dedup_keys" for k in dedup_keys if k not in required})
+        required.update({k: "merge_keys" for k in merge_keys if k not in required})
+        keyed = bool(dedup_keys or merge_keys)
+        stream = TransformedWindow(self, ctx, stage, target.ref.query_field or "", required, with_row=keyed)
+        if not keyed:
+            with target.warehouse.window_load(ctx.window, _load_key(ctx)) as load:
+                for batch in stream:
+                    load.append(target.ref, batch)
                 ctx.check_cancelled()
-                read += batch.num_rows
-                keep = [n for n in batch.schema.names if not n.startswith("_drivetrain_")]
-                out = self.transform(batch.select(keep), ctx)
-                ctx.progress(batch.num_rows)
-                if out.num_rows:
-                    yield with_lineage(out, lineage)
+                written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
+            return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
+        spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
+                        order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys)
+        return self._arrow_keyed(ctx, stream, target, spec)
 
-        with target.warehouse.window_load(ctx.window, f"{ctx.pipeline.name}_{ctx.window.key}") as load:
-            for batch in batches():
-                load.append(target.ref, batch)
+    def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
+        """Transformed rows -> scratch table (committed), then push-down scratch -> target.
+
+        Each step is one transaction of the target warehouse. A crash after the scratch load
+        leaves the target as it was; the next run loads the scratch window again (a load
+        replaces the window) before pushing it down, so it never pushes another run's rows.
+        """
+        wh, scratch = target.warehouse, spec.stage
+        with wh.window_load(ctx.window, _load_key(ctx)) as load:
+            for batch in stream:
+                load.append(scratch, batch)
             ctx.check_cancelled()
-            counts = load.commit([target.ref], fence=ctx.fence)
-        written = counts.get(str(target.ref), 0)
-        dropped = read - written
+            load.commit([scratch], fence=ctx.fence)  # also empties a window a crashed run left behind
+        if not stream.rows_out:
+            # nothing to push down: a replaced window ends empty, a merge changes nothing
+            if spec.merge_keys:
+                written = wh.count_window(target.ref, ctx.window)
+            else:
+                with wh.window_load(ctx.window, _load_key(ctx)) as load:
+                    load.commit([target.ref], fence=ctx.fence)
+                written = 0
+            stats = PushDownStats(rows_read=0, rows_written=written, rows_dropped=0)
+        else:
+            ctx.check_cancelled()
+            wh.ensure_table(target.ref, stream.target_schema())  # a column transform() added reaches the target
+            spec = attrs.evolve(spec, columns=[(c, quote_expr(c)) for c in stream.columns()])
+            stats = wh.push_down(spec, ctx.window, stream.lineage, fence=ctx.fence)
+            _empty_scratch_window(ctx, wh, scratch)
+        reasons: dict[str, int] = {}
+        if stats.rows_dropped:
+            reasons[key_drop_reason(spec)] = stats.rows_dropped
+        outside = stream.rows_out - stats.rows_read  # only when the query field is not a timestamp any more
+        if outside > 0:
+            reasons[f"placed outside the window by {type(self).__name__}.transform()"] = outside
+        details = {"method": "arrow", "keys_applied": f"push-down SQL from {scratch}"}
+        return self._arrow_result(ctx, stream, stats.rows_written, reasons, details)
+
+    def _arrow_result(self, ctx: PhaseContext, stream: TransformedWindow, written: int,
+                      key_reasons: dict[str, int], details: dict[str, Any]) -> TransferResult:
+        """Counts of an Arrow transfer: rows transform() removed and rows the keys dropped, apart."""
+        removed = max(stream.rows_read - stream.rows_out, 0)
+        reasons = {REMOVED_BY_TRANSFORM: removed} if removed else {}
+        reasons.update(key_reasons)
+        dropped = sum(reasons.values())
+        ctx.log.info("stage -> target (Arrow): %d read, %d removed by transform(), %d dropped by keys, %d written",
+                     stream.rows_read, removed, dropped - removed, written)
         return TransferResult(
-            rows_read=read, rows_written=written, rows_dropped=max(dropped, 0),
-            reject_reasons={"removed by transform()": dropped} if dropped > 0 else {},
-            details={"stage_count": read, "target_count": written, "method": "arrow",
-                     "transformations_applied": self.describe_transformations(ctx)},
+            rows_read=stream.rows_read, rows_written=written, rows_dropped=dropped, reject_reasons=reasons,
+            details={"stage_count": stream.rows_read, "target_count": written, "rows_transformed": stream.rows_out,
+                     **details, "transformations_applied": self.describe_transformations(ctx)},
         )
 
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
@@ -255,6 +314,152 @@ class StageToTargetTransfer(BasePhase):
         if actual != expected:
             return f"the target holds {actual} rows for the window, not the {expected} the earlier run wrote"
         return None
+
+
+#: The reject reason for rows transform() did not return.
+REMOVED_BY_TRANSFORM = "removed by transform()"
+#: Suffix of the table beside the target that keyed Arrow transfers load first.
+SCRATCH_SUFFIX = "__drivetrain_transfer"
+
+
+def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(dedup_keys, merge_keys) from ``target_system``; merge keys only for ``load_strategy: merge``."""
+    target = ctx.config.target
+    dedup = tuple(target.get("dedup_keys") or ())
+    merge = tuple(target.get("merge_keys") or ()) if target.get("load_strategy") == "merge" else ()
+    return dedup, merge
+
+
+def key_drop_reason(spec: PushDown) -> str:
+    """Why a push-down with keys selected fewer rows than it read."""
+    if spec.merge_keys:
+        return "duplicate of another row with the same key, or an older version of a row the target holds newer"
+    return "duplicate of another row with the same key"
+
+
+def scratch_table(target: TableRef) -> TableRef:
+    """``<target>__drivetrain_transfer``: same database and schema, same window column.
+
+    It only ever holds windows in flight: each keyed Arrow transfer replaces its window there,
+    pushes it down, then empties it. It may be dropped whenever no transfer runs.
+    """
+    return target.sibling(SCRATCH_SUFFIX, query_field=target.query_field)
+
+
+def _load_key(ctx: PhaseContext) -> str:
+    return f"{ctx.pipeline.name}_{ctx.window.key}"
+
+
+def _empty_scratch_window(ctx: PhaseContext, wh: Warehouse, scratch: TableRef) -> None:
+    """Delete the pushed-down window from the scratch table.
+
+    Fenced like every commit: a run that lost its lease must not empty the window the new
+    holder has just loaded. Failing here changes no result (the next load of the window
+    replaces what is left), so only a lost lease is raised.
+    """
+    try:
+        with wh.window_load(ctx.window, _load_key(ctx)) as load:
+            load.commit([scratch], fence=ctx.fence)
+    except ConnectorError as exc:
+        ctx.log.warning("%s keeps this window's rows until its next load: %s", scratch, exc)
+
+
+class TransformedWindow:
+    """The stage's window streamed through a transfer's transform(), checked and counted.
+
+    Iterating yields batches ready to load: transform()'s columns (drivetrain's own removed),
+    the lineage columns and, with ``with_row``, ``_drivetrain_row`` (the stage's number of the
+    row when transform() kept that column, else the order transform() returned rows in).
+    ``required`` maps each column the output must hold to the config key that asks for it.
+    """
+
+    def __init__(self, phase: StageToTargetTransfer, ctx: PhaseContext, stage: Stage, query_field: str,
+                 required: Mapping[str, str], *, with_row: bool) -> None:
+        self.phase = phase
+        self.ctx = ctx
+        self.stage = stage
+        self.query_field = query_field
+        self.required = dict(required)
+        self.with_row = with_row
+        self.lineage = lineage_values(ctx)
+        self.rows_read = 0
+        """Stage rows read so far."""
+        self.rows_out = 0
+        """Rows transform() returned so far."""
+        self._fields: dict[str, pa.Field] = {}
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        ctx = self.ctx
+        for batch in self.stage.read(ctx.window, self.phase.batch_size):
+            ctx.check_cancelled()
+            self.rows_read += batch.num_rows
+            given = [n for n in batch.schema.names if n == ROW_COLUMN or not n.startswith("_drivetrain_")]
+            out = self.phase.transform(batch.select(given), ctx)
+            ctx.progress(batch.num_rows)
+            self._check_columns(out)
+            stage_rows = out.column(ROW_COLUMN) if ROW_COLUMN in out.schema.names else None
+            out = out.select([n for n in out.schema.names if not n.startswith("_drivetrain_")])
+            if not out.num_rows:
+                continue
+            self._check_window(out)
+            loaded = with_lineage(out, self.lineage, first_row=self.rows_out if self.with_row else None)
+            if self.with_row and stage_rows is not None:
+                loaded = loaded.set_column(loaded.num_columns - 1, ROW_COLUMN, self._row_numbers(stage_rows))
+            for field in loaded.schema:
+                known = self._fields.get(field.name)
+                if known is None or pa.types.is_null(known.type):
+                    self._fields[field.name] = field
+            self.rows_out += out.num_rows
+            yield loaded
+
+    def columns(self) -> list[str]:
+        """transform()'s output columns, in the order first seen."""
+        return [n for n in self._fields if not n.startswith("_drivetrain_")]
+
+    def target_schema(self) -> pa.Schema:
+        """transform()'s columns and the lineage columns: what the target must hold."""
+        return pa.schema([f for n, f in self._fields.items() if n != ROW_COLUMN])
+
+    def _who(self) -> str:
+        return f"{type(self.phase).__name__}.transform()"
+
+    def _check_columns(self, out: pa.RecordBatch) -> None:
+        names = out.schema.names
+        for column, key in self.required.items():
+            if column in names:
+                continue
+            returned = ", ".join(repr(n) for n in names if not n.startswith("_drivetrain_")) or "nothing"
+            if key == "query_field":
+                what = "the target's window column"
+                fix = "keep it in transform()'s output, or set target_system.query_field to the column holding each row's time"
+            else:
+                what = "a key in target_system." + key
+                fix = f"keep or add it in transform(), or list in target_system.{key} columns transform() returns"
+            raise self.ctx.config.target.error(key, f"{self._who()} returns no column {column!r}, {what} (it returns {returned}); {fix}")
+
+    def _check_window(self, out: pa.RecordBatch) -> None:
+        """A row moved out of the window would never be replaced by a later run: refuse it."""
+        column = out.column(self.query_field)
+        if not pa.types.is_timestamp(column.type):
+            return  # compared by the warehouse; the push-down counts what falls outside
+        utc = pa.timestamp("us", tz="UTC")
+        values = column.cast(utc, safe=False)  # a naive time is read as UTC, like the warehouse sessions do
+        start, end = pa.scalar(self.ctx.window.start, type=utc), pa.scalar(self.ctx.window.end, type=utc)
+        inside = pc.sum(pc.fill_null(pc.and_(pc.greater_equal(values, start), pc.less(values, end)), False)).as_py() or 0
+        if inside < out.num_rows:
+            raise PermanentError(
+                f"{self._who()} returned {out.num_rows - inside} row(s) whose {self.query_field!r} is empty or outside "
+                f"the window {self.ctx.window}: the transfer replaces one window at a time, so those rows could never be "
+                f"replaced or removed; leave {self.query_field!r} as the stage holds it (put a converted time in a new column)"
+            )
+
+    def _row_numbers(self, rows: pa.Array | pa.ChunkedArray) -> pa.Array:
+        if rows.null_count:
+            raise PermanentError(
+                f"{self._who()} returned {rows.null_count} row(s) with an empty {ROW_COLUMN!r}: keep the stage's value "
+                f"for each row it returns, or drop the column (copies with equal times are then ranked by output order)"
+            )
+        return rows.cast(pa.int64())
 
 
 def _earlier_source_count(ctx: PhaseContext) -> int | None:
