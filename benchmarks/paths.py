@@ -199,7 +199,7 @@ def phase_context(pipeline: Any, job: Job) -> Any:
 
 def _phase(job: Job, name: str, *, reader: str = "connectorx", folder: str = "dt") -> Any:
     pipeline = load_pipeline(job, reader=reader, folder=Path(job["work"]) / folder)
-    with pipeline:
+    with pipeline, pipeline.session():  # as the runner runs a phase: one connection for all of it
         return pipeline.phase(name).run(phase_context(pipeline, job))
 
 
@@ -230,7 +230,10 @@ def drivetrain_counts(job: Job) -> dict[str, Any]:
     pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / "dt")
     with pipeline:
         ctx = phase_context(pipeline, job)
-        counts = [pipeline.phase(n).run(ctx).count for n in ("source_count", "stage_count", "target_count")]
+        counts = []
+        for name in ("source_count", "stage_count", "target_count"):
+            with pipeline.session():
+                counts.append(pipeline.phase(name).run(ctx).count)
     return {"rows": counts[0], "counts": counts}
 
 

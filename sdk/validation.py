@@ -168,7 +168,7 @@ def convert_column(values: pa.Array, target: pa.DataType, naive_tz: str = "UTC")
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     try:
-        return _cast_array(values, target, naive_tz), pa.array([False] * len(values), type=pa.bool_())
+        return _cast_array(values, target, naive_tz), pa.repeat(pa.scalar(False), len(values))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError, UnicodeDecodeError):
         return _cast_each(values, target, naive_tz)
 
@@ -215,6 +215,8 @@ class RecordValidator:
 
         def flag(mask: pa.Array, text: str) -> None:
             nonlocal reason
+            if not pc.any(mask).as_py():  # the usual case: nothing to flag, nothing to rebuild
+                return
             mask = pc.fill_null(mask, False)
             reason = pc.if_else(pc.and_(mask, pc.is_null(reason)), pa.scalar(text), reason)
 
@@ -249,11 +251,12 @@ class RecordValidator:
                     flag(op(converted, limit), f"{spec.name}: {word} {bound}")
             out_arrays.append(converted)
             out_fields.append(pa.field(spec.name, spec.arrow_type))
+        checked = pa.RecordBatch.from_arrays(out_arrays, schema=pa.schema(out_fields))
+        if reason.null_count == n:  # every row passed: hand the columns on without copying them
+            return Validated(valid=checked, rejected_rows=[], reasons=[])
         ok = pc.is_null(reason)
-        valid = pa.RecordBatch.from_arrays(out_arrays, schema=pa.schema(out_fields)).filter(ok)
+        valid = checked.filter(ok)
         bad = pc.invert(ok)
-        if not pc.any(bad).as_py():
-            return Validated(valid=valid, rejected_rows=[], reasons=[])
         rejected_rows = batch.filter(bad).to_pylist()
         reasons = reason.filter(bad).to_pylist()
         return Validated(valid=valid, rejected_rows=rejected_rows, reasons=reasons)
