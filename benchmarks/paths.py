@@ -175,6 +175,17 @@ def load_pipeline(job: Job, *, reader: str, folder: Path) -> Any:
     return Pipeline.load(folder)
 
 
+def warm_up(job: Job) -> None:
+    """Pay drivetrain's once-per-process costs before the clock starts, as imports are: plugin
+    discovery, the config schema's first validation, building connector and phase objects
+    (about 50 ms). A runner process pays them once for all the phases of all its windows."""
+    pipeline = load_pipeline(job, reader="pymysql", folder=Path(job["scratch"]) / "warm-up")
+    with pipeline:  # nothing connects: connectors open their connections on first use
+        for name in ("source_to_stage_transfer", "stage_to_target_transfer", "source_count"):
+            pipeline.phase(name)
+        pipeline.source(), pipeline.stage(), pipeline.target(), pipeline.drive_store()
+
+
 def phase_context(pipeline: Any, job: Job) -> Any:
     """A context to run single phases without the runner (no drive table, no lease)."""
     from drivetrain.phases.base import PhaseContext

@@ -7,76 +7,27 @@ loaded twice, and a crash part-way leaves the tables as they were before.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import attrs
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from drivetrain.errors import ConnectorError, PermanentError
 from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.tables import Stage, Target
 from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
-from drivetrain.warehouse import (
-    LINEAGE_COLUMNS,
-    PushDown,
-    PushDownStats,
-    TableRef,
-    Warehouse,
-    quote_expr,
-)
+from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 
+from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
 from .base import BasePhase, PhaseContext
 from .housekeeping import reference_attempt
+from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
 
-#: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
-ROW_COLUMN = "_drivetrain_row"
-
-
-def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
-    """The lineage columns' values for rows this run loads."""
-    return {
-        "_drivetrain_pipeline_id": ctx.run_id,
-        "_drivetrain_window_start": ctx.window.start,
-        "_drivetrain_window_end": ctx.window.end,
-        "_drivetrain_target_date": ctx.window.target_date,
-        "_drivetrain_loaded_at": datetime.now(UTC),
-    }
-
-
-def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int | None = None) -> pa.RecordBatch:
-    """Append the lineage columns; with ``first_row``, also ``_drivetrain_row`` (source order)."""
-    types = {
-        "_drivetrain_pipeline_id": pa.string(),
-        "_drivetrain_window_start": pa.timestamp("us", tz="UTC"),
-        "_drivetrain_window_end": pa.timestamp("us", tz="UTC"),
-        "_drivetrain_target_date": pa.date32(),
-        "_drivetrain_loaded_at": pa.timestamp("us", tz="UTC"),
-    }
-    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=types[c]), batch.num_rows) for c in LINEAGE_COLUMNS]
-    names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
-    if first_row is not None:
-        arrays.append(_row_numbers(first_row, batch.num_rows))
-        names.append(ROW_COLUMN)
-    return pa.RecordBatch.from_arrays(arrays, names=names)
-
-
-#: 0, 1, 2... grown on demand: row numbers are a slice of it plus an offset, built in C.
-_COUNTING = pa.array([], type=pa.int64())
-
-
-def _row_numbers(first: int, n: int) -> pa.Array:
-    """``first, first + 1, ... first + n - 1`` as int64."""
-    global _COUNTING
-    counting = _COUNTING
-    if len(counting) < n:
-        counting = _COUNTING = pa.array(range(max(n, 2 * len(counting))), type=pa.int64())
-    return pc.add(counting.slice(0, n), pa.scalar(first, type=pa.int64()))
+__all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
 
 class SourceToStageTransfer(BasePhase):
@@ -244,7 +195,7 @@ class StageToTargetTransfer(BasePhase):
         keyed = bool(dedup_keys or merge_keys)
         stream = TransformedWindow(self, ctx, stage, target.ref.query_field or "", required, with_row=keyed)
         if not keyed:
-            with target.warehouse.window_load(ctx.window, _load_key(ctx)) as load:
+            with target.warehouse.window_load(ctx.window, load_key(ctx)) as load:
                 for batch in stream:
                     load.append(target.ref, batch)
                 ctx.check_cancelled()
@@ -262,7 +213,7 @@ class StageToTargetTransfer(BasePhase):
         replaces the window) before pushing it down, so it never pushes another run's rows.
         """
         wh, scratch = target.warehouse, spec.stage
-        with wh.window_load(ctx.window, _load_key(ctx)) as load:
+        with wh.window_load(ctx.window, load_key(ctx)) as load:
             for batch in stream:
                 load.append(scratch, batch)
             ctx.check_cancelled()
@@ -272,7 +223,7 @@ class StageToTargetTransfer(BasePhase):
             if spec.merge_keys:
                 written = wh.count_window(target.ref, ctx.window)
             else:
-                with wh.window_load(ctx.window, _load_key(ctx)) as load:
+                with wh.window_load(ctx.window, load_key(ctx)) as load:
                     load.commit([target.ref], fence=ctx.fence)
                 written = 0
             stats = PushDownStats(rows_read=0, rows_written=written, rows_dropped=0)
@@ -281,7 +232,7 @@ class StageToTargetTransfer(BasePhase):
             wh.ensure_table(target.ref, stream.target_schema())  # a column transform() added reaches the target
             spec = attrs.evolve(spec, columns=[(c, quote_expr(c)) for c in stream.columns()])
             stats = wh.push_down(spec, ctx.window, stream.lineage, fence=ctx.fence)
-            _empty_scratch_window(ctx, wh, scratch)
+            empty_scratch_window(ctx, wh, scratch)
         reasons: dict[str, int] = {}
         if stats.rows_dropped:
             reasons[key_drop_reason(spec)] = stats.rows_dropped
@@ -316,12 +267,6 @@ class StageToTargetTransfer(BasePhase):
         return None
 
 
-#: The reject reason for rows transform() did not return.
-REMOVED_BY_TRANSFORM = "removed by transform()"
-#: Suffix of the table beside the target that keyed Arrow transfers load first.
-SCRATCH_SUFFIX = "__drivetrain_transfer"
-
-
 def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(dedup_keys, merge_keys) from ``target_system``; merge keys only for ``load_strategy: merge``."""
     target = ctx.config.target
@@ -335,131 +280,6 @@ def key_drop_reason(spec: PushDown) -> str:
     if spec.merge_keys:
         return "duplicate of another row with the same key, or an older version of a row the target holds newer"
     return "duplicate of another row with the same key"
-
-
-def scratch_table(target: TableRef) -> TableRef:
-    """``<target>__drivetrain_transfer``: same database and schema, same window column.
-
-    It only ever holds windows in flight: each keyed Arrow transfer replaces its window there,
-    pushes it down, then empties it. It may be dropped whenever no transfer runs.
-    """
-    return target.sibling(SCRATCH_SUFFIX, query_field=target.query_field)
-
-
-def _load_key(ctx: PhaseContext) -> str:
-    return f"{ctx.pipeline.name}_{ctx.window.key}"
-
-
-def _empty_scratch_window(ctx: PhaseContext, wh: Warehouse, scratch: TableRef) -> None:
-    """Delete the pushed-down window from the scratch table.
-
-    Fenced like every commit: a run that lost its lease must not empty the window the new
-    holder has just loaded. Failing here changes no result (the next load of the window
-    replaces what is left), so only a lost lease is raised.
-    """
-    try:
-        with wh.window_load(ctx.window, _load_key(ctx)) as load:
-            load.commit([scratch], fence=ctx.fence)
-    except ConnectorError as exc:
-        ctx.log.warning("%s keeps this window's rows until its next load: %s", scratch, exc)
-
-
-class TransformedWindow:
-    """The stage's window streamed through a transfer's transform(), checked and counted.
-
-    Iterating yields batches ready to load: transform()'s columns (drivetrain's own removed),
-    the lineage columns and, with ``with_row``, ``_drivetrain_row`` (the stage's number of the
-    row when transform() kept that column, else the order transform() returned rows in).
-    ``required`` maps each column the output must hold to the config key that asks for it.
-    """
-
-    def __init__(self, phase: StageToTargetTransfer, ctx: PhaseContext, stage: Stage, query_field: str,
-                 required: Mapping[str, str], *, with_row: bool) -> None:
-        self.phase = phase
-        self.ctx = ctx
-        self.stage = stage
-        self.query_field = query_field
-        self.required = dict(required)
-        self.with_row = with_row
-        self.lineage = lineage_values(ctx)
-        self.rows_read = 0
-        """Stage rows read so far."""
-        self.rows_out = 0
-        """Rows transform() returned so far."""
-        self._fields: dict[str, pa.Field] = {}
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        ctx = self.ctx
-        for batch in self.stage.read(ctx.window, self.phase.batch_size):
-            ctx.check_cancelled()
-            self.rows_read += batch.num_rows
-            given = [n for n in batch.schema.names if n == ROW_COLUMN or not n.startswith("_drivetrain_")]
-            out = self.phase.transform(batch.select(given), ctx)
-            ctx.progress(batch.num_rows)
-            self._check_columns(out)
-            stage_rows = out.column(ROW_COLUMN) if ROW_COLUMN in out.schema.names else None
-            out = out.select([n for n in out.schema.names if not n.startswith("_drivetrain_")])
-            if not out.num_rows:
-                continue
-            self._check_window(out)
-            loaded = with_lineage(out, self.lineage, first_row=self.rows_out if self.with_row else None)
-            if self.with_row and stage_rows is not None:
-                loaded = loaded.set_column(loaded.num_columns - 1, ROW_COLUMN, self._row_numbers(stage_rows))
-            for field in loaded.schema:
-                known = self._fields.get(field.name)
-                if known is None or pa.types.is_null(known.type):
-                    self._fields[field.name] = field
-            self.rows_out += out.num_rows
-            yield loaded
-
-    def columns(self) -> list[str]:
-        """transform()'s output columns, in the order first seen."""
-        return [n for n in self._fields if not n.startswith("_drivetrain_")]
-
-    def target_schema(self) -> pa.Schema:
-        """transform()'s columns and the lineage columns: what the target must hold."""
-        return pa.schema([f for n, f in self._fields.items() if n != ROW_COLUMN])
-
-    def _who(self) -> str:
-        return f"{type(self.phase).__name__}.transform()"
-
-    def _check_columns(self, out: pa.RecordBatch) -> None:
-        names = out.schema.names
-        for column, key in self.required.items():
-            if column in names:
-                continue
-            returned = ", ".join(repr(n) for n in names if not n.startswith("_drivetrain_")) or "nothing"
-            if key == "query_field":
-                what = "the target's window column"
-                fix = "keep it in transform()'s output, or set target_system.query_field to the column holding each row's time"
-            else:
-                what = "a key in target_system." + key
-                fix = f"keep or add it in transform(), or list in target_system.{key} columns transform() returns"
-            raise self.ctx.config.target.error(key, f"{self._who()} returns no column {column!r}, {what} (it returns {returned}); {fix}")
-
-    def _check_window(self, out: pa.RecordBatch) -> None:
-        """A row moved out of the window would never be replaced by a later run: refuse it."""
-        column = out.column(self.query_field)
-        if not pa.types.is_timestamp(column.type):
-            return  # compared by the warehouse; the push-down counts what falls outside
-        utc = pa.timestamp("us", tz="UTC")
-        values = column.cast(utc, safe=False)  # a naive time is read as UTC, like the warehouse sessions do
-        start, end = pa.scalar(self.ctx.window.start, type=utc), pa.scalar(self.ctx.window.end, type=utc)
-        inside = pc.sum(pc.fill_null(pc.and_(pc.greater_equal(values, start), pc.less(values, end)), False)).as_py() or 0
-        if inside < out.num_rows:
-            raise PermanentError(
-                f"{self._who()} returned {out.num_rows - inside} row(s) whose {self.query_field!r} is empty or outside "
-                f"the window {self.ctx.window}: the transfer replaces one window at a time, so those rows could never be "
-                f"replaced or removed; leave {self.query_field!r} as the stage holds it (put a converted time in a new column)"
-            )
-
-    def _row_numbers(self, rows: pa.Array | pa.ChunkedArray) -> pa.Array:
-        if rows.null_count:
-            raise PermanentError(
-                f"{self._who()} returned {rows.null_count} row(s) with an empty {ROW_COLUMN!r}: keep the stage's value "
-                f"for each row it returns, or drop the column (copies with equal times are then ranked by output order)"
-            )
-        return rows.cast(pa.int64())
 
 
 def _earlier_source_count(ctx: PhaseContext) -> int | None:

@@ -1,0 +1,69 @@
+"""What every loaded row carries besides its own columns: lineage, and its place in the extract.
+
+Lineage columns say which run loaded a row, for which window and when. The stage also keeps
+``_drivetrain_row``, each row's position in the source's extract, so that of two copies of a
+key with equal query-field values the one the source sent later wins, whatever order the
+warehouse later reads them in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drivetrain.warehouse import LINEAGE_COLUMNS
+
+if TYPE_CHECKING:
+    from .base import PhaseContext
+
+#: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
+ROW_COLUMN = "_drivetrain_row"
+
+
+def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
+    """The lineage columns' values for rows this run loads."""
+    return {
+        "_drivetrain_pipeline_id": ctx.run_id,
+        "_drivetrain_window_start": ctx.window.start,
+        "_drivetrain_window_end": ctx.window.end,
+        "_drivetrain_target_date": ctx.window.target_date,
+        "_drivetrain_loaded_at": datetime.now(UTC),
+    }
+
+
+def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int | None = None) -> pa.RecordBatch:
+    """Append the lineage columns; with ``first_row``, also ``_drivetrain_row`` (source order)."""
+    types = {
+        "_drivetrain_pipeline_id": pa.string(),
+        "_drivetrain_window_start": pa.timestamp("us", tz="UTC"),
+        "_drivetrain_window_end": pa.timestamp("us", tz="UTC"),
+        "_drivetrain_target_date": pa.date32(),
+        "_drivetrain_loaded_at": pa.timestamp("us", tz="UTC"),
+    }
+    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=types[c]), batch.num_rows) for c in LINEAGE_COLUMNS]
+    names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
+    if first_row is not None:
+        arrays.append(_row_numbers(first_row, batch.num_rows))
+        names.append(ROW_COLUMN)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+#: 0, 1, 2... grown on demand: row numbers are a slice of it plus an offset, built in C.
+_COUNTING = pa.array([], type=pa.int64())
+
+
+def _row_numbers(first: int, n: int) -> pa.Array:
+    """``first, first + 1, ... first + n - 1`` as int64."""
+    global _COUNTING
+    counting = _COUNTING
+    if len(counting) < n:
+        counting = _COUNTING = pa.array(range(max(n, 2 * len(counting))), type=pa.int64())
+    return pc.add(counting.slice(0, n), pa.scalar(first, type=pa.int64()))
+
+
+def load_key(ctx: PhaseContext) -> str:
+    """The name a window load of this pipeline and window gives its temporary objects."""
+    return f"{ctx.pipeline.name}_{ctx.window.key}"
