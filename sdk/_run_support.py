@@ -33,7 +33,8 @@ class RunLogger(logging.LoggerAdapter):
         extra = dict(self.extra or {})
         kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
         phase = extra.get("phase")
-        prefix = f"[{extra.get('pipeline')} {extra.get('run_id')} {extra.get('window')}{' ' + phase if phase else ''}]"
+        phase_part = f" {phase}" if phase else ""
+        prefix = f"[{extra.get('pipeline')} {extra.get('run_id')} {extra.get('window')}{phase_part}]"
         return f"{prefix} {msg}", kwargs
 
 

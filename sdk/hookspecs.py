@@ -1,3 +1,6 @@
+# mypy: disable-error-code="empty-body"
+# (A hookspec's body never runs: pluggy reads only its signature and docstring, so the specs
+# keep the return type a plugin should give instead of adding "| None" to please mypy.)
 """The hooks drivetrain calls, with their signatures.
 
 Plugins implement them with :data:`drivetrain.hookimpl`. Registration hooks return classes;

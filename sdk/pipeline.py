@@ -50,11 +50,10 @@ class Pipeline:
             if self.config_path is None:
                 raise ConfigError(f"{type(self).__name__}: give a config, or set config_path on the class")
             config = Path(self.config_path)
-        if not isinstance(config, PipelineConfig):
-            config = PipelineConfig.from_file(Path(config))
+        loaded: PipelineConfig = config if isinstance(config, PipelineConfig) else PipelineConfig.from_file(Path(config))
         if overrides:
-            config = config.with_overrides(dict(overrides))
-        self.config = config
+            loaded = loaded.with_overrides(dict(overrides))
+        self.config = loaded
         self.extra_phases: dict[str, type[BasePhase]] = {}
         self._connectors: dict[str, Any] = {}
         self._phases: list[BasePhase] | None = None

@@ -104,7 +104,8 @@ def raw_json(rows: list[dict[str, Any]]) -> list[str]:
 
 def _cast_each(values: pa.Array, target: pa.DataType, naive_tz: str) -> tuple[pa.Array, pa.Array]:
     """Convert value by value; returns (converted with nulls where it failed, failed mask)."""
-    converted, failed = [], []
+    converted: list[Any] = []
+    failed: list[bool] = []
     for scalar in values:
         if not scalar.is_valid:
             converted.append(None)

@@ -24,17 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.config import loader
-from drivetrain.config._convert import (
-    _duration,
-    _freeze_options,
-    _optional_duration,
-)
-from drivetrain.config.phases import (
-    PhasesConfig,
-    StageCleaningConfig,
-)
 from drivetrain.errors import ConfigError
+
+from . import loader
+from ._convert import _duration, _freeze_options, _optional_duration
+from .phases import PhasesConfig, StageCleaningConfig
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

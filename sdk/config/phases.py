@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from drivetrain.config import loader
-from drivetrain.config._convert import _freeze_options, _optional_duration, _optional_float
 from drivetrain.phase_names import PHASE_NAMES
+
+from . import loader
+from ._convert import _freeze_options, _optional_duration, _optional_float
 
 
 @attrs.frozen

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from drivetrain.results import AuditResult
 
 from .base import BasePhase, PhaseContext
+
+if TYPE_CHECKING:
+    from drivetrain.config import AuditConfig
 
 
 def loss_percent(before: int, after: int) -> float:
@@ -29,6 +33,11 @@ class Audit(BasePhase):
     """Compare source, stage and target counts; explain every gap; fail outside tolerance."""
 
     name = "audit"
+
+    @property
+    def settings(self) -> AuditConfig:
+        """``phases.audit``: the settings with the tolerances, typed as such."""
+        return self.pipeline.config.phases.audit
 
     def run(self, ctx: PhaseContext) -> AuditResult:
         source = ctx.count_of("source_count")
@@ -77,7 +86,7 @@ class Audit(BasePhase):
         return AuditResult(audit_passed=True, details=details)
 
     @staticmethod
-    def loss_reasons(transfer_in: dict[str, Any], transfer_out: dict[str, Any]) -> list[str]:
+    def loss_reasons(transfer_in: Mapping[str, Any], transfer_out: Mapping[str, Any]) -> list[str]:
         reasons = []
         for reason, count in (transfer_in.get("reject_reasons") or {}).items():
             reasons.append(f"source -> stage: {count} rejected: {reason}")

@@ -15,8 +15,8 @@ import attrs
 from drivetrain.errors import ConnectorError
 from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
-from drivetrain.results import PhaseResult
 
+from ..results import PhaseResult  # relative: mypy run on sdk/ then knows the attrs fields it adds
 from .base import BasePhase, PhaseContext
 
 

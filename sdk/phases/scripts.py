@@ -52,8 +52,8 @@ def load_user_scripts(folder: Path) -> dict[str, type[BasePhase]]:
         if name not in PHASE_NAMES:
             raise ConfigError(f"{path}: not a phase name; expected one of {', '.join(PHASE_NAMES)}")
         spec = importlib.util.spec_from_file_location(f"drivetrain_user_scripts.{folder.name}.{name}", path)
+        assert spec is not None and spec.loader is not None  # always set for a .py file path
         module = importlib.util.module_from_spec(spec)
-        assert spec.loader is not None
         spec.loader.exec_module(module)
         function = getattr(module, name, None)
         if not callable(function):

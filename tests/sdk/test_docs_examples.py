@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-from drivetrain import Pipeline, RunStatus
-
 import duckdb
+
+from drivetrain import Pipeline, RunStatus
 
 from .factory import make_rows
 
