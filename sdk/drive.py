@@ -202,5 +202,9 @@ class DriveStore(abc.ABC):
         """Keep the store's connection open for a block of work (see Warehouse.session)."""
         return nullcontext()
 
+    def keep_open(self) -> AbstractContextManager[object]:
+        """Keep the store's connection for a whole run (see Warehouse.keep_open)."""
+        return nullcontext()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -202,6 +202,16 @@ class Pipeline:
                     log.warning("not holding a connection open for this phase: %s", exc)
             yield
 
+    @contextlib.contextmanager
+    def keep_open(self) -> Iterator[None]:
+        """Keep each warehouse's connection between phases for a whole run; an embedded
+        warehouse still lets go between phases when another process asks for its file."""
+        holds = [self.drive_store().keep_open, self.stage().warehouse.keep_open, self.target().warehouse.keep_open]
+        with contextlib.ExitStack() as stack:
+            for hold in holds:
+                stack.enter_context(hold())
+            yield
+
     def close(self) -> None:
         """Close every connector this pipeline opened."""
         seen: set[int] = set()

@@ -137,6 +137,10 @@ class Runner:
 
         Raises LeaseError when another run holds the window.
         """
+        with self.pipeline.keep_open():  # one connection for the run, not one per phase
+            return self._run(window)
+
+    def _run(self, window: Window) -> RunRecord:
         store = self.pipeline.drive_store()
         self._lease_ttl = self.lease_seconds
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)

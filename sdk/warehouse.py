@@ -213,6 +213,11 @@ class Warehouse(Connector):
         """
         return nullcontext()
 
+    def keep_open(self) -> AbstractContextManager[object]:
+        """Keep the connection between blocks of work for a whole run, as long as no other
+        process needs it. Embedded engines override this; the default does nothing."""
+        return nullcontext()
+
     def same_warehouse(self, other: Warehouse) -> bool:
         """True when a push-down between the two is possible."""
         return False

@@ -354,6 +354,9 @@ class DuckDBDriveStore(DriveStore):
     def session(self):  # noqa: ANN201
         return self.wh.session()
 
+    def keep_open(self):  # noqa: ANN201
+        return self.wh.keep_open()
+
     def close(self) -> None:
         """Let go of any window still locked by this process (the drive rows stay as they are)."""
         for fd in self._file_locks.values():

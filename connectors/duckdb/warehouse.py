@@ -89,6 +89,9 @@ class DuckDBWarehouse(Warehouse):
     def session(self):  # noqa: ANN201 - holds this thread's connection for the block
         return self.pool.connect()
 
+    def keep_open(self):  # noqa: ANN201 - keeps the connection between uses (see ConnectionPool)
+        return self.pool.keep_open()
+
     # -- tables ---------------------------------------------------------------------------
 
     def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:

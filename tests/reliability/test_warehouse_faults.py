@@ -41,7 +41,7 @@ print("released", flush=True)
 
 
 class FileHolder:
-    """A process that takes the DuckDB file's lock as soon as the runner lets go of it."""
+    """A process that asks for the DuckDB file and takes its lock as soon as the runner lets go."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -55,6 +55,11 @@ class FileHolder:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 pytest.fail("the holder process never queued for the DuckDB file's lock")
             time.sleep(0.01)
+        # and says so, as a drivetrain process does: the runner keeps the file between phases
+        # unless someone asks for it (ConnectionPool.keep_open)
+        mark = self.path.with_name(self.path.name + ".locks") / "wanted"
+        mark.parent.mkdir(exist_ok=True)
+        mark.touch()
 
     def _waiting(self) -> bool:
         with open("/proc/locks", encoding="ascii") as fh:

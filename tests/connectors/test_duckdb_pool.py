@@ -1,0 +1,101 @@
+"""The DuckDB connection pool: one connection per thread, kept for a run but given up on request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from drivetrain.connectors.duckdb.connection import ConnectionPool
+
+#: Another process: opens the same file through a pool (waiting its turn), writes, exits.
+OTHER_PROCESS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from drivetrain.connectors.duckdb.connection import ConnectionPool
+
+    pool = ConnectionPool(Path(sys.argv[1]), lock_timeout=60)
+    with pool.connect() as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+    print("written")
+    """
+)
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> ConnectionPool:
+    pool = ConnectionPool(tmp_path / "w.duckdb", lock_timeout=60)
+    with pool.connect() as conn:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+    return pool
+
+
+def file_is_free(path: Path) -> bool:
+    """Whether another process can open the file right now."""
+    probe = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+    return subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True).returncode == 0
+
+
+class TestKeepOpen:
+    def test_without_it_each_use_opens_the_file_again(self, pool: ConnectionPool) -> None:
+        with pool.connect() as first:
+            pass
+        with pool.connect() as second:
+            pass
+        assert first is not second
+
+    def test_a_kept_connection_serves_every_use_of_the_block(self, pool: ConnectionPool) -> None:
+        with pool.keep_open():
+            with pool.connect() as first:
+                first.execute("INSERT INTO t VALUES (1)")
+            with pool.connect() as second:
+                assert second.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert first is second
+
+    def test_the_file_is_free_again_when_the_block_ends(self, pool: ConnectionPool) -> None:
+        with pool.keep_open():
+            with pool.connect():
+                pass
+            assert not file_is_free(pool.path)
+        assert file_is_free(pool.path)
+
+    def test_a_waiting_process_gets_the_file_at_the_holders_next_idle_moment(self, pool: ConnectionPool) -> None:
+        seen = set()
+        with pool.keep_open():
+            with pool.connect() as conn:
+                seen.add(id(conn))
+            other = subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(pool.path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 60
+                while other.poll() is None and time.monotonic() < deadline:
+                    with pool.connect() as conn:  # work between phases: idle for a moment after each
+                        seen.add(id(conn))
+                        conn.execute("SELECT count(*) FROM t").fetchone()
+                    time.sleep(0.05)
+                out, err = other.communicate(timeout=60)
+            finally:
+                if other.poll() is None:
+                    other.kill()
+            assert other.returncode == 0, err
+            assert out.strip() == "written"
+            with pool.connect() as conn:  # the holder opens the file again and sees the write
+                assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert len(seen) >= 2  # it let go at least once
+
+    def test_a_process_that_waits_says_so(self, pool: ConnectionPool) -> None:
+        assert not pool.wanted_mark.exists()
+        with pool.connect():
+            other = subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(pool.path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 30
+            while not pool.wanted_mark.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            asked = pool.wanted_mark.exists()
+        assert other.wait(timeout=60) == 0  # and once the holder left, it got the file
+        assert asked
