@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -75,7 +76,7 @@ class Pipeline:
     # -- loading --------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, name_or_path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
+    def load(cls, name_or_path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
         """A registered pipeline by name, or a folder (or config.json path)."""
         target = Path(name_or_path)
         if target.is_file():

@@ -362,7 +362,7 @@ class Runner:
         ctx.record = ctx.record.with_phase(name, running)
         store.update(ctx.record, fence=self.lease)
         ctx.phase_name = name
-        ctx.log = RunLogger(log, {**ctx.log.extra, "phase": name})
+        ctx.log = RunLogger(log, {**(ctx.log.extra or {}), "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
         timer = None
         if settings.timeout_minutes and name != STALE_PIPELINE_HANDLING:

@@ -25,10 +25,10 @@ def _select_sql(spec: PushDown) -> str:
     stage = spec.stage
     exprs = [f"{expr} AS {quote(name)}" for name, expr in spec.columns]
     exprs += [f"? AS {quote(col)}" for col in LINEAGE_COLUMNS]
-    sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {quote(stage.query_field)} >= ? AND {quote(stage.query_field)} < ?"
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {quote(stage.query_field or '')} >= ? AND {quote(stage.query_field or '')} < ?"
     key_columns = spec.dedup_keys or spec.merge_keys  # a MERGE needs one source row per key
     if key_columns:
-        order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field)} DESC"
+        order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field or '')} DESC"
         keys = ", ".join(quote(k) for k in key_columns)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
     return sql
@@ -40,7 +40,7 @@ def run_push_down(
     stage, target = spec.stage, spec.target
     params = [lineage[c] for c in LINEAGE_COLUMNS] + [window.start, window.end]
     select = _select_sql(spec)
-    where = f"{quote(stage.query_field)} >= ? AND {quote(stage.query_field)} < ?"
+    where = f"{quote(stage.query_field or '')} >= ? AND {quote(stage.query_field or '')} < ?"
     with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: {stage} -> {target}"):
         if not wh.table_exists(stage):
             return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
@@ -49,7 +49,7 @@ def run_push_down(
             conn.execute(f"CREATE TABLE {qualified(target)} AS {select} LIMIT 0", params)
         with transaction(conn):
             rows_read = int(conn.execute(f"SELECT count(*) FROM {qualified(stage)} WHERE {where}", [window.start, window.end]).fetchone()[0])
-            tq = quote(target.query_field)
+            tq = quote(target.query_field or "")
             if spec.merge_keys:
                 cols = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
                 on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.merge_keys)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drivetrain.config.loader import schema
+
+if TYPE_CHECKING:
+    from drivetrain.base import Connector
 
 HEADER = """# Configuration reference
 
@@ -125,7 +128,9 @@ def render_connectors() -> str:
     seen: set[type] = set()
     for key, target in CONNECTORS.items():
         role, _, type_name = key.partition(":")
-        cls = _load(target)
+        # CONNECTORS holds connector classes, most as "module:Class" text whose class only
+        # the import reveals, so the static type is asserted here.
+        cls = cast("type[Connector]", _load(target))
         if cls in seen or type_name == "memory":
             continue
         seen.add(cls)

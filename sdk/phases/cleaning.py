@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from drivetrain.errors import ConnectorError, PermanentError
 from drivetrain.results import CleaningResult
 
 from .base import BasePhase, PhaseContext
+
+if TYPE_CHECKING:
+    from drivetrain.config import StageCleaningConfig, TargetCleaningConfig
 
 
 class StageCleaning(BasePhase):
@@ -18,6 +22,11 @@ class StageCleaning(BasePhase):
     """
 
     name = "stage_cleaning"
+
+    @property
+    def settings(self) -> StageCleaningConfig:
+        """``phases.stage_cleaning``, typed as this phase's settings."""
+        return self.pipeline.config.phases.stage_cleaning
 
     def run(self, ctx: PhaseContext) -> CleaningResult:
         settings = self.settings
@@ -60,6 +69,11 @@ class TargetCleaning(BasePhase):
     """Pipeline-specific cleanup of the target. Off by default; subclass to give it work."""
 
     name = "target_cleaning"
+
+    @property
+    def settings(self) -> TargetCleaningConfig:
+        """``phases.target_cleaning``, typed as this phase's settings."""
+        return self.pipeline.config.phases.target_cleaning
 
     def run(self, ctx: PhaseContext) -> CleaningResult:
         return CleaningResult(details={

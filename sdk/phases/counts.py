@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from drivetrain.results import CountResult
 
 from .base import BasePhase, PhaseContext
+
+if TYPE_CHECKING:
+    from drivetrain.config import SourceCountConfig
 
 
 class SourceCount(BasePhase):
     """Count the source's records in the window (the baseline for the audit)."""
 
     name = "source_count"
+
+    @property
+    def settings(self) -> SourceCountConfig:
+        """``phases.source_count``, typed as this phase's settings."""
+        return self.pipeline.config.phases.source_count
 
     def run(self, ctx: PhaseContext) -> CountResult:
         count = ctx.pipeline.source().count(ctx.window)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import pyarrow as pa
@@ -27,6 +27,9 @@ from .base import BasePhase, PhaseContext
 from .housekeeping import reference_attempt
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
 
+if TYPE_CHECKING:
+    from drivetrain.config import SourceToStageConfig
+
 __all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
 
@@ -34,6 +37,11 @@ class SourceToStageTransfer(BasePhase):
     """Extract the window from the source, validate each record, load valid rows to stage."""
 
     name = "source_to_stage_transfer"
+
+    @property
+    def settings(self) -> SourceToStageConfig:
+        """``phases.source_to_stage_transfer``, typed as this phase's settings."""
+        return self.pipeline.config.phases.source_to_stage_transfer
 
     def validator(self, ctx: PhaseContext) -> RecordValidator:
         stage_cfg = ctx.config.stage
@@ -172,7 +180,7 @@ class StageToTargetTransfer(BasePhase):
             target=target.ref,
             columns=self.select_columns(ctx, list(stage.columns())),
             dedup_keys=dedup_keys,
-            order_by=(stage.ref.query_field, ROW_COLUMN),
+            order_by=(stage.ref.query_field or "", ROW_COLUMN),
             merge_keys=merge_keys,
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)

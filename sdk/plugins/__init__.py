@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,7 +124,7 @@ def registered_phases() -> dict[str, type]:
     return found
 
 
-def notify(hook: str, **kwargs: Mapping[str, Any]) -> None:
+def notify(hook: str, **kwargs: Any) -> None:
     """Call a lifecycle hook; a failing plugin is reported, never fatal."""
     try:
         getattr(get_plugin_manager().hook, hook)(**kwargs)
