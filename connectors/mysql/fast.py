@@ -72,6 +72,7 @@ from drivetrain.connectors.mysql.config import MySQLOptions
 from drivetrain.connectors.mysql.errors import PERMANENT_CODES, TRANSIENT_CODES
 from drivetrain.connectors.mysql.types import (
     BINARY_TYPES,
+    CHARACTER_TYPES,
     DECIMAL_TYPES,
     INTEGER_TYPES,
     UTC_MICROS,
@@ -83,16 +84,7 @@ from drivetrain.connectors.mysql.types import (
 from drivetrain.errors import ConnectorError, MissingExtraError, PermanentError, TransientError
 
 #: Types read as they are on the wire.
-_NATIVE = INTEGER_TYPES | {"double", "double precision", "real"} | BINARY_TYPES | {
-    "char",
-    "varchar",
-    "tinytext",
-    "text",
-    "mediumtext",
-    "longtext",
-    "enum",
-    "set",
-}
+_NATIVE = INTEGER_TYPES | {"double", "double precision", "real"} | BINARY_TYPES | CHARACTER_TYPES
 #: Types read as text and decoded like the pymysql reader's values.
 _TEXT = DECIMAL_TYPES | {"float", "time", "uuid", "inet4", "inet6", "json", "datetime", "date"}
 _SPATIAL = frozenset(

@@ -45,6 +45,8 @@ INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer",
 DECIMAL_TYPES = frozenset({"decimal", "numeric", "dec", "fixed"})
 FLOAT_TYPES = frozenset({"float", "double", "real", "double precision"})
 DATETIME_TYPES = frozenset({"datetime", "timestamp"})
+#: Character strings: text in the connection's character set (utf8mb4).
+CHARACTER_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
 #: Types a query field may have.
 TEMPORAL_TYPES = DATETIME_TYPES | {"date"}
 BINARY_TYPES = frozenset(
@@ -123,21 +125,7 @@ def arrow_type(column: Column) -> pa.DataType:
         return pa.date32()
     if kind in BINARY_TYPES:
         return pa.binary()
-    if kind in {
-        "char",
-        "varchar",
-        "tinytext",
-        "text",
-        "mediumtext",
-        "longtext",
-        "enum",
-        "set",
-        "json",
-        "time",
-        "uuid",
-        "inet4",
-        "inet6",
-    }:
+    if kind in CHARACTER_TYPES | {"json", "time", "uuid", "inet4", "inet6"}:
         return pa.string()
     return pa.string() if column.charset is not None else pa.binary()
 
