@@ -66,7 +66,7 @@ class TestReadAhead:
         source = Recorder(1000)
         with ReadAhead(source, depth=3) as items:
             assert next(items) == 0
-            wait_until(lambda: source.produced >= 4)
+            wait_until(lambda: source.produced >= 5)
             time.sleep(0.2)  # would it go further?
             # one taken, three queued, one read and waiting for room
             assert source.produced == 5
