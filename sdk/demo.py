@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.window import Window
 
@@ -170,14 +171,87 @@ def demo_overrides(folder: Path) -> dict[str, str]:
     }
 
 
+#: The file that marks a folder as the demo's own; without it the demo deletes nothing there.
+MARKER = ".drivetrain-demo"
+#: Everything the demo may leave in its folder (the DuckDB file and its side files included).
+DEMO_ENTRIES = frozenset({
+    MARKER, "config.json", "source", "archive",
+    "warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.tmp", "warehouse.duckdb.locks",
+})
+_CONFIG_COMMENT = "Written by `drivetrain demo`"
+
+
+class DemoFolderError(DrivetrainError):
+    """The demo was pointed at a folder that holds something it did not create."""
+
+
+def _made_by_an_earlier_demo(folder: Path) -> bool:
+    """The marker, or (for folders written before the marker existed) the demo's own config.json."""
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and str(config.get("_comment", "")).startswith(_CONFIG_COMMENT)
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """What in ``folder`` the demo would not have written, relative to it."""
+    foreign = [entry.name for entry in folder.iterdir() if entry.name not in DEMO_ENTRIES]
+    source = folder / "source"
+    if source.is_dir() and not source.is_symlink():
+        foreign += [f"source/{entry.name}" for entry in source.iterdir()
+                    if not (entry.name.startswith("genetic_tests_") and entry.name.endswith(".jsonl"))]
+    elif source.exists() or source.is_symlink():
+        foreign.append("source")
+    return sorted(foreign)
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a folder the demo may not reset: one holding anything an earlier demo did not write.
+
+    An empty or missing folder is fine; so is one an earlier demo made (it holds the
+    :data:`MARKER` file) and that holds nothing else. Everything else is someone's data.
+
+    :raises DemoFolderError: saying why and what to do instead.
+    """
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise DemoFolderError(f"{folder} is a file, not a folder; give --dir a new or empty folder")
+    if not any(folder.iterdir()):
+        return
+    advice = ("The demo replaces its warehouse.duckdb, source/ and archive/, so it only runs in a new or empty "
+              "folder or in one an earlier demo made; give --dir another folder")
+    if not _made_by_an_earlier_demo(folder):
+        raise DemoFolderError(f"{folder} is not empty and was not made by drivetrain demo (it has no {MARKER} "
+                              f"file); nothing was changed. {advice}")
+    foreign = _foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise DemoFolderError(f"{folder} holds files drivetrain demo did not write ({shown}); nothing was "
+                              f"changed. Move them away, or {advice[advice.index('give'):]}")
+
+
 def reset_folder(folder: Path) -> None:
-    """Remove what an earlier demo left in ``folder`` (only the demo's own files)."""
-    paths = demo_paths(folder)
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal"):
+    """Check ``folder`` with :func:`check_folder`, remove what an earlier demo left there, mark it.
+
+    :raises DemoFolderError: the folder holds something the demo did not write; nothing is removed.
+    """
+    check_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "config.json"):
         (folder / name).unlink(missing_ok=True)
-    for sub in (paths["archive"], paths["source"].parent):
-        if sub.is_dir():
+    for name in ("archive", "source", "warehouse.duckdb.tmp"):
+        sub = folder / name
+        if sub.is_symlink():
+            sub.unlink()
+        elif sub.is_dir():
             shutil.rmtree(sub)
+    (folder / MARKER).write_text(
+        "This folder was made by `drivetrain demo`; running the demo here again replaces its contents.\n",
+        encoding="utf-8")
 
 
 @attrs.frozen
@@ -245,6 +319,7 @@ def run_demo(
 
     :param folder: where the source, the DuckDB file and the archive go (created if needed;
         files of an earlier demo there are replaced).
+    :raises DemoFolderError: ``folder`` holds something an earlier demo did not write.
     :param on_window: called after every attempt, for live output.
     :param progress: called with rows moved, for a progress bar.
     :returns: every attempt, in the order they ran.
@@ -253,7 +328,6 @@ def run_demo(
     from drivetrain.testing import FaultPlugin
 
     folder = folder.expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
     reset_folder(folder)
     paths = demo_paths(folder)
     stats = generate_source(paths["source"])

@@ -10,7 +10,7 @@ import click
 
 from drivetrain.record import RunStatus
 
-from ._output import EXIT_FAILED, Output, output, setup_logging
+from ._output import EXIT_FAILED, EXIT_USAGE, CliError, Output, output, setup_logging
 from ._progress import RunProgress
 from ._records import carried_phases, outcome_text, window_label
 
@@ -27,8 +27,9 @@ def demo_command(folder: str | None) -> None:
     go from JSONL files through a stage table into a target table in DuckDB, one
     hourly window per run. The 13:00 window is made to fail in stage_to_target_transfer;
     the next run resumes it, skipping what the failed attempt finished. Ends with a
-    summary and a query of the drive table to paste. Files of an earlier demo in PATH
-    are replaced.
+    summary and a query of the drive table to paste. PATH must be new, empty, or a
+    folder an earlier demo made (it holds a .drivetrain-demo file); the files of that
+    earlier demo are replaced. A folder holding anything else is refused untouched.
     """
     from drivetrain import demo
 
@@ -36,6 +37,10 @@ def demo_command(folder: str | None) -> None:
     if not out.terminal:
         setup_logging(out.verbosity - 1, terminal=False)  # the window lines below replace per-phase logs
     target = Path(folder).expanduser() if folder else demo.DEFAULT_DIR.expanduser()
+    try:
+        demo.check_folder(target.resolve())
+    except demo.DemoFolderError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     out.line(f"drivetrain demo: one day of synthetic genetic test results -> {target.resolve()}")
     out.line("")
 

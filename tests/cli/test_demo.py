@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from drivetrain import Pipeline
-from drivetrain.demo import DEMO_DAY, demo_overrides, generate_source, reset_folder
+from drivetrain.demo import DEMO_DAY, MARKER, DemoFolderError, demo_overrides, generate_source, reset_folder
 
 from .conftest import Cli, Result
 
@@ -91,14 +91,72 @@ class TestSyntheticSource:
         assert all(isinstance(r["metadata"], dict) for r in lines)
 
 
+def fill(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 class TestResetFolder:
-    def test_a_new_demo_removes_only_what_an_earlier_one_wrote(self, tmp_path: Path) -> None:
-        for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "source/old.jsonl", "archive/x/part.parquet", "notes.txt"):
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_text("x")
+    def test_a_new_demo_replaces_what_an_earlier_one_wrote(self, tmp_path: Path) -> None:
+        fill(tmp_path, MARKER, "config.json", "warehouse.duckdb", "warehouse.duckdb.wal",
+             "source/genetic_tests_2025-11-15.jsonl", "archive/x/part.parquet")
         reset_folder(tmp_path)
-        left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-        assert left == ["notes.txt"]
+        assert listing(tmp_path) == [MARKER]
+
+    def test_a_new_or_empty_folder_is_marked_as_the_demos(self, tmp_path: Path) -> None:
+        (tmp_path / "empty").mkdir()
+        reset_folder(tmp_path / "new")
+        reset_folder(tmp_path / "empty")
+        assert (tmp_path / "new" / MARKER).is_file() and (tmp_path / "empty" / MARKER).is_file()
+
+    def test_a_pipeline_folder_without_the_marker_is_refused_untouched(self, tmp_path: Path) -> None:
+        fill(tmp_path, "config.json", "warehouse.duckdb", "archive/orders/2025-11-15/part.parquet")
+        before = listing(tmp_path)
+        with pytest.raises(DemoFolderError, match=f"not made by drivetrain demo.*{MARKER}"):
+            reset_folder(tmp_path)
+        assert listing(tmp_path) == before
+
+    def test_a_marked_folder_holding_other_files_is_refused_untouched(self, tmp_path: Path) -> None:
+        fill(tmp_path, MARKER, "warehouse.duckdb", "notes.txt", "source/orders.csv")
+        before = listing(tmp_path)
+        with pytest.raises(DemoFolderError, match=r"did not write \(notes.txt, source/orders.csv\)"):
+            reset_folder(tmp_path)
+        assert listing(tmp_path) == before
+
+    def test_a_folder_from_a_demo_before_the_marker_is_recognised_by_its_config(self, tmp_path: Path) -> None:
+        fill(tmp_path, "warehouse.duckdb", "source/genetic_tests_2025-11-15.jsonl")
+        (tmp_path / "config.json").write_text(json.dumps({"_comment": "Written by `drivetrain demo`: the..."}))
+        reset_folder(tmp_path)
+        assert listing(tmp_path) == [MARKER]
+
+    def test_a_file_is_refused(self, tmp_path: Path) -> None:
+        fill(tmp_path, "warehouse.duckdb")
+        with pytest.raises(DemoFolderError, match="is a file"):
+            reset_folder(tmp_path / "warehouse.duckdb")
+
+
+class TestDemoFolderOnTheCommandLine:
+    def test_a_real_pipelines_folder_is_refused_with_exit_2_and_nothing_deleted(self, cli: Cli, shop: Path) -> None:
+        run = cli("run", "shop")
+        assert run.returncode == 0, run
+        fill(shop, "archive/shop/2025-11-15/part.parquet")
+        before = {p: p.read_bytes() for p in shop.rglob("*") if p.is_file()}
+        result = cli("demo", "--dir", str(shop))
+        assert result.returncode == 2, result
+        assert "not made by drivetrain demo" in result.stderr and "give --dir another folder" in result.stderr
+        assert {p: p.read_bytes() for p in shop.rglob("*") if p.is_file()} == before
+
+    def test_running_the_demo_twice_in_one_folder_works(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        _, out, cli = demo_run
+        assert (out / MARKER).is_file()
+        again = cli("demo", "--dir", str(out))
+        assert again.returncode == 0, again
+        assert len(drive_rows(out / "warehouse.duckdb")) == 25
 
 
 class TestRegisteredDemoPipeline:
