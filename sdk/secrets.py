@@ -4,7 +4,8 @@ Config files only *name* credentials (``"credentials_ref": "mysql_prod"``); the 
 from the environment or from a registered resolver (an Airflow connection lookup, a vault...)
 when a connector is built. Anything secret is wrapped in :class:`Secret`, whose ``repr`` and
 ``str`` are ``<SECRET>``, and every secret value resolved in this process is remembered so that
-:func:`redact` and :class:`RedactingFilter` can blank it out of log lines and messages.
+:func:`redact` and :class:`RedactingFilter` can blank it out of log lines and messages: whole
+values only, in their encoded forms too (see :mod:`drivetrain.redaction`).
 
 Environment variables follow the ref: ``credentials_ref`` ``"mysql_prod"`` reads every variable
 starting with ``MYSQL_PROD_`` (``MYSQL_PROD_USER``, ``MYSQL_PROD_PASSWORD``...) and gives the keys
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from drivetrain.errors import ConfigError
+from drivetrain.redaction import MASK, redact, register_pair, register_secret
 
 __all__ = [
     "PLAIN_KEYS",
@@ -54,52 +56,14 @@ PLAIN_KEYS = frozenset(
     }
 )
 
-#: What redaction writes in place of a secret.
-MASK = "<SECRET>"
-
-#: Values shorter than this are not remembered for redaction: they would blank out noise.
-_MIN_REDACTED_LENGTH = 4
-
 #: A resolver maps a credentials_ref to its key/value pairs, or None when it does not know it.
 Resolver = Callable[[str], Mapping[str, str] | None]
 
+#: Credential keys naming the user of HTTP Basic authentication (for :func:`register_pair`).
+_USER_KEYS = ("user", "username")
+
 _lock = threading.Lock()
-_known_secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
 _resolvers: list[Resolver] = []
-
-
-def register_secret(value: str) -> None:
-    """Remember ``value`` so that :func:`redact` hides it from now on.
-
-    Connectors that receive a secret some other way than :func:`resolve_credentials` (a token
-    returned by a login call, say) register it here. Values under four characters are ignored.
-    """
-    global _pattern
-    if not isinstance(value, str) or len(value) < _MIN_REDACTED_LENGTH:
-        return
-    with _lock:
-        if value not in _known_secrets:
-            _known_secrets.add(value)
-            _pattern = None
-
-
-def _secret_pattern() -> re.Pattern[str] | None:
-    global _pattern
-    with _lock:
-        if _pattern is None and _known_secrets:
-            # Longest first, so a secret containing another is replaced whole.
-            ordered = sorted(_known_secrets, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(value) for value in ordered))
-        return _pattern
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with every remembered secret value replaced by ``<SECRET>``."""
-    pattern = _secret_pattern()
-    if pattern is None or not text:
-        return text
-    return pattern.sub(MASK, text)
 
 
 class Secret:
@@ -158,6 +122,11 @@ class Credentials(Mapping[str, "str | Secret"]):
             text = value if isinstance(value, str) else str(value)
             items[name] = text if name in PLAIN_KEYS else Secret(text)
         self._items = items
+        password = items.get("password")
+        for user_key in _USER_KEYS:
+            user = items.get(user_key)
+            if isinstance(user, str) and isinstance(password, Secret):
+                register_pair(user, password.reveal())
 
     def __getitem__(self, key: str) -> str | Secret:
         return self._items[key.lower()]
