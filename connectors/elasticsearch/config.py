@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
+
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
 
@@ -119,11 +121,11 @@ def _normalise_host(url: str) -> str:
     """``scheme://host:port[/path]`` with the port filled in; ValueError when unusable."""
     if not isinstance(url, str) or not url:
         raise ValueError("must be a URL such as https://es.example.com:9200")
+    if credentials_in_url(url):
+        raise ValueError(CREDENTIALS_IN_URL)
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http or https URL such as https://es.example.com:9200")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not hold credentials; name them with credentials_ref instead")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
+
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
 
@@ -228,6 +230,8 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
     host = config.get("host", "localhost")
     if not isinstance(host, str) or not host:
         raise config.error("host", "must be a host name or address")
+    if credentials_in_url(host):
+        raise config.error("host", CREDENTIALS_IN_URL)
     return MySQLOptions(
         database=ident("database", config.require("database")),
         table=ident("table", config.require("table")),

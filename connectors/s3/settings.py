@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
 from drivetrain.errors import MissingExtraError
 
 if TYPE_CHECKING:
@@ -192,6 +193,11 @@ class S3Settings:
 
         creds_endpoint = credentials.reveal("endpoint") if credentials is not None else None
         creds_region = credentials.reveal("region") if credentials is not None else None
+        if isinstance(opt("endpoint_url"), str) and credentials_in_url(opt("endpoint_url")):
+            raise config.error("endpoint_url", CREDENTIALS_IN_URL)
+        if credentials is not None and isinstance(creds_endpoint, str) and credentials_in_url(creds_endpoint):
+            raise config.error("credentials_ref", f"the ENDPOINT of credentials {credentials.ref!r} "
+                               f"{CREDENTIALS_IN_URL.replace('credentials_ref', 'their ACCESS_KEY_ID and SECRET_ACCESS_KEY')}")
         if opt("sse_kms_key_id") and opt("sse") != "aws:kms":
             raise config.error("sse_kms_key_id", "only used with sse 'aws:kms'")
         return cls(

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
+
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
 
@@ -195,6 +197,9 @@ class ServiceNowOptions:
         instance, host = opts.get("instance"), opts.get("host")
         if bool(instance) == bool(host):
             raise config.error("instance", "give exactly one of 'instance' or 'host'")
+        for key, value in (("instance", instance), ("host", host)):
+            if isinstance(value, str) and credentials_in_url(value):
+                raise config.error(key, CREDENTIALS_IN_URL)
         if host and ("@" in host or "/" in host):
             raise config.error("host", "give host[:port] only, without scheme, path or user")
         table = config.require("table")

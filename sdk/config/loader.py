@@ -4,7 +4,7 @@ The steps: read the file (clear lines for a missing file or bad JSON, with line 
 check that the value is plain JSON (finite numbers, string keys, no duplicate keys), drop the
 keys that are only there for people (``"$schema"``, ``"_comment..."``, ``"//..."``), validate
 against the shipped JSON Schema, then run the checks a schema cannot express (cron syntax, time
-zones, real dates, secrets in config, the declared column schema). Every problem becomes one
+zones, real dates, secrets in config, credentials in hosts and URLs, the declared column schema). Every problem becomes one
 line ``FILE: json.path: what is wrong and what is expected``; all of them are raised together
 as one :class:`~drivetrain.errors.ConfigError`, sorted by path.
 
@@ -633,6 +633,9 @@ def validate_document(data: Any, source: str) -> tuple[dict[str, Any], dict[str,
         problems.raise_if_any()
     stripped = strip_ignored(clean)
     secret_key_problems(stripped, problems)
+    from drivetrain.config.hosts import embedded_credential_problems
+
+    embedded_credential_problems(stripped, problems)
     schema_problems(_validator(), stripped, problems)
     semantic_problems(stripped, problems)
     problems.raise_if_any()

@@ -28,6 +28,7 @@ from drivetrain.errors import ConfigError
 
 from . import loader
 from ._convert import _duration, _freeze_options, _optional_duration
+from .hosts import embedded_credential_problems
 from .phases import PhasesConfig, StageCleaningConfig
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ class SystemConfig:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(CORE_KEYS)}")
         problems = loader.Problems(source_file, (role,))
         clean = loader.strip_ignored(loader.normalize(section, problems))
+        embedded_credential_problems(clean, problems)
         if role == "archive" or not isinstance(clean, dict):
             if not isinstance(clean, dict) or not isinstance(clean.get("type"), str):
                 problems.add(("type",), "'type' is required and must be a string")

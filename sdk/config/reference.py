@@ -114,6 +114,9 @@ The `type` of a `source_system`, `stage_system`, `target_system` or `drive_table
 connector, and the connector checks the rest of the section against the options below (typos
 are errors, with a suggestion). Credentials never go in these sections: `credentials_ref`
 names them (environment variables `<REF>_USER`, `<REF>_PASSWORD`... or an Airflow connection).
+Nor do they go inside a host or URL: a `user:password@` in any host, endpoint or URL value
+(`etl:pw@db`, `https://key:secret@minio:9000`) is a config error that names the key and never
+shows the value.
 The stage-cleaning archive is chosen by `phases.stage_cleaning.archive_location` (a folder, or
 `s3://bucket/prefix/`), with its settings in `phases.stage_cleaning.archive_options`.
 """

@@ -80,3 +80,12 @@ class TestValidate:
         assert "FAILED  source_system" in result.stdout
         assert "127.0.0.1" in result.stdout
         assert PASSWORD not in result.stdout + result.stderr
+
+    def test_a_password_written_into_the_mysql_host_exits_2_and_is_never_printed(self, cli: Cli) -> None:
+        made = cli("new", "lims", "--source", "mysql")
+        assert made.returncode == 0, made
+        edit_config(cli.cwd / "lims", lambda c: c["source_system"].update(host=f"reader:{PASSWORD}@127.0.0.1"))
+        result = cli("validate", "lims")
+        assert result.returncode == 2, result
+        assert "source_system.host: holds a user or password before '@'" in result.stderr
+        assert PASSWORD not in result.stdout + result.stderr
