@@ -27,6 +27,7 @@ import abc
 import json
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -94,6 +95,35 @@ def _timeout(environ: Mapping[str, str]) -> float:
         raise ConfigError(f"DRIVETRAIN_NOTIFY_TIMEOUT: {text!r} is not a number of seconds") from None
 
 
+#: Control characters (CR and LF among them) that must never reach a mail header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """``value`` as one header line: line breaks and other control characters become one space.
+
+    A newline in a header value would start a header of its own (``Bcc: ...``); the email
+    library refuses such values, which would lose the alert instead.
+    """
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _addresses(emails: tuple[str, ...]) -> list[str]:
+    """The recipients that are one plain address each; anything else is logged and left out."""
+    from email.errors import MessageError
+    from email.headerregistry import Address
+
+    out = []
+    for email in emails:
+        try:
+            if _CONTROL.search(email) or "," in email:
+                raise ValueError("holds a line break or a comma")
+            out.append(str(Address(addr_spec=email.strip())))
+        except (ValueError, IndexError, TypeError, MessageError) as exc:
+            log.warning("leaving out the alert recipient %r: it is not one email address (%s)", header_text(email), exc)
+    return out
+
+
 @attrs.frozen(kw_only=True)
 class EmailNotifier(Notifier):
     """Plain-text email through an SMTP server, to the owner and notification_emails."""
@@ -131,16 +161,16 @@ class EmailNotifier(Notifier):
     def message(self, alert: Alert) -> EmailMessage:
         """The email for ``alert`` (no recipients: an empty To)."""
         msg = EmailMessage()
-        msg["Subject"] = f"[drivetrain] {alert.subject}"
-        msg["From"] = self.sender
-        msg["To"] = ", ".join(alert.emails)
-        msg["X-Drivetrain-Alert"] = alert.kind
-        msg["X-Drivetrain-Pipeline"] = alert.pipeline
+        msg["Subject"] = header_text(f"[drivetrain] {alert.subject}")
+        msg["From"] = header_text(self.sender)
+        msg["To"] = ", ".join(_addresses(alert.emails))
+        msg["X-Drivetrain-Alert"] = header_text(alert.kind)
+        msg["X-Drivetrain-Pipeline"] = header_text(alert.pipeline)
         msg.set_content(alert.body)
         return msg
 
     def send(self, alert: Alert) -> bool:
-        if not alert.emails:
+        if not _addresses(alert.emails):
             return False
         msg = self.message(alert)
         where = f"SMTP server {self.host}:{self.port}"
@@ -164,6 +194,22 @@ class EmailNotifier(Notifier):
         return True
 
 
+_MENTION = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+
+
+def slack_text(text: str) -> str:
+    """``text`` safe to put in a Slack mrkdwn message, inside a code block or not.
+
+    ``&``, ``<`` and ``>`` become entities, as Slack's formatting rules ask, so ``<!channel>``
+    or ``<https://...|click>`` arrive as plain text. Backticks become a look-alike (U+02CB), so
+    no text can close the code block it sits in or open one, and ``@channel``, ``@here`` and
+    ``@everyone`` get a word joiner after the ``@`` so that no client reads them as mentions.
+    """
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("`", "\u02cb")
+    return _MENTION.sub("@\u2060\\1", text)
+
+
 @attrs.frozen(kw_only=True)
 class SlackNotifier(Notifier):
     """A message through a Slack incoming webhook (to the pipeline's slack_channel, if set)."""
@@ -183,13 +229,19 @@ class SlackNotifier(Notifier):
         return cls(webhook_url=Secret(url), timeout=_timeout(environ))
 
     def payload(self, alert: Alert) -> dict[str, Any]:
-        """The JSON body: a text fallback and a block with the details."""
+        """The JSON body: a text fallback and a block with the details.
+
+        Alert text holds values from the data and from error messages, so it is escaped as
+        Slack asks (see :func:`slack_text`) and marked ``verbatim``: it can neither mention
+        anyone, nor link anywhere, nor leave its code block.
+        """
         icon = {FAILURE: ":red_circle:", DURATION: ":hourglass:", STALE: ":warning:"}.get(alert.kind, ":bell:")
+        subject = slack_text(header_text(alert.subject))
         data: dict[str, Any] = {
-            "text": f"{icon} {alert.subject}",
+            "text": f"{icon} {subject}",
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{alert.subject}*"}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{alert.body}```"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{subject}*", "verbatim": True}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{slack_text(alert.body)}```", "verbatim": True}},
             ],
         }
         if alert.slack_channel:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivetrain.errors import ConfigError, PermanentError, TransientError
 from drivetrain.monitoring import notify
-from drivetrain.monitoring.notify import Alert, EmailNotifier, SlackNotifier
+from drivetrain.monitoring.notify import Alert, EmailNotifier, SlackNotifier, slack_text
 
 from .servers import SmtpServer
 
@@ -146,3 +149,97 @@ class TestSend:
         for found in get_plugin_manager().hook.drivetrain_register_notifiers():
             registered.update(found)
         assert registered["email"] is EmailNotifier and registered["slack"] is SlackNotifier
+
+
+HOSTILE = "x```\n<!channel> <https://evil.example/pay|click here> @here & `rm` <@U0123> @everyone"
+
+
+def slack_texts(payload: dict) -> list[str]:
+    return [payload["text"], *(block["text"]["text"] for block in payload["blocks"])]
+
+
+class TestHostileTextInSlack:
+    @pytest.fixture
+    def payload(self, webhook) -> dict:
+        notifier = SlackNotifier.from_env({"DRIVETRAIN_SLACK_WEBHOOK_URL": webhook.url()})
+        assert notifier.send(alert(pipeline=f"lab{HOSTILE}", subject=f"lab FAILED at audit: {HOSTILE}",
+                                   body=f"Pipeline: lab\nError: {HOSTILE}\nOwner: {HOSTILE}"))
+        [payload] = webhook.payloads()
+        return payload
+
+    def test_no_text_can_mention_anyone_or_link_anywhere(self, payload):
+        for text in slack_texts(payload):
+            assert "<" not in text and ">" not in text
+            for mention in ("@here", "@everyone", "@channel"):
+                assert mention not in text
+
+    def test_the_error_cannot_close_its_code_block(self, payload):
+        body = payload["blocks"][1]["text"]["text"]
+        assert body.startswith("```") and body.endswith("```") and body.count("```") == 2
+        assert "`" not in payload["blocks"][0]["text"]["text"] + payload["text"]
+
+    def test_the_text_stays_readable_and_slack_does_no_preprocessing(self, payload):
+        body = payload["blocks"][1]["text"]["text"]
+        assert "&lt;!channel&gt; &lt;https://evil.example/pay|click here&gt;" in body
+        assert " &amp; " in body
+        assert all(block["text"]["verbatim"] is True for block in payload["blocks"])
+
+    def test_the_subject_stays_on_one_line(self, payload):
+        assert "\n" not in payload["text"] and "\n" not in payload["blocks"][0]["text"]["text"]
+
+
+def unescape(text: str) -> str:
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+            .replace("\u02cb", "`").replace("\u2060", ""))
+
+
+class TestSlackTextProperty:
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(alphabet=st.characters(blacklist_characters="\u02cb\u2060", blacklist_categories=("Cs",))))
+    def test_escaped_text_holds_no_markup_and_reads_as_the_original(self, text):
+        safe = slack_text(text)
+        assert not set("<>`") & set(safe)
+        assert re.fullmatch(r"([^&]|&(amp|lt|gt);)*", safe, re.DOTALL)
+        assert unescape(safe) == text
+
+
+class TestHostileTextInEmail:
+    def test_a_line_break_in_the_subject_cannot_add_a_header(self, smtp):
+        assert email(smtp).send(alert(subject="lab FAILED\r\nBcc: thief@example.com\r\nX-Evil: 1", pipeline="lab\nBcc: x@y.z"))
+        [mail] = smtp.received
+        assert mail.recipients == ["owner@example.com", "oncall@example.com"]
+        assert mail.message["Subject"] == "[drivetrain] lab FAILED Bcc: thief@example.com X-Evil: 1"
+        assert mail.message["Bcc"] is None and mail.message["X-Evil"] is None
+        assert mail.message["X-Drivetrain-Pipeline"] == "lab Bcc: x@y.z"
+
+    def test_a_recipient_smuggling_another_is_left_out_and_the_rest_still_get_it(self, smtp, caplog):
+        with caplog.at_level(logging.WARNING, logger="drivetrain.alerts"):
+            assert email(smtp).send(alert(emails=("owner@example.com\r\nBcc: thief@example.com", "a@b.c, thief@example.com",
+                                                  "oncall@example.com")))
+        [mail] = smtp.received
+        assert mail.recipients == ["oncall@example.com"]
+        assert "leaving out the alert recipient" in caplog.text
+
+    def test_the_body_keeps_hostile_text_as_plain_text(self, smtp):
+        assert email(smtp).send(alert(body=f"Error: {HOSTILE}"))
+        [mail] = smtp.received
+        assert HOSTILE in mail.body.replace("\r\n", "\n")
+
+
+class TestHostileErrorEndToEnd:
+    def test_a_failed_run_whose_error_holds_markup_alerts_without_it(self, tmp_path, notify_env, alerting, smtp, webhook):
+        from drivetrain import Pipeline, RunStatus
+        from drivetrain.testing import FaultPlugin
+
+        from .conftest import make_folder
+
+        with Pipeline.load(make_folder(tmp_path / "lab")) as pipeline:
+            with FaultPlugin(fail={"stage_to_target_transfer": 1}, message=f"bad value {HOSTILE}").installed():
+                record = pipeline.runner().run(pipeline.grid.first())
+        assert record.pipeline_status is RunStatus.FAILED
+        [payload] = [p for p in webhook.payloads() if "FAILED at stage_to_target_transfer" in p["text"]]
+        body = payload["blocks"][1]["text"]["text"]
+        assert "bad value x" in body and body.count("```") == 2
+        assert not any(("<" in text or "@here" in text) for text in slack_texts(payload))
+        [mail] = [m for m in smtp.received if m.message["X-Drivetrain-Alert"] == "failure"]
+        assert "<!channel>" in mail.body  # plain text email shows the error as it was
