@@ -29,6 +29,7 @@ from typing import Any, TypeAlias
 from airflow.sdk import BaseOperator, Context, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from drivetrain.config.schedule import interval_window
 from drivetrain.errors import ConfigError, PermanentError, PhaseFailed, PipelineNotFound
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.pipeline import Pipeline
@@ -62,36 +63,14 @@ def _utc(value: datetime) -> datetime:
 def window_for_interval(pipeline: Pipeline, start: datetime | None, end: datetime | None) -> Window:
     """The pipeline window a DAG run's data interval ``[start, end)`` stands for.
 
+    The rule lives in the core (:func:`drivetrain.config.schedule.interval_window`), where
+    ``drivetrain validate`` checks the whole schedule against it before any run.
+
     :raises ConfigError: the run has no data interval, or the interval is not exactly one
         window of the pipeline's grid (the cron schedule does not match ``query_window``).
     """
-    config = pipeline.config
-    where = f"{config.source_file}: dag_schedule.cron_expression"
-    if start is None or end is None:
-        raise ConfigError(
-            f"{where}: this DAG run has no data interval, so drivetrain cannot tell which window "
-            "to load; schedule the DAG with its cron timetable or trigger it with a logical date",
-            source=config.source_file,
-        )
-    start, end = _utc(start), _utc(end)
-    grid = pipeline.grid
-    try:
-        window = grid.window_starting(start)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{where}: the DAG run's data interval [{start.isoformat()}, {end.isoformat()}) does not "
-            f"start a {config.query_window.duration!r} window: {exc}; make the cron expression "
-            f"({config.schedule.cron_expression!r} in {config.schedule.timezone}) fire on window boundaries",
-            source=config.source_file,
-        ) from exc
-    if window.end != end:
-        raise ConfigError(
-            f"{where}: the DAG run's data interval [{start.isoformat()}, {end.isoformat()}) is not one "
-            f"{config.query_window.duration!r} window (that would end at {window.end.isoformat()}); "
-            f"make the cron expression ({config.schedule.cron_expression!r}) fire once per window",
-            source=config.source_file,
-        )
-    return window
+    return interval_window(pipeline.config, _utc(start) if start is not None else None,
+                           _utc(end) if end is not None else None)
 
 
 @contextlib.contextmanager

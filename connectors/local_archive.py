@@ -46,7 +46,8 @@ class LocalArchive(Archive):
     """``archive_location`` is a local folder (or ``file://`` URL)."""
 
     type_name = "local"
-    options_schema: ClassVar[Mapping[str, Any]] = {"type": "object"}
+    #: A local folder takes no archive_options: any given would be silently ignored.
+    options_schema: ClassVar[Mapping[str, Any]] = {"type": "object", "properties": {}, "additionalProperties": False}
 
     def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
         super().__init__(config, credentials)

@@ -19,20 +19,29 @@ def validate_command(pipeline: str) -> None:
     """Check PIPELINE's config, then connect to each system it names.
 
     \b
-    In order: config.json (schema and values), the source, the stage and target
-    tables, the drive table, and the archive when stage cleaning archives before
-    deleting. Every check prints one line; all checks run even after a problem.
+    In order: config.json (schema and values, the schedule against the windows,
+    the target's keys against the declared columns), the source, the stage and
+    target tables, the drive table, and the archive when stage cleaning archives
+    before deleting. Every check prints one line; all checks run even after a problem.
 
     \b
     Exit status: 0 all good; 2 the config (or a connector's options or credentials)
     is wrong; 1 a system could not be reached or used.
     """
+    from drivetrain.config.preflight import pipeline_problems
+
     out = output()
     pipe = load(pipeline)
     sched = pipe.config.schedule
-    out.line(f"ok      config        {pipe.config.source_file}: pipeline {pipe.name!r}, "
-             f"{pipe.config.query_window.duration} windows in {sched.timezone}, from {sched.start_date}")
     worst = 0
+    problem = pipeline_problems(pipe)
+    if problem is None:
+        out.line(f"ok      config        {pipe.config.source_file}: pipeline {pipe.name!r}, "
+                 f"{pipe.config.query_window.duration} windows in {sched.timezone}, from {sched.start_date}, "
+                 f"one run per window ({sched.cron_expression!r})")
+    else:
+        out.line(f"FAILED  config        {config_message(problem)}")
+        worst = EXIT_USAGE
     try:
         for label, check in _checks(pipe):
             worst = max(worst, _run_check(out, label, check))

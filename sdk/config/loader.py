@@ -344,8 +344,14 @@ _TYPE_NAMES = {
 }
 
 
-def schema_problems(validator: Validator, instance: Any, problems: Problems) -> None:
-    """Add one readable line per JSON Schema error found in ``instance``."""
+def schema_problems(
+    validator: Validator, instance: Any, problems: Problems, *, also_known: Iterable[str] = ()
+) -> None:
+    """Add one readable line per JSON Schema error found in ``instance``.
+
+    :param also_known: keys allowed at the top level of ``instance`` besides the schema's own
+        (a connector section's core keys), offered in suggestions for an unknown key.
+    """
     for error in validator.iter_errors(instance):
         path = tuple(error.absolute_path)
         kind, wanted, value = error.validator, error.validator_value, error.instance
@@ -357,6 +363,8 @@ def schema_problems(validator: Validator, instance: Any, problems: Problems) -> 
                     problems.add(path, template.replace("{key}", repr(key)))
         elif kind in ("additionalProperties", "unevaluatedProperties"):
             known = [k for k in error.schema.get("properties", {}) if k != "$schema"]
+            if not path:
+                known += [k for k in also_known if k not in known]
             patterns = list(error.schema.get("patternProperties", {}))
             for key in value:
                 if key in known or is_ignored_key(key) or looks_like_secret(key):
@@ -366,6 +374,8 @@ def schema_problems(validator: Validator, instance: Any, problems: Problems) -> 
                 hint = did_you_mean(key, known)
                 if not hint and known:
                     hint = "; expected one of " + ", ".join(repr(k) for k in known)
+                elif not hint:
+                    hint = "; nothing else is allowed here"
                 problems.add(path + (key,), f"unknown key{hint}")
         elif custom:
             problems.add(path, str(custom).replace("{value}", show(value)))
@@ -615,6 +625,9 @@ def semantic_problems(data: Mapping[str, Any], problems: Problems) -> None:
             problems.add(("dag_schedule", "start_date"), f"{show(start)} is not a real date")
     column_problems(section("stage_system").get("columns"), problems, ("stage_system", "columns"))
     table_name_problems(data, problems)
+    from drivetrain.config.preflight import document_problems
+
+    document_problems(data, problems)
     if "phases" not in data or (
         isinstance(data["phases"], Mapping) and "stage_cleaning" not in phases
     ):

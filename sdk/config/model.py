@@ -278,8 +278,11 @@ class SystemConfig:
         named = set(schema.get("properties", {}))
         core = CORE_KEYS.get(self.role, frozenset()) - named
         section = {k: v for k, v in loader.thaw(self.options).items() if k not in core}
-        problems = loader.Problems(self.source_file, tuple(self.json_path.split(".")))
-        loader.schema_problems(loader.make_validator(schema), section, problems)
+        where = tuple(self.json_path.split("."))
+        # an archive's own keys are written under phases.stage_cleaning.archive_options
+        problems = loader.Problems(self.source_file, where + ("archive_options",) if self.role == "archive" else where)
+        also_known = sorted(core) if self.role != "archive" else []
+        loader.schema_problems(loader.make_validator(schema), section, problems, also_known=also_known)
         problems.raise_if_any()
 
     def credentials(self, environ: Mapping[str, str] | None = None) -> Credentials | None:
