@@ -10,7 +10,14 @@ import duckdb
 import pytest
 
 from drivetrain import Pipeline
-from drivetrain.demo import DEMO_DAY, MARKER, DemoFolderError, demo_overrides, generate_source, reset_folder
+from drivetrain.demo import (
+    DEMO_DAY,
+    MARKER,
+    DemoFolderError,
+    demo_overrides,
+    generate_source,
+    reset_folder,
+)
 
 from .conftest import Cli, Result
 

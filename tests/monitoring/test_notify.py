@@ -233,9 +233,9 @@ class TestHostileErrorEndToEnd:
 
         from .conftest import make_folder
 
-        with Pipeline.load(make_folder(tmp_path / "lab")) as pipeline:
-            with FaultPlugin(fail={"stage_to_target_transfer": 1}, message=f"bad value {HOSTILE}").installed():
-                record = pipeline.runner().run(pipeline.grid.first())
+        faults = FaultPlugin(fail={"stage_to_target_transfer": 1}, message=f"bad value {HOSTILE}")
+        with Pipeline.load(make_folder(tmp_path / "lab")) as pipeline, faults.installed():
+            record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.FAILED
         [payload] = [p for p in webhook.payloads() if "FAILED at stage_to_target_transfer" in p["text"]]
         body = payload["blocks"][1]["text"]["text"]
