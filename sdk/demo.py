@@ -205,6 +205,11 @@ def _foreign_entries(folder: Path) -> list[str]:
                     if not (entry.name.startswith("genetic_tests_") and entry.name.endswith(".jsonl"))]
     elif source.exists() or source.is_symlink():
         foreign.append("source")
+    archive = folder / "archive"
+    if archive.is_dir() and not archive.is_symlink():
+        foreign += [f"archive/{entry.name}" for entry in archive.iterdir() if entry.name != "pipeline_name=demo"]
+    elif archive.exists() or archive.is_symlink():
+        foreign.append("archive")
     return sorted(foreign)
 
 

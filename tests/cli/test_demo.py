@@ -111,7 +111,7 @@ def listing(folder: Path) -> list[str]:
 class TestResetFolder:
     def test_a_new_demo_replaces_what_an_earlier_one_wrote(self, tmp_path: Path) -> None:
         fill(tmp_path, MARKER, "config.json", "warehouse.duckdb", "warehouse.duckdb.wal",
-             "source/genetic_tests_2025-11-15.jsonl", "archive/x/part.parquet")
+             "source/genetic_tests_2025-11-15.jsonl", "archive/pipeline_name=demo/target_date=2025-11-15/part.parquet")
         reset_folder(tmp_path)
         assert listing(tmp_path) == [MARKER]
 
@@ -129,9 +129,9 @@ class TestResetFolder:
         assert listing(tmp_path) == before
 
     def test_a_marked_folder_holding_other_files_is_refused_untouched(self, tmp_path: Path) -> None:
-        fill(tmp_path, MARKER, "warehouse.duckdb", "notes.txt", "source/orders.csv")
+        fill(tmp_path, MARKER, "warehouse.duckdb", "notes.txt", "source/orders.csv", "archive/pipeline_name=orders/x.parquet")
         before = listing(tmp_path)
-        with pytest.raises(DemoFolderError, match=r"did not write \(notes.txt, source/orders.csv\)"):
+        with pytest.raises(DemoFolderError, match=r"did not write \(archive/pipeline_name=orders, notes.txt, source/orders.csv\)"):
             reset_folder(tmp_path)
         assert listing(tmp_path) == before
 
