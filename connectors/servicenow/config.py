@@ -94,7 +94,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         "timezone": {
             "type": "string",
             "description": "Time zone of display date-times (display_value true): the "
-            "integration user's profile zone. Stored values are always UTC. Default 'UTC'.",
+            "integration user's profile zone. Stored values are always UTC. Default 'UTC'. "
+            "Refused with display_value false, which ignores it.",
         },
         "request_timeout": {
             "type": "number",
@@ -219,6 +220,9 @@ class ServiceNowOptions:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
             raise config.error("timezone", f"unknown time zone {timezone!r}") from exc
+        if "timezone" in opts and display is False:
+            raise config.error("timezone", "is only used with display_value true or \"all\" (otherwise ServiceNow "
+                                           "sends date-times in UTC and the zone is ignored); remove it or set display_value")
         extra = opts.get("extra_query")
         if extra is not None:
             extra = extra.strip().strip("^")

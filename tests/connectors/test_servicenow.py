@@ -571,6 +571,11 @@ class TestConfig:
         with pytest.raises(ConfigError):
             ServiceNowSource(config_of(section("127.0.0.1:1", **bad)))
 
+    def test_a_timezone_that_internal_values_would_ignore_is_refused(self) -> None:
+        with pytest.raises(ConfigError, match=r"source_system\.timezone: is only used with display_value"):
+            ServiceNowSource(config_of(section("127.0.0.1:1", timezone="Europe/Paris")))
+        assert ServiceNowSource(config_of(section("127.0.0.1:1", timezone="Europe/Paris", display_value=True)))
+
     def test_repr_and_describe_name_host_and_table_only(self) -> None:
         source = ServiceNowSource(config_of(section("127.0.0.1:9")))
         assert repr(source) == "<ServiceNowSource servicenow 127.0.0.1:9/incident>"
