@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from drivetrain.config.hosts import credentials_in_url
 from drivetrain.errors import ConfigError, PermanentError, TransientError
 from drivetrain.secrets import Secret, redact, register_secret
 
@@ -143,6 +144,9 @@ class EmailNotifier(Notifier):
         host = environ.get("DRIVETRAIN_SMTP_HOST")
         if not host:
             return None
+        if credentials_in_url(host):
+            raise ConfigError("DRIVETRAIN_SMTP_HOST: holds a user or password before '@' (the value is not shown); "
+                              "give the host alone and log in with DRIVETRAIN_SMTP_USER and DRIVETRAIN_SMTP_PASSWORD")
         security = environ.get("DRIVETRAIN_SMTP_SECURITY", "none").lower()
         if security not in ("none", "starttls", "ssl"):
             raise ConfigError(f"DRIVETRAIN_SMTP_SECURITY: {security!r} is not one of none, starttls, ssl")

@@ -73,6 +73,11 @@ class TestEmailNotifier:
         with pytest.raises(TransientError):
             notifier.send(alert())
 
+    def test_a_password_in_the_host_is_refused_without_echoing_it(self):
+        with pytest.raises(ConfigError, match="DRIVETRAIN_SMTP_HOST: holds a user or password") as caught:
+            EmailNotifier.from_env({"DRIVETRAIN_SMTP_HOST": "alerts:Sm7p-pass@mail.example.com"})
+        assert "Sm7p-pass" not in str(caught.value)
+
     def test_a_bad_port_is_a_config_error(self):
         with pytest.raises(ConfigError, match="DRIVETRAIN_SMTP_PORT"):
             EmailNotifier.from_env({"DRIVETRAIN_SMTP_HOST": "x", "DRIVETRAIN_SMTP_PORT": "smtp"})
