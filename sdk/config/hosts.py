@@ -5,10 +5,12 @@ would put a password where drivetrain prints and stores config values: the valid
 the drive table's config snapshot, alerts. Credentials belong behind ``credentials_ref``, so
 every such value is a config error, and the message names the key but never shows the value.
 
-One rule serves every connector, built-in or not: a value holding ``scheme://`` is checked in
-its authority (what comes before the first ``/``, ``?`` or ``#``); a value under a host- or
-URL-like key (``host``, ``hosts``, ``instance``, ``account``, ``endpoint``, ``*_url``...) is
-checked the same way without a scheme. An ``@`` there means a user, and so credentials.
+One rule serves every connector, built-in or not. A value under a host- or URL-like key
+(``host``, ``hosts``, ``instance``, ``account``, ``endpoint``, ``*_url``...) is checked in its
+authority (what comes before the first ``/``, ``?`` or ``#``, after any ``scheme://``): an
+``@`` there means a user, and so credentials. Any other value is checked only when it is a URL
+with a password (``scheme://user:password@...``), so a path or a description naming an
+address stays allowed.
 """
 
 from __future__ import annotations
@@ -46,15 +48,17 @@ def is_host_key(key: object) -> bool:
 def credentials_in_url(value: str, *, host_like: bool = True) -> bool:
     """Whether ``value`` carries a user (and perhaps a password) in its authority.
 
-    :param host_like: the value sits under a host or URL key, so a bare ``user:pw@host``
-        without a scheme counts too.
+    :param host_like: the value sits under a host or URL key, so a bare ``user@host`` or
+        ``user:pw@host`` without a scheme counts too. Elsewhere (a description, a path) only a
+        URL with a password, ``scheme://user:pw@host``, counts.
     """
     match = _SCHEME.search(value)
     if match is None and not host_like:
         return False
     rest = value[match.end():] if match is not None else value
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    return "@" in authority
+    userinfo, at, _ = authority.rpartition("@")
+    return bool(at) and (host_like or ":" in userinfo)
 
 
 def embedded_credential_problems(value: Any, problems: Problems, path: JsonPath = (), *, host_like: bool = False) -> None:

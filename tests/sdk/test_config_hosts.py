@@ -107,4 +107,5 @@ class TestTheRule:
 
     def test_a_value_under_an_ordinary_key_needs_a_scheme_to_count(self) -> None:
         assert not credentials_in_url("owner@example.com", host_like=False)
+        assert not credentials_in_url("see https://jdoe@wiki.example.com/page", host_like=False)
         assert credentials_in_url("https://u:p@host", host_like=False)
