@@ -10,8 +10,11 @@ A value is replaced only where it stands whole: not when it is a piece of a long
 the password ``snow`` the text ``snowflake``, ``snow_stage`` or ``/data/snow.duckdb`` is left
 alone, while ``user:snow@host``, ``password=snow;`` or ``"snow"`` are masked. Letters, digits and
 ``_`` make up words; a ``.`` or ``-`` between two word characters joins them too (file names,
-host names, hyphenated words). Values shorter than four characters are not remembered at all:
-whole-word matches of them would blank out ordinary text.
+host names, hyphenated words). For secrets under eight characters, which are likely to be
+ordinary words, ``/`` and a backslash join as well, so a folder named like a short password stays
+readable; longer secrets (tokens) are masked even as a component of a URL path. Values shorter
+than four characters are not remembered at all: whole-word matches of them would blank out
+ordinary text.
 """
 
 from __future__ import annotations
@@ -29,10 +32,19 @@ MASK = "<SECRET>"
 #: Values shorter than this are not remembered for redaction.
 MIN_LENGTH = 4
 
+#: Secrets shorter than this are also taken as part of a path when joined to one by '/' or '\\'.
+SHORT = 8
+
 _WORD = "A-Za-z0-9_"
-#: Not inside a word: no word character before, nor a word character joined by '.' or '-'.
-_START = f"(?<![{_WORD}])(?<![{_WORD}][.\\-])"
-_END = f"(?![{_WORD}])(?![.\\-][{_WORD}])"
+
+
+def _edges(joiners: str) -> tuple[str, str]:
+    """Lookarounds for "not inside a word": no word character next to it, nor one joined by ``joiners``."""
+    return (f"(?<![{_WORD}])(?<![{_WORD}][{joiners}])", f"(?![{_WORD}])(?![{joiners}][{_WORD}])")
+
+
+_LONG_EDGES = _edges(r".\-")
+_SHORT_EDGES = _edges(r".\-/\\")
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -84,8 +96,9 @@ def register_pair(user: str, password: str) -> None:
 
 
 def _piece(form: str) -> str:
-    start = _START if re.match(f"[{_WORD}]", form[0]) else ""
-    end = _END if re.match(f"[{_WORD}]", form[-1]) else ""
+    before, after = _SHORT_EDGES if len(form) < SHORT else _LONG_EDGES
+    start = before if re.match(f"[{_WORD}]", form[0]) else ""
+    end = after if re.match(f"[{_WORD}]", form[-1]) else ""
     return f"{start}{re.escape(form)}{end}"
 
 
