@@ -162,21 +162,25 @@ class EmailNotifier(Notifier):
             security=security, timeout=_timeout(environ),
         )
 
-    def message(self, alert: Alert) -> EmailMessage:
-        """The email for ``alert`` (no recipients: an empty To)."""
+    def message(self, alert: Alert, recipients: list[str] | None = None) -> EmailMessage:
+        """The email for ``alert`` (no recipients: an empty To).
+
+        :param recipients: the checked addresses, when the caller has them already.
+        """
         msg = EmailMessage()
         msg["Subject"] = header_text(f"[drivetrain] {alert.subject}")
         msg["From"] = header_text(self.sender)
-        msg["To"] = ", ".join(_addresses(alert.emails))
+        msg["To"] = ", ".join(_addresses(alert.emails) if recipients is None else recipients)
         msg["X-Drivetrain-Alert"] = header_text(alert.kind)
         msg["X-Drivetrain-Pipeline"] = header_text(alert.pipeline)
         msg.set_content(alert.body)
         return msg
 
     def send(self, alert: Alert) -> bool:
-        if not _addresses(alert.emails):
+        recipients = _addresses(alert.emails)
+        if not recipients:
             return False
-        msg = self.message(alert)
+        msg = self.message(alert, recipients)
         where = f"SMTP server {self.host}:{self.port}"
         try:
             if self.security == "ssl":
