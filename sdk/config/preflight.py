@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["document_problems", "pipeline_problems", "query_field_problem"]
 
 #: Characters no field name holds but SQL and expressions do.
-_SQL_CHARACTERS = re.compile(r"[;()'\"`=<>,|\\]|--|/\*|\*/")
+_SQL_CHARACTERS = re.compile(r"[;()'\"`=<>,|\\+*%!]|--|/\*|\s[-/]\s")
 #: Words that, next to others, show an expression rather than a field name.
 _SQL_WORDS = frozenset({
     "select", "from", "where", "and", "or", "not", "cast", "as", "union", "drop", "delete", "insert",

@@ -128,11 +128,13 @@ class TestTargetKeys:
 
 
 class TestQueryField:
-    @pytest.mark.parametrize("value", ["updated_at", "@timestamp", "metadata.reported_at", "sys_updated_on", "Reported At"])
+    @pytest.mark.parametrize("value", ["updated_at", "@timestamp", "metadata.reported_at", "sys_updated_on", "Reported At", "event-time",
+                                       "data/ts"])
     def test_field_names_pass(self, value: str) -> None:
         assert query_field_problem(value) is None
 
     @pytest.mark.parametrize("value", ["CAST(updated_at AS TIMESTAMP)", "updated_at; DROP TABLE x", "updated_at desc",
-                                       "updated_at' OR '1'='1", "coalesce(a, b)", "a -- comment", "updated_at > now()"])
+                                       "updated_at' OR '1'='1", "coalesce(a, b)", "a -- comment", "updated_at > now()",
+                                       "updated_at + 1", "updated_at - 1", "ts interval 1 day", "a/* x */"])
     def test_expressions_and_sql_are_refused(self, value: str) -> None:
         assert "is not a field name" in (query_field_problem(value) or "")
