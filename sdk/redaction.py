@@ -68,6 +68,7 @@ def forms(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
     }
+    out |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in out if "%" in form}
     out |= _base64(value.encode("utf-8"))
     return {form for form in out if len(form) >= MIN_LENGTH}
 
