@@ -113,7 +113,13 @@ def schedule_problem(config: PipelineConfig) -> tuple[str, str] | None:
     first = datetime.combine(sched.start_date, time(), sched.tzinfo)
     starts = [first] + [datetime.combine(day, time(), sched.tzinfo) for day in _offset_changes(config)]
     for start in starts:
-        for begin, end in pairwise(_ticks(sched.cron_expression, start, _RUNS_CHECKED)):
+        try:
+            ticks = _ticks(sched.cron_expression, start, _RUNS_CHECKED)
+        except Exception:  # croniter gives up on a date no calendar has (such as 30 February)
+            return _schedule_key(config), (
+                f"{sched.cron_expression!r} in {sched.timezone} never fires (no date matches it), so no run "
+                "would ever start; give a cron expression that fires once per window")
+        for begin, end in pairwise(ticks):
             why = _mismatch(grid, begin, end)
             if why is not None:
                 return _schedule_key(config), (

@@ -74,6 +74,11 @@ class TestScheduleProblem:
         assert schedule_problem(config(tmp_path, frequency="custom", cron="0 */6 * * *", duration="6h")) is None
 
 
+    def test_a_cron_that_never_fires_is_found(self, tmp_path: Path) -> None:
+        found = schedule_problem(config(tmp_path, frequency="custom", cron="0 0 30 2 *", duration="1d"))
+        assert found is not None and "never fires" in found[1]
+
+
 class TestIntervalWindow:
     def test_one_window_is_returned_for_its_interval(self, tmp_path: Path) -> None:
         start = datetime(2025, 11, 15, 3, tzinfo=UTC)
