@@ -357,3 +357,31 @@ class TestTableLocks:
         assert all("not starting a second run" in str(r) for r in results if isinstance(r, Exception))
         assert sf_rows(fakesnow_server, database, "SELECT COUNT(*), MAX(TOKEN) FROM DRIVETRAIN_LEASES") == [(1, 1)]
         mutex.close()
+
+
+class TestLockQueueLimit:
+    def test_the_twenty_first_statement_queued_on_one_table_is_refused_with_000625(self):
+        import snowflake.connector.errors as sf_errors
+
+        from tests.servers.fakesnow_server import MAX_LOCK_WAITERS, TableLocks
+
+        locks, table = TableLocks(), "DB.PUBLIC.T"
+        holder = object()
+        assert locks._acquire(holder, table) is False  # noqa: SLF001 - the emulator's own queue
+        got: list[object] = []
+
+        def wait(conn: object) -> None:
+            got.append(locks._acquire(conn, table))  # noqa: SLF001
+            locks.release(conn)
+
+        waiters = [threading.Thread(target=wait, args=(object(),)) for _ in range(MAX_LOCK_WAITERS)]
+        for t in waiters:
+            t.start()
+        wait_until(lambda: locks.waiters(table) == MAX_LOCK_WAITERS)
+        with pytest.raises(sf_errors.ProgrammingError, match="exceeds the 20 statements limit") as refused:
+            locks._acquire(object(), table)  # noqa: SLF001
+        assert refused.value.errno == 625
+        locks.release(holder)
+        for t in waiters:
+            t.join(30)
+        assert got == [True] * MAX_LOCK_WAITERS
