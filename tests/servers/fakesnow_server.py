@@ -13,9 +13,11 @@ on a free port, with one fix and three additions Snowflake has and fakesnow lack
   000625. fakesnow alone lets DuckDB detect the collision afterwards and fail the second
   writer with an HTTP 500 (see :class:`TableLocks`);
 
-- the login response carries a numeric ``sessionId`` (the connector's ``session_id``);
+- the login response carries a numeric ``sessionId`` (the connector's ``session_id``) and a
+  ``masterToken``, so the connector's ``close()`` logs out as it does from Snowflake;
 - ``SELECT SYSTEM$ABORT_SESSION(?)`` ends that session and rolls back its open transaction,
   releasing what it holds (fakesnow would otherwise keep a killed client's transaction forever);
+  a clean logout (the connector's ``close()``) rolls back and releases the same way;
 - every login (its session parameters) and query request (database, session, SQL text, the
   QUERY_TAG statement parameter) is recorded, so tests can check what the connector sent.
 
@@ -297,6 +299,9 @@ class FakeSnowServer:
             if "LOCK_TIMEOUT" in parameters:
                 LOCKS.timeouts[id(fs.sessions[token])] = float(parameters["LOCK_TIMEOUT"])
             payload["data"]["sessionId"] = session_id
+            # Snowflake's login answer carries a master token; without one the connector's close()
+            # never logs out (it skips the DELETE /session request)
+            payload["data"].setdefault("masterToken", token)
             return JSONResponse(payload)
 
         async def query(request: Any) -> Any:
@@ -317,7 +322,18 @@ class FakeSnowServer:
                 request._body = gzip.compress(data) if gzipped else data  # noqa: SLF001 - replay a rewritten body
             return await fs.query_request(request)
 
-        own = {"/session/v1/login-request": login, "/queries/v1/query-request": query}
+        async def session(request: Any) -> Any:
+            if request.query_params.get("delete"):
+                # a clean logout (the connector's close()) rolls back what the session left open
+                token = (request.headers.get("Authorization") or "")[17:-1]
+                conn = fs.sessions.get(token)
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # no transaction open
+                        conn._duck_conn.rollback()  # noqa: SLF001 - the emulator's own state
+                    LOCKS.release(conn)
+            return await fs.session(request)
+
+        own = {"/session/v1/login-request": login, "/queries/v1/query-request": query, "/session": session}
         routes = [Route(r.path, own[r.path], methods=["POST"]) if r.path in own else r for r in fs.routes]
         return Starlette(routes=routes)
 

@@ -327,6 +327,17 @@ class TestTableLocks:
             holder.cursor().execute("ROLLBACK")
             holder.close()
 
+    def test_closing_a_session_rolls_back_its_transaction_and_frees_its_locks(self, fakesnow_server, database):
+        sf_rows(fakesnow_server, database, "CREATE TABLE T (K VARCHAR)")
+        sf_rows(fakesnow_server, database, "INSERT INTO T VALUES ('a')")
+        leaving = raw_session(fakesnow_server, database)
+        leaving.cursor().execute("BEGIN")
+        leaving.cursor().execute("DELETE FROM T")
+        leaving.close()
+        other = raw_session(fakesnow_server, database, lock_timeout=1)
+        assert other.cursor().execute("UPDATE T SET K = 'b'").fetchall() == [(1, 0)]
+        other.close()
+
     def test_the_lease_mutex_makes_acquirers_queue_behind_the_holders_commit(self, store, fakesnow_server, database, sf_env):
         mutex = raw_session(fakesnow_server, database)
         mutex.cursor().execute("BEGIN")
