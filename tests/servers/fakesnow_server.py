@@ -99,8 +99,12 @@ class TableLocks:
     statement runs, which is what READ COMMITTED shows that statement (later statements of a
     transaction that waited after it had read keep DuckDB's older snapshot).
 
-    The holder is fakesnow's connection object (one per session). SYSTEM$ABORT_SESSION releases
-    what the aborted session held.
+    The holder is fakesnow's connection object (one per session). SYSTEM$ABORT_SESSION and a
+    clean logout release what the session held.
+
+    Keep waits in tests well under a minute: Snowflake answers a statement still running after
+    about 45 s with "in progress" and the connector polls for the result, but fakesnow answers
+    only when the statement ends, and the connector re-sends a request unanswered after 60 s.
     """
 
     def __init__(self) -> None:
