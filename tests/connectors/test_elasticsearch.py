@@ -116,6 +116,11 @@ def extract_all(source: ElasticsearchSource, window: Window = WINDOW) -> pa.Tabl
     return pa.Table.from_batches(batches) if batches else pa.table({})
 
 
+def client_for(es: EsEmulator) -> elasticsearch.Elasticsearch:
+    """The official client on the emulator, without the client's own retries."""
+    return elasticsearch.Elasticsearch(es.url, max_retries=0)
+
+
 def full_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc)
 
@@ -493,6 +498,62 @@ class TestErrors:
             older.stop()
 
 
+class TestIncompleteAnswers:
+    """What Elasticsearch does that a one-shard, never-failing cluster would not show."""
+
+    def test_by_default_the_point_in_time_keeps_its_id(self, es, make_source):
+        es.add_documents("genetic_tests", docs_every(25))
+        assert extract_all(make_source(batch_size=10)).num_rows == 25
+        searches = es.requests_to("/_search")
+        assert len(searches) == 3 and len({r.body["pit"]["id"] for r in searches}) == 1
+        assert es.open_pits == 0
+
+    def test_each_page_is_asked_with_the_id_the_previous_answer_gave(self, es, make_source):
+        es.add_documents("genetic_tests", docs_every(25))
+        es.rotate_pit_ids()
+        table = extract_all(make_source(batch_size=10, include_id=True))
+        assert table.column("_id").to_pylist() == [f"d{i:05d}" for i in range(25)]
+        sent = [r.body["pit"]["id"] for r in es.requests_to("/_search")]
+        assert len(sent) == len(set(sent)) == 3  # a new id every page
+        assert es.open_pits == 0  # the newest id was the one closed
+        assert es.requests_to("/_pit")[-1].body["id"] not in sent
+
+    def test_a_count_missing_a_failed_shard_is_transient_not_a_smaller_count(self, es, make_source):
+        es.add_documents("genetic_tests-a", docs_every(10))
+        es.add_documents("genetic_tests-b", docs_every(10, prefix="e"))
+        source = make_source(index="genetic_tests-*")
+        assert source.count(WINDOW) == 20
+        es.fail_shards_next(1, path="/_count")
+        with pytest.raises(TransientError, match=r"partial answer \(1 of 2 shards failed"):
+            source.count(WINDOW)
+        assert source.count(WINDOW) == 20
+
+    def test_a_count_whose_only_shard_failed_is_transient(self, es, make_source):
+        es.add_documents("genetic_tests", docs_every(10))
+        es.fail_shards_next(1, path="/_count")
+        with pytest.raises(TransientError, match="all shards failed"):
+            make_source(max_retries=0).count(WINDOW)
+
+    def test_a_page_missing_a_failed_shard_fails_the_extract_and_yields_nothing_partial(self, es, make_source):
+        es.add_documents("genetic_tests-a", docs_every(20))
+        es.add_documents("genetic_tests-b", docs_every(20, prefix="e"))
+        batches = make_source(index="genetic_tests-*", batch_size=10, max_retries=0).extract(WINDOW)
+        first = next(batches)
+        es.fail_shards_next(1, path="/_search")
+        with pytest.raises(TransientError, match="missing shards"):
+            next(batches)
+        assert first.num_rows == 10 and es.open_pits == 0
+
+    def test_a_page_that_ran_out_of_time_fails_the_extract(self, es, make_source):
+        es.add_documents("genetic_tests", docs_every(30))
+        batches = make_source(batch_size=10, max_retries=0).extract(WINDOW)
+        first = next(batches)
+        es.time_out_next(1, path="/_search")
+        with pytest.raises(TransientError, match="search_timeout_exception|Time exceeded|HTTP 504"):
+            next(batches)
+        assert first.num_rows == 10 and es.open_pits == 0
+
+
 class TestCheck:
     def test_check_lists_what_it_verified(self, es, make_source):
         es.add_documents(
@@ -684,6 +745,29 @@ class TestEmulatorProtocol:
             server.stop()
         assert caught.value.meta.status == 400
         assert caught.value.body["error"]["type"] == "media_type_header_exception"
+
+    def test_partial_results_come_back_flagged_when_the_search_allows_them(self, es):
+        es.add_documents("a", docs_every(4))
+        es.add_documents("b", docs_every(4, prefix="e"))
+        with client_for(es) as client:
+            es.fail_shards_next(1)
+            failed = client.search(index="a,b", size=100)
+            es.time_out_next(1)
+            slow = client.search(index="a,b", size=6)
+        assert failed["_shards"]["failed"] == 1 and failed["_shards"]["successful"] == 1
+        assert failed["_shards"]["failures"][0]["index"] == "b" and len(failed["hits"]["hits"]) == 4
+        assert slow["timed_out"] is True and len(slow["hits"]["hits"]) == 3 and slow["_shards"]["failed"] == 0
+
+    def test_a_retired_point_in_time_id_no_longer_answers(self, es):
+        es.add_documents("a", docs_every(4))
+        es.rotate_pit_ids()
+        with client_for(es) as client:
+            first = client.open_point_in_time(index="a", keep_alive="1m")["id"]
+            newer = client.search(pit={"id": first}, size=1)["pit_id"]
+            assert newer != first
+            with pytest.raises(elasticsearch.NotFoundError, match="No search context found"):
+                client.search(pit={"id": first}, size=1)
+            assert client.close_point_in_time(id=newer)["num_freed"] == 1
 
     def test_the_pit_adds_the_shard_doc_tiebreaker_to_sort_values(self, es):
         es.add_documents("genetic_tests", docs_every(3))

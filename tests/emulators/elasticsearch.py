@@ -18,10 +18,29 @@ shapes it, including the parts the official client checks:
 A point in time freezes the documents it sees; documents added later are invisible to it.
 Each index is one shard, so ``_shard_doc`` is ``(index ordinal << 32) | position``.
 
+Incomplete answers, each only when a test asks for it (by default every answer is complete and a
+point in time keeps its id), shaped as Elasticsearch shapes them:
+
+- :meth:`~EsEmulator.rotate_pit_ids`: every search under a point in time answers with a new
+  ``pit_id``. Elasticsearch may do so on any search (the id names the shard copies holding the
+  search contexts, which can change) and tells clients to send the newest; here the id a search
+  was sent stops working at once, so a client that keeps its first id fails as on a cluster
+  whose contexts moved (``search_context_missing_exception``).
+- :meth:`~EsEmulator.fail_shards_next`: a ``_count`` or ``_search`` loses a shard (the last of
+  those it spans). A count answers 200 with the surviving shards' count and ``_shards.failed``
+  / ``failures``; so does a search that allows partial results (the cluster default), while a
+  search sent ``allow_partial_search_results=false`` gets the 503 Elasticsearch returns
+  instead; when every shard of the request failed both get ``all shards failed``.
+- :meth:`~EsEmulator.time_out_next`: a ``_search`` runs out of its time. Allowing partial
+  results it answers 200 with ``timed_out: true`` and only the hits collected before (every
+  shard still counted successful, as Elasticsearch counts them); with
+  ``allow_partial_search_results=false`` it fails with a search timeout (504).
+
 Test API: :meth:`EsEmulator.start`, :meth:`~EsEmulator.stop`, :attr:`~EsEmulator.url`,
 :meth:`~EsEmulator.add_documents`, :meth:`~EsEmulator.reset`, and fault injection:
 :meth:`~EsEmulator.expire_pits`, :meth:`~EsEmulator.fail_next`, :meth:`~EsEmulator.drop_next`,
-:meth:`~EsEmulator.stall_next`,
+:meth:`~EsEmulator.stall_next`, :meth:`~EsEmulator.rotate_pit_ids`,
+:meth:`~EsEmulator.fail_shards_next`, :meth:`~EsEmulator.time_out_next`,
 :meth:`~EsEmulator.require_auth`, :meth:`~EsEmulator.require_api_key`. Every request is kept
 in :attr:`~EsEmulator.requests`. Standard library only.
 """
@@ -311,6 +330,9 @@ class EsEmulator:
             self._interruptions: list[list[Any]] = []
             self._expire_after: int | None = None
             self._auth: set[str] | None = None
+            self._rotate_pits = False
+            self._shard_troubles: list[list[Any]] = []
+            self._trouble: str | None = None
 
     def add_documents(
         self, index: str, docs: list[dict[str, Any]], mapping: dict[str, Any] | None = None
@@ -368,6 +390,22 @@ class EsEmulator:
         with self._lock:
             self._interruptions.append([n, path, seconds])
 
+    def rotate_pit_ids(self, rotate: bool = True) -> None:
+        """Answer every search under a point in time with a new id, retiring the one it was sent."""
+        with self._lock:
+            self._rotate_pits = rotate
+
+    def fail_shards_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """Let one shard (the last one spanned) fail in each of the next ``n`` counts or searches
+        whose path contains ``path``."""
+        with self._lock:
+            self._shard_troubles.append([n, path, "fail"])
+
+    def time_out_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """Make each of the next ``n`` searches whose path contains ``path`` run out of time."""
+        with self._lock:
+            self._shard_troubles.append([n, path, "timeout"])
+
     def require_auth(self, user: str, password: str) -> None:
         """Refuse (401) requests without these basic-auth credentials."""
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -421,10 +459,22 @@ class EsEmulator:
                     headers["WWW-Authenticate"] = 'Basic realm="security", charset="UTF-8"'
                     raise self._auth_error(request)
                 self._raise_fault(request.path)
+                self._trouble = self._take_shard_trouble(request.path)
                 status, body = self._route(request)
             except EsError as exc:
                 status, body = exc.status, exc.body
+            finally:
+                self._trouble = None
             return status, body, headers
+
+    def _take_shard_trouble(self, path: str) -> str | None:
+        endpoint = "_search" if path.rstrip("/").endswith("_search") else "_count" if path.rstrip("/").endswith("_count") else None
+        for item in self._shard_troubles:
+            wanted = ("_search", "_count") if item[2] == "fail" else ("_search",)
+            if item[0] > 0 and endpoint in wanted and (item[1] is None or item[1] in path):
+                item[0] -= 1
+                return str(item[2])
+        return None
 
     def _take_interruption(self, path: str) -> str | float | None:
         for item in self._interruptions:
@@ -572,14 +622,33 @@ class EsEmulator:
 
     def _count(self, expression: str, request: LoggedRequest) -> dict[str, Any]:
         names = self._resolve(expression)
+        failed = self._failed_shards(names, allow_partial=True)
         query = self._body(request).get("query", {"match_all": {}})
         total = sum(
             1
-            for name in names
+            for name in names[: len(names) - len(failed)]
             for _id, source in self.indices[name].docs
             if _matches(query, source, self.indices[name].mapping)
         )
-        return {"count": total, "_shards": _shards(len(names))}
+        return {"count": total, "_shards": _shards(len(names), failed)}
+
+    def _failed_shards(self, names: list[str], *, allow_partial: bool) -> list[str]:
+        """The indices (one shard each) this request lost: the last one when a shard failure is
+        due; raises as Elasticsearch does when that leaves nothing or partial results are refused."""
+        if self._trouble != "fail" or not names:
+            return []
+        lost = names[-1]
+        cause = {"type": "no_shard_available_action_exception", "reason": f"[emulator][{lost}][0]: shard not available"}
+        failure = {"shard": 0, "index": lost, "reason": cause}
+        if len(names) == 1:
+            raise EsError(503, "search_phase_execution_exception", "all shards failed", root_cause=[cause],
+                          phase="query", grouped=True, failed_shards=[failure])
+        if not allow_partial:
+            raise EsError(503, "search_phase_execution_exception",
+                          f"Search rejected due to missing shards [[{lost}][0]]. Consider using "
+                          "`allow_partial_search_results` setting to bypass this error.",
+                          root_cause=[cause], phase="query", grouped=True, failed_shards=[failure])
+        return [lost]
 
     def _open_pit(self, expression: str, request: LoggedRequest) -> dict[str, Any]:
         if "keep_alive" not in request.query:
@@ -634,6 +703,8 @@ class EsEmulator:
                 "action_request_validation_exception",
                 "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify any index with point in time.;",
             )
+        allow = body.get("allow_partial_search_results", request.query.get("allow_partial_search_results", True))
+        allow_partial = str(allow).lower() != "false"
         if pit_spec is not None:
             pit_id, pit = self._live_pit(pit_spec)
             shards = pit.shards
@@ -656,9 +727,16 @@ class EsEmulator:
                 f"Result window is too large, from + size must be less than or equal to: [{_MAX_WINDOW}] but was [{size}].",
             )
         sorts = _sort_specs(body.get("sort"), shards, with_pit=pit_id is not None)
+        failed = self._failed_shards([name for name, _m, _d in shards], allow_partial=allow_partial)
+        timed_out = self._trouble == "timeout"
+        if timed_out and not allow_partial:
+            cause = {"type": "search_timeout_exception", "reason": "Time exceeded"}
+            raise EsError(504, "search_phase_execution_exception", "all shards failed", root_cause=[cause],
+                          phase="query", grouped=True, failed_shards=[{"shard": 0, "index": shards[0][0] if shards else None,
+                                                                        "reason": cause}])
         query = body.get("query", {"match_all": {}})
         rows: list[tuple[list[Any], str, str, dict[str, Any]]] = []
-        for ordinal, (name, mapping, docs) in enumerate(shards):
+        for ordinal, (name, mapping, docs) in enumerate(shards[: len(shards) - len(failed)]):
             for position, (doc_id, source) in enumerate(docs):
                 if _matches(query, source, mapping):
                     key = [spec.key(source, mapping, (ordinal << 32) | position) for spec in sorts]
@@ -691,10 +769,13 @@ class EsEmulator:
                     else {}
                 ),
             }
-            for key, name, doc_id, source in rows[:size]
+            for key, name, doc_id, source in rows[: size // 2 if timed_out else size]
         ]
-        result: dict[str, Any] = {"took": 1, "timed_out": False, "_shards": _shards(len(shards))}
+        result: dict[str, Any] = {"took": 1, "timed_out": timed_out, "_shards": _shards(len(shards), failed)}
         if pit_id is not None:
+            if self._rotate_pits:
+                retired, pit_id = pit_id, base64.urlsafe_b64encode(f"pit-{next(self._ids)}".encode()).decode()
+                self.pits[pit_id] = self.pits.pop(retired)
             result = {"pit_id": pit_id, **result}
         hits_block: dict[str, Any] = {"max_score": None, "hits": hits}
         track = body.get("track_total_hits", request.query.get("track_total_hits", True))
@@ -708,8 +789,17 @@ class EsEmulator:
         return result
 
 
-def _shards(total: int) -> dict[str, int]:
-    return {"total": total, "successful": total, "skipped": 0, "failed": 0}
+def _shards(total: int, failed: list[str] | None = None) -> dict[str, Any]:
+    """The ``_shards`` block; ``failed`` names the indices whose (only) shard failed."""
+    failed = failed or []
+    block: dict[str, Any] = {"total": total, "successful": total - len(failed), "skipped": 0, "failed": len(failed)}
+    if failed:
+        block["failures"] = [
+            {"shard": 0, "index": name, "node": None,
+             "reason": {"type": "no_shard_available_action_exception", "reason": f"[emulator][{name}][0]: shard not available"}}
+            for name in failed
+        ]
+    return block
 
 
 def _filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:

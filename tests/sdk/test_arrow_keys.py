@@ -337,9 +337,8 @@ class TestCrashAndResume:
         killed = subprocess.run([sys.executable, __file__, str(folder)], capture_output=True, text=True, timeout=120, env=env, cwd=root)
         assert killed.returncode == -9, f"expected SIGKILL: rc={killed.returncode}\n{killed.stderr[-3000:]}"
         assert scratch_count(folder) == len(in_window(rows))
-        assert query(folder, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tests'")[0][0] in (0, 1)
-        if query(folder, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tests'")[0][0]:
-            assert target_rows(folder, *WINDOW) == []
+        # the target table exists from before the push-down; the killed transaction wrote nothing to it
+        assert query(folder, "SELECT count(*) FROM tests")[0][0] == 0
 
         resumed = run(folder, Upper)
         assert resumed.pipeline_status is RunStatus.SUCCESS, resumed.phase_failed

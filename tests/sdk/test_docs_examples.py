@@ -10,7 +10,7 @@ import duckdb
 
 from drivetrain import Pipeline, RunStatus
 
-from .factory import make_rows
+from .factory import make_rows, ts_of
 
 
 def query_db(path, sql):
@@ -41,6 +41,36 @@ def test_the_config_and_pipeline_examples_run(tmp_path):
     assert bands == {"minor", "adult"}
 
 
-def test_the_spec_style_script_example_is_valid_python():
+def test_the_spec_style_script_example_runs_as_the_source_count(tmp_path):
+    """The script goes into user_scripts/ as printed; only its ``...`` placeholder is filled in."""
+    folder = tmp_path / "lab_results"
+    (folder / "data").mkdir(parents=True)
+    (folder / "user_scripts").mkdir()
+    (folder / "config.json").write_text(blocks("json")[0])
+    rows = make_rows(200, hours=2, duplicates=1)
+    (folder / "data" / "part1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     script = next(b for b in blocks("python") if "def source_count(config, record)" in b)
-    compile(script, "source_count.py", "exec")
+    assert script.count("count = ...") == 1, "the example's placeholder changed; update this test"
+    helper = f"""
+import json
+from datetime import datetime
+from pathlib import Path
+
+
+def count_in_source(config, start, end):
+    Path({str(folder / "calls.txt")!r}).open("a").write(f"{{start}} {{end}}\\n")
+    lo, hi = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    rows = [json.loads(line) for path in Path({str(folder)!r}).glob(config["source_system"]["path"]) for line in path.open()]
+    return sum(lo <= datetime.fromisoformat(r["reported_at"].replace("Z", "+00:00")) < hi for r in rows)
+"""
+    filled = script.replace("count = ...", "count = count_in_source(config, start, end)")
+    (folder / "user_scripts" / "source_count.py").write_text(helper + "\n" + filled)
+
+    with Pipeline.load(folder, overrides={"phases.audit.count_tolerances.source_to_stage_tolerance_percent": 5.0}) as pipeline:
+        window = pipeline.grid.first()
+        record = pipeline.runner().run(window)
+    assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+    in_window = sum(window.start <= ts_of(r) < window.end for r in rows)
+    assert 0 < in_window < len(rows)
+    assert record.phases["source_count"].phase_specific_details["count"] == in_window
+    assert (folder / "calls.txt").read_text().split() == [window.start.isoformat(), window.end.isoformat()]

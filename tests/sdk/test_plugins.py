@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import drivetrain.contrib
 from drivetrain import Pipeline, RunStatus, hookimpl
 from drivetrain.connectors.files import FilesSource
 from drivetrain.errors import ConfigError, PipelineNotFound
@@ -27,7 +30,11 @@ class TestRegistry:
             connector_class("source", "duckdb", json_path="source_system")
 
     def test_contrib_pipelines_are_registered_by_folder(self):
-        assert all((path / "config.json").is_file() for path in registered_pipelines().values())
+        shipped = Path(drivetrain.contrib.__file__).parent
+        folders = {p.name: p for p in shipped.iterdir() if (p / "config.json").is_file()}
+        assert {"demo", "lab_results", "genetic_tests", "incidents"} <= set(folders)
+        registered = registered_pipelines()
+        assert {name: registered.get(name) for name in folders} == folders
 
     def test_unknown_pipeline_names_what_exists(self):
         with pytest.raises(PipelineNotFound, match="no pipeline 'nope'"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,17 @@ def wait_until(condition, seconds: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def waiting_for_room(thread_name: str) -> bool:
+    """Whether the named thread is blocked inside ``queue.Queue.put``, waiting for the queue to have room."""
+    thread = next((t for t in threading.enumerate() if t.name == thread_name), None)
+    frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident is not None else None
+    functions = []
+    while frame is not None:
+        functions.append((Path(frame.f_code.co_filename).name, frame.f_code.co_name))
+        frame = frame.f_back
+    return ("queue.py", "put") in functions and ("threading.py", "wait") in functions
+
+
 class TestReadAhead:
     def test_every_item_arrives_in_order(self) -> None:
         source = Recorder(100)
@@ -64,12 +77,13 @@ class TestReadAhead:
 
     def test_the_producer_stays_at_most_depth_items_ahead(self) -> None:
         source = Recorder(1000)
-        with ReadAhead(source, depth=3) as items:
-            assert next(items) == 0
-            wait_until(lambda: source.produced >= 5)
-            time.sleep(0.2)  # would it go further?
-            # one taken, three queued, one read and waiting for room
-            assert source.produced == 5
+        with ReadAhead(source, depth=3, name="drivetrain-test-bounded") as items:
+            for taken in range(1, 4):
+                assert next(items) == taken - 1
+                # the producer has read as far as it may and now waits for room: it cannot go further
+                wait_until(lambda t=taken: source.produced >= t + 4 and waiting_for_room("drivetrain-test-bounded"))
+                # taken, three queued, one read and waiting for room
+                assert source.produced == taken + 4
 
     def test_the_sources_error_reaches_the_consumer_unchanged(self) -> None:
         source = Recorder(10, fail_at=4)

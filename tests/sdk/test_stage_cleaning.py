@@ -11,6 +11,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,8 +60,8 @@ def two_days_of_rows() -> list[dict]:
 
 
 def run(folder: Path, start) -> object:
-    # A long heartbeat keeps the heartbeat thread's drive-table writes out of these short runs:
-    # on DuckDB a heartbeat write during the phase's CHECKPOINT makes the vacuum fail.
+    # A long heartbeat keeps the heartbeat thread's drive-table writes out of these short runs, so
+    # "vacuumed" is predictable; TestVacuumBesideAHeartbeat makes such a write meet the CHECKPOINT.
     with Pipeline.load(folder) as pipeline:
         return pipeline.runner(heartbeat_seconds=60).run(pipeline.grid.window_starting(start))
 
@@ -207,3 +210,76 @@ class TestLocalStageCleaning:
         assert sorted(pq.read_table(files[0]).column("test_id").to_pylist()) == before
         assert details["records_archived"] == details["records_deleted"] == len(before)
         assert details["vacuumed"] is True
+
+
+class HeartbeatInFlight:
+    """A lease renewal (what the runner's heartbeat thread writes) still open while stage_cleaning vacuums.
+
+    The runner's heartbeat writes the drive table from a thread of its own, on its own connection to
+    the same DuckDB file, whenever its timer fires. Here that write starts as the phase's delete
+    commits and stays uncommitted until the phase's state is recorded, so the phase's CHECKPOINT
+    always meets another open write transaction, which DuckDB refuses.
+    """
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def _renew(self, pipeline: Pipeline, record) -> None:
+        try:
+            store = pipeline.drive_store()
+            with store.wh.connect() as conn:
+                conn.execute("BEGIN TRANSACTION")
+                conn.execute(f"UPDATE {store.leases} SET expires_at = expires_at + INTERVAL 1 MINUTE WHERE pipeline_name = ?",
+                             [record.pipeline_name])
+                self.open.set()
+                self.done.wait(60)
+                conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+            self.open.set()
+
+    @hookimpl
+    def drivetrain_before_commit(self, record, phase, pipeline) -> None:
+        if phase == "stage_cleaning" and self.thread is None:
+            self.thread = threading.Thread(target=self._renew, args=(pipeline, record), name="test-heartbeat")
+            self.thread.start()
+            assert self.open.wait(30), "the heartbeat transaction did not start"
+
+    @hookimpl
+    def drivetrain_phase_finished(self, record, phase, state) -> None:
+        if phase == "stage_cleaning" and self.thread is not None:
+            self.done.set()
+            self.thread.join(60)
+
+    @contextmanager
+    def installed(self) -> Iterator[HeartbeatInFlight]:
+        pm = get_plugin_manager()
+        pm.register(self)
+        try:
+            yield self
+        finally:
+            pm.unregister(self)
+            self.done.set()
+
+
+class TestVacuumBesideAHeartbeat:
+    def test_a_heartbeat_write_during_the_checkpoint_leaves_the_phase_completed_and_not_vacuumed(self, tmp_path, day_one):
+        folder = copy_with_cleaning(day_one, tmp_path / "lab", archive_location="archive", delete_after_days=0)
+        before = stage_ids(folder, DAY.date())
+        with HeartbeatInFlight().installed() as heartbeat:
+            record = run(folder, DAY2)
+        assert heartbeat.thread is not None and heartbeat.error is None, heartbeat.error
+        assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+        state = record.phases["stage_cleaning"]
+        assert state.status is PhaseStatus.COMPLETED
+        details = state.phase_specific_details
+        assert details["records_archived"] == details["records_deleted"] == len(before)
+        assert details["vacuumed"] is False
+        assert details["vacuum_note"].startswith("not vacuumed now (")
+        assert "reclaims the space at its next checkpoint" in details["vacuum_note"]
+        assert stage_ids(folder, DAY.date()) == []
+        # the heartbeat's write committed after the failed checkpoint; the file is sound and holds it
+        assert query(folder, "SELECT count(*) FROM pipeline_execution_drive WHERE pipeline_id = ?", [record.pipeline_id]) == [(1,)]

@@ -5,15 +5,19 @@ requests from an in-memory DuckDB. :class:`FakeSnowServer` runs it under uvicorn
 on a free port, with one fix and three additions Snowflake has and fakesnow lacks:
 
 - NULL timestamps are sent as NULL (fakesnow 0.12 encodes them as 1970-01-01 in Arrow results);
-- a write that collides with another session's open transaction fails at once with Snowflake's
-  lock error 000625 (SQLSTATE 57014). Snowflake would make it wait for the lock; DuckDB under
-  fakesnow raises a conflict, which fakesnow reports as an HTTP 500 that the connector retries
-  for ``network_timeout`` before giving up. A lock error is what a client sees from Snowflake
-  when such a wait cannot go on, so the code under test takes the same path;
+- UPDATE, DELETE and MERGE take the table's lock until the transaction ends, as in Snowflake:
+  a second session's UPDATE/DELETE/MERGE on that table waits for the COMMIT or ROLLBACK (or
+  for SYSTEM$ABORT_SESSION of the holder), then sees what was committed. It waits at most the
+  session's LOCK_TIMEOUT (the login's session parameter; Snowflake's default 43200 s) and is
+  then cancelled with 000630; a 21st statement queued on one table is refused at once with
+  000625. fakesnow alone lets DuckDB detect the collision afterwards and fail the second
+  writer with an HTTP 500 (see :class:`TableLocks`);
 
-- the login response carries a numeric ``sessionId`` (the connector's ``session_id``);
+- the login response carries a numeric ``sessionId`` (the connector's ``session_id``) and a
+  ``masterToken``, so the connector's ``close()`` logs out as it does from Snowflake;
 - ``SELECT SYSTEM$ABORT_SESSION(?)`` ends that session and rolls back its open transaction,
   releasing what it holds (fakesnow would otherwise keep a killed client's transaction forever);
+  a clean logout (the connector's ``close()``) rolls back and releases the same way;
 - every login (its session parameters) and query request (database, session, SQL text, the
   QUERY_TAG statement parameter) is recorded, so tests can check what the connector sent.
 
@@ -76,29 +80,151 @@ def _timestamps_keep_nulls() -> None:
     fa.timestamp_to_sf_struct = encode
 
 
-def _conflicts_are_lock_errors() -> None:
-    """Patch fakesnow's cursor: DuckDB write conflicts become Snowflake lock errors (000625)."""
-    import duckdb
+#: Snowflake's default LOCK_TIMEOUT (12 hours) for a session whose login does not set it.
+DEFAULT_LOCK_TIMEOUT = 43200.0
+#: Statements that may queue for one table's lock; Snowflake refuses the next with 000625.
+MAX_LOCK_WAITERS = 20
+
+
+class TableLocks:
+    """Snowflake's table locks, which fakesnow (DuckDB underneath) does not have.
+
+    In Snowflake an UPDATE, DELETE or MERGE locks its target table until its transaction ends
+    (at once for an autocommit statement). Another session's UPDATE, DELETE or MERGE on that
+    table waits in a queue for the lock, up to its LOCK_TIMEOUT, then is cancelled (000630); a
+    statement that would be the 21st waiter is refused at once (000625). INSERT takes no such
+    lock. Reads never wait. Isolation is READ COMMITTED: a statement that got the lock sees what
+    the holder committed. DuckDB gives a transaction one snapshot from its BEGIN, so when a
+    transaction's first statement had to wait, its DuckDB transaction is begun again before the
+    statement runs, which is what READ COMMITTED shows that statement (later statements of a
+    transaction that waited after it had read keep DuckDB's older snapshot).
+
+    The holder is fakesnow's connection object (one per session). SYSTEM$ABORT_SESSION and a
+    clean logout release what the session held.
+
+    Keep waits in tests well under a minute: Snowflake answers a statement still running after
+    about 45 s with "in progress" and the connector polls for the result, but fakesnow answers
+    only when the statement ends, and the connector re-sends a request unanswered after 60 s.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holder: dict[str, Any] = {}
+        self._waiting: dict[str, int] = {}
+        self._in_transaction: dict[int, bool] = {}
+        self._fresh: dict[int, bool] = {}
+        self.timeouts: dict[int, float] = {}
+        """id(fakesnow connection) -> its session's LOCK_TIMEOUT in seconds."""
+        self.waits: list[tuple[str, float]] = []
+        """(table, seconds waited) for every statement that had to wait, for tests."""
+
+    def held_by(self, conn: Any) -> list[str]:
+        with self._cond:
+            return sorted(t for t, h in self._holder.items() if h is conn)
+
+    def waiters(self, table: str) -> int:
+        with self._cond:
+            return self._waiting.get(table.upper(), 0)
+
+    def run(self, conn: Any, command: str, execute: Any) -> Any:
+        """Run one statement of ``conn``'s session under Snowflake's locking rules."""
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            statement = sqlglot.parse_one(command, read="snowflake")
+        except sqlglot.errors.ParseError:
+            return execute()  # fakesnow reports the syntax error
+        key = id(conn)
+        if isinstance(statement, exp.Transaction):
+            result = execute()
+            with self._cond:
+                self._in_transaction[key], self._fresh[key] = True, True
+            return result
+        if isinstance(statement, exp.Commit | exp.Rollback):
+            try:
+                return execute()
+            finally:
+                self.release(conn)
+        table = self._target(statement, conn) if isinstance(statement, exp.Update | exp.Delete | exp.Merge) else None
+        if table is not None and self._acquire(conn, table) and self._fresh.get(key):
+            conn._duck_conn.execute("ROLLBACK")  # noqa: SLF001 - READ COMMITTED for the statement that waited
+            conn._duck_conn.execute("BEGIN TRANSACTION")  # noqa: SLF001
+        try:
+            return execute()
+        finally:
+            with self._cond:
+                self._fresh[key] = False
+                in_transaction = self._in_transaction.get(key, False)
+            if table is not None and not in_transaction:
+                self.release(conn)
+
+    @staticmethod
+    def _target(statement: Any, conn: Any) -> str | None:
+        from sqlglot import exp
+
+        table = statement.this if isinstance(statement.this, exp.Table) else statement.find(exp.Table)
+        if table is None:
+            return None
+        parts = [table.catalog or conn.database or "", table.db or conn.schema or "", table.name]
+        return ".".join(p.upper() for p in parts)
+
+    def _acquire(self, conn: Any, table: str) -> bool:
+        """Take ``table``'s lock for ``conn``; True when it had to wait for another session."""
+        import snowflake.connector.errors as sf_errors
+
+        timeout = self.timeouts.get(id(conn), DEFAULT_LOCK_TIMEOUT)
+        with self._cond:
+            holder = self._holder.get(table)
+            if holder is None or holder is conn:
+                self._holder[table] = conn
+                return False
+            if self._waiting.get(table, 0) >= MAX_LOCK_WAITERS:
+                raise sf_errors.ProgrammingError(
+                    msg=f"Statement has locked table '{table}' and this lock has not yet been released. Your statement "
+                        f"was aborted because the number of waiters for this lock exceeds the {MAX_LOCK_WAITERS} statements limit.",
+                    errno=625, sqlstate="57014",
+                )
+            self._waiting[table] = self._waiting.get(table, 0) + 1
+            started = time.monotonic()
+            try:
+                free = self._cond.wait_for(lambda: self._holder.get(table) is None, timeout=timeout)
+            finally:
+                self._waiting[table] -= 1
+            if not free:
+                raise sf_errors.ProgrammingError(
+                    msg=f"Statement reached its statement or warehouse timeout of {timeout:g} second(s) and was canceled.",
+                    errno=630, sqlstate="57014",
+                )
+            self._holder[table] = conn
+            self.waits.append((table, time.monotonic() - started))
+            return True
+
+    def release(self, conn: Any) -> None:
+        """End ``conn``'s transaction as far as locks go: free what it holds, wake the waiters."""
+        with self._cond:
+            for table in [t for t, h in self._holder.items() if h is conn]:
+                del self._holder[table]
+            self._in_transaction[id(conn)] = False
+            self._fresh[id(conn)] = False
+            self._cond.notify_all()
+
+
+LOCKS = TableLocks()
+
+
+def _table_locks() -> None:
+    """Patch fakesnow's cursor so every statement goes through :data:`LOCKS`."""
     import fakesnow.cursor as fc
-    import snowflake.connector.errors as sf_errors
 
     original = fc.FakeSnowflakeCursor.execute
-    if getattr(original, "lock_errors", False):
+    if getattr(original, "table_locks", False):
         return
 
-    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return original(self, *args, **kwargs)
-        except duckdb.TransactionException as exc:
-            text = str(exc)
-            if "onflict" not in text and "transaction is aborted" not in text:
-                raise
-            raise sf_errors.ProgrammingError(
-                msg=f"Statement was aborted: it needs a lock another transaction holds (emulated: {text})",
-                errno=625, sqlstate="57014",
-            ) from exc
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        return LOCKS.run(self._conn, command, lambda: original(self, command, *args, **kwargs))  # noqa: SLF001
 
-    execute.lock_errors = True  # type: ignore[attr-defined]
+    execute.table_locks = True  # type: ignore[attr-defined]
     fc.FakeSnowflakeCursor.execute = execute
 
 
@@ -148,6 +274,7 @@ class FakeSnowServer:
             return False
         with contextlib.suppress(Exception):  # no transaction open
             conn._duck_conn.rollback()  # noqa: SLF001 - the emulator's own state
+        LOCKS.release(conn)
         return True
 
     # -- the app ----------------------------------------------------------------------------
@@ -168,11 +295,17 @@ class FakeSnowServer:
             token = payload["data"]["token"]
             session_id = next(server._ids)
             database = request.query_params.get("databaseName")
+            parameters = dict(sent["data"].get("SESSION_PARAMETERS") or {})
             with server._lock:
                 server._tokens[session_id] = token
                 server._info[token] = (session_id, database.upper() if database else None)
-                server.logins[session_id] = dict(sent["data"].get("SESSION_PARAMETERS") or {})
+                server.logins[session_id] = parameters
+            if "LOCK_TIMEOUT" in parameters:
+                LOCKS.timeouts[id(fs.sessions[token])] = float(parameters["LOCK_TIMEOUT"])
             payload["data"]["sessionId"] = session_id
+            # Snowflake's login answer carries a master token; without one the connector's close()
+            # never logs out (it skips the DELETE /session request)
+            payload["data"].setdefault("masterToken", token)
             return JSONResponse(payload)
 
         async def query(request: Any) -> Any:
@@ -193,7 +326,18 @@ class FakeSnowServer:
                 request._body = gzip.compress(data) if gzipped else data  # noqa: SLF001 - replay a rewritten body
             return await fs.query_request(request)
 
-        own = {"/session/v1/login-request": login, "/queries/v1/query-request": query}
+        async def session(request: Any) -> Any:
+            if request.query_params.get("delete"):
+                # a clean logout (the connector's close()) rolls back what the session left open
+                token = (request.headers.get("Authorization") or "")[17:-1]
+                conn = fs.sessions.get(token)
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # no transaction open
+                        conn._duck_conn.rollback()  # noqa: SLF001 - the emulator's own state
+                    LOCKS.release(conn)
+            return await fs.session(request)
+
+        own = {"/session/v1/login-request": login, "/queries/v1/query-request": query, "/session": session}
         routes = [Route(r.path, own[r.path], methods=["POST"]) if r.path in own else r for r in fs.routes]
         return Starlette(routes=routes)
 
@@ -207,7 +351,7 @@ class FakeSnowServer:
         except ImportError as exc:
             raise ServerError(f"fakesnow is not installed: pip install 'fakesnow>=0.12,<0.13' ({exc})") from exc
         _timestamps_keep_nulls()
-        _conflicts_are_lock_errors()
+        _table_locks()
         logging.getLogger("fakesnow.server").setLevel(logging.CRITICAL)
         self.port = _free_port()
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import attrs
@@ -13,6 +14,7 @@ from drivetrain.drive import SCHEMA_VERSION, new_holder_id
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
+from tests.servers.fakesnow_server import LOCKS
 
 from .conftest import make_warehouse, sf_rows
 
@@ -256,15 +258,141 @@ class TestAbandonedTransactions:
 
         sf_rows(fakesnow_server, database, "CREATE TABLE STG (K VARCHAR)")
         sf_rows(fakesnow_server, database, "INSERT INTO STG VALUES ('a'), ('b')")
-        kwargs = {k: v for k, v in fakesnow_server.options(database).items() if k in ("account", "host", "port", "protocol", "database", "schema")}
-        orphan = snowflake.connector.connect(user="fake", password="snow", paramstyle="qmark", network_timeout=1, **kwargs)
+        orphan = raw_session(fakesnow_server, database)
         orphan.cursor().execute("BEGIN")
         orphan.cursor().execute("DELETE FROM STG WHERE K = 'a'")
         holder = dead_holder()
         store.acquire_lease("lab", T0, T1, holder, 600)
         sf_rows(fakesnow_server, database, "UPDATE DRIVETRAIN_LEASES SET SESSION_ID = ?", [str(orphan.session_id)])
-        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="000625"):
-            sf_rows(fakesnow_server, database, "DELETE FROM STG WHERE K = 'a'")  # the orphan holds the rows
+        other = raw_session(fakesnow_server, database, lock_timeout=1)
+        # the orphan holds STG's lock: another session's DELETE waits its LOCK_TIMEOUT, then is cancelled
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="000630"):
+            other.cursor().execute("DELETE FROM STG WHERE K = 'a'")
         store.acquire_lease("lab", T0, T1, new_holder_id(), 60)
-        assert sf_rows(fakesnow_server, database, "DELETE FROM STG WHERE K = 'a'") == [(1,)]
+        assert other.cursor().execute("DELETE FROM STG WHERE K = 'a'").fetchall() == [(1,)]
         assert any("SYSTEM$ABORT_SESSION" in s.sql for s in fakesnow_server.statements_for(database))
+        other.close()
+
+
+def raw_session(server, database: str, *, lock_timeout: float | None = None):
+    """A connection of the test's own; ``lock_timeout`` sets its LOCK_TIMEOUT session parameter."""
+    import snowflake.connector
+
+    kwargs = {k: v for k, v in server.options(database).items() if k in ("account", "host", "port", "protocol", "database", "schema")}
+    parameters = {"LOCK_TIMEOUT": lock_timeout} if lock_timeout is not None else {}
+    return snowflake.connector.connect(user="fake", password="snow", paramstyle="qmark", network_timeout=1,
+                                       session_parameters=parameters, **kwargs)
+
+
+def wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+class TestTableLocks:
+    """Snowflake's lock queue, as the emulator plays it: UPDATE/DELETE/MERGE wait for the holder's COMMIT."""
+
+    def test_an_update_waits_for_the_other_transaction_and_then_sees_its_commit(self, fakesnow_server, database):
+        sf_rows(fakesnow_server, database, "CREATE TABLE COUNTER (N INTEGER)")
+        sf_rows(fakesnow_server, database, "INSERT INTO COUNTER VALUES (0)")
+        first, second = raw_session(fakesnow_server, database), raw_session(fakesnow_server, database)
+        first.cursor().execute("BEGIN")
+        first.cursor().execute("UPDATE COUNTER SET N = N + 1")
+        done: list[object] = []
+        waiter = threading.Thread(target=lambda: done.append(second.cursor().execute("UPDATE COUNTER SET N = N + 1").fetchall()))
+        waiter.start()
+        wait_until(lambda: LOCKS.waiters(f"{database}.PUBLIC.COUNTER") == 1)
+        assert done == [] and sf_rows(fakesnow_server, database, "SELECT N FROM COUNTER") == [(0,)]  # reads never wait
+        first.cursor().execute("COMMIT")
+        waiter.join(30)
+        assert done == [[(1, 0)]]  # rows updated, multi-joined rows updated
+        assert sf_rows(fakesnow_server, database, "SELECT N FROM COUNTER") == [(2,)]  # no update lost
+        first.close(), second.close()
+
+    def test_a_wait_longer_than_lock_timeout_is_cancelled_as_a_transient_error(self, fakesnow_server, database, sf_env):
+        from drivetrain.errors import TransientError
+
+        sf_rows(fakesnow_server, database, "CREATE TABLE T (K VARCHAR)")
+        holder = raw_session(fakesnow_server, database)
+        holder.cursor().execute("BEGIN")
+        holder.cursor().execute("DELETE FROM T")
+        wh = make_warehouse(fakesnow_server, database, table="t", lock_timeout_seconds=1)
+        try:
+            with pytest.raises(TransientError, match="lock_timeout_seconds"):
+                wh.pool.session().execute("DELETE FROM T", what="clear T")
+        finally:
+            wh.close()
+            holder.cursor().execute("ROLLBACK")
+            holder.close()
+
+    def test_closing_a_session_rolls_back_its_transaction_and_frees_its_locks(self, fakesnow_server, database):
+        sf_rows(fakesnow_server, database, "CREATE TABLE T (K VARCHAR)")
+        sf_rows(fakesnow_server, database, "INSERT INTO T VALUES ('a')")
+        leaving = raw_session(fakesnow_server, database)
+        leaving.cursor().execute("BEGIN")
+        leaving.cursor().execute("DELETE FROM T")
+        leaving.close()
+        other = raw_session(fakesnow_server, database, lock_timeout=1)
+        assert other.cursor().execute("UPDATE T SET K = 'b'").fetchall() == [(1, 0)]
+        other.close()
+
+    def test_the_lease_mutex_makes_acquirers_queue_behind_the_holders_commit(self, store, fakesnow_server, database, sf_env):
+        mutex = raw_session(fakesnow_server, database)
+        mutex.cursor().execute("BEGIN")
+        mutex.cursor().execute("UPDATE DRIVETRAIN_META SET META_VALUE = 'test' WHERE META_KEY = 'lease_mutex'")
+        results: list[object] = []
+
+        def take(n: int) -> None:
+            wh = make_warehouse(fakesnow_server, database, table="t")
+            s = wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None))
+            try:
+                results.append(s.acquire_lease("lab", T0, T1, f"host-{n}:{n}:x", 60))
+            except LeaseError as exc:
+                results.append(exc)
+            finally:
+                wh.close()
+
+        threads = [threading.Thread(target=take, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        # all three read "no lease" and now queue on the mutex: a real race, whatever the scheduler does
+        wait_until(lambda: LOCKS.waiters(f"{database}.PUBLIC.DRIVETRAIN_META") == 3)
+        assert results == [] and store.current_lease("lab", T0) is None
+        mutex.cursor().execute("COMMIT")
+        for t in threads:
+            t.join(60)
+        won = [r for r in results if not isinstance(r, Exception)]
+        assert len(won) == 1 and len(results) == 3, results
+        assert all("not starting a second run" in str(r) for r in results if isinstance(r, Exception))
+        assert sf_rows(fakesnow_server, database, "SELECT COUNT(*), MAX(TOKEN) FROM DRIVETRAIN_LEASES") == [(1, 1)]
+        mutex.close()
+
+
+class TestLockQueueLimit:
+    def test_the_twenty_first_statement_queued_on_one_table_is_refused_with_000625(self):
+        import snowflake.connector.errors as sf_errors
+
+        from tests.servers.fakesnow_server import MAX_LOCK_WAITERS, TableLocks
+
+        locks, table = TableLocks(), "DB.PUBLIC.T"
+        holder = object()
+        assert locks._acquire(holder, table) is False  # noqa: SLF001 - the emulator's own queue
+        got: list[object] = []
+
+        def wait(conn: object) -> None:
+            got.append(locks._acquire(conn, table))  # noqa: SLF001
+            locks.release(conn)
+
+        waiters = [threading.Thread(target=wait, args=(object(),)) for _ in range(MAX_LOCK_WAITERS)]
+        for t in waiters:
+            t.start()
+        wait_until(lambda: locks.waiters(table) == MAX_LOCK_WAITERS)
+        with pytest.raises(sf_errors.ProgrammingError, match="exceeds the 20 statements limit") as refused:
+            locks._acquire(object(), table)  # noqa: SLF001
+        assert refused.value.errno == 625
+        locks.release(holder)
+        for t in waiters:
+            t.join(30)
+        assert got == [True] * MAX_LOCK_WAITERS

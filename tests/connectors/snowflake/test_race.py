@@ -1,10 +1,12 @@
-"""Two processes start the same window at the same instant, drive table on Snowflake: one runs it."""
+"""Two processes released together on the same window, drive table on Snowflake: one runs it.
+
+The contenders meet at a barrier and the winner holds the window until the other was refused
+(see tests/sdk/race_child.py), so each race really overlaps.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,12 +14,12 @@ import pytest
 
 from drivetrain import Pipeline
 from tests.sdk.factory import DAY, make_rows
+from tests.sdk.race import assert_one_ran_while_the_other_was_refused, race
 
 from .conftest import sf_rows
 from .scenario import make_snowflake_pipeline, register_snowflake
 
 CHILD = Path(__file__).with_name("child.py")
-RACE_CHILD = Path(__file__).resolve().parents[2] / "sdk" / "race_child.py"
 RACES = 4
 
 
@@ -29,15 +31,8 @@ def test_same_window_started_twice_at_once_runs_once(tmp_path, fakesnow_server, 
         pipeline.drive_store().ensure()  # the tables exist before the children start
     for i in range(RACES):
         start = DAY + timedelta(hours=i)
-        at = time.time() + 3.5
-        procs = [
-            subprocess.Popen([sys.executable, str(CHILD), str(RACE_CHILD), str(folder), start.isoformat(), str(at)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)
-        ]
-        outputs = [p.communicate(timeout=180) for p in procs]
-        codes = sorted(p.returncode for p in procs)
-        assert codes == [0, 3], f"race {i}: exit codes {codes}: {[o[1][-2000:] for o in outputs]}"
+        codes, errors, reports = race([sys.executable, str(CHILD)], folder, start.isoformat(), tmp_path / f"sync{i}")
+        assert_one_ran_while_the_other_was_refused(codes, errors, reports, f"race {i}")
         runs = sf_rows(fakesnow_server, database, "SELECT COUNT(*) FROM PIPELINE_EXECUTION_DRIVE WHERE QUERY_WINDOW_START_TIMESTAMP = ?", [start])
         assert runs == [(1,)], f"race {i}: {runs[0][0]} drive rows for one window"
     statuses = {r[0] for r in sf_rows(fakesnow_server, database, "SELECT DISTINCT PIPELINE_STATUS FROM PIPELINE_EXECUTION_DRIVE")}
