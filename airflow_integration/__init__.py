@@ -25,10 +25,12 @@ from .credentials import (
 )
 from .dag_factory import build_dag, dag_arguments
 from .operators import (
+    AIRFLOW_RUN_KEY,
     PipelinePhaseOperator,
     PipelineStartOperator,
     window_for_interval,
 )
+from .run_window import CONF_WINDOW_START, DagRunFacts, RunWindowError, window_for_run
 from .run_tasks import (
     PipelineFailureWatcher,
     PipelineFinishOperator,
@@ -37,11 +39,15 @@ from .run_tasks import (
 )
 
 __all__ = [
+    "AIRFLOW_RUN_KEY",
+    "CONF_WINDOW_START",
+    "DagRunFacts",
     "PipelineFailureWatcher",
     "PipelineFinishOperator",
     "PipelineNotifyOperator",
     "PipelinePhaseOperator",
     "PipelineStartOperator",
+    "RunWindowError",
     "build_dag",
     "connection_credentials",
     "dag_arguments",
@@ -49,4 +55,5 @@ __all__ = [
     "run_summary",
     "uninstall_connection_resolver",
     "window_for_interval",
+    "window_for_run",
 ]

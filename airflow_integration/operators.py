@@ -1,8 +1,9 @@
 """Airflow operators that drive one pipeline run, one task per step.
 
 Each task calls the same :class:`~drivetrain.runner.Runner` the CLI uses, step by step:
-:class:`PipelineStartOperator` creates the drive-table row for the DAG run's data interval and
-hands its run id to later tasks by XCom; each :class:`PipelinePhaseOperator` reloads that run
+:class:`PipelineStartOperator` works out the DAG run's window (:mod:`drivetrain.airflow.run_window`:
+a run's logical date is its window's start), creates its drive-table row and hands the run id to
+later tasks by XCom; each :class:`PipelinePhaseOperator` reloads that run
 from the drive table and runs one phase; the tasks in :mod:`drivetrain.airflow.run_tasks`
 close the run, report it, and fail the DAG run when a phase failed. No task keeps state of its
 own: any worker can run any of them.
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+import attrs
 from airflow.sdk import BaseOperator, Context, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -33,13 +35,16 @@ from drivetrain.config.schedule import interval_window
 from drivetrain.errors import ConfigError, PermanentError, PhaseFailed, PipelineNotFound
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.pipeline import Pipeline
-from drivetrain.record import PhaseStatus
+from drivetrain.record import PhaseStatus, RunRecord
+from drivetrain.runner import Runner
 from drivetrain.secrets import redact
 from drivetrain.window import Window
 
 from .credentials import install_connection_resolver
+from .run_window import DagRunFacts, RunWindowError, window_for_run
 
 __all__ = [
+    "AIRFLOW_RUN_KEY",
     "START_TASK_ID",
     "PipelinePhaseOperator",
     "PipelineRef",
@@ -51,6 +56,8 @@ __all__ = [
 PipelineRef: TypeAlias = Pipeline | str | os.PathLike[str]
 #: The task that starts the run and pushes its run id.
 START_TASK_ID = "initialize_pipeline"
+#: Where a drive row started by Airflow records its DAG run: this key of the config snapshot.
+AIRFLOW_RUN_KEY = "airflow_run"
 
 
 def _utc(value: datetime) -> datetime:
@@ -78,7 +85,7 @@ def airflow_errors() -> Iterator[None]:
     """Turn drivetrain errors that retrying cannot fix into failures Airflow does not retry."""
     try:
         yield
-    except (ConfigError, PipelineNotFound, PermanentError, PhaseFailed) as exc:
+    except (ConfigError, PipelineNotFound, PermanentError, PhaseFailed, RunWindowError) as exc:
         raise AirflowFailException(redact(str(exc))) from exc
 
 
@@ -111,21 +118,50 @@ class PipelineTask(BaseOperator):
             pipeline.close()
 
 
-class PipelineStartOperator(PipelineTask):
-    """Start the run of the DAG run's data interval; pushes the run id (a str) to XCom.
+class _AirflowRunner(Runner):
+    """The runner, with the DAG run that started the row written into the row's config snapshot
+    (under :data:`AIRFLOW_RUN_KEY`; the drive table has no column for it)."""
 
-    The drive-table row is created and the window taken with a lease that outlives this task:
+    def __init__(self, pipeline: Pipeline, *, airflow_run: Mapping[str, Any]) -> None:
+        super().__init__(pipeline)
+        self.airflow_run = dict(airflow_run)
+
+    def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
+        record = super()._new_record(window, attempts)
+        snapshot = {**(record.config_snapshot or {}), AIRFLOW_RUN_KEY: self.airflow_run}
+        return attrs.evolve(record, config_snapshot=snapshot)
+
+
+class PipelineStartOperator(PipelineTask):
+    """Start the run of the DAG run's window; pushes the run id (a str) to XCom.
+
+    The window follows one rule for every kind of DAG run (scheduled, backfill, manual with or
+    without a logical date, conf ``window_start``, cleared): see
+    :mod:`drivetrain.airflow.run_window`. The drive-table row records the DAG run (id, type,
+    logical date, data interval) in its config snapshot under ``airflow_run``.
+
+    The row is created and the window taken with a lease that outlives this task:
     a CLI run of the same window is refused until the finalize task has closed the run. Phases disabled in config
     are recorded as skipped here, since they get no task of their own.
     """
 
     def execute(self, context: Context) -> str:
+        facts = DagRunFacts.from_context(context)
         with self.open_pipeline() as pipeline, airflow_errors():
-            window = window_for_interval(pipeline, context.get("data_interval_start"), context.get("data_interval_end"))
-            record = pipeline.runner().start(window)
+            window, rule = window_for_run(pipeline, facts)
+            self.log.info("DAG run %s (%s) loads window %s: %s", facts.run_id, facts.run_type, window, rule)
+            if facts.run_type not in ("scheduled", "backfill") and facts.data_interval_start is not None and (
+                (facts.data_interval_start, facts.data_interval_end) != (window.start, window.end)
+            ):
+                self.log.info(
+                    "Airflow gave this %s run the data interval [%s, %s); drivetrain loads the window its logical "
+                    "date starts instead", facts.run_type, facts.data_interval_start, facts.data_interval_end,
+                )
+            runner = _AirflowRunner(pipeline, airflow_run=facts.record(rule))
+            record = runner.start(window)
             for name in PHASE_NAMES:
                 if not pipeline.config.phases.get(name).enabled:
-                    pipeline.runner().run_phase(record.pipeline_id, name)
+                    runner.run_phase(record.pipeline_id, name)
         self.log.info(
             "started %s for window %s (attempt %d)", record.pipeline_id, window, record.pipeline_retry_number + 1
         )

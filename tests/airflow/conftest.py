@@ -105,15 +105,22 @@ def deploy(airflow_db: Path, tmp_path: Path):
     return _deploy
 
 
-def run_dag(deployed: DeployedPipeline, interval_end: datetime) -> DagRunResult:
-    """Parse the DAG file as Airflow does and run one DAG run whose data interval ends at ``interval_end``."""
+def run_dag(
+    deployed: DeployedPipeline,
+    logical_date: datetime | None,
+    *,
+    run_after: datetime | None = None,
+    conf: dict[str, Any] | None = None,
+) -> DagRunResult:
+    """Parse the DAG file as Airflow does and run one manual DAG run with ``logical_date``
+    (the start of the window it loads; None for a run without one, created at ``run_after``)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(deployed.dag_file))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(deployed.dag_id)
     assert dag is not None, f"{deployed.dag_file} defines no DAG {deployed.dag_id}"
-    run = dag.test(logical_date=interval_end)
+    run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=conf)
     tasks = {ti.task_id: _text(ti.state) for ti in run.get_task_instances()}
     return DagRunResult(_text(run.state), tasks)
 

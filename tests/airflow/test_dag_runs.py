@@ -20,7 +20,7 @@ from tests.sdk.factory import DAY, expected_target, make_rows, query, target_row
 from .conftest import DagRunResult, DeployedPipeline, deploy_pipeline, run_dag
 
 HOUR = timedelta(hours=1)
-#: The window of the DAG run whose data interval ends at DAY + 1h.
+#: The window of the DAG run whose logical date is DAY (a run's logical date is its window's start).
 FIRST = (DAY, DAY + HOUR)
 BEFORE_LOAD = ["stale_pipeline_handling", "pre_validation"]
 LOADING = ["source_count", "source_to_stage_transfer", "stage_count"]
@@ -63,7 +63,7 @@ class Outcome:
 
 
 def run_and_read(deployed: DeployedPipeline) -> Outcome:
-    result = run_dag(deployed, FIRST[1])
+    result = run_dag(deployed, FIRST[0])
     with Pipeline.load(deployed.folder) as pipeline:
         rows = list(reversed(pipeline.drive_store().history(deployed.name)))
     exists = query(deployed.folder, "SELECT 1 FROM information_schema.tables WHERE table_name = 'tests'")
