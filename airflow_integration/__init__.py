@@ -30,13 +30,13 @@ from .operators import (
     PipelineStartOperator,
     window_for_interval,
 )
-from .run_window import CONF_WINDOW_START, DagRunFacts, RunWindowError, window_for_run
 from .run_tasks import (
     PipelineFailureWatcher,
     PipelineFinishOperator,
     PipelineNotifyOperator,
     run_summary,
 )
+from .run_window import CONF_WINDOW_START, DagRunFacts, RunWindowError, window_for_run
 
 __all__ = [
     "AIRFLOW_RUN_KEY",
