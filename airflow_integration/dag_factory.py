@@ -26,7 +26,13 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule, chain
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.pipeline import Pipeline
 
-from .operators import START_TASK_ID, PipelinePhaseOperator, PipelineRef, PipelineStartOperator
+from .operators import (
+    START_TASK_ID,
+    PipelinePhaseOperator,
+    PipelineRef,
+    PipelineStartOperator,
+    load_pipeline,
+)
 from .run_tasks import PipelineFailureWatcher, PipelineFinishOperator, PipelineNotifyOperator
 
 __all__ = ["FINALIZE_TASK_ID", "NOTIFY_TASK_ID", "WATCHER_TASK_ID", "build_dag", "dag_arguments"]
@@ -99,8 +105,10 @@ def build_dag(
 ) -> DAG:
     """Build the DAG of one pipeline.
 
-    :param pipeline: a :class:`~drivetrain.Pipeline`, a registered pipeline name, or a folder
-        holding ``config.json``.
+    :param pipeline: a :class:`~drivetrain.Pipeline`, a pipeline name (registered, or a folder
+        under ``DRIVETRAIN_PIPELINES_HOME``), or the absolute path of a folder holding
+        ``config.json``. A name never depends on the working directory; a relative path would,
+        so it is refused.
     :param config_overrides: dotted config paths to override when loading by name or folder
         (as :meth:`Pipeline.load` takes them).
     :param dag_kwargs: ``DAG(...)`` arguments that replace what config gives (``dag_id``,
@@ -109,7 +117,7 @@ def build_dag(
         the phase), ``finalize_pipeline``, ``notify_result`` and ``watch_for_failure``.
     """
     if not isinstance(pipeline, Pipeline):
-        pipeline = Pipeline.load(pipeline, overrides=config_overrides)
+        pipeline = load_pipeline(pipeline, overrides=config_overrides)
     elif config_overrides:
         raise TypeError("config_overrides apply when loading by name or folder; override the Pipeline yourself")
     arguments = dag_arguments(pipeline)

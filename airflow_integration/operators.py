@@ -80,6 +80,26 @@ def window_for_interval(pipeline: Pipeline, start: datetime | None, end: datetim
                            _utc(end) if end is not None else None)
 
 
+def load_pipeline(ref: str | os.PathLike[str], **kwargs: Any) -> Pipeline:
+    """:meth:`Pipeline.load` for a DAG file: a name (registered, or under a pipelines home) or an
+    absolute path. A relative path would depend on the working directory of each Airflow
+    process (the DAG processor, every worker), which is not ours to choose: refused.
+
+    :raises PipelineNotFound: a relative path, or nothing by that name.
+    """
+    from drivetrain.pipeline_names import looks_like_path
+
+    text = os.fspath(ref)
+    if looks_like_path(ref) and not os.path.isabs(os.path.expanduser(text)):
+        raise PipelineNotFound(
+            f"{text!r} is a relative path, so under Airflow it would depend on the working directory of the "
+            "DAG processor and of each worker; give an absolute path, such as "
+            f"build_dag(Path(__file__).parent / {os.path.normpath(text)!r}) for a folder next to the DAG file, "
+            "or a registered pipeline name"
+        )
+    return Pipeline.load(ref, **kwargs)
+
+
 @contextlib.contextmanager
 def airflow_errors() -> Iterator[None]:
     """Turn drivetrain errors that retrying cannot fix into failures Airflow does not retry."""
@@ -92,8 +112,9 @@ def airflow_errors() -> Iterator[None]:
 class PipelineTask(BaseOperator):
     """What every drivetrain task shares: the pipeline, its connectors opened per execution.
 
-    :param pipeline: a :class:`~drivetrain.Pipeline`, a registered pipeline name, or a folder
-        holding ``config.json``. An object is used as is (workers re-parse the DAG file, so it
+    :param pipeline: a :class:`~drivetrain.Pipeline`, a pipeline name (registered, or under
+        ``DRIVETRAIN_PIPELINES_HOME``), or the absolute path of a folder holding ``config.json``.
+        An object is used as is (workers re-parse the DAG file, so it
         is never serialised); a name or folder is loaded when the task runs.
     """
 
@@ -111,7 +132,7 @@ class PipelineTask(BaseOperator):
         install_connection_resolver()
         with airflow_errors():
             ref = self.pipeline
-            pipeline = ref if isinstance(ref, Pipeline) else Pipeline.load(os.fspath(ref))
+            pipeline = ref if isinstance(ref, Pipeline) else load_pipeline(ref)
         try:
             yield pipeline
         finally:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain import plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
+from drivetrain.errors import ConfigError, TransientError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
@@ -77,26 +77,15 @@ class Pipeline:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
-        """A registered pipeline by name, or a folder (or config.json path)."""
-        target = Path(name_or_path)
-        if target.is_file():
-            target = target.parent
-        if not (target / "config.json").is_file():
-            registered = plugins.registered_pipelines()
-            found = registered.get(str(name_or_path))
-            if found is None:
-                import difflib
+        """A registered pipeline or a folder under a pipelines home by name, or a folder (or
+        config.json) by path; the spelling decides, never the working directory (see
+        :mod:`drivetrain.pipeline_names`)."""
+        from drivetrain.pipeline_names import locate
 
-                close = difflib.get_close_matches(str(name_or_path), list(registered), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PipelineNotFound(
-                    f"no pipeline {str(name_or_path)!r}: not a folder with config.json, and not registered{hint} "
-                    f"(registered: {', '.join(sorted(registered)) or 'none'})"
-                )
-            if isinstance(found, type):
-                return found(overrides=overrides)
-            target = Path(found)
-        return cls.from_folder(target, overrides=overrides)
+        located = locate(name_or_path)
+        if located.folder is None:
+            return located.target(overrides=overrides)  # type: ignore[no-any-return]
+        return cls.from_folder(located.folder, overrides=overrides)
 
     @classmethod
     def from_folder(cls, folder: Path, *, overrides: Mapping[str, Any] | None = None) -> Pipeline:

@@ -1,8 +1,10 @@
 """Finding pipelines and their drive tables for the commands, and formatting what they hold.
 
-A command names a pipeline by its registered name or by a folder holding ``config.json``.
-Commands that look at many pipelines (``status``, ``show``) use every registered pipeline plus
-the folder given by ``--dir`` (or the working folder) when it holds a config.
+A command names a pipeline by name (registered, or a folder under ``DRIVETRAIN_PIPELINES_HOME``)
+or by a path to a folder holding ``config.json`` (``./shop``); see :mod:`drivetrain.pipeline_names`.
+Commands that look at many pipelines (``status``, ``show``) use every registered pipeline, every
+pipeline under the pipelines homes, plus the folder given by ``--dir`` (or the working folder)
+when it holds a config.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ def load(name_or_folder: str) -> Pipeline:
         return Pipeline.load(name_or_folder)
     except PipelineNotFound as exc:
         message = str(exc)
-        if "did you mean" not in message:
+        if "did you mean" not in message and "write ./" not in message:
             import difflib
 
             here = [p.name for p in Path.cwd().iterdir() if (p / "config.json").is_file()] if Path.cwd().is_dir() else []
             close = difflib.get_close_matches(Path(name_or_folder).name, here, n=1)
             if close:
-                message += f"; did you mean the folder {close[0]!r}?"
+                message += f"; did you mean the folder ./{close[0]}?"
         raise CliError(message, EXIT_USAGE) from exc
     except ConfigError as exc:
         raise CliError(config_message(exc), EXIT_USAGE) from exc
@@ -71,12 +73,14 @@ class Candidate:
 
 
 def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
-    """Every registered pipeline plus ``folder`` (default: the working folder) if it has a config.
+    """Every registered pipeline, every one under the pipelines homes, plus ``folder``
+    (default: the working folder) if it has a config.
 
     :returns: the candidates and a description of where they were found.
     """
     from drivetrain import plugins
     from drivetrain.pipeline import Pipeline
+    from drivetrain.pipeline_names import HOME_ENV, home_pipelines, looks_like_path, pipelines_homes
 
     where = []
     found: list[Candidate] = []
@@ -84,10 +88,20 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
     where.append(f"{len(registered)} registered pipeline(s)" + (f" ({', '.join(sorted(registered))})" if registered else ""))
     for name in sorted(registered):
         found.append(try_load(name, lambda n=name: Pipeline.load(n)))
+    homes = home_pipelines()
+    if pipelines_homes():
+        in_homes = ", ".join(sorted(homes)) or "none"
+        where.append(f"{HOME_ENV} {', '.join(str(h) for h in pipelines_homes())} ({in_homes})")
+    for name in sorted(set(homes) - set(registered)):
+        found.append(try_load(name, lambda n=name: Pipeline.load(n)))
     base = Path(folder) if folder else Path.cwd()
-    if (base / "config.json").is_file():
+    seen = {c.pipeline.config.base_dir.resolve() for c in found if c.pipeline is not None}
+    if (base / "config.json").is_file() and base.resolve() in seen:
+        where.append(f"the folder {base.resolve()} (one of the above)")
+    elif (base / "config.json").is_file():
         where.append(f"the folder {base.resolve()}")
-        found.append(try_load(str(base), lambda: Pipeline.from_folder(base)))
+        label = str(base) if looks_like_path(str(base)) else f"./{base}"  # a folder, never read as a name
+        found.append(try_load(label, lambda: Pipeline.from_folder(base)))
     else:
         where.append(f"{base.resolve()} (no config.json there)")
     return found, where

@@ -211,9 +211,9 @@ A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, on
 - `test_pipeline.py`: runs one window into a throwaway DuckDB file (`pytest {name}`).
 
 ```
-drivetrain validate {name}      # config, then every system it names
-drivetrain run {name}           # the next window due (a failed one first)
-drivetrain history {name}       # what ran, newest first
+drivetrain validate ./{name}    # config, then every system it names
+drivetrain run ./{name}         # the next window due (a failed one first)
+drivetrain history ./{name}     # what ran, newest first
 ```
 """
 
@@ -222,9 +222,11 @@ def next_steps(folder: Path, name: str, source_type: str) -> list[str]:
     steps = ["next:"]
     if source_type != "files":
         steps.append(f"  edit {folder}/config.json (the TODO placeholders) and set the credentials it names")
+    # A folder is written as a path (./orders): a bare name means a registered pipeline.
+    shown = str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
     steps += [
-        f"  drivetrain validate {folder}",
-        f"  drivetrain run {folder}",
+        f"  drivetrain validate {shown}",
+        f"  drivetrain run {shown}",
         f"  python -m pytest {folder}",
     ]
     return steps

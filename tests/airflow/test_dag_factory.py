@@ -15,7 +15,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from drivetrain import ConfigError, Pipeline
+from drivetrain import ConfigError, Pipeline, PipelineNotFound
 from drivetrain.airflow import PipelinePhaseOperator, build_dag, window_for_interval
 from drivetrain.phase_names import PHASE_NAMES
 from tests.sdk.factory import DAY, make_pipeline_dir
@@ -128,6 +128,32 @@ class TestContribDags:
         bag = DagBag(dag_folder=str(CONTRIB / name / "dag.py"))
         assert not bag.import_errors, bag.import_errors
         assert bag.dag_ids == [f"pipeline_{name}"]
+
+
+class TestPipelineNames:
+    """A DAG file names its pipeline the same way wherever the Airflow process runs."""
+
+    def test_a_registered_name_ignores_a_folder_of_that_name_in_the_working_directory(self, airflow_db, tmp_path, monkeypatch):
+        """The reported case: the contrib demo DAG loaded ./demo when parsed from its parent."""
+        from airflow.dag_processing.dagbag import DagBag
+
+        make_pipeline_dir(tmp_path / "demo", pipeline_metadata__pipeline_name="demo")
+        monkeypatch.chdir(tmp_path)
+        bag = DagBag(dag_folder=str(CONTRIB / "demo" / "dag.py"))
+        assert not bag.import_errors, bag.import_errors
+        pipeline = bag.get_dag("pipeline_demo").task_dict["audit"].pipeline
+        assert Path(pipeline.config.source_file) == CONTRIB / "demo" / "config.json"
+
+    def test_a_relative_path_is_refused_saying_what_to_write(self, tmp_path, monkeypatch):
+        make_pipeline_dir(tmp_path / "lab")
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(PipelineNotFound, match=r"'./lab' is a relative path.*Path\(__file__\).parent / 'lab'"):
+            build_dag("./lab")
+
+    def test_a_name_under_the_pipelines_home(self, tmp_path, monkeypatch):
+        make_pipeline_dir(tmp_path / "home" / "orders", pipeline_metadata__pipeline_name="orders")
+        monkeypatch.setenv("DRIVETRAIN_PIPELINES_HOME", str(tmp_path / "home"))
+        assert build_dag("orders").dag_id == "pipeline_orders"
 
 
 class TestDocs:

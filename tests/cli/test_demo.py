@@ -149,7 +149,7 @@ class TestResetFolder:
 
 class TestDemoFolderOnTheCommandLine:
     def test_a_real_pipelines_folder_is_refused_with_exit_2_and_nothing_deleted(self, cli: Cli, shop: Path) -> None:
-        run = cli("run", "shop")
+        run = cli("run", "./shop")
         assert run.returncode == 0, run
         fill(shop, "archive/shop/2025-11-15/part.parquet")
         before = {p: p.read_bytes() for p in shop.rglob("*") if p.is_file()}

@@ -21,7 +21,7 @@ PHASE_KEYS = {"start_timestamp", "end_timestamp", "actual_run_duration", "retry_
 
 def two_runs(cli: Cli) -> None:
     """Window 00:00 succeeds, window 01:00 fails in source_to_stage_transfer."""
-    result = cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00")
+    result = cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00")
     assert result.returncode == 1, result
 
 
@@ -30,7 +30,7 @@ class TestHistory:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=1)
         two_runs(cli)
-        result = cli("history", "shop")
+        result = cli("history", "./shop")
         assert result.returncode == 0, result
         lines = result.stdout.splitlines()
         assert lines[0].startswith("shop: 2 run(s), newest first")
@@ -42,7 +42,7 @@ class TestHistory:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=1)
         two_runs(cli)
-        rows = cli("history", "shop", "--json").json()
+        rows = cli("history", "./shop", "--json").json()
         assert len(rows) == 2
         for row in rows:
             assert set(row) >= SPEC_COLUMNS
@@ -57,24 +57,24 @@ class TestHistory:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=1)
         two_runs(cli)
-        rows = cli("history", "shop", "--status", "success", "--limit", "5", "--json").json()
+        rows = cli("history", "./shop", "--status", "success", "--limit", "5", "--json").json()
         assert [r["pipeline_id"] for r in rows] == ["shop_20250101T000000Z_run1"]
 
     def test_history_of_an_unknown_pipeline_exits_2_with_did_you_mean(self, cli: Cli, shop: Path) -> None:
         result = cli("history", "shpo")
         assert result.returncode == 2, result
         assert "no pipeline 'shpo'" in result.stderr
-        assert "did you mean the folder 'shop'?" in result.stderr
+        assert "did you mean the folder ./shop?" in result.stderr
 
     def test_history_of_a_pipeline_that_never_ran_says_so(self, cli: Cli, shop: Path) -> None:
-        result = cli("history", "shop")
+        result = cli("history", "./shop")
         assert result.returncode == 0, result
         assert "no runs recorded" in result.stderr
 
 
 class TestStatus:
     def test_status_without_a_pipeline_shows_registered_ones_and_the_folder(self, cli: Cli, shop: Path) -> None:
-        assert cli("run", "shop").returncode == 0
+        assert cli("run", "./shop").returncode == 0
         result = cli("status", "--dir", "shop")
         assert result.returncode == 0, result
         from drivetrain.plugins import registered_pipelines
@@ -93,8 +93,8 @@ class TestStatus:
         assert not (cli.home / ".drivetrain").exists()
 
     def test_status_json_is_the_latest_row_per_pipeline(self, cli: Cli, shop: Path) -> None:
-        cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00")
-        rows = cli("status", "shop", "--json").json()
+        cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00")
+        rows = cli("status", "./shop", "--json").json()
         assert [r["pipeline_id"] for r in rows] == ["shop_20250101T010000Z_run1"]
         assert set(rows[0]) >= SPEC_COLUMNS
 
@@ -108,15 +108,15 @@ class TestStatus:
 
 class TestShow:
     def test_show_finds_the_run_from_the_folder_in_the_working_directory(self, cli: Cli, shop: Path) -> None:
-        cli("run", "shop")
+        cli("run", "./shop")
         result = cli("show", "shop_20250101T000000Z_run1", cwd=shop)
         assert result.returncode == 0, result
         assert "run shop_20250101T000000Z_run1" in result.stdout
         assert "stage_to_target_transfer  COMPLETED" in result.stdout
 
     def test_show_json_is_one_object_with_nested_phases(self, cli: Cli, shop: Path) -> None:
-        cli("run", "shop")
-        row = cli("show", "shop_20250101T000000Z_run1", "--pipeline", "shop", "--json").json()
+        cli("run", "./shop")
+        row = cli("show", "shop_20250101T000000Z_run1", "--pipeline", "./shop", "--json").json()
         assert row["pipeline_id"] == "shop_20250101T000000Z_run1"
         assert set(row) >= SPEC_COLUMNS
         assert row["target_count_phase"]["phase_specific_details"]["count"] == 4
@@ -124,7 +124,7 @@ class TestShow:
     def test_show_of_a_failed_run_prints_the_error(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=0)
-        cli("run", "shop")
+        cli("run", "./shop")
         result = cli("show", "shop_20250101T000000Z_run1", "--dir", "shop")
         assert result.returncode == 0, result
         assert "outcome: failed at source_to_stage_transfer" in result.stdout

@@ -71,10 +71,10 @@ def run_in_terminal(args: list[str], cwd: Path, home: Path) -> tuple[int, str]:
 
 class TestTerminal:
     def test_run_and_history_draw_on_a_terminal(self, cli: Cli, shop: Path) -> None:
-        status, text = run_in_terminal(["run", "shop"], cli.cwd, cli.home)
+        status, text = run_in_terminal(["run", "./shop"], cli.cwd, cli.home)
         assert status == 0, text
         assert "shop_20250101T000000Z_run1" in text
-        status, text = run_in_terminal(["history", "shop"], cli.cwd, cli.home)
+        status, text = run_in_terminal(["history", "./shop"], cli.cwd, cli.home)
         assert status == 0, text
         assert "┃" in text or "|" in text  # a rich table, not plain columns
         assert "shop_20250101T000000Z_run1" in text

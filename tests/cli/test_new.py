@@ -26,10 +26,10 @@ class TestNew:
         assert "drivetrain validate" in result.stdout
 
     def test_the_files_scaffold_runs_as_generated(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop")
+        result = cli("run", "./shop")
         assert result.returncode == 0, result
         assert "source 4, stage 4, target 4" in result.stdout
-        shown = cli("show", "shop_20250101T000000Z_run1", "--pipeline", "shop", "--json").json()
+        shown = cli("show", "shop_20250101T000000Z_run1", "--pipeline", "./shop", "--json").json()
         assert "ShopStageToTarget.select_columns" not in json.dumps(shown)  # push-down SQL, not transform()
         assert shown["stage_to_target_transfer_phase"]["phase_specific_details"]["method"] == "push-down SQL"
 
@@ -47,7 +47,7 @@ class TestNew:
         assert config["source_system"]["type"] == kind
         assert config["source_system"]["credentials_ref"] == f"feed_{ref}"
         assert not (cli.cwd / "feed" / "data").exists()
-        planned = cli("run", "feed", "--dry-run")  # loads and validates the config, reaches no server
+        planned = cli("run", "./feed", "--dry-run")  # loads and validates the config, reaches no server
         assert planned.returncode == 0, planned
         assert "pre_validation            run     fresh run" in planned.stdout
 

@@ -16,56 +16,56 @@ FIRST = f"{SAMPLE_DAY}T00:00:00Z"
 
 class TestChoosingWindows:
     def test_without_a_window_it_runs_the_first_window_of_a_new_pipeline(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop")
+        result = cli("run", "./shop")
         assert result.returncode == 0, result
         assert result.stdout.startswith("SUCCESS  shop_20250101T000000Z_run1"), result
         assert "source 4, stage 4, target 4" in result.stdout
 
     def test_the_next_run_takes_the_window_after_the_last_success(self, cli: Cli, shop: Path) -> None:
-        cli("run", "shop")
-        result = cli("run", "shop")
+        cli("run", "./shop")
+        result = cli("run", "./shop")
         assert result.returncode == 0, result
         assert "shop_20250101T010000Z_run1" in result.stdout
 
     def test_window_start_runs_that_window(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", f"{SAMPLE_DAY}T02:00")
+        result = cli("run", "./shop", "--window-start", f"{SAMPLE_DAY}T02:00")
         assert result.returncode == 0, result
         assert "shop_20250101T020000Z_run1" in result.stdout
 
     def test_a_plain_date_means_midnight_in_the_schedule_timezone(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window", SAMPLE_DAY, "--window-end", f"{SAMPLE_DAY}T01:00:00+00:00")
+        result = cli("run", "./shop", "--window", SAMPLE_DAY, "--window-end", f"{SAMPLE_DAY}T01:00:00+00:00")
         assert result.returncode == 0, result
         assert "shop_20250101T000000Z_run1" in result.stdout
 
     def test_a_start_off_the_grid_exits_2_naming_the_nearest_starts(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", f"{SAMPLE_DAY}T01:30:00Z")
+        result = cli("run", "./shop", "--window-start", f"{SAMPLE_DAY}T01:30:00Z")
         assert result.returncode == 2, result
         assert "nearest window starts are 2025-01-01T01:00:00Z and 2025-01-01T02:00:00Z" in result.stderr
 
     def test_a_window_end_that_does_not_match_the_grid_exits_2(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", FIRST, "--window-end", f"{SAMPLE_DAY}T03:00:00Z")
+        result = cli("run", "./shop", "--window-start", FIRST, "--window-end", f"{SAMPLE_DAY}T03:00:00Z")
         assert result.returncode == 2, result
         assert "ends at 2025-01-01T01:00:00Z" in result.stderr
 
     def test_an_unreadable_timestamp_exits_2(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", "yesterday")
+        result = cli("run", "./shop", "--window-start", "yesterday")
         assert result.returncode == 2, result
         assert "'yesterday' is not a timestamp" in result.stderr
 
     def test_window_start_and_from_together_is_a_usage_error(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", FIRST, "--from", FIRST)
+        result = cli("run", "./shop", "--window-start", FIRST, "--from", FIRST)
         assert result.returncode == 2, result
         assert "not both" in result.stderr
 
     def test_from_to_runs_every_window_in_order(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
+        result = cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
         assert result.returncode == 0, result
         ids = [line.split()[1] for line in result.stdout.splitlines()]
         assert ids == [f"shop_20250101T0{h}0000Z_run1" for h in range(3)]
 
     def test_nothing_due_exits_0_with_a_message(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, lambda c: c["dag_schedule"].update(start_date="2999-01-01"))
-        result = cli("run", "shop")
+        result = cli("run", "./shop")
         assert result.returncode == 0, result
         assert result.stdout == ""
         assert "nothing to run" in result.stderr
@@ -75,7 +75,7 @@ class TestFailures:
     def test_a_failed_run_exits_1_and_names_the_phase(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=0)
-        result = cli("run", "shop", "--window-start", FIRST)
+        result = cli("run", "./shop", "--window-start", FIRST)
         assert result.returncode == 1, result
         assert result.stdout.startswith("FAILED")
         assert "failed at source_to_stage_transfer" in result.stdout
@@ -84,7 +84,7 @@ class TestFailures:
     def test_from_to_stops_at_the_first_failure(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=1)
-        result = cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
+        result = cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
         assert result.returncode == 1, result
         statuses = [line.split()[0] for line in result.stdout.splitlines()]
         assert statuses == ["SUCCESS", "FAILED"]
@@ -93,12 +93,12 @@ class TestFailures:
     def test_the_next_run_retries_the_failed_window_first(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, strict_rejects)
         add_invalid_order(shop, hour=1)
-        cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
+        cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T03:00")
         def tolerate(config: dict) -> None:
             config["phases"]["source_to_stage_transfer"] = {"max_rejected_percent": 50}
             config["phases"]["audit"]["count_tolerances"]["source_to_stage_tolerance_percent"] = 50
         edit_config(shop, tolerate)
-        result = cli("run", "shop")
+        result = cli("run", "./shop")
         assert result.returncode == 0, result
         assert "shop_20250101T010000Z_run2" in result.stdout
         assert "rejected 1" in result.stdout
@@ -111,7 +111,7 @@ class TestFailures:
             store.ensure()
             lease = store.acquire_lease(pipeline.name, window.start, window.end, holder, 600)
             try:
-                result = cli("run", "shop", "--window-start", FIRST)
+                result = cli("run", "./shop", "--window-start", FIRST)
             finally:
                 store.release_lease(lease)
         assert result.returncode == 3, result
@@ -121,7 +121,7 @@ class TestFailures:
     def test_sigterm_stops_the_run_at_a_safe_point_and_records_it_failed(self, cli: Cli, shop: Path) -> None:
         started = shop / "started"
         (shop / "pipeline.py").write_text(SLOW_PIPELINE.format(marker=str(started)))
-        process = cli.popen("run", "shop", "--window-start", FIRST)
+        process = cli.popen("run", "./shop", "--window-start", FIRST)
         deadline = time.monotonic() + 60
         while not started.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -159,11 +159,11 @@ class ShopPipeline(Pipeline):
 
 class TestDryRun:
     def test_dry_run_prints_the_plan_and_records_nothing(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--window-start", FIRST, "--dry-run")
+        result = cli("run", "./shop", "--window-start", FIRST, "--dry-run")
         assert result.returncode == 0, result
         assert "plan (dry run, nothing changed)" in result.stdout
         assert "target_cleaning           skip    disabled in config" in result.stdout
-        assert cli("history", "shop", "--json").json() == []
+        assert cli("history", "./shop", "--json").json() == []
 
     def test_dry_run_of_a_failed_window_shows_what_will_be_skipped(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, lambda c: c["phases"]["audit"]["count_tolerances"].update(source_to_stage_tolerance_percent=0))
@@ -171,8 +171,8 @@ class TestDryRun:
             config["phases"]["source_to_stage_transfer"] = {"max_rejected_percent": 100}
         edit_config(shop, fail_in_audit)
         add_invalid_order(shop, hour=0)
-        assert cli("run", "shop", "--window-start", FIRST).returncode == 1
-        plan = cli("run", "shop", "--dry-run", "--json").json()
+        assert cli("run", "./shop", "--window-start", FIRST).returncode == 1
+        plan = cli("run", "./shop", "--dry-run", "--json").json()
         assert len(plan) == 1 and plan[0]["query_window_start_timestamp"].startswith("2025-01-01T00:00")
         actions = {p["phase"]: (p["action"], p["reason"]) for p in plan[0]["phases"]}
         assert actions["source_to_stage_transfer"] == ("skip", "completed by shop_20250101T000000Z_run1")
@@ -181,7 +181,7 @@ class TestDryRun:
 
 class TestJsonOutput:
     def test_run_json_prints_the_drive_rows(self, cli: Cli, shop: Path) -> None:
-        result = cli("run", "shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00", "--json")
+        result = cli("run", "./shop", "--from", SAMPLE_DAY, "--to", f"{SAMPLE_DAY}T02:00", "--json")
         assert result.returncode == 0, result
         rows = result.json()
         assert [r["pipeline_status"] for r in rows] == ["SUCCESS", "SUCCESS"]

@@ -29,7 +29,7 @@ GETTING_STARTED = doc_blocks.commands("getting-started.md")
 RUNBOOK = doc_blocks.commands("runbook.md")
 #: What the runbook's placeholders stand for here: the demo's failed 13:00 run.
 PLACEHOLDERS = {
-    "PIPELINE": "demo-output",
+    "PIPELINE": "./demo-output",
     "RUN_ID": "demo_20251115T130000Z_run1",
     "WINDOW": "2025-11-15T13:00:00Z",
     "FROM": "2025-11-15",
