@@ -1,0 +1,242 @@
+"""A real Airflow 3 deployment on LocalExecutor: scheduler, DAG processor and API server processes.
+
+One scenario, run once (about five minutes): a daily pipeline whose ``start_date`` is two days
+ago. While the DAG is still paused, a manual run is triggered with conf ``window_start`` five
+days back (and no logical date). Then the DAG is unpaused with catchup, so the scheduler makes
+the runs of the last two days; the first of them fails (a marker file makes
+stage_to_target_transfer fail for that window). A manual trigger with the logical date of
+yesterday is refused by Airflow, since that window has its DAG run. Then the marker goes, the
+failed DAG run is cleared, and a backfill with ``--reprocess-behavior completed`` is created
+for yesterday. The drive table must hold exactly the windows those runs name.
+
+Two Airflow traps decide the shape (see docs/airflow.md): a manual run whose logical date is
+before the DAG's start date gets no task instances and ends "success" at once; and a manual run
+with a logical date the scheduler has not reached yet makes the scheduler compute its next run
+from that manual run's data interval (the trigger time), skipping the windows in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from drivetrain import Pipeline, RunRecord, RunStatus
+from drivetrain.airflow import AIRFLOW_RUN_KEY
+from tests.sdk.factory import make_pipeline_dir, make_rows
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+#: Airflow's command line, run by this interpreter (the console script may name another one).
+AIRFLOW = [sys.executable, "-m", "airflow"]
+DAY = timedelta(days=1)
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+FAILING = TODAY - 2 * DAY
+YESTERDAY = TODAY - DAY
+MANUAL = TODAY - 5 * DAY
+DAG_ID = "pipeline_af_sched"
+
+MARKED_PIPELINE = """
+    from pathlib import Path
+
+    from drivetrain import Pipeline, PermanentError, StageToTargetTransfer
+
+    MARKER = Path(__file__).with_name("fail_window")
+
+
+    class MarkedTransfer(StageToTargetTransfer):
+        def run(self, ctx):
+            if MARKER.exists() and MARKER.read_text().strip() == ctx.window.start.isoformat():
+                raise PermanentError("injected failure: the target refused the load")
+            return super().run(ctx)
+
+
+    class MarkedLab(Pipeline):
+        phase_classes = {"stage_to_target_transfer": MarkedTransfer}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.frozen
+class Deployment:
+    home: Path
+    env: dict[str, str]
+    folder: Path
+
+    def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def dag_runs(self) -> list[dict[str, Any]]:
+        """The DAG runs in Airflow's metadata database (read directly: no CLI start-up per poll)."""
+        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = ?", (DAG_ID,))
+            return [dict(row) for row in rows]
+
+    def wait_for(self, what: str, done: Any, timeout: float = 420) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            try:
+                runs = self.dag_runs()
+            except sqlite3.OperationalError:  # the table is not there yet, or locked for a moment
+                runs = []
+            if done(runs):
+                return runs
+            time.sleep(2)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.out")))
+        pytest.fail(f"timed out waiting for {what}; DAG runs: {runs}\n{logs}")
+
+    def drive_rows(self) -> list[RunRecord]:
+        with Pipeline.load(self.folder) as pipeline:
+            return list(reversed(pipeline.drive_store().history("af_sched")))
+
+
+def finished(runs: list[dict[str, Any]], count: int) -> bool:
+    return len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "dags").mkdir()
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "drivetrain-test-secret",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+    })
+    rows = [row for start, prefix in ((FAILING, "F"), (YESTERDAY, "Y"), (MANUAL, "M"))
+            for row in make_rows(40, start=start, hours=24, prefix=prefix, invalid_every=0, duplicates=0)]
+    folder = make_pipeline_dir(
+        home / "pipelines" / "af_sched", rows,
+        pipeline_metadata__pipeline_name="af_sched",
+        dag_schedule={"frequency": "daily", "timezone": "UTC", "start_date": FAILING.date().isoformat(), "catchup": True},
+        query_window={"type": "daily", "duration": "1d"},
+    )
+    (folder / "pipeline.py").write_text(textwrap.dedent(MARKED_PIPELINE))
+    (folder / "fail_window").write_text(FAILING.isoformat())
+    (home / "dags" / "af_sched_dag.py").write_text(
+        f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(folder)!r})\n")
+    deployed = Deployment(home, env, folder)
+    deployed.airflow("db", "migrate", timeout=300)
+    deployed.airflow("dags", "reserialize", timeout=300)
+    processes = []
+    try:
+        for command in (["api-server", "--port", str(port), "--workers", "1"], ["dag-processor"], ["scheduler"]):
+            log = (home / f"{command[0]}.out").open("w")
+            processes.append(subprocess.Popen([*AIRFLOW, *command], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                              cwd=home))
+        yield deployed
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@attrs.frozen
+class Outcome:
+    first: list[dict[str, Any]]
+    """DAG runs after catch-up and the manual trigger."""
+    second: list[dict[str, Any]]
+    """DAG runs after the clear and the backfill."""
+    rows: list[RunRecord]
+    """The drive table at the end, oldest first."""
+    refused: subprocess.CompletedProcess[str]
+    """The manual trigger of a window that already has its DAG run."""
+
+    def attempts(self, start: datetime) -> list[RunRecord]:
+        return [r for r in self.rows if r.query_window_start_timestamp == start]
+
+
+@pytest.fixture(scope="module")
+def outcome(deployment: Deployment) -> Outcome:
+    deployment.airflow("dags", "trigger", DAG_ID, "--conf", json.dumps({"window_start": MANUAL.isoformat()}))
+    deployment.airflow("dags", "unpause", DAG_ID)
+    first = deployment.wait_for("catch-up and the manual run", lambda runs: finished(runs, 3))
+    refused = subprocess.run([*AIRFLOW, "dags", "trigger", DAG_ID, "--logical-date", YESTERDAY.isoformat()],
+                             env=deployment.env, capture_output=True, text=True, timeout=180)
+    (deployment.folder / "fail_window").unlink()
+    deployment.airflow("tasks", "clear", DAG_ID, "--start-date", FAILING.isoformat(), "--end-date",
+                       FAILING.isoformat(), "--yes")
+    deployment.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", YESTERDAY.isoformat(), "--to-date",
+                       YESTERDAY.isoformat(), "--reprocess-behavior", "completed")
+    rows_done = lambda runs: finished(runs, 3) and len(deployment.drive_rows()) >= 5  # noqa: E731
+    second = deployment.wait_for("the cleared run and the backfill", rows_done)
+    return Outcome(first, second, deployment.drive_rows(), refused)
+
+
+class TestRealScheduler:
+    def test_catch_up_and_the_manual_run_end_as_expected(self, outcome):
+        states = sorted((r["run_type"], (r["logical_date"] or "")[:10], r["state"]) for r in outcome.first)
+        assert states == [
+            ("manual", "", "success"),
+            ("scheduled", FAILING.date().isoformat(), "failed"),
+            ("scheduled", YESTERDAY.date().isoformat(), "success"),
+        ], outcome.first
+
+    def test_the_drive_table_holds_exactly_the_windows_the_runs_name(self, outcome):
+        windows = sorted({(r.query_window_start_timestamp, r.query_window_end_timestamp) for r in outcome.rows})
+        assert windows == [(MANUAL, MANUAL + DAY), (FAILING, FAILING + DAY), (YESTERDAY, TODAY)]
+
+    def test_the_manual_run_loaded_the_window_its_conf_names(self, outcome):
+        (row,) = outcome.attempts(MANUAL)
+        assert row.pipeline_status is RunStatus.SUCCESS
+        recorded = row.config_snapshot[AIRFLOW_RUN_KEY]
+        assert recorded["run_type"] == "manual" and recorded["conf_window_start"] == MANUAL.isoformat()
+        assert recorded["logical_date"] is None and recorded["window_rule"] == "conf window_start"
+
+    def test_a_manual_run_of_a_window_that_has_its_dag_run_is_refused(self, outcome):
+        assert outcome.refused.returncode != 0, outcome.refused.stdout
+        assert len(outcome.attempts(YESTERDAY)) == 2  # the scheduled run and the backfill, nothing else
+
+    def test_the_cleared_run_resumed_its_failed_window(self, outcome):
+        failed, resumed = outcome.attempts(FAILING)
+        assert failed.pipeline_status is RunStatus.FAILED and failed.phase_failed == "stage_to_target_transfer"
+        assert resumed.pipeline_status is RunStatus.SUCCESS and resumed.pipeline_retry_number == 1
+        assert resumed.phases["source_count"].carried_from == failed.pipeline_id
+        assert failed.config_snapshot[AIRFLOW_RUN_KEY]["run_id"] == resumed.config_snapshot[AIRFLOW_RUN_KEY]["run_id"]
+
+    def test_the_backfill_reloaded_its_own_window_and_left_the_manual_run_alone(self, outcome):
+        scheduled, backfilled = outcome.attempts(YESTERDAY)
+        assert scheduled.config_snapshot[AIRFLOW_RUN_KEY]["run_type"] == "scheduled"
+        assert backfilled.config_snapshot[AIRFLOW_RUN_KEY]["run_type"] == "backfill"
+        assert backfilled.pipeline_status is RunStatus.SUCCESS
+        assert len(outcome.attempts(MANUAL)) == 1
+
+    def test_every_dag_run_ended_successfully(self, outcome):
+        assert all(r["state"] == "success" for r in outcome.second), json.dumps(outcome.second, default=str)
