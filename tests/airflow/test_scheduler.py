@@ -7,7 +7,9 @@ the runs of the last two days; the first of them fails (a marker file makes
 stage_to_target_transfer fail for that window). A manual trigger with the logical date of
 yesterday is refused by Airflow, since that window has its DAG run. Then the marker goes, the
 failed DAG run is cleared, and a backfill with ``--reprocess-behavior completed`` is created
-for yesterday. The drive table must hold exactly the windows those runs name.
+for yesterday. The drive table must hold exactly the windows those runs name. A second DAG,
+without catchup, gets a manual trigger with a logical date four days back (the reported case:
+it loaded the current window): it must load the window that date starts.
 
 Two Airflow traps decide the shape (see docs/airflow.md): a manual run whose logical date is
 before the DAG's start date gets no task instances and ends "success" at once; and a manual run
@@ -47,6 +49,9 @@ FAILING = TODAY - 2 * DAY
 YESTERDAY = TODAY - DAY
 MANUAL = TODAY - 5 * DAY
 DAG_ID = "pipeline_af_sched"
+#: A second DAG, without catchup: the reported case of a manual trigger with an old logical date.
+LATEST_DAG_ID = "pipeline_af_latest"
+OLD = TODAY - 4 * DAY
 
 MARKED_PIPELINE = """
     from pathlib import Path
@@ -85,19 +90,19 @@ class Deployment:
         assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done
 
-    def dag_runs(self) -> list[dict[str, Any]]:
+    def dag_runs(self, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         """The DAG runs in Airflow's metadata database (read directly: no CLI start-up per poll)."""
         with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = ?", (DAG_ID,))
+            rows = db.execute("SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = ?", (dag_id,))
             return [dict(row) for row in rows]
 
-    def wait_for(self, what: str, done: Any, timeout: float = 420) -> list[dict[str, Any]]:
+    def wait_for(self, what: str, done: Any, timeout: float = 420, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             try:
-                runs = self.dag_runs()
+                runs = self.dag_runs(dag_id)
             except sqlite3.OperationalError:  # the table is not there yet, or locked for a moment
                 runs = []
             if done(runs):
@@ -106,9 +111,9 @@ class Deployment:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.out")))
         pytest.fail(f"timed out waiting for {what}; DAG runs: {runs}\n{logs}")
 
-    def drive_rows(self) -> list[RunRecord]:
-        with Pipeline.load(self.folder) as pipeline:
-            return list(reversed(pipeline.drive_store().history("af_sched")))
+    def drive_rows(self, name: str = "af_sched") -> list[RunRecord]:
+        with Pipeline.load(self.home / "pipelines" / name) as pipeline:
+            return list(reversed(pipeline.drive_store().history(name)))
 
 
 def finished(runs: list[dict[str, Any]], count: int) -> bool:
@@ -146,8 +151,16 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     )
     (folder / "pipeline.py").write_text(textwrap.dedent(MARKED_PIPELINE))
     (folder / "fail_window").write_text(FAILING.isoformat())
-    (home / "dags" / "af_sched_dag.py").write_text(
-        f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(folder)!r})\n")
+    latest = make_pipeline_dir(
+        home / "pipelines" / "af_latest", make_rows(40, start=OLD, hours=24, invalid_every=0, duplicates=0),
+        pipeline_metadata__pipeline_name="af_latest",
+        dag_schedule={"frequency": "daily", "timezone": "UTC", "start_date": (TODAY - 5 * DAY).date().isoformat(),
+                      "catchup": False},
+        query_window={"type": "daily", "duration": "1d"},
+    )
+    for pipeline_folder in (folder, latest):
+        (home / "dags" / f"{pipeline_folder.name}_dag.py").write_text(
+            f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(pipeline_folder)!r})\n")
     deployed = Deployment(home, env, folder)
     deployed.airflow("db", "migrate", timeout=300)
     deployed.airflow("dags", "reserialize", timeout=300)
@@ -178,6 +191,10 @@ class Outcome:
     """The drive table at the end, oldest first."""
     refused: subprocess.CompletedProcess[str]
     """The manual trigger of a window that already has its DAG run."""
+    latest_runs: list[dict[str, Any]]
+    """The DAG runs of the DAG without catchup."""
+    latest_rows: list[RunRecord]
+    """Its drive table."""
 
     def attempts(self, start: datetime) -> list[RunRecord]:
         return [r for r in self.rows if r.query_window_start_timestamp == start]
@@ -186,8 +203,11 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(deployment: Deployment) -> Outcome:
     deployment.airflow("dags", "trigger", DAG_ID, "--conf", json.dumps({"window_start": MANUAL.isoformat()}))
+    deployment.airflow("dags", "trigger", LATEST_DAG_ID, "--logical-date", OLD.isoformat())
     deployment.airflow("dags", "unpause", DAG_ID)
+    deployment.airflow("dags", "unpause", LATEST_DAG_ID)
     first = deployment.wait_for("catch-up and the manual run", lambda runs: finished(runs, 3))
+    latest = deployment.wait_for("the DAG without catchup", lambda runs: finished(runs, 2), dag_id=LATEST_DAG_ID)
     refused = subprocess.run([*AIRFLOW, "dags", "trigger", DAG_ID, "--logical-date", YESTERDAY.isoformat()],
                              env=deployment.env, capture_output=True, text=True, timeout=180)
     (deployment.folder / "fail_window").unlink()
@@ -197,7 +217,7 @@ def outcome(deployment: Deployment) -> Outcome:
                        YESTERDAY.isoformat(), "--reprocess-behavior", "completed")
     rows_done = lambda runs: finished(runs, 3) and len(deployment.drive_rows()) >= 5  # noqa: E731
     second = deployment.wait_for("the cleared run and the backfill", rows_done)
-    return Outcome(first, second, deployment.drive_rows(), refused)
+    return Outcome(first, second, deployment.drive_rows(), refused, latest, deployment.drive_rows("af_latest"))
 
 
 class TestRealScheduler:
@@ -219,6 +239,14 @@ class TestRealScheduler:
         recorded = row.config_snapshot[AIRFLOW_RUN_KEY]
         assert recorded["run_type"] == "manual" and recorded["conf_window_start"] == MANUAL.isoformat()
         assert recorded["logical_date"] is None and recorded["window_rule"] == "conf window_start"
+
+    def test_a_manual_trigger_with_an_old_logical_date_loads_that_window_not_the_current_one(self, outcome):
+        """The reported case: --logical-date 2025-01-01T10:00 loaded the current window."""
+        assert sorted((r["run_type"], r["state"]) for r in outcome.latest_runs) == [("manual", "success"),
+                                                                                ("scheduled", "success")]
+        windows = {r.config_snapshot[AIRFLOW_RUN_KEY]["run_type"]: r.query_window_start_timestamp for r in outcome.latest_rows}
+        assert windows == {"manual": OLD, "scheduled": YESTERDAY}
+        assert len(outcome.latest_rows) == 2
 
     def test_a_manual_run_of_a_window_that_has_its_dag_run_is_refused(self, outcome):
         assert outcome.refused.returncode != 0, outcome.refused.stdout
