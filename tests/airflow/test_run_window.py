@@ -89,10 +89,11 @@ def manual(pipeline: Pipeline, *, logical_date=None, triggered_at=None, conf=Non
 
 
 class TestScheduledAndBackfillRuns:
-    @pytest.mark.parametrize("name", ["hourly", "daily_berlin"])
-    def test_consecutive_runs_load_consecutive_windows_none_skipped(self, request, name):
+    @pytest.mark.parametrize(("name", "count"), [("hourly", 60), ("daily_berlin", 150)])
+    def test_consecutive_runs_load_consecutive_windows_none_skipped(self, request, name, count):
+        """150 days from 2025-11-15 cross the change to summer time in Berlin (2026-03-29)."""
         pipeline = request.getfixturevalue(name)
-        windows = [window_for_run(pipeline, facts)[0] for facts in scheduled_runs(pipeline, 60)]
+        windows = [window_for_run(pipeline, facts)[0] for facts in scheduled_runs(pipeline, count)]
         assert windows[0] == pipeline.grid.first()
         assert all(pipeline.grid.next(a) == b for a, b in zip(windows, windows[1:], strict=False))
 
