@@ -92,8 +92,10 @@ def dag_arguments(pipeline: Pipeline) -> dict[str, Any]:
         # Windows of one pipeline load in order, one at a time.
         "max_active_runs": 1,
         # drivetrain retries transient errors inside each phase; a failed window is resumed
-        # by the next run of its interval, not by Airflow re-running one task.
-        "default_args": {"owner": meta.owner_name or "drivetrain", "retries": 0},
+        # by the next run of its interval, not by Airflow re-running one task. The start date
+        # here too makes `airflow dags trigger` refuse a logical date before it: Airflow would
+        # create such a run without any task and mark it successful, loading nothing.
+        "default_args": {"owner": meta.owner_name or "drivetrain", "retries": 0, "start_date": _start_date(pipeline)},
     }
 
 

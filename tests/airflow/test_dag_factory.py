@@ -60,7 +60,7 @@ class TestBuildDag:
 
     def test_catchup_owner_and_retries_come_from_config(self, dag):
         assert dag.catchup is True
-        assert dag.default_args == {"owner": "Test Owner", "retries": 0}
+        assert dag.default_args == {"owner": "Test Owner", "retries": 0, "start_date": dag.start_date}
         assert dag.task_dict["audit"].owner == "Test Owner"
 
     def test_tags_are_drivetrain_the_name_and_the_config_tags(self, dag):
@@ -95,7 +95,7 @@ class TestBuildDag:
     def test_dag_arguments_override_config_and_default_args_merge(self, folder):
         dag = build_dag(folder, dag_id="lab_custom", max_active_runs=3, default_args={"retries": 2})
         assert dag.dag_id == "lab_custom" and dag.max_active_runs == 3
-        assert dag.default_args == {"owner": "Test Owner", "retries": 2}
+        assert dag.default_args == {"owner": "Test Owner", "retries": 2, "start_date": dag.start_date}
 
     def test_a_pipeline_object_is_accepted(self, folder):
         pipeline = Pipeline.load(folder)

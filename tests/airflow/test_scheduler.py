@@ -9,7 +9,8 @@ yesterday is refused by Airflow, since that window has its DAG run. Then the mar
 failed DAG run is cleared, and a backfill with ``--reprocess-behavior completed`` is created
 for yesterday. The drive table must hold exactly the windows those runs name. A second DAG,
 without catchup, gets a manual trigger with a logical date four days back (the reported case:
-it loaded the current window): it must load the window that date starts.
+it loaded the current window): it must load the window that date starts; a trigger before its
+start date is refused by `airflow dags trigger` instead of ending "success" with no task.
 
 Two Airflow traps decide the shape (see docs/airflow.md): a manual run whose logical date is
 before the DAG's start date gets no task instances and ends "success" at once; and a manual run
@@ -195,6 +196,10 @@ class Outcome:
     """The DAG runs of the DAG without catchup."""
     latest_rows: list[RunRecord]
     """Its drive table."""
+    too_early: subprocess.CompletedProcess[str]
+    """A manual trigger of that DAG with a logical date before its start date."""
+    latest_runs_after: list[dict[str, Any]]
+    """That DAG's runs after it."""
 
     def attempts(self, start: datetime) -> list[RunRecord]:
         return [r for r in self.rows if r.query_window_start_timestamp == start]
@@ -210,6 +215,8 @@ def outcome(deployment: Deployment) -> Outcome:
     latest = deployment.wait_for("the DAG without catchup", lambda runs: finished(runs, 2), dag_id=LATEST_DAG_ID)
     refused = subprocess.run([*AIRFLOW, "dags", "trigger", DAG_ID, "--logical-date", YESTERDAY.isoformat()],
                              env=deployment.env, capture_output=True, text=True, timeout=180)
+    too_early = subprocess.run([*AIRFLOW, "dags", "trigger", LATEST_DAG_ID, "--logical-date", (OLD - 3 * DAY).isoformat()],
+                               env=deployment.env, capture_output=True, text=True, timeout=180)
     (deployment.folder / "fail_window").unlink()
     deployment.airflow("tasks", "clear", DAG_ID, "--start-date", FAILING.isoformat(), "--end-date",
                        FAILING.isoformat(), "--yes")
@@ -217,7 +224,8 @@ def outcome(deployment: Deployment) -> Outcome:
                        YESTERDAY.isoformat(), "--reprocess-behavior", "completed")
     rows_done = lambda runs: finished(runs, 3) and len(deployment.drive_rows()) >= 5  # noqa: E731
     second = deployment.wait_for("the cleared run and the backfill", rows_done)
-    return Outcome(first, second, deployment.drive_rows(), refused, latest, deployment.drive_rows("af_latest"))
+    return Outcome(first, second, deployment.drive_rows(), refused, latest, deployment.drive_rows("af_latest"), too_early,
+                   deployment.dag_runs(LATEST_DAG_ID))
 
 
 class TestRealScheduler:
@@ -247,6 +255,11 @@ class TestRealScheduler:
         windows = {r.config_snapshot[AIRFLOW_RUN_KEY]["run_type"]: r.query_window_start_timestamp for r in outcome.latest_rows}
         assert windows == {"manual": OLD, "scheduled": YESTERDAY}
         assert len(outcome.latest_rows) == 2
+
+    def test_a_manual_trigger_before_the_start_date_is_refused_not_marked_successful(self, outcome):
+        assert outcome.too_early.returncode != 0
+        assert "should be >= start_date" in outcome.too_early.stdout + outcome.too_early.stderr
+        assert len(outcome.latest_runs_after) == 2
 
     def test_a_manual_run_of_a_window_that_has_its_dag_run_is_refused(self, outcome):
         assert outcome.refused.returncode != 0, outcome.refused.stdout
