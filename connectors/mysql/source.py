@@ -22,10 +22,14 @@ holds; a stream that breaks off raises :class:`~drivetrain.errors.TransientError
 shorter result. Row order is described in :mod:`drivetrain.connectors.mysql.sql`.
 
 DATETIME and DATE values are wall-clock times in ``source_timezone``; the window bounds are
-converted to that zone for the query and the values back to UTC for the output. In a zone with
-daylight saving time, the hour repeated when clocks go back is ambiguous: its values are read as
-the earlier instant, and the two windows covering that hour both select it. Store UTC, or use a
-TIMESTAMP column, to avoid that.
+translated to that clock by :func:`drivetrain.window.wall_clock_bounds` for the query and the
+values read back to UTC by the same rule. In a zone with daylight saving time, the hour
+repeated when clocks go back is ambiguous: every value in it is read as the earlier instant
+and is selected by the window holding that instant only; the window of the later pass selects
+none of them and passes empty. A time skipped when clocks go forward (which a DATETIME can still
+hold) is read as the instant the clocks jumped. So every row is loaded exactly once and count,
+extract and validation agree; only the repeated hour's true order is lost. Store UTC, or use a
+TIMESTAMP column, to keep it.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attrs
 
 from drivetrain.connectors.mysql.config import MySQLOptions
 from drivetrain.connectors.mysql.types import TEMPORAL_TYPES, Column
 from drivetrain.errors import PermanentError
+from drivetrain.window import wall_clock_bounds
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE,"
@@ -175,10 +175,13 @@ def window_params(column: Column, start: datetime, end: datetime, source_timezon
     """The window bounds as the naive values the server compares with the query field.
 
     TIMESTAMP columns are compared in the session zone, +00:00; DATETIME and DATE columns hold
-    wall-clock values of ``source_timezone``.
+    wall-clock values of ``source_timezone``, translated by
+    :func:`drivetrain.window.wall_clock_bounds`: the repeated hour when clocks go back belongs to
+    the window of its earlier pass (the later pass's window selects none of it), the way
+    :func:`~drivetrain.connectors.mysql.types.decoders` read those values back.
     """
-    zone = ZoneInfo("UTC" if column.data_type == "timestamp" else source_timezone)
-    return tuple(b.astimezone(zone).replace(tzinfo=None) for b in (start, end))
+    zone = "UTC" if column.data_type == "timestamp" else source_timezone
+    return wall_clock_bounds(start, end, zone)
 
 
 def from_where(options: MySQLOptions) -> str:
