@@ -151,6 +151,8 @@ def local_instant(local: datetime, timezone: str) -> datetime:
 def _wall_clock_at(instant: datetime, zone: ZoneInfo) -> datetime:
     """The first wall-clock reading whose instant (by :func:`_localize`) is ``instant`` or later."""
     local = instant.astimezone(zone).replace(tzinfo=None)
+    if not datetime.min + _SEARCH < local < datetime.max - _SEARCH:
+        return local  # the ends of time (an open-ended window): no clock changes there
     if _localize(local, zone) == instant and _localize(local - _TICK, zone) < instant:
         return local  # the usual case: one reading, one instant
     # Near a clock change: readings of a skipped time, or of the later pass of a repeated hour,
