@@ -189,13 +189,13 @@ class FilesSource(Source):
         field = self.query_field
         for mask, reason in ((numbers, number_reason(field)),
                              (pc.and_(failed, pc.invert(numbers)), f"{field}: not a timestamp"),
-                             (empty, f"{field}: empty")):
+                             (empty, f"{field}: missing or empty")):
             total = pc.sum(mask.cast(pa.int64())).as_py() or 0
             if not total:
                 continue
             shown = pc.indices_nonzero(mask).to_pylist()[: max(self._lost.room, 0)]
             for index in shown:
-                value = None if reason.endswith("empty") else values[index].as_py()
+                value = None if reason.endswith("missing or empty") else values[index].as_py()
                 self._lost.add(reason, f"{path} record {first + index}", value)
             self._lost.tally(reason, total - len(shown))
 
