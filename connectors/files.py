@@ -121,7 +121,33 @@ class FilesSource(Source):
             if batch is not None:
                 self._require_query_field(path, batch)
             checks.append(f"{path.name} has the query field {self.query_field!r}")
+            if batch is not None:
+                checks += self._sample_lines(path, batch)
         return checks
+
+    def _sample_lines(self, path: Path, batch: pa.RecordBatch) -> list[str]:
+        """Warnings from the first batch of the first file: how its query field reads."""
+        values = batch.column(self.query_field)
+        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        lines = []
+        numbers = numbers_without_unit(values, failed, self.timestamp_unit)
+        if pc.any(numbers).as_py():
+            example = values.filter(numbers)[0].as_py()
+            lines.append(f"warning: {path.name}: {self.query_field} holds numbers such as {example!r}; set "
+                         f"{self.config.role}.timestamp_unit to s, ms, us or ns to read them as times since 1970, "
+                         "else those records belong to no window")
+        elif self.timestamp_unit is not None and pc.any(pc.invert(pc.is_null(ts))).as_py():
+            first = ts.filter(pc.is_valid(ts))[0].as_py()
+            lines.append(f"{self.query_field} read with timestamp_unit {self.timestamp_unit!r}: the first value is "
+                         f"{first.isoformat()}")
+        lost = self._lost
+        self._lost = Unplaceable()
+        self._count_unplaced(values, failed, path, 1)
+        sampled, self._lost = self._lost, lost
+        if sampled.records:
+            lines.append(f"warning: {path.name}: {sampled.records} of the first {batch.num_rows} records belong "
+                         f"to no window ({'; '.join(sampled.reasons)}), e.g. {sampled.sample[0]}")
+        return lines
 
     def count(self, window: Window) -> int:
         return sum(batch.num_rows for batch in self.extract(window))
