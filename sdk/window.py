@@ -56,7 +56,15 @@ import attrs
 
 from .durations import is_calendar_duration, parse_duration
 
-__all__ = ["ARROW_LOCAL_RULES", "Window", "WindowGrid", "local_instant", "parse_timestamp", "wall_clock_bounds"]
+__all__ = [
+    "ARROW_LOCAL_RULES",
+    "Window",
+    "WindowGrid",
+    "local_instant",
+    "parse_timestamp",
+    "wall_clock_bounds",
+    "wall_clock_kind",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -146,6 +154,15 @@ def local_instant(local: datetime, timezone: str) -> datetime:
     if local.utcoffset() is not None:
         raise TypeError(f"{local.isoformat()} already has a time zone: pass a wall-clock reading")
     return _localize(local, _zone(timezone))
+
+
+def wall_clock_kind(local: datetime, timezone: str) -> str:
+    """Whether a naive reading names one instant (``"single"``), two (``"repeated"``: the hour
+    when clocks go back) or none (``"skipped"``: the gap when they go forward) in ``timezone``."""
+    zone = _zone(timezone)
+    readings = {local.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
+    shown = [r for r in readings if r.astimezone(zone).replace(tzinfo=None) == local]
+    return {0: "skipped", 1: "single"}.get(len(shown), "repeated")
 
 
 def _wall_clock_at(instant: datetime, zone: ZoneInfo) -> datetime:
