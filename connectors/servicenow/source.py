@@ -216,7 +216,7 @@ class ServiceNowSource(Source):
         opts = self.options
         expected = self.count(window)
         query = paging_query(opts, window)
-        builder = BatchBuilder(opts)
+        builder = BatchBuilder(opts, window)
         read = 0
         last_id: Any = None
         while True:

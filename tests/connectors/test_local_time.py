@@ -232,3 +232,41 @@ def test_the_repeated_hour_of_a_new_york_datetime_table_is_loaded_once(
         (1, datetime(2025, 11, 2, 4, 59, tzinfo=UTC), datetime(2025, 11, 2, 4, tzinfo=UTC)),
         (2, datetime(2025, 11, 2, 7, tzinfo=UTC), datetime(2025, 11, 2, 7, tzinfo=UTC)),
     ]
+
+
+# -- ServiceNow: display values in the user's zone -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sn_emulator() -> Iterator[Any]:
+    from tests.emulators.servicenow import SnEmulator
+
+    emulator = SnEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+def test_servicenow_display_values_of_the_repeated_hour_stay_in_the_window_that_selected_them(sn_emulator: Any) -> None:
+    """The instance selects by the stored UTC instant; the display value ``01:30`` of the later
+    pass used to be read as the earlier instant, outside its own window."""
+    from drivetrain.connectors.servicenow import ServiceNowSource
+
+    sn_emulator.reset()
+    sn_emulator.user_timezone = "America/New_York"
+    stored = [datetime(2025, 11, 2, h, m, tzinfo=UTC) for h in (4, 5, 6, 7) for m in (0, 30)]
+    sn_emulator.add_records("incident", [{"number": f"INC{i}", "sys_updated_on": t.strftime("%Y-%m-%d %H:%M:%S")}
+                                         for i, t in enumerate(stored)])
+    section = {"type": "servicenow", "host": sn_emulator.host, "use_ssl": False, "table": "incident",
+               "credentials_ref": "lt_sn", "display_value": True, "timezone": "America/New_York"}
+    config = SystemConfig.from_section("source_system", section, base_dir=Path("."), source_file="config.json")
+    creds = resolve_credentials("lt_sn", environ={"LT_SN_USER": sn_emulator.user, "LT_SN_PASSWORD": sn_emulator.password})
+    seen = []
+    with ServiceNowSource(config, creds) as source:
+        for hour in (4, 5, 6, 7):
+            window = Window(datetime(2025, 11, 2, hour, tzinfo=UTC), datetime(2025, 11, 2, hour + 1, tzinfo=UTC))
+            rows = [r for b in source.extract(window) for r in b.to_pylist()]
+            assert source.count(window) == len(rows) == 2
+            assert all(window.contains(r["sys_updated_on"]) for r in rows), (window, rows)
+            seen += [r["sys_updated_on"] for r in rows]
+    assert seen == stored
