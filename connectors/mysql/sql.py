@@ -192,6 +192,26 @@ def from_where(options: MySQLOptions) -> str:
     return f"FROM {table}{hint} WHERE {qf} >= %s AND {qf} < %s"
 
 
+#: Below every real date: a zero date (``0000-00-00``, stored under lax SQL modes) compares less.
+_FIRST_DATE = "1000-01-01"
+
+
+def unplaceable_sql(options: MySQLOptions) -> str:
+    """Rows of no window: NULL and zero-date query fields, counted apart (two columns)."""
+    table = f"{quote(options.database)}.{quote(options.table)}"
+    qf = quote(options.query_field)
+    return (f"SELECT COALESCE(SUM({qf} IS NULL), 0), COALESCE(SUM({qf} IS NOT NULL), 0) FROM {table}"
+            f" WHERE {qf} IS NULL OR {qf} < '{_FIRST_DATE}'")
+
+
+def unplaceable_sample_sql(options: MySQLOptions, key: Sequence[str], limit: int) -> str:
+    """Up to ``limit`` rows of no window: their ``key`` columns and query field."""
+    table = f"{quote(options.database)}.{quote(options.table)}"
+    qf = quote(options.query_field)
+    listed = ", ".join(quote(c) for c in (*key, options.query_field))
+    return f"SELECT {listed} FROM {table} WHERE {qf} IS NULL OR {qf} < '{_FIRST_DATE}' LIMIT {int(limit)}"
+
+
 def count_sql(options: MySQLOptions) -> str:
     """``SELECT COUNT(*)`` over the window."""
     return f"SELECT COUNT(*) {from_where(options)}"

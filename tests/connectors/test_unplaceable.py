@@ -9,6 +9,7 @@ drive row; ``show``, ``status`` and ``report`` print it; ``on_unplaceable: fail`
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,10 +19,13 @@ import pytest
 from drivetrain import Pipeline, RunStatus
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.files import FilesSource
+from drivetrain.connectors.mysql import MySQLSource
 from drivetrain.errors import PermanentError
+from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
 from tests.cli.conftest import Cli
 from tests.sdk.factory import DAY, make_pipeline_dir
+from tests.servers.mariadb import MariaDBServer
 
 WINDOW = Window(DAY, DAY + timedelta(hours=1))
 
@@ -179,3 +183,30 @@ class TestInTheDriveRowAndReports:
         assert cli("report", "lab", "--html", str(html)).returncode == 0
         assert "In no window" in html.read_text()
 
+
+
+class TestMySQL:
+    def test_null_and_zero_date_rows_are_tallied_with_their_keys(self, mariadb: MariaDBServer) -> None:
+        table = f"lost_{uuid.uuid4().hex[:8]}"
+        admin = mariadb.admin(database=mariadb.database)
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, ts DATETIME(6) NULL, KEY (ts))")
+                cursor.execute("SET SESSION sql_mode = ''")
+                cursor.execute(f"INSERT INTO {table} VALUES (1, '2025-11-15 00:10:00'), (2, NULL), (3, NULL),"
+                               " (4, '0000-00-00 00:00:00')")
+            admin.commit()
+        finally:
+            admin.close()
+        section = {"type": "mysql", "host": mariadb.host, "port": mariadb.port, "database": mariadb.database,
+                   "table": table, "query_field": "ts", "credentials_ref": "lost_mysql"}
+        config = SystemConfig.from_section("source_system", section, base_dir=Path("."), source_file="config.json")
+        creds = resolve_credentials("lost_mysql", environ={"LOST_MYSQL_USER": mariadb.user,
+                                                            "LOST_MYSQL_PASSWORD": mariadb.password})
+        with MySQLSource(config, creds) as source:
+            assert source.count(WINDOW) == 1
+            lost = source.unplaceable()
+        assert lost is not None
+        assert lost.reasons == {"ts: NULL": 2, "ts: zero or invalid date": 1}
+        assert f"{mariadb.database}.{table} id=2: ts: NULL" in lost.sample
+        assert f"{mariadb.database}.{table} id=4: ts: zero or invalid date" in lost.sample
