@@ -92,7 +92,9 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         "timezone": {
             "type": "string",
             "description": "Time zone of display date-times (display_value true): the "
-            "integration user's profile zone. Stored values are always UTC. Default 'UTC'.",
+            "integration user's profile zone. Stored values are always UTC. Default 'UTC'. "
+            "A query-field reading of the hour repeated when clocks go back is the instant inside "
+            "the window the instance selected it for.",
         },
         "request_timeout": {
             "type": "number",
