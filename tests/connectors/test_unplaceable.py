@@ -210,3 +210,28 @@ class TestMySQL:
         assert lost.reasons == {"ts: NULL": 2, "ts: zero or invalid date": 1}
         assert f"{mariadb.database}.{table} id=2: ts: NULL" in lost.sample
         assert f"{mariadb.database}.{table} id=4: ts: zero or invalid date" in lost.sample
+
+
+class TestElasticsearch:
+    def test_documents_without_the_query_field_are_tallied(self) -> None:
+        from drivetrain.connectors.elasticsearch import ElasticsearchSource
+        from tests.connectors.test_elasticsearch import SERVER_VERSION, start_emulator
+
+        emulator = start_emulator(SERVER_VERSION)
+        try:
+            emulator.add_documents("lab", [
+                {"_id": "a", "reported_at": "2025-11-15T00:10:00Z"},
+                {"_id": "b", "reported_at": "2025-11-15T02:10:00Z"},
+                {"_id": "c", "other": 1},
+                {"_id": "d", "reported_at": None},
+            ], mapping={"properties": {"reported_at": {"type": "date"}}})
+            section = {"type": "elasticsearch", "endpoint": emulator.url, "index": "lab", "query_field": "reported_at"}
+            config = SystemConfig.from_section("source_system", section, base_dir=Path("."))
+            with ElasticsearchSource(config) as source:
+                assert source.count(WINDOW) == 1
+                lost = source.unplaceable()
+        finally:
+            emulator.stop()
+        assert lost is not None
+        assert lost.records == 2
+        assert lost.sample == ["index lab: reported_at: missing, or not indexed as a date (ignore_malformed)"]
