@@ -235,3 +235,31 @@ class TestElasticsearch:
         assert lost is not None
         assert lost.records == 2
         assert lost.sample == ["index lab: reported_at: missing, or not indexed as a date (ignore_malformed)"]
+
+
+class TestServiceNow:
+    def test_records_with_an_empty_query_field_are_tallied(self) -> None:
+        from drivetrain.connectors.servicenow import ServiceNowSource
+        from tests.emulators.servicenow import SnEmulator
+
+        emulator = SnEmulator()
+        emulator.start()
+        try:
+            emulator.add_records("incident", [
+                {"number": "INC1", "sys_updated_on": "2025-11-15 00:10:00"},
+                {"number": "INC2", "sys_updated_on": ""},
+                {"number": "INC3", "sys_updated_on": ""},
+            ])
+            section = {"type": "servicenow", "host": emulator.host, "use_ssl": False, "table": "incident",
+                       "credentials_ref": "lost_sn"}
+            config = SystemConfig.from_section("source_system", section, base_dir=Path("."), source_file="config.json")
+            creds = resolve_credentials("lost_sn", environ={"LOST_SN_USER": emulator.user,
+                                                             "LOST_SN_PASSWORD": emulator.password})
+            with ServiceNowSource(config, creds) as source:
+                assert source.count(WINDOW) == 1
+                lost = source.unplaceable()
+        finally:
+            emulator.stop()
+        assert lost is not None
+        assert lost.reasons == {"sys_updated_on: empty": 2}
+        assert lost.sample == ["table incident: sys_updated_on: empty"]
