@@ -198,7 +198,7 @@ class FilesSource(Source):
         if self.query_field not in batch.schema.names:
             if self._format(path) != "jsonl":
                 self._require_query_field(path, batch)
-            self._lost.add(f"no field {self.query_field!r}", f"{path} record {first}", n=batch.num_rows)
+            self._lost.add(f"{self.query_field}: missing or empty", f"{path} record {first}", n=batch.num_rows)
             return batch.slice(0, 0)
         values = batch.column(self.query_field)
         ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
