@@ -10,6 +10,7 @@ from .base import BasePhase, PhaseContext
 
 if TYPE_CHECKING:
     from drivetrain.config import SourceCountConfig
+    from drivetrain.record import PhaseState
 
 
 class SourceCount(BasePhase):
@@ -35,6 +36,17 @@ class SourceCount(BasePhase):
                                                  "or set source_system.on_unplaceable to warn")
             return self._counted(ctx, count, lost.details())
         return self._counted(ctx, count, {})
+
+    def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
+        """A carried count holds only while the source still counts the same: after a fix at the
+        source (or a change in how the window is read) it runs again, and every phase after it."""
+        counted = state.phase_specific_details.get("count")
+        if counted is None:
+            return None
+        now = ctx.pipeline.source().count(ctx.window)
+        if now != counted:
+            return f"the source now counts {now} records in the window, not the {counted} counted before"
+        return None
 
     def _counted(self, ctx: PhaseContext, count: int, details: dict[str, object]) -> CountResult:
         if count == 0:

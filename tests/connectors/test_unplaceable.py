@@ -263,3 +263,18 @@ class TestServiceNow:
         assert lost is not None
         assert lost.reasons == {"sys_updated_on: empty": 2}
         assert lost.sample == ["table incident: sys_updated_on: empty"]
+
+
+def test_a_window_whose_source_was_fixed_after_a_failed_audit_succeeds_on_the_next_run(tmp_path: Path) -> None:
+    """The carried source count used to be kept after the fix, so the audit failed forever."""
+    folder = make_pipeline_dir(tmp_path / "lab", [])
+    bad = json.dumps({**good(1), "age": 999})  # rejected: above the declared maximum
+    write(folder, [json.dumps(good(0)), bad], truncated=False)
+    with Pipeline.load(folder) as pipeline:
+        window = pipeline.grid.window_starting(DAY)
+        first = pipeline.runner().run(window)
+        assert (first.pipeline_status, first.phase_failed) == (RunStatus.FAILED, "audit")
+        write(folder, [json.dumps(good(0))], truncated=False)  # the producer fixed its data
+        second = pipeline.runner().run(window)
+    assert second.pipeline_status is RunStatus.SUCCESS, second.phases
+    assert second.phase("source_count").phase_specific_details["count"] == 1
