@@ -135,7 +135,21 @@ def window_text(start: datetime, end: datetime, timezone: str = "UTC") -> str:
     clock = "%H:%M:%S" if seconds else "%H:%M"
     end_fmt = clock if (e - s).total_seconds() < 86400 else f"%Y-%m-%d {clock}"
     label = "UTC" if timezone == "UTC" else s.strftime("%Z")
+    if timezone != "UTC" and (s.utcoffset() != e.utcoffset() or _repeated(s) or _repeated(e)):
+        # across a clock change, or on a repeated hour: each end with its own offset
+        return f"{s.strftime('%Y-%m-%d ' + clock)} {_offset(s)} -> {e.strftime(end_fmt)} {_offset(e)}"
     return f"{s.strftime('%Y-%m-%d ' + clock)} -> {e.strftime(end_fmt)} {label}"
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether the clock showed this reading twice (the hour repeated when clocks go back)."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def _offset(local: datetime) -> str:
+    """``CEST (+02:00)``."""
+    text = local.strftime("%z")
+    return f"{local.strftime('%Z')} ({text[:3]}:{text[3:]})"
 
 
 def window_of(window: Window) -> str:

@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from drivetrain.errors import DrivetrainError
+from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.record import RunRecord, RunStatus
+from drivetrain.unplaceable import from_details
 
 from ._output import EXIT_USAGE, CliError, output
 from ._pipelines import (
@@ -65,6 +67,10 @@ def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> N
         out.json([r.to_json() for r in latest])
     elif rows:
         out.table(["pipeline", "latest run", "status", "window", "open failures", "next window", "drive table"], rows)
+        for record in latest:
+            lost = unplaceable_lines(record, sample=False)
+            if lost:
+                out.line(f"{record.pipeline_name} ({record.pipeline_id}): {lost[0]}")
         for item in found:
             if pipeline and item.pipeline is not None and drive_exists(item.pipeline):
                 from drivetrain.monitoring.cli import gap_lines
@@ -147,8 +153,23 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
         return
     out.table(["field", "value"], header_rows(record), title=f"run {record.pipeline_id}")
     out.table(PHASE_COLUMNS, phase_rows(record), title="phases")
+    for line in unplaceable_lines(record):
+        out.line(line)
     if record.pipeline_status is RunStatus.FAILED:
         out.line(f"outcome: {outcome_text(record)}")
+
+
+def unplaceable_lines(record: RunRecord, *, sample: bool = True) -> list[str]:
+    """What the run's source count found in no window: a count, reasons and examples."""
+    lost = from_details(record.phase(SOURCE_COUNT).phase_specific_details)
+    if lost is None:
+        return []
+    lines = [f"records in no window: {lost.records} (no readable query field; on_unplaceable decides "
+             "whether a run fails on them)"]
+    lines += [f"  {n} x {reason}" for reason, n in lost.reasons.most_common()]
+    if sample:
+        lines += [f"  e.g. {example}" for example in lost.sample]
+    return lines
 
 
 def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[RunRecord | None, list[str]]:

@@ -93,12 +93,52 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
 
 
 def parse(text: str, pipe: Pipeline, option: str) -> datetime:
-    from drivetrain.window import parse_timestamp
+    """Read a timestamp option; a local time the clocks skipped is refused, a repeated one noted.
 
+    A plain date keeps the schedule's rule (midnight, or the first instant of a day whose
+    midnight was skipped). A time of day without an offset that does not exist locally is an
+    error (for --window-start it names the two nearest windows); one the clocks showed twice
+    is read as the earlier instant, and a note says which and how to ask for the later one.
+    """
+    from drivetrain.window import parse_timestamp, wall_clock_kind
+
+    zone = pipe.config.schedule.timezone
     try:
-        return parse_timestamp(text, pipe.config.schedule.timezone)
+        instant = parse_timestamp(text, zone)
+        local = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise CliError(f"{option}: {exc}", EXIT_USAGE) from exc
+    if local.utcoffset() is not None or len(text.strip()) <= 10:  # an offset, or a plain date
+        return instant
+    kind = wall_clock_kind(local, zone)
+    if kind == "skipped":
+        nearest = _nearest_starts(pipe, instant) if option == "--window-start" else ""
+        raise CliError(f"{option}: {text} does not exist in {zone}: the clocks skipped it "
+                       f"(they jumped to {_local(instant, zone)}){nearest}", EXIT_USAGE)
+    if kind == "repeated":
+        later = local.replace(tzinfo=_zone_of(zone), fold=1).astimezone(UTC)
+        output().note(f"{option}: {text} happened twice in {zone}; taking the first, {_local(instant, zone)}; "
+                      f"write {_local(later, zone)} for the second")
+    return instant
+
+
+def _zone_of(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _local(instant: datetime, zone: str) -> str:
+    return instant.astimezone(_zone_of(zone)).isoformat(timespec="minutes")
+
+
+def _nearest_starts(pipe: Pipeline, jump: datetime) -> str:
+    grid = pipe.grid
+    window = grid.window_at(jump)
+    before, after = (grid.previous(window).start, jump) if window.start == jump else (window.start, window.end)
+    zone = pipe.config.schedule.timezone
+    return (f"; the nearest windows start at {_local(before, zone)} and {_local(after, zone)}: "
+            "give one of those")
 
 
 def choose_windows(pipe: Pipeline, start: str | None, end: str | None, range_from: str | None,

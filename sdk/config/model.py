@@ -51,7 +51,9 @@ ROLE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 #: Keys the core validates in each role; connector schemas need not repeat them.
 CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "source_system": frozenset({"type", "credentials_ref", "query_field", "batch_size"}),
+        "source_system": frozenset(
+            {"type", "credentials_ref", "query_field", "batch_size", "timestamp_unit", "on_unplaceable"}
+        ),
         "stage_system": frozenset({"type", "credentials_ref", "columns"}),
         "target_system": frozenset(
             {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename"}

@@ -93,6 +93,8 @@ class CountMismatch:
     """Rows that failed validation on the way into stage."""
     dropped: int
     """Rows removed on purpose on the way into target (duplicates, filters)."""
+    unplaceable: int = 0
+    """The most records in no window (no readable query field) a run's source count found."""
 
 
 @attrs.frozen(kw_only=True)

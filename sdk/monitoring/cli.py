@@ -124,9 +124,11 @@ def _print_tables(m: Metrics, out: Any) -> None:
                   [[d.pipeline, d.phase, _secs(d.avg_seconds), _secs(d.max_seconds), d.expected or "", f"{d.over_threshold} of {d.runs}"]
                    for d in slow], title="phases over their expected duration")
     if m.count_mismatches:
-        out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped"],
+        out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped",
+                   "in no window"],
                   [[c.pipeline, str(c.audits), _pct(c.audit_pass_rate), _pct(c.source_to_stage_loss_percent),
-                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped)] for c in m.count_mismatches],
+                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped), str(c.unplaceable)]
+                   for c in m.count_mismatches],
                   title="data quality")
 
 

@@ -234,7 +234,7 @@ def _counts(r: dict[str, Any]) -> CountMismatch:
         stage_to_target_loss_percent=_pct(stage - target, stage) if stage and target is not None else None,
         avg_source_to_stage_loss_percent=_float(r["avg_s2s_loss"]), max_source_to_stage_loss_percent=_float(r["max_s2s_loss"]),
         avg_stage_to_target_loss_percent=_float(r["avg_s2t_loss"]), max_stage_to_target_loss_percent=_float(r["max_s2t_loss"]),
-        rejected=_int(r["rejected"]), dropped=_int(r["dropped"]),
+        rejected=_int(r["rejected"]), dropped=_int(r["dropped"]), unplaceable=_int(r.get("unplaceable")),
     )
 
 

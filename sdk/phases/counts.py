@@ -10,6 +10,7 @@ from .base import BasePhase, PhaseContext
 
 if TYPE_CHECKING:
     from drivetrain.config import SourceCountConfig
+    from drivetrain.record import PhaseState
 
 
 class SourceCount(BasePhase):
@@ -23,15 +24,40 @@ class SourceCount(BasePhase):
         return self.pipeline.config.phases.source_count
 
     def run(self, ctx: PhaseContext) -> CountResult:
-        count = ctx.pipeline.source().count(ctx.window)
+        source = ctx.pipeline.source()
+        count = source.count(ctx.window)
         ctx.log.info("source count: %d", count)
+        lost = source.unplaceable()
+        if lost is not None and lost.records:  # records of no window: counted, never silent
+            ctx.log.warning("source: %s", lost.summary())
+            if ctx.config.source.get("on_unplaceable", "warn") == "fail":
+                return CountResult(count=count, details=lost.details(),
+                                   error_message=f"{lost.summary()} (on_unplaceable: fail); fix or remove them, "
+                                                 "or set source_system.on_unplaceable to warn")
+            return self._counted(ctx, count, lost.details())
+        return self._counted(ctx, count, {})
+
+    def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
+        """A carried count holds only while the source still counts the same: after a fix at the
+        source (or a change in how the window is read) it runs again, and every phase after it."""
+        counted = state.phase_specific_details.get("count")
+        if counted is None:
+            return None
+        now = ctx.pipeline.source().count(ctx.window)
+        if now != counted:
+            return f"the source now counts {now} records in the window, not the {counted} counted before"
+        return None
+
+    def _counted(self, ctx: PhaseContext, count: int, details: dict[str, object]) -> CountResult:
         if count == 0:
             mode = self.settings.on_empty_window
             if mode == "fail":
-                return CountResult(count=0, error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
+                return CountResult(count=0, details=details,
+                                   error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
             if mode == "skip":
-                return CountResult(count=0, skip_remaining=True, details={"note": "empty window skipped (on_empty_window: skip)"})
-        return CountResult(count=count)
+                return CountResult(count=0, skip_remaining=True,
+                                   details={**details, "note": "empty window skipped (on_empty_window: skip)"})
+        return CountResult(count=count, details=details)
 
 
 class StageCount(BasePhase):

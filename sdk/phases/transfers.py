@@ -48,7 +48,8 @@ class SourceToStageTransfer(BasePhase):
         columns = [ColumnSpec(name=c.name, type=c.type, required=c.required, nullable=c.nullable,
                               max_length=c.max_length, min=c.min, max=c.max) for c in stage_cfg.columns]
         return RecordValidator(columns, ctx.config.source.get("query_field"),
-                               naive_timezone=ctx.config.source.get("source_timezone", "UTC"))
+                               naive_timezone=ctx.config.source.get("source_timezone", "UTC"),
+                               timestamp_unit=ctx.config.source.get("timestamp_unit"))
 
     def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch:
         """Reshape a source batch before validation. Default: unchanged."""
