@@ -80,6 +80,10 @@ class BasePhase(abc.ABC):
 
     #: The phase's name: one of drivetrain.phase_names.PHASE_NAMES.
     name: ClassVar[str] = ""
+    #: Phases whose results are compared with this one's (by the audit). When a continuation
+    #: runs one of them again, this phase runs again too instead of being carried forward, so
+    #: both numbers come from the same attempt.
+    carried_only_with: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -92,6 +96,14 @@ class BasePhase(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: PhaseContext) -> PhaseResult | Mapping[str, Any] | None:
         """Do the work for ``ctx.window``. Return a result (or the spec's dict); raise on error."""
+
+    def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
+        """Whether ``state``, completed by a failed attempt, can be carried into this one.
+
+        Return None to carry it, or the reason it must run again (read before the phase would
+        be skipped; e.g. what it wrote is no longer there).
+        """
+        return None
 
     def describe(self) -> str:
         """One line for plans and docs."""

@@ -134,7 +134,7 @@ class PreValidation(BasePhase):
                 continue  # disabled, or skipped on purpose: nothing to carry, nothing missing
             if not _done(state):
                 break
-            problem = getattr(phases[name], "still_valid", lambda c, s: None)(ctx, state)
+            problem = phases[name].still_valid(ctx, state)
             if problem:
                 notes.append(f"{name} runs again: {problem}")
                 break
@@ -144,6 +144,11 @@ class PreValidation(BasePhase):
                 skip_reason=f"completed by {state.carried_from or reference.pipeline_id}",
                 carried_from=state.carried_from or reference.pipeline_id,
             )
+        for name in list(carried):
+            again = [p for p in phases[name].carried_only_with if p not in carried and ctx.config.phases.get(p).enabled]
+            if again:
+                del carried[name]
+                notes.append(f"{name} runs again: {', '.join(again)} runs again in this attempt and is compared with it")
         if carried:
             notes.append("skipping " + ", ".join(carried))
         return carried, notes
