@@ -198,6 +198,28 @@ class DriveStore(abc.ABC):
             and not holder_is_dead(lease.holder)
         )
 
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """Why the process of a RUNNING row is known to be gone, or None while it may be alive.
+
+        The default reads the window's lease: released, taken by another run, expired without
+        renewal, or held by a process that no longer exists on this host. A store that can tell
+        sooner (DuckDB: the file lock a dying process drops) overrides this. Rows without a
+        lease holder (written by an older version) are never judged here: the heartbeat age
+        of stale handling closes them.
+        """
+        if record.lease_holder is None:
+            return None
+        lease = self.current_lease(record.pipeline_name, record.query_window_start_timestamp)
+        if lease is None:
+            return "its lease was given back without the run being finalized (its process stopped)"
+        if lease.holder != record.lease_holder:
+            return f"its window's lease now belongs to {lease.holder}"
+        if lease.expires_at <= datetime.now(UTC):
+            return f"its lease expired at {lease.expires_at.isoformat()} without renewal (its process stopped sending heartbeats)"
+        if holder_is_dead(lease.holder):
+            return f"its process ({lease.holder}) no longer exists"
+        return None
+
     def session(self) -> AbstractContextManager[object]:
         """Keep the store's connection open for a block of work (see Warehouse.session)."""
         return nullcontext()

@@ -250,10 +250,7 @@ class Runner:
     def _begin(self, window: Window) -> PhaseContext:
         """Close dead attempts of the window, insert this run's row, build its context."""
         store = self.pipeline.drive_store()
-        attempts = store.attempts(self.pipeline.name, window.start, window.end)
-        for record in attempts:
-            if record.pipeline_status is RunStatus.RUNNING:
-                self._close(record, "the process running this attempt stopped before finishing (crash or kill); its lease was taken over")
+        self.close_dead_runs(window)
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         record = self._new_record(window, attempts)
         store.insert(record, fence=self.lease)
@@ -481,19 +478,57 @@ class Runner:
 
     # -- other runs -----------------------------------------------------------------------
 
+    def close_dead_runs(self, window: Window | None = None) -> list[str]:
+        """Close this pipeline's RUNNING rows whose process is gone, whatever their window.
+
+        Rows of ``window`` (which this run holds the lease of) are closed outright; others when
+        the drive store can tell their process is gone (see DriveStore.dead_reason). Returns the
+        run ids closed.
+        """
+        store = self.pipeline.drive_store()
+        closed = []
+        for record in store.history(self.pipeline.name, status=[RunStatus.RUNNING]):
+            ours = window is not None and (record.query_window_start_timestamp, record.query_window_end_timestamp) == (window.start, window.end)
+            if ours:
+                reason = "its process stopped before finishing (crash or kill); this run took over the window's lease"
+            else:
+                found = store.dead_reason(record)
+                if found is None:
+                    continue
+                reason = f"its process stopped before finishing: {found}"
+                fresh = store.get(record.pipeline_id)  # read again: it may have finished meanwhile
+                if fresh is None or fresh.pipeline_status is not RunStatus.RUNNING:
+                    continue
+                record = fresh
+            self._close(record, reason)
+            closed.append(record.pipeline_id)
+        return closed
+
     def _close(self, record: RunRecord, reason: str) -> None:
-        """Mark a dead attempt FAILED: its running phase failed with ``reason``."""
+        """Mark a dead attempt FAILED with ``reason`` on the phase it stopped in.
+
+        That is the phase still RUNNING, else the next one it would have run (killed between
+        phases), else its last phase (killed while being finalized).
+        """
         now = _now()
-        failed_phase = next((n for n, s in record.phases.items() if s.status is PhaseStatus.RUNNING), None)
-        if failed_phase is not None:
-            state = attrs.evolve(record.phases[failed_phase], status=PhaseStatus.FAILED, end_timestamp=now, error_message=reason)
-            record = record.with_phase(failed_phase, state, phases_pending=tuple(p for p in record.phases_pending if p != failed_phase))
+        running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
+        pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
+        ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]
+        failed_phase = record.phase_failed or next(iter(running or pending or ran[-1:]), PHASE_NAMES[-1])
+        old = record.phases[failed_phase]
+        state = attrs.evolve(old, status=PhaseStatus.FAILED, start_timestamp=old.start_timestamp or now, end_timestamp=now,
+                             error_message=old.error_message or f"closed as FAILED by a later run: {reason}")
+        record = record.with_phase(
+            failed_phase, state,
+            phases_pending=tuple(p for p in record.phases_pending if p != failed_phase),
+            phases_completed=tuple(p for p in record.phases_completed if p != failed_phase),
+        )
         record = attrs.evolve(
             record,
             pipeline_status=RunStatus.FAILED,
             pipeline_end_timestamp=now,
             pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
-            phase_failed=failed_phase or record.phase_failed or "unknown",
+            phase_failed=failed_phase,
         )
         self.pipeline.drive_store().update(record)
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)

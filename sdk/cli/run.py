@@ -78,7 +78,7 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
 
             windows = gaps_of(pipe, windows)
             if not windows:
-                out.note(f"{pipe.name}: every window of the range already has a successful run")
+                out.note(f"{pipe.name}: every window of the range already has a successful run, or one running now")
                 if as_json:
                     out.json([])
                 return

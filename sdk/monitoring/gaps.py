@@ -7,6 +7,8 @@ a run of it ended SUCCESS or SKIPPED (nothing to do). Otherwise it is a gap:
 * ``missing``: no run of the window at all;
 * ``failed``: every run of it failed;
 * ``running``: a run is in progress and none has succeeded yet (not something to fill).
+  A RUNNING row whose process is known to be gone (the drive store can tell: a free DuckDB
+  file lock, an expired lease) counts as ``failed``: it will never succeed.
 
 Windows are matched exactly: runs recorded with another window length (before a config
 change) do not cover the new grid's windows. Consecutive gaps of the same kind are grouped
@@ -116,14 +118,27 @@ def find_gaps(
         return []
     store = store or pipeline.drive_store()
     states = window_states(store, pipeline.name, begin)
+    live = live_windows(pipeline) if any(running and not ok for _, ok, running in states.values()) else set()
     gaps = []
     for window in grid.windows_between(begin, stop):
         attempts, ok, running = states.get((window.start, window.end), (0, 0, 0))
         if ok:
             continue
-        kind = MISSING if not attempts else RUNNING if running else FAILED
+        kind = MISSING if not attempts else RUNNING if (window.start, window.end) in live else FAILED
         gaps.append(Gap(window, kind, attempts))
     return gaps
+
+
+def live_windows(pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
+    """Windows with a RUNNING row whose process may still be alive (see DriveStore.dead_reason)."""
+    from drivetrain.record import RunStatus
+
+    store = pipeline.drive_store()
+    return {
+        (r.query_window_start_timestamp, r.query_window_end_timestamp)
+        for r in store.history(pipeline.name, status=[RunStatus.RUNNING])
+        if store.dead_reason(r) is None
+    }
 
 
 def group_gaps(pipeline: str, gaps: Iterable[Gap]) -> list[GapRange]:
