@@ -74,28 +74,16 @@ class Runner:
     # -- choosing windows -----------------------------------------------------------------
 
     def next_window(self, now: datetime | None = None) -> Window | None:
-        """The window a run without arguments takes: the oldest failed one, else the next new one.
+        """The window a run without arguments takes, so that no window is ever skipped.
 
-        Returns None when the next window has not ended yet.
+        The oldest failed window, else the oldest window since the pipeline's beginning
+        (``start_date``, or see ``catchup``) that no run has completed; windows that have not
+        ended by ``now`` are never chosen. None when every ended window is complete. See
+        :mod:`drivetrain.window_choice`.
         """
-        now = now or _now()
-        grid = self.pipeline.grid
-        store = self.pipeline.drive_store()
-        latest: dict[tuple[datetime, datetime], RunRecord] = {}
-        for record in reversed(store.history(self.pipeline.name)):
-            latest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
-        failed = sorted(k for k, r in latest.items() if r.pipeline_status is RunStatus.FAILED)
-        if failed:
-            return Window(failed[0][0], failed[0][1], grid.timezone)
-        done = [k for k, r in latest.items() if r.pipeline_status in (RunStatus.SUCCESS, RunStatus.SKIPPED)]
-        candidate = grid.next(grid.window_at(max(done)[0])) if done else grid.first()
-        if candidate.end > now:
-            return None
-        if not self.pipeline.config.schedule.catchup:
-            newest = grid.last_complete(now)
-            if candidate.end <= newest.start and not done:
-                candidate = newest
-        return candidate
+        from drivetrain.window_choice import next_window
+
+        return next_window(self.pipeline, now or _now())
 
     def plan(self, window: Window) -> list[PlannedPhase]:
         """What a run of ``window`` would do, phase by phase, without changing anything."""
@@ -250,7 +238,9 @@ class Runner:
     def _begin(self, window: Window) -> PhaseContext:
         """Close dead attempts of the window, insert this run's row, build its context."""
         store = self.pipeline.drive_store()
-        self.close_dead_runs(window)
+        for record in store.attempts(self.pipeline.name, window.start, window.end):
+            if record.pipeline_status is RunStatus.RUNNING:  # this run holds the lease: that process is gone
+                self._close(record, "its process stopped before finishing (crash or kill); this run took over the window's lease")
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         record = self._new_record(window, attempts)
         store.insert(record, fence=self.lease)
@@ -478,32 +468,6 @@ class Runner:
 
     # -- other runs -----------------------------------------------------------------------
 
-    def close_dead_runs(self, window: Window | None = None) -> list[str]:
-        """Close this pipeline's RUNNING rows whose process is gone, whatever their window.
-
-        Rows of ``window`` (which this run holds the lease of) are closed outright; others when
-        the drive store can tell their process is gone (see DriveStore.dead_reason). Returns the
-        run ids closed.
-        """
-        store = self.pipeline.drive_store()
-        closed = []
-        for record in store.history(self.pipeline.name, status=[RunStatus.RUNNING]):
-            ours = window is not None and (record.query_window_start_timestamp, record.query_window_end_timestamp) == (window.start, window.end)
-            if ours:
-                reason = "its process stopped before finishing (crash or kill); this run took over the window's lease"
-            else:
-                found = store.dead_reason(record)
-                if found is None:
-                    continue
-                reason = f"its process stopped before finishing: {found}"
-                fresh = store.get(record.pipeline_id)  # read again: it may have finished meanwhile
-                if fresh is None or fresh.pipeline_status is not RunStatus.RUNNING:
-                    continue
-                record = fresh
-            self._close(record, reason)
-            closed.append(record.pipeline_id)
-        return closed
-
     def _close(self, record: RunRecord, reason: str) -> None:
         """Mark a dead attempt FAILED with ``reason`` on the phase it stopped in.
 
@@ -533,10 +497,17 @@ class Runner:
         self.pipeline.drive_store().update(record)
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)
 
-    def _close_if_dead(self, record: RunRecord, reason: str) -> None:
-        """Close another window's RUNNING row, unless a live process still holds its lease."""
+    def _close_if_dead(self, record: RunRecord, reason: str) -> bool:
+        """Close another window's RUNNING row, unless a live process still holds its lease.
+
+        Returns whether it was closed (a row that finished meanwhile is left as it is).
+        """
         store = self.pipeline.drive_store()
         if store.is_held(record.pipeline_name, record.query_window_start_timestamp):
             log.warning("%s has no recent heartbeat but a live process still holds its lease; leaving it", record.pipeline_id)
-            return
-        self._close(record, reason)
+            return False
+        fresh = store.get(record.pipeline_id)  # read again: it may have finished since it was listed
+        if fresh is None or fresh.pipeline_status is not RunStatus.RUNNING:
+            return False
+        self._close(fresh, reason)
+        return True

@@ -44,8 +44,9 @@ class PhaseContext:
     progress: Callable[[int], None] = lambda rows: None
     """Call with the number of rows just moved; drives progress bars."""
     phase_name: str | None = None
-    close_run: Callable[[RunRecord, str], None] = lambda record, reason: None
-    """Close another run's RUNNING row as FAILED (stale handling); the runner does the write."""
+    close_run: Callable[[RunRecord, str], bool] = lambda record, reason: False
+    """Close another run's RUNNING row as FAILED with a reason (stale handling); the runner does
+    the write. Returns False when it was left open (a live process holds it, or it finished)."""
 
     @property
     def config(self) -> PipelineConfig:

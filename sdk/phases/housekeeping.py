@@ -21,7 +21,12 @@ from .base import BasePhase, PhaseContext
 
 
 class StalePipelineHandling(BasePhase):
-    """Close runs of this pipeline that stopped sending heartbeats (their process died)."""
+    """Close runs of this pipeline whose process died, whatever their window.
+
+    At once where the drive store can tell (DuckDB: the window's file lock is free; leases
+    released, taken over or expired), otherwise once they sent no heartbeat for
+    ``timeout_minutes``.
+    """
 
     name = "stale_pipeline_handling"
 
@@ -33,8 +38,14 @@ class StalePipelineHandling(BasePhase):
             if record.pipeline_id == ctx.run_id:
                 continue
             last = record.heartbeat_at or record.pipeline_start_timestamp
-            if last < limit:
-                ctx.close_run(record, f"stale: no heartbeat since {last.isoformat()} (timeout {minutes:g} minutes); the process running it is gone")
+            dead = ctx.drive.dead_reason(record) if ctx.drive else None
+            if dead is not None:
+                reason = f"its process stopped before finishing: {dead}"
+            elif last < limit:
+                reason = f"stale: no heartbeat since {last.isoformat()} (timeout {minutes:g} minutes); the process running it is gone"
+            else:
+                continue
+            if ctx.close_run(record, reason):
                 found.append(record.pipeline_id)
         ctx.log.info("stale runs closed: %d", len(found))
         return PhaseResult(details={
