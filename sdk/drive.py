@@ -23,9 +23,15 @@ from drivetrain.record import RunRecord, RunStatus
 #: Version of the drive table's layout; stores migrate older layouts on first use.
 SCHEMA_VERSION = 1
 
-#: Key in pre-validation's ``phase_specific_details`` marking a run made before its window
-#: ended (``run --allow-partial``): its success does not complete the window.
+#: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
+#: window ended (``run --allow-partial``): its success does not complete the window. The
+#: queries below tell such runs by ``pipeline_start_timestamp < query_window_end_timestamp``.
 PARTIAL_WINDOW = "partial_window"
+
+
+def is_partial(record: RunRecord) -> bool:
+    """Whether the run started before its window ended (so it may have missed records)."""
+    return record.pipeline_start_timestamp < record.query_window_end_timestamp
 
 
 @attrs.frozen
@@ -217,9 +223,8 @@ class DriveStore(abc.ABC):
     # -- choosing windows: a few aggregate queries, never the whole history in Python --------
 
     def _complete_sql(self) -> str:
-        """SQL condition: a run that completes its window (succeeded, and not a partial run)."""
-        partial = self.dialect.json_text("pre_validation_phase", "phase_specific_details", PARTIAL_WINDOW)
-        return f"(pipeline_status IN ('SUCCESS', 'SKIPPED') AND COALESCE({partial}, 'false') <> 'true')"
+        """SQL condition: a run that completes its window (succeeded, and started after it ended)."""
+        return "(pipeline_status IN ('SUCCESS', 'SKIPPED') AND pipeline_start_timestamp >= query_window_end_timestamp)"
 
     def open_windows(self, pipeline_name: str, since: datetime) -> list[OpenWindow]:
         """Windows starting at or after ``since`` that have runs but none that completed them

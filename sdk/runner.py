@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from drivetrain import plugins
-from drivetrain.drive import Lease, new_holder_id
+from drivetrain.drive import PARTIAL_WINDOW, Lease, is_partial, new_holder_id
 from drivetrain.durations import format_duration
 from drivetrain.errors import (
     DrivetrainError,
@@ -27,6 +27,7 @@ from drivetrain.errors import (
     PhaseFailed,
     PhaseTimeout,
     TransientError,
+    WindowNotEnded,
 )
 from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
 from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
@@ -50,6 +51,9 @@ class Runner:
     :param lease_seconds: how long the window's lease lasts without renewal.
     :param heartbeat_seconds: how often the lease is renewed and the row's heartbeat written.
     :param progress: called with rows moved, for progress bars.
+    :param holder: who holds the leases this runner takes (default: ``host:pid:random``).
+    :param clock: the current time, for the row's timestamps, window choice and whether a window
+        has ended (default: the system clock; tests and simulations pass their own).
     """
 
     def __init__(
@@ -60,12 +64,14 @@ class Runner:
         heartbeat_seconds: float = 10.0,
         progress: Callable[[int], None] | None = None,
         holder: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.progress = progress or (lambda rows: None)
         self.holder = holder or new_holder_id()
+        self.clock = clock or _now
         self.lease: Lease | None = None
         self._ctx: PhaseContext | None = None
         self._stop_reason: str | None = None
@@ -83,7 +89,7 @@ class Runner:
         """
         from drivetrain.window_choice import next_window
 
-        return next_window(self.pipeline, now or _now())
+        return next_window(self.pipeline, now or self.clock())
 
     def plan(self, window: Window) -> list[PlannedPhase]:
         """What a run of ``window`` would do, phase by phase, without changing anything."""
@@ -120,13 +126,27 @@ class Runner:
 
     # -- one process runs the whole window ------------------------------------------------
 
-    def run(self, window: Window) -> RunRecord:
+    def run(self, window: Window, *, partial: bool = False) -> RunRecord:
         """Run one window to the end in this process; returns the final drive-table row.
 
-        Raises LeaseError when another run holds the window.
+        :param partial: allow a window that has not ended yet. The run loads what exists so
+            far and is marked partial in its row (pre-validation's ``partial_window``); it does
+            not complete the window, so a plain run runs it again once it has ended.
+        :raises LeaseError: another run holds the window.
+        :raises WindowNotEnded: the window has not ended and ``partial`` is not set.
         """
+        self._check_ended(window, partial)
         with self.pipeline.keep_open():  # one connection for the run, not one per phase
             return self._run(window)
+
+    def _check_ended(self, window: Window, partial: bool) -> None:
+        now = self.clock()
+        if window.end > now and not partial:
+            raise WindowNotEnded(
+                f"{self.pipeline.name}: the window [{window.start.isoformat()}, {window.end.isoformat()}) has not ended "
+                f"yet (it ends in {format_duration(window.end - now)}); run it after {window.end.isoformat()}, or allow "
+                "a partial run (drivetrain run --allow-partial), which a plain run completes once the window has ended"
+            )
 
     def _run(self, window: Window) -> RunRecord:
         store = self.pipeline.drive_store()
@@ -159,12 +179,13 @@ class Runner:
 
     # -- one phase per call (Airflow: each task may run in another process) --------------
 
-    def start(self, window: Window) -> RunRecord:
+    def start(self, window: Window, *, partial: bool = False) -> RunRecord:
         """Create the run's row and take the window; the phases run later through run_phase().
 
         The lease outlives this call (for the stale timeout), naming the run, so a CLI run
-        of the same window is refused until finish().
+        of the same window is refused until finish(). ``partial`` as for :meth:`run`.
         """
+        self._check_ended(window, partial)
         store = self.pipeline.drive_store()
         self.holder = f"step:{new_holder_id()}"
         self._lease_ttl = self._step_lease_seconds()
@@ -254,7 +275,7 @@ class Runner:
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
         config = self.pipeline.config
-        start = _now()
+        start = self.clock()
         number = len(attempts) + 1
         phases = {}
         for phase in self.pipeline.phases():
@@ -345,7 +366,7 @@ class Runner:
         name = phase.name
         settings = self.pipeline.config.phases.get(name)
         store = self.pipeline.drive_store()
-        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=_now())
+        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=self.clock())
         ctx.record = ctx.record.with_phase(name, running)
         store.update(ctx.record, fence=self.lease)
         ctx.phase_name = name
@@ -403,7 +424,7 @@ class Runner:
         return result, state
 
     def _finish_phase(self, ctx: PhaseContext, name: str, running: PhaseState, result: PhaseResult | None, error: str | None, attempt: int) -> PhaseState:
-        ended = _now()
+        ended = self.clock()
         start = running.start_timestamp or ended
         failed = error is not None or result is None or result.failed
         if failed and error is None:
@@ -416,7 +437,7 @@ class Runner:
             actual_run_duration=format_duration(ended - start),
             retry_number=attempt,
             error_message=redact(error) if error else None,
-            phase_specific_details=result.phase_details() if result is not None else {},
+            phase_specific_details=self._details(ctx.record, name, result),
         )
         record = ctx.record
         ctx.states[name] = state
@@ -433,6 +454,15 @@ class Runner:
         plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
 
+    @staticmethod
+    def _details(record: RunRecord, name: str, result: PhaseResult | None) -> dict[str, Any]:
+        details = result.phase_details() if result is not None else {}
+        if name == PRE_VALIDATION and is_partial(record):
+            details = {**details, PARTIAL_WINDOW: True,
+                       "partial_note": f"started before the window ended ({record.query_window_end_timestamp.isoformat()}): "
+                                       "a plain run loads the window again once it has ended"}
+        return details
+
     def _finalize(self, ctx: PhaseContext) -> RunRecord:
         record = ctx.record
         for name, state in record.phases.items():
@@ -445,7 +475,7 @@ class Runner:
         elif record.phase_failed is None and record.phases_pending:
             self._fail_unstarted(ctx, record.phases_pending[0], "not started: the run was closed before this phase ran")
             record = ctx.record
-        ended = _now()
+        ended = self.clock()
         early = any((s.skip_reason or "").startswith(EARLY_END) for s in record.phases.values())
         status = RunStatus.FAILED if record.phase_failed else (RunStatus.SKIPPED if early else RunStatus.SUCCESS)
         record = attrs.evolve(
@@ -474,7 +504,7 @@ class Runner:
         That is the phase still RUNNING, else the next one it would have run (killed between
         phases), else its last phase (killed while being finalized).
         """
-        now = _now()
+        now = self.clock()
         running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
         pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
         ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]

@@ -2,10 +2,12 @@
 
 The grid comes from the pipeline's config (``Pipeline.grid``: window length, time zone and
 ``start_date``); the drive table says what happened to each window. A window is covered once
-a run of it ended SUCCESS or SKIPPED (nothing to do). Otherwise it is a gap:
+a run of it that started after the window had ended ended SUCCESS or SKIPPED (nothing to do).
+Otherwise it is a gap:
 
 * ``missing``: no run of the window at all;
-* ``failed``: every run of it failed;
+* ``failed``: no run of it completed: they failed, their process died, or they ran only
+  partially (started before the window ended, ``run --allow-partial``);
 * ``running``: a run is in progress and none has succeeded yet (not something to fill).
   A RUNNING row whose process is known to be gone (the drive store can tell: a free DuckDB
   file lock, an expired lease) counts as ``failed``: it will never succeed.
@@ -77,13 +79,15 @@ def _aware(value: Any) -> datetime:
 
 
 def window_states(store: ReportSource, pipeline: str, since: datetime) -> dict[tuple[datetime, datetime], tuple[int, int, int]]:
-    """``(start, end) -> (attempts, runs that did not fail, runs still RUNNING)`` from ``since`` on."""
+    """``(start, end) -> (attempts, runs that completed it, runs still RUNNING)`` from ``since`` on."""
     p = store.dialect.param
     ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
     sql = (
         "SELECT query_window_start_timestamp AS window_start, query_window_end_timestamp AS window_end, "
         "COUNT(*) AS attempts, "
-        f"SUM(CASE WHEN pipeline_status IN ({ok}) THEN 1 ELSE 0 END) AS ok, "
+        # a run that started before its window ended (a partial run) does not complete it
+        f"SUM(CASE WHEN pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp "
+        "THEN 1 ELSE 0 END) AS ok, "
         "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
         f"FROM {store.table_sql} WHERE pipeline_name = {p} AND query_window_end_timestamp > {p} "
         "GROUP BY query_window_start_timestamp, query_window_end_timestamp"

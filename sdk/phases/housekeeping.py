@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from drivetrain.drive import is_partial
 from drivetrain.errors import ConnectorError
 from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
@@ -132,6 +133,8 @@ class PreValidation(BasePhase):
         reference = reference_attempt(ctx.previous_attempts)
         if reference is None:
             return {}, ["fresh run: no unfinished earlier attempt at this window"]
+        if is_partial(reference):
+            return {}, [f"fresh run: {reference.pipeline_id} ran before the window ended (partial), so none of its work is carried"]
         if reference.config_hash != ctx.record.config_hash:
             return {}, [f"fresh run: the config changed since {reference.pipeline_id}, so every phase runs again"]
         carried: dict[str, PhaseState] = {}
