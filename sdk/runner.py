@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,7 @@ from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import redact
 from drivetrain.window import Window
 
-from ._run_support import EARLY_END, PlannedPhase, RunLogger, log
+from ._run_support import EARLY_END, PlannedPhase, RunLogger, log, run_with_timeout
 from ._run_support import Heartbeat as _Heartbeat
 
 
@@ -303,13 +304,14 @@ class Runner:
         store = self.pipeline.drive_store()
         logger = RunLogger(log, {"pipeline": self.pipeline.name, "run_id": record.pipeline_id, "window": str(window), "phase": None})
 
-        def fence() -> None:
-            store.verify_lease(self.lease)
-            ctx_ref = self._ctx
-            if ctx_ref is not None:
-                self.pipeline_hook("drivetrain_before_commit", record=ctx_ref.record, phase=ctx_ref.phase_name, pipeline=self.pipeline)
+        lease = self.lease
 
-        return PhaseContext(
+        def fence() -> None:
+            ctx.check_abandoned()  # a phase given up on after its timeout never commits
+            store.verify_lease(lease)
+            self.pipeline_hook("drivetrain_before_commit", record=ctx.record, phase=ctx.phase_name, pipeline=self.pipeline)
+
+        ctx = PhaseContext(
             pipeline=self.pipeline,
             record=record,
             window=window,
@@ -320,6 +322,7 @@ class Runner:
             progress=self.progress,
             close_run=self._close_if_dead,
         )
+        return ctx
 
     def _step(self, ctx: PhaseContext, phase: BasePhase) -> PhaseState:
         """Run one phase, or record why it is skipped; marks what its result implies."""
@@ -372,10 +375,14 @@ class Runner:
         ctx.phase_name = name
         ctx.log = RunLogger(log, {**(ctx.log.extra or {}), "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
-        timer = None
+        timer = deadline = None
+        why = ""
         if settings.timeout_minutes and name != STALE_PIPELINE_HANDLING:
             minutes = settings.timeout_minutes
-            timer = threading.Timer(minutes * 60, ctx.cancel, args=(f"{name} ran past its timeout of {minutes:g} minutes",))
+            why = (f"{name} ran past its timeout of {minutes:g} minutes (timeout_minutes) and was stopped; "
+                   "anything it had not committed is discarded")
+            deadline = time.monotonic() + minutes * 60
+            timer = threading.Timer(minutes * 60, ctx.cancel, args=(why,))  # wakes retry waits, stops cooperative phases
             timer.daemon = True
             timer.start()
         retry = self.pipeline.config.retry
@@ -385,7 +392,8 @@ class Runner:
         try:
             while True:
                 try:
-                    result = to_result(phase.run(ctx), phase=name)
+                    left = None if deadline is None else deadline - time.monotonic()
+                    result = to_result(run_with_timeout(phase, ctx, left, self.pipeline.session, why), phase=name)
                     break
                 except LeaseError:
                     raise

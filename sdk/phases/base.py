@@ -44,6 +44,9 @@ class PhaseContext:
     progress: Callable[[int], None] = lambda rows: None
     """Call with the number of rows just moved; drives progress bars."""
     phase_name: str | None = None
+    abandoned: set[threading.Thread] = attrs.field(factory=set)
+    """Worker threads of phases that ran past their timeout: whatever they still do, their
+    fence and cancellation checks raise, so they cannot commit."""
     close_run: Callable[[RunRecord, str], bool] = lambda record, reason: False
     """Close another run's RUNNING row as FAILED with a reason (stale handling); the runner does
     the write. Returns False when it was left open (a live process holds it, or it finished)."""
@@ -70,8 +73,18 @@ class PhaseContext:
         self.cancel_reason = reason
         self.cancel_event.set()
 
+    def abandon(self, worker: threading.Thread) -> None:
+        """Give up on a phase's worker thread (past its timeout); see :attr:`abandoned`."""
+        self.abandoned.add(worker)
+
+    def check_abandoned(self) -> None:
+        """Raise PhaseTimeout when called from a phase's worker thread that was given up on."""
+        if threading.current_thread() in self.abandoned:
+            raise PhaseTimeout(self.phase_name or "?", "this phase ran past its timeout and was abandoned; it may not commit")
+
     def check_cancelled(self) -> None:
         """Raise if the run was asked to stop (timeout, lost lease, SIGTERM). Call between batches."""
+        self.check_abandoned()
         if self.cancel_event.is_set():
             raise PhaseTimeout(self.phase_name or "?", self.cancel_reason or "the run was cancelled")
 
