@@ -216,6 +216,13 @@ class DriveStore(abc.ABC):
         """True when the drive table exists; reading never creates it."""
         return True
 
+    def check(self) -> list[str]:
+        """Lines for ``drivetrain validate`` about what the store's server does (after ensure()).
+
+        Warnings start with ``warning:``; a store that cannot be used raises instead.
+        """
+        return []
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
         """Run a read-only report query (written with :attr:`dialect`); rows as dicts."""
         raise NotImplementedError(f"{type(self).__name__} does not run report queries")

@@ -77,6 +77,7 @@ class Runner:
         self._ctx: PhaseContext | None = None
         self._stop_reason: str | None = None
         self._lease_ttl = lease_seconds
+        self._lease_lost: str | None = None
 
     # -- choosing windows -----------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class Runner:
     def _run(self, window: Window) -> RunRecord:
         store = self.pipeline.drive_store()
         self._lease_ttl = self.lease_seconds
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
             with self.pipeline.session():
@@ -190,6 +192,7 @@ class Runner:
         store = self.pipeline.drive_store()
         self.holder = f"step:{new_holder_id()}"
         self._lease_ttl = self._step_lease_seconds()
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
             ctx = self._begin(window)
@@ -240,6 +243,7 @@ class Runner:
         window = Window(record.query_window_start_timestamp, record.query_window_end_timestamp, self.pipeline.grid.timezone)
         self.holder = record.lease_holder or self.holder
         self._lease_ttl = self._step_lease_seconds()
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         ctx = self._context(record, window, attempts)
@@ -358,7 +362,7 @@ class Runner:
             if name in pending:
                 pending.remove(name)
         ctx.record = attrs.evolve(record, phases=phases, phases_skipped=tuple(p for p in PHASE_NAMES if p in skipped), phases_pending=tuple(pending))
-        self.pipeline.drive_store().update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         for name in states:
             plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=ctx.record.phases[name], pipeline=self.pipeline)
 
@@ -371,7 +375,7 @@ class Runner:
         store = self.pipeline.drive_store()
         running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=self.clock())
         ctx.record = ctx.record.with_phase(name, running)
-        store.update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         ctx.phase_name = name
         ctx.log = RunLogger(log, {**(ctx.log.extra or {}), "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
@@ -395,8 +399,10 @@ class Runner:
                     left = None if deadline is None else deadline - time.monotonic()
                     result = to_result(run_with_timeout(phase, ctx, left, self.pipeline.session, why), phase=name)
                     break
-                except LeaseError:
-                    raise
+                except LeaseError as exc:  # the window was taken or released under us: stop, say why
+                    self._lease_lost = self._lease_lost or str(exc)
+                    error = f"{type(exc).__name__}: {exc}"
+                    break
                 except TransientError as exc:
                     if ctx.cancel_event.is_set():  # stopped (SIGTERM, timeout, lost lease): say so, do not retry
                         error = f"{exc}; then {ctx.cancel_reason}"
@@ -456,11 +462,31 @@ class Runner:
             phases_pending=tuple(p for p in record.phases_pending if p != name),
             phase_failed=name if stops and record.phase_failed is None else record.phase_failed,
         )
-        self.pipeline.drive_store().update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         level = logging.ERROR if failed else logging.INFO
         ctx.log.log(level, "%s %s in %s%s", name, state.status.value, state.actual_run_duration, f": {state.error_message}" if failed else "")
         plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
+
+    def _write(self, record: RunRecord) -> None:
+        """Write this run's row, fenced by its lease.
+
+        Once the lease is lost (the fence refused a write), the run stops, and what it still
+        writes is only how it ended: written unfenced, and only while the row is still RUNNING
+        (a run that took the window over may already have closed it).
+        """
+        store = self.pipeline.drive_store()
+        if self._lease_lost is None:
+            try:
+                store.update(record, fence=self.lease)
+                return
+            except LeaseError as exc:
+                self._lease_lost = str(exc)
+                if self._ctx is not None:
+                    self._ctx.cancel(str(exc))
+        current = store.get(record.pipeline_id)
+        if current is not None and current.pipeline_status is RunStatus.RUNNING:
+            store.update(record)
 
     @staticmethod
     def _details(record: RunRecord, name: str, result: PhaseResult | None) -> dict[str, Any]:
@@ -475,7 +501,8 @@ class Runner:
         record = ctx.record
         for name, state in record.phases.items():
             if state.status is PhaseStatus.RUNNING:
-                self._finish_phase(ctx, name, state, None, "the phase was still running when the run was closed (its process stopped)", state.retry_number)
+                why = self._lease_lost or self._stop_reason or "its process stopped"
+                self._finish_phase(ctx, name, state, None, f"the phase was still running when the run was closed: {why}", state.retry_number)
                 record = ctx.record
         if record.phase_failed is None and record.phases_pending and self._stop_reason is not None:
             self._fail_unstarted(ctx, record.phases_pending[0], f"not started: {self._stop_reason}")
@@ -492,7 +519,7 @@ class Runner:
             pipeline_end_timestamp=ended,
             pipeline_run_duration=format_duration(ended - record.pipeline_start_timestamp),
         )
-        self.pipeline.drive_store().update(record, fence=self.lease)
+        self._write(record)
         ctx.record = record
         ctx.log.log(logging.ERROR if record.phase_failed else logging.INFO, "run %s in %s%s", status.value,
                     record.pipeline_run_duration, f" (failed at {record.phase_failed})" if record.phase_failed else "")
