@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain.durations import format_duration
 from drivetrain.errors import LeaseError, PhaseTimeout
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.record import PhaseStatus, RunRecord, RunStatus
 from drivetrain.secrets import RedactingFilter
 
 if TYPE_CHECKING:
@@ -125,3 +128,30 @@ def run_with_timeout(phase: BasePhase, ctx: PhaseContext, seconds: float | None,
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+def closed_record(record: RunRecord, reason: str, now: datetime) -> RunRecord:
+    """``record`` (a RUNNING row whose process is gone) as FAILED, ``reason`` on the phase it stopped in.
+
+    That is the phase still RUNNING, else the next one it would have run (stopped between
+    phases), else its last phase (stopped while being finalized): never "unknown".
+    """
+    running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
+    pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
+    ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]
+    failed_phase = record.phase_failed or next(iter(running or pending or ran[-1:]), PHASE_NAMES[-1])
+    old = record.phases[failed_phase]
+    state = attrs.evolve(old, status=PhaseStatus.FAILED, start_timestamp=old.start_timestamp or now, end_timestamp=now,
+                         error_message=old.error_message or f"closed as FAILED by a later run: {reason}")
+    record = record.with_phase(
+        failed_phase, state,
+        phases_pending=tuple(p for p in record.phases_pending if p != failed_phase),
+        phases_completed=tuple(p for p in record.phases_completed if p != failed_phase),
+    )
+    return attrs.evolve(
+        record,
+        pipeline_status=RunStatus.FAILED,
+        pipeline_end_timestamp=now,
+        pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
+        phase_failed=failed_phase,
+    )

@@ -37,7 +37,7 @@ from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import redact
 from drivetrain.window import Window
 
-from ._run_support import EARLY_END, PlannedPhase, RunLogger, log, run_with_timeout
+from ._run_support import EARLY_END, PlannedPhase, RunLogger, closed_record, log, run_with_timeout
 from ._run_support import Heartbeat as _Heartbeat
 
 
@@ -372,7 +372,6 @@ class Runner:
     def _execute(self, phase: BasePhase, ctx: PhaseContext) -> tuple[PhaseResult | None, PhaseState]:
         name = phase.name
         settings = self.pipeline.config.phases.get(name)
-        store = self.pipeline.drive_store()
         running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=self.clock())
         ctx.record = ctx.record.with_phase(name, running)
         self._write(ctx.record)
@@ -534,32 +533,8 @@ class Runner:
     # -- other runs -----------------------------------------------------------------------
 
     def _close(self, record: RunRecord, reason: str) -> None:
-        """Mark a dead attempt FAILED with ``reason`` on the phase it stopped in.
-
-        That is the phase still RUNNING, else the next one it would have run (killed between
-        phases), else its last phase (killed while being finalized).
-        """
-        now = self.clock()
-        running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
-        pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
-        ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]
-        failed_phase = record.phase_failed or next(iter(running or pending or ran[-1:]), PHASE_NAMES[-1])
-        old = record.phases[failed_phase]
-        state = attrs.evolve(old, status=PhaseStatus.FAILED, start_timestamp=old.start_timestamp or now, end_timestamp=now,
-                             error_message=old.error_message or f"closed as FAILED by a later run: {reason}")
-        record = record.with_phase(
-            failed_phase, state,
-            phases_pending=tuple(p for p in record.phases_pending if p != failed_phase),
-            phases_completed=tuple(p for p in record.phases_completed if p != failed_phase),
-        )
-        record = attrs.evolve(
-            record,
-            pipeline_status=RunStatus.FAILED,
-            pipeline_end_timestamp=now,
-            pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
-            phase_failed=failed_phase,
-        )
-        self.pipeline.drive_store().update(record)
+        """Mark a dead attempt FAILED, with ``reason`` on the phase it stopped in (see closed_record)."""
+        self.pipeline.drive_store().update(closed_record(record, reason, self.clock()))
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)
 
     def _close_if_dead(self, record: RunRecord, reason: str) -> bool:

@@ -15,7 +15,7 @@ from drivetrain import Pipeline, RunStatus, SourceCount
 from drivetrain.record import PhaseStatus, RunRecord
 from drivetrain.testing import FaultPlugin
 
-from .factory import DAY, make_pipeline_dir, make_rows
+from .factory import make_pipeline_dir, make_rows
 
 STRICT = {"source_to_stage_tolerance_percent": 0.0, "stage_to_target_tolerance_percent": 0.0}
 
