@@ -116,3 +116,15 @@ class TestHistory:
         assert killed["pipeline_status"] == "FAILED"
         assert killed["phase_failed"] == "source_count"
         assert "killed or crashed" in json.dumps(killed["source_count_phase"])
+
+
+class TestStatus:
+    def test_status_counts_a_killed_run_as_an_open_failure_before_anything_closes_it(self, folder: Path) -> None:
+        killed_run(folder, FIRST, "before:source_to_stage_transfer")
+        script = Path(sys.executable).with_name("drivetrain")
+        shown = subprocess.run([str(script), "status", str(folder)], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        header, row = shown.stdout.splitlines()[:2]
+        column = header.index("open failures")
+        assert row[column:].split()[0] == "1", shown.stdout
+        assert "1 failed" in shown.stdout
