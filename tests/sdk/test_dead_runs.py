@@ -128,3 +128,28 @@ class TestStatus:
         column = header.index("open failures")
         assert row[column:].split()[0] == "1", shown.stdout
         assert "1 failed" in shown.stdout
+
+
+class TestClosedByHeartbeatAge:
+    def test_a_row_nothing_else_can_judge_is_closed_by_its_heartbeat_age_with_the_reason_on_its_next_phase(self, folder: Path) -> None:
+        import attrs
+
+        from drivetrain.record import PhaseState
+
+        with Pipeline.load(folder) as pipeline:
+            done = pipeline.runner().run(pipeline.grid.window_starting(SECOND))
+            old = done.pipeline_start_timestamp - timedelta(hours=5)
+            phases = {n: (s if n in ("stale_pipeline_handling", "pre_validation", "source_count") else PhaseState())
+                      for n, s in done.phases.items()}
+            ghost = attrs.evolve(done, pipeline_id="ghost", pipeline_status=RunStatus.RUNNING, pipeline_end_timestamp=None,
+                                 phase_failed=None, pipeline_start_timestamp=old, lease_holder=None, phases=phases,
+                                 phases_completed=("stale_pipeline_handling", "pre_validation", "source_count"),
+                                 phases_pending=tuple(n for n, s in phases.items() if s.status is PhaseStatus.PENDING))
+            store = pipeline.drive_store()
+            store.insert(ghost)
+            store.heartbeat("ghost", old)
+            pipeline.runner().run(pipeline.grid.window_starting(THIRD))
+            closed = store.get("ghost")
+        assert closed is not None and closed.pipeline_status is RunStatus.FAILED
+        assert closed.phase_failed == "source_to_stage_transfer"
+        assert "stale: no heartbeat since" in (closed.phases["source_to_stage_transfer"].error_message or "")
