@@ -107,3 +107,10 @@ class TestStockServer:
         done = subprocess.run([str(script), "validate", str(folder)], capture_output=True, text=True, timeout=120)
         assert "returns a NULL timestamp as" in done.stdout, done.stdout + done.stderr
         assert CREDENTIALS_REF  # credentials come from the environment (sf_env)
+
+    def test_the_command_line_run_exits_0(self, folder: Path) -> None:
+        script = Path(sys.executable).with_name("drivetrain")
+        done = subprocess.run([str(script), "run", str(folder), "--window-start", "2025-11-15T00:00:00Z"],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert done.stdout.startswith("SUCCESS"), done.stdout
