@@ -167,7 +167,11 @@ def refuse_unended(windows: list[Window], allow_partial: bool) -> list[Window]:
             f"(now {now:%Y-%m-%dT%H:%M:%SZ}); run it after that, or add --allow-partial to load what exists so far "
             "(a plain run loads the window again once it has ended)", EXIT_USAGE,
         )
-    return [w for w in windows if w.start < now]
+    started = [w for w in windows if w.start < now]
+    if not started:
+        raise CliError(f"{window_of(first)} has not started yet (it starts at {first.start:%Y-%m-%dT%H:%M:%SZ}): there is "
+                       "nothing to load, even partially", EXIT_USAGE)
+    return started
 
 
 def print_plan(pipe: Pipeline, windows: list[Window], out: Output, as_json: bool) -> None:

@@ -77,3 +77,10 @@ class TestWindowsThatHaveNotEnded:
         result = cli("run", "shop")
         assert result.returncode == 0, result
         assert "nothing to run" in result.stderr
+
+    def test_a_window_that_has_not_started_is_refused_even_with_allow_partial(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, today_daily)
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        result = cli("run", "shop", "--window-start", tomorrow.isoformat(), "--allow-partial")
+        assert result.returncode == 2, result
+        assert "has not started yet" in result.stderr
