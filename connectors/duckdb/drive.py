@@ -336,6 +336,18 @@ class DuckDBDriveStore(DriveStore):
             os.close(fd)
         return False
 
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """A run driven by one process holds its window's file lock until it ends: once the lock
+        is free, that process is gone (the kernel dropped the lock when it died). A run driven
+        step by step (Airflow) holds no file lock between steps; its lease row tells instead."""
+        start = record.query_window_start_timestamp
+        if record.lease_holder is None or self.is_held(record.pipeline_name, start):
+            return None
+        if record.lease_holder.startswith("step:"):
+            return super().dead_reason(record)
+        return (f"no process holds the window's lock any more: its process ({record.lease_holder}) "
+                "was killed or crashed")
+
     def renew_lease(self, lease: Lease, seconds: float) -> Lease:
         expires = _now() + timedelta(seconds=seconds)
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):

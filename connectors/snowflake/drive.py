@@ -275,6 +275,13 @@ class SnowflakeDriveStore(DriveStore):
         self.run(f"UPDATE {self.q(self.table)} SET HEARTBEAT_AT = ? WHERE PIPELINE_ID = ?", [at, pipeline_id],
                  hints={"run_id": pipeline_id, "phase": "heartbeat"})
 
+    def check(self) -> list[str]:
+        """Warns when the server or driver returns NULL timestamps as values (see lease.py)."""
+        from .lease import null_timestamp_problem
+
+        problem = self.wh.pool.retrying(null_timestamp_problem)
+        return [problem] if problem else []
+
     # -- leases (see lease.py) ------------------------------------------------------------
 
     def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:

@@ -99,7 +99,8 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
         newest: dict[tuple[Any, Any], RunRecord] = {}
         for record in reversed(history):
             newest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
-        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED)
+        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED
+                       or (r.pipeline_status is RunStatus.RUNNING and store.dead_reason(r) is not None))  # its process is gone
         due = pipe.runner().next_window()
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(failures), window_of(due) if due else "none due", where], latest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from drivetrain.phase_names import SOURCE_TO_STAGE_TRANSFER
 from drivetrain.results import CountResult
 
 from .base import BasePhase, PhaseContext
@@ -17,6 +18,9 @@ class SourceCount(BasePhase):
     """Count the source's records in the window (the baseline for the audit)."""
 
     name = "source_count"
+    #: The audit compares this count with what the extract read: when the extract runs again,
+    #: so does the count (a count carried from an earlier attempt would describe other data).
+    carried_only_with = (SOURCE_TO_STAGE_TRANSFER,)
 
     @property
     def settings(self) -> SourceCountConfig:
