@@ -68,9 +68,11 @@ class TestAbandonedWork:
         folder = make_pipeline_dir(tmp_path / "lab", phases__source_to_stage_transfer={"timeout_minutes": SHORT})
         finished = threading.Event()
         outcome: list[BaseException | str] = []
+        workers: list[threading.Thread] = []
 
         class LateTransfer(SourceToStageTransfer):
             def run(self, ctx):  # type: ignore[no-untyped-def]
+                workers.append(threading.current_thread())
                 try:
                     time.sleep(1.5)  # the runner has given up by now; then the transfer tries to commit
                     result = super().run(ctx)
@@ -89,6 +91,7 @@ class TestAbandonedWork:
             window = pipeline.grid.first()
             record = pipeline.runner().run(window)
             assert finished.wait(60), "the abandoned transfer never finished"
+            workers[0].join(60)  # let it unwind (and close what it opened) before the file is read
         assert record.phase_failed == "source_to_stage_transfer"
         assert "ran past its timeout" in (record.phases["source_to_stage_transfer"].error_message or "")
         assert outcome and outcome[0] != "committed", outcome
