@@ -615,6 +615,9 @@ def semantic_problems(data: Mapping[str, Any], problems: Problems) -> None:
             problems.add(("dag_schedule", "start_date"), f"{show(start)} is not a real date")
     column_problems(section("stage_system").get("columns"), problems, ("stage_system", "columns"))
     table_name_problems(data, problems)
+    from .roles import role_collision_problems  # stage, rejects, target, drive table, archive
+
+    role_collision_problems(data, problems)
     if "phases" not in data or (
         isinstance(data["phases"], Mapping) and "stage_cleaning" not in phases
     ):
