@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from drivetrain.errors import PermanentError
 from drivetrain.warehouse import TableRef, Warehouse
 
 if TYPE_CHECKING:
@@ -35,14 +36,15 @@ class WarehouseTable:
         return self.warehouse.table_columns(self.ref)
 
     def check(self) -> list[str]:
-        """Reachable, and if the table exists, it has the window column."""
+        """Reachable, no other pipeline owns it, and if it exists, it has the window column."""
         columns = self.columns()
         where = f"{self.warehouse.describe()} {self.ref}"
+        problem = self.warehouse.ownership_problem(self.ref)
+        if problem is not None:
+            raise PermanentError(f"{where}: {problem}")
         if not columns:
             return [f"{where}: reachable; the table will be created on first load"]
         if self.ref.query_field and self.ref.query_field not in columns:
-            from drivetrain.errors import PermanentError
-
             raise PermanentError(f"{where}: the table has no column {self.ref.query_field!r} to place rows in windows")
         return [f"{where}: exists with {len(columns)} columns"]
 
@@ -56,7 +58,8 @@ class Stage(WarehouseTable):
 
     @property
     def rejects(self) -> TableRef:
-        return self.ref.sibling("__rejects", query_field="window_start")
+        # rows there name their run in pipeline_id, not in the lineage column
+        return attrs.evolve(self.ref.sibling("__rejects", query_field="window_start"), owner_column="pipeline_id")
 
 
 @attrs.define

@@ -22,6 +22,7 @@ import attrs
 
 from drivetrain.base import Connector
 from drivetrain.errors import PermanentError
+from drivetrain.ownership import Claim, judge
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,6 +82,15 @@ class TableRef:
     database: str | None = None
     query_field: str | None = None
     """The timestamp column that places a row in a window."""
+    owner: str | None = attrs.field(default=None, eq=False)
+    """The pipeline reading and writing the table through this ref; it claims the table on its
+    first write (see :mod:`drivetrain.ownership`). None: nobody claims it (the drive table)."""
+    shared: bool = attrs.field(default=False, eq=False)
+    """Declared shared by ``shared: true``: only the owner's rows are seen, replaced and cleaned."""
+    section: str | None = attrs.field(default=None, eq=False)
+    """The config section naming the table, for messages (``target_system``)."""
+    owner_column: str = attrs.field(default="_drivetrain_pipeline_id", eq=False)
+    """The column holding the run id of the run that wrote each row."""
 
     def parts(self) -> list[str]:
         return [p for p in (self.database, self.schema, self.name) if p]
@@ -201,6 +211,48 @@ class Warehouse(Connector):
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
         """Reclaim space after deletes; returns (done, note)."""
         return False, f"{self.type_name} has no vacuum"
+
+    # -- ownership (see drivetrain.ownership) ------------------------------------------------
+
+    def table_claims(self, table: TableRef) -> list[Claim]:
+        """Every pipeline's claim on ``table``. Default: none (a warehouse without ownership)."""
+        return []
+
+    def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
+        """Record (or refresh) ``table.owner``'s claim; returns every claim and whether it was new."""
+        return self.table_claims(table), False
+
+    def release_claim(self, table: TableRef) -> None:
+        """Remove ``table.owner``'s claim (it lost to an older one)."""
+
+    def claims_location(self, table: TableRef) -> str:
+        """Where the claims on ``table`` are kept, for messages."""
+        return f"{self.describe()}"
+
+    def ownership_problem(self, table: TableRef) -> str | None:
+        """Why ``table.owner`` may not write ``table`` (read only, for ``validate``), or None."""
+        if table.owner is None:
+            return None
+        return judge(table, self.table_claims(table), self.claims_location(table))
+
+    def claim_table(self, table: TableRef) -> None:
+        """Claim ``table`` for ``table.owner`` before writing it; PermanentError if another owns it.
+
+        Called by every load, push-down and window replace before it changes a row; cached, so
+        a run claims each table once.
+        """
+        if table.owner is None:
+            return
+        claimed: set[tuple[TableRef, str, bool]] = self.__dict__.setdefault("_drivetrain_claimed", set())
+        if (table, table.owner, table.shared) in claimed:
+            return
+        claims, new = self.record_claim(table)
+        problem = judge(table, claims, self.claims_location(table))
+        if problem is not None:
+            if new:
+                self.release_claim(table)
+            raise PermanentError(problem)
+        claimed.add((table, table.owner, table.shared))
 
     @abc.abstractmethod
     def drive_store(self, table: TableRef) -> DriveStore:

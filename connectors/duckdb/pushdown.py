@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
 
-def _select_sql(spec: PushDown) -> str:
+def _select_sql(wh: DuckDBWarehouse, spec: PushDown) -> str:
     stage = spec.stage
     exprs = [f"{expr} AS {quote(name)}" for name, expr in spec.columns]
     exprs += [f"? AS {quote(col)}" for col in LINEAGE_COLUMNS]
-    sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {quote(stage.query_field or '')} >= ? AND {quote(stage.query_field or '')} < ?"
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {wh._window_sql(stage)}"
     key_columns = spec.dedup_keys or spec.merge_keys  # a MERGE needs one source row per key
     if key_columns:
         order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field or '')} DESC"
@@ -39,8 +39,9 @@ def run_push_down(
 ) -> PushDownStats:
     stage, target = spec.stage, spec.target
     params = [lineage[c] for c in LINEAGE_COLUMNS] + [window.start, window.end]
-    select = _select_sql(spec)
-    where = f"{quote(stage.query_field or '')} >= ? AND {quote(stage.query_field or '')} < ?"
+    select = _select_sql(wh, spec)
+    where = wh._window_sql(stage)
+    wh.claim_table(target)  # before any row changes: another pipeline's table is refused
     with wh.connect() as conn, duckdb_errors(f"{wh.describe()}: {stage} -> {target}"):
         if not wh.table_exists(stage):
             return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
@@ -52,7 +53,7 @@ def run_push_down(
             tq = quote(target.query_field or "")
             if spec.merge_keys:
                 cols = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
-                on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.merge_keys)
+                on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
                 sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in spec.merge_keys)
                 names = ", ".join(quote(c) for c in cols)
                 values = ", ".join(f"s.{quote(c)}" for c in cols)
@@ -62,9 +63,9 @@ def run_push_down(
                 f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
                     params,
                 )
-                written = int(conn.execute(f"SELECT count(*) FROM {qualified(target)} WHERE {tq} >= ? AND {tq} < ?", [window.start, window.end]).fetchone()[0])
+                written = int(conn.execute(f"SELECT count(*) FROM {qualified(target)} WHERE {wh._window_sql(target)}", [window.start, window.end]).fetchone()[0])
             else:
-                conn.execute(f"DELETE FROM {qualified(target)} WHERE {tq} >= ? AND {tq} < ?", [window.start, window.end])
+                conn.execute(f"DELETE FROM {qualified(target)} WHERE {wh._window_sql(target)}", [window.start, window.end])
                 names = ", ".join(quote(name) for name, _ in spec.columns) + ", " + ", ".join(quote(c) for c in LINEAGE_COLUMNS)
                 written = int(conn.execute(f"INSERT INTO {qualified(target)} ({names}) {select}", params).fetchone()[0])
             if fence is not None:

@@ -53,13 +53,18 @@ def _table(options: Mapping[str, Any], name: Any) -> tuple[Any, ...] | None:
     return (*_place(options), str(schema).lower(), name.lower())
 
 
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _roles(data: Mapping[str, Any]) -> Iterator[tuple[str, JsonPath, tuple[Any, ...] | None]]:
     """(what the table is, JSON path of the key naming it, its identity) for every role."""
-    stage = data.get("stage_system") if isinstance(data.get("stage_system"), Mapping) else {}
-    target = data.get("target_system") if isinstance(data.get("target_system"), Mapping) else {}
-    drive_section = data.get("drive_table")
-    if isinstance(drive_section, Mapping):
-        drive, drive_path = drive_section, ("drive_table", "table")
+    stage, target = _section(data, "stage_system"), _section(data, "target_system")
+    drive: Mapping[str, Any]
+    drive_path: JsonPath
+    if isinstance(data.get("drive_table"), Mapping):
+        drive, drive_path = _section(data, "drive_table"), ("drive_table", "table")
     else:
         drive, drive_path = {k: v for k, v in stage.items() if k != "table"}, ("stage_system",)
     drive_name = drive.get("table", "pipeline_execution_drive")
@@ -98,9 +103,8 @@ def role_collision_problems(data: Mapping[str, Any], problems: Problems) -> None
 
 
 def _archive_problem(data: Mapping[str, Any], problems: Problems) -> None:
-    phases = data.get("phases") if isinstance(data.get("phases"), Mapping) else {}
-    cleaning = phases.get("stage_cleaning") if isinstance(phases.get("stage_cleaning"), Mapping) else {}
-    source = data.get("source_system") if isinstance(data.get("source_system"), Mapping) else {}
+    cleaning = _section(_section(data, "phases"), "stage_cleaning")
+    source = _section(data, "source_system")
     location, pattern = cleaning.get("archive_location"), source.get("path")
     if source.get("type") != "files" or not isinstance(location, str) or not isinstance(pattern, str):
         return
