@@ -91,6 +91,7 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
     stage, target = spec.stage, spec.target
     if not wh.table_exists(stage):
         return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
+    wh.claim_table(target)  # before any row changes: another pipeline's table is refused
     prepare_target(wh, spec)
     bounds = [window.start, window.end]
     params = [lineage[c] for c in LINEAGE_COLUMNS] + bounds
@@ -100,7 +101,7 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         rows_read = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}", bounds, what=where)[0][0])
         names = ", ".join(col(c) for c in [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS))
         if spec.merge_keys:
-            on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys)
+            on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
             newer = f"t.{col(target.query_field or '')} <= s.{col(target.query_field or '')}"
             # a version never replaces a newer one (a resumed old window after later ones ran)
             session.execute(f"DELETE FROM {wh.qualified(target)} AS t USING ({select}) AS s WHERE {on} AND {newer}", params, what=where)
