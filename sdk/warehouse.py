@@ -127,7 +127,11 @@ class PushDownStats:
 
     rows_read: int
     rows_written: int
+    """Replace: rows inserted. Merge: records of the window the target now holds at their version
+    or a newer one (every record selected after the keys)."""
     rows_dropped: int
+    rows_superseded: int = 0
+    """Merge: selected records the target already held in a newer version, left as they were."""
 
 
 class WindowLoad(abc.ABC):
@@ -189,6 +193,18 @@ class Warehouse(Connector):
     @abc.abstractmethod
     def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
         """Run stage-to-target as SQL inside the warehouse, in one transaction."""
+
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        """How the target holds the stage window's rows after a merge: ``(held, newer)``.
+
+        ``held``: rows of the stage's window whose record (by key) the target holds at the row's
+        version or a newer one; ``newer``: those of them held in a newer version (a later copy in
+        the window, or an update a later window loaded). ``keys`` and ``version`` pair each target
+        column with the SQL expression over stage columns that fills it. None: not supported
+        here (the caller counts the target's window instead).
+        """
+        return None
 
     @abc.abstractmethod
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:

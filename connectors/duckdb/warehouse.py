@@ -192,6 +192,16 @@ class DuckDBWarehouse(Warehouse):
             row = conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE {self._window_sql(table)}", [window.start, window.end]).fetchone()
         return int(row[0])
 
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        if not (self.table_exists(stage) and self.table_exists(target)):
+            return (0, 0)
+        from .pushdown import merged_count_sql
+
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {target} against {stage}"):
+            row = conn.execute(merged_count_sql(self, stage, target, keys, version), [window.start, window.end]).fetchone()
+        return int(row[0]), int(row[1])
+
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
         if not self.table_exists(table):
             return {}

@@ -100,9 +100,15 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
     with wh.pool.session().transaction(where) as session:
         rows_read = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}", bounds, what=where)[0][0])
         names = ", ".join(col(c) for c in [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS))
+        superseded = 0
         if spec.merge_keys:
             on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
-            newer = f"t.{col(target.query_field or '')} <= s.{col(target.query_field or '')}"
+            tq = col(target.query_field or "")
+            newer = f"t.{tq} <= s.{tq}"
+            superseded = int(session.rows(
+                f"SELECT COUNT(t.{tq}) FROM ({select}) AS s LEFT JOIN {wh.qualified(target)} AS t ON {on} AND t.{tq} > s.{tq}",
+                params, what=where,
+            )[0][0])
             # a version never replaces a newer one (a resumed old window after later ones ran)
             session.execute(f"DELETE FROM {wh.qualified(target)} AS t USING ({select}) AS s WHERE {on} AND {newer}", params, what=where)
             session.execute(
@@ -110,7 +116,8 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
                 f"WHERE NOT EXISTS (SELECT 1 FROM {wh.qualified(target)} AS t WHERE {on})",
                 params, what=where,
             )
-            written = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)[0][0])
+            # every selected record is now in the target at its version or a newer one
+            written = int(session.rows(f"SELECT COUNT(*) FROM ({select}) AS s", params, what=where)[0][0])
         else:
             session.execute(f"DELETE FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)
             cursor = session.execute(f"INSERT INTO {wh.qualified(target)} ({names}) {select}", params, what=where)
@@ -118,4 +125,4 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         if fence is not None:
             fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
-    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded)

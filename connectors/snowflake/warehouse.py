@@ -18,7 +18,7 @@ the tables it writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -202,6 +202,21 @@ class SnowflakeWarehouse(Warehouse):
             [window.start, window.end], what=self.where(table, "count the window of"),
         )
         return int(rows[0][0])
+
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        if not (self.table_exists(stage) and self.table_exists(target)):
+            return (0, 0)
+        exprs = ", ".join(f"{expr} AS {col(f'_k{i}')}" for i, (_, expr) in enumerate(keys))
+        on = " AND ".join(f"t.{col(name)} = s.{col(f'_k{i}')}" for i, (name, _) in enumerate(keys)) + self.scope(target, "t.")
+        tv = f"t.{col(version[0])}"
+        rows = self.pool.session().rows(
+            f"SELECT COUNT({tv}), COUNT(CASE WHEN {tv} > s.{col('_v')} THEN 1 END) FROM (SELECT {exprs}, {version[1]} AS {col('_v')} "
+            f"FROM {self.qualified(stage)} WHERE {self.window_sql(stage)}) AS s "
+            f"LEFT JOIN {self.qualified(target)} AS t ON {on} AND {tv} >= s.{col('_v')}",
+            [window.start, window.end], what=self.where(target, "count the merged window of"),
+        )
+        return int(rows[0][0]), int(rows[0][1])
 
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
         if not self.table_exists(table):
