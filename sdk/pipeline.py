@@ -168,7 +168,7 @@ class Pipeline:
             source_field = self.config.source.get("query_field")
             query_field = cfg.get("query_field") or rename.get(source_field, source_field)
             ref = owned(wh.table_ref(cfg.options, query_field), self.name, cfg.get("shared"), "target_system")
-            self._connectors["target"] = Target(wh, ref)
+            self._connectors["target"] = Target(wh, ref, config=self.config)
         return self._connectors["target"]
 
     def drive_store(self) -> DriveStore:

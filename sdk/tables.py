@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from drivetrain.warehouse import TableRef, Warehouse
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from drivetrain.config import PipelineConfig
     from drivetrain.window import Window
 
 
@@ -65,3 +67,36 @@ class Stage(WarehouseTable):
 @attrs.define
 class Target(WarehouseTable):
     """The target table."""
+
+    config: PipelineConfig | None = None
+    """The pipeline's config, for the notes :meth:`check` adds about its load strategy."""
+
+    def check(self) -> list[str]:
+        lines = super().check()
+        if self.config is not None:
+            lines += [f"note: {note}" for note in load_strategy_notes(self.config)]
+        return lines
+
+
+#: Query-field names that say "last changed at": records with such a field move between windows.
+_UPDATE_TIME = re.compile(r"(updated|modified|changed|last_?update|last_?change|mtime|upd_?(at|time|date|ts))", re.IGNORECASE)
+
+
+def load_strategy_notes(config: PipelineConfig) -> list[str]:
+    """Risky combinations of the target's keys and load strategy, explained for ``validate``."""
+    target = config.target
+    strategy = target.get("load_strategy")
+    field = target.get("query_field") or config.source.get("query_field") or ""
+    keys = list(target.get("dedup_keys") or ()) or list(target.get("merge_keys") or ())
+    notes = []
+    if strategy != "merge" and _UPDATE_TIME.search(field):
+        suggestion = f"merge_keys {keys}" if keys else "merge_keys naming the columns that identify a record"
+        notes.append(
+            f"{target.json_path}.load_strategy is {strategy!r} but the query field {field!r} looks like an update time: "
+            "a record updated later moves to a later window and stays in its old one too, so the target holds it "
+            f"twice. If records change, set load_strategy 'merge' with {suggestion} (the newest version wins); "
+            "if they never change once written, this note does not apply"
+        )
+    if strategy != "merge" and target.get("merge_keys"):
+        notes.append(f"{target.json_path}.merge_keys is ignored: it applies only with load_strategy 'merge'")
+    return notes
