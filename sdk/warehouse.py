@@ -119,6 +119,9 @@ class PushDown:
     dedup_keys: Sequence[str] = ()
     order_by: Sequence[str] = ()
     merge_keys: Sequence[str] = ()
+    delete_missing: bool = False
+    """With merge keys: also delete the target rows of the window whose key the stage's window
+    lacks (the record was deleted at the source, or moved to a window that has not run yet)."""
 
 
 @attrs.frozen
@@ -132,6 +135,8 @@ class PushDownStats:
     rows_dropped: int
     rows_superseded: int = 0
     """Merge: selected records the target already held in a newer version, left as they were."""
+    rows_removed: int = 0
+    """Merge with ``delete_missing``: target rows of the window deleted, their key gone from the stage's window."""
 
 
 class WindowLoad(abc.ABC):

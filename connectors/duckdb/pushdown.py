@@ -64,7 +64,7 @@ def run_push_down(
         with transaction(conn):
             rows_read = int(conn.execute(f"SELECT count(*) FROM {qualified(stage)} WHERE {where}", [window.start, window.end]).fetchone()[0])
             tq = quote(target.query_field or "")
-            superseded = 0
+            superseded = removed = 0
             if spec.merge_keys:
                 cols = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
                 on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
@@ -80,6 +80,11 @@ def run_push_down(
                     f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
                     params,
                 )
+                if spec.delete_missing:  # records gone from the source's window leave the target too
+                    removed = int(conn.execute(
+                        f"DELETE FROM {qualified(target)} AS t WHERE {wh._window_sql(target)} AND NOT EXISTS "
+                        f"(SELECT 1 FROM ({select}) AS s WHERE {on})", [window.start, window.end, *params],
+                    ).fetchone()[0])
                 # every selected record is now in the target at its version or a newer one
                 written = int(conn.execute(f"SELECT count(*) FROM ({select}) AS s", params).fetchone()[0])
             else:
@@ -89,4 +94,4 @@ def run_push_down(
             if fence is not None:
                 fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
-    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded)
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded, rows_removed=removed)

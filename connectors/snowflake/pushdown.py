@@ -100,7 +100,7 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
     with wh.pool.session().transaction(where) as session:
         rows_read = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}", bounds, what=where)[0][0])
         names = ", ".join(col(c) for c in [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS))
-        superseded = 0
+        superseded = removed = 0
         if spec.merge_keys:
             on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
             tq = col(target.query_field or "")
@@ -116,6 +116,11 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
                 f"WHERE NOT EXISTS (SELECT 1 FROM {wh.qualified(target)} AS t WHERE {on})",
                 params, what=where,
             )
+            if spec.delete_missing:  # records gone from the source's window leave the target too
+                removed = int(session.execute(
+                    f"DELETE FROM {wh.qualified(target)} AS t WHERE {wh.window_sql(target, 't.')} AND NOT EXISTS "
+                    f"(SELECT 1 FROM ({select}) AS s WHERE {on})", [*bounds, *params], what=where,
+                ).rowcount or 0)
             # every selected record is now in the target at its version or a newer one
             written = int(session.rows(f"SELECT COUNT(*) FROM ({select}) AS s", params, what=where)[0][0])
         else:
@@ -125,4 +130,4 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         if fence is not None:
             fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
-    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded)
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded, rows_removed=removed)

@@ -53,7 +53,8 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "source_system": frozenset({"type", "credentials_ref", "query_field", "batch_size"}),
         "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
         "target_system": frozenset(
-            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared"}
+            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
+             "delete_missing"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
         "archive": frozenset({"type", "location"}),

@@ -37,6 +37,8 @@ def run_window(folder: Path, hour: int) -> RunRecord:
 
 
 def target(folder: Path, table: str, key: str, field: str) -> list[tuple[Any, ...]]:
+    if not (folder / "warehouse.duckdb").exists():
+        return []  # no window ran yet
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as conn:
         if not conn.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [table]).fetchall():
             return []  # nothing loaded yet
@@ -127,44 +129,78 @@ class TestNewestVersionWins:
         assert [r for r in rows if r[0] == 1000] == [(1000, "2025-01-01 02:30:00+00", "REFUNDED")]
 
 
+class TestHardDeletes:
+    def make(self, tmp_path: Path, **target: Any) -> Path:
+        folder = tmp_path / "orders"
+        scaffold(folder, "orders", "files")
+        config = json.loads((folder / "config.json").read_text())
+        config["target_system"].update(target)
+        (folder / "config.json").write_text(json.dumps(config))
+        return folder
+
+    def test_with_delete_missing_a_record_deleted_at_the_source_leaves_when_its_window_runs_again(self, tmp_path: Path) -> None:
+        folder = self.make(tmp_path, delete_missing=True)
+        run_window(folder, 0)
+        write_jsonl(folder, sample()[1:])  # order 1000 deleted at the source
+        record = run_window(folder, 0)
+        assert [r[0] for r in target(folder, "orders", "order_id", "updated_at")] == [1001, 1002, 1003]
+        assert record.phases["stage_to_target_transfer"].phase_specific_details["rows_removed_missing_at_source"] == 1
+        audit = record.phases["audit"].phase_specific_details
+        assert audit["stage_count"] == audit["target_count"] == 3
+
+    def test_without_it_the_merge_keeps_what_the_source_deleted(self, tmp_path: Path) -> None:
+        folder = self.make(tmp_path)
+        run_window(folder, 0)
+        write_jsonl(folder, sample()[1:])
+        run_window(folder, 0)
+        assert [r[0] for r in target(folder, "orders", "order_id", "updated_at")] == [1000, 1001, 1002, 1003]
+
+
 # -- the property --------------------------------------------------------------------------
 
 WINDOWS = 3
 #: Operations: ("put", record, window, minute) inserts or updates a record to a time in a window
-#: no earlier than its current one; ("run", window) runs that window.
+#: no earlier than its last one; ("del", record) deletes it at the source; ("run", window) runs a window.
 operation = st.one_of(
     st.tuples(st.just("put"), st.integers(0, 4), st.integers(0, WINDOWS - 1), st.integers(0, 59)),
+    st.tuples(st.just("del"), st.integers(0, 4)),
     st.tuples(st.just("run"), st.integers(0, WINDOWS - 1)),
 )
 
 
-def property_folder(root: Path) -> Path:
+def property_folder(root: Path, *, delete_missing: bool) -> Path:
     folder = root / "prop"
     config = config_for("prop", "files")
     config["source_system"] = {"type": "memory", "name": f"prop_{root.name}", "query_field": "updated_at"}
     config["stage_system"].pop("columns", None)
+    config["target_system"]["delete_missing"] = delete_missing
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation, min_size=1, max_size=10), final_order=st.permutations(list(range(WINDOWS))),
-       change_log=st.booleans())
+       change_log=st.booleans(), delete_missing=st.booleans())
 def test_the_target_holds_the_latest_version_of_every_record_exactly_once(
-    tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[Any, ...]], final_order: list[int], change_log: bool
+    tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[Any, ...]], final_order: list[int],
+    change_log: bool, delete_missing: bool,
 ) -> None:
-    """``change_log``: the source keeps every version (an append-only log) instead of the current state only.
+    """The data contract of mutable records under merge, for any history of changes and runs.
 
-    At the end only the windows holding a latest version changed since that window last ran are
-    run (in any order), as a scheduler would: old windows a record left are not run again.
+    ``change_log``: the source keeps every version (an append-only log, which cannot express a
+    delete) instead of the current state only. ``delete_missing``: a record deleted at the source
+    leaves the target when the window of its last version runs again; without it, the target
+    keeps its last version. At the end only the windows holding a change made since that window
+    last ran are run (in any order), as a scheduler would: windows a record left are not run again.
     """
-    folder = property_folder(tmp_path_factory.mktemp("mutable"))
+    folder = property_folder(tmp_path_factory.mktemp("mutable"), delete_missing=delete_missing)
     registry = f"prop_{folder.parent.name}"
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, dict[str, Any]] = {}  # what the source holds now, per record
+    ever: dict[str, dict[str, Any]] = {}  # the last version each record had, deleted or not
     log: list[dict[str, Any]] = []
-    changed: dict[str, int] = {}  # record -> step of its last change
+    changes: list[tuple[int, int]] = []  # (step, window the change concerns)
     last_run: dict[int, int] = {}  # window -> step of its last run
     highest: dict[str, int] = {}
 
@@ -187,19 +223,24 @@ def test_the_target_holds_the_latest_version_of_every_record_exactly_once(
         if op[0] == "run":
             run_and_check(op[1], step)
             continue
-        _, record, window, minute = op
-        key = f"k{record}"
-        at = START + window * HOUR + timedelta(minutes=minute)
-        current = latest.get(key)
-        if current is not None and datetime.fromisoformat(current["updated_at"]) > at:
-            at = datetime.fromisoformat(current["updated_at"])  # update times never go back
-        latest[key] = {"order_id": key, "status": f"v{step}", "updated_at": at.isoformat()}
-        log.append(latest[key])
-        changed[key] = step
+        key = f"k{op[1]}"
+        if op[0] == "del":
+            if change_log or key not in latest:
+                continue
+            changes.append((step, window_of(latest.pop(key))))
+        else:
+            _, _, window, minute = op
+            at = START + window * HOUR + timedelta(minutes=minute)
+            if key in ever and datetime.fromisoformat(ever[key]["updated_at"]) > at:
+                at = datetime.fromisoformat(ever[key]["updated_at"])  # update times never go back
+            latest[key] = ever[key] = {"order_id": key, "status": f"v{step}", "updated_at": at.isoformat()}
+            log.append(latest[key])
+            changes.append((step, window_of(latest[key])))
         MemorySource.registry[registry] = [dict(r) for r in (log if change_log else latest.values())]
-    dirty = {window_of(row) for key, row in latest.items() if changed[key] > last_run.get(window_of(row), -1)}
+    dirty = {window for step, window in changes if step > last_run.get(window, -1)}
     for window in final_order:
         if window in dirty:
             run_and_check(window, len(operations))
-    expected = sorted((k, r["status"]) for k, r in latest.items())
+    kept = latest if delete_missing else ever
+    expected = sorted((k, r["status"]) for k, r in kept.items())
     assert [(r[0], r[2]) for r in target(folder, "prop", "order_id", "updated_at")] == expected
