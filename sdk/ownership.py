@@ -73,11 +73,13 @@ def scope_sql(table: TableRef, column_sql: str) -> str:
     return f" AND {column_sql} LIKE '{literal}' ESCAPE '{_ESCAPE}'"
 
 
-def judge(table: TableRef, claims: Sequence[Claim], where: str) -> str | None:
+def judge(table: TableRef, claims: Sequence[Claim], where: str, *, new: bool = True) -> str | None:
     """Why ``table.owner`` may not write ``table`` given every claim on it, or None when it may.
 
-    ``claims`` may lack the owner's own claim (``validate`` only reads): it then counts as the
-    newest. ``where`` says where the claims are kept, for the message.
+    ``new``: the owner's claim was just made (or, for ``validate``, is not there yet). A new
+    claim gives way to any other claim it cannot share with, so of two pipelines claiming at the
+    same moment neither writes rather than both. An established claim is judged by age: the
+    oldest unshared claim owns the table. ``where`` says where the claims are kept.
     """
     me = table.owner
     if me is None:
@@ -87,18 +89,19 @@ def judge(table: TableRef, claims: Sequence[Claim], where: str) -> str | None:
     if not others:
         return None
     key = f"{table.section or 'the section naming it'}.shared"
-    oldest = rows[0]
-    if oldest.pipeline == me:
+    blocking = [c for c in others if not (table.shared and c.shared)]
+    if not new and rows[0].pipeline == me:
         sharers = sorted({c.pipeline for c in others if c.shared})
         if sharers and not table.shared:
             names = ", ".join(repr(p) for p in sharers)
             return (f"table {table} is shared with pipeline(s) {names} (recorded in {where}), but this pipeline's {key} "
                     f"is not true: its window replace would delete their rows. Set {key}: true again, or give this "
                     "pipeline a table of its own")
+        return None  # the owner; newer claims of others give way
+    if not blocking and (new or rows[0].shared):
         return None
-    if table.shared and oldest.shared:
-        return None
-    since = oldest.claimed_at.isoformat(timespec="seconds") if isinstance(oldest.claimed_at, datetime) else oldest.claimed_at
-    return (f"table {table} belongs to pipeline {oldest.pipeline!r} (recorded in {where} since {since}); pipeline {me!r} "
+    owner = blocking[0] if blocking else rows[0]
+    since = owner.claimed_at.isoformat(timespec="seconds") if isinstance(owner.claimed_at, datetime) else owner.claimed_at
+    return (f"table {table} belongs to pipeline {owner.pipeline!r} (recorded in {where} since {since}); pipeline {me!r} "
             f"may not write it, or each would delete the other's rows when it replaces a window. Give {me!r} a table of "
             f"its own, or set {key}: true in both pipelines' configs so each replaces only the rows it loaded")

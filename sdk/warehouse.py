@@ -240,11 +240,14 @@ class Warehouse(Connector):
         return []
 
     def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
-        """Record (or refresh) ``table.owner``'s claim; returns every claim and whether it was new."""
+        """Record ``table.owner``'s claim unless it has one; returns every claim and whether it was new."""
         return self.table_claims(table), False
 
+    def set_claim_shared(self, table: TableRef) -> None:
+        """Store ``table.shared`` in ``table.owner``'s claim (after the claim was judged)."""
+
     def release_claim(self, table: TableRef) -> None:
-        """Remove ``table.owner``'s claim (it lost to an older one)."""
+        """Remove ``table.owner``'s claim (it lost to another one)."""
 
     def claims_location(self, table: TableRef) -> str:
         """Where the claims on ``table`` are kept, for messages."""
@@ -254,7 +257,9 @@ class Warehouse(Connector):
         """Why ``table.owner`` may not write ``table`` (read only, for ``validate``), or None."""
         if table.owner is None:
             return None
-        return judge(table, self.table_claims(table), self.claims_location(table))
+        claims = self.table_claims(table)
+        new = not any(c.pipeline == table.owner for c in claims)
+        return judge(table, claims, self.claims_location(table), new=new)
 
     def claim_table(self, table: TableRef) -> None:
         """Claim ``table`` for ``table.owner`` before writing it; PermanentError if another owns it.
@@ -268,11 +273,13 @@ class Warehouse(Connector):
         if (table, table.owner, table.shared) in claimed:
             return
         claims, new = self.record_claim(table)
-        problem = judge(table, claims, self.claims_location(table))
+        problem = judge(table, claims, self.claims_location(table), new=new)
         if problem is not None:
             if new:
                 self.release_claim(table)
             raise PermanentError(problem)
+        if any(c.pipeline == table.owner and c.shared != table.shared for c in claims):
+            self.set_claim_shared(table)
         claimed.add((table, table.owner, table.shared))
 
     @abc.abstractmethod

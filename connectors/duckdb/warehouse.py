@@ -177,9 +177,12 @@ class DuckDBWarehouse(Warehouse):
                 found = conn.execute(f"SELECT shared FROM {owners} WHERE table_name = ? AND pipeline_name = ?", key).fetchone()
                 if found is None:
                     conn.execute(f"INSERT INTO {owners} VALUES (?, ?, ?, ?)", [*key, table.shared, utc_now()])
-                elif bool(found[0]) != table.shared:
-                    conn.execute(f"UPDATE {owners} SET shared = ? WHERE table_name = ? AND pipeline_name = ?", [table.shared, *key])
         return self.table_claims(table), found is None
+
+    def set_claim_shared(self, table: TableRef) -> None:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: claim {table} for {table.owner}"):
+            conn.execute(f"UPDATE {self._owners(table)} SET shared = ? WHERE table_name = ? AND pipeline_name = ?",
+                         [table.shared, table.name.lower(), table.owner])
 
     def release_claim(self, table: TableRef) -> None:
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: release {table}"):

@@ -184,10 +184,12 @@ class SnowflakeWarehouse(Warehouse):
             "WHERE TABLE_NAME = ? AND PIPELINE_NAME = ?)",
             [*key, table.shared, *key], what=what,
         ).rowcount
-        if not inserted:
-            session.execute(f"UPDATE {self.qualified(owners)} SET SHARED = ? WHERE TABLE_NAME = ? AND PIPELINE_NAME = ? AND SHARED <> ?",
-                            [table.shared, *key, table.shared], what=what)
         return self.table_claims(table), bool(inserted)
+
+    def set_claim_shared(self, table: TableRef) -> None:
+        owners = self._owners(table)
+        self.pool.session().execute(f"UPDATE {self.qualified(owners)} SET SHARED = ? WHERE TABLE_NAME = ? AND PIPELINE_NAME = ?",
+                                    [table.shared, folded(table.name), table.owner], what=self.where(owners, "update a claim in"))
 
     def release_claim(self, table: TableRef) -> None:
         owners = self._owners(table)

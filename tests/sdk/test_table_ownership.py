@@ -152,3 +152,40 @@ class TestOwnerPattern:
         ids = ["a_20251115T100000Z_run1", "a_b_20251115T100000Z_run1", "ab_20251115T100000Z_run2", "a_20251115T100000Z_run12"]
         found = [i for i in ids if duckdb.sql(f"SELECT ? LIKE '{pattern}' ESCAPE '!'", params=[i]).fetchall()[0][0]]
         assert found == ["a_20251115T100000Z_run1", "a_20251115T100000Z_run12"]
+
+
+class TestClaimRace:
+    @pytest.mark.parametrize("attempt", range(3))
+    def test_two_pipelines_claiming_one_table_at_once_never_both_write(self, tmp_path: Path, attempt: int) -> None:
+        import threading
+
+        from drivetrain.config import SystemConfig
+        from drivetrain.connectors.duckdb import DuckDBWarehouse
+        from drivetrain.ownership import owned
+        from drivetrain.warehouse import TableRef
+
+        section = {"type": "duckdb", "path": "race.duckdb", "table": "orders"}
+        table = TableRef(name="orders", query_field="at")
+        warehouses = [DuckDBWarehouse(SystemConfig.from_section("target_system", section, base_dir=tmp_path)) for _ in "ab"]
+        start = threading.Barrier(2)
+        outcome: dict[str, str] = {}
+
+        def claim(wh: DuckDBWarehouse, name: str) -> None:
+            start.wait()
+            try:
+                wh.claim_table(owned(table, name, False, "target_system"))
+                outcome[name] = "owner"
+            except PermanentError as exc:
+                outcome[name] = str(exc)
+
+        threads = [threading.Thread(target=claim, args=(wh, name)) for wh, name in zip(warehouses, "ab", strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        owners = [name for name, result in outcome.items() if result == "owner"]
+        assert len(owners) <= 1, outcome  # never both; both giving way is safe, and a retry settles it
+        if not owners:
+            warehouses[0].claim_table(owned(table, "a", False, "target_system"))
+            owners = ["a"]
+        assert [c.pipeline for c in warehouses[0].table_claims(table)] == owners

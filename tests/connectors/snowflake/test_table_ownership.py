@@ -69,3 +69,43 @@ class TestOwnershipOnSnowflake:
         run(a)
         with Pipeline.load(b) as pipeline, pytest.raises(Exception, match="belongs to pipeline 'a'"):
             pipeline.target().check()
+
+
+class TestClaimRaceOnSnowflake:
+    def test_two_pipelines_claiming_one_table_at_once_never_both_write(self, fakesnow_server, database, sf_env):
+        import threading
+
+        from drivetrain.errors import PermanentError
+        from drivetrain.ownership import owned
+        from drivetrain.warehouse import TableRef
+
+        from .conftest import make_warehouse
+
+        warehouses = [make_warehouse(fakesnow_server, database, "target_system", table="orders") for _ in "ab"]
+        try:
+            table = TableRef(name="orders", query_field="at")
+            start = threading.Barrier(2)
+            outcome: dict[str, str] = {}
+
+            def claim(wh, name: str) -> None:
+                start.wait()
+                try:
+                    wh.claim_table(owned(table, name, False, "target_system"))
+                    outcome[name] = "owner"
+                except PermanentError as exc:
+                    outcome[name] = str(exc)
+
+            threads = [threading.Thread(target=claim, args=(wh, name)) for wh, name in zip(warehouses, "ab", strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            owners = [name for name, result in outcome.items() if result == "owner"]
+            assert len(owners) <= 1, outcome  # never both; both giving way is safe, and a retry settles it
+            if not owners:
+                warehouses[0].claim_table(owned(table, "a", False, "target_system"))
+                owners = ["a"]
+            assert [c.pipeline for c in warehouses[0].table_claims(table)] == owners
+        finally:
+            for wh in warehouses:
+                wh.close()
