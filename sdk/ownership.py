@@ -13,8 +13,9 @@ of the same warehouse (it survives processes, and every pipeline writing there s
   (it starts with the pipeline's name).
 
 Claims are made before the first write of a run and cached for the warehouse object's life.
-Two pipelines claiming one table at the same moment both see both claims; the older claim wins
-and the newer one is removed again, so at most one of them writes.
+A claim just made gives way to any other claim it cannot share with (and is removed again), so
+of two pipelines claiming one table at the same moment at most one writes; if both give way,
+neither writes and the next run takes the table.
 """
 
 from __future__ import annotations
