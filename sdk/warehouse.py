@@ -119,9 +119,17 @@ class PushDown:
     dedup_keys: Sequence[str] = ()
     order_by: Sequence[str] = ()
     merge_keys: Sequence[str] = ()
+    version_column: str | None = None
+    """With merge keys: the target column that orders versions of a record; default the target's query field."""
     delete_missing: bool = False
     """With merge keys: also delete the target rows of the window whose key the stage's window
     lacks (the record was deleted at the source, or moved to a window that has not run yet)."""
+
+
+    @property
+    def version(self) -> str:
+        """The column a merge compares to keep the newest version of a record."""
+        return self.version_column or self.target.query_field or ""
 
 
 @attrs.frozen

@@ -30,7 +30,8 @@ def _select_sql(wh: DuckDBWarehouse, spec: PushDown) -> str:
     sql = f"SELECT {', '.join(exprs)} FROM {qualified(stage)} WHERE {wh._window_sql(stage)}"
     key_columns = spec.dedup_keys or spec.merge_keys  # a MERGE needs one source row per key
     if key_columns:
-        order = ", ".join(f"{quote(c)} DESC" for c in spec.order_by) or f"{quote(stage.query_field or '')} DESC"
+        order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
+        order = ", ".join(f"{quote(c)} DESC" for c in order_by) or f"{quote(stage.query_field or '')} DESC"
         keys = ", ".join(quote(k) for k in key_columns)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
     return sql
@@ -63,7 +64,7 @@ def run_push_down(
             conn.execute(f"CREATE TABLE {qualified(target)} AS {select} LIMIT 0", params)
         with transaction(conn):
             rows_read = int(conn.execute(f"SELECT count(*) FROM {qualified(stage)} WHERE {where}", [window.start, window.end]).fetchone()[0])
-            tq = quote(target.query_field or "")
+            tq = quote(spec.version)  # the query field, or the declared version column
             superseded = removed = 0
             if spec.merge_keys:
                 cols = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)

@@ -54,7 +54,8 @@ def select_sql(wh: SnowflakeWarehouse, spec: PushDown) -> str:
     sql = f"SELECT {_projection(spec, 'bind')} FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
     if keys:
-        order = ", ".join(f"{col(c)} DESC" for c in spec.order_by) or f"{col(stage.query_field or '')} DESC"
+        order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
+        order = ", ".join(f"{col(c)} DESC" for c in order_by) or f"{col(stage.query_field or '')} DESC"
         sql += f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(col(k) for k in keys)} ORDER BY {order}) = 1"
     return sql
 
@@ -103,7 +104,7 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         superseded = removed = 0
         if spec.merge_keys:
             on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
-            tq = col(target.query_field or "")
+            tq = col(spec.version)  # the query field, or the declared version column
             newer = f"t.{tq} <= s.{tq}"
             superseded = int(session.rows(
                 f"SELECT COUNT(t.{tq}) FROM ({select}) AS s LEFT JOIN {wh.qualified(target)} AS t ON {on} AND t.{tq} > s.{tq}",

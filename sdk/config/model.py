@@ -54,7 +54,7 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
         "target_system": frozenset(
             {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
-             "delete_missing"}
+             "delete_missing", "version_column"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
         "archive": frozenset({"type", "location"}),

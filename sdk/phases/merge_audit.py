@@ -37,7 +37,7 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
     projection = dict(transfer.select_columns(ctx, list(stage.columns())))
     keys = list(target_cfg.get("merge_keys") or ())
-    version = target.ref.query_field or ""
+    version = target_cfg.get("version_column") or target.ref.query_field or ""
     if not keys or any(k not in projection for k in [*keys, version]):
         return None
     counted = stage.warehouse.count_merged(stage.ref, target.ref, ctx.window, [(k, projection[k]) for k in keys],

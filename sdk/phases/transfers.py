@@ -183,6 +183,7 @@ class StageToTargetTransfer(BasePhase):
             order_by=(stage.ref.query_field or "", ROW_COLUMN),
             merge_keys=merge_keys,
             delete_missing=bool(ctx.config.target.get("delete_missing")),
+            version_column=ctx.config.target.get("version_column"),
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
@@ -213,7 +214,8 @@ class StageToTargetTransfer(BasePhase):
             return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
                         order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys,
-                        delete_missing=bool(ctx.config.target.get("delete_missing")))
+                        delete_missing=bool(ctx.config.target.get("delete_missing")),
+                        version_column=ctx.config.target.get("version_column"))
         return self._arrow_keyed(ctx, stream, target, spec)
 
     def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:

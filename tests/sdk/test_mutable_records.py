@@ -129,6 +129,40 @@ class TestNewestVersionWins:
         assert [r for r in rows if r[0] == 1000] == [(1000, "2025-01-01 02:30:00+00", "REFUNDED")]
 
 
+class TestVersionColumn:
+    """A change log whose versions arrive out of order: ``version_column`` decides, not the arrival time."""
+
+    def make(self, tmp_path: Path, **target: Any) -> Path:
+        folder = tmp_path / "orders"
+        scaffold(folder, "orders", "files")
+        config = json.loads((folder / "config.json").read_text())
+        config["stage_system"]["columns"].append({"name": "rev", "type": "integer"})
+        config["target_system"].update(target)
+        (folder / "config.json").write_text(json.dumps(config))
+        rows = [dict(r, rev=1) for r in sample()]
+        rows.append(dict(rows[1], status="refunded", rev=3, updated_at="2025-01-01T00:40:00Z"))  # order 1001, newest
+        rows.append(dict(rows[1], status="shipped", rev=2, updated_at="2025-01-01T02:40:00Z"))  # arrives late, older
+        write_jsonl(folder, rows)
+        return folder
+
+    def test_the_highest_version_wins_whatever_window_brings_it(self, tmp_path: Path) -> None:
+        folder = self.make(tmp_path, version_column="rev")
+        for hour in (0, 1, 2):
+            record = run_window(folder, hour)
+        held = [r for r in target(folder, "orders", "order_id", "updated_at") if r[0] == 1001]
+        assert held == [(1001, "2025-01-01 00:40:00+00", "REFUNDED")]
+        counted = record.phases["target_count"].phase_specific_details
+        assert counted["count"] == record.phases["stage_count"].phase_specific_details["count"]
+        assert counted["held_at_a_newer_version"] == 1
+
+    def test_without_it_the_later_time_wins(self, tmp_path: Path) -> None:
+        folder = self.make(tmp_path)
+        for hour in (0, 1, 2):
+            run_window(folder, hour)
+        held = [r for r in target(folder, "orders", "order_id", "updated_at") if r[0] == 1001]
+        assert held == [(1001, "2025-01-01 02:40:00+00", "SHIPPED")]
+
+
 class TestHardDeletes:
     def make(self, tmp_path: Path, **target: Any) -> Path:
         folder = tmp_path / "orders"
@@ -198,11 +232,13 @@ def test_the_target_holds_the_latest_version_of_every_record_exactly_once(
     folder = property_folder(tmp_path_factory.mktemp("mutable"), delete_missing=delete_missing)
     registry = f"prop_{folder.parent.name}"
     latest: dict[str, dict[str, Any]] = {}  # what the source holds now, per record
-    ever: dict[str, dict[str, Any]] = {}  # the last version each record had, deleted or not
+    last_time: dict[str, datetime] = {}  # update times never go back, even across a delete
     log: list[dict[str, Any]] = []
-    changes: list[tuple[int, int]] = []  # (step, window the change concerns)
+    changes: list[tuple[int, int]] = []  # (step, a window the change concerns)
     last_run: dict[int, int] = {}  # window -> step of its last run
     highest: dict[str, int] = {}
+    observed: dict[str, str] = {}  # what the target held for each record after the last run
+    kept_after_delete: dict[str, str] = {}  # without delete_missing: what stays of a deleted record
 
     def window_of(row: dict[str, Any]) -> int:
         return int((datetime.fromisoformat(row["updated_at"]) - START) / HOUR)
@@ -213,10 +249,12 @@ def test_the_target_holds_the_latest_version_of_every_record_exactly_once(
         held = target(folder, "prop", "order_id", "updated_at")
         keys = [r[0] for r in held]
         assert len(keys) == len(set(keys)), f"a record is in the target twice: {held}"
+        observed.clear()
         for key, _, status in held:
             seen = int(status.removeprefix("v"))
             assert seen >= highest.get(key, -1), f"{key} went back from version {highest.get(key)} to {seen}"
             highest[key] = seen
+            observed[key] = status
 
     MemorySource.registry[registry] = []
     for step, op in enumerate(operations):
@@ -228,19 +266,25 @@ def test_the_target_holds_the_latest_version_of_every_record_exactly_once(
             if change_log or key not in latest:
                 continue
             changes.append((step, window_of(latest.pop(key))))
+            if key in observed:
+                kept_after_delete[key] = observed[key]
         else:
             _, _, window, minute = op
-            at = START + window * HOUR + timedelta(minutes=minute)
-            if key in ever and datetime.fromisoformat(ever[key]["updated_at"]) > at:
-                at = datetime.fromisoformat(ever[key]["updated_at"])  # update times never go back
-            latest[key] = ever[key] = {"order_id": key, "status": f"v{step}", "updated_at": at.isoformat()}
+            at = max(START + window * HOUR + timedelta(minutes=minute), last_time.get(key, START))
+            last_time[key] = at
+            before = latest.get(key)
+            latest[key] = {"order_id": key, "status": f"v{step}", "updated_at": at.isoformat()}
             log.append(latest[key])
+            kept_after_delete.pop(key, None)
             changes.append((step, window_of(latest[key])))
+            if delete_missing and before is not None:
+                changes.append((step, window_of(before)))  # the record left that window: it must run again
         MemorySource.registry[registry] = [dict(r) for r in (log if change_log else latest.values())]
     dirty = {window for step, window in changes if step > last_run.get(window, -1)}
     for window in final_order:
         if window in dirty:
             run_and_check(window, len(operations))
-    kept = latest if delete_missing else ever
-    expected = sorted((k, r["status"]) for k, r in kept.items())
-    assert [(r[0], r[2]) for r in target(folder, "prop", "order_id", "updated_at")] == expected
+    expected = {k: r["status"] for k, r in latest.items()}
+    if not delete_missing:
+        expected.update(kept_after_delete)
+    assert [(r[0], r[2]) for r in target(folder, "prop", "order_id", "updated_at")] == sorted(expected.items())

@@ -52,3 +52,22 @@ class TestMergeOnSnowflake:
             run(folder, hour)
         assert sf_rows(fakesnow_server, database, 'SELECT COUNT(*), COUNT(DISTINCT "test_id") FROM TESTS')[0] == (10, 10)
         assert sf_rows(fakesnow_server, database, 'SELECT "result" FROM TESTS WHERE "test_id" = ?', ["T000000"]) == [("corrected",)]
+
+
+class TestVersionColumnOnSnowflake:
+    def test_the_highest_version_wins_over_a_later_arrival(self, tmp_path, fakesnow_server, database, sf_env):
+        register_snowflake()
+        rows = [dict(r, rev=1) for r in make_rows(4, hours=1, invalid_every=0, duplicates=0)]
+        newest = dict(rows[0], result="newest", rev=3)
+        late = dict(rows[0], result="late", rev=2, reported_at=(DAY + 2 * HOUR).isoformat().replace("+00:00", "Z"))
+        columns = [{"name": "test_id", "type": "string", "required": True}, {"name": "age", "type": "integer"},
+                   {"name": "result", "type": "string"}, {"name": "reported_at", "type": "timestamp", "required": True},
+                   {"name": "rev", "type": "integer"}]
+        folder = make_snowflake_pipeline(
+            tmp_path / "lab", fakesnow_server, database, [*rows, newest, late], stage_system__columns=columns,
+            target_system__load_strategy="merge", target_system__merge_keys=["test_id"], target_system__dedup_keys=[],
+            target_system__version_column="rev",
+        )
+        for hour in (0, 1, 2):
+            run(folder, hour)
+        assert sf_rows(fakesnow_server, database, 'SELECT "result", "rev" FROM TESTS WHERE "test_id" = ?', ["T000000"]) == [("newest", 3)]
