@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from drivetrain import plugins
 from drivetrain.config import PipelineConfig, SystemConfig
 from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
+from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
@@ -155,7 +156,8 @@ class Pipeline:
     def stage(self) -> Stage:
         if "stage" not in self._connectors:
             wh = self._warehouse("stage_wh", self.config.stage)
-            self._connectors["stage"] = Stage(wh, wh.table_ref(self.config.stage.options, self.config.source.get("query_field")))
+            ref = wh.table_ref(self.config.stage.options, self.config.source.get("query_field"))
+            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage.get("shared"), "stage_system"))
         return self._connectors["stage"]
 
     def target(self) -> Target:
@@ -165,7 +167,8 @@ class Pipeline:
             rename = dict(cfg.get("rename") or {})
             source_field = self.config.source.get("query_field")
             query_field = cfg.get("query_field") or rename.get(source_field, source_field)
-            self._connectors["target"] = Target(wh, wh.table_ref(cfg.options, query_field))
+            ref = owned(wh.table_ref(cfg.options, query_field), self.name, cfg.get("shared"), "target_system")
+            self._connectors["target"] = Target(wh, ref, config=self.config)
         return self._connectors["target"]
 
     def drive_store(self) -> DriveStore:

@@ -99,8 +99,9 @@ def config_for(name: str, source_type: str) -> dict[str, Any]:
             "type": "duckdb",
             "path": "warehouse.duckdb",
             "table": name,
-            "_comment": "Rows with the same key in one window are kept once (the latest).",
-            "dedup_keys": [t.KEY_COLUMN[source_type]],
+            "_comment": t.TARGET_COMMENT,
+            "load_strategy": "merge",
+            "merge_keys": [t.KEY_COLUMN[source_type]],
         },
         "phases": {
             "audit": {"count_tolerances": {

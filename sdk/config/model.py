@@ -54,9 +54,10 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "source_system": frozenset(
             {"type", "credentials_ref", "query_field", "batch_size", "timestamp_unit", "on_unplaceable"}
         ),
-        "stage_system": frozenset({"type", "credentials_ref", "columns"}),
+        "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
         "target_system": frozenset(
-            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename"}
+            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
+             "delete_missing", "version_column"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
         "archive": frozenset({"type", "location"}),
@@ -425,7 +426,7 @@ class PipelineConfig:
                 source_file=source,
             )
         else:
-            options = {k: v for k, v in doc["stage_system"].items() if k != "columns"}
+            options = {k: v for k, v in doc["stage_system"].items() if k not in ("columns", "shared")}
             drive = SystemConfig._build(
                 "drive_table",
                 {**options, "table": DEFAULT_DRIVE_TABLE},

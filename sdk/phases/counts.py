@@ -81,6 +81,12 @@ class TargetCount(BasePhase):
     name = "target_count"
 
     def run(self, ctx: PhaseContext) -> CountResult:
+        from .merge_audit import merged_target_count
+
+        merged = merged_target_count(ctx)  # a merge is counted by key against the stage window
+        if merged is not None:
+            ctx.log.info("target count: %d (merge: %s)", merged[0], merged[1])
+            return CountResult(count=merged[0], details=merged[1])
         count = ctx.pipeline.target().count(ctx.window)
         ctx.log.info("target count: %d", count)
         return CountResult(count=count)

@@ -183,6 +183,8 @@ class StageToTargetTransfer(BasePhase):
             dedup_keys=dedup_keys,
             order_by=(stage.ref.query_field or "", ROW_COLUMN),
             merge_keys=merge_keys,
+            delete_missing=bool(ctx.config.target.get("delete_missing")),
+            version_column=ctx.config.target.get("version_column"),
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
@@ -192,6 +194,7 @@ class StageToTargetTransfer(BasePhase):
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,
             reject_reasons=reasons,
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
+                     "rows_removed_missing_at_source": stats.rows_removed,
                      "transformations_applied": self.describe_transformations(ctx)},
         )
 
@@ -211,7 +214,9 @@ class StageToTargetTransfer(BasePhase):
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
             return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
-                        order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys)
+                        order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys,
+                        delete_missing=bool(ctx.config.target.get("delete_missing")),
+                        version_column=ctx.config.target.get("version_column"))
         return self._arrow_keyed(ctx, stream, target, spec)
 
     def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
