@@ -97,7 +97,4 @@ def load_strategy_notes(config: PipelineConfig) -> list[str]:
             f"twice. If records change, set load_strategy 'merge' with {suggestion} (the newest version wins); "
             "if they never change once written, this note does not apply"
         )
-    for key in ("merge_keys", "delete_missing", "version_column"):
-        if strategy != "merge" and target.get(key):
-            notes.append(f"{target.json_path}.{key} is ignored: it applies only with load_strategy 'merge'")
-    return notes
+    return notes  # merge-only keys without merge are refused when the config is loaded

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import Cli, edit_config
 
@@ -27,10 +30,17 @@ class TestValidateTables:
         assert "note: target_system.load_strategy is 'replace_window' but the query field 'updated_at' looks like an update time" in result.stdout
         assert "set load_strategy 'merge' with merge_keys ['order_id']" in result.stdout
 
-    def test_merge_keys_without_merge_are_explained(self, cli: Cli, shop: Path) -> None:
-        edit_config(shop, lambda c: c["target_system"].update(load_strategy="replace_window"))
+    @pytest.mark.parametrize("key, value", [("merge_keys", ["order_id"]), ("delete_missing", True), ("version_column", "updated_at")])
+    def test_merge_only_keys_without_merge_exit_2(self, cli: Cli, shop: Path, key: str, value: object) -> None:
+        def replace_with(config: dict[str, Any]) -> None:
+            target = config["target_system"]
+            target.pop("merge_keys", None)
+            target.update({"load_strategy": "replace_window", key: value})
+
+        edit_config(shop, replace_with)
         result = cli("validate", "shop")
-        assert "target_system.merge_keys is ignored" in result.stdout
+        assert result.returncode == 2, result
+        assert f"target_system.{key}: is only used with load_strategy 'merge'" in result.stderr
 
     def test_merge_without_keys_is_a_config_error(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, lambda c: c["target_system"].pop("merge_keys"))
