@@ -26,9 +26,10 @@ from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_w
 from .base import BasePhase, PhaseContext
 from .housekeeping import reference_attempt
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
+from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
-    from drivetrain.config import SourceToStageConfig
+    from drivetrain.config import SourceToStageConfig, StageToTargetConfig
 
 __all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
@@ -133,6 +134,11 @@ class StageToTargetTransfer(BasePhase):
     #: Stage rows per batch handed to transform() on the Arrow path.
     batch_size: ClassVar[int] = 50_000
 
+    @property
+    def settings(self) -> StageToTargetConfig:
+        """``phases.stage_to_target_transfer``, typed as this phase's settings."""
+        return self.pipeline.config.phases.stage_to_target_transfer
+
     def select_columns(self, ctx: PhaseContext, stage_columns: Sequence[str]) -> list[tuple[str, str]]:
         """(target column, SQL expression over stage columns) for the push-down.
 
@@ -172,8 +178,11 @@ class StageToTargetTransfer(BasePhase):
 
     def run(self, ctx: PhaseContext) -> TransferResult:
         stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+        guard = ShrinkGuard(ctx)
         if self.uses_arrow_path(ctx):
-            return self._arrow(ctx, stage, target)
+            return self._arrow(ctx, stage, target, guard)
+        if guard.active and (problem := guard.check(stage.count(ctx.window))):
+            return shrunk(guard, problem)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -191,10 +200,10 @@ class StageToTargetTransfer(BasePhase):
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,
             reject_reasons=reasons,
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
-                     "transformations_applied": self.describe_transformations(ctx)},
+                     "transformations_applied": self.describe_transformations(ctx), **guard_details(guard)},
         )
 
-    def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
+    def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target, guard: ShrinkGuard) -> TransferResult:
         """Stream the window through transform(); keys are applied in the target warehouse."""
         dedup_keys, merge_keys = target_keys(ctx)
         required = {target.ref.query_field or "": "query_field"}
@@ -207,13 +216,16 @@ class StageToTargetTransfer(BasePhase):
                 for batch in stream:
                     load.append(target.ref, batch)
                 ctx.check_cancelled()
+                if guard.active and (problem := guard.check(stream.rows_out)):
+                    return shrunk(guard, problem, stream.rows_read)  # leaving the block drops the load
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
-            return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
+            return self._arrow_result(ctx, stream, written, {}, {"method": "arrow", **guard_details(guard)})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
                         order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys)
-        return self._arrow_keyed(ctx, stream, target, spec)
+        return self._arrow_keyed(ctx, stream, target, spec, guard)
 
-    def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
+    def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown,
+                     guard: ShrinkGuard) -> TransferResult:
         """Transformed rows -> scratch table (committed), then push-down scratch -> target.
 
         Each step is one transaction of the target warehouse. A crash after the scratch load
@@ -226,6 +238,9 @@ class StageToTargetTransfer(BasePhase):
                 load.append(scratch, batch)
             ctx.check_cancelled()
             load.commit([scratch], fence=ctx.fence)  # also empties a window a crashed run left behind
+        if guard.active and (problem := guard.check(stream.rows_out)):
+            empty_scratch_window(ctx, wh, scratch)
+            return shrunk(guard, problem, stream.rows_read)
         if not stream.rows_out:
             # nothing to push down: a replaced window ends empty, a merge changes nothing
             if spec.merge_keys:
@@ -247,7 +262,7 @@ class StageToTargetTransfer(BasePhase):
         outside = stream.rows_out - stats.rows_read  # only when the query field is not a timestamp any more
         if outside > 0:
             reasons[f"placed outside the window by {type(self).__name__}.transform()"] = outside
-        details = {"method": "arrow", "keys_applied": f"push-down SQL from {scratch}"}
+        details = {"method": "arrow", "keys_applied": f"push-down SQL from {scratch}", **guard_details(guard)}
         return self._arrow_result(ctx, stream, stats.rows_written, reasons, details)
 
     def _arrow_result(self, ctx: PhaseContext, stream: TransformedWindow, written: int,
@@ -281,6 +296,17 @@ def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
     dedup = tuple(target.get("dedup_keys") or ())
     merge = tuple(target.get("merge_keys") or ()) if target.get("load_strategy") == "merge" else ()
     return dedup, merge
+
+
+def shrunk(guard: ShrinkGuard, problem: str, rows_read: int | None = None) -> TransferResult:
+    """The failed result of a load the shrink guard stopped (nothing was written)."""
+    return TransferResult(transfer_completed=False, rows_read=rows_read, rows_written=0, error_message=problem,
+                          details=guard_details(guard))
+
+
+def guard_details(guard: ShrinkGuard) -> dict[str, Any]:
+    """``{"shrink_guard": ...}`` for the phase's details when the window shrank, else nothing."""
+    return {"shrink_guard": guard.details} if guard.details else {}
 
 
 def key_drop_reason(spec: PushDown) -> str:
