@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drivetrain.results import CountResult
+from drivetrain.settle import reload_details
 
 from .base import BasePhase, PhaseContext
 
@@ -25,13 +26,17 @@ class SourceCount(BasePhase):
     def run(self, ctx: PhaseContext) -> CountResult:
         count = ctx.pipeline.source().count(ctx.window)
         ctx.log.info("source count: %d", count)
+        reload = reload_details(ctx.previous_attempts, count)  # a loaded window again: how its source changed
+        if reload:
+            ctx.log.info("reloading a loaded window: %s", reload["reload"]["reason"])
         if count == 0:
             mode = self.settings.on_empty_window
             if mode == "fail":
-                return CountResult(count=0, error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
+                return CountResult(count=0, error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)",
+                                   details=reload)
             if mode == "skip":
-                return CountResult(count=0, skip_remaining=True, details={"note": "empty window skipped (on_empty_window: skip)"})
-        return CountResult(count=count)
+                return CountResult(count=0, skip_remaining=True, details={"note": "empty window skipped (on_empty_window: skip)", **reload})
+        return CountResult(count=count, details=reload)
 
 
 class StageCount(BasePhase):
