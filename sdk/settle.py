@@ -21,13 +21,15 @@ its own window go on, and the next run counts again.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.errors import LeaseError
+from drivetrain.errors import LeaseError, TransientError
 from drivetrain.phase_names import SOURCE_COUNT, SOURCE_TO_STAGE_TRANSFER
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.secrets import redact
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline
 
 __all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "plan_reloads", "reload_details", "settle", "settling_windows"]
+
+log = logging.getLogger("drivetrain.settle")
 
 #: Run outcomes that count as a load of the window (SKIPPED: the window was empty).
 SETTLED = (RunStatus.SUCCESS, RunStatus.SKIPPED)
@@ -132,20 +136,46 @@ def settling_windows(pipeline: Pipeline, now: datetime | None = None) -> list[tu
 
 
 def check(pipeline: Pipeline, now: datetime | None = None) -> list[Drift]:
-    """Re-count the source for every settling window; never raises for a source's failure."""
+    """Re-count the source for every settling window; never raises for a source's failure.
+
+    Transient errors are retried as ``retry`` in config says. Once the source has failed that
+    way, the later windows are not counted this time (the source is down; the next run counts
+    them), so a dead source costs one window's retries, not every window's.
+    """
     drifts = []
+    down: str | None = None
     for window, loaded in settling_windows(pipeline, now):
         before = loaded_count(loaded)
         if before is None:
             drifts.append(Drift(window, loaded.pipeline_id, None, error=f"{loaded.pipeline_id} recorded no source count to compare with"))
             continue
+        if down is not None:
+            drifts.append(Drift(window, loaded.pipeline_id, before, error=f"not counted: the source failed for an earlier window ({down})"))
+            continue
         try:
-            count = pipeline.source().count(window)
+            count = _count(pipeline, window)
         except Exception as exc:  # noqa: BLE001 - a failed re-count is reported, never fatal
-            drifts.append(Drift(window, loaded.pipeline_id, before, error=f"could not re-count the source: {redact(str(exc))}"))
+            message = redact(str(exc))
+            down = message if isinstance(exc, TransientError) else None
+            drifts.append(Drift(window, loaded.pipeline_id, before, error=f"could not re-count the source: {message}"))
             continue
         drifts.append(Drift(window, loaded.pipeline_id, before, count))
     return drifts
+
+
+def _count(pipeline: Pipeline, window: Window) -> int:
+    """``Source.count(window)``, retrying transient errors with the pipeline's backoff."""
+    retry = pipeline.config.retry
+    attempt = 0
+    while True:
+        try:
+            return pipeline.source().count(window)
+        except TransientError as exc:
+            if attempt >= retry.max_retries:
+                raise
+            attempt += 1
+            log.warning("settle: re-count of %s failed, retry %d of %d: %s", window, attempt, retry.max_retries, redact(str(exc)))
+            time.sleep(retry.delay(attempt))
 
 
 def reload_details(attempts: Sequence[RunRecord], count: int) -> dict[str, Any]:
@@ -180,7 +210,8 @@ def plan_reloads(pipeline: Pipeline, planned: list[Window] | None, *, note: Call
     for drift in drifts:
         label = f"settle: {drift.window}"
         if drift.error is not None:
-            note(f"{label}: not re-checked: {drift.reason}; the run goes on and the next one counts again")
+            note(f"{label}: not checked for late records this time (the run goes on; the next plain run counts "
+                 f"again): {drift.reason}")
         elif drift.drifted:
             note(f"{label}: {drift.reason}: reloading the window")
             if drift.window not in (planned or []):

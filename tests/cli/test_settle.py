@@ -106,3 +106,31 @@ class TestAcceptShrink:
         assert row["config_snapshot"]["phases"]["stage_to_target_transfer"]["accept_shrink"] is True
         assert row["stage_to_target_transfer_phase"]["phase_specific_details"]["shrink_guard"]["accepted"] is True
         assert count(folder, first, first + HOUR) == 1
+
+
+class TestRecountFailure:
+    def test_a_recount_the_source_refuses_is_reported_and_the_run_goes_on(
+            self, cli: Cli, mariadb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from tests.reliability.proxy import ProxyProcess
+        from tests.reliability.sources import mysql_pipeline
+
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        first = hour - 3 * HOUR
+        rows = [record(w * 10 + i, first + w * HOUR + timedelta(minutes=5 * i)) for w in range(3) for i in range(4)]
+        proxy = ProxyProcess(mariadb.host, mariadb.port)
+        try:
+            folder = mysql_pipeline(cli.cwd / "lab", mariadb, rows, monkeypatch, port=proxy.port,
+                                    query_window__settle_horizon="6h", dag_schedule__start_date=first.date().isoformat(),
+                                    retry={"max_retries": 2, "backoff_strategy": "none"})
+            loaded = cli("run", "lab", "--from", stamp(first), "--to", stamp(first + 2 * HOUR))
+            assert loaded.returncode == 0, loaded
+            proxy.arm(after_bytes=0, times=3)  # the first re-count's three tries (max_retries 2) are reset at once
+            result = cli("run", "lab")
+        finally:
+            proxy.stop()
+        assert result.returncode == 0, result
+        assert "not checked for late records this time (the run goes on; the next plain run counts again): " \
+               "could not re-count the source: MySQL" in result.stderr, result
+        assert "not counted: the source failed for an earlier window" in result.stderr
+        assert "SUCCESS  lab_" in result.stdout and "_run1" in result.stdout, result
+        assert count(folder, first, first + 2 * HOUR) == 8

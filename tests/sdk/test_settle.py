@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from drivetrain import Pipeline, RunStatus
 from drivetrain.connectors.files import FilesSource
-from drivetrain.errors import PermanentError
-from drivetrain.settle import check, reload_reason, settle
+from drivetrain.errors import PermanentError, TransientError
+from drivetrain.settle import check, plan_reloads, reload_reason, settle
 from drivetrain.window import Window
 from tests.reliability.sources import mysql_pipeline, utc
 from tests.servers.mariadb import MariaDBServer
@@ -127,6 +127,46 @@ class TestSettle:
             history = pipeline.drive_store().history(pipeline.name)
         assert [d.reason for d in outcome.drifts] == ["could not re-count the source: source unreachable: connection refused"] * WINDOWS
         assert outcome.records == () and len(history) == WINDOWS
+
+    def test_a_transient_recount_failure_is_retried_and_a_lasting_one_spares_the_other_windows(self, folder: Path) -> None:
+        class Flaky(FilesSource):
+            failures = 1
+
+            def count(self, window: Window) -> int:
+                if Flaky.failures:
+                    Flaky.failures -= 1
+                    raise TransientError("connection reset by peer")
+                return super().count(window)
+
+        with Pipeline.load(folder, overrides={"retry.backoff_strategy": "none"}) as pipeline:
+            load_all(pipeline)
+            append(folder, [record(900, 0, 30, prefix="L")])
+            pipeline._connectors["source"] = Flaky(pipeline.config.source)
+            assert [d.drifted for d in check(pipeline, now=NOW)] == [True, False, False]
+            Flaky.failures = 99
+            drifts = check(pipeline, now=NOW)
+        assert drifts[0].reason == "could not re-count the source: connection reset by peer"
+        assert [d.reason for d in drifts[1:]] == ["not counted: the source failed for an earlier window (connection reset by peer)"] * 2
+        assert Flaky.failures == 99 - 3  # max_retries 2: three tries, then the other windows are left alone
+
+    def test_a_plain_run_takes_its_own_window_first_then_each_drifted_window_once(self, folder: Path) -> None:
+        notes: list[str] = []
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            append(folder, [record(900, 0, 30, prefix="L"), record(901, 2, 30, prefix="L")])
+            due = pipeline.grid.next(windows[-1])
+            planned = plan_reloads(pipeline, [due, windows[2]], note=notes.append, now=NOW)
+            nothing_due = plan_reloads(pipeline, None, note=notes.append, now=NOW)
+        assert planned == [due, windows[2], windows[0]]
+        assert nothing_due == [windows[0], windows[2]]
+        assert notes[0] == f"settle: {windows[0]}: source count 5 -> 6 since the run of lab_20251115T000000Z_run1: reloading the window"
+
+    def test_a_plain_run_with_nothing_due_and_no_drift_has_nothing_to_run(self, folder: Path) -> None:
+        notes: list[str] = []
+        with Pipeline.load(folder) as pipeline:
+            load_all(pipeline)
+            assert plan_reloads(pipeline, None, note=notes.append, now=NOW) is None
+        assert notes == ["settle: 3 window(s) inside settle_horizon 6h re-counted: no change"]
 
     def test_a_reload_that_would_shrink_the_window_is_stopped_by_the_guard(self, folder: Path) -> None:
         with Pipeline.load(folder) as pipeline:
