@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain.drive import holder_is_dead
 from drivetrain.errors import LeaseError, TransientError
 from drivetrain.phase_names import SOURCE_COUNT, SOURCE_TO_STAGE_TRANSFER
 from drivetrain.record import RunRecord, RunStatus
@@ -36,6 +37,7 @@ from drivetrain.secrets import redact
 from drivetrain.window import Window
 
 if TYPE_CHECKING:
+    from drivetrain.drive import DriveStore
     from drivetrain.pipeline import Pipeline
 
 __all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "plan_reloads", "reload_details", "settle", "settling_windows"]
@@ -112,8 +114,9 @@ class SettleOutcome:
 def settling_windows(pipeline: Pipeline, now: datetime | None = None) -> list[tuple[Window, RunRecord]]:
     """Windows still settling, oldest first, each with its last successful load.
 
-    A window settles while its end lies within ``settle_horizon`` before ``now``. Windows whose
-    newest attempt is still RUNNING are left to that run.
+    A window settles while its end lies within ``settle_horizon`` before ``now``. A window a
+    live process is running now is left to that run (a RUNNING row whose process died is not:
+    the reload closes it, as any new attempt does).
     """
     horizon = pipeline.config.query_window.settle_horizon
     if horizon is None:
@@ -130,9 +133,18 @@ def settling_windows(pipeline: Pipeline, now: datetime | None = None) -> list[tu
     out = []
     for (start, end), runs in sorted(attempts.items()):
         loaded = last_load(runs)
-        if loaded is not None and runs[-1].pipeline_status is not RunStatus.RUNNING:
-            out.append((Window(start, end, pipeline.grid.timezone), loaded))
+        if loaded is None or (runs[-1].pipeline_status is RunStatus.RUNNING and _busy(store, pipeline.name, start)):
+            continue
+        out.append((Window(start, end, pipeline.grid.timezone), loaded))
     return out
+
+
+def _busy(store: DriveStore, pipeline_name: str, start: datetime) -> bool:
+    """True while a live process runs the window, or a run driven step by step (Airflow) holds it."""
+    if store.is_held(pipeline_name, start):
+        return True
+    lease = store.current_lease(pipeline_name, start)
+    return lease is not None and lease.expires_at > datetime.now(UTC) and not holder_is_dead(lease.holder)
 
 
 def check(pipeline: Pipeline, now: datetime | None = None) -> list[Drift]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from drivetrain import Pipeline, RunStatus
 from drivetrain.connectors.files import FilesSource
 from drivetrain.errors import PermanentError, TransientError
-from drivetrain.settle import check, plan_reloads, reload_reason, settle
+from drivetrain.settle import check, plan_reloads, reload_reason, settle, settling_windows
 from drivetrain.window import Window
 from tests.reliability.sources import mysql_pipeline, utc
 from tests.servers.mariadb import MariaDBServer
@@ -167,6 +167,19 @@ class TestSettle:
             load_all(pipeline)
             assert plan_reloads(pipeline, None, note=notes.append, now=NOW) is None
         assert notes == ["settle: 3 window(s) inside settle_horizon 6h re-counted: no change"]
+
+    def test_a_window_a_live_run_holds_is_left_to_it_and_a_dead_runs_window_is_reloaded(self, folder: Path) -> None:
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            append(folder, [record(900, 1, 30, prefix="L")])
+            holder = pipeline.runner()
+            holder.start(windows[1])  # a run in Airflow's step mode: RUNNING, its lease held between tasks
+            assert [w for w, _ in settling_windows(pipeline, NOW)] == [windows[0], windows[2]]
+            pipeline.drive_store().release_lease(holder.lease)  # its process is gone; the row stays RUNNING
+            outcome = settle(pipeline, now=NOW)
+        assert outcome.reloaded == [windows[1]]
+        assert outcome.records[0].pipeline_status is RunStatus.SUCCESS
+        assert reload_reason(outcome.records[0]) == "source count 5 -> 6 since the run of lab_20251115T010000Z_run1"
 
     def test_a_reload_that_would_shrink_the_window_is_stopped_by_the_guard(self, folder: Path) -> None:
         with Pipeline.load(folder) as pipeline:
