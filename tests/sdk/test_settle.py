@@ -222,6 +222,7 @@ late_inserts = st.lists(st.tuples(st.integers(0, WINDOWS - 1), st.integers(1, 3)
 """(window, how many late records) per batch of arrivals."""
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=late_inserts, settle_between=st.lists(st.booleans(), min_size=4, max_size=4))
 def test_after_a_settle_every_window_in_the_horizon_holds_exactly_its_source_rows(
