@@ -3,11 +3,12 @@
 A source that was rotated or purged still answers for its old windows, with fewer records or
 none. Loading such a window again would replace what the target holds with that remainder,
 and every count and audit would agree. So before the stage-to-target transfer touches the
-target, :class:`ShrinkGuard` compares the rows the load would write with the rows the window's
-last successful load left in the target (from the drive table). The load fails, target
-unchanged, when it would empty a window that held rows, or lose more than
-``phases.stage_to_target_transfer.max_shrink_percent`` of them; ``accept_shrink`` in config or
-``drivetrain run --accept-shrink`` lets it through, and the run's row records that it did.
+target, :class:`ShrinkGuard` compares the rows the window now has in stage with the rows the
+window's last successful load took from stage (both from before duplicates are dropped or
+``transform()`` filters, so a change of keys or transform is not mistaken for a shrink). The
+load fails, target unchanged, when it would empty a window that held rows, or bring it more
+than ``phases.stage_to_target_transfer.max_shrink_percent`` below; ``accept_shrink`` in config
+or ``drivetrain run --accept-shrink`` lets it through, and the run's row records that it did.
 
 A merge never removes rows from the target, so the guard leaves ``load_strategy: merge`` alone.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER, TARGET_COUNT
+import attrs
+
+from drivetrain.phase_names import STAGE_COUNT, STAGE_TO_TARGET_TRANSFER, TARGET_COUNT
 from drivetrain.record import RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -26,15 +29,34 @@ if TYPE_CHECKING:
 SETTING = "phases.stage_to_target_transfer"
 
 
-def last_load(attempts: list[RunRecord]) -> tuple[RunRecord, int] | None:
-    """The newest successful attempt and the rows it left in the target, if it recorded them."""
+def _first_number(record: RunRecord, *places: tuple[str, str]) -> int | None:
+    for phase, key in places:
+        value = record.phases[phase].phase_specific_details.get(key)
+        if isinstance(value, int | float):
+            return int(value)
+    return None
+
+
+@attrs.frozen
+class LastLoad:
+    """What the window's newest successful attempt loaded."""
+
+    run_id: str
+    rows: int
+    """Stage rows it moved to the target (before keys and transform())."""
+    target_rows: int | None
+    """Rows it left in the target."""
+
+
+def last_load(attempts: list[RunRecord]) -> LastLoad | None:
+    """The newest successful attempt of the window and its counts, if it recorded them."""
     for record in reversed(attempts):
         if record.pipeline_status is not RunStatus.SUCCESS:
             continue
-        count = record.phases[TARGET_COUNT].phase_specific_details.get("count")
-        if count is None:
-            count = record.phases[STAGE_TO_TARGET_TRANSFER].phase_specific_details.get("rows_written")
-        return (record, int(count)) if isinstance(count, int | float) else None
+        target = _first_number(record, (TARGET_COUNT, "count"), (STAGE_TO_TARGET_TRANSFER, "rows_written"))
+        rows = _first_number(record, (STAGE_TO_TARGET_TRANSFER, "rows_read"), (STAGE_COUNT, "count"))
+        rows = rows if rows is not None else target
+        return LastLoad(record.pipeline_id, rows, target) if rows is not None else None
     return None
 
 
@@ -54,25 +76,23 @@ class ShrinkGuard:
     @property
     def active(self) -> bool:
         """False when there is nothing to protect: no earlier successful load, or a merge."""
-        return self.last is not None and self.last[1] > 0
+        return self.last is not None and self.last.rows > 0
 
     def check(self, rows: int) -> str | None:
-        """The error that fails the load, or None when ``rows`` may replace the window.
+        """The error that fails the load, or None when the window's ``rows`` stage rows may replace it.
 
-        :param rows: the most rows the load can leave in the window (before duplicates are
-            dropped, so the guard never stops a load that keys alone would shrink).
+        :param rows: the window's rows in stage now, before keys and transform().
         """
-        if self.last is None:
+        last = self.last
+        if last is None or rows >= last.rows:
             return None
-        record, before = self.last
-        if rows >= before:
-            return None
-        lost = (before - rows) * 100.0 / before
+        lost = (last.rows - rows) * 100.0 / last.rows
         emptied = rows == 0
         stopped = emptied or lost > self.max_percent
         self.details = {
-            "previous_run": record.pipeline_id,
-            "previous_target_rows": before,
+            "previous_run": last.run_id,
+            "previous_rows": last.rows,
+            "previous_target_rows": last.target_rows,
             "rows": rows,
             "shrink_percent": round(lost, 2),
             "max_shrink_percent": self.max_percent,
@@ -81,8 +101,9 @@ class ShrinkGuard:
         }
         if not stopped:
             return None
-        what = (f"the window held {before} rows after its last successful load ({record.pipeline_id}); "
-                f"this load would leave {'none' if emptied else f'at most {rows}'} ({lost:.1f}% fewer)")
+        held = f" ({last.target_rows} in the target)" if last.target_rows is not None else ""
+        what = (f"the window's last successful load ({last.run_id}) had {last.rows} rows{held}; "
+                f"this load has {'none' if emptied else f'only {rows}'} ({lost:.1f}% fewer)")
         if self.accept:
             self.ctx.log.warning("shrink accepted: %s", what)
             return None

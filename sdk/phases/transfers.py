@@ -178,11 +178,11 @@ class StageToTargetTransfer(BasePhase):
 
     def run(self, ctx: PhaseContext) -> TransferResult:
         stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
-        guard = ShrinkGuard(ctx)
-        if self.uses_arrow_path(ctx):
-            return self._arrow(ctx, stage, target, guard)
+        guard = ShrinkGuard(ctx)  # before anything touches the target
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
+        if self.uses_arrow_path(ctx):
+            return self._arrow(ctx, stage, target, guard)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -216,8 +216,6 @@ class StageToTargetTransfer(BasePhase):
                 for batch in stream:
                     load.append(target.ref, batch)
                 ctx.check_cancelled()
-                if guard.active and (problem := guard.check(stream.rows_out)):
-                    return shrunk(guard, problem, stream.rows_read)  # leaving the block drops the load
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
             return self._arrow_result(ctx, stream, written, {}, {"method": "arrow", **guard_details(guard)})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
@@ -238,9 +236,6 @@ class StageToTargetTransfer(BasePhase):
                 load.append(scratch, batch)
             ctx.check_cancelled()
             load.commit([scratch], fence=ctx.fence)  # also empties a window a crashed run left behind
-        if guard.active and (problem := guard.check(stream.rows_out)):
-            empty_scratch_window(ctx, wh, scratch)
-            return shrunk(guard, problem, stream.rows_read)
         if not stream.rows_out:
             # nothing to push down: a replaced window ends empty, a merge changes nothing
             if spec.merge_keys:
@@ -298,9 +293,9 @@ def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return dedup, merge
 
 
-def shrunk(guard: ShrinkGuard, problem: str, rows_read: int | None = None) -> TransferResult:
-    """The failed result of a load the shrink guard stopped (nothing was written)."""
-    return TransferResult(transfer_completed=False, rows_read=rows_read, rows_written=0, error_message=problem,
+def shrunk(guard: ShrinkGuard, problem: str) -> TransferResult:
+    """The failed result of a load the shrink guard stopped (nothing was read or written)."""
+    return TransferResult(transfer_completed=False, rows_read=0, rows_written=0, error_message=problem,
                           details=guard_details(guard))
 
 

@@ -98,7 +98,7 @@ class TestAcceptShrink:
         (folder / "data" / "records.jsonl").write_text(json.dumps(record(0, first)) + "\n")
         stopped = cli("run", "lab", "--window-start", stamp(first))
         assert stopped.returncode == 1, stopped
-        assert "shrink guard: the window held 4 rows" in stopped.stdout and "--accept-shrink" in stopped.stdout
+        assert "shrink guard: the window's last successful load" in stopped.stdout and "--accept-shrink" in stopped.stdout
         assert count(folder, first, first + HOUR) == 4
         accepted = cli("run", "lab", "--window-start", stamp(first), "--accept-shrink", "--json")
         assert accepted.returncode == 0, accepted

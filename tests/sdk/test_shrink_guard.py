@@ -21,6 +21,8 @@ from drivetrain.phases.base import PhaseContext
 from .factory import DAY, make_pipeline_dir, query
 
 GUARD = "phases.stage_to_target_transfer"
+#: Rows a transform() filters count as lost to the audit; these tests filter on purpose.
+LENIENT = {"phases.audit.count_tolerances.stage_to_target_tolerance_percent": 100.0}
 
 
 def rows(n: int, *, prefix: str = "T") -> list[dict[str, Any]]:
@@ -70,17 +72,18 @@ class TestShrinkGuard:
         assert record.pipeline_status is RunStatus.FAILED
         assert record.phase_failed == "stage_to_target_transfer"
         error = record.phases["stage_to_target_transfer"].error_message or ""
-        assert "held 12 rows" in error and "at most 1" in error and "lab_20251115T000000Z_run1" in error
+        assert "last successful load (lab_20251115T000000Z_run1) had 12 rows (12 in the target)" in error
+        assert "this load has only 1 (91.7% fewer)" in error
         assert "--accept-shrink" in error and f"{GUARD}.accept_shrink" in error
         assert target_count(loaded) == 12
         guard = record.phases["stage_to_target_transfer"].phase_specific_details["shrink_guard"]
-        assert guard["previous_target_rows"] == 12 and guard["rows"] == 1 and guard["stopped"] is True
+        assert guard["previous_rows"] == guard["previous_target_rows"] == 12 and guard["rows"] == 1 and guard["stopped"] is True
 
     def test_emptying_a_window_fails_whatever_the_percentage(self, loaded: Path) -> None:
         write_source(loaded, [])
         record = run(loaded, **{f"{GUARD}.max_shrink_percent": 100})
         assert record.pipeline_status is RunStatus.FAILED
-        assert "would leave none" in (record.phases["stage_to_target_transfer"].error_message or "")
+        assert "this load has none" in (record.phases["stage_to_target_transfer"].error_message or "")
         assert target_count(loaded) == 12
 
     def test_a_shrink_within_the_threshold_goes_through_and_is_recorded(self, loaded: Path) -> None:
@@ -140,3 +143,35 @@ class TestShrinkGuard:
         accepted = run(folder, ArrowPipeline, **{f"{GUARD}.accept_shrink": True})
         assert accepted.pipeline_status is RunStatus.SUCCESS
         assert target_count(folder) == 1
+
+
+class DropNegatives(StageToTargetTransfer):
+    """A transform that keeps only positive results."""
+
+    def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch:
+        import pyarrow.compute as pc
+
+        return batch.filter(pc.not_equal(batch.column("result"), "negative"))
+
+
+class FilteringPipeline(Pipeline):
+    phase_classes = {"stage_to_target_transfer": DropNegatives}
+
+
+class TestWhatCountsAsAShrink:
+    def test_a_transform_that_now_filters_every_row_is_not_a_shrink_of_the_source(self, loaded: Path) -> None:
+        record = run(loaded, FilteringPipeline, **LENIENT)  # every record is "negative": the window empties on purpose
+        assert record.pipeline_status is RunStatus.SUCCESS
+        assert target_count(loaded) == 0
+
+    def test_a_purge_under_a_filtering_transform_is_measured_on_the_rows_before_it(self, tmp_path: Path) -> None:
+        mixed = [dict(r, result="positive" if i % 6 == 0 else "negative") for i, r in enumerate(rows(12))]
+        folder = make_pipeline_dir(tmp_path / "lab", mixed)
+        assert run(folder, FilteringPipeline, **LENIENT).pipeline_status is RunStatus.SUCCESS
+        assert target_count(folder) == 2
+        write_source(folder, mixed[:3])  # 12 records became 3; the target would keep 1 of its 2
+        record = run(folder, FilteringPipeline, **LENIENT)
+        assert record.pipeline_status is RunStatus.FAILED
+        assert "had 12 rows (2 in the target); this load has only 3 (75.0% fewer)" in (
+            record.phases["stage_to_target_transfer"].error_message or "")
+        assert target_count(folder) == 2
