@@ -75,8 +75,9 @@ class ShrinkGuard:
 
     @property
     def active(self) -> bool:
-        """False when there is nothing to protect: no earlier successful load, or a merge."""
-        return self.last is not None and self.last.rows > 0
+        """False when there is nothing to protect: no earlier successful load, a merge, or a window
+        the earlier load left empty in the target."""
+        return self.last is not None and self.last.rows > 0 and self.last.target_rows != 0
 
     def check(self, rows: int) -> str | None:
         """The error that fails the load, or None when the window's ``rows`` stage rows may replace it.
@@ -84,7 +85,7 @@ class ShrinkGuard:
         :param rows: the window's rows in stage now, before keys and transform().
         """
         last = self.last
-        if last is None or rows >= last.rows:
+        if last is None or rows >= last.rows or last.target_rows == 0:
             return None
         lost = (last.rows - rows) * 100.0 / last.rows
         emptied = rows == 0

@@ -175,3 +175,10 @@ class TestWhatCountsAsAShrink:
         assert "had 12 rows (2 in the target); this load has only 3 (75.0% fewer)" in (
             record.phases["stage_to_target_transfer"].error_message or "")
         assert target_count(folder) == 2
+
+    def test_a_window_the_last_load_left_empty_in_the_target_has_nothing_to_guard(self, loaded: Path) -> None:
+        assert run(loaded, FilteringPipeline, **LENIENT).pipeline_status is RunStatus.SUCCESS  # 12 stage rows, 0 kept
+        write_source(loaded, [])
+        record = run(loaded, FilteringPipeline, **LENIENT)
+        assert record.pipeline_status is RunStatus.SUCCESS
+        assert "shrink_guard" not in record.phases["stage_to_target_transfer"].phase_specific_details
