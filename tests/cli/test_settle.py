@@ -83,6 +83,16 @@ class TestSettleFromTheCli:
         assert "_run2" not in result.stdout
         assert "reloaded after their source count changed: none" in cli("status", "lab").stdout
 
+    def test_a_plain_dry_run_shows_the_reload_and_changes_nothing(self, cli: Cli, recent: tuple[Path, datetime]) -> None:
+        folder, first = recent
+        append(folder, [record(900, first + timedelta(minutes=50), prefix="L")])
+        result = cli("run", "lab", "--dry-run")
+        assert result.returncode == 0, result
+        assert "source count 4 -> 5 since the run of" in result.stderr
+        assert f"lab {first:%Y-%m-%d %H:%M} -> " in result.stdout, result
+        assert count(folder, first, first + HOUR) == 4
+        assert "_run2" not in cli("history", "lab").stdout
+
     def test_a_run_of_one_window_does_not_settle_others(self, cli: Cli, recent: tuple[Path, datetime]) -> None:
         folder, first = recent
         append(folder, [record(900, first + HOUR + timedelta(minutes=45), prefix="L")])
