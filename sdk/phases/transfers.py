@@ -182,7 +182,7 @@ class StageToTargetTransfer(BasePhase):
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
         if self.uses_arrow_path(ctx):
-            return self._arrow(ctx, stage, target, guard)
+            return with_guard(self._arrow(ctx, stage, target), guard)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -203,7 +203,7 @@ class StageToTargetTransfer(BasePhase):
                      "transformations_applied": self.describe_transformations(ctx), **guard_details(guard)},
         )
 
-    def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target, guard: ShrinkGuard) -> TransferResult:
+    def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
         """Stream the window through transform(); keys are applied in the target warehouse."""
         dedup_keys, merge_keys = target_keys(ctx)
         required = {target.ref.query_field or "": "query_field"}
@@ -217,13 +217,12 @@ class StageToTargetTransfer(BasePhase):
                     load.append(target.ref, batch)
                 ctx.check_cancelled()
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
-            return self._arrow_result(ctx, stream, written, {}, {"method": "arrow", **guard_details(guard)})
+            return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
                         order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys)
-        return self._arrow_keyed(ctx, stream, target, spec, guard)
+        return self._arrow_keyed(ctx, stream, target, spec)
 
-    def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown,
-                     guard: ShrinkGuard) -> TransferResult:
+    def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
         """Transformed rows -> scratch table (committed), then push-down scratch -> target.
 
         Each step is one transaction of the target warehouse. A crash after the scratch load
@@ -257,7 +256,7 @@ class StageToTargetTransfer(BasePhase):
         outside = stream.rows_out - stats.rows_read  # only when the query field is not a timestamp any more
         if outside > 0:
             reasons[f"placed outside the window by {type(self).__name__}.transform()"] = outside
-        details = {"method": "arrow", "keys_applied": f"push-down SQL from {scratch}", **guard_details(guard)}
+        details = {"method": "arrow", "keys_applied": f"push-down SQL from {scratch}"}
         return self._arrow_result(ctx, stream, stats.rows_written, reasons, details)
 
     def _arrow_result(self, ctx: PhaseContext, stream: TransformedWindow, written: int,
@@ -297,6 +296,11 @@ def shrunk(guard: ShrinkGuard, problem: str) -> TransferResult:
     """The failed result of a load the shrink guard stopped (nothing was read or written)."""
     return TransferResult(transfer_completed=False, rows_read=0, rows_written=0, error_message=problem,
                           details=guard_details(guard))
+
+
+def with_guard(result: TransferResult, guard: ShrinkGuard) -> TransferResult:
+    """``result`` with what the shrink guard found (a shrink it let through) in its details."""
+    return attrs.evolve(result, details={**result.details, **guard_details(guard)}) if guard.details else result
 
 
 def guard_details(guard: ShrinkGuard) -> dict[str, Any]:

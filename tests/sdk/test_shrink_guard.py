@@ -143,6 +143,8 @@ class TestShrinkGuard:
         accepted = run(folder, ArrowPipeline, **{f"{GUARD}.accept_shrink": True})
         assert accepted.pipeline_status is RunStatus.SUCCESS
         assert target_count(folder) == 1
+        details = accepted.phases["stage_to_target_transfer"].phase_specific_details
+        assert details["method"] == "arrow" and details["shrink_guard"]["accepted"] is True
 
 
 class DropNegatives(StageToTargetTransfer):
