@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
     from drivetrain.pipeline import Pipeline
 
-__all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "plan_reloads", "reload_details", "settle", "settling_windows"]
+__all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "plan_reloads", "reload_details", "reload_reason", "settle",
+           "settling_windows"]
 
 log = logging.getLogger("drivetrain.settle")
 
