@@ -6,6 +6,7 @@ from typing import Any
 
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseStatus, RunRecord, RunStatus
+from drivetrain.settle import reload_reason
 
 from ._pipelines import when, window_text
 
@@ -58,6 +59,8 @@ def outcome_text(record: RunRecord) -> str:
         text += f"{'; ' if text else ''}resumed: skipped {', '.join(carried)} (done by {origin})"
     if record.pipeline_status is RunStatus.SKIPPED:
         text += f"{'; ' if text else ''}window skipped"
+    if (reason := reload_reason(record)) is not None:
+        text += f"{'; ' if text else ''}reload: {reason}"
     return text
 
 

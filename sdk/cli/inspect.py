@@ -73,9 +73,9 @@ def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> N
                 out.line(f"{record.pipeline_name} ({record.pipeline_id}): {lost[0]}")
         for item in found:
             if pipeline and item.pipeline is not None and drive_exists(item.pipeline):
-                from drivetrain.monitoring.cli import gap_lines
+                from drivetrain.monitoring.cli import drift_lines, gap_lines
 
-                for line in gap_lines(item.pipeline):
+                for line in gap_lines(item.pipeline) + drift_lines(item.pipeline):
                     out.line(line)
     else:
         out.note("no pipelines found")

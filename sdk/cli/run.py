@@ -66,8 +66,12 @@ Exit status: 0 every run succeeded, or no window was due (a message says so);
                    "a plain run completes it once it has ended.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (windows; phases to run or skip, and why); change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the drive-table rows (or the plan) as JSON.")
+@click.option("--accept-shrink", is_flag=True,
+              help="Let loads through that the shrink guard stops (a window reloaded with far fewer rows, "
+                   "because the source really lost them).")
 def run_command(pipeline: str, window_start: str | None, window_end: str | None, range_from: str | None,
-                range_to: str | None, only_gaps: bool, allow_partial: bool, dry_run: bool, as_json: bool) -> None:
+                range_to: str | None, only_gaps: bool, allow_partial: bool, dry_run: bool, as_json: bool,
+                accept_shrink: bool) -> None:
     out = output()
     if window_end and not window_start:
         raise click.UsageError("--window-end needs --window-start")
@@ -80,6 +84,8 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
     if allow_partial and not (window_start or range_from):
         raise click.UsageError("--allow-partial needs --window-start or --from (a plain run only takes windows that have ended)")
     with opened(pipeline) as pipe:
+        if accept_shrink:  # recorded in the run's config snapshot, like any setting
+            pipe.config = pipe.config.with_overrides({"phases.stage_to_target_transfer.accept_shrink": True})
         windows = choose_windows(pipe, window_start, window_end, range_from, range_to, allow_partial=allow_partial)
         if windows is None:
             out.note(f"{pipe.name}: nothing to run: every window that has ended is complete, and the next one has not "
@@ -186,7 +192,10 @@ def choose_windows(pipe: Pipeline, start: str | None, end: str | None, range_fro
             raise CliError(f"--from/--to: {exc}", EXIT_USAGE) from exc
         return refuse_unended(windows, allow_partial)
     window = pipe.runner().next_window()
-    return [window] if window is not None else None
+    # Settling late data (drivetrain.settle): loaded windows whose source count changed are reloaded after it.
+    from drivetrain.settle import plan_reloads
+
+    return plan_reloads(pipe, [window] if window is not None else None, note=output().note)
 
 
 def refuse_unended(windows: list[Window], allow_partial: bool) -> list[Window]:

@@ -118,6 +118,10 @@ class QueryWindowConfig:
     """The window length as written (``"1h"``, ``"1d"``), for the drive table."""
     length: timedelta = attrs.field(eq=False)
     """The window length as a timedelta ("1d" is 24 hours here; windows use calendar days)."""
+    settle_horizon: timedelta | None = attrs.field(default=None, eq=False)
+    """How long after its end a window's records may still arrive; None: loaded windows are final."""
+    settle_horizon_text: str | None = None
+    """The horizon as written (``"6h"``)."""
 
 
 @attrs.frozen
@@ -448,6 +452,8 @@ class PipelineConfig:
                 type=window["type"],
                 duration=window["duration"],
                 length=_duration(window["duration"]),
+                settle_horizon=_optional_duration(window.get("settle_horizon")),
+                settle_horizon_text=window.get("settle_horizon"),
             ),
             source=system("source_system"),
             stage=stage,

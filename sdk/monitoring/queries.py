@@ -20,6 +20,7 @@ import attrs
 
 from drivetrain.phase_names import (
     PHASE_NAMES,
+    SOURCE_COUNT,
     SOURCE_TO_STAGE_TRANSFER,
     STAGE_TO_TARGET_TRANSFER,
     VARIANT_COLUMN,
@@ -282,6 +283,22 @@ class Queries:
             "AND later_run.pipeline_start_timestamp > failed_run.pipeline_start_timestamp) THEN 1 ELSE 0 END AS recovered "
             f"FROM {self.table} failed_run{where} "
             f"ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT {int(limit)}"
+        )
+        return Query(sql, params)
+
+    def reloads(self, limit: int) -> Query:
+        """Late data: runs that loaded their window again because its source count had changed."""
+        def reload(key: str, *, number: bool = False) -> str:
+            read = self._number if number else self._text
+            return read(SOURCE_COUNT, "phase_specific_details", "reload", key)
+
+        where, params = self._where(extra=f"{reload('drift', number=True)} <> 0")
+        sql = (
+            "SELECT pipeline_name, pipeline_id, pipeline_status, pipeline_start_timestamp, "
+            "query_window_start_timestamp, query_window_end_timestamp, "
+            f"{reload('previous_run')} AS previous_run, {reload('previous_count', number=True)} AS previous_count, "
+            f"{reload('count', number=True)} AS source_count, {reload('reason')} AS reason "
+            f"FROM {self.table}{where} ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT {int(limit)}"
         )
         return Query(sql, params)
 

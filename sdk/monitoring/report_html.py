@@ -205,6 +205,12 @@ def _quality(m: Metrics) -> str:
                              "Worst window", "Stage→target loss", "Worst window", "Rejected", "Dropped",
                              "In no window"],
                  rows, empty="No audit ran in this period.")
+        + "<h3>Windows reloaded for late data</h3>"
+        + _table("reloads", ["Pipeline", "Window", "Reload run", "Status", "Source count before", "Source count now", "Why"],
+                 [[escape(r.pipeline), escape(_window(r.window_start, r.window_end)), escape(r.run_id), _status(r.status),
+                   str(r.previous_count if r.previous_count is not None else "–"),
+                   str(r.source_count if r.source_count is not None else "–"), escape(r.reason or "")] for r in m.reloads],
+                 empty="No window was reloaded for late data in this period.")
     )
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from drivetrain.phase_names import SOURCE_TO_STAGE_TRANSFER
 from drivetrain.results import CountResult
+from drivetrain.settle import reload_details
 
 from .base import BasePhase, PhaseContext
 
@@ -31,15 +32,18 @@ class SourceCount(BasePhase):
         source = ctx.pipeline.source()
         count = source.count(ctx.window)
         ctx.log.info("source count: %d", count)
+        reload = reload_details(ctx.previous_attempts, count)  # a loaded window again: how its source changed
+        if reload:
+            ctx.log.info("reloading a loaded window: %s", reload["reload"]["reason"])
         lost = source.unplaceable()
         if lost is not None and lost.records:  # records of no window: counted, never silent
             ctx.log.warning("source: %s", lost.summary())
             if ctx.config.source.get("on_unplaceable", "warn") == "fail":
-                return CountResult(count=count, details=lost.details(),
+                return CountResult(count=count, details={**lost.details(), **reload},
                                    error_message=f"{lost.summary()} (on_unplaceable: fail); fix or remove them, "
                                                  "or set source_system.on_unplaceable to warn")
-            return self._counted(ctx, count, lost.details())
-        return self._counted(ctx, count, {})
+            return self._counted(ctx, count, {**lost.details(), **reload})
+        return self._counted(ctx, count, reload)
 
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
         """A carried count holds only while the source still counts the same: after a fix at the
