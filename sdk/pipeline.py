@@ -13,11 +13,9 @@ or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +26,7 @@ from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
+from drivetrain.user_code import import_file
 from drivetrain.window import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -242,12 +241,7 @@ class Pipeline:
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:
     """Import ``pipeline.py`` and return the Pipeline subclass it defines (the last one)."""
     module_name = f"drivetrain_pipelines.{path.parent.name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module = import_file(path, module_name)  # a broken file is a ConfigError with its line
     found = [
         obj for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Pipeline) and obj is not Pipeline and obj.__module__ == module_name
