@@ -105,6 +105,8 @@ class Fields:
         if value is None and self.column is not None:
             return default
         try:
+            if not isinstance(value, str):
+                raise ValueError(value)
             return kind(value)
         except ValueError:
             self._bad(key, value, "one of " + ", ".join(m.value for m in kind))

@@ -34,8 +34,9 @@ def counts(record: RunRecord) -> dict[str, int | None]:
     """Source, stage and target counts and rejected/dropped rows, as far as the run got."""
     def detail(phase: str, key: str) -> int | None:
         value = record.phases[phase].phase_specific_details.get(key)
-        finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
-        return int(value) if finite else None  # a damaged row may hold anything here
+        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+            return int(value)
+        return None  # a damaged row may hold anything here
 
     return {
         "source": detail("source_count", "count"),

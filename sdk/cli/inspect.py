@@ -35,6 +35,8 @@ from ._records import (
     window_label,
 )
 
+#: The most runs ``history`` lists at once (the database's LIMIT must stay a 64-bit number).
+MAX_LIMIT = 1_000_000
 JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
 DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
 
@@ -105,7 +107,7 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
 
 @click.command("history")
 @click.argument("pipeline")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", "-n", type=click.IntRange(min=1, max=MAX_LIMIT), default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
               help="Only runs with this status (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -141,7 +143,8 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
     out = output()
     record, searched = _find_run(run_id, pipeline, folder)
     if record is None:
-        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE)
+        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE,
+                       kind="not_found")
     if as_json:
         out.json(record.to_json())
         return
