@@ -44,9 +44,8 @@ def with_storage_version(path: Path, version: int) -> None:
 
 def open_error(path: Path) -> str:
     pool = ConnectionPool(path, lock_timeout=5)
-    with pytest.raises(PermanentError) as caught:
-        with pool.connect() as conn:
-            conn.execute("SELECT count(*) FROM t").fetchall()
+    with pytest.raises(PermanentError) as caught, pool.connect() as conn:
+        conn.execute("SELECT count(*) FROM t").fetchall()
     return str(caught.value)
 
 
