@@ -50,8 +50,14 @@ def duckdb_errors(where: str) -> Iterator[None]:
         raise PermanentError(f"{where}: I/O error: {exc}") from exc
     except duckdb.CatalogException as exc:
         raise PermanentError(f"{where}: {exc}") from exc
-    except duckdb.Error as exc:
-        raise PermanentError(f"{where}: {exc}") from exc
+    except duckdb.Error as exc:  # a damaged block may only show when a statement reads it
+        damaged = unusable_file(Path(where), exc) if _is_damage(str(exc)) else None
+        raise (damaged or PermanentError(f"{where}: {exc}")) from exc
+
+
+def _is_damage(text: str) -> bool:
+    low = text.lower()
+    return "checksum" in low or "corrupt" in low
 
 
 @contextmanager

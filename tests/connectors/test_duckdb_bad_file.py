@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from drivetrain.connectors.duckdb.connection import ConnectionPool
+from drivetrain.connectors.duckdb.connection import ConnectionPool, duckdb_errors
 from drivetrain.errors import PermanentError
 
 
@@ -101,3 +101,15 @@ class TestUnusableFile:
         before = path.read_bytes()
         open_error(path)
         assert path.read_bytes() == before
+
+    def test_a_damaged_block_found_by_a_query_says_what_to_do_too(self, tmp_path: Path) -> None:
+        path = tmp_path / "w.duckdb"
+        with duckdb.connect(str(path)) as conn:
+            conn.execute("CREATE TABLE t AS SELECT range AS v FROM range(500000)")
+        flip_bytes(path, path.stat().st_size // 2, 3000)
+        pool = ConnectionPool(path, lock_timeout=5)
+        with pytest.raises(PermanentError) as caught, pool.connect() as conn, duckdb_errors(f"{path}: t"):
+            conn.execute("SELECT sum(v) FROM t").fetchall()
+        assert "the DuckDB file is damaged" in str(caught.value)
+        assert "restore it from a backup" in str(caught.value)
+
