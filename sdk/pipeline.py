@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain import plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
+from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound, TransientError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
-from drivetrain.user_code import import_file
+from drivetrain.user_code import import_file, import_problem
 from drivetrain.window import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,12 @@ class Pipeline:
         module_file = folder / "pipeline.py"
         if module_file.is_file():
             pipeline_cls = _pipeline_class_in(module_file) or cls
-        pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        try:
+            pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        except (DrivetrainError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's __init__ failed: say where
+            raise ConfigError(import_problem(module_file, exc, f"creating {pipeline_cls.__name__}")) from exc
         pipeline.extra_phases = load_user_scripts(folder)
         return pipeline
 

@@ -34,8 +34,9 @@ def import_file(path: Path, module_name: str) -> ModuleType:
     return module
 
 
-def import_problem(path: Path, exc: BaseException) -> str:
-    """``file:line: what went wrong; what to do``, for an exception raised importing ``path``."""
+def import_problem(path: Path, exc: BaseException, doing: str = "importing it") -> str:
+    """``file:line: what went wrong; what to do``, for an exception raised importing ``path``
+    (or, per ``doing``, running code it defines)."""
     fix = f"fix {path.name} and try again"
     if isinstance(exc, SyntaxError) and exc.filename:
         where = f"{exc.filename}:{exc.lineno}" if exc.lineno else exc.filename
@@ -53,4 +54,4 @@ def import_problem(path: Path, exc: BaseException) -> str:
     else:
         where = str(path)
     message = str(exc) or "(no message)"
-    return f"{where}: {type(exc).__name__} while importing it: {message}; {fix}"
+    return f"{where}: {type(exc).__name__} while {doing}: {message}; {fix}"

@@ -79,6 +79,12 @@ class TestBrokenPipelineModule:
         load_error(folder)
         assert f"drivetrain_pipelines.{folder.name}" not in sys.modules
 
+    def test_an_exception_in_the_subclass_init_names_the_line(self, tmp_path: Path) -> None:
+        folder = make_pipeline_dir(tmp_path)
+        path = write_pipeline(folder, "class Orders(Pipeline):\n    def __init__(self, *a, **k):\n        raise ValueError('no')\n")
+        message = load_error(folder)
+        assert message.startswith(f"{path.resolve()}:7: ValueError while creating Orders: no")
+
     def test_the_folder_loads_once_the_file_is_fixed(self, tmp_path: Path) -> None:
         folder = make_pipeline_dir(tmp_path)
         write_pipeline(folder, "raise RuntimeError('boom')\n")
