@@ -14,7 +14,7 @@ import click
 from drivetrain.errors import DrivetrainError
 from drivetrain.record import RunRecord, RunStatus
 
-from ._output import EXIT_USAGE, CliError, output
+from ._output import EXIT_FAILED, EXIT_USAGE, CliError, output
 from ._pipelines import (
     Candidate,
     candidates,
@@ -38,6 +38,7 @@ from ._records import (
 #: The most runs ``history`` lists at once (the database's LIMIT must stay a 64-bit number).
 MAX_LIMIT = 1_000_000
 JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
+UNREADABLE = "UNREADABLE"
 DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
 
 
@@ -63,6 +64,8 @@ def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> N
         rows.append(cells)
         if record is not None:
             latest.append(record)
+    if pipeline and rows[0][2] == UNREADABLE:  # the one pipeline asked for: its drive table is the answer
+        raise CliError(f"{rows[0][0]}: cannot read its drive table: {rows[0][-1]}", EXIT_FAILED)
     if as_json:
         out.json([r.to_json() for r in latest])
     elif rows:
@@ -100,7 +103,7 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(failures), window_of(due) if due else "none due", where], latest
     except DrivetrainError as exc:
-        return [name, "", "UNREADABLE", "", "", "", str(exc)], None
+        return [name, "", UNREADABLE, "", "", "", str(exc)], None
     finally:
         pipe.close()
 

@@ -143,6 +143,10 @@ class TestCorruptFile:
         assert f"{corrupt}: the DuckDB file is damaged" in stderr
         assert "restore it from a backup" in stderr
 
+    def test_status_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
+        body = json_error(cli("status", "shop", "--json"), 1, "failed")
+        assert "the DuckDB file is damaged" in str(body["message"])
+
     def test_history_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
         body = json_error(cli("history", "shop", "--json"), 1, "failed")
         assert "the DuckDB file is damaged" in str(body["message"])
