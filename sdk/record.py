@@ -222,6 +222,8 @@ class RunRecord:
         }
         run_id = read.required("pipeline_id", where)
         window_start = read.required_timestamp("query_window_start_timestamp", run_id, where)
+        window_end = read.required_timestamp("query_window_end_timestamp", run_id, where)
+        created_at = read.timestamp("created_at")
         target = read.day("target_date") or window_start.date()
         snapshot = row.get("config_snapshot")
         if snapshot is not None and not isinstance(snapshot, Mapping):
@@ -235,11 +237,12 @@ class RunRecord:
             pipeline_name=read.required("pipeline_name", where, run_id),
             pipeline_status=read.choice("pipeline_status", RunStatus, RunStatus.FAILED),
             pipeline_retry_number=read.count("pipeline_retry_number"),
-            pipeline_start_timestamp=read.timestamp("pipeline_start_timestamp") or window_start,
+            # unreadable start: when the row was written, else the window end (not to look partial)
+            pipeline_start_timestamp=read.timestamp("pipeline_start_timestamp") or created_at or window_end,
             pipeline_end_timestamp=read.timestamp("pipeline_end_timestamp"),
             pipeline_run_duration=read.text("pipeline_run_duration"),
             query_window_start_timestamp=window_start,
-            query_window_end_timestamp=read.required_timestamp("query_window_end_timestamp", run_id, where),
+            query_window_end_timestamp=window_end,
             target_date=target,
             query_window_duration=read.text("query_window_duration") or "",
             phases=phases,
@@ -251,7 +254,7 @@ class RunRecord:
             lease_holder=read.text("lease_holder"),
             config_hash=read.text("config_hash"),
             config_snapshot=dict(snapshot) if snapshot is not None else None,
-            created_at=read.timestamp("created_at"),
+            created_at=created_at,
             updated_at=read.timestamp("updated_at"),
             damage=tuple(damage),
         )

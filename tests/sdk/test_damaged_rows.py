@@ -220,7 +220,8 @@ class TestAnyValue:
     @given(
         column=st.sampled_from([*VARIANT_COLUMN.values(), "config_snapshot", "pipeline_status", "phases_completed",
                                 "phases_skipped", "phases_pending", "phase_failed", "pipeline_retry_number",
-                                "pipeline_end_timestamp", "heartbeat_at", "target_date", "lease_holder"]),
+                                "pipeline_end_timestamp", "heartbeat_at", "target_date", "lease_holder",
+                                "pipeline_start_timestamp", "created_at", "query_window_duration"]),
         value=PHASE_VALUES,
     )
     def test_any_json_value_in_any_column_reads_without_raising(self, column: str, value: Any) -> None:
