@@ -51,8 +51,9 @@ RANGE_ENDS = st.sampled_from([SAMPLE_DAY, f"{SAMPLE_DAY}T02:00", f"{SAMPLE_DAY}T
                               "0001-01-01", "9999-12-31", "1899-01-01", "x"])
 NUMBERS = st.sampled_from(["0", "1", "-1", "5", "nan", "inf", "-inf", "1e308", "99999999999999999999", "0.5", "abc",
                            "1000000", "1000001", ""]) | st.integers().map(str) | st.floats().map(str)
+#: Folders: absolute ones only where nothing can be written (tests may run as root); the rest in the workspace.
 PATHS = st.sampled_from(["shop", ".", "/proc", "/proc/self", "/etc/passwd", "/etc/passwd/x", "afile", "afile/sub",
-                         "/missing/dir", "made", "made/deeper", "", "/"]) | TEXT
+                         "/missing/dir", "made", "made/deeper", ""]) | TEXT.filter(lambda t: not t.startswith(("/", "~")))
 PIPELINES = st.sampled_from(["shop", "./shop", "shop/config.json", "nope", "demo", "genetic_tests", "afile", "", "."]) | TEXT
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -61,9 +62,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "status": {"--dir": PATHS, "--json": None},
     "history": {"-n": NUMBERS, "--status": st.sampled_from(["success", "FAILED", "running", "bogus", ""]), "--json": None},
     "show": {"-p": PIPELINES, "--dir": PATHS, "--json": None},
-    "report": {"--days": NUMBERS, "--json": None, "--html": PATHS.map(lambda p: f"{p}/r.html" if p else p),
+    "report": {"--days": NUMBERS, "--json": None, "--html": PATHS.map(lambda p: f"{p}/r.html" if p else p),  # never at /
                "--dir": PATHS},
-    "new": {"--dir": PATHS, "--source": st.sampled_from(["files", "mysql", "bogus"])},
+    "new": {"--dir": PATHS.filter(lambda p: p != "/missing/dir"), "--source": st.sampled_from(["files", "mysql", "bogus"])},
     "validate": {},
 }
 POSITIONAL: dict[str, Any] = {
@@ -176,8 +177,9 @@ class TestGeneratedCommandLines:
 
 # -- generated configs --------------------------------------------------------------------------
 
+#: Text in configs never starts an absolute path: a generated stage path must not create files outside.
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT.filter(lambda t: not t.startswith(("/", "~"))),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=6,
 )
