@@ -140,11 +140,12 @@ class Fields:
         return parsed
 
 
-def unreadable(where: str | None, run_id: str | None, key: str, value: Any) -> Exception:
+def unreadable(where: str | None, run_id: str | None, key: str, value: Any, problem: str | None = None) -> Exception:
+    """The error for a row that cannot be placed at all (no id, pipeline or window)."""
     row = f"row {run_id!r}" if run_id else "a row"
     return PermanentError(
-        f"{where or 'the drive table'}: {row} has no usable {key} ({shown(value)}): it cannot be told which "
-        "window it belongs to; fix or delete that row with SQL (see 'A damaged drive-table row' in docs/runbook.md)"
+        f"{where or 'the drive table'}: {row} has {problem or f'no usable {key} ({shown(value)})'}: it cannot be told "
+        "which window it belongs to; fix or delete that row with SQL (see 'A damaged drive-table row' in docs/runbook.md)"
     )
 
 

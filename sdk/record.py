@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from drivetrain._row_codec import Fields, report_damage, shown
+from drivetrain._row_codec import Fields, report_damage, shown, unreadable
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 
 
@@ -223,6 +223,9 @@ class RunRecord:
         run_id = read.required("pipeline_id", where)
         window_start = read.required_timestamp("query_window_start_timestamp", run_id, where)
         window_end = read.required_timestamp("query_window_end_timestamp", run_id, where)
+        if window_end <= window_start:
+            raise unreadable(where, run_id, "query_window_end_timestamp", window_end,
+                             f"a window that ends ({window_end.isoformat()}) before it starts ({window_start.isoformat()})")
         created_at = read.timestamp("created_at")
         target = read.day("target_date") or window_start.date()
         snapshot = row.get("config_snapshot")

@@ -190,6 +190,12 @@ class TestDamagedRowIsSteppedAround:
 
 
 class TestUnreadableRow:
+    def test_a_window_that_ends_before_it_starts_is_a_clear_error_naming_the_row(self, one_run: tuple[Path, str]) -> None:
+        folder, run_id = one_run
+        damage(folder, "query_window_end_timestamp", "query_window_start_timestamp - INTERVAL 1 HOUR", run_id)
+        with pytest.raises(PermanentError, match=rf"row '{run_id}' has a window that ends .* before it starts"):
+            history(folder)
+
     def test_a_row_without_a_pipeline_name_is_a_clear_permanent_error(self) -> None:
         row = RunRecord.from_row({"pipeline_id": "x_run1", "pipeline_name": "x", "pipeline_status": "SUCCESS",
                                   "query_window_start_timestamp": DAY, "query_window_end_timestamp": DAY + HOUR,
