@@ -66,12 +66,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
                "--dir": PATHS},
     "new": {"--dir": PATHS.filter(lambda p: p != "/missing/dir"), "--source": st.sampled_from(["files", "mysql", "bogus"])},
     "validate": {},
+    # demo is given only folders it must refuse: a real demo loads a day of data (see test_demo.py)
+    "demo": {"--dir": st.sampled_from(["/etc/passwd", "afile", "afile/sub", "/etc/passwd/x", "shop/config.json"])},
 }
 POSITIONAL: dict[str, Any] = {
     "run": PIPELINES, "status": st.none() | PIPELINES, "history": PIPELINES,
     "show": st.sampled_from([RUN_ID, "nope", "a_b_c", "shop_x_run1", ""]) | TEXT,
     "report": st.lists(PIPELINES, max_size=2), "new": st.sampled_from(["x", "X", "made_one", "1x", "", "a" * 70]) | TEXT,
     "validate": PIPELINES,
+    "demo": st.none(),
 }
 ROOT = st.lists(st.sampled_from(["-v", "-q", "--log-format=json", "-qq"]), max_size=2, unique=True)
 
@@ -84,6 +87,8 @@ def argv(draw: st.DrawFn) -> list[str]:
     positional = draw(POSITIONAL[command])
     args += positional if isinstance(positional, list) else [positional] if positional is not None else []
     names = draw(st.lists(st.sampled_from(sorted(OPTIONS[command])), max_size=4, unique=True)) if OPTIONS[command] else []
+    if command == "demo":
+        names = ["--dir"]
     for name in names:
         values = OPTIONS[command][name]
         args += [name] if values is None else [name, draw(values)]
