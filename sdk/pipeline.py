@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,6 +54,7 @@ class Pipeline:
         loaded: PipelineConfig = config if isinstance(config, PipelineConfig) else PipelineConfig.from_file(Path(config))
         if overrides:
             loaded = loaded.with_overrides(dict(overrides))
+        _check_start_date(loaded)
         self.config = loaded
         self.extra_phases: dict[str, type[BasePhase]] = {}
         self._connectors: dict[str, Any] = {}
@@ -241,6 +243,22 @@ class Pipeline:
         from drivetrain.runner import Runner
 
         return Runner(self, **kwargs)
+
+
+#: Windows are built and run between these instants only: far enough out for any real data,
+#: and clear of datetime's limits (years 1 and 9999), where window ends, target dates and the
+#: stage-cleaning cutoff would overflow.
+EARLIEST_WINDOW = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_WINDOW = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _check_start_date(config: PipelineConfig) -> None:
+    start = config.schedule.start_date
+    if not EARLIEST_WINDOW.date() <= start < LATEST_WINDOW.date():
+        raise ConfigError(
+            f"{config.source_file}: dag_schedule.start_date: {start.isoformat()} is outside the range windows can be "
+            f"run in ({EARLIEST_WINDOW:%Y-%m-%d} to {LATEST_WINDOW:%Y-%m-%d}); set the first day the source has data"
+        )
 
 
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:

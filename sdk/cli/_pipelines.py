@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
+from drivetrain.pipeline import EARLIEST_WINDOW, LATEST_WINDOW
 
 from ._output import EXIT_USAGE, CliError
 
@@ -119,11 +120,8 @@ def drive_location(pipeline: Pipeline) -> str:
 
 # -- argument checks ----------------------------------------------------------------------
 
-#: Windows are run between these instants: far enough out for any real data, and clear of the
-#: limits of Python's datetime (year 1 and 9999), where the date arithmetic of windows, target
-#: dates and stage cleaning would overflow.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+#: The instants windows are run between (see drivetrain.pipeline.EARLIEST_WINDOW).
+EARLIEST, LATEST = EARLIEST_WINDOW, LATEST_WINDOW
 
 
 def within_range(moment: datetime, option: str) -> datetime:

@@ -73,6 +73,13 @@ class TestArgumentBounds:
         stderr = clean_error(cli("run", "shop", "--from", "0001-01-01", "--to", "0001-01-01T03:00"), 2)
         assert "--from: 0001-01-01T00:00:00Z is outside the range" in stderr
 
+    def test_a_config_start_date_in_year_1_exits_2_for_every_command(self, cli: Cli, shop: Path) -> None:
+        config = json.loads((shop / "config.json").read_text())
+        config["dag_schedule"]["start_date"] = "0001-01-01"
+        (shop / "config.json").write_text(json.dumps(config))
+        for args in (["validate", "shop"], ["run", "shop"], ["status", "shop"]):
+            assert "dag_schedule.start_date: 0001-01-01 is outside the range" in clean_error(cli(*args), 2)
+
     def test_history_limit_beyond_64_bits_exits_2(self, cli: Cli, shop: Path) -> None:
         assert "--limit" in clean_error(cli("history", "shop", "-n", "99999999999999999999"), 2)
 
