@@ -89,6 +89,8 @@ def argv(draw: st.DrawFn) -> list[str]:
     names = draw(st.lists(st.sampled_from(sorted(OPTIONS[command])), max_size=4, unique=True)) if OPTIONS[command] else []
     if command == "demo":
         names = ["--dir"]
+    if "--from" in names and "--to" not in names:
+        names.append("--to")  # --to defaults to now: a backfill of every hour since the sample day
     for name in names:
         values = OPTIONS[command][name]
         args += [name] if values is None else [name, draw(values)]
