@@ -54,7 +54,8 @@ NUMBERS = st.sampled_from(["0", "1", "-1", "5", "nan", "inf", "-inf", "1e308", "
 #: Folders: absolute ones only where nothing can be written (tests may run as root); the rest in the workspace.
 PATHS = st.sampled_from(["shop", ".", "/proc", "/proc/self", "/etc/passwd", "/etc/passwd/x", "afile", "afile/sub",
                          "/missing/dir", "made", "made/deeper", ""]) | TEXT.filter(lambda t: not t.startswith(("/", "~")))
-PIPELINES = st.sampled_from(["shop", "./shop", "shop/config.json", "nope", "demo", "genetic_tests", "afile", "", "."]) | TEXT
+PIPELINES = st.sampled_from(["shop", "./shop", "shop/config.json", "nope", "demo", "genetic_tests", "afile", "", ".",
+                             "a" * 300]) | TEXT
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "run": {"--window-start": TIMESTAMPS, "--window-end": TIMESTAMPS, "--from": RANGE_ENDS, "--to": RANGE_ENDS,
@@ -71,7 +72,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 POSITIONAL: dict[str, Any] = {
     "run": PIPELINES, "status": st.none() | PIPELINES, "history": PIPELINES,
-    "show": st.sampled_from([RUN_ID, "nope", "a_b_c", "shop_x_run1", ""]) | TEXT,
+    "show": st.sampled_from([RUN_ID, "nope", "a_b_c", "shop_x_run1", "", "a" * 300 + "_x_y"]) | TEXT,
     "report": st.lists(PIPELINES, max_size=2), "new": st.sampled_from(["x", "X", "made_one", "1x", "", "a" * 70]) | TEXT,
     "validate": PIPELINES,
     "demo": st.none(),
