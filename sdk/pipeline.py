@@ -13,22 +13,22 @@ or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain import plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, PipelineNotFound, TransientError
+from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound, TransientError
 from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
+from drivetrain.user_code import import_file, import_problem
 from drivetrain.window import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Pipeline:
         loaded: PipelineConfig = config if isinstance(config, PipelineConfig) else PipelineConfig.from_file(Path(config))
         if overrides:
             loaded = loaded.with_overrides(dict(overrides))
+        _check_start_date(loaded)
         self.config = loaded
         self.extra_phases: dict[str, type[BasePhase]] = {}
         self._connectors: dict[str, Any] = {}
@@ -107,7 +108,12 @@ class Pipeline:
         module_file = folder / "pipeline.py"
         if module_file.is_file():
             pipeline_cls = _pipeline_class_in(module_file) or cls
-        pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        try:
+            pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        except (DrivetrainError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's __init__ failed: say where
+            raise ConfigError(import_problem(module_file, exc, f"creating {pipeline_cls.__name__}")) from exc
         pipeline.extra_phases = load_user_scripts(folder)
         return pipeline
 
@@ -242,15 +248,26 @@ class Pipeline:
         return Runner(self, **kwargs)
 
 
+#: Windows are built and run between these instants only: far enough out for any real data,
+#: and clear of datetime's limits (years 1 and 9999), where window ends, target dates and the
+#: stage-cleaning cutoff would overflow.
+EARLIEST_WINDOW = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_WINDOW = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _check_start_date(config: PipelineConfig) -> None:
+    start = config.schedule.start_date
+    if not EARLIEST_WINDOW.date() <= start < LATEST_WINDOW.date():
+        raise ConfigError(
+            f"{config.source_file}: dag_schedule.start_date: {start.isoformat()} is outside the range windows can be "
+            f"run in ({EARLIEST_WINDOW:%Y-%m-%d} to {LATEST_WINDOW:%Y-%m-%d}); set the first day the source has data"
+        )
+
+
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:
     """Import ``pipeline.py`` and return the Pipeline subclass it defines (the last one)."""
     module_name = f"drivetrain_pipelines.{path.parent.name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module = import_file(path, module_name)  # a broken file is a ConfigError with its line
     found = [
         obj for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Pipeline) and obj is not Pipeline and obj.__module__ == module_name

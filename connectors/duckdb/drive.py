@@ -207,7 +207,7 @@ class DuckDBDriveStore(DriveStore):
         out = []
         for row in rows:
             data = {n: (json.loads(v) if n in JSON_COLUMNS and isinstance(v, str) else v) for (n, _), v in zip(COLUMNS, row, strict=True)}
-            out.append(RunRecord.from_row(data))
+            out.append(RunRecord.from_row(data, where=self.location))
         return out
 
     def get(self, pipeline_id: str) -> RunRecord | None:

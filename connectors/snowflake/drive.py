@@ -235,7 +235,7 @@ class SnowflakeDriveStore(DriveStore):
         out = []
         for values in self.rows(sql, list(params)):
             data = {name: _decode(name, v) for (name, _), v in zip(COLUMNS, values, strict=True)}
-            out.append(RunRecord.from_row(data))
+            out.append(RunRecord.from_row(data, where=self.location))
         return out
 
     def get(self, pipeline_id: str) -> RunRecord | None:

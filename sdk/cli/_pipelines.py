@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
+from drivetrain.pipeline import EARLIEST_WINDOW, LATEST_WINDOW
 
 from ._output import EXIT_USAGE, CliError
 
@@ -40,9 +41,9 @@ def load(name_or_folder: str) -> Pipeline:
             close = difflib.get_close_matches(Path(name_or_folder).name, here, n=1)
             if close:
                 message += f"; did you mean the folder {close[0]!r}?"
-        raise CliError(message, EXIT_USAGE) from exc
+        raise CliError(message, EXIT_USAGE, kind="not_found") from exc
     except ConfigError as exc:
-        raise CliError(config_message(exc), EXIT_USAGE) from exc
+        raise CliError(config_message(exc), EXIT_USAGE, kind="config") from exc
 
 
 def config_message(exc: ConfigError) -> str:
@@ -115,6 +116,42 @@ def drive_exists(pipeline: Pipeline) -> bool:
 def drive_location(pipeline: Pipeline) -> str:
     store: DriveStore = pipeline.drive_store()
     return store.location or pipeline.config.drive_table.type
+
+
+# -- argument checks ----------------------------------------------------------------------
+
+#: The instants windows are run between (see drivetrain.pipeline.EARLIEST_WINDOW).
+EARLIEST, LATEST = EARLIEST_WINDOW, LATEST_WINDOW
+
+
+def within_range(moment: datetime, option: str) -> datetime:
+    """``moment`` when it lies in [EARLIEST, LATEST); otherwise a usage error naming ``option``."""
+    if not EARLIEST <= moment < LATEST:
+        raise out_of_range(moment.isoformat().replace("+00:00", "Z"), option)
+    return moment
+
+
+def out_of_range(text: str, option: str) -> CliError:
+    return CliError(f"{option}: {text} is outside the range windows can be run in "
+                    f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, UTC); check the date", EXIT_USAGE)
+
+
+def folder_for_writing(path: Path, option: str) -> Path:
+    """Check that ``path`` is, or can be made, a folder: an existing file in its place (or in
+    place of one of its parents) is a usage error naming ``option``."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is" if part == path else f"(a parent of {path}) is"
+                raise CliError(f"{option} {path}: {part} {what} a file, not a folder; give a folder", EXIT_USAGE)
+            break
+    return path
+
+
+def cannot_write(path: Path, option: str, exc: OSError) -> CliError:
+    """A usage error for a folder given with ``option`` that cannot be written."""
+    return CliError(f"{option} {path}: cannot write there: {exc.strerror or exc}; give a folder you can write to",
+                    EXIT_USAGE)
 
 
 # -- formatting ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.unplaceable import from_details
 
-from ._output import EXIT_USAGE, CliError, output
+from ._output import EXIT_FAILED, EXIT_USAGE, CliError, output
 from ._pipelines import (
     Candidate,
     candidates,
@@ -37,7 +37,10 @@ from ._records import (
     window_label,
 )
 
+#: The most runs ``history`` lists at once (the database's LIMIT must stay a 64-bit number).
+MAX_LIMIT = 1_000_000
 JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
+UNREADABLE = "UNREADABLE"
 DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
 
 
@@ -63,6 +66,8 @@ def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> N
         rows.append(cells)
         if record is not None:
             latest.append(record)
+    if pipeline and rows[0][2] == UNREADABLE:  # the one pipeline asked for: its drive table is the answer
+        raise CliError(f"{rows[0][0]}: cannot read its drive table: {rows[0][-1]}", EXIT_FAILED)
     if as_json:
         out.json([r.to_json() for r in latest])
     elif rows:
@@ -105,14 +110,14 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(failures), window_of(due) if due else "none due", where], latest
     except DrivetrainError as exc:
-        return [name, "", "UNREADABLE", "", "", "", str(exc)], None
+        return [name, "", UNREADABLE, "", "", "", str(exc)], None
     finally:
         pipe.close()
 
 
 @click.command("history")
 @click.argument("pipeline")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", "-n", type=click.IntRange(min=1, max=MAX_LIMIT), default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
               help="Only runs with this status (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -148,7 +153,8 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
     out = output()
     record, searched = _find_run(run_id, pipeline, folder)
     if record is None:
-        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE)
+        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE,
+                       kind="not_found")
     if as_json:
         out.json(record.to_json())
         return

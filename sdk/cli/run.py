@@ -15,7 +15,7 @@ from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord, RunStatus
 
 from ._output import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, CliError, Output, output
-from ._pipelines import opened, window_of
+from ._pipelines import opened, out_of_range, window_of, within_range
 from ._progress import RunProgress
 from ._records import outcome_text, window_label
 
@@ -108,8 +108,8 @@ def run_command(pipeline: str, window_start: str | None, window_end: str | None,
             print_plan(pipe, windows, out, as_json)
             return
         records = run_windows(pipe, windows, out, as_json, partial=allow_partial)
-    if as_json:
-        out.json([r.to_json() for r in records])
+        if as_json:  # the rows as stored: the store stamps created_at and updated_at
+            out.json([(pipe.drive_store().get(r.pipeline_id) or r).to_json() for r in records])
     if any(r.pipeline_status is RunStatus.FAILED for r in records):
         raise click.exceptions.Exit(EXIT_FAILED)
 
@@ -126,10 +126,12 @@ def parse(text: str, pipe: Pipeline, option: str) -> datetime:
 
     zone = pipe.config.schedule.timezone
     try:
-        instant = parse_timestamp(text, zone)
+        instant = within_range(parse_timestamp(text, zone), option)
         local = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise CliError(f"{option}: {exc}", EXIT_USAGE) from exc
+    except OverflowError as exc:  # past year 9999 once converted to UTC
+        raise out_of_range(text, option) from exc
     if local.utcoffset() is not None or len(text.strip()) <= 10:  # an offset, or a plain date
         return instant
     kind = wall_clock_kind(local, zone)
@@ -254,8 +256,8 @@ def run_windows(pipe: Pipeline, windows: list[Window], out: Output, as_json: boo
                     record = runner.run(window, partial=partial)
                 except LeaseError as exc:
                     progress.finish()
-                    _report(records, out, as_json)
-                    raise CliError(f"{window_of(window)} is locked: {exc}", EXIT_LOCKED) from exc
+                    done = {"runs": [r.to_json() for r in records]} if records else None  # in the --json error
+                    raise CliError(f"{window_of(window)} is locked: {exc}", EXIT_LOCKED, extra=done) from exc
                 progress.finish()
                 records.append(record)
                 if not as_json:
@@ -268,11 +270,6 @@ def run_windows(pipe: Pipeline, windows: list[Window], out: Output, as_json: boo
     if len(windows) > 1 and len(records) < len(windows) and not as_json:
         out.note(f"stopped after {len(records)} of {len(windows)} window(s); later windows were not run")
     return records
-
-
-def _report(records: list[RunRecord], out: Output, as_json: bool) -> None:
-    if as_json and records:
-        out.json([r.to_json() for r in records])
 
 
 def _print_record(record: RunRecord, out: Output) -> None:

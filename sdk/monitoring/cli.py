@@ -33,6 +33,23 @@ GAP_RANGES_SHOWN = 10
 #: How many late-data reloads ``drift_lines`` lists.
 RELOADS_SHOWN = 10
 
+#: The longest period ``report --days`` accepts: a century, far from datetime's limits.
+MAX_DAYS = 36500
+
+
+def _finite(value: float) -> float:
+    """``--days`` must be a real number: FloatRange lets NaN through (it compares false)."""
+    if value != value:  # NaN
+        raise click.BadParameter("nan is not a number of days; give one like 7 or 0.5")
+    return value
+
+
+def _html_target(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``--html FILE`` must go into an existing folder: checked before any work is done."""
+    if value is not None and not value.parent.is_dir():
+        raise click.BadParameter(f"the folder {value.parent} does not exist; create it or write the file elsewhere")
+    return value
+
 
 def _window_text(pipeline: Pipeline, start: datetime, end: datetime) -> str:
     from drivetrain.cli._pipelines import window_text
@@ -173,11 +190,12 @@ def _print_tables(m: Metrics, out: Any) -> None:
 
 @click.command("report")
 @click.argument("pipelines", nargs=-1)
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
-              help="The period: runs that started in the last N days.")
+@click.option("--days", type=click.FloatRange(min=0, max=MAX_DAYS, min_open=True), default=7.0, show_default=True,
+              callback=lambda _ctx, _param, value: _finite(value),
+              help=f"The period: runs that started in the last N days (at most {MAX_DAYS}).")
 @click.option("--json", "as_json", is_flag=True, help="Print every metric and dashboard as JSON.")
 @click.option("--html", "html_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the four dashboards as one self-contained HTML file.")
+              callback=_html_target, help="Write the four dashboards as one self-contained HTML file.")
 @click.option("--dir", "folder", metavar="PATH", help="Also look at the pipeline folder PATH (default: the working folder).")
 @click.option("--send-alerts", is_flag=True,
               help="Send stale-data alerts for pipelines with monitoring.alert_on_stale_data on.")
