@@ -6,11 +6,14 @@ ones (MemorySource, FaultySource, DuckDBWarehouse, LocalArchive), built as a use
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivetrain import Pipeline, RunStatus, SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
@@ -85,6 +88,21 @@ class TestGivenSource:
         assert record.phases["source_count"].phase_specific_details["count"] == len(rows)
         expected = expected_target(rows, DAY, DAY + HOUR)
         assert target_rows(folder, DAY, DAY + HOUR) == sorted((k, v["result"]) for k, v in expected.items())
+
+    def test_a_pipeline_registered_by_name_takes_connectors_too(self, folder: Path) -> None:
+        class Registered(Pipeline):
+            config_path = folder / "config.json"
+
+        class Plugin:
+            @hookimpl
+            def drivetrain_register_pipelines(self) -> dict[str, type]:
+                return {"registered_lab": Registered}
+
+        get_plugin_manager().register(Plugin())
+        source = MemorySource.from_rows(memory_rows(), query_field="reported_at")
+        with Pipeline.load("registered_lab", connectors={"source": source}) as pipeline:
+            assert type(pipeline) is Registered
+            assert pipeline.source() is source
 
     def test_use_returns_the_pipeline_and_a_later_use_replaces_the_source(self, folder: Path) -> None:
         first = MemorySource.from_rows([], query_field="reported_at")
@@ -164,55 +182,115 @@ class TestGivenArchive:
         assert query(folder, "SELECT count(*) FROM stg_tests WHERE _drivetrain_target_date = DATE '2025-11-15'") == [(0,)]
 
 
+CLOSED: list[object] = []  # every connector closed, in order, by the tracked classes below
+
+
 class ClosingSource(MemorySource):
-    """A user's source that counts how often it is closed."""
+    """A user's source that records being closed."""
 
     type_name = "closing"
-    closed: ClassVar[list[ClosingSource]] = []
 
     def close(self) -> None:
-        ClosingSource.closed.append(self)
+        CLOSED.append(self)
+
+
+class ClosingDuckDB(DuckDBWarehouse):
+    """The DuckDB warehouse, recording being closed."""
+
+    def close(self) -> None:
+        CLOSED.append(self)
+
+
+class ClosingArchive(LocalArchive):
+    """The local archive, recording being closed."""
+
+    def close(self) -> None:
+        CLOSED.append(self)
 
 
 class _ClosingPlugin:
+    """Configs naming ``closing``, ``duckdb`` or a local archive get the recording classes."""
+
     @hookimpl
     def drivetrain_register_connectors(self) -> dict[str, type]:
-        return {"source:closing": ClosingSource}
+        return {"source:closing": ClosingSource, "warehouse:duckdb": ClosingDuckDB, "archive:local": ClosingArchive}
 
 
-@pytest.fixture
-def closing_folder(tmp_path: Path) -> Path:
-    ClosingSource.closed.clear()
+@pytest.fixture(autouse=True)
+def closing_plugin() -> None:
     get_plugin_manager().register(_ClosingPlugin())
-    return make_pipeline_dir(tmp_path / "lab", source_system={"type": "closing", "query_field": "reported_at"})
+
+
+def closing_folder(root: Path) -> Path:
+    CLOSED.clear()
+    return make_pipeline_dir(root / "lab", source_system={"type": "closing", "query_field": "reported_at"})
+
+
+def given_connectors(roles: set[str], root: Path) -> dict[str, Any]:
+    """One object per role asked for; the warehouse roles share one warehouse."""
+    warehouse = ClosingDuckDB(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": str(root / "given.duckdb"), "table": "x"}))
+    made = {
+        "source": ClosingSource.from_rows(memory_rows(), query_field="reported_at"),
+        "stage": warehouse, "target": warehouse, "drive_table": warehouse,
+        "archive": ClosingArchive(SystemConfig.from_section("archive", {"type": "local", "location": str(root / "kept")})),
+    }
+    return {role: made[role] for role in roles}
+
+
+def touch_every_connector(pipeline: Pipeline) -> list[object]:
+    """Build (or fetch) every connector; returns the closable objects the pipeline hands out."""
+    return [pipeline.source(), pipeline.stage().warehouse, pipeline.target().warehouse,
+            pipeline.drive_store(), pipeline.archive()]
 
 
 class TestClosing:
-    def test_close_leaves_a_given_source_open(self, closing_folder: Path) -> None:
+    def test_close_leaves_a_given_source_open(self, tmp_path: Path) -> None:
+        folder = closing_folder(tmp_path)
         given = ClosingSource.from_rows(memory_rows(), query_field="reported_at")
-        with Pipeline.load(closing_folder, connectors={"source": given}) as pipeline:
+        with Pipeline.load(folder, connectors={"source": given}) as pipeline:
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
-        assert ClosingSource.closed == []
+        assert given not in CLOSED
         assert pipeline.source() is given  # still in place for the next use of the pipeline
 
-    def test_close_closes_the_source_it_built_under_a_given_wrapper(self, closing_folder: Path) -> None:
-        with Pipeline.load(closing_folder) as pipeline:
+    def test_close_closes_the_source_it_built_under_a_given_wrapper(self, tmp_path: Path) -> None:
+        folder = closing_folder(tmp_path)
+        with Pipeline.load(folder) as pipeline:
             built = pipeline.source()
-            pipeline.use(source=FaultySource(built))
+            wrapper = FaultySource(built)
+            pipeline.use(source=wrapper)
             pipeline.runner().run(pipeline.grid.first())
-        assert ClosingSource.closed == [built]
+        assert [c for c in CLOSED if isinstance(c, ClosingSource)] == [built]
 
-    def test_close_closes_a_built_source_exactly_once(self, closing_folder: Path) -> None:
-        with Pipeline.load(closing_folder) as pipeline:
-            built = pipeline.source()
-        pipeline.close()
-        assert ClosingSource.closed == [built]
-
-    def test_a_given_warehouse_is_held_only_for_the_run(self, folder: Path) -> None:
+    def test_a_given_warehouse_outlives_the_run_and_the_pipeline(self, tmp_path: Path) -> None:
         """keep_open() and session() hold a given warehouse for the run; close() does not end it."""
-        warehouse = duckdb_at(folder / "warehouse.duckdb")
+        folder = closing_folder(tmp_path)
+        warehouse = given_connectors({"stage"}, tmp_path)["stage"]
         with Pipeline.load(folder, connectors={"stage": warehouse, "target": warehouse, "drive_table": warehouse}) as pipeline:
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
-        assert warehouse.table_exists(pipeline.stage().ref)  # still usable by its owner after close()
+        assert warehouse not in CLOSED
+        assert pipeline.drive_store().get(record.pipeline_id).pipeline_status is RunStatus.SUCCESS  # read through it again
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(roles=st.sets(st.sampled_from(["source", "stage", "target", "drive_table", "archive"])), early=st.booleans())
+    def test_close_closes_exactly_what_the_pipeline_built_once_each(self, roles: set[str], early: bool) -> None:
+        """Whatever is given, before or after the pipeline built its own: close() closes each
+        connector it built exactly once (replaced ones included) and none it was given."""
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            folder = closing_folder(root)
+            given = given_connectors(roles, root)
+            pipeline = Pipeline(folder / "config.json")
+            handed_out = touch_every_connector(pipeline) if early else []
+            pipeline.use(**given)
+            handed_out += touch_every_connector(pipeline)
+            pipeline.close()
+            pipeline.close()  # a second close closes nothing again
+            given_ids = {id(c) for c in given.values()}
+            built = {id(c): c for c in handed_out if id(c) not in given_ids and hasattr(c, "close")}
+            closed_ids = [id(c) for c in CLOSED]
+            assert not given_ids & set(closed_ids)
+            assert len(closed_ids) == len(set(closed_ids))
+            recording = (ClosingSource, ClosingDuckDB, ClosingArchive)
+            assert {i for i, c in built.items() if isinstance(c, recording)} <= set(closed_ids)
