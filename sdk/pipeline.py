@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 
 class Pipeline:
-    """One configured pipeline. Cheap to build; connectors are opened on first use."""
+    """One configured pipeline. Cheap to build; connectors are opened on first use, unless
+    given ready-made (``connectors=`` here, or :meth:`use`)."""
 
     #: The config file a subclass runs with, when not given one explicitly.
     config_path: ClassVar[str | Path | None] = None
