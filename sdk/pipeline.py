@@ -82,9 +82,8 @@ class Pipeline:
     # -- loading --------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None,
-             connectors: Mapping[str, Connector] | None = None) -> Pipeline:
-        """A registered pipeline by name, or a folder (or config.json path); ``connectors`` as for :meth:`use`."""
+    def load(cls, name_or_path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
+        """A registered pipeline by name, or a folder (or config.json path)."""
         target = Path(name_or_path)
         if target.is_file():
             target = target.parent
@@ -101,13 +100,12 @@ class Pipeline:
                     f"(registered: {', '.join(sorted(registered)) or 'none'})"
                 )
             if isinstance(found, type):
-                return found(overrides=overrides).use(**(connectors or {}))
+                return found(overrides=overrides)
             target = Path(found)
-        return cls.from_folder(target, overrides=overrides, connectors=connectors)
+        return cls.from_folder(target, overrides=overrides)
 
     @classmethod
-    def from_folder(cls, folder: Path, *, overrides: Mapping[str, Any] | None = None,
-                    connectors: Mapping[str, Connector] | None = None) -> Pipeline:
+    def from_folder(cls, folder: Path, *, overrides: Mapping[str, Any] | None = None) -> Pipeline:
         """``folder/config.json`` with the Pipeline subclass in ``folder/pipeline.py``, if any."""
         folder = folder.resolve()
         pipeline_cls: type[Pipeline] = cls
@@ -116,7 +114,7 @@ class Pipeline:
             pipeline_cls = _pipeline_class_in(module_file) or cls
         pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
         pipeline.extra_phases = load_user_scripts(folder)
-        return pipeline.use(**(connectors or {}))
+        return pipeline
 
     # -- phases ---------------------------------------------------------------------------
 

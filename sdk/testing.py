@@ -1,17 +1,17 @@
 """Helpers for testing pipelines: an in-memory source, a fault-injecting source, and a fault plugin.
 
-Give a pipeline a source with ``connectors={"source": ...}`` or :meth:`Pipeline.use`::
+Give a pipeline a source with :meth:`Pipeline.use` (or ``Pipeline(config, connectors=...)``)::
 
     from drivetrain import Pipeline
     from drivetrain.testing import FaultPlugin, FaultySource, MemorySource
 
     source = MemorySource.from_rows(rows, query_field="updated_at", batch_size=100)
-    with Pipeline.load("lab", connectors={"source": source}) as pipeline:
+    with Pipeline.load("./lab").use(source=source) as pipeline:
         faults = FaultPlugin(fail={"stage_to_target_transfer": 1})   # fail that phase once
         with faults.installed():
             record = pipeline.runner().run(window)
 
-    with Pipeline.load("lab") as pipeline:   # the configured source, failing after 2 batches
+    with Pipeline.load("./lab") as pipeline:   # the configured source, failing after 2 batches
         pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=2))
 """
 

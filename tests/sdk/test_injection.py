@@ -81,28 +81,13 @@ class TestGivenSource:
     def test_a_given_source_is_counted_extracted_and_loaded(self, folder: Path) -> None:
         rows = memory_rows()
         source = MemorySource.from_rows(rows, query_field="reported_at", batch_size=7)
-        with Pipeline.load(folder, connectors={"source": source}) as pipeline:
+        with Pipeline.load(folder).use(source=source) as pipeline:
             assert pipeline.source() is source
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
         assert record.phases["source_count"].phase_specific_details["count"] == len(rows)
         expected = expected_target(rows, DAY, DAY + HOUR)
         assert target_rows(folder, DAY, DAY + HOUR) == sorted((k, v["result"]) for k, v in expected.items())
-
-    def test_a_pipeline_registered_by_name_takes_connectors_too(self, folder: Path) -> None:
-        class Registered(Pipeline):
-            config_path = folder / "config.json"
-
-        class Plugin:
-            @hookimpl
-            def drivetrain_register_pipelines(self) -> dict[str, type]:
-                return {"registered_lab": Registered}
-
-        get_plugin_manager().register(Plugin())
-        source = MemorySource.from_rows(memory_rows(), query_field="reported_at")
-        with Pipeline.load("registered_lab", connectors={"source": source}) as pipeline:
-            assert type(pipeline) is Registered
-            assert pipeline.source() is source
 
     def test_use_returns_the_pipeline_and_a_later_use_replaces_the_source(self, folder: Path) -> None:
         first = MemorySource.from_rows([], query_field="reported_at")
@@ -149,7 +134,7 @@ class TestGivenWarehouses:
     def test_a_configured_warehouse_on_the_same_file_shares_the_given_one(self, folder: Path) -> None:
         """The target's config names the given stage warehouse's file: one warehouse, push-down works."""
         warehouse = duckdb_at(folder / "warehouse.duckdb")
-        with Pipeline.load(folder, connectors={"stage": warehouse}) as pipeline:
+        with Pipeline(folder / "config.json", connectors={"stage": warehouse}) as pipeline:
             assert pipeline.target().warehouse is warehouse
             assert pipeline.drive_store() is not None
             record = pipeline.runner().run(pipeline.grid.first())
@@ -172,7 +157,7 @@ class TestGivenArchive:
         elsewhere = tmp_path / "kept"
         archive = LocalArchive(SystemConfig.from_section("archive", {"type": "local", "location": str(elsewhere)}))
         overrides = {"phases.stage_cleaning.delete_after_days": 0}
-        with Pipeline.load(folder, overrides=overrides, connectors={"archive": archive}) as pipeline:
+        with Pipeline(folder / "config.json", overrides=overrides, connectors={"archive": archive}) as pipeline:
             assert pipeline.archive() is archive
             day1 = pipeline.runner().run(pipeline.grid.first())
             day2 = pipeline.runner().run(pipeline.grid.window_starting(DAY + timedelta(days=1)))
@@ -247,7 +232,7 @@ class TestClosing:
     def test_close_leaves_a_given_source_open(self, tmp_path: Path) -> None:
         folder = closing_folder(tmp_path)
         given = ClosingSource.from_rows(memory_rows(), query_field="reported_at")
-        with Pipeline.load(folder, connectors={"source": given}) as pipeline:
+        with Pipeline.load(folder).use(source=given) as pipeline:
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
         assert given not in CLOSED
@@ -266,7 +251,7 @@ class TestClosing:
         """keep_open() and session() hold a given warehouse for the run; close() does not end it."""
         folder = closing_folder(tmp_path)
         warehouse = given_connectors({"stage"}, tmp_path)["stage"]
-        with Pipeline.load(folder, connectors={"stage": warehouse, "target": warehouse, "drive_table": warehouse}) as pipeline:
+        with Pipeline(folder / "config.json", connectors={"stage": warehouse, "target": warehouse, "drive_table": warehouse}) as pipeline:
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
         assert warehouse not in CLOSED
