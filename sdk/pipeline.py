@@ -19,9 +19,9 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from drivetrain import plugins
+from drivetrain import _connector_roles, plugins
 from drivetrain.config import PipelineConfig, SystemConfig
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound, TransientError
 from drivetrain.ownership import owned
@@ -34,20 +34,22 @@ from drivetrain.window import WindowGrid
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from drivetrain.base import Archive, Source
+    from drivetrain.base import Archive, Connector, Source
     from drivetrain.drive import DriveStore
     from drivetrain.warehouse import Warehouse
 
 
 class Pipeline:
-    """One configured pipeline. Cheap to build; connectors are opened on first use."""
+    """One configured pipeline. Cheap to build; connectors are opened on first use, unless
+    given ready-made (``connectors=`` here, or :meth:`use`)."""
 
     #: The config file a subclass runs with, when not given one explicitly.
     config_path: ClassVar[str | Path | None] = None
     #: Phase name -> class, replacing the defaults for this pipeline.
     phase_classes: ClassVar[Mapping[str, type[BasePhase]]] = {}
 
-    def __init__(self, config: PipelineConfig | str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: PipelineConfig | str | Path | None = None, *, overrides: Mapping[str, Any] | None = None,
+                 connectors: Mapping[str, Connector] | None = None) -> None:
         if config is None:
             if self.config_path is None:
                 raise ConfigError(f"{type(self).__name__}: give a config, or set config_path on the class")
@@ -59,7 +61,11 @@ class Pipeline:
         self.config = loaded
         self.extra_phases: dict[str, type[BasePhase]] = {}
         self._connectors: dict[str, Any] = {}
+        self._given: dict[str, Any] = {}  # by cache key, checked by use()
+        self._retired: list[Any] = []  # built, then replaced by use(): closed by close()
         self._phases: list[BasePhase] | None = None
+        if connectors:
+            self.use(**connectors)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -139,7 +145,34 @@ class Pipeline:
 
     # -- connectors -----------------------------------------------------------------------
 
+    def use(self, **connectors: Connector) -> Self:
+        """Give this pipeline ready connectors instead of the ones its config describes.
+
+        ``pipeline.use(source=MemorySource.from_rows(...))`` or, wrapping the configured one,
+        ``pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=0))``. The roles:
+
+        - ``source``: a :class:`~drivetrain.Source`, used by the count and the extract;
+        - ``stage``, ``target``, ``drive_table``: a :class:`~drivetrain.Warehouse`; the config
+          still names the tables in it (give one object for roles that share a system);
+        - ``archive``: an :class:`~drivetrain.Archive`, where stage cleaning archives to.
+
+        An unknown role or an object of the wrong kind raises TypeError and changes nothing.
+        The pipeline never closes what it was given: :meth:`close` leaves it open (and in
+        place, for the next use of the pipeline); close it yourself. What the pipeline built
+        itself, a source you wrapped included, it still closes. Returns the pipeline.
+        """
+        for key, connector in _connector_roles.checked(connectors).items():
+            self._given[key] = connector
+            if key in self._connectors:  # built before: still ours to close
+                self._retired.append(self._connectors.pop(key))
+            derived = {"stage_wh": "stage", "target_wh": "target", "drive_wh": "drive"}.get(key)
+            if derived in self._connectors:  # the table or drive store over the old warehouse
+                self._retired.append(self._connectors.pop(derived))
+        return self
+
     def _connector(self, key: str, role: str, section: SystemConfig) -> Any:
+        if key in self._given:
+            return self._given[key]
         if key not in self._connectors:
             cls = plugins.connector_class(role, section.type, json_path=section.json_path, source_file=section.source_file)
             section.validate_against(cls.options_schema)
@@ -152,10 +185,13 @@ class Pipeline:
     def _warehouse(self, key: str, section: SystemConfig) -> Warehouse:
         """Warehouses are shared between roles that name the same system."""
         warehouse: Warehouse = self._connector(key, "warehouse", section)
+        if key in self._given:  # used as given
+            return warehouse
         for other_key in ("stage_wh", "target_wh", "drive_wh"):
-            other = self._connectors.get(other_key)
+            other = self._given.get(other_key) or self._connectors.get(other_key)
             if other is not None and other is not warehouse and other.same_warehouse(warehouse):
-                self._connectors[key] = other
+                if other_key not in self._given:  # a given one is never cached as ours
+                    self._connectors[key] = other
                 return other
         return warehouse
 
@@ -189,6 +225,8 @@ class Pipeline:
     def archive(self) -> Archive:
         """Where stage cleaning archives to: a local folder, or S3 for ``s3://`` locations."""
         section = self.config.archive
+        if "archive" in self._given:
+            return self._given["archive"]
         if section is None:
             raise ConfigError(
                 f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting"
@@ -223,9 +261,9 @@ class Pipeline:
             yield
 
     def close(self) -> None:
-        """Close every connector this pipeline opened."""
-        seen: set[int] = set()
-        for value in self._connectors.values():
+        """Close every connector this pipeline opened; never one it was given (see :meth:`use`)."""
+        seen: set[int] = {id(given) for given in self._given.values()}
+        for value in [*self._connectors.values(), *self._retired]:
             target = getattr(value, "warehouse", value)
             if id(target) in seen or not hasattr(target, "close"):
                 continue
@@ -233,6 +271,7 @@ class Pipeline:
             with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                 target.close()
         self._connectors.clear()
+        self._retired.clear()
 
     def __enter__(self) -> Pipeline:
         return self

@@ -105,7 +105,7 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
 def run(scenario: Scenario, wrap: Callable[[Source], Source] | None = None) -> Any:
     with Pipeline.load(scenario.folder, overrides=scenario.overrides or None) as pipeline:
         if wrap is not None:
-            pipeline._connectors["source"] = wrap(pipeline.source())
+            pipeline.use(source=wrap(pipeline.source()))
         return pipeline.runner().run(pipeline.grid.window_starting(WINDOW[0]))
 
 

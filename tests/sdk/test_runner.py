@@ -156,14 +156,14 @@ class TestFailureAndResume:
 class TestRetries:
     def test_transient_source_error_is_retried_with_backoff(self, folder):
         with Pipeline.load(folder) as pipeline:
-            pipeline._connectors["source"] = FaultySource(pipeline.source(), fail_at_batch=1, times=2)
+            pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=1, times=2))
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS
         assert record.phases["source_to_stage_transfer"].retry_number == 2
 
     def test_transient_errors_past_max_retries_fail_the_phase(self, folder):
         with Pipeline.load(folder) as pipeline:
-            pipeline._connectors["source"] = FaultySource(pipeline.source(), fail_at_batch=0, times=5)
+            pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=0, times=5))
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.phase_failed == "source_to_stage_transfer"
         state = record.phases["source_to_stage_transfer"]
@@ -172,14 +172,14 @@ class TestRetries:
 
     def test_permanent_error_fails_at_once(self, folder):
         with Pipeline.load(folder) as pipeline:
-            pipeline._connectors["source"] = FaultySource(pipeline.source(), fail_at_batch=1, times=1, transient=False)
+            pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=1, times=1, transient=False))
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.phase_failed == "source_to_stage_transfer"
         assert record.phases["source_to_stage_transfer"].retry_number == 0
 
     def test_a_silently_short_stream_is_caught_by_the_audit(self, folder):
         with Pipeline.load(folder) as pipeline:
-            pipeline._connectors["source"] = FaultySource(pipeline.source(), truncate_at_batch=2)
+            pipeline.use(source=FaultySource(pipeline.source(), truncate_at_batch=2))
             record = pipeline.runner().run(pipeline.grid.first())
         assert record.phase_failed == "audit"
         assert "lost" in record.phases["audit"].error_message
