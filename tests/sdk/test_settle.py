@@ -123,7 +123,7 @@ class TestSettle:
 
         with Pipeline.load(folder) as pipeline:
             load_all(pipeline)
-            pipeline._connectors["source"] = Unreachable(pipeline.config.source)
+            pipeline.use(source=Unreachable(pipeline.config.source))
             outcome = settle(pipeline, now=NOW)
             history = pipeline.drive_store().history(pipeline.name)
         assert [d.reason for d in outcome.drifts] == ["could not re-count the source: source unreachable: connection refused"] * WINDOWS
@@ -142,7 +142,7 @@ class TestSettle:
         with Pipeline.load(folder, overrides={"retry.backoff_strategy": "none"}) as pipeline:
             load_all(pipeline)
             append(folder, [record(900, 0, 30, prefix="L")])
-            pipeline._connectors["source"] = Flaky(pipeline.config.source)
+            pipeline.use(source=Flaky(pipeline.config.source))
             assert [d.drifted for d in check(pipeline, now=NOW)] == [True, False, False]
             Flaky.failures = 99
             drifts = check(pipeline, now=NOW)
