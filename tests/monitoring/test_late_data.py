@@ -8,6 +8,7 @@ connector against fakesnow) and the report query must read the same reload there
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 import pytest
 
 from drivetrain import Pipeline, RunStatus
+from drivetrain.connectors.snowflake.drive import SnowflakeDriveStore
 from drivetrain.monitoring import metrics
 from drivetrain.settle import settle
+from drivetrain.warehouse import TableRef
+from tests.connectors.snowflake.conftest import ENV, make_warehouse
 from tests.sdk.factory import DAY, make_pipeline_dir
 from tests.servers.fakesnow_server import FakeSnowServer
-
-from .test_portability import COLUMNS, SnowflakeReport
 
 HOUR = timedelta(hours=1)
 
@@ -65,27 +67,20 @@ class TestReloadsInTheReport:
         assert rerun.phases["source_count"].phase_specific_details["reload"]["drift"] == 0
         assert [r.run_id for r in report(reloaded).reloads] == ["lab_20251115T010000Z_run2"]
 
-    def test_snowflake_sql_reads_the_same_reloads(self, reloaded: Path, fakesnow_server: FakeSnowServer) -> None:
-        import snowflake.connector
-
-        conn = snowflake.connector.connect(
-            account="fakesnow", user="fake", password="snow", host="127.0.0.1", port=fakesnow_server.port,
-            protocol="http", network_timeout=1,
-        )
+    def test_snowflake_sql_reads_the_same_reloads(self, reloaded: Path, fakesnow_server: FakeSnowServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """The drive rows written by the shipped Snowflake store, the report read through its own SQL."""
+        for key, value in ENV.items():
+            monkeypatch.setenv(key, value)
+        warehouse = make_warehouse(fakesnow_server, f"L_{uuid.uuid4().hex[:12].upper()}", table="pipeline_execution_drive")
         try:
-            cur = conn.cursor()
-            cur.execute("CREATE DATABASE IF NOT EXISTS late_data")
-            cur.execute("CREATE SCHEMA IF NOT EXISTS late_data.drivetrain")
-            cur.execute("USE SCHEMA late_data.drivetrain")
-            cur.execute(f"CREATE OR REPLACE TABLE drive ({', '.join(f'{n} {t}' for n, t in COLUMNS)})")
+            store = warehouse.drive_store(TableRef(name="pipeline_execution_drive"))
+            assert isinstance(store, SnowflakeDriveStore)
             with Pipeline.load(reloaded) as pipeline:
                 records = pipeline.drive_store().history("lab")
-            select = ", ".join("PARSE_JSON(%s)" if t == "VARIANT" else "%s" for _, t in COLUMNS)
-            for run in records:
-                row = run.to_row()
-                values = [json.dumps(row[n], default=str) if t == "VARIANT" else row[n] for n, t in COLUMNS]
-                cur.execute(f"INSERT INTO drive ({', '.join(n for n, _ in COLUMNS)}) SELECT {select}", values)
-            snow = report(reloaded, SnowflakeReport(conn, "fakesnow: late_data.drivetrain.drive")).reloads
+            for run in reversed(records):
+                store.insert(run)
+            snow = report(reloaded, store).reloads
         finally:
-            conn.close()
+            warehouse.close()
         assert snow == report(reloaded).reloads
