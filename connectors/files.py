@@ -2,10 +2,18 @@
 
 Files are streamed in chunks of ``batch_size`` rows; each chunk is filtered to the window
 (half-open) on the query field. Count and extract share the same reader and filter, so they
-agree. A JSONL line that cannot be read (not UTF-8, not JSON, nested too deeply) is passed on
-as a record to reject, with the reason, when its query field can still be found in the text;
-otherwise it cannot be placed in a window: it is skipped by both, counted and logged, as are
-records whose query field is missing or not a timestamp.
+agree. Timestamps without an offset are wall-clock time in ``source_timezone``, read by the
+rule of :mod:`drivetrain.window` (the repeated hour as its earlier instant); numbers are read by
+``timestamp_unit``.
+
+Every record is accounted for. A JSONL line that cannot be read (not UTF-8, not JSON, nested
+too deeply, cut off) is passed on as a record to reject, with the reason, when its query field
+can still be found in the text. Otherwise, and for records whose query field is missing, empty
+or not a time, the record belongs to no window: it is counted with its reason and a few
+examples (file and line or record number) in :meth:`FilesSource.unplaceable`, which the
+``source_count`` phase stores in the drive table (see :mod:`drivetrain.unplaceable`). A CSV
+or Parquet file without the query field column is an error naming the file; a CSV whose
+header reads as one column holding ``;``, tab or ``|`` names the ``delimiter`` to set.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ import pyarrow.compute as pc
 from drivetrain.base import Source
 from drivetrain.config.loader import zone_problem
 from drivetrain.errors import PermanentError
-from drivetrain.validation import ERROR_COLUMN, RAW_COLUMN, convert_column
+from drivetrain.unplaceable import Unplaceable
+from drivetrain.validation import (
+    ERROR_COLUMN,
+    RAW_COLUMN,
+    convert_column,
+    number_reason,
+    numbers_without_unit,
+)
 
 if TYPE_CHECKING:
     from drivetrain.config import Credentials, SystemConfig
@@ -34,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "parquet")
+_SEPARATORS = (";", "\t", "|")
+# An integer literal too long for 64 bits (Arrow's JSON reader would turn it into a rounded double)
+_WIDE_INTEGER = re.compile(rb"[-:\[,\s]\d{19,}")
 _SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -49,7 +67,8 @@ class FilesSource(Source):
             "format": {"enum": list(FORMATS), "description": "Default: from the file suffix."},
             "query_field": {"type": "string", "description": "The timestamp field that places a record in a window. Records whose value cannot be read belong to no window."},
             "batch_size": {"type": "integer", "minimum": 1, "description": "Rows per batch. Default 10000."},
-            "source_timezone": {"type": "string", "description": "Zone of timestamps written without an offset. Default UTC."},
+            "source_timezone": {"type": "string", "description": "Zone of timestamps written without an offset. Default UTC. A time of the hour repeated when clocks go back is read as its earlier instant; a time the clocks skipped as the instant they jumped."},
+            "delimiter": {"type": "string", "minLength": 1, "maxLength": 1, "description": "CSV field separator, such as ';' or a tab. Default ','. A header that reads as one column holding ';', tab or '|' is an error naming this key."},
             "credentials_ref": {"type": "string", "description": "Unused by local files; allowed for symmetry."},
         },
         "required": ["type", "path", "query_field"],
@@ -66,7 +85,14 @@ class FilesSource(Source):
         problem = zone_problem(self.naive_tz)
         if problem is not None:
             raise config.error("source_timezone", problem)
+        self.delimiter = config.get("delimiter", ",")
+        self.timestamp_unit = config.get("timestamp_unit")
         self.unreadable_lines = 0
+        self._lost = Unplaceable()
+
+    def unplaceable(self) -> Unplaceable:
+        """The records the last count or extract found in no window (see the module docstring)."""
+        return self._lost
 
     def describe(self) -> str:
         return f"files:{self.pattern}"
@@ -92,22 +118,50 @@ class FilesSource(Source):
         checks = [f"{len(files)} file(s) match {self.pattern}"]
         for path in files[:1]:
             batch = next(self._read(path), None)
-            if batch is not None and self.query_field not in batch.schema.names:
-                raise PermanentError(f"{path}: no column {self.query_field!r} (the query_field)")
+            if batch is not None:
+                self._require_query_field(path, batch)
             checks.append(f"{path.name} has the query field {self.query_field!r}")
+            if batch is not None:
+                checks += self._sample_lines(path, batch)
         return checks
+
+    def _sample_lines(self, path: Path, batch: pa.RecordBatch) -> list[str]:
+        """Warnings from the first batch of the first file: how its query field reads."""
+        values = batch.column(self.query_field)
+        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        lines = []
+        numbers = numbers_without_unit(values, failed, self.timestamp_unit)
+        if pc.any(numbers).as_py():
+            example = values.filter(numbers)[0].as_py()
+            lines.append(f"warning: {path.name}: {self.query_field} holds numbers such as {example!r}; set "
+                         f"{self.config.role}.timestamp_unit to s, ms, us or ns to read them as times since 1970, "
+                         "else those records belong to no window")
+        elif self.timestamp_unit is not None and pc.any(pc.invert(pc.is_null(ts))).as_py():
+            first = ts.filter(pc.is_valid(ts))[0].as_py()
+            lines.append(f"{self.query_field} read with timestamp_unit {self.timestamp_unit!r}: the first value is "
+                         f"{first.isoformat()}")
+        lost = self._lost
+        self._lost = Unplaceable()
+        self._count_unplaced(values, failed, path, 1)
+        sampled, self._lost = self._lost, lost
+        if sampled.records:
+            lines.append(f"warning: {path.name}: {sampled.records} of the first {batch.num_rows} records belong "
+                         f"to no window ({'; '.join(sampled.reasons)}), e.g. {sampled.sample[0]}")
+        return lines
 
     def count(self, window: Window) -> int:
         return sum(batch.num_rows for batch in self.extract(window))
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         self.unreadable_lines = 0
-        self.unplaced_records = 0
+        self._lost = Unplaceable()
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for path in self.files():
+            first = 1  # record number in the file of the batch's first record
             for batch in self._read(path):
-                selected = self._in_window(batch, window)
+                selected = self._in_window(batch, window, path, first)
+                first += batch.num_rows
                 if selected.num_rows == 0:
                     continue
                 pending.append(selected)
@@ -120,23 +174,56 @@ class FilesSource(Source):
                     pending_rows = rest.num_rows
         if pending_rows:
             yield pa.Table.from_batches(_unify(pending)).combine_chunks().to_batches()[0]
-        if self.unreadable_lines:
-            log.warning("%s: %d line(s) could not be read as a JSON record naming its %r, and belong to no window",
-                        self.pattern, self.unreadable_lines, self.query_field)
-        if self.unplaced_records:
-            log.warning("%s: %d record(s) have no query field %r that reads as a timestamp, and belong to no window",
-                        self.pattern, self.unplaced_records, self.query_field)
+        if self._lost.records:
+            log.warning("%s: %s", self.pattern, self._lost.summary())
 
-    def _in_window(self, batch: pa.RecordBatch, window: Window) -> pa.RecordBatch:
+    def _require_query_field(self, path: Path, batch: pa.RecordBatch) -> None:
+        if self.query_field in batch.schema.names:
+            return
+        names = batch.schema.names
+        if self._format(path) == "csv" and len(names) == 1:
+            for separator in _SEPARATORS:
+                if separator in names[0] and separator != self.delimiter:
+                    shown = "\\t" if separator == "\t" else separator
+                    raise PermanentError(
+                        f"{path}: the header reads as the single column {names[0][:80]!r}: the file looks "
+                        f"{shown!r}-separated; set {self.config.role}.delimiter to \"{shown}\""
+                    )
+        raise PermanentError(
+            f"{path}: no column {self.query_field!r} (the query_field); the file has "
+            f"{', '.join(repr(n) for n in names[:10]) or 'no columns'}"
+        )
+
+    def _in_window(self, batch: pa.RecordBatch, window: Window, path: Path, first: int) -> pa.RecordBatch:
         if self.query_field not in batch.schema.names:
-            self.unplaced_records += batch.num_rows
+            if self._format(path) != "jsonl":
+                self._require_query_field(path, batch)
+            self._lost.add(f"{self.query_field}: missing or empty", f"{path} record {first}", n=batch.num_rows)
             return batch.slice(0, 0)
-        ts, _ = convert_column(batch.column(self.query_field), pa.timestamp("us", tz="UTC"), self.naive_tz)
-        self.unplaced_records += ts.null_count
+        values = batch.column(self.query_field)
+        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        if ts.null_count:
+            self._count_unplaced(values, failed, path, first)
         start = pa.scalar(window.start, pa.timestamp("us", tz="UTC"))
         end = pa.scalar(window.end, pa.timestamp("us", tz="UTC"))
         mask = pc.fill_null(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)), False)
         return batch.filter(mask)
+
+    def _count_unplaced(self, values: pa.Array, failed: pa.Array, path: Path, first: int) -> None:
+        numbers = numbers_without_unit(values, failed, self.timestamp_unit)
+        empty = pc.is_null(values)
+        field = self.query_field
+        for mask, reason in ((numbers, number_reason(field)),
+                             (pc.and_(failed, pc.invert(numbers)), f"{field}: not a timestamp"),
+                             (empty, f"{field}: missing or empty")):
+            total = pc.sum(mask.cast(pa.int64())).as_py() or 0
+            if not total:
+                continue
+            shown = pc.indices_nonzero(mask).to_pylist()[: max(self._lost.room, 0)]
+            for index in shown:
+                value = None if reason.endswith("missing or empty") else values[index].as_py()
+                self._lost.add(reason, f"{path} record {first + index}", value)
+            self._lost.tally(reason, total - len(shown))
 
     def _read(self, path: Path) -> Iterator[pa.RecordBatch]:
         fmt = self._format(path)
@@ -148,44 +235,52 @@ class FilesSource(Source):
             elif fmt == "csv":
                 import pyarrow.csv as pacsv
 
-                reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                                        parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+                                        convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
                 yield from reader
             else:
                 yield from self._read_jsonl(path)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise PermanentError(f"{path}: cannot read as {fmt}: {exc}") from exc
+        except (OSError, pa.ArrowException, OverflowError) as exc:
+            hint = f"; if its fields are not separated by {self.delimiter!r}, set {self.config.role}.delimiter" if fmt == "csv" else ""
+            raise PermanentError(f"{path}: cannot read as {fmt}: {exc}{hint}") from exc
 
     def _read_jsonl(self, path: Path) -> Iterator[pa.RecordBatch]:
         with open(path, "rb") as fh:
+            line = 1
             while True:
                 lines = fh.readlines(1 << 22)
                 if not lines:
                     return
-                yield from self._parse_chunk(lines)
+                yield from self._parse_chunk(lines, path, line)
+                line += len(lines)
 
-    def _parse_chunk(self, lines: list[bytes]) -> Iterator[pa.RecordBatch]:
+    def _parse_chunk(self, lines: list[bytes], path: Path, first_line: int) -> Iterator[pa.RecordBatch]:
         import pyarrow.json as pajson
 
         chunk = b"".join(lines)
-        try:
-            chunk.decode("utf-8")  # Arrow's JSON reader lets invalid UTF-8 through; the warehouse would not
-            table = pajson.read_json(io.BytesIO(chunk))
-            yield from table.to_batches(max_chunksize=self.batch_size)
-            return
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            pass  # mixed types or a bad line: fall back to one line at a time
-        rows = [row for row in map(self._parse_line, lines) if row is not None]
+        if _WIDE_INTEGER.search(chunk) is None:  # else Arrow would round it: read line by line
+            try:
+                chunk.decode("utf-8")  # Arrow's JSON reader lets invalid UTF-8 through; the warehouse would not
+                table = pajson.read_json(io.BytesIO(chunk))
+                yield from table.to_batches(max_chunksize=self.batch_size)
+                return
+            except (pa.ArrowInvalid, UnicodeDecodeError):
+                pass  # mixed types or a bad line: fall back to one line at a time
+        rows = [row for n, line in enumerate(lines, first_line)
+                if (row := self._parse_line(line, f"{path} line {n}")) is not None]
         if rows:
             yield from _rows_to_table(rows).to_batches(max_chunksize=self.batch_size)
 
-    def _parse_line(self, line: bytes) -> dict[str, Any] | None:
+    def _parse_line(self, line: bytes, where: str = "") -> dict[str, Any] | None:
         """One JSONL line as a record; one that cannot be read becomes a record to reject.
 
         A line that is not valid UTF-8, not JSON, or nested too deeply to parse is kept as a
         record carrying only its query field (when one can be found in the text), the reason
         (``_drivetrain_error``) and the text (``_drivetrain_raw``), so validation rejects it
         with that reason instead of it vanishing. Without a findable query field it can belong
-        to no window: it is counted in ``unreadable_lines`` and logged.
+        to no window: it is counted in ``unreadable_lines`` and in :meth:`unplaceable`, with
+        ``where`` (file and line) as an example.
         """
         if not line.strip():
             return None
@@ -203,12 +298,14 @@ class FilesSource(Source):
             value, problem = None, problem or f"not valid JSON ({exc})"
         if problem is None and isinstance(value, dict):
             return value
+        problem = problem or "not a JSON object"
         found = self._stamp_in(text)
         if found is None:
             self.unreadable_lines += 1
+            self._lost.add(f"line is {problem.split(' (')[0]}", where, text.strip())
             return None
         record = value if isinstance(value, dict) else {self.query_field: found}
-        return {**record, ERROR_COLUMN: problem or "not a JSON object", RAW_COLUMN: text.strip()}
+        return {**record, ERROR_COLUMN: f"{problem} ({where})" if where else problem, RAW_COLUMN: text.strip()}
 
     def _stamp_in(self, text: str) -> str | None:
         """The query field's string value, found in text that does not parse as JSON."""
@@ -237,7 +334,7 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         values = [row.get(name) for row in rows]
         try:
             arrays[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed, or too wide for Arrow: exact text
             arrays[name] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], type=pa.string())
     return pa.table(arrays)
 

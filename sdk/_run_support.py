@@ -1,18 +1,25 @@
-"""Pieces the runner uses: its logger, the heartbeat thread, and dry-run plan lines."""
+"""Pieces the runner uses: its logger, the heartbeat thread, phase timeouts, dry-run plan lines."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.errors import LeaseError
+from drivetrain.durations import format_duration
+from drivetrain.errors import LeaseError, PhaseTimeout
+from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.record import PhaseStatus, RunRecord, RunStatus
 from drivetrain.secrets import RedactingFilter
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from drivetrain.phases import BasePhase, PhaseContext
     from drivetrain.runner import Runner
 
 log = logging.getLogger("drivetrain.run")
@@ -76,3 +83,75 @@ class Heartbeat:
                 return
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 log.warning("heartbeat of %s failed: %s", self.run_id, exc)
+
+
+def run_with_timeout(phase: BasePhase, ctx: PhaseContext, seconds: float | None, hold: Callable[[], AbstractContextManager[object]],
+                     why: str) -> Any:
+    """``phase.run(ctx)``, given up on after ``seconds`` (None: no limit, run on this thread).
+
+    With a limit the phase runs on a worker thread and this thread stops waiting when the time
+    is up, whatever the phase does (sleeps, waits on a socket, runs a long query). Python cannot
+    kill a thread, so the abandoned work may go on in this process until it ends (for the CLI,
+    at the latest when the process exits), but it cannot commit: it is marked abandoned in
+    ``ctx``, so its next ``ctx.fence()`` (which every commit calls first) and
+    ``ctx.check_cancelled()`` raise. Work a user's code writes to other systems without the
+    fence is that code's to bound.
+
+    :param hold: keeps the worker thread's connections open for the phase (Pipeline.session).
+    :param why: the PhaseTimeout message.
+    :raises PhaseTimeout: the phase ran past ``seconds``.
+    """
+    if seconds is None:
+        return phase.run(ctx)
+    if seconds <= 0:
+        raise PhaseTimeout(phase.name, why)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with hold():
+                box["result"] = phase.run(ctx)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"drivetrain-phase-{phase.name}", daemon=True)
+    worker.start()
+    try:
+        worker.join(seconds)
+    except BaseException:  # interrupted while waiting (second Ctrl-C): the worker is on its own
+        ctx.abandon(worker)
+        raise
+    if worker.is_alive():
+        ctx.abandon(worker)
+        ctx.cancel(why)  # a phase that checks for cancellation stops at its next check
+        raise PhaseTimeout(phase.name, why)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def closed_record(record: RunRecord, reason: str, now: datetime) -> RunRecord:
+    """``record`` (a RUNNING row whose process is gone) as FAILED, ``reason`` on the phase it stopped in.
+
+    That is the phase still RUNNING, else the next one it would have run (stopped between
+    phases), else its last phase (stopped while being finalized): never "unknown".
+    """
+    running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
+    pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
+    ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]
+    failed_phase = record.phase_failed or next(iter(running or pending or ran[-1:]), PHASE_NAMES[-1])
+    old = record.phases[failed_phase]
+    state = attrs.evolve(old, status=PhaseStatus.FAILED, start_timestamp=old.start_timestamp or now, end_timestamp=now,
+                         error_message=old.error_message or f"closed as FAILED by a later run: {reason}")
+    record = record.with_phase(
+        failed_phase, state,
+        phases_pending=tuple(p for p in record.phases_pending if p != failed_phase),
+        phases_completed=tuple(p for p in record.phases_completed if p != failed_phase),
+    )
+    return attrs.evolve(
+        record,
+        pipeline_status=RunStatus.FAILED,
+        pipeline_end_timestamp=now,
+        pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
+        phase_failed=failed_phase,
+    )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from drivetrain.config import Credentials, SystemConfig
+    from drivetrain.unplaceable import Unplaceable
     from drivetrain.window import Window
 
 
@@ -77,6 +78,14 @@ class Source(Connector):
         ``_drivetrain_error`` set to the reason and ``_drivetrain_raw`` to the raw text, so the
         record is rejected with that reason instead of being lost.
         """
+
+    def unplaceable(self) -> Unplaceable | None:
+        """Records the last :meth:`count` read but could place in no window, or None.
+
+        A source that can meet records without a readable query field (see
+        :mod:`drivetrain.unplaceable`) overrides this; the default says it never does.
+        """
+        return None
 
 
 class Archive(Connector):

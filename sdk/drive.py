@@ -23,6 +23,38 @@ from drivetrain.record import RunRecord, RunStatus
 #: Version of the drive table's layout; stores migrate older layouts on first use.
 SCHEMA_VERSION = 1
 
+#: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
+#: window ended (``run --allow-partial``): its success does not complete the window. The
+#: queries below tell such runs by ``pipeline_start_timestamp < query_window_end_timestamp``.
+PARTIAL_WINDOW = "partial_window"
+
+
+def is_partial(record: RunRecord) -> bool:
+    """Whether the run started before its window ended (so it may have missed records)."""
+    return record.pipeline_start_timestamp < record.query_window_end_timestamp
+
+
+@attrs.frozen
+class OpenWindow:
+    """A window with runs but no complete success (see :meth:`DriveStore.open_windows`)."""
+
+    start: datetime
+    end: datetime
+    attempts: int
+    failed: int
+    """Attempts that ended FAILED."""
+    running: int
+    """Attempts still RUNNING (alive, or dead and not closed yet)."""
+    partial: int
+    """Successful attempts made before the window ended."""
+
+
+def _utc(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 def new_holder_id() -> str:
     """``host:pid:random``: who holds a lease, readable by an operator."""
@@ -184,9 +216,73 @@ class DriveStore(abc.ABC):
         """True when the drive table exists; reading never creates it."""
         return True
 
+    def check(self) -> list[str]:
+        """Lines for ``drivetrain validate`` about what the store's server does (after ensure()).
+
+        Warnings start with ``warning:``; a store that cannot be used raises instead.
+        """
+        return []
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
         """Run a read-only report query (written with :attr:`dialect`); rows as dicts."""
         raise NotImplementedError(f"{type(self).__name__} does not run report queries")
+
+    # -- choosing windows: a few aggregate queries, never the whole history in Python --------
+
+    def _complete_sql(self) -> str:
+        """SQL condition: a run that completes its window (succeeded, and started after it ended)."""
+        return "(pipeline_status IN ('SUCCESS', 'SKIPPED') AND pipeline_start_timestamp >= query_window_end_timestamp)"
+
+    def open_windows(self, pipeline_name: str, since: datetime) -> list[OpenWindow]:
+        """Windows starting at or after ``since`` that have runs but none that completed them
+        (failed, running, or only run partially), oldest first."""
+        p = self.dialect.param
+        sql = (
+            "SELECT query_window_start_timestamp AS window_start, query_window_end_timestamp AS window_end, "
+            "COUNT(*) AS attempts, "
+            "SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running, "
+            "SUM(CASE WHEN pipeline_status IN ('SUCCESS', 'SKIPPED') THEN 1 ELSE 0 END) AS partial "
+            f"FROM {self.table_sql} WHERE pipeline_name = {p} AND query_window_start_timestamp >= {p} "
+            "GROUP BY query_window_start_timestamp, query_window_end_timestamp "
+            f"HAVING SUM(CASE WHEN {self._complete_sql()} THEN 1 ELSE 0 END) = 0 "
+            "ORDER BY window_start"
+        )
+        out = []
+        for row in self.query(sql, [pipeline_name, since]):
+            r = {str(k).lower(): v for k, v in row.items()}
+            out.append(OpenWindow(_utc(r["window_start"]), _utc(r["window_end"]), int(r["attempts"] or 0),  # type: ignore[call-overload]
+                                  int(r["failed"] or 0), int(r["running"] or 0), int(r["partial"] or 0)))  # type: ignore[call-overload]
+        return out
+
+    def first_incomplete(self, pipeline_name: str, since: datetime) -> datetime:
+        """The start of the oldest window from ``since`` on that no run completed.
+
+        Windows tile time (each ends where the next starts), so that is ``since`` itself, or
+        the end of a completed window that no completed window follows: one query, whatever
+        the length of the history.
+        """
+        p = self.dialect.param
+        sql = (
+            "WITH done AS (SELECT DISTINCT query_window_start_timestamp AS ws, query_window_end_timestamp AS we "
+            f"FROM {self.table_sql} WHERE pipeline_name = {p} AND query_window_start_timestamp >= {p} "
+            f"AND {self._complete_sql()}) "
+            f"SELECT (SELECT COUNT(*) FROM done WHERE ws = {p}) AS covered, "
+            "(SELECT MIN(d.we) FROM done d WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.ws = d.we)) AS first_gap"
+        )
+        rows = self.query(sql, [pipeline_name, since, since])
+        row = {str(k).lower(): v for k, v in rows[0].items()} if rows else {}
+        if not row or not row.get("covered") or row.get("first_gap") is None:
+            return since
+        return _utc(row["first_gap"])
+
+    def earliest_window(self, pipeline_name: str) -> datetime | None:
+        """The start of the oldest window this pipeline has a run of (None before its first run)."""
+        p = self.dialect.param
+        rows = self.query(f"SELECT MIN(query_window_start_timestamp) AS first_start FROM {self.table_sql} "
+                          f"WHERE pipeline_name = {p}", [pipeline_name])
+        value = {str(k).lower(): v for k, v in rows[0].items()}.get("first_start") if rows else None
+        return None if value is None else _utc(value)
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while a live process holds the window's lease."""
@@ -197,6 +293,28 @@ class DriveStore(abc.ABC):
             and lease.expires_at > datetime.now(UTC)
             and not holder_is_dead(lease.holder)
         )
+
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """Why the process of a RUNNING row is known to be gone, or None while it may be alive.
+
+        The default reads the window's lease: released, taken by another run, expired without
+        renewal, or held by a process that no longer exists on this host. A store that can tell
+        sooner (DuckDB: the file lock a dying process drops) overrides this. Rows without a
+        lease holder (written by an older version) are never judged here: the heartbeat age
+        of stale handling closes them.
+        """
+        if record.lease_holder is None:
+            return None
+        lease = self.current_lease(record.pipeline_name, record.query_window_start_timestamp)
+        if lease is None:
+            return "its lease was given back without the run being finalized (its process stopped)"
+        if lease.holder != record.lease_holder:
+            return f"its window's lease now belongs to {lease.holder}"
+        if lease.expires_at <= datetime.now(UTC):
+            return f"its lease expired at {lease.expires_at.isoformat()} without renewal (its process stopped sending heartbeats)"
+        if holder_is_dead(lease.holder):
+            return f"its process ({lease.holder}) no longer exists"
+        return None
 
     def session(self) -> AbstractContextManager[object]:
         """Keep the store's connection open for a block of work (see Warehouse.session)."""

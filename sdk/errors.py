@@ -9,6 +9,7 @@ The tree::
     │   └── PermanentError     retrying will not help: bad credentials, missing table, bad SQL
     │       └── MissingExtraError  a connector's client library is not installed
     ├── LeaseError             another run holds the window (or took it over from us)
+    ├── WindowNotEnded         a window was asked for before it ended, without allowing a partial run
     ├── PhaseFailed            a phase reported failure (``skip_dag_run`` or ``error_message``)
     │   ├── AuditFailed        counts are out of tolerance
     │   └── PhaseTimeout       the phase ran past its ``timeout_minutes``
@@ -73,6 +74,10 @@ class LeaseError(DrivetrainError):
     def __init__(self, message: str, *, holder: str | None = None) -> None:
         self.holder = holder
         super().__init__(message)
+
+
+class WindowNotEnded(DrivetrainError):
+    """A run of a window that has not ended yet was asked for without allowing a partial run."""
 
 
 class PhaseFailed(DrivetrainError):

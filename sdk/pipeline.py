@@ -13,40 +13,43 @@ or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import inspect
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from drivetrain import plugins
+from drivetrain import _connector_roles, plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, TransientError
+from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound, TransientError
+from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
+from drivetrain.user_code import import_file, import_problem
 from drivetrain.window import WindowGrid
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from drivetrain.base import Archive, Source
+    from drivetrain.base import Archive, Connector, Source
     from drivetrain.drive import DriveStore
     from drivetrain.warehouse import Warehouse
 
 
 class Pipeline:
-    """One configured pipeline. Cheap to build; connectors are opened on first use."""
+    """One configured pipeline. Cheap to build; connectors are opened on first use, unless
+    given ready-made (``connectors=`` here, or :meth:`use`)."""
 
     #: The config file a subclass runs with, when not given one explicitly.
     config_path: ClassVar[str | Path | None] = None
     #: Phase name -> class, replacing the defaults for this pipeline.
     phase_classes: ClassVar[Mapping[str, type[BasePhase]]] = {}
 
-    def __init__(self, config: PipelineConfig | str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: PipelineConfig | str | Path | None = None, *, overrides: Mapping[str, Any] | None = None,
+                 connectors: Mapping[str, Connector] | None = None) -> None:
         if config is None:
             if self.config_path is None:
                 raise ConfigError(f"{type(self).__name__}: give a config, or set config_path on the class")
@@ -54,10 +57,15 @@ class Pipeline:
         loaded: PipelineConfig = config if isinstance(config, PipelineConfig) else PipelineConfig.from_file(Path(config))
         if overrides:
             loaded = loaded.with_overrides(dict(overrides))
+        _check_start_date(loaded)
         self.config = loaded
         self.extra_phases: dict[str, type[BasePhase]] = {}
         self._connectors: dict[str, Any] = {}
+        self._given: dict[str, Any] = {}  # by cache key, checked by use()
+        self._retired: list[Any] = []  # built, then replaced by use(): closed by close()
         self._phases: list[BasePhase] | None = None
+        if connectors:
+            self.use(**connectors)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -95,7 +103,12 @@ class Pipeline:
         module_file = folder / "pipeline.py"
         if module_file.is_file():
             pipeline_cls = _pipeline_class_in(module_file) or cls
-        pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        try:
+            pipeline = pipeline_cls(folder / "config.json", overrides=overrides)
+        except (DrivetrainError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's __init__ failed: say where
+            raise ConfigError(import_problem(module_file, exc, f"creating {pipeline_cls.__name__}")) from exc
         pipeline.extra_phases = load_user_scripts(folder)
         return pipeline
 
@@ -121,7 +134,34 @@ class Pipeline:
 
     # -- connectors -----------------------------------------------------------------------
 
+    def use(self, **connectors: Connector) -> Self:
+        """Give this pipeline ready connectors instead of the ones its config describes.
+
+        ``pipeline.use(source=MemorySource.from_rows(...))`` or, wrapping the configured one,
+        ``pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=0))``. The roles:
+
+        - ``source``: a :class:`~drivetrain.Source`, used by the count and the extract;
+        - ``stage``, ``target``, ``drive_table``: a :class:`~drivetrain.Warehouse`; the config
+          still names the tables in it (give one object for roles that share a system);
+        - ``archive``: an :class:`~drivetrain.Archive`, where stage cleaning archives to.
+
+        An unknown role or an object of the wrong kind raises TypeError and changes nothing.
+        The pipeline never closes what it was given: :meth:`close` leaves it open (and in
+        place, for the next use of the pipeline); close it yourself. What the pipeline built
+        itself, a source you wrapped included, it still closes. Returns the pipeline.
+        """
+        for key, connector in _connector_roles.checked(connectors).items():
+            self._given[key] = connector
+            if key in self._connectors:  # built before: still ours to close
+                self._retired.append(self._connectors.pop(key))
+            derived = {"stage_wh": "stage", "target_wh": "target", "drive_wh": "drive"}.get(key)
+            if derived in self._connectors:  # the table or drive store over the old warehouse
+                self._retired.append(self._connectors.pop(derived))
+        return self
+
     def _connector(self, key: str, role: str, section: SystemConfig) -> Any:
+        if key in self._given:
+            return self._given[key]
         if key not in self._connectors:
             cls = plugins.connector_class(role, section.type, json_path=section.json_path, source_file=section.source_file)
             section.validate_against(cls.options_schema)
@@ -134,17 +174,21 @@ class Pipeline:
     def _warehouse(self, key: str, section: SystemConfig) -> Warehouse:
         """Warehouses are shared between roles that name the same system."""
         warehouse: Warehouse = self._connector(key, "warehouse", section)
+        if key in self._given:  # used as given
+            return warehouse
         for other_key in ("stage_wh", "target_wh", "drive_wh"):
-            other = self._connectors.get(other_key)
+            other = self._given.get(other_key) or self._connectors.get(other_key)
             if other is not None and other is not warehouse and other.same_warehouse(warehouse):
-                self._connectors[key] = other
+                if other_key not in self._given:  # a given one is never cached as ours
+                    self._connectors[key] = other
                 return other
         return warehouse
 
     def stage(self) -> Stage:
         if "stage" not in self._connectors:
             wh = self._warehouse("stage_wh", self.config.stage)
-            self._connectors["stage"] = Stage(wh, wh.table_ref(self.config.stage.options, self.config.source.get("query_field")))
+            ref = wh.table_ref(self.config.stage.options, self.config.source.get("query_field"))
+            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage.get("shared"), "stage_system"))
         return self._connectors["stage"]
 
     def target(self) -> Target:
@@ -154,7 +198,8 @@ class Pipeline:
             rename = dict(cfg.get("rename") or {})
             source_field = self.config.source.get("query_field")
             query_field = cfg.get("query_field") or rename.get(source_field, source_field)
-            self._connectors["target"] = Target(wh, wh.table_ref(cfg.options, query_field))
+            ref = owned(wh.table_ref(cfg.options, query_field), self.name, cfg.get("shared"), "target_system")
+            self._connectors["target"] = Target(wh, ref, config=self.config)
         return self._connectors["target"]
 
     def drive_store(self) -> DriveStore:
@@ -169,6 +214,8 @@ class Pipeline:
     def archive(self) -> Archive:
         """Where stage cleaning archives to: a local folder, or S3 for ``s3://`` locations."""
         section = self.config.archive
+        if "archive" in self._given:
+            return self._given["archive"]
         if section is None:
             raise ConfigError(
                 f"{self.config.source_file}: phases.stage_cleaning.archive_location: required to archive before deleting"
@@ -203,9 +250,9 @@ class Pipeline:
             yield
 
     def close(self) -> None:
-        """Close every connector this pipeline opened."""
-        seen: set[int] = set()
-        for value in self._connectors.values():
+        """Close every connector this pipeline opened; never one it was given (see :meth:`use`)."""
+        seen: set[int] = {id(given) for given in self._given.values()}
+        for value in [*self._connectors.values(), *self._retired]:
             target = getattr(value, "warehouse", value)
             if id(target) in seen or not hasattr(target, "close"):
                 continue
@@ -213,6 +260,7 @@ class Pipeline:
             with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                 target.close()
         self._connectors.clear()
+        self._retired.clear()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -228,15 +276,26 @@ class Pipeline:
         return Runner(self, **kwargs)
 
 
+#: Windows are built and run between these instants only: far enough out for any real data,
+#: and clear of datetime's limits (years 1 and 9999), where window ends, target dates and the
+#: stage-cleaning cutoff would overflow.
+EARLIEST_WINDOW = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_WINDOW = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _check_start_date(config: PipelineConfig) -> None:
+    start = config.schedule.start_date
+    if not EARLIEST_WINDOW.date() <= start < LATEST_WINDOW.date():
+        raise ConfigError(
+            f"{config.source_file}: dag_schedule.start_date: {start.isoformat()} is outside the range windows can be "
+            f"run in ({EARLIEST_WINDOW:%Y-%m-%d} to {LATEST_WINDOW:%Y-%m-%d}); set the first day the source has data"
+        )
+
+
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:
     """Import ``pipeline.py`` and return the Pipeline subclass it defines (the last one)."""
     module_name = f"drivetrain_pipelines.{path.parent.name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module = import_file(path, module_name)  # a broken file is a ConfigError with its line
     found = [
         obj for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Pipeline) and obj is not Pipeline and obj.__module__ == module_name

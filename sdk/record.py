@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from drivetrain._row_codec import Fields, report_damage, shown, unreadable
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 
 
@@ -39,12 +40,6 @@ class PhaseStatus(enum.StrEnum):
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _parse_iso(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -83,20 +78,36 @@ class PhaseState:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> PhaseState:
+    def from_json(cls, data: Any, *, damage: list[str] | None = None, column: str = "phase") -> PhaseState:
+        """The state stored in a phase column.
+
+        A value of the wrong shape never raises: what cannot be read is left at its default
+        (an unreadable status reads as PENDING, so the phase runs again) and described in
+        ``damage`` as ``"column.key: what is wrong"``. An unreadable whole value is kept in
+        ``phase_specific_details["unreadable"]``, so writing the state back loses nothing.
+        """
+        found = damage if damage is not None else []
         if not data:
             return cls()
+        if not isinstance(data, Mapping):
+            found.append(f"{column}: expected a JSON object, found {shown(data)}")
+            return cls(phase_specific_details={"unreadable": data})
+        read = Fields(data, column, found)
+        details = data.get("phase_specific_details")
+        if details is not None and not isinstance(details, Mapping):
+            found.append(f"{column}.phase_specific_details: expected a JSON object, found {shown(details)}")
+            details = {"unreadable": details}
         return cls(
-            status=PhaseStatus(data.get("status", "PENDING")),
-            start_timestamp=_parse_iso(data.get("start_timestamp")),
-            end_timestamp=_parse_iso(data.get("end_timestamp")),
-            actual_run_duration=data.get("actual_run_duration"),
-            expected_run_duration=data.get("expected_run_duration"),
-            retry_number=int(data.get("retry_number") or 0),
-            error_message=data.get("error_message"),
-            skip_reason=data.get("skip_reason"),
-            carried_from=data.get("carried_from"),
-            phase_specific_details=dict(data.get("phase_specific_details") or {}),
+            status=read.choice("status", PhaseStatus, PhaseStatus.PENDING),
+            start_timestamp=read.timestamp("start_timestamp"),
+            end_timestamp=read.timestamp("end_timestamp"),
+            actual_run_duration=read.text("actual_run_duration"),
+            expected_run_duration=read.text("expected_run_duration"),
+            retry_number=read.count("retry_number"),
+            error_message=read.text("error_message"),
+            skip_reason=read.text("skip_reason"),
+            carried_from=read.text("carried_from"),
+            phase_specific_details=dict(details or {}),
         )
 
 
@@ -135,6 +146,9 @@ class RunRecord:
     config_snapshot: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    damage: tuple[str, ...] = ()
+    """What the stored row held that could not be read, one ``"column: what is wrong"`` each;
+    empty for a sound row. Not a column: see :meth:`from_row`."""
 
     @property
     def is_finished(self) -> bool:
@@ -188,46 +202,67 @@ class RunRecord:
                 out[key] = value.isoformat()
             else:
                 out[key] = value
+        if self.damage:
+            out["damage"] = list(self.damage)
         return out
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+    def from_row(cls, row: Mapping[str, Any], *, where: str | None = None) -> RunRecord:
+        """The record a store read, tolerating damaged values (see :attr:`damage`).
+
+        Only a row without a usable id, pipeline name or window cannot be read: that raises
+        :class:`~drivetrain.errors.PermanentError` naming the row and the column. ``where``
+        (the store's location) goes into the warning logged for a damaged row.
+        """
+        damage: list[str] = []
+        read = Fields(row, None, damage)
         phases = {
-            name: PhaseState.from_json(row.get(VARIANT_COLUMN[name])) for name in PHASE_NAMES
+            name: PhaseState.from_json(row.get(VARIANT_COLUMN[name]), damage=damage, column=VARIANT_COLUMN[name])
+            for name in PHASE_NAMES
         }
-        target = row["target_date"]
-        if isinstance(target, str):
-            target = date.fromisoformat(target)
-        elif isinstance(target, datetime):
-            target = target.date()
-        return cls(
-            pipeline_id=row["pipeline_id"],
-            pipeline_name=row["pipeline_name"],
-            pipeline_status=RunStatus(row["pipeline_status"]),
-            pipeline_retry_number=int(row.get("pipeline_retry_number") or 0),
-            pipeline_start_timestamp=_aware(row["pipeline_start_timestamp"]),
-            pipeline_end_timestamp=_aware(row.get("pipeline_end_timestamp")),
-            pipeline_run_duration=row.get("pipeline_run_duration"),
-            query_window_start_timestamp=_aware(row["query_window_start_timestamp"]),
-            query_window_end_timestamp=_aware(row["query_window_end_timestamp"]),
+        run_id = read.required("pipeline_id", where)
+        window_start = read.required_timestamp("query_window_start_timestamp", run_id, where)
+        window_end = read.required_timestamp("query_window_end_timestamp", run_id, where)
+        if window_end <= window_start:
+            raise unreadable(where, run_id, "query_window_end_timestamp", window_end,
+                             f"a window that ends ({window_end.isoformat()}) before it starts ({window_start.isoformat()})")
+        created_at = read.timestamp("created_at")
+        target = read.day("target_date") or window_start.date()
+        snapshot = row.get("config_snapshot")
+        if snapshot is not None and not isinstance(snapshot, Mapping):
+            damage.append(f"config_snapshot: expected a JSON object, found {shown(snapshot)}")
+            snapshot = {"unreadable": snapshot}
+        phase_failed = read.text("phase_failed")
+        if phase_failed is not None and phase_failed not in PHASE_NAMES and phase_failed != "unknown":
+            damage.append(f"phase_failed: {phase_failed!r} is not a phase name")
+        record = cls(
+            pipeline_id=run_id,
+            pipeline_name=read.required("pipeline_name", where, run_id),
+            pipeline_status=read.choice("pipeline_status", RunStatus, RunStatus.FAILED),
+            pipeline_retry_number=read.count("pipeline_retry_number"),
+            # unreadable start: when the row was written, else the window end (not to look partial)
+            pipeline_start_timestamp=read.timestamp("pipeline_start_timestamp") or created_at or window_end,
+            pipeline_end_timestamp=read.timestamp("pipeline_end_timestamp"),
+            pipeline_run_duration=read.text("pipeline_run_duration"),
+            query_window_start_timestamp=window_start,
+            query_window_end_timestamp=window_end,
             target_date=target,
-            query_window_duration=row["query_window_duration"],
+            query_window_duration=read.text("query_window_duration") or "",
             phases=phases,
-            phases_completed=tuple(row.get("phases_completed") or ()),
-            phases_skipped=tuple(row.get("phases_skipped") or ()),
-            phase_failed=row.get("phase_failed"),
-            phases_pending=tuple(row.get("phases_pending") or ()),
-            heartbeat_at=_aware(row.get("heartbeat_at")),
-            lease_holder=row.get("lease_holder"),
-            config_hash=row.get("config_hash"),
-            config_snapshot=row.get("config_snapshot"),
-            created_at=_aware(row.get("created_at")),
-            updated_at=_aware(row.get("updated_at")),
+            phases_completed=read.phase_list("phases_completed"),
+            phases_skipped=read.phase_list("phases_skipped"),
+            phase_failed=phase_failed,
+            phases_pending=read.phase_list("phases_pending"),
+            heartbeat_at=read.timestamp("heartbeat_at"),
+            lease_holder=read.text("lease_holder"),
+            config_hash=read.text("config_hash"),
+            config_snapshot=dict(snapshot) if snapshot is not None else None,
+            created_at=created_at,
+            updated_at=read.timestamp("updated_at"),
+            damage=tuple(damage),
         )
+        if damage:
+            report_damage(record.pipeline_id, record.damage, where)
+        return record
 
 
-def _aware(value: Any) -> Any:
-    value = _parse_iso(value)
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 
 from drivetrain import plugins
-from drivetrain.drive import Lease, new_holder_id
+from drivetrain.drive import PARTIAL_WINDOW, Lease, is_partial, new_holder_id
 from drivetrain.durations import format_duration
 from drivetrain.errors import (
     DrivetrainError,
@@ -27,6 +28,7 @@ from drivetrain.errors import (
     PhaseFailed,
     PhaseTimeout,
     TransientError,
+    WindowNotEnded,
 )
 from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
 from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
@@ -35,7 +37,7 @@ from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import redact
 from drivetrain.window import Window
 
-from ._run_support import EARLY_END, PlannedPhase, RunLogger, log
+from ._run_support import EARLY_END, PlannedPhase, RunLogger, closed_record, log, run_with_timeout
 from ._run_support import Heartbeat as _Heartbeat
 
 
@@ -50,6 +52,9 @@ class Runner:
     :param lease_seconds: how long the window's lease lasts without renewal.
     :param heartbeat_seconds: how often the lease is renewed and the row's heartbeat written.
     :param progress: called with rows moved, for progress bars.
+    :param holder: who holds the leases this runner takes (default: ``host:pid:random``).
+    :param clock: the current time, for the row's timestamps, window choice and whether a window
+        has ended (default: the system clock; tests and simulations pass their own).
     """
 
     def __init__(
@@ -60,42 +65,33 @@ class Runner:
         heartbeat_seconds: float = 10.0,
         progress: Callable[[int], None] | None = None,
         holder: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.progress = progress or (lambda rows: None)
         self.holder = holder or new_holder_id()
+        self.clock = clock or _now
         self.lease: Lease | None = None
         self._ctx: PhaseContext | None = None
         self._stop_reason: str | None = None
         self._lease_ttl = lease_seconds
+        self._lease_lost: str | None = None
 
     # -- choosing windows -----------------------------------------------------------------
 
     def next_window(self, now: datetime | None = None) -> Window | None:
-        """The window a run without arguments takes: the oldest failed one, else the next new one.
+        """The window a run without arguments takes, so that no window is ever skipped.
 
-        Returns None when the next window has not ended yet.
+        The oldest failed window, else the oldest window since the pipeline's beginning
+        (``start_date``, or see ``catchup``) that no run has completed; windows that have not
+        ended by ``now`` are never chosen. None when every ended window is complete. See
+        :mod:`drivetrain.window_choice`.
         """
-        now = now or _now()
-        grid = self.pipeline.grid
-        store = self.pipeline.drive_store()
-        latest: dict[tuple[datetime, datetime], RunRecord] = {}
-        for record in reversed(store.history(self.pipeline.name)):
-            latest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
-        failed = sorted(k for k, r in latest.items() if r.pipeline_status is RunStatus.FAILED)
-        if failed:
-            return Window(failed[0][0], failed[0][1], grid.timezone)
-        done = [k for k, r in latest.items() if r.pipeline_status in (RunStatus.SUCCESS, RunStatus.SKIPPED)]
-        candidate = grid.next(grid.window_at(max(done)[0])) if done else grid.first()
-        if candidate.end > now:
-            return None
-        if not self.pipeline.config.schedule.catchup:
-            newest = grid.last_complete(now)
-            if candidate.end <= newest.start and not done:
-                candidate = newest
-        return candidate
+        from drivetrain.window_choice import next_window
+
+        return next_window(self.pipeline, now or self.clock())
 
     def plan(self, window: Window) -> list[PlannedPhase]:
         """What a run of ``window`` would do, phase by phase, without changing anything."""
@@ -132,17 +128,32 @@ class Runner:
 
     # -- one process runs the whole window ------------------------------------------------
 
-    def run(self, window: Window) -> RunRecord:
+    def run(self, window: Window, *, partial: bool = False) -> RunRecord:
         """Run one window to the end in this process; returns the final drive-table row.
 
-        Raises LeaseError when another run holds the window.
+        :param partial: allow a window that has not ended yet. The run loads what exists so
+            far and is marked partial in its row (pre-validation's ``partial_window``); it does
+            not complete the window, so a plain run runs it again once it has ended.
+        :raises LeaseError: another run holds the window.
+        :raises WindowNotEnded: the window has not ended and ``partial`` is not set.
         """
+        self._check_ended(window, partial)
         with self.pipeline.keep_open():  # one connection for the run, not one per phase
             return self._run(window)
+
+    def _check_ended(self, window: Window, partial: bool) -> None:
+        now = self.clock()
+        if window.end > now and not partial:
+            raise WindowNotEnded(
+                f"{self.pipeline.name}: the window [{window.start.isoformat()}, {window.end.isoformat()}) has not ended "
+                f"yet (it ends in {format_duration(window.end - now)}); run it after {window.end.isoformat()}, or allow "
+                "a partial run (drivetrain run --allow-partial), which a plain run completes once the window has ended"
+            )
 
     def _run(self, window: Window) -> RunRecord:
         store = self.pipeline.drive_store()
         self._lease_ttl = self.lease_seconds
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
             with self.pipeline.session():
@@ -171,15 +182,17 @@ class Runner:
 
     # -- one phase per call (Airflow: each task may run in another process) --------------
 
-    def start(self, window: Window) -> RunRecord:
+    def start(self, window: Window, *, partial: bool = False) -> RunRecord:
         """Create the run's row and take the window; the phases run later through run_phase().
 
         The lease outlives this call (for the stale timeout), naming the run, so a CLI run
-        of the same window is refused until finish().
+        of the same window is refused until finish(). ``partial`` as for :meth:`run`.
         """
+        self._check_ended(window, partial)
         store = self.pipeline.drive_store()
         self.holder = f"step:{new_holder_id()}"
         self._lease_ttl = self._step_lease_seconds()
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         try:
             ctx = self._begin(window)
@@ -230,6 +243,7 @@ class Runner:
         window = Window(record.query_window_start_timestamp, record.query_window_end_timestamp, self.pipeline.grid.timezone)
         self.holder = record.lease_holder or self.holder
         self._lease_ttl = self._step_lease_seconds()
+        self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         ctx = self._context(record, window, attempts)
@@ -250,10 +264,9 @@ class Runner:
     def _begin(self, window: Window) -> PhaseContext:
         """Close dead attempts of the window, insert this run's row, build its context."""
         store = self.pipeline.drive_store()
-        attempts = store.attempts(self.pipeline.name, window.start, window.end)
-        for record in attempts:
-            if record.pipeline_status is RunStatus.RUNNING:
-                self._close(record, "the process running this attempt stopped before finishing (crash or kill); its lease was taken over")
+        for record in store.attempts(self.pipeline.name, window.start, window.end):
+            if record.pipeline_status is RunStatus.RUNNING:  # this run holds the lease: that process is gone
+                self._close(record, "its process stopped before finishing (crash or kill); this run took over the window's lease")
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
         record = self._new_record(window, attempts)
         store.insert(record, fence=self.lease)
@@ -267,7 +280,7 @@ class Runner:
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
         config = self.pipeline.config
-        start = _now()
+        start = self.clock()
         number = len(attempts) + 1
         phases = {}
         for phase in self.pipeline.phases():
@@ -295,13 +308,14 @@ class Runner:
         store = self.pipeline.drive_store()
         logger = RunLogger(log, {"pipeline": self.pipeline.name, "run_id": record.pipeline_id, "window": str(window), "phase": None})
 
-        def fence() -> None:
-            store.verify_lease(self.lease)
-            ctx_ref = self._ctx
-            if ctx_ref is not None:
-                self.pipeline_hook("drivetrain_before_commit", record=ctx_ref.record, phase=ctx_ref.phase_name, pipeline=self.pipeline)
+        lease = self.lease
 
-        return PhaseContext(
+        def fence() -> None:
+            ctx.check_abandoned()  # a phase given up on after its timeout never commits
+            store.verify_lease(lease)
+            self.pipeline_hook("drivetrain_before_commit", record=ctx.record, phase=ctx.phase_name, pipeline=self.pipeline)
+
+        ctx = PhaseContext(
             pipeline=self.pipeline,
             record=record,
             window=window,
@@ -312,6 +326,7 @@ class Runner:
             progress=self.progress,
             close_run=self._close_if_dead,
         )
+        return ctx
 
     def _step(self, ctx: PhaseContext, phase: BasePhase) -> PhaseState:
         """Run one phase, or record why it is skipped; marks what its result implies."""
@@ -347,7 +362,7 @@ class Runner:
             if name in pending:
                 pending.remove(name)
         ctx.record = attrs.evolve(record, phases=phases, phases_skipped=tuple(p for p in PHASE_NAMES if p in skipped), phases_pending=tuple(pending))
-        self.pipeline.drive_store().update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         for name in states:
             plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=ctx.record.phases[name], pipeline=self.pipeline)
 
@@ -357,17 +372,20 @@ class Runner:
     def _execute(self, phase: BasePhase, ctx: PhaseContext) -> tuple[PhaseResult | None, PhaseState]:
         name = phase.name
         settings = self.pipeline.config.phases.get(name)
-        store = self.pipeline.drive_store()
-        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=_now())
+        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=self.clock())
         ctx.record = ctx.record.with_phase(name, running)
-        store.update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         ctx.phase_name = name
         ctx.log = RunLogger(log, {**(ctx.log.extra or {}), "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
-        timer = None
+        timer = deadline = None
+        why = ""
         if settings.timeout_minutes and name != STALE_PIPELINE_HANDLING:
             minutes = settings.timeout_minutes
-            timer = threading.Timer(minutes * 60, ctx.cancel, args=(f"{name} ran past its timeout of {minutes:g} minutes",))
+            why = (f"{name} ran past its timeout of {minutes:g} minutes (timeout_minutes) and was stopped; "
+                   "anything it had not committed is discarded")
+            deadline = time.monotonic() + minutes * 60
+            timer = threading.Timer(minutes * 60, ctx.cancel, args=(why,))  # wakes retry waits, stops cooperative phases
             timer.daemon = True
             timer.start()
         retry = self.pipeline.config.retry
@@ -377,10 +395,13 @@ class Runner:
         try:
             while True:
                 try:
-                    result = to_result(phase.run(ctx), phase=name)
+                    left = None if deadline is None else deadline - time.monotonic()
+                    result = to_result(run_with_timeout(phase, ctx, left, self.pipeline.session, why), phase=name)
                     break
-                except LeaseError:
-                    raise
+                except LeaseError as exc:  # the window was taken or released under us: stop, say why
+                    self._lease_lost = self._lease_lost or str(exc)
+                    error = f"{type(exc).__name__}: {exc}"
+                    break
                 except TransientError as exc:
                     if ctx.cancel_event.is_set():  # stopped (SIGTERM, timeout, lost lease): say so, do not retry
                         error = f"{exc}; then {ctx.cancel_reason}"
@@ -416,7 +437,7 @@ class Runner:
         return result, state
 
     def _finish_phase(self, ctx: PhaseContext, name: str, running: PhaseState, result: PhaseResult | None, error: str | None, attempt: int) -> PhaseState:
-        ended = _now()
+        ended = self.clock()
         start = running.start_timestamp or ended
         failed = error is not None or result is None or result.failed
         if failed and error is None:
@@ -429,7 +450,7 @@ class Runner:
             actual_run_duration=format_duration(ended - start),
             retry_number=attempt,
             error_message=redact(error) if error else None,
-            phase_specific_details=result.phase_details() if result is not None else {},
+            phase_specific_details=self._details(ctx.record, name, result),
         )
         record = ctx.record
         ctx.states[name] = state
@@ -440,17 +461,47 @@ class Runner:
             phases_pending=tuple(p for p in record.phases_pending if p != name),
             phase_failed=name if stops and record.phase_failed is None else record.phase_failed,
         )
-        self.pipeline.drive_store().update(ctx.record, fence=self.lease)
+        self._write(ctx.record)
         level = logging.ERROR if failed else logging.INFO
         ctx.log.log(level, "%s %s in %s%s", name, state.status.value, state.actual_run_duration, f": {state.error_message}" if failed else "")
         plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
 
+    def _write(self, record: RunRecord) -> None:
+        """Write this run's row, fenced by its lease.
+
+        Once the lease is lost (the fence refused a write), the run stops, and what it still
+        writes is only how it ended: written unfenced, and only while the row is still RUNNING
+        (a run that took the window over may already have closed it).
+        """
+        store = self.pipeline.drive_store()
+        if self._lease_lost is None:
+            try:
+                store.update(record, fence=self.lease)
+                return
+            except LeaseError as exc:
+                self._lease_lost = str(exc)
+                if self._ctx is not None:
+                    self._ctx.cancel(str(exc))
+        current = store.get(record.pipeline_id)
+        if current is not None and current.pipeline_status is RunStatus.RUNNING:
+            store.update(record)
+
+    @staticmethod
+    def _details(record: RunRecord, name: str, result: PhaseResult | None) -> dict[str, Any]:
+        details = result.phase_details() if result is not None else {}
+        if name == PRE_VALIDATION and is_partial(record):
+            details = {**details, PARTIAL_WINDOW: True,
+                       "partial_note": f"started before the window ended ({record.query_window_end_timestamp.isoformat()}): "
+                                       "a plain run loads the window again once it has ended"}
+        return details
+
     def _finalize(self, ctx: PhaseContext) -> RunRecord:
         record = ctx.record
         for name, state in record.phases.items():
             if state.status is PhaseStatus.RUNNING:
-                self._finish_phase(ctx, name, state, None, "the phase was still running when the run was closed (its process stopped)", state.retry_number)
+                why = self._lease_lost or self._stop_reason or "its process stopped"
+                self._finish_phase(ctx, name, state, None, f"the phase was still running when the run was closed: {why}", state.retry_number)
                 record = ctx.record
         if record.phase_failed is None and record.phases_pending and self._stop_reason is not None:
             self._fail_unstarted(ctx, record.phases_pending[0], f"not started: {self._stop_reason}")
@@ -458,7 +509,7 @@ class Runner:
         elif record.phase_failed is None and record.phases_pending:
             self._fail_unstarted(ctx, record.phases_pending[0], "not started: the run was closed before this phase ran")
             record = ctx.record
-        ended = _now()
+        ended = self.clock()
         early = any((s.skip_reason or "").startswith(EARLY_END) for s in record.phases.values())
         status = RunStatus.FAILED if record.phase_failed else (RunStatus.SKIPPED if early else RunStatus.SUCCESS)
         record = attrs.evolve(
@@ -467,7 +518,7 @@ class Runner:
             pipeline_end_timestamp=ended,
             pipeline_run_duration=format_duration(ended - record.pipeline_start_timestamp),
         )
-        self.pipeline.drive_store().update(record, fence=self.lease)
+        self._write(record)
         ctx.record = record
         ctx.log.log(logging.ERROR if record.phase_failed else logging.INFO, "run %s in %s%s", status.value,
                     record.pipeline_run_duration, f" (failed at {record.phase_failed})" if record.phase_failed else "")
@@ -482,26 +533,21 @@ class Runner:
     # -- other runs -----------------------------------------------------------------------
 
     def _close(self, record: RunRecord, reason: str) -> None:
-        """Mark a dead attempt FAILED: its running phase failed with ``reason``."""
-        now = _now()
-        failed_phase = next((n for n, s in record.phases.items() if s.status is PhaseStatus.RUNNING), None)
-        if failed_phase is not None:
-            state = attrs.evolve(record.phases[failed_phase], status=PhaseStatus.FAILED, end_timestamp=now, error_message=reason)
-            record = record.with_phase(failed_phase, state, phases_pending=tuple(p for p in record.phases_pending if p != failed_phase))
-        record = attrs.evolve(
-            record,
-            pipeline_status=RunStatus.FAILED,
-            pipeline_end_timestamp=now,
-            pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
-            phase_failed=failed_phase or record.phase_failed or "unknown",
-        )
-        self.pipeline.drive_store().update(record)
+        """Mark a dead attempt FAILED, with ``reason`` on the phase it stopped in (see closed_record)."""
+        self.pipeline.drive_store().update(closed_record(record, reason, self.clock()))
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)
 
-    def _close_if_dead(self, record: RunRecord, reason: str) -> None:
-        """Close another window's RUNNING row, unless a live process still holds its lease."""
+    def _close_if_dead(self, record: RunRecord, reason: str) -> bool:
+        """Close another window's RUNNING row, unless a live process still holds its lease.
+
+        Returns whether it was closed (a row that finished meanwhile is left as it is).
+        """
         store = self.pipeline.drive_store()
         if store.is_held(record.pipeline_name, record.query_window_start_timestamp):
             log.warning("%s has no recent heartbeat but a live process still holds its lease; leaving it", record.pipeline_id)
-            return
-        self._close(record, reason)
+            return False
+        fresh = store.get(record.pipeline_id)  # read again: it may have finished since it was listed
+        if fresh is None or fresh.pipeline_status is not RunStatus.RUNNING:
+            return False
+        self._close(fresh, reason)
+        return True

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import attrs
 
+from drivetrain.errors import PermanentError
 from drivetrain.warehouse import TableRef, Warehouse
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from drivetrain.config import PipelineConfig
     from drivetrain.window import Window
 
 
@@ -35,14 +38,15 @@ class WarehouseTable:
         return self.warehouse.table_columns(self.ref)
 
     def check(self) -> list[str]:
-        """Reachable, and if the table exists, it has the window column."""
+        """Reachable, no other pipeline owns it, and if it exists, it has the window column."""
         columns = self.columns()
         where = f"{self.warehouse.describe()} {self.ref}"
+        problem = self.warehouse.ownership_problem(self.ref)
+        if problem is not None:
+            raise PermanentError(f"{where}: {problem}")
         if not columns:
             return [f"{where}: reachable; the table will be created on first load"]
         if self.ref.query_field and self.ref.query_field not in columns:
-            from drivetrain.errors import PermanentError
-
             raise PermanentError(f"{where}: the table has no column {self.ref.query_field!r} to place rows in windows")
         return [f"{where}: exists with {len(columns)} columns"]
 
@@ -56,9 +60,41 @@ class Stage(WarehouseTable):
 
     @property
     def rejects(self) -> TableRef:
-        return self.ref.sibling("__rejects", query_field="window_start")
+        # rows there name their run in pipeline_id, not in the lineage column
+        return attrs.evolve(self.ref.sibling("__rejects", query_field="window_start"), owner_column="pipeline_id")
 
 
 @attrs.define
 class Target(WarehouseTable):
     """The target table."""
+
+    config: PipelineConfig | None = None
+    """The pipeline's config, for the notes :meth:`check` adds about its load strategy."""
+
+    def check(self) -> list[str]:
+        lines = super().check()
+        if self.config is not None:
+            lines += [f"note: {note}" for note in load_strategy_notes(self.config)]
+        return lines
+
+
+#: Query-field names that say "last changed at": records with such a field move between windows.
+_UPDATE_TIME = re.compile(r"(updated|modified|changed|last_?update|last_?change|mtime|upd_?(at|time|date|ts))", re.IGNORECASE)
+
+
+def load_strategy_notes(config: PipelineConfig) -> list[str]:
+    """Risky combinations of the target's keys and load strategy, explained for ``validate``."""
+    target = config.target
+    strategy = target.get("load_strategy")
+    field = target.get("query_field") or config.source.get("query_field") or ""
+    keys = list(target.get("dedup_keys") or ()) or list(target.get("merge_keys") or ())
+    notes = []
+    if strategy != "merge" and _UPDATE_TIME.search(field):
+        suggestion = f"merge_keys {keys}" if keys else "merge_keys naming the columns that identify a record"
+        notes.append(
+            f"{target.json_path}.load_strategy is {strategy!r} but the query field {field!r} looks like an update time: "
+            "a record updated later moves to a later window and stays in its old one too, so the target holds it "
+            f"twice. If records change, set load_strategy 'merge' with {suggestion} (the newest version wins); "
+            "if they never change once written, this note does not apply"
+        )
+    return notes  # merge-only keys without merge are refused when the config is loaded

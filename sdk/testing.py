@@ -1,13 +1,18 @@
 """Helpers for testing pipelines: an in-memory source, a fault-injecting source, and a fault plugin.
 
-::
+Give a pipeline a source with :meth:`Pipeline.use` (or ``Pipeline(config, connectors=...)``)::
 
-    from drivetrain.testing import MemorySource, FaultPlugin
+    from drivetrain import Pipeline
+    from drivetrain.testing import FaultPlugin, FaultySource, MemorySource
 
     source = MemorySource.from_rows(rows, query_field="updated_at", batch_size=100)
-    faults = FaultPlugin(fail={"stage_to_target_transfer": 1})   # fail that phase once
-    with faults.installed():
-        record = pipeline.runner().run(window)
+    with Pipeline.load("./lab").use(source=source) as pipeline:
+        faults = FaultPlugin(fail={"stage_to_target_transfer": 1})   # fail that phase once
+        with faults.installed():
+            record = pipeline.runner().run(window)
+
+    with Pipeline.load("./lab") as pipeline:   # the configured source, failing after 2 batches
+        pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=2))
 """
 
 from __future__ import annotations
@@ -72,7 +77,10 @@ class MemorySource(Source):
 
 
 class FaultySource(Source):
-    """Wraps a source and misbehaves on purpose during extract.
+    """Wraps a source and misbehaves on purpose during extract; counts are the inner source's.
+
+    ``pipeline.use(source=FaultySource(pipeline.source(), ...))`` wraps the configured source;
+    the pipeline still closes that one, since it built it.
 
     :param fail_at_batch: raise after yielding this many batches...
     :param times: ...on this many extracts (then behave).

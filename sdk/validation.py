@@ -5,6 +5,12 @@ rows, each with the first reason it failed and its raw record as JSON. Work is v
 ``pyarrow.compute``; per-value Python runs only for values a whole-column conversion refused,
 to find which ones. Every input row ends up in exactly one of the two outputs, so
 ``rows in = valid + rejected`` always holds.
+
+Timestamps written without an offset are wall-clock time in the source's zone, read by the
+rule of :mod:`drivetrain.window` (the repeated hour as its earlier instant, a skipped time as
+the instant the clocks jumped), the same rule sources use to pick a window's records. A number
+in a timestamp field is a count of ``timestamp_unit`` (s, ms, us or ns) since 1970-01-01 UTC;
+without a declared unit it is rejected with a reason, never read as a date in 1970.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivetrain.errors import ConfigError
+from drivetrain.window import ARROW_LOCAL_RULES
 
 ERROR_COLUMN = "_drivetrain_error"
 RAW_COLUMN = "_drivetrain_raw"
@@ -34,6 +41,16 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "date": pa.date32(),
     "json": pa.string(),
 }
+#: Units a number in a timestamp field may count since 1970-01-01 UTC (``timestamp_unit``).
+TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+_MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+_NUMBER = r"^\s*[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\s*$"
+
+
+class NumberWithoutUnit(ValueError):
+    """A number in a timestamp field, and no ``timestamp_unit`` to read it by."""
+
+
 REJECTS_SCHEMA = pa.schema(
     [
         ("pipeline_id", pa.string()),
@@ -102,7 +119,7 @@ def raw_json(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _cast_each(values: pa.Array, target: pa.DataType, naive_tz: str) -> tuple[pa.Array, pa.Array]:
+def _cast_each(values: pa.Array, target: pa.DataType, naive_tz: str, unit: str | None) -> tuple[pa.Array, pa.Array]:
     """Convert value by value; returns (converted with nulls where it failed, failed mask)."""
     converted: list[Any] = []
     failed: list[bool] = []
@@ -112,7 +129,7 @@ def _cast_each(values: pa.Array, target: pa.DataType, naive_tz: str) -> tuple[pa
             failed.append(False)
             continue
         try:
-            one = _cast_array(pa.array([scalar.as_py()], type=values.type), target, naive_tz)
+            one = _cast_array(pa.array([scalar.as_py()], type=values.type), target, naive_tz, unit)
             converted.append(one[0].as_py())
             failed.append(False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError, ValueError):
@@ -121,23 +138,55 @@ def _cast_each(values: pa.Array, target: pa.DataType, naive_tz: str) -> tuple[pa
     return pa.array(converted, type=target), pa.array(failed, type=pa.bool_())
 
 
-def _cast_array(values: pa.Array, target: pa.DataType, naive_tz: str) -> pa.Array:
+def _epoch(values: pa.Array, unit: str | None) -> pa.Array:
+    """Numbers counting ``unit`` since 1970-01-01 UTC as UTC microseconds."""
+    if unit is None:
+        raise NumberWithoutUnit("a number needs timestamp_unit")
+    factor = _MICROS_PER[unit]
+    if pa.types.is_integer(values.type) and factor >= 1:
+        micros = pc.multiply_checked(values.cast(pa.int64()), pa.scalar(int(factor), pa.int64()))
+    elif pa.types.is_integer(values.type):  # nanoseconds: whole microseconds, rounded down
+        micros = pc.divide(pc.subtract(values.cast(pa.int64()), pc.if_else(
+            pc.less(values.cast(pa.int64()), 0), pa.scalar(999, pa.int64()), pa.scalar(0, pa.int64()))), 1000)
+    else:
+        scaled = pc.round(pc.multiply(values.cast(pa.float64()), float(factor)))
+        if not pc.all(pc.fill_null(pc.is_finite(scaled), True)).as_py():
+            raise pa.ArrowInvalid("not a finite number")
+        micros = pc.cast(scaled, pa.int64())  # safe cast: raises when out of range
+    return pc.cast(micros, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+
+
+def _assume(naive: pa.Array, naive_tz: str) -> pa.Array:
+    return pc.assume_timezone(naive.cast(pa.timestamp("us")), naive_tz, **ARROW_LOCAL_RULES)
+
+
+def _cast_array(values: pa.Array, target: pa.DataType, naive_tz: str, unit: str | None = None) -> pa.Array:
     if values.type == target:
         return values
     if pa.types.is_timestamp(target):
         if pa.types.is_timestamp(values.type):
             if values.type.tz is None:
-                return pc.assume_timezone(values.cast(pa.timestamp("us")), naive_tz).cast(target)
+                return _assume(values, naive_tz).cast(target)
             return values.cast(target)
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            return _epoch(values, unit).cast(target)
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             text = pc.utf8_trim_whitespace(values)
             try:
                 return pc.cast(text, target)
             except pa.ArrowInvalid:
-                naive = pc.cast(pc.replace_substring(text, " ", "T", max_replacements=1), pa.timestamp("us"))
-                return pc.assume_timezone(naive, naive_tz).cast(target)
+                pass
+            numbers = pc.match_substring_regex(text, _NUMBER)
+            if pc.all(pc.fill_null(numbers, True)).as_py() and pc.any(numbers).as_py():
+                try:
+                    as_number = pc.cast(text, pa.int64())
+                except pa.ArrowInvalid:
+                    as_number = pc.cast(text, pa.float64())
+                return _epoch(as_number, unit).cast(target)
+            naive = pc.cast(pc.replace_substring(text, " ", "T", max_replacements=1), pa.timestamp("us"))
+            return _assume(naive, naive_tz).cast(target)
         if pa.types.is_date(values.type):
-            return pc.assume_timezone(values.cast(pa.timestamp("us")), naive_tz).cast(target)
+            return _assume(values, naive_tz).cast(target)
     if pa.types.is_boolean(target) and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values))
         truthy = pc.is_in(lowered, value_set=pa.array(["true", "1", "yes", "y", "t"]))
@@ -164,14 +213,39 @@ def _cast_array(values: pa.Array, target: pa.DataType, naive_tz: str) -> pa.Arra
     return pc.cast(values, target)
 
 
-def convert_column(values: pa.Array, target: pa.DataType, naive_tz: str = "UTC") -> tuple[pa.Array, pa.Array]:
-    """Convert a column to ``target``; returns (converted, failed mask). Fast path first."""
+def convert_column(values: pa.Array, target: pa.DataType, naive_tz: str = "UTC",
+                   unit: str | None = None) -> tuple[pa.Array, pa.Array]:
+    """Convert a column to ``target``; returns (converted, failed mask). Fast path first.
+
+    :param naive_tz: zone of timestamps written without an offset.
+    :param unit: what a number in a timestamp column counts since 1970 (``s``, ``ms``, ``us``,
+        ``ns``); None makes such numbers fail.
+    """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     try:
-        return _cast_array(values, target, naive_tz), pa.repeat(pa.scalar(False), len(values))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError, UnicodeDecodeError):
-        return _cast_each(values, target, naive_tz)
+        return _cast_array(values, target, naive_tz, unit), pa.repeat(pa.scalar(False), len(values))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError, UnicodeDecodeError, ValueError):
+        return _cast_each(values, target, naive_tz, unit)
+
+
+def numbers_without_unit(values: pa.Array, failed: pa.Array, unit: str | None) -> pa.Array:
+    """Which of the ``failed`` values of a timestamp column are numbers read without a unit."""
+    if unit is not None or not pc.any(failed).as_py():
+        return pa.repeat(pa.scalar(False), len(values))
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        return pc.and_(failed, pc.is_valid(values))
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return pc.and_(failed, pc.fill_null(pc.match_substring_regex(values, _NUMBER), False))
+    return pa.repeat(pa.scalar(False), len(values))
+
+
+def number_reason(field: str) -> str:
+    """Why a number in the timestamp field ``field`` was not read."""
+    return (f"{field}: a number is not a timestamp unless source_system.timestamp_unit says what "
+            "it counts since 1970 (s, ms, us or ns)")
 
 
 @attrs.frozen
@@ -190,10 +264,12 @@ class Validated:
 class RecordValidator:
     """Checks batches against declared columns; without them, only the query field is checked."""
 
-    def __init__(self, columns: Sequence[ColumnSpec], query_field: str, *, naive_timezone: str = "UTC") -> None:
+    def __init__(self, columns: Sequence[ColumnSpec], query_field: str, *, naive_timezone: str = "UTC",
+                 timestamp_unit: str | None = None) -> None:
         self.columns = list(columns)
         self.query_field = query_field
         self.naive_timezone = naive_timezone
+        self.timestamp_unit = timestamp_unit
         if self.columns and query_field not in {c.name for c in self.columns}:
             self.columns.append(ColumnSpec(name=query_field, type="timestamp", required=True, nullable=False))
 
@@ -233,7 +309,9 @@ class RecordValidator:
                 continue
             if spec.name in names:
                 source = batch.column(spec.name)
-                converted, failed = convert_column(source, spec.arrow_type, self.naive_timezone)
+                converted, failed = convert_column(source, spec.arrow_type, self.naive_timezone, self.timestamp_unit)
+                if spec.type == "timestamp":
+                    flag(numbers_without_unit(source, failed, self.timestamp_unit), number_reason(spec.name))
                 flag(failed, f"{spec.name}: not a valid {spec.type}")
                 if spec.type == "json":
                     converted = self._check_json(converted, source, flag, spec)
@@ -248,7 +326,7 @@ class RecordValidator:
                 flag(pc.greater(pc.utf8_length(converted), spec.max_length), f"{spec.name}: longer than {spec.max_length} characters")
             for bound, op, word in ((spec.min, pc.less, "below the minimum"), (spec.max, pc.greater, "above the maximum")):
                 if bound is not None:
-                    limit = convert_column(pa.array([bound]), spec.arrow_type, self.naive_timezone)[0][0]
+                    limit = convert_column(pa.array([bound]), spec.arrow_type, self.naive_timezone, self.timestamp_unit)[0][0]
                     flag(op(converted, limit), f"{spec.name}: {word} {bound}")
             out_arrays.append(converted)
             out_fields.append(pa.field(spec.name, spec.arrow_type))

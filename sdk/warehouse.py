@@ -22,6 +22,7 @@ import attrs
 
 from drivetrain.base import Connector
 from drivetrain.errors import PermanentError
+from drivetrain.ownership import Claim, judge
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,6 +82,15 @@ class TableRef:
     database: str | None = None
     query_field: str | None = None
     """The timestamp column that places a row in a window."""
+    owner: str | None = attrs.field(default=None, eq=False)
+    """The pipeline reading and writing the table through this ref; it claims the table on its
+    first write (see :mod:`drivetrain.ownership`). None: nobody claims it (the drive table)."""
+    shared: bool = attrs.field(default=False, eq=False)
+    """Declared shared by ``shared: true``: only the owner's rows are seen, replaced and cleaned."""
+    section: str | None = attrs.field(default=None, eq=False)
+    """The config section naming the table, for messages (``target_system``)."""
+    owner_column: str = attrs.field(default="_drivetrain_pipeline_id", eq=False)
+    """The column holding the run id of the run that wrote each row."""
 
     def parts(self) -> list[str]:
         return [p for p in (self.database, self.schema, self.name) if p]
@@ -109,6 +119,17 @@ class PushDown:
     dedup_keys: Sequence[str] = ()
     order_by: Sequence[str] = ()
     merge_keys: Sequence[str] = ()
+    version_column: str | None = None
+    """With merge keys: the target column that orders versions of a record; default the target's query field."""
+    delete_missing: bool = False
+    """With merge keys: also delete the target rows of the window whose key the stage's window
+    lacks (the record was deleted at the source, or moved to a window that has not run yet)."""
+
+
+    @property
+    def version(self) -> str:
+        """The column a merge compares to keep the newest version of a record."""
+        return self.version_column or self.target.query_field or ""
 
 
 @attrs.frozen
@@ -117,7 +138,13 @@ class PushDownStats:
 
     rows_read: int
     rows_written: int
+    """Replace: rows inserted. Merge: records of the window the target now holds at their version
+    or a newer one (every record selected after the keys)."""
     rows_dropped: int
+    rows_superseded: int = 0
+    """Merge: selected records the target already held in a newer version, left as they were."""
+    rows_removed: int = 0
+    """Merge with ``delete_missing``: target rows of the window deleted, their key gone from the stage's window."""
 
 
 class WindowLoad(abc.ABC):
@@ -180,6 +207,18 @@ class Warehouse(Connector):
     def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
         """Run stage-to-target as SQL inside the warehouse, in one transaction."""
 
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        """How the target holds the stage window's rows after a merge: ``(held, newer)``.
+
+        ``held``: rows of the stage's window whose record (by key) the target holds at the row's
+        version or a newer one; ``newer``: those of them held in a newer version (a later copy in
+        the window, or an update a later window loaded). ``keys`` and ``version`` pair each target
+        column with the SQL expression over stage columns that fills it. None: not supported
+        here (the caller counts the target's window instead).
+        """
+        return None
+
     @abc.abstractmethod
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
         """Count the window's rows grouped by one column (reject reasons, for the audit)."""
@@ -201,6 +240,55 @@ class Warehouse(Connector):
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
         """Reclaim space after deletes; returns (done, note)."""
         return False, f"{self.type_name} has no vacuum"
+
+    # -- ownership (see drivetrain.ownership) ------------------------------------------------
+
+    def table_claims(self, table: TableRef) -> list[Claim]:
+        """Every pipeline's claim on ``table``. Default: none (a warehouse without ownership)."""
+        return []
+
+    def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
+        """Record ``table.owner``'s claim unless it has one; returns every claim and whether it was new."""
+        return self.table_claims(table), False
+
+    def set_claim_shared(self, table: TableRef) -> None:
+        """Store ``table.shared`` in ``table.owner``'s claim (after the claim was judged)."""
+
+    def release_claim(self, table: TableRef) -> None:
+        """Remove ``table.owner``'s claim (it lost to another one)."""
+
+    def claims_location(self, table: TableRef) -> str:
+        """Where the claims on ``table`` are kept, for messages."""
+        return f"{self.describe()}"
+
+    def ownership_problem(self, table: TableRef) -> str | None:
+        """Why ``table.owner`` may not write ``table`` (read only, for ``validate``), or None."""
+        if table.owner is None:
+            return None
+        claims = self.table_claims(table)
+        new = not any(c.pipeline == table.owner for c in claims)
+        return judge(table, claims, self.claims_location(table), new=new)
+
+    def claim_table(self, table: TableRef) -> None:
+        """Claim ``table`` for ``table.owner`` before writing it; PermanentError if another owns it.
+
+        Called by every load, push-down and window replace before it changes a row; cached, so
+        a run claims each table once.
+        """
+        if table.owner is None:
+            return
+        claimed: set[tuple[TableRef, str, bool]] = self.__dict__.setdefault("_drivetrain_claimed", set())
+        if (table, table.owner, table.shared) in claimed:
+            return
+        claims, new = self.record_claim(table)
+        problem = judge(table, claims, self.claims_location(table), new=new)
+        if problem is not None:
+            if new:
+                self.release_claim(table)
+            raise PermanentError(problem)
+        if any(c.pipeline == table.owner and c.shared != table.shared for c in claims):
+            self.set_claim_shared(table)
+        claimed.add((table, table.owner, table.shared))
 
     @abc.abstractmethod
     def drive_store(self, table: TableRef) -> DriveStore:

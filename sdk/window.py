@@ -36,6 +36,14 @@ Local times that do not name exactly one instant are read by one rule, here and 
   jumped, the first one after the gap: ``2025-03-09T02:30`` in America/Chicago is
   ``03:00`` CDT. So a local midnight that does not exist (America/Sao_Paulo until 2019)
   becomes the first instant of that day, and a day window still starts on its own date.
+
+Sources whose query field holds wall-clock time (a MySQL ``DATETIME``, a file timestamp written
+without an offset, a ServiceNow display value) read their values by that same rule, and select
+a window's rows with :func:`wall_clock_bounds`: the wall-clock range ``[a, b)`` holding exactly
+the readings whose instant lies in the window. So every reading belongs to exactly one window,
+and count, extract and validation agree on it. In the repeated hour the readings go to the
+window of the earlier pass; the window of the later pass selects none of them (an empty,
+successful window). Arrow reads text the same way with :data:`ARROW_LOCAL_RULES`.
 """
 
 from __future__ import annotations
@@ -48,11 +56,23 @@ import attrs
 
 from .durations import is_calendar_duration, parse_duration
 
-__all__ = ["Window", "WindowGrid", "parse_timestamp"]
+__all__ = [
+    "ARROW_LOCAL_RULES",
+    "Window",
+    "WindowGrid",
+    "local_instant",
+    "parse_timestamp",
+    "wall_clock_bounds",
+    "wall_clock_kind",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)  # the resolution of datetime
+#: Keyword arguments of ``pyarrow.compute.assume_timezone`` that read wall-clock values by the
+#: module's rules: the repeated hour as its earlier instant, a skipped time as the jump instant.
+ARROW_LOCAL_RULES: dict[str, str] = {"ambiguous": "earliest", "nonexistent": "latest"}
+_SEARCH = timedelta(days=3)  # wider than any clock change (Pacific/Apia skipped one day)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -123,6 +143,60 @@ def _localize(local: datetime, zone: ZoneInfo) -> datetime:
             return candidate
     # Neither reading shows ``local`` on the clock: it lies in a gap. Take the jump.
     return _jump_instant(min(readings), max(readings), zone)
+
+
+def local_instant(local: datetime, timezone: str) -> datetime:
+    """The UTC instant of the naive wall-clock reading ``local`` in ``timezone``.
+
+    Ambiguous readings are the earlier instant, skipped ones the instant the clocks jumped (see
+    the module docstring). Never decreases as ``local`` increases.
+    """
+    if local.utcoffset() is not None:
+        raise TypeError(f"{local.isoformat()} already has a time zone: pass a wall-clock reading")
+    return _localize(local, _zone(timezone))
+
+
+def wall_clock_kind(local: datetime, timezone: str) -> str:
+    """Whether a naive reading names one instant (``"single"``), two (``"repeated"``: the hour
+    when clocks go back) or none (``"skipped"``: the gap when they go forward) in ``timezone``."""
+    zone = _zone(timezone)
+    readings = {local.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
+    shown = [r for r in readings if r.astimezone(zone).replace(tzinfo=None) == local]
+    return {0: "skipped", 1: "single"}.get(len(shown), "repeated")
+
+
+def _wall_clock_at(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The first wall-clock reading whose instant (by :func:`_localize`) is ``instant`` or later."""
+    local = instant.astimezone(zone).replace(tzinfo=None)
+    if not datetime.min + _SEARCH < local < datetime.max - _SEARCH:
+        return local  # the ends of time (an open-ended window): no clock changes there
+    if _localize(local, zone) == instant and _localize(local - _TICK, zone) < instant:
+        return local  # the usual case: one reading, one instant
+    # Near a clock change: readings of a skipped time, or of the later pass of a repeated hour,
+    # map elsewhere. _localize never decreases, so bisect on microseconds for the first one.
+    low, high = local - _SEARCH, local + _SEARCH
+    while high - low > _TICK:
+        middle = low + (high - low) // 2
+        if _localize(middle, zone) >= instant:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def wall_clock_bounds(start: datetime, end: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The wall-clock range ``[a, b)`` of ``timezone`` that holds a window ``[start, end)``.
+
+    A naive reading ``r`` satisfies ``a <= r < b`` exactly when its instant
+    (:func:`local_instant`) satisfies ``start <= instant < end``. This is the one translation of
+    a window to a source's local clock: count, extract and validation all go through it. In
+    the later pass of a repeated hour the range is empty, as all those readings belong to the
+    earlier pass.
+
+    :returns: two naive datetimes.
+    """
+    zone = _zone(timezone)
+    return _wall_clock_at(_as_utc(start), zone), _wall_clock_at(_as_utc(end), zone)
 
 
 def parse_timestamp(text: str, timezone: str = "UTC") -> datetime:

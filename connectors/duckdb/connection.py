@@ -50,8 +50,14 @@ def duckdb_errors(where: str) -> Iterator[None]:
         raise PermanentError(f"{where}: I/O error: {exc}") from exc
     except duckdb.CatalogException as exc:
         raise PermanentError(f"{where}: {exc}") from exc
-    except duckdb.Error as exc:
-        raise PermanentError(f"{where}: {exc}") from exc
+    except duckdb.Error as exc:  # a damaged block may only show when a statement reads it
+        damaged = unusable_file(Path(where), exc) if _is_damage(str(exc)) else None
+        raise (damaged or PermanentError(f"{where}: {exc}")) from exc
+
+
+def _is_damage(text: str) -> bool:
+    low = text.lower()
+    return "checksum" in low or "corrupt" in low
 
 
 @contextmanager
@@ -143,7 +149,13 @@ class ConnectionPool:
             self._local.conn, self._local.depth = saved
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermanentError(
+                f"{self.path}: cannot create the folder {self.path.parent} for the DuckDB file: "
+                f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
+            ) from exc
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
@@ -155,8 +167,8 @@ class ConnectionPool:
                 break
             except duckdb.IOException as exc:
                 text = str(exc)
-                if "lock" not in text.lower():
-                    raise PermanentError(f"{self.path}: cannot open the DuckDB file: {text}") from exc
+                if not _is_lock_conflict(text):
+                    raise unusable_file(self.path, exc) from exc
                 self._ask_for_the_file()
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(text)
@@ -168,4 +180,38 @@ class ConnectionPool:
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.5, 0.5)
+            except duckdb.Error as exc:  # damaged file, checksum mismatch, out of memory...
+                raise unusable_file(self.path, exc) from exc
         return conn
+
+
+def _is_lock_conflict(text: str) -> bool:
+    low = text.lower()
+    return "lock" in low and "permission" not in low
+
+
+#: (words in DuckDB's message, what is wrong with the file, what to do about it); first match wins.
+_FILE_PROBLEMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("checksum", "corrupt"), "is damaged (its checksums do not match what is stored)",
+     "restore it from a backup, or move it aside so that drivetrain starts a new file; see "
+     "'A damaged DuckDB file' in docs/runbook.md"),
+    (("storage version", "version number"), "was written by a DuckDB version this one cannot read",
+     "open it with the DuckDB version that wrote it and EXPORT DATABASE, then IMPORT DATABASE with this "
+     "one; or install the duckdb version that wrote it; see 'A damaged DuckDB file' in docs/runbook.md"),
+    (("not a valid duckdb database", "could not read enough bytes"), "is not a DuckDB database (or was cut short)",
+     "point the config's 'path' at a DuckDB file, or move this file aside so that drivetrain starts a new one"),
+    (("is a directory",), "is a directory, not a file",
+     "point the config's 'path' at a file name, e.g. <folder>/warehouse.duckdb"),
+    (("permission denied", "read-only file system", "operation not permitted"), "cannot be opened for writing",
+     "give the user running drivetrain read and write access to the file and its folder"),
+)
+
+
+def unusable_file(path: Path, exc: Exception) -> PermanentError:
+    """A PermanentError for a DuckDB file that cannot be opened: names the file, the cause and the fix."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    for words, what, fix in _FILE_PROBLEMS:
+        if any(word in low for word in words):
+            return PermanentError(f"{path}: the DuckDB file {what}: {text}; {fix}")
+    return PermanentError(f"{path}: cannot open the DuckDB file: {text}; check the file and the config's 'path' option")

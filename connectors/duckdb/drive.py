@@ -207,7 +207,7 @@ class DuckDBDriveStore(DriveStore):
         out = []
         for row in rows:
             data = {n: (json.loads(v) if n in JSON_COLUMNS and isinstance(v, str) else v) for (n, _), v in zip(COLUMNS, row, strict=True)}
-            out.append(RunRecord.from_row(data))
+            out.append(RunRecord.from_row(data, where=self.location))
         return out
 
     def get(self, pipeline_id: str) -> RunRecord | None:
@@ -335,6 +335,18 @@ class DuckDBDriveStore(DriveStore):
         finally:
             os.close(fd)
         return False
+
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """A run driven by one process holds its window's file lock until it ends: once the lock
+        is free, that process is gone (the kernel dropped the lock when it died). A run driven
+        step by step (Airflow) holds no file lock between steps; its lease row tells instead."""
+        start = record.query_window_start_timestamp
+        if record.lease_holder is None or self.is_held(record.pipeline_name, start):
+            return None
+        if record.lease_holder.startswith("step:"):
+            return super().dead_reason(record)
+        return (f"no process holds the window's lock any more: its process ({record.lease_holder}) "
+                "was killed or crashed")
 
     def renew_lease(self, lease: Lease, seconds: float) -> Lease:
         expires = _now() + timedelta(seconds=seconds)

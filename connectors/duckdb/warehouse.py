@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 import pyarrow as pa
 
+from drivetrain.ownership import OWNERS_TABLE, Claim, scope_sql
 from drivetrain.warehouse import (
     Fence,
     PushDown,
@@ -143,7 +144,49 @@ class DuckDBWarehouse(Warehouse):
         field = column or table.query_field
         if not field:
             raise ValueError(f"table {table} has no query field to place rows in windows")
-        return f"{quote(field)} >= ? AND {quote(field)} < ?"
+        return f"{quote(field)} >= ? AND {quote(field)} < ?{self.scope(table)}"
+
+    def scope(self, table: TableRef, alias: str = "") -> str:
+        """`` AND <only the owner's rows>`` for a shared table, else ``""``."""
+        return scope_sql(table, f"{alias}{quote(table.owner_column)}")
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def _owners(self, table: TableRef) -> str:
+        return qualified(TableRef(name=OWNERS_TABLE, schema=table.schema))
+
+    def claims_location(self, table: TableRef) -> str:
+        return f"{self.describe()} {table.schema or 'main'}.{OWNERS_TABLE}"
+
+    def table_claims(self, table: TableRef) -> list[Claim]:
+        if not self.table_exists(TableRef(name=OWNERS_TABLE, schema=table.schema)):
+            return []
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: read the owners of {table}"):
+            rows = conn.execute(f"SELECT pipeline_name, shared, claimed_at FROM {self._owners(table)} WHERE table_name = ?",
+                                [table.name.lower()]).fetchall()
+        return [Claim(pipeline=p, shared=bool(shared), claimed_at=at) for p, shared, at in rows]
+
+    def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
+        owners = self._owners(table)
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: claim {table} for {table.owner}"):
+            self.ensure_schema(conn, table.schema)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {owners} (table_name VARCHAR NOT NULL, pipeline_name VARCHAR NOT NULL, "
+                         "shared BOOLEAN NOT NULL, claimed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (table_name, pipeline_name))")
+            with transaction(conn):
+                key = [table.name.lower(), table.owner]
+                found = conn.execute(f"SELECT shared FROM {owners} WHERE table_name = ? AND pipeline_name = ?", key).fetchone()
+                if found is None:
+                    conn.execute(f"INSERT INTO {owners} VALUES (?, ?, ?, ?)", [*key, table.shared, utc_now()])
+        return self.table_claims(table), found is None
+
+    def set_claim_shared(self, table: TableRef) -> None:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: claim {table} for {table.owner}"):
+            conn.execute(f"UPDATE {self._owners(table)} SET shared = ? WHERE table_name = ? AND pipeline_name = ?",
+                         [table.shared, table.name.lower(), table.owner])
+
+    def release_claim(self, table: TableRef) -> None:
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: release {table}"):
+            conn.execute(f"DELETE FROM {self._owners(table)} WHERE table_name = ? AND pipeline_name = ?", [table.name.lower(), table.owner])
 
     def count_window(self, table: TableRef, window: Window) -> int:
         if not self.table_exists(table):
@@ -151,6 +194,16 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {table}"):
             row = conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE {self._window_sql(table)}", [window.start, window.end]).fetchone()
         return int(row[0])
+
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        if not (self.table_exists(stage) and self.table_exists(target)):
+            return (0, 0)
+        from .pushdown import merged_count_sql
+
+        with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {target} against {stage}"):
+            row = conn.execute(merged_count_sql(self, stage, target, keys, version), [window.start, window.end]).fetchone()
+        return int(row[0]), int(row[1])
 
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
         if not self.table_exists(table):
@@ -190,25 +243,25 @@ class DuckDBWarehouse(Warehouse):
             return []
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: {table}"):
             rows = conn.execute(
-                f"SELECT DISTINCT _drivetrain_target_date FROM {qualified(table)} WHERE _drivetrain_target_date < ? ORDER BY 1",
+                f"SELECT DISTINCT _drivetrain_target_date FROM {qualified(table)} WHERE _drivetrain_target_date < ?{self.scope(table)} ORDER BY 1",
                 [cutoff],
             ).fetchall()
         return [r[0] for r in rows]
 
     def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]:
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: read {table}"), conn.cursor() as cur:
-            rel = cur.sql(f"SELECT * FROM {qualified(table)} WHERE _drivetrain_target_date = ?", params=[day])
+            rel = cur.sql(f"SELECT * FROM {qualified(table)} WHERE _drivetrain_target_date = ?{self.scope(table)}", params=[day])
             yield from rel.to_arrow_reader(batch_size)
 
     def count_date(self, table: TableRef, day: date) -> int:
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: count {table}"):
-            return int(conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM {qualified(table)} WHERE _drivetrain_target_date = ?{self.scope(table)}", [day]).fetchone()[0])
 
     def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
         from drivetrain.errors import PermanentError
 
         with self.connect() as conn, duckdb_errors(f"{self.describe()}: delete from {table}"), transaction(conn):
-            deleted = int(conn.execute(f"DELETE FROM {qualified(table)} WHERE _drivetrain_target_date = ?", [day]).fetchone()[0])
+            deleted = int(conn.execute(f"DELETE FROM {qualified(table)} WHERE _drivetrain_target_date = ?{self.scope(table)}", [day]).fetchone()[0])
             if deleted != expected:
                 raise PermanentError(f"{table}: {deleted} rows for {day} but {expected} were archived; nothing deleted")
             if fence is not None:
@@ -330,6 +383,8 @@ class DuckDBWindowLoad(WindowLoad):
 
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
         wh = self.warehouse
+        if table not in self._rows:
+            wh.claim_table(table)  # committed on its own, before this load changes a row
         with duckdb_errors(f"{wh.describe()}: load {table}"):
             if self._feed is not None:
                 feeding, feed = self._feed
@@ -357,6 +412,9 @@ class DuckDBWindowLoad(WindowLoad):
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh = self.warehouse
         counts: dict[str, int] = {}
+        for table in tables:
+            if table not in self._rows:
+                wh.claim_table(table)  # emptying another pipeline's window is writing it too
         with duckdb_errors(f"{wh.describe()}: commit window {self.window}"):
             self._end_feed()
             with wh.pool.lend(self._transaction()) as conn:

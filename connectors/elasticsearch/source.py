@@ -3,8 +3,10 @@
 ``count`` and ``extract`` filter with the same range query on the query field,
 ``{"range": {qf: {"gte": start, "lt": end}}}``, so they agree. A document whose query field is
 missing, or was not indexed because it could not be read (``ignore_malformed``), matches no
-range and so belongs to no window: both leave it out alike. A document with several values in
-the query field matches every window one of its values falls in.
+range and so belongs to no window: both leave it out alike, and ``count`` tallies such
+documents (every document minus those with a value in all of time) for
+:meth:`ElasticsearchSource.unplaceable`, so the drive table shows them. A document with several
+values in the query field matches every window one of its values falls in.
 
 ``extract`` pages through a point in time (PIT) with ``search_after``, sorted on the query
 field, then the ``tiebreaker`` if configured, then the PIT's implicit ``_shard_doc``: the order
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.base import Source
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
+from drivetrain.unplaceable import Unplaceable
 
 from .columns import ColumnPlan, field_types
 from .config import OPTIONS_SCHEMA, EsOptions
@@ -61,6 +64,7 @@ class ElasticsearchSource(Source):
         self.options = EsOptions.from_config(config)
         self._client: Any = None
         self._query_field_checked = False
+        self._lost: Unplaceable | None = None
 
     # -- connection --------------------------------------------------------------------------
 
@@ -235,7 +239,29 @@ class ElasticsearchSource(Source):
         with self._errors(action):
             response = client.count(index=self.options.index, query=self._range(window))
         self._require_complete(response, action)
+        self._lost = self._tally_unplaceable(client)
         return int(response["count"])
+
+    def unplaceable(self) -> Unplaceable | None:
+        """Documents the last :meth:`count` found without a usable query field."""
+        return self._lost
+
+    def _tally_unplaceable(self, client: Any) -> Unplaceable:
+        index, field = self.options.index, self.options.query_field
+        action = f"counting documents of {index!r} without a usable {field!r}"
+        every_time = {"gte": "0001-01-01T00:00:00Z", "lt": "9999-12-31T23:59:59Z",
+                      "format": "strict_date_optional_time"}
+        with self._errors(action):
+            total = client.count(index=index, query={"match_all": {}})
+            placed = client.count(index=index, query={"range": {field: every_time}})
+        self._require_complete(total, action)
+        self._require_complete(placed, action)
+        lost = Unplaceable()
+        missing = int(total["count"]) - int(placed["count"])
+        if missing > 0:
+            lost.add(f"{field}: missing, or not indexed as a date (ignore_malformed)", f"index {index}",
+                     n=missing)
+        return lost
 
     def _sort(self) -> list[dict[str, Any]]:
         qf = {

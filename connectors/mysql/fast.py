@@ -82,6 +82,7 @@ from drivetrain.connectors.mysql.types import (
     decoders,
 )
 from drivetrain.errors import ConnectorError, MissingExtraError, PermanentError, TransientError
+from drivetrain.window import ARROW_LOCAL_RULES
 
 #: Types read as they are on the wire.
 _NATIVE = INTEGER_TYPES | {"double", "double precision", "real"} | BINARY_TYPES | CHARACTER_TYPES
@@ -351,7 +352,7 @@ def _native_temporal(column: Column, zone: str) -> Callable[[pa.Array], pa.Array
         naive = values.cast(pa.timestamp("us"))
         if zone == "UTC":
             return naive.cast(UTC_MICROS)
-        local = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
+        local = pc.assume_timezone(naive, zone, **ARROW_LOCAL_RULES)
         return local.cast(UTC_MICROS)
 
     return decode

@@ -16,16 +16,21 @@ checks and metadata always go through pymysql.
 
 A row belongs to the window ``[start, end)`` when ``start <= query_field < end``. Rows whose
 query field is NULL or a zero date belong to no window: ``count`` and ``extract`` both leave
-them out, by the same predicate. The extract is one server-side streaming query (pymysql
+them out, by the same predicate, and ``count`` tallies them (with a few primary keys) in
+:meth:`MySQLSource.unplaceable`, for the drive table. The extract is one server-side streaming query (pymysql
 ``SSCursor``) read ``batch_size`` rows at a time, so memory stays bounded whatever the window
 holds; a stream that breaks off raises :class:`~drivetrain.errors.TransientError`, never a
 shorter result. Row order is described in :mod:`drivetrain.connectors.mysql.sql`.
 
 DATETIME and DATE values are wall-clock times in ``source_timezone``; the window bounds are
-converted to that zone for the query and the values back to UTC for the output. In a zone with
-daylight saving time, the hour repeated when clocks go back is ambiguous: its values are read as
-the earlier instant, and the two windows covering that hour both select it. Store UTC, or use a
-TIMESTAMP column, to avoid that.
+translated to that clock by :func:`drivetrain.window.wall_clock_bounds` for the query and the
+values read back to UTC by the same rule. In a zone with daylight saving time, the hour
+repeated when clocks go back is ambiguous: every value in it is read as the earlier instant
+and is selected by the window holding that instant only; the window of the later pass selects
+none of them and passes empty. A time skipped when clocks go forward (which a DATETIME can still
+hold) is read as the instant the clocks jumped. So every row is loaded exactly once and count,
+extract and validation agree; only the repeated hour's true order is lost. Store UTC, or use a
+TIMESTAMP column, to keep it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, par
 from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
 from drivetrain.errors import MissingExtraError, PermanentError
+from drivetrain.unplaceable import SAMPLE_SIZE, Unplaceable
 
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
@@ -79,6 +85,7 @@ class MySQLSource(Source):
         self.options: MySQLOptions = parse_options(config)
         self._conn: Any = None
         self._table: sql.TableInfo | None = None
+        self._lost: Unplaceable | None = None
 
     def __repr__(self) -> str:
         return f"<MySQLSource {self.options.address}>"
@@ -128,12 +135,41 @@ class MySQLSource(Source):
         return done
 
     def count(self, window: Window) -> int:
-        """Count the rows with ``start <= query_field < end``, with extract's exact predicate."""
+        """Count the rows with ``start <= query_field < end``, with extract's exact predicate.
+
+        Also tallies the rows of no window (NULL or zero-date query field) for
+        :meth:`unplaceable`.
+        """
         statement = self.count_statement(window)
         with self._shared("counting rows") as conn, conn.cursor() as cursor:
             cursor.execute(statement.sql, statement.params)
             (total,) = cursor.fetchone()
+            self._lost = self._tally_unplaceable(cursor)
         return int(total)
+
+    def unplaceable(self) -> Unplaceable | None:
+        """Rows the last :meth:`count` found with a NULL or zero-date query field."""
+        return self._lost
+
+    def _tally_unplaceable(self, cursor: Any) -> Unplaceable:
+        opts = self.options
+        lost = Unplaceable()
+        cursor.execute(sql.unplaceable_sql(opts))
+        nulls, zeros = (int(n) for n in cursor.fetchone())
+        if not nulls + zeros:
+            return lost
+        info = self._table_info()
+        key = info.indexes.get("PRIMARY") or ()
+        cursor.execute(sql.unplaceable_sample_sql(opts, key, SAMPLE_SIZE))
+        where = f"{opts.database}.{opts.table}"
+        for row in cursor.fetchall():
+            ident = ", ".join(f"{name}={value!r}" for name, value in zip(key, row, strict=False)) or "a row"
+            reason = f"{opts.query_field}: NULL" if row[-1] is None else f"{opts.query_field}: zero or invalid date"
+            lost.add(reason, f"{where} {ident}")
+        lost.tally(f"{opts.query_field}: NULL", nulls - lost.reasons[f"{opts.query_field}: NULL"])
+        zero = f"{opts.query_field}: zero or invalid date"
+        lost.tally(zero, zeros - lost.reasons[zero])
+        return lost
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attrs
 
 from drivetrain.connectors.mysql.config import MySQLOptions
 from drivetrain.connectors.mysql.types import TEMPORAL_TYPES, Column
 from drivetrain.errors import PermanentError
+from drivetrain.window import wall_clock_bounds
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE,"
@@ -175,10 +175,13 @@ def window_params(column: Column, start: datetime, end: datetime, source_timezon
     """The window bounds as the naive values the server compares with the query field.
 
     TIMESTAMP columns are compared in the session zone, +00:00; DATETIME and DATE columns hold
-    wall-clock values of ``source_timezone``.
+    wall-clock values of ``source_timezone``, translated by
+    :func:`drivetrain.window.wall_clock_bounds`: the repeated hour when clocks go back belongs to
+    the window of its earlier pass (the later pass's window selects none of it), the way
+    :func:`~drivetrain.connectors.mysql.types.decoders` read those values back.
     """
-    zone = ZoneInfo("UTC" if column.data_type == "timestamp" else source_timezone)
-    return tuple(b.astimezone(zone).replace(tzinfo=None) for b in (start, end))
+    zone = "UTC" if column.data_type == "timestamp" else source_timezone
+    return wall_clock_bounds(start, end, zone)
 
 
 def from_where(options: MySQLOptions) -> str:
@@ -187,6 +190,26 @@ def from_where(options: MySQLOptions) -> str:
     hint = f" FORCE INDEX ({quote(options.force_index)})" if options.force_index else ""
     qf = quote(options.query_field)
     return f"FROM {table}{hint} WHERE {qf} >= %s AND {qf} < %s"
+
+
+#: Below every real date: a zero date (``0000-00-00``, stored under lax SQL modes) compares less.
+_FIRST_DATE = "1000-01-01"
+
+
+def unplaceable_sql(options: MySQLOptions) -> str:
+    """Rows of no window: NULL and zero-date query fields, counted apart (two columns)."""
+    table = f"{quote(options.database)}.{quote(options.table)}"
+    qf = quote(options.query_field)
+    return (f"SELECT COALESCE(SUM({qf} IS NULL), 0), COALESCE(SUM({qf} IS NOT NULL), 0) FROM {table}"
+            f" WHERE {qf} IS NULL OR {qf} < '{_FIRST_DATE}'")
+
+
+def unplaceable_sample_sql(options: MySQLOptions, key: Sequence[str], limit: int) -> str:
+    """Up to ``limit`` rows of no window: their ``key`` columns and query field."""
+    table = f"{quote(options.database)}.{quote(options.table)}"
+    qf = quote(options.query_field)
+    listed = ", ".join(quote(c) for c in (*key, options.query_field))
+    return f"SELECT {listed} FROM {table} WHERE {qf} IS NULL OR {qf} < '{_FIRST_DATE}' LIMIT {int(limit)}"
 
 
 def count_sql(options: MySQLOptions) -> str:

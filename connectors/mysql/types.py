@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivetrain.errors import PermanentError
+from drivetrain.window import ARROW_LOCAL_RULES
 
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"})
 DECIMAL_TYPES = frozenset({"decimal", "numeric", "dec", "fixed"})
@@ -201,7 +202,7 @@ def _timestamps(zone: str) -> Decoder:
             )
         if zone == "UTC":
             return naive.cast(UTC_MICROS)
-        local = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="earliest")
+        local = pc.assume_timezone(naive, zone, **ARROW_LOCAL_RULES)
         return local.cast(UTC_MICROS)
 
     return decode

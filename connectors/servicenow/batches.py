@@ -13,6 +13,12 @@ Column types depend on the field names and options only, never on the data, so e
 gives the same schema. The columns are the requested ``fields`` or, without them, the fields
 of the first record in the order the instance sent them (a field first seen later is appended).
 
+With ``display_value: true`` date-times arrive as wall-clock readings of the user's zone. The
+instance selected the window's records by their stored instant, so a query-field reading from
+the hour repeated when clocks go back is read as whichever of its two instants lies in the
+window (the earlier one when both do); other date-time fields, which no window pins down, are
+read by the rule of :mod:`drivetrain.window` (the earlier instant).
+
 A record whose query field, or another date-time field, cannot be read is not dropped: its
 batch gains the reserved columns ``_drivetrain_error`` (the reason) and ``_drivetrain_raw``
 (the record as JSON), so the transfer phase rejects it with that reason.
@@ -26,9 +32,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drivetrain.window import ARROW_LOCAL_RULES
+
 from .query import DATETIME_FORMAT
 
 if TYPE_CHECKING:
+    from drivetrain.window import Window
+
     from .config import ServiceNowOptions
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -52,8 +62,9 @@ def stored_value(value: Any) -> Any:
 class BatchBuilder:
     """Builds the batches of one extract, keeping the column list stable across pages."""
 
-    def __init__(self, options: ServiceNowOptions) -> None:
+    def __init__(self, options: ServiceNowOptions, window: Window | None = None) -> None:
         self._options = options
+        self._window = window
         self._columns: list[str] = list(options.request_fields or ())
         self._pairs = options.display_value == "all"
         # Stored values are UTC; display values are written in the user's profile zone.
@@ -70,7 +81,9 @@ class BatchBuilder:
             values = [stored_value(v) for v in raw] if self._pairs else raw
             text = pa.array([as_text(v) for v in values], pa.string())
             if column in self._options.timestamp_fields:
-                array, bad = self._timestamps(text, required=column == self._options.query_field)
+                is_query_field = column == self._options.query_field
+                array, bad = self._timestamps(text, required=is_query_field,
+                                              window=self._window if is_query_field else None)
                 for index in _true_indices(bad):
                     if bad_reasons[index] is None:
                         bad_reasons[index] = (
@@ -105,7 +118,8 @@ class BatchBuilder:
                     known.add(name)
                     self._columns.append(name)
 
-    def _timestamps(self, text: pa.Array, *, required: bool) -> tuple[pa.Array, pa.Array]:
+    def _timestamps(self, text: pa.Array, *, required: bool,
+                    window: Window | None = None) -> tuple[pa.Array, pa.Array]:
         """Parse ``YYYY-MM-DD HH:MM:SS`` strings; return the timestamps and a 'bad' mask.
 
         A value is bad when it is non-empty but not a real date-time in that exact format
@@ -120,11 +134,17 @@ class BatchBuilder:
         if required:
             bad = pc.or_(bad, pc.invert(present))
         parsed = pc.if_else(exact, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us"))
-        if self._zone != "UTC":
-            parsed = pc.assume_timezone(
-                parsed, timezone=self._zone, ambiguous="earliest", nonexistent="earliest"
-            )
-        return parsed.cast(TIMESTAMP), bad
+        if self._zone == "UTC":
+            return parsed.cast(TIMESTAMP), bad
+        earlier = pc.assume_timezone(parsed, timezone=self._zone, **ARROW_LOCAL_RULES).cast(TIMESTAMP)
+        if window is None:
+            return earlier, bad
+        later = pc.assume_timezone(
+            parsed, timezone=self._zone, **{**ARROW_LOCAL_RULES, "ambiguous": "latest"}
+        ).cast(TIMESTAMP)
+        start, end = pa.scalar(window.start, TIMESTAMP), pa.scalar(window.end, TIMESTAMP)
+        inside = pc.and_(pc.greater_equal(earlier, start), pc.less(earlier, end))
+        return pc.if_else(pc.fill_null(inside, True), earlier, later), bad
 
 
 def _display(value: Any) -> Any:

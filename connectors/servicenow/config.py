@@ -95,7 +95,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "Time zone of display date-times (display_value true): the "
             "integration user's profile zone. Stored values are always UTC. Default 'UTC'. "
-            "Refused with display_value false, which ignores it.",
+            "Refused with display_value false, which ignores it. A query-field reading of the hour "
+            "repeated when clocks go back is the instant inside the window the instance selected it for.",
         },
         "request_timeout": {
             "type": "number",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from drivetrain.base import Source
 from drivetrain.errors import MissingExtraError, PermanentError, TransientError
+from drivetrain.unplaceable import Unplaceable
 
 from .batches import BatchBuilder, stored_value
 from .config import OPTIONS_SCHEMA, ServiceNowOptions
@@ -65,6 +66,7 @@ class ServiceNowSource(Source):
         self.options = ServiceNowOptions.from_config(config)
         self._client: Any = None
         self._query_field_checked = False
+        self._lost: Unplaceable | None = None
 
     def __repr__(self) -> str:
         return f"<ServiceNowSource {self.describe()}>"
@@ -192,12 +194,34 @@ class ServiceNowSource(Source):
         return [f"connected to {opts.base_url}", f"table {opts.table!r} readable", field]
 
     def count(self, window: Window) -> int:
-        """Records in ``[window.start, window.end)``, from the Aggregate API."""
+        """Records in ``[window.start, window.end)``, from the Aggregate API.
+
+        Also tallies the records whose query field is empty (they belong to no window) for
+        :meth:`unplaceable`.
+        """
+        total = self._window_count(window)
+        self._lost = self._tally_unplaceable()
+        return total
+
+    def unplaceable(self) -> Unplaceable | None:
+        """Records the last :meth:`count` found with an empty query field."""
+        return self._lost
+
+    def _window_count(self, window: Window) -> int:
         if not self._query_field_checked:
             self._check_query_field()
+        return self._stats_count(window_filter(self.options, window))
+
+    def _tally_unplaceable(self) -> Unplaceable:
+        opts = self.options
+        query = f"{opts.query_field}ISEMPTY" + (f"^{opts.extra_query}" if opts.extra_query else "")
+        lost = Unplaceable()
+        lost.add(f"{opts.query_field}: empty", f"table {opts.table}", n=self._stats_count(query))
+        return lost
+
+    def _stats_count(self, query: str) -> int:
         resource = self._resource("stats")
         resource.parameters.add_custom({"sysparm_count": "true"})
-        query = window_filter(self.options, window)
 
         def fetch() -> Any:
             return resource.get(query=query, limit=1, offset=0).one()
@@ -214,9 +238,9 @@ class ServiceNowSource(Source):
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """The window's records, sorted on the query field then ``sys_id``, page by page."""
         opts = self.options
-        expected = self.count(window)
+        expected = self._window_count(window)
         query = paging_query(opts, window)
-        builder = BatchBuilder(opts)
+        builder = BatchBuilder(opts, window)
         read = 0
         last_id: Any = None
         while True:

@@ -235,7 +235,7 @@ class SnowflakeDriveStore(DriveStore):
         out = []
         for values in self.rows(sql, list(params)):
             data = {name: _decode(name, v) for (name, _), v in zip(COLUMNS, values, strict=True)}
-            out.append(RunRecord.from_row(data))
+            out.append(RunRecord.from_row(data, where=self.location))
         return out
 
     def get(self, pipeline_id: str) -> RunRecord | None:
@@ -274,6 +274,13 @@ class SnowflakeDriveStore(DriveStore):
     def heartbeat(self, pipeline_id: str, at: datetime) -> None:
         self.run(f"UPDATE {self.q(self.table)} SET HEARTBEAT_AT = ? WHERE PIPELINE_ID = ?", [at, pipeline_id],
                  hints={"run_id": pipeline_id, "phase": "heartbeat"})
+
+    def check(self) -> list[str]:
+        """Warns when the server or driver returns NULL timestamps as values (see lease.py)."""
+        from .lease import null_timestamp_problem
+
+        problem = self.wh.pool.retrying(null_timestamp_problem)
+        return [problem] if problem else []
 
     # -- leases (see lease.py) ------------------------------------------------------------
 

@@ -60,7 +60,11 @@ LEASE_COLUMNS: list[tuple[str, str]] = [
     ("session_id", "VARCHAR"),
     ("released_at", "TIMESTAMP_TZ"),
 ]
-_SELECT = "PIPELINE_NAME, WINDOW_START, WINDOW_END, HOLDER, TOKEN, EXPIRES_AT, SESSION_ID, RELEASED_AT"
+# Whether the lease was released is decided by the server (RELEASED_AT IS NULL), never from the
+# value the driver hands back: some servers and drivers return a NULL timestamp as a value
+# (fakesnow's stock server sends 1970-01-01), which would read as "released".
+_SELECT = ("PIPELINE_NAME, WINDOW_START, WINDOW_END, HOLDER, TOKEN, EXPIRES_AT, SESSION_ID, "
+           "CASE WHEN RELEASED_AT IS NULL THEN 0 ELSE 1 END AS IS_RELEASED")
 _KEY = "PIPELINE_NAME = ? AND WINDOW_START = ?"
 
 
@@ -79,7 +83,7 @@ class _Row:
         name, start, end, holder, token, expires, session_id, released = values
         self.lease = Lease(name, _utc(start), _utc(end), holder, int(token), _utc(expires))
         self.session_id: str | None = session_id
-        self.released = released is not None
+        self.released = bool(released)
 
 
 class LeaseTable:
@@ -226,7 +230,25 @@ class LeaseTable:
     @staticmethod
     def _lost(lease: Lease, row: _Row | None) -> LeaseError:
         holder = None if row is None or row.released else row.lease.holder
+        window = f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}"
+        if holder is None:
+            what = "its lease was released and no other run holds the window" if row is not None else "its lease row is gone"
+            return LeaseError(f"{window}: this run no longer holds the window ({what}); it stops without writing", holder=None)
         return LeaseError(
-            f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
-            f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
+            f"{window}: this run lost its lease to {holder} (it was not renewed in time); it stops without writing",
+            holder=holder,
         )
+
+
+def null_timestamp_problem(session: Session) -> str | None:
+    """What is wrong when the server or driver returns a NULL timestamp as a value, else None.
+
+    drivetrain decides lease state on the server, so runs are right either way; but NULL end
+    times and heartbeats read from the drive table (history, show, reports) would show that value.
+    """
+    value = session.rows("SELECT CAST(NULL AS TIMESTAMP_TZ) AS NULL_TIMESTAMP", what="check how NULL timestamps come back")[0][0]
+    if value is None:
+        return None
+    return (f"warning: this server or driver returns a NULL timestamp as {value!r} instead of NULL (the stock fakesnow "
+            "server does this); leases are still decided on the server, but NULL end times and heartbeats in the drive "
+            "table will read as that value. Use a real Snowflake account, or see docs/connectors.md for local trials")

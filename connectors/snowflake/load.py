@@ -94,6 +94,7 @@ class SnowflakeWindowLoad(WindowLoad):
         wh = self.wh
         batch = _parquet_ready(batch)
         if table not in self.loads:
+            wh.claim_table(table)  # before any row changes: another pipeline's table is refused
             wh.ensure_table(table, batch.schema)
             load = self._load_ref(table)
             session = wh.pool.session()
@@ -168,6 +169,9 @@ class SnowflakeWindowLoad(WindowLoad):
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh = self.wh
+        for table in tables:
+            if table not in self.loads:
+                wh.claim_table(table)  # emptying another pipeline's window is writing it too
         for table in list(self._files):
             self._flush(table)
         existing = {t: t in self.loads or wh.table_exists(t) for t in tables}

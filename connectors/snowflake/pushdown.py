@@ -54,7 +54,8 @@ def select_sql(wh: SnowflakeWarehouse, spec: PushDown) -> str:
     sql = f"SELECT {_projection(spec, 'bind')} FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
     if keys:
-        order = ", ".join(f"{col(c)} DESC" for c in spec.order_by) or f"{col(stage.query_field or '')} DESC"
+        order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
+        order = ", ".join(f"{col(c)} DESC" for c in order_by) or f"{col(stage.query_field or '')} DESC"
         sql += f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(col(k) for k in keys)} ORDER BY {order}) = 1"
     return sql
 
@@ -91,6 +92,7 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
     stage, target = spec.stage, spec.target
     if not wh.table_exists(stage):
         return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
+    wh.claim_table(target)  # before any row changes: another pipeline's table is refused
     prepare_target(wh, spec)
     bounds = [window.start, window.end]
     params = [lineage[c] for c in LINEAGE_COLUMNS] + bounds
@@ -99,9 +101,15 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
     with wh.pool.session().transaction(where) as session:
         rows_read = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(stage)} WHERE {wh.window_sql(stage)}", bounds, what=where)[0][0])
         names = ", ".join(col(c) for c in [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS))
+        superseded = removed = 0
         if spec.merge_keys:
-            on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys)
-            newer = f"t.{col(target.query_field or '')} <= s.{col(target.query_field or '')}"
+            on = " AND ".join(f"t.{col(k)} = s.{col(k)}" for k in spec.merge_keys) + wh.scope(target, "t.")
+            tq = col(spec.version)  # the query field, or the declared version column
+            newer = f"t.{tq} <= s.{tq}"
+            superseded = int(session.rows(
+                f"SELECT COUNT(t.{tq}) FROM ({select}) AS s LEFT JOIN {wh.qualified(target)} AS t ON {on} AND t.{tq} > s.{tq}",
+                params, what=where,
+            )[0][0])
             # a version never replaces a newer one (a resumed old window after later ones ran)
             session.execute(f"DELETE FROM {wh.qualified(target)} AS t USING ({select}) AS s WHERE {on} AND {newer}", params, what=where)
             session.execute(
@@ -109,7 +117,13 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
                 f"WHERE NOT EXISTS (SELECT 1 FROM {wh.qualified(target)} AS t WHERE {on})",
                 params, what=where,
             )
-            written = int(session.rows(f"SELECT COUNT(*) FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)[0][0])
+            if spec.delete_missing:  # records gone from the source's window leave the target too
+                removed = int(session.execute(
+                    f"DELETE FROM {wh.qualified(target)} AS t WHERE {wh.window_sql(target, 't.')} AND NOT EXISTS "
+                    f"(SELECT 1 FROM ({select}) AS s WHERE {on})", [*bounds, *params], what=where,
+                ).rowcount or 0)
+            # every selected record is now in the target at its version or a newer one
+            written = int(session.rows(f"SELECT COUNT(*) FROM ({select}) AS s", params, what=where)[0][0])
         else:
             session.execute(f"DELETE FROM {wh.qualified(target)} WHERE {wh.window_sql(target)}", bounds, what=where)
             cursor = session.execute(f"INSERT INTO {wh.qualified(target)} ({names}) {select}", params, what=where)
@@ -117,4 +131,4 @@ def run_push_down(wh: SnowflakeWarehouse, spec: PushDown, window: Window, lineag
         if fence is not None:
             fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
-    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0), rows_superseded=superseded, rows_removed=removed)

@@ -18,11 +18,12 @@ the tables it writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.errors import PermanentError
+from drivetrain.ownership import OWNERS_TABLE, Claim, scope_sql
 from drivetrain.warehouse import Fence, PushDown, PushDownStats, TableRef, Warehouse, WindowLoad
 
 from .config import OPTIONS_SCHEMA, parse_options
@@ -144,7 +145,56 @@ class SnowflakeWarehouse(Warehouse):
         if not table.query_field:
             raise PermanentError(f"table {table} has no query field to place rows in windows")
         field = f"{alias}{col(table.query_field)}"
-        return f"{field} >= ? AND {field} < ?"
+        return f"{field} >= ? AND {field} < ?{self.scope(table, alias)}"
+
+    def scope(self, table: TableRef, alias: str = "") -> str:
+        """`` AND <only the owner's rows>`` for a shared table, else ``""``."""
+        return scope_sql(table, f"{alias}{col(table.owner_column)}")
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def _owners(self, table: TableRef) -> TableRef:
+        return TableRef(name=OWNERS_TABLE, schema=table.schema, database=table.database)
+
+    def claims_location(self, table: TableRef) -> str:
+        return self.where(self._owners(table), "the table")
+
+    def table_claims(self, table: TableRef) -> list[Claim]:
+        owners = self._owners(table)
+        if not self.table_exists(owners):
+            return []
+        rows = self.pool.session().rows(
+            f"SELECT PIPELINE_NAME, SHARED, CLAIMED_AT FROM {self.qualified(owners)} WHERE TABLE_NAME = ?",
+            [folded(table.name)], what=self.where(owners, "read"),
+        )
+        return [Claim(pipeline=p, shared=bool(shared), claimed_at=at) for p, shared, at in rows]
+
+    def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
+        owners = self._owners(table)
+        self.ensure_schema(owners)
+        session = self.pool.session()
+        what = self.where(owners, f"claim {table.name} for {table.owner} in")
+        session.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified(owners)} (TABLE_NAME VARCHAR NOT NULL, "
+                        "PIPELINE_NAME VARCHAR NOT NULL, SHARED BOOLEAN NOT NULL, CLAIMED_AT TIMESTAMP_TZ NOT NULL)", what=what)
+        key = [folded(table.name), table.owner]
+        # one statement: Snowflake runs it atomically, so a pipeline never holds two claims
+        inserted = session.execute(
+            f"INSERT INTO {self.qualified(owners)} (TABLE_NAME, PIPELINE_NAME, SHARED, CLAIMED_AT) "
+            f"SELECT ?, ?, ?, CURRENT_TIMESTAMP() WHERE NOT EXISTS (SELECT 1 FROM {self.qualified(owners)} "
+            "WHERE TABLE_NAME = ? AND PIPELINE_NAME = ?)",
+            [*key, table.shared, *key], what=what,
+        ).rowcount
+        return self.table_claims(table), bool(inserted)
+
+    def set_claim_shared(self, table: TableRef) -> None:
+        owners = self._owners(table)
+        self.pool.session().execute(f"UPDATE {self.qualified(owners)} SET SHARED = ? WHERE TABLE_NAME = ? AND PIPELINE_NAME = ?",
+                                    [table.shared, folded(table.name), table.owner], what=self.where(owners, "update a claim in"))
+
+    def release_claim(self, table: TableRef) -> None:
+        owners = self._owners(table)
+        self.pool.session().execute(f"DELETE FROM {self.qualified(owners)} WHERE TABLE_NAME = ? AND PIPELINE_NAME = ?",
+                                    [folded(table.name), table.owner], what=self.where(owners, "release a claim in"))
 
     def count_window(self, table: TableRef, window: Window) -> int:
         if not self.table_exists(table):
@@ -154,6 +204,21 @@ class SnowflakeWarehouse(Warehouse):
             [window.start, window.end], what=self.where(table, "count the window of"),
         )
         return int(rows[0][0])
+
+    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        if not (self.table_exists(stage) and self.table_exists(target)):
+            return (0, 0)
+        exprs = ", ".join(f"{expr} AS {col(f'_k{i}')}" for i, (_, expr) in enumerate(keys))
+        on = " AND ".join(f"t.{col(name)} = s.{col(f'_k{i}')}" for i, (name, _) in enumerate(keys)) + self.scope(target, "t.")
+        tv = f"t.{col(version[0])}"
+        rows = self.pool.session().rows(
+            f"SELECT COUNT({tv}), COUNT(CASE WHEN {tv} > s.{col('_v')} THEN 1 END) FROM (SELECT {exprs}, {version[1]} AS {col('_v')} "
+            f"FROM {self.qualified(stage)} WHERE {self.window_sql(stage)}) AS s "
+            f"LEFT JOIN {self.qualified(target)} AS t ON {on} AND {tv} >= s.{col('_v')}",
+            [window.start, window.end], what=self.where(target, "count the merged window of"),
+        )
+        return int(rows[0][0]), int(rows[0][1])
 
     def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
         if not self.table_exists(table):
@@ -188,27 +253,27 @@ class SnowflakeWarehouse(Warehouse):
         if not self.table_exists(table):
             return []
         rows = self.pool.session().rows(
-            f"SELECT DISTINCT {col(TARGET_DATE)} FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} < ? ORDER BY 1",
+            f"SELECT DISTINCT {col(TARGET_DATE)} FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} < ?{self.scope(table)} ORDER BY 1",
             [cutoff], what=self.where(table, "list old dates of"),
         )
         return [r[0] for r in rows]
 
     def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]:
         yield from self.pool.session().arrow(
-            f"SELECT * FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?", [day], batch_size,
+            f"SELECT * FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?{self.scope(table)}", [day], batch_size,
             what=self.where(table, f"read {day} of"),
         )
 
     def count_date(self, table: TableRef, day: date) -> int:
         rows = self.pool.session().rows(
-            f"SELECT COUNT(*) FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?", [day], what=self.where(table, f"count {day} of"),
+            f"SELECT COUNT(*) FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?{self.scope(table)}", [day], what=self.where(table, f"count {day} of"),
         )
         return int(rows[0][0])
 
     def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
         where = self.where(table, f"delete {day} from")
         with self.pool.session().transaction(where) as session:
-            deleted = int(session.execute(f"DELETE FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?", [day], what=where).rowcount)
+            deleted = int(session.execute(f"DELETE FROM {self.qualified(table)} WHERE {col(TARGET_DATE)} = ?{self.scope(table)}", [day], what=where).rowcount)
             if deleted != expected:
                 raise PermanentError(f"{table}: {deleted} rows for {day} but {expected} were archived; nothing deleted")
             if fence is not None:

@@ -18,6 +18,7 @@ or config, 3 the window is locked by another run.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -36,6 +37,7 @@ from ._output import (
     EXIT_LOCKED,
     EXIT_USAGE,
     CliError,
+    JsonUsageError,
     Output,
     is_terminal,
     setup_logging,
@@ -58,21 +60,56 @@ config.json. Docs: docs/index.md.
 
 
 class DrivetrainGroup(click.Group):
-    """Turns drivetrain's errors into a message and the matching exit status."""
+    """Turns every error into a message and the matching exit status, never a traceback.
+
+    With ``--json`` the command's error is also printed on stdout as one JSON object
+    (``{"error": {"message", "exit_code", "kind"}}``), so stdout is always valid JSON.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["drivetrain.args"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        args = ctx.meta.get("drivetrain.args", [])
+        wants_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+        try:
+            return self._invoke(ctx)
+        except CliError as exc:
+            exc.as_json = wants_json
+            raise
+        except click.UsageError as exc:
+            raise (JsonUsageError(exc) if wants_json else exc) from exc
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            raise CliError(config_message(exc), EXIT_USAGE) from exc
+            raise CliError(config_message(exc), EXIT_USAGE, kind="config") from exc
         except PipelineNotFound as exc:
-            raise CliError(str(exc), EXIT_USAGE) from exc
+            raise CliError(str(exc), EXIT_USAGE, kind="not_found") from exc
         except LeaseError as exc:
             raise CliError(str(exc), EXIT_LOCKED) from exc
         except ConnectorError as exc:
             raise CliError(str(exc), EXIT_FAILED) from exc
         except DrivetrainError as exc:
             raise CliError(f"{type(exc).__name__}: {exc}", EXIT_FAILED) from exc
+        except OSError as exc:  # a file or folder the command was pointed at
+            raise CliError(_os_message(exc), EXIT_FAILED) from exc
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last guard: a bug must not print a traceback
+            logging.getLogger("drivetrain.cli").debug("internal error", exc_info=True)
+            raise CliError(
+                f"internal error: {type(exc).__name__}: {exc}; this is a bug in drivetrain, please report it "
+                "with the command line (run with -vv to log the traceback)", EXIT_FAILED, kind="internal",
+            ) from exc
+
+
+def _os_message(exc: OSError) -> str:
+    """``<path>: <reason>`` for an error from the file system."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 @click.group(cls=DrivetrainGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,8 +125,6 @@ def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
     ctx.obj = Output(terminal=terminal, verbosity=verbose - quiet)
     setup_logging(verbose - quiet, terminal)
     if log_format == "json":
-        import logging
-
         from drivetrain.monitoring.logs import configure_logging
 
         configure_logging(logging.getLogger().level, json=True)

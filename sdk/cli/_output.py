@@ -28,15 +28,48 @@ EXIT_USAGE = 2
 EXIT_LOCKED = 3
 
 
-class CliError(click.ClickException):
-    """Ends the command with a message on stderr and a chosen exit status."""
+#: ``kind`` of an error in ``--json`` output, by exit status (see :func:`json_error`).
+ERROR_KINDS = {EXIT_FAILED: "failed", EXIT_USAGE: "usage", EXIT_LOCKED: "locked"}
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+
+class CliError(click.ClickException):
+    """Ends the command with a message on stderr and a chosen exit status.
+
+    ``kind`` names the class of error for ``--json`` output (``usage``, ``config``, ``failed``,
+    ``locked``, ``internal``); ``extra`` adds keys to that object (e.g. the runs done before).
+    """
+
+    def __init__(self, message: str, code: int = EXIT_FAILED, *, kind: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(redact(message))
         self.exit_code = code  # type: ignore[misc]  # click reads it per instance
+        self.kind = kind or ERROR_KINDS.get(code, "failed")
+        self.extra = extra or {}
+        self.as_json = False
+        """Set by the command group when the command was given ``--json``."""
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True, file=file)
+        if self.as_json:
+            click.echo(json_error(self.format_message(), self.exit_code, self.kind, self.extra))
+
+
+class JsonUsageError(click.UsageError):
+    """A usage error of a command given ``--json``: click's message on stderr, a JSON object on stdout."""
+
+    def __init__(self, original: click.UsageError) -> None:
+        super().__init__(original.message, original.ctx)
+        self.exit_code = original.exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        super().show(file)
+        click.echo(json_error(self.format_message(), self.exit_code, "usage"))
+
+
+def json_error(message: str, exit_code: int, kind: str, extra: dict[str, Any] | None = None) -> str:
+    """``{"error": {"message", "exit_code", "kind", ...}}``: what ``--json`` prints on stdout for an error."""
+    body = {"message": redact(message), "exit_code": exit_code, "kind": kind, **(extra or {})}
+    return redact(json.dumps({"error": body}, indent=2, default=str))
 
 
 def is_terminal(stream: IO[Any] | None = None) -> bool:

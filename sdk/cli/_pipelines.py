@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
+from drivetrain.pipeline import EARLIEST_WINDOW, LATEST_WINDOW
 
 from ._output import EXIT_USAGE, CliError
 
@@ -42,9 +43,9 @@ def load(name_or_folder: str) -> Pipeline:
             close = difflib.get_close_matches(Path(name_or_folder).name, here, n=1)
             if close:
                 message += f"; did you mean the folder ./{close[0]}?"
-        raise CliError(message, EXIT_USAGE) from exc
+        raise CliError(message, EXIT_USAGE, kind="not_found") from exc
     except ConfigError as exc:
-        raise CliError(config_message(exc), EXIT_USAGE) from exc
+        raise CliError(config_message(exc), EXIT_USAGE, kind="config") from exc
 
 
 def config_message(exc: ConfigError) -> str:
@@ -131,6 +132,42 @@ def drive_location(pipeline: Pipeline) -> str:
     return store.location or pipeline.config.drive_table.type
 
 
+# -- argument checks ----------------------------------------------------------------------
+
+#: The instants windows are run between (see drivetrain.pipeline.EARLIEST_WINDOW).
+EARLIEST, LATEST = EARLIEST_WINDOW, LATEST_WINDOW
+
+
+def within_range(moment: datetime, option: str) -> datetime:
+    """``moment`` when it lies in [EARLIEST, LATEST); otherwise a usage error naming ``option``."""
+    if not EARLIEST <= moment < LATEST:
+        raise out_of_range(moment.isoformat().replace("+00:00", "Z"), option)
+    return moment
+
+
+def out_of_range(text: str, option: str) -> CliError:
+    return CliError(f"{option}: {text} is outside the range windows can be run in "
+                    f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, UTC); check the date", EXIT_USAGE)
+
+
+def folder_for_writing(path: Path, option: str) -> Path:
+    """Check that ``path`` is, or can be made, a folder: an existing file in its place (or in
+    place of one of its parents) is a usage error naming ``option``."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is" if part == path else f"(a parent of {path}) is"
+                raise CliError(f"{option} {path}: {part} {what} a file, not a folder; give a folder", EXIT_USAGE)
+            break
+    return path
+
+
+def cannot_write(path: Path, option: str, exc: OSError) -> CliError:
+    """A usage error for a folder given with ``option`` that cannot be written."""
+    return CliError(f"{option} {path}: cannot write there: {exc.strerror or exc}; give a folder you can write to",
+                    EXIT_USAGE)
+
+
 # -- formatting ---------------------------------------------------------------------------
 
 
@@ -149,7 +186,21 @@ def window_text(start: datetime, end: datetime, timezone: str = "UTC") -> str:
     clock = "%H:%M:%S" if seconds else "%H:%M"
     end_fmt = clock if (e - s).total_seconds() < 86400 else f"%Y-%m-%d {clock}"
     label = "UTC" if timezone == "UTC" else s.strftime("%Z")
+    if timezone != "UTC" and (s.utcoffset() != e.utcoffset() or _repeated(s) or _repeated(e)):
+        # across a clock change, or on a repeated hour: each end with its own offset
+        return f"{s.strftime('%Y-%m-%d ' + clock)} {_offset(s)} -> {e.strftime(end_fmt)} {_offset(e)}"
     return f"{s.strftime('%Y-%m-%d ' + clock)} -> {e.strftime(end_fmt)} {label}"
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether the clock showed this reading twice (the hour repeated when clocks go back)."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def _offset(local: datetime) -> str:
+    """``CEST (+02:00)``."""
+    text = local.strftime("%z")
+    return f"{local.strftime('%Z')} ({text[:3]}:{text[3:]})"
 
 
 def window_of(window: Window) -> str:

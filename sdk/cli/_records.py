@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseStatus, RunRecord, RunStatus
+from drivetrain.settle import reload_reason
 
 from ._pipelines import when, window_text
 
 
 def timezone_of(record: RunRecord) -> str:
-    snapshot = record.config_snapshot or {}
-    return str((snapshot.get("dag_schedule") or {}).get("timezone") or "UTC")
+    """The schedule timezone the run was made with (UTC when the snapshot does not say, or is damaged)."""
+    schedule = (record.config_snapshot or {}).get("dag_schedule")
+    zone = schedule.get("timezone") if isinstance(schedule, dict) else None
+    if not isinstance(zone, str):
+        return "UTC"
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(zone)
+    except (ValueError, KeyError, OSError):  # not a zone name (ZoneInfoNotFoundError is a KeyError)
+        return "UTC"
+    return zone
 
 
 def window_label(record: RunRecord) -> str:
@@ -23,7 +35,9 @@ def counts(record: RunRecord) -> dict[str, int | None]:
     """Source, stage and target counts and rejected/dropped rows, as far as the run got."""
     def detail(phase: str, key: str) -> int | None:
         value = record.phases[phase].phase_specific_details.get(key)
-        return int(value) if isinstance(value, int | float) else None
+        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+            return int(value)
+        return None  # a damaged row may hold anything here
 
     return {
         "source": detail("source_count", "count"),
@@ -47,6 +61,8 @@ def carried_phases(record: RunRecord) -> list[str]:
 
 def outcome_text(record: RunRecord) -> str:
     """What happened, in a few words: the failure, or the counts and what was resumed."""
+    if record.damage:
+        return f"damaged row: {len(record.damage)} unreadable value(s), see drivetrain show {record.pipeline_id}"
     if record.pipeline_status is RunStatus.FAILED:
         phase = record.phase_failed or "?"
         error = record.phases[phase].error_message if phase in record.phases else None
@@ -58,6 +74,8 @@ def outcome_text(record: RunRecord) -> str:
         text += f"{'; ' if text else ''}resumed: skipped {', '.join(carried)} (done by {origin})"
     if record.pipeline_status is RunStatus.SKIPPED:
         text += f"{'; ' if text else ''}window skipped"
+    if (reason := reload_reason(record)) is not None:
+        text += f"{'; ' if text else ''}reload: {reason}"
     return text
 
 
@@ -122,4 +140,5 @@ def header_rows(record: RunRecord) -> list[list[str]]:
         ["pending", ", ".join(record.phases_pending)],
         ["counts", counts_text(record)],
         ["config hash", (record.config_hash or "")[:12]],
+        *[["damaged", problem] for problem in record.damage],
     ]

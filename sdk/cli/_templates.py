@@ -63,6 +63,13 @@ SOURCES: dict[str, Callable[[str], dict[str, Any]]] = {
     "servicenow": _servicenow,
 }
 KEY_COLUMN = {"files": "order_id", "mysql": "id", "elasticsearch": "id", "servicenow": "sys_id"}
+#: Why the scaffold merges: its query field is an update time, so records move between windows.
+TARGET_COMMENT = (
+    "Mutable records: the query field is an update time, so an updated record shows up again in a later window. "
+    "load_strategy merge keeps exactly one row per merge key, the newest version; running an older window again "
+    "never overwrites it. For append-only events that never change, use load_strategy replace_window with "
+    "dedup_keys instead. Records deleted at the source stay in the target: see the runbook."
+)
 
 SAMPLE_COLUMNS: list[dict[str, Any]] = [
     {"name": "order_id", "type": "integer", "required": True, "nullable": False, "min": 1},
@@ -146,7 +153,7 @@ HAS_SAMPLE_FILES = {has_samples}  # True when data/ holds sample files for the s
 def sample_rows() -> list[dict[str, object]]:
     """Rows for an in-memory stand-in of the source, in the first hour of the schedule."""
     field = CONFIG["source_system"]["query_field"]
-    key = CONFIG["target_system"]["dedup_keys"][0]
+    key = CONFIG["target_system"]["merge_keys"][0]
     start = datetime.fromisoformat(CONFIG["dag_schedule"]["start_date"]).replace(tzinfo=timezone.utc)
     return [
         {{key: f"r{{i}}", "status": "open" if i % 2 else "closed", field: (start + timedelta(minutes=10 * i + 1)).isoformat()}}
@@ -208,6 +215,8 @@ A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, on
 
 - `config.json`: where data comes from and goes to, the schedule, and each phase's settings.
 - `pipeline.py`: the Pipeline subclass; it overrides stage-to-target to upper-case `status`.
+- The target merges on its key (`load_strategy: merge`): a record updated later is loaded again
+  by the later window and replaces its older version, so it is in the target once.
 - `test_pipeline.py`: runs one window into a throwaway DuckDB file (`pytest {name}`).
 
 ```

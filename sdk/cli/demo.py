@@ -11,6 +11,7 @@ import click
 from drivetrain.record import RunStatus
 
 from ._output import EXIT_FAILED, EXIT_USAGE, CliError, Output, output, setup_logging
+from ._pipelines import folder_for_writing
 from ._progress import RunProgress
 from ._records import carried_phases, outcome_text, window_label
 
@@ -37,6 +38,7 @@ def demo_command(folder: str | None) -> None:
     if not out.terminal:
         setup_logging(out.verbosity - 1, terminal=False)  # the window lines below replace per-phase logs
     target = Path(folder).expanduser() if folder else demo.DEFAULT_DIR.expanduser()
+    folder_for_writing(target, "--dir")
     try:
         demo.check_folder(target.resolve())
     except demo.DemoFolderError as exc:

@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 from drivetrain.errors import DrivetrainError
+from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.record import RunRecord, RunStatus
+from drivetrain.unplaceable import from_details
 
-from ._output import EXIT_USAGE, CliError, output
+from ._output import EXIT_FAILED, EXIT_USAGE, CliError, output
 from ._pipelines import (
     Candidate,
     candidates,
@@ -35,7 +37,10 @@ from ._records import (
     window_label,
 )
 
+#: The most runs ``history`` lists at once (the database's LIMIT must stay a 64-bit number).
+MAX_LIMIT = 1_000_000
 JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
+UNREADABLE = "UNREADABLE"
 DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
 
 
@@ -61,15 +66,21 @@ def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> N
         rows.append(cells)
         if record is not None:
             latest.append(record)
+    if pipeline and rows[0][2] == UNREADABLE:  # the one pipeline asked for: its drive table is the answer
+        raise CliError(f"{rows[0][0]}: cannot read its drive table: {rows[0][-1]}", EXIT_FAILED)
     if as_json:
         out.json([r.to_json() for r in latest])
     elif rows:
         out.table(["pipeline", "latest run", "status", "window", "open failures", "next window", "drive table"], rows)
+        for record in latest:
+            lost = unplaceable_lines(record, sample=False)
+            if lost:
+                out.line(f"{record.pipeline_name} ({record.pipeline_id}): {lost[0]}")
         for item in found:
             if pipeline and item.pipeline is not None and drive_exists(item.pipeline):
-                from drivetrain.monitoring.cli import gap_lines
+                from drivetrain.monitoring.cli import drift_lines, gap_lines
 
-                for line in gap_lines(item.pipeline):
+                for line in gap_lines(item.pipeline) + drift_lines(item.pipeline):
                     out.line(line)
     else:
         out.note("no pipelines found")
@@ -93,19 +104,20 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
         newest: dict[tuple[Any, Any], RunRecord] = {}
         for record in reversed(history):
             newest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
-        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED)
+        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED
+                       or (r.pipeline_status is RunStatus.RUNNING and store.dead_reason(r) is not None))  # its process is gone
         due = pipe.runner().next_window()
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(failures), window_of(due) if due else "none due", where], latest
     except DrivetrainError as exc:
-        return [name, "", "UNREADABLE", "", "", "", str(exc)], None
+        return [name, "", UNREADABLE, "", "", "", str(exc)], None
     finally:
         pipe.close()
 
 
 @click.command("history")
 @click.argument("pipeline")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", "-n", type=click.IntRange(min=1, max=MAX_LIMIT), default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
               help="Only runs with this status (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -141,14 +153,30 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
     out = output()
     record, searched = _find_run(run_id, pipeline, folder)
     if record is None:
-        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE)
+        raise CliError(f"no run {run_id!r} in the drive table(s) of: {', '.join(searched) or 'no pipelines'}", EXIT_USAGE,
+                       kind="not_found")
     if as_json:
         out.json(record.to_json())
         return
     out.table(["field", "value"], header_rows(record), title=f"run {record.pipeline_id}")
     out.table(PHASE_COLUMNS, phase_rows(record), title="phases")
+    for line in unplaceable_lines(record):
+        out.line(line)
     if record.pipeline_status is RunStatus.FAILED:
         out.line(f"outcome: {outcome_text(record)}")
+
+
+def unplaceable_lines(record: RunRecord, *, sample: bool = True) -> list[str]:
+    """What the run's source count found in no window: a count, reasons and examples."""
+    lost = from_details(record.phase(SOURCE_COUNT).phase_specific_details)
+    if lost is None:
+        return []
+    lines = [f"records in no window: {lost.records} (no readable query field; on_unplaceable decides "
+             "whether a run fails on them)"]
+    lines += [f"  {n} x {reason}" for reason, n in lost.reasons.most_common()]
+    if sample:
+        lines += [f"  e.g. {example}" for example in lost.sample]
+    return lines
 
 
 def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[RunRecord | None, list[str]]:

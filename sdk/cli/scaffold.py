@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import click
 
 from . import _templates as t
 from ._output import EXIT_USAGE, CliError, output
+from ._pipelines import cannot_write, folder_for_writing
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -39,10 +41,18 @@ def new_command(name: str, source_type: str, parent: str) -> None:
     if not NAME_PATTERN.match(name):
         raise CliError(f"{name!r} is not a valid pipeline name: use lower-case letters, digits and underscores, "
                        "starting with a letter, at most 63 characters", EXIT_USAGE)
-    folder = Path(parent) / name
+    folder = folder_for_writing(Path(parent), "--dir") / name
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"{folder} already exists and is a file; choose another name or --dir", EXIT_USAGE)
     if folder.exists() and any(folder.iterdir()):
         raise CliError(f"{folder} already exists and is not empty; choose another name or --dir", EXIT_USAGE)
-    files = scaffold(folder, name, source_type)
+    existed = folder.exists()
+    try:
+        files = scaffold(folder, name, source_type)
+    except OSError as exc:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)  # no half-written pipeline left behind
+        raise cannot_write(Path(parent), "--dir", exc) from exc
     out.line(f"created {folder}/ ({source_type} source):")
     for path in files:
         out.line(f"  {path.relative_to(folder)}")
@@ -99,8 +109,9 @@ def config_for(name: str, source_type: str) -> dict[str, Any]:
             "type": "duckdb",
             "path": "warehouse.duckdb",
             "table": name,
-            "_comment": "Rows with the same key in one window are kept once (the latest).",
-            "dedup_keys": [t.KEY_COLUMN[source_type]],
+            "_comment": t.TARGET_COMMENT,
+            "load_strategy": "merge",
+            "merge_keys": [t.KEY_COLUMN[source_type]],
         },
         "phases": {
             "audit": {"count_tolerances": {

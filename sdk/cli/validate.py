@@ -74,7 +74,7 @@ def _described(connector: Any) -> list[str]:
 def _drive(pipe: Any) -> list[str]:
     store = pipe.drive_store()
     store.ensure()
-    return [f"{store.location}: ready"]
+    return [f"{store.location}: ready", *store.check()]
 
 
 def _run_check(out: Output, label: str, check: Callable[[], list[str]]) -> int:

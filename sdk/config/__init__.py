@@ -32,6 +32,7 @@ from drivetrain.config.phases import (
     SourceCountConfig,
     SourceToStageConfig,
     StageCleaningConfig,
+    StageToTargetConfig,
     StaleHandlingConfig,
     TargetCleaningConfig,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "SourceCountConfig",
     "SourceToStageConfig",
     "StageCleaningConfig",
+    "StageToTargetConfig",
     "StaleHandlingConfig",
     "SystemConfig",
     "TargetCleaningConfig",

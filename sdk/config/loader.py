@@ -628,6 +628,10 @@ def semantic_problems(data: Mapping[str, Any], problems: Problems) -> None:
     from drivetrain.config.preflight import document_problems
 
     document_problems(data, problems)
+
+    from .roles import role_collision_problems  # stage, rejects, target, drive table, archive
+
+    role_collision_problems(data, problems)
     if "phases" not in data or (
         isinstance(data["phases"], Mapping) and "stage_cleaning" not in phases
     ):

@@ -51,10 +51,13 @@ ROLE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 #: Keys the core validates in each role; connector schemas need not repeat them.
 CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "source_system": frozenset({"type", "credentials_ref", "query_field", "batch_size"}),
-        "stage_system": frozenset({"type", "credentials_ref", "columns"}),
+        "source_system": frozenset(
+            {"type", "credentials_ref", "query_field", "batch_size", "timestamp_unit", "on_unplaceable"}
+        ),
+        "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
         "target_system": frozenset(
-            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename"}
+            {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
+             "delete_missing", "version_column"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
         "archive": frozenset({"type", "location"}),
@@ -115,6 +118,10 @@ class QueryWindowConfig:
     """The window length as written (``"1h"``, ``"1d"``), for the drive table."""
     length: timedelta = attrs.field(eq=False)
     """The window length as a timedelta ("1d" is 24 hours here; windows use calendar days)."""
+    settle_horizon: timedelta | None = attrs.field(default=None, eq=False)
+    """How long after its end a window's records may still arrive; None: loaded windows are final."""
+    settle_horizon_text: str | None = None
+    """The horizon as written (``"6h"``)."""
 
 
 @attrs.frozen
@@ -423,7 +430,7 @@ class PipelineConfig:
                 source_file=source,
             )
         else:
-            options = {k: v for k, v in doc["stage_system"].items() if k != "columns"}
+            options = {k: v for k, v in doc["stage_system"].items() if k not in ("columns", "shared")}
             drive = SystemConfig._build(
                 "drive_table",
                 {**options, "table": DEFAULT_DRIVE_TABLE},
@@ -445,6 +452,8 @@ class PipelineConfig:
                 type=window["type"],
                 duration=window["duration"],
                 length=_duration(window["duration"]),
+                settle_horizon=_optional_duration(window.get("settle_horizon")),
+                settle_horizon_text=window.get("settle_horizon"),
             ),
             source=system("source_system"),
             stage=stage,

@@ -67,6 +67,16 @@ class SourceToStageConfig(PhaseConfig):
 
 
 @attrs.frozen
+class StageToTargetConfig(PhaseConfig):
+    """``phases.stage_to_target_transfer``."""
+
+    max_shrink_percent: float = attrs.field(default=50.0, converter=float)
+    """Shrink guard: fail a load leaving the window this share (or more) below its last load."""
+    accept_shrink: bool = False
+    """Let loads through that the shrink guard would stop."""
+
+
+@attrs.frozen
 class AuditConfig(PhaseConfig):
     """``phases.audit``."""
 
@@ -109,6 +119,7 @@ PHASE_CLASSES: Mapping[str, type[PhaseConfig]] = MappingProxyType(
         "stale_pipeline_handling": StaleHandlingConfig,
         "source_count": SourceCountConfig,
         "source_to_stage_transfer": SourceToStageConfig,
+        "stage_to_target_transfer": StageToTargetConfig,
         "audit": AuditConfig,
         "stage_cleaning": StageCleaningConfig,
         "target_cleaning": TargetCleaningConfig,
@@ -145,7 +156,7 @@ class PhasesConfig:
     """Extracts, validates and loads the window into stage."""
     stage_count: PhaseConfig
     """Counts the window in stage."""
-    stage_to_target_transfer: PhaseConfig
+    stage_to_target_transfer: StageToTargetConfig
     """Moves the window from stage to target."""
     target_count: PhaseConfig
     """Counts the window in target."""

@@ -49,11 +49,13 @@ def document_problems(data: Mapping[str, Any], problems: Problems) -> None:
         if isinstance(field, str) and (message := query_field_problem(field)) is not None:
             problems.add((section, "query_field"), message)
     target = data.get("target_system")
-    if isinstance(target, Mapping) and target.get("merge_keys") and target.get("load_strategy", "replace_window") == "replace_window":
-        problems.add(("target_system", "merge_keys"),
-                     f"is only used with load_strategy 'merge', and load_strategy is "
-                     f"{show(target.get('load_strategy', 'replace_window'))}: set load_strategy to 'merge' "
-                     "or remove merge_keys")
+    if isinstance(target, Mapping) and target.get("load_strategy", "replace_window") == "replace_window":
+        for key in ("merge_keys", "delete_missing", "version_column"):  # a replace would ignore them
+            if target.get(key):
+                problems.add(("target_system", key),
+                             f"is only used with load_strategy 'merge', and load_strategy is "
+                             f"{show(target.get('load_strategy', 'replace_window'))}: set load_strategy to 'merge' "
+                             f"or remove {key}")
 
 
 def _dry_context(pipeline: Pipeline) -> Any:

@@ -122,6 +122,40 @@ The stage-cleaning archive is chosen by `phases.stage_cleaning.archive_location`
 """
 
 
+CONNECTORS_FOOTER = """
+## Trying the Snowflake path locally
+
+[fakesnow](https://github.com/tekumara/fakesnow) emulates Snowflake on top of DuckDB, enough to
+run the `snowflake` connector on a laptop. Install it next to drivetrain (it needs
+`snowflake-connector-python` below 5) and start it as a server:
+
+```bash
+pip install "drivetrain[snowflake]" fakesnow "snowflake-connector-python<5"
+fakesnow -s -p 8765
+```
+
+Then point the stage and target sections at it, with any user and password:
+
+```json
+"stage_system": {"type": "snowflake", "account": "fakesnow", "host": "127.0.0.1", "port": 8765,
+                 "protocol": "http", "database": "LAB", "schema": "PUBLIC", "table": "stg_tests",
+                 "credentials_ref": "sf_local", "network_timeout": 5}
+```
+
+```bash
+export SF_LOCAL_USER=me SF_LOCAL_PASSWORD=anything
+drivetrain validate my_pipeline && drivetrain run my_pipeline
+```
+
+`drivetrain validate` warns that this server returns NULL timestamps as 1970-01-01. Runs are
+still right: whether a lease is held or released is decided by the server, not read from such a
+value. What shows it is reading the drive table: `history` and `show` may print that date for a
+time that is not set yet (the end of a run still running). The emulator also treats quoted
+names case-insensitively and cannot test Snowflake's locking, so try a real account before
+production.
+"""
+
+
 def render_connectors() -> str:
     """The connector reference page: every built-in connector's options."""
     from drivetrain.plugins import _load, _role_of
@@ -148,7 +182,7 @@ def render_connectors() -> str:
         out.append("| key | type | default | limits | meaning |")
         out.append("|---|---|---|---|---|")
         out.extend(_rows(options, options, "", set(options.get("required", []))))
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + CONNECTORS_FOOTER
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ class CountMismatch:
     """Rows that failed validation on the way into stage."""
     dropped: int
     """Rows removed on purpose on the way into target (duplicates, filters)."""
+    unplaceable: int = 0
+    """The most records in no window (no readable query field) a run's source count found."""
 
 
 @attrs.frozen(kw_only=True)
@@ -161,6 +163,26 @@ class FailedRun:
     error_message: str | None
     recovered: bool
     """A later run of the same window did not fail."""
+
+
+@attrs.frozen(kw_only=True)
+class Reload:
+    """Late data: a run that loaded its window again because the source count had changed."""
+
+    pipeline: str
+    run_id: str
+    status: str
+    """How the reload ended (RUNNING while it goes on)."""
+    started_at: datetime | None
+    window_start: datetime | None
+    window_end: datetime | None
+    previous_run: str | None
+    """The window's last successful load before it."""
+    previous_count: int | None
+    """The source count that load recorded."""
+    source_count: int | None
+    """The source count the reload found."""
+    reason: str | None
 
 
 @attrs.frozen(kw_only=True)
@@ -245,6 +267,8 @@ class Metrics:
     failure_points: tuple[FailurePoint, ...] = ()
     daily: tuple[DailyRuns, ...] = ()
     gaps: tuple[GapSummary, ...] = ()
+    reloads: tuple[Reload, ...] = ()
+    """Windows reloaded in the period because their source count drifted (late data), newest first."""
 
     @property
     def pipelines(self) -> list[str]:
@@ -266,10 +290,11 @@ class Metrics:
                 for i, n in enumerate((d.succeeded, d.skipped, d.failed, d.running)):
                     acc[i] += n
         failed = sorted((r for m in parts for r in m.failed_runs), key=lambda r: r.started_at or self.since, reverse=True)
+        reloads = sorted((r for m in parts for r in m.reloads), key=lambda r: r.started_at or self.since, reverse=True)
         names = ("success_rates", "phase_failures", "durations", "count_mismatches", "freshness", "retries",
                  "latest_runs", "failure_points", "gaps")
         return attrs.evolve(
-            self, sources=tuple(s for m in parts for s in m.sources), failed_runs=tuple(failed),
+            self, sources=tuple(s for m in parts for s in m.sources), failed_runs=tuple(failed), reloads=tuple(reloads),
             daily=tuple(DailyRuns(day=k, succeeded=a[0], skipped=a[1], failed=a[2], running=a[3]) for k, a in sorted(days.items())),
             **{name: cat(name) for name in names},  # type: ignore[arg-type]
         )
@@ -343,8 +368,8 @@ class Metrics:
         }
 
     def data_quality(self) -> dict[str, Any]:
-        """Dashboard 4: count mismatches, audit pass/fail, rejected rows."""
-        return {"count_mismatches": list(self.count_mismatches)}
+        """Dashboard 4: count mismatches, audit pass/fail, rejected rows, late-data reloads."""
+        return {"count_mismatches": list(self.count_mismatches), "reloads": list(self.reloads)}
 
     def to_json(self) -> dict[str, Any]:
         """Everything as plain JSON types: the metrics and the four dashboards."""

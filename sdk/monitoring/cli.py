@@ -1,7 +1,8 @@
 """Command-line pieces for operating many pipelines: ``drivetrain report`` and gap helpers.
 
 ``report_command`` is a click command the CLI group adds as ``drivetrain report``.
-:func:`gap_lines` gives ``drivetrain status`` its gap summary, and :func:`only_gaps` lets
+:func:`gap_lines` and :func:`drift_lines` give ``drivetrain status`` its gap and late-data
+summaries, and :func:`only_gaps` lets
 ``drivetrain run --from/--to`` run only the windows that still need a successful run.
 """
 
@@ -25,10 +26,29 @@ if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline
     from drivetrain.window import Window
 
-__all__ = ["build_metrics", "gap_lines", "only_gaps", "report_command"]
+__all__ = ["build_metrics", "drift_lines", "gap_lines", "only_gaps", "report_command"]
 
 #: How many gap ranges ``gap_lines`` lists before summing up the rest.
 GAP_RANGES_SHOWN = 10
+#: How many late-data reloads ``drift_lines`` lists.
+RELOADS_SHOWN = 10
+
+#: The longest period ``report --days`` accepts: a century, far from datetime's limits.
+MAX_DAYS = 36500
+
+
+def _finite(value: float) -> float:
+    """``--days`` must be a real number: FloatRange lets NaN through (it compares false)."""
+    if value != value:  # NaN
+        raise click.BadParameter("nan is not a number of days; give one like 7 or 0.5")
+    return value
+
+
+def _html_target(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``--html FILE`` must go into an existing folder: checked before any work is done."""
+    if value is not None and not value.parent.is_dir():
+        raise click.BadParameter(f"the folder {value.parent} does not exist; create it or write the file elsewhere")
+    return value
 
 
 def _window_text(pipeline: Pipeline, start: datetime, end: datetime) -> str:
@@ -97,6 +117,38 @@ def build_metrics(pipelines: Sequence[Pipeline], *, days: float = 7, now: dateti
     return parts[0].merge(*parts[1:]).with_gaps(gap_summaries)
 
 
+def _window_text_utc(start: datetime | None, end: datetime | None) -> str:
+    from drivetrain.cli._pipelines import window_text
+
+    return window_text(start, end, "UTC") if start is not None and end is not None else ""
+
+
+def drift_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = RELOADS_SHOWN) -> list[str]:
+    """Lines for ``drivetrain status PIPELINE``: late data, the windows still settling and the reloads.
+
+    Nothing when the pipeline neither settles nor ever reloaded a window after drift.
+    """
+    from drivetrain.settle import reload_reason, settling_windows
+
+    reloads = [r for r in pipeline.drive_store().history(pipeline.name) if reload_reason(r)]
+    horizon = pipeline.config.query_window.settle_horizon_text
+    lines = []
+    if horizon:
+        settling = len(settling_windows(pipeline, now))
+        lines.append(f"late data: settle_horizon {horizon}: {settling} loaded window(s) still settling; "
+                     "each plain run re-counts them and reloads those whose source count changed")
+    if reloads:
+        lines.append(f"reloaded after their source count changed: {len(reloads)} run(s), newest first")
+        for run in reloads[:limit]:
+            lines.append(f"  {_window_text(pipeline, run.query_window_start_timestamp, run.query_window_end_timestamp)} "
+                         f"{run.pipeline_status.value:<7} {run.pipeline_id}: {reload_reason(run)}")
+        if len(reloads) > limit:
+            lines.append(f"  ... and {len(reloads) - limit} more")
+    elif horizon:
+        lines.append("reloaded after their source count changed: none")
+    return lines
+
+
 def _pct(value: float | None) -> str:
     return f"{value:.1f}%" if value is not None else ""
 
@@ -123,20 +175,27 @@ def _print_tables(m: Metrics, out: Any) -> None:
         out.table(["pipeline", "phase", "average", "longest", "expected", "runs over threshold"],
                   [[d.pipeline, d.phase, _secs(d.avg_seconds), _secs(d.max_seconds), d.expected or "", f"{d.over_threshold} of {d.runs}"]
                    for d in slow], title="phases over their expected duration")
+    if m.reloads:
+        out.table(["pipeline", "window", "reload run", "status", "why"],
+                  [[r.pipeline, _window_text_utc(r.window_start, r.window_end), r.run_id, r.status, r.reason or ""]
+                   for r in m.reloads[:10]], title="windows reloaded for late data, newest first")
     if m.count_mismatches:
-        out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped"],
+        out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped",
+                   "in no window"],
                   [[c.pipeline, str(c.audits), _pct(c.audit_pass_rate), _pct(c.source_to_stage_loss_percent),
-                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped)] for c in m.count_mismatches],
+                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped), str(c.unplaceable)]
+                   for c in m.count_mismatches],
                   title="data quality")
 
 
 @click.command("report")
 @click.argument("pipelines", nargs=-1)
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
-              help="The period: runs that started in the last N days.")
+@click.option("--days", type=click.FloatRange(min=0, max=MAX_DAYS, min_open=True), default=7.0, show_default=True,
+              callback=lambda _ctx, _param, value: _finite(value),
+              help=f"The period: runs that started in the last N days (at most {MAX_DAYS}).")
 @click.option("--json", "as_json", is_flag=True, help="Print every metric and dashboard as JSON.")
 @click.option("--html", "html_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the four dashboards as one self-contained HTML file.")
+              callback=_html_target, help="Write the four dashboards as one self-contained HTML file.")
 @click.option("--dir", "folder", metavar="PATH", help="Also look at the pipeline folder PATH (default: the working folder).")
 @click.option("--send-alerts", is_flag=True,
               help="Send stale-data alerts for pipelines with monitoring.alert_on_stale_data on.")

@@ -2,11 +2,15 @@
 
 The grid comes from the pipeline's config (``Pipeline.grid``: window length, time zone and
 ``start_date``); the drive table says what happened to each window. A window is covered once
-a run of it ended SUCCESS or SKIPPED (nothing to do). Otherwise it is a gap:
+a run of it that started after the window had ended ended SUCCESS or SKIPPED (nothing to do).
+Otherwise it is a gap:
 
 * ``missing``: no run of the window at all;
-* ``failed``: every run of it failed;
+* ``failed``: no run of it completed: they failed, their process died, or they ran only
+  partially (started before the window ended, ``run --allow-partial``);
 * ``running``: a run is in progress and none has succeeded yet (not something to fill).
+  A RUNNING row whose process is known to be gone (the drive store can tell: a free DuckDB
+  file lock, an expired lease) counts as ``failed``: it will never succeed.
 
 Windows are matched exactly: runs recorded with another window length (before a config
 change) do not cover the new grid's windows. Consecutive gaps of the same kind are grouped
@@ -75,13 +79,15 @@ def _aware(value: Any) -> datetime:
 
 
 def window_states(store: ReportSource, pipeline: str, since: datetime) -> dict[tuple[datetime, datetime], tuple[int, int, int]]:
-    """``(start, end) -> (attempts, runs that did not fail, runs still RUNNING)`` from ``since`` on."""
+    """``(start, end) -> (attempts, runs that completed it, runs still RUNNING)`` from ``since`` on."""
     p = store.dialect.param
     ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
     sql = (
         "SELECT query_window_start_timestamp AS window_start, query_window_end_timestamp AS window_end, "
         "COUNT(*) AS attempts, "
-        f"SUM(CASE WHEN pipeline_status IN ({ok}) THEN 1 ELSE 0 END) AS ok, "
+        # a run that started before its window ended (a partial run) does not complete it
+        f"SUM(CASE WHEN pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp "
+        "THEN 1 ELSE 0 END) AS ok, "
         "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
         f"FROM {store.table_sql} WHERE pipeline_name = {p} AND query_window_end_timestamp > {p} "
         "GROUP BY query_window_start_timestamp, query_window_end_timestamp"
@@ -116,14 +122,27 @@ def find_gaps(
         return []
     store = store or pipeline.drive_store()
     states = window_states(store, pipeline.name, begin)
+    live = live_windows(pipeline) if any(running and not ok for _, ok, running in states.values()) else set()
     gaps = []
     for window in grid.windows_between(begin, stop):
         attempts, ok, running = states.get((window.start, window.end), (0, 0, 0))
         if ok:
             continue
-        kind = MISSING if not attempts else RUNNING if running else FAILED
+        kind = MISSING if not attempts else RUNNING if (window.start, window.end) in live else FAILED
         gaps.append(Gap(window, kind, attempts))
     return gaps
+
+
+def live_windows(pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
+    """Windows with a RUNNING row whose process may still be alive (see DriveStore.dead_reason)."""
+    from drivetrain.record import RunStatus
+
+    store = pipeline.drive_store()
+    return {
+        (r.query_window_start_timestamp, r.query_window_end_timestamp)
+        for r in store.history(pipeline.name, status=[RunStatus.RUNNING])
+        if store.dead_reason(r) is None
+    }
 
 
 def group_gaps(pipeline: str, gaps: Iterable[Gap]) -> list[GapRange]:

@@ -25,6 +25,9 @@ What each metric counts (per pipeline, over runs that started in the period):
    same window completed; and of the phase executions that needed in-phase retries for
    transient errors, the share that then completed.
 
+Beside the six, the data-quality dashboard lists **late-data reloads**: runs that loaded a window
+again because its source count changed after it was loaded (see :mod:`drivetrain.settle`).
+
 Thresholds (multiplier, freshness) come from each pipeline's newest run's config snapshot,
 so the report needs nothing but the drive table.
 """
@@ -48,6 +51,7 @@ from drivetrain.monitoring._values import (
     PhaseDuration,
     PhaseFailureRate,
     PipelineHealth,
+    Reload,
     RetryOutcome,
     SuccessRate,
 )
@@ -55,6 +59,8 @@ from drivetrain.monitoring.queries import Queries, ReportSource, rows_of
 
 #: How many failed runs the failure dashboard lists (newest first), per drive table.
 FAILED_RUNS_LISTED = 50
+#: How many late-data reloads the data-quality dashboard lists (newest first), per drive table.
+RELOADS_LISTED = 50
 #: Default duration_multiplier_threshold when a run's config snapshot has none.
 DEFAULT_MULTIPLIER = 2.0
 
@@ -70,6 +76,7 @@ __all__ = [
     "PhaseDuration",
     "PhaseFailureRate",
     "PipelineHealth",
+    "Reload",
     "RetryOutcome",
     "SuccessRate",
     "compute",
@@ -107,6 +114,7 @@ def compute(
     fresh = [_freshness(r, settings.get(r["pipeline_name"]), now) for r in rows_of(store, q.freshness())]
     retries = _retries(rows_of(store, q.window_recovery()), phase_rows)
     failed_runs = [_failed_run(r) for r in rows_of(store, q.failed_runs(FAILED_RUNS_LISTED))]
+    reloads = [_reload(r) for r in rows_of(store, q.reloads(RELOADS_LISTED))]
     points = [
         FailurePoint(pipeline=r["pipeline_name"], phase=r["phase_failed"] or "unknown", failures=_int(r["failures"]))
         for r in rows_of(store, q.failures_by_phase())
@@ -121,7 +129,7 @@ def compute(
         success_rates=_sorted(success), phase_failures=_sorted(failures), durations=_sorted(durations),
         count_mismatches=_sorted(counts), freshness=_sorted(fresh), retries=_sorted(retries),
         latest_runs=_sorted(latest), failed_runs=tuple(failed_runs), failure_points=_sorted(points),
-        daily=tuple(daily),
+        daily=tuple(daily), reloads=tuple(reloads),
     )
 
 
@@ -181,6 +189,18 @@ def _latest(r: dict[str, Any]) -> LatestRun:
     )
 
 
+def _reload(r: dict[str, Any]) -> Reload:
+    def count(key: str) -> int | None:
+        return None if r[key] is None else int(r[key])
+
+    return Reload(
+        pipeline=r["pipeline_name"], run_id=r["pipeline_id"], status=r["pipeline_status"],
+        started_at=_aware(r["pipeline_start_timestamp"]), window_start=_aware(r["query_window_start_timestamp"]),
+        window_end=_aware(r["query_window_end_timestamp"]), previous_run=r["previous_run"],
+        previous_count=count("previous_count"), source_count=count("source_count"), reason=r["reason"],
+    )
+
+
 def _success(r: dict[str, Any]) -> SuccessRate:
     runs, ok, skipped, failed, running = (_int(r[k]) for k in ("runs", "succeeded", "skipped", "failed", "running"))
     return SuccessRate(
@@ -234,7 +254,7 @@ def _counts(r: dict[str, Any]) -> CountMismatch:
         stage_to_target_loss_percent=_pct(stage - target, stage) if stage and target is not None else None,
         avg_source_to_stage_loss_percent=_float(r["avg_s2s_loss"]), max_source_to_stage_loss_percent=_float(r["max_s2s_loss"]),
         avg_stage_to_target_loss_percent=_float(r["avg_s2t_loss"]), max_stage_to_target_loss_percent=_float(r["max_s2t_loss"]),
-        rejected=_int(r["rejected"]), dropped=_int(r["dropped"]),
+        rejected=_int(r["rejected"]), dropped=_int(r["dropped"]), unplaceable=_int(r.get("unplaceable")),
     )
 
 

@@ -20,6 +20,7 @@ import attrs
 
 from drivetrain.phase_names import (
     PHASE_NAMES,
+    SOURCE_COUNT,
     SOURCE_TO_STAGE_TRANSFER,
     STAGE_TO_TARGET_TRANSFER,
     VARIANT_COLUMN,
@@ -198,7 +199,8 @@ class Queries:
             f"{self._text(s2s, 'status')} AS load_status, "
             f"{self._number(s2s, 'phase_specific_details', 'records_failed')} AS rejected, "
             f"{self._text(s2t, 'status')} AS move_status, "
-            f"{self._number(s2t, 'phase_specific_details', 'rows_dropped')} AS dropped "
+            f"{self._number(s2t, 'phase_specific_details', 'rows_dropped')} AS dropped, "
+            f"{self._number('source_count', 'phase_specific_details', 'unplaceable', 'records')} AS unplaceable "
             f"FROM {self.table}{where}"
         )
         audited = "audit_status IN ('COMPLETED', 'FAILED')"
@@ -215,7 +217,8 @@ class Queries:
             f"AVG(CASE WHEN {audited} THEN s2t_loss END) AS avg_s2t_loss, "
             f"MAX(CASE WHEN {audited} THEN s2t_loss END) AS max_s2t_loss, "
             "SUM(CASE WHEN load_status = 'COMPLETED' THEN rejected END) AS rejected, "
-            "SUM(CASE WHEN move_status = 'COMPLETED' THEN dropped END) AS dropped "
+            "SUM(CASE WHEN move_status = 'COMPLETED' THEN dropped END) AS dropped, "
+            "MAX(unplaceable) AS unplaceable "
             f"FROM ({inner}) audits GROUP BY pipeline_name"
         )
         return Query(sql, params)
@@ -280,6 +283,22 @@ class Queries:
             "AND later_run.pipeline_start_timestamp > failed_run.pipeline_start_timestamp) THEN 1 ELSE 0 END AS recovered "
             f"FROM {self.table} failed_run{where} "
             f"ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT {int(limit)}"
+        )
+        return Query(sql, params)
+
+    def reloads(self, limit: int) -> Query:
+        """Late data: runs that loaded their window again because its source count had changed."""
+        def reload(key: str, *, number: bool = False) -> str:
+            read = self._number if number else self._text
+            return read(SOURCE_COUNT, "phase_specific_details", "reload", key)
+
+        where, params = self._where(extra=f"{reload('drift', number=True)} <> 0")
+        sql = (
+            "SELECT pipeline_name, pipeline_id, pipeline_status, pipeline_start_timestamp, "
+            "query_window_start_timestamp, query_window_end_timestamp, "
+            f"{reload('previous_run')} AS previous_run, {reload('previous_count', number=True)} AS previous_count, "
+            f"{reload('count', number=True)} AS source_count, {reload('reason')} AS reason "
+            f"FROM {self.table}{where} ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT {int(limit)}"
         )
         return Query(sql, params)
 

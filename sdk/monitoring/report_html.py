@@ -192,7 +192,7 @@ def _quality(m: Metrics) -> str:
          str(c.stage_rows if c.stage_rows is not None else "–"), str(c.target_rows if c.target_rows is not None else "–"),
          escape(_pct(c.source_to_stage_loss_percent, 2)), escape(_pct(c.max_source_to_stage_loss_percent, 2)),
          escape(_pct(c.stage_to_target_loss_percent, 2)), escape(_pct(c.max_stage_to_target_loss_percent, 2)),
-         str(c.rejected), str(c.dropped)]
+         str(c.rejected), str(c.dropped), str(c.unplaceable)]
         for c in counts
     ]
     return (
@@ -202,8 +202,15 @@ def _quality(m: Metrics) -> str:
                      scale=max([10.0] + [c.source_to_stage_loss_percent or 0.0 for c in counts]))
         + "<figcaption>Rows lost from source to stage, over all audited windows</figcaption></figure></div>"
         + _table("quality", ["Pipeline", "Audits", "Pass rate", "Source rows", "Stage rows", "Target rows", "Source→stage loss",
-                             "Worst window", "Stage→target loss", "Worst window", "Rejected", "Dropped"],
+                             "Worst window", "Stage→target loss", "Worst window", "Rejected", "Dropped",
+                             "In no window"],
                  rows, empty="No audit ran in this period.")
+        + "<h3>Windows reloaded for late data</h3>"
+        + _table("reloads", ["Pipeline", "Window", "Reload run", "Status", "Source count before", "Source count now", "Why"],
+                 [[escape(r.pipeline), escape(_window(r.window_start, r.window_end)), escape(r.run_id), _status(r.status),
+                   str(r.previous_count if r.previous_count is not None else "–"),
+                   str(r.source_count if r.source_count is not None else "–"), escape(r.reason or "")] for r in m.reloads],
+                 empty="No window was reloaded for late data in this period.")
     )
 
 

@@ -64,9 +64,13 @@ class Audit(BasePhase):
                 )
             elif not within(loss, s2s_tol):
                 problems.append(f"source -> stage lost {loss:.4g}% ({source - stage} of {source}), above the tolerance {s2s_tol:g}%")
-            extracted = transfer_in.get("rows_read")
+            extracted, rejected = transfer_in.get("rows_read"), transfer_in.get("records_failed")
             if extracted is not None and extracted != source:
-                reasons.append(f"the source returned {extracted} records to the extract but counted {source}: it changed in between")
+                problems.append(f"the source returned {extracted} records to the extract but counted {source}: it changed "
+                                "in between; run the window again (the count and the extract run again together)")
+            elif extracted is not None and rejected is not None and stage + rejected != source and stage <= source:
+                problems.append(f"{source - stage - rejected} of {source} source records are neither in the stage ({stage}) "
+                                f"nor rejected ({rejected})")
         else:
             reasons.append("source -> stage not compared: a count phase did not run")
         if stage is not None and target is not None:

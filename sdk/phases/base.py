@@ -44,8 +44,12 @@ class PhaseContext:
     progress: Callable[[int], None] = lambda rows: None
     """Call with the number of rows just moved; drives progress bars."""
     phase_name: str | None = None
-    close_run: Callable[[RunRecord, str], None] = lambda record, reason: None
-    """Close another run's RUNNING row as FAILED (stale handling); the runner does the write."""
+    abandoned: set[threading.Thread] = attrs.field(factory=set)
+    """Worker threads of phases that ran past their timeout: whatever they still do, their
+    fence and cancellation checks raise, so they cannot commit."""
+    close_run: Callable[[RunRecord, str], bool] = lambda record, reason: False
+    """Close another run's RUNNING row as FAILED with a reason (stale handling); the runner does
+    the write. Returns False when it was left open (a live process holds it, or it finished)."""
 
     @property
     def config(self) -> PipelineConfig:
@@ -69,8 +73,18 @@ class PhaseContext:
         self.cancel_reason = reason
         self.cancel_event.set()
 
+    def abandon(self, worker: threading.Thread) -> None:
+        """Give up on a phase's worker thread (past its timeout); see :attr:`abandoned`."""
+        self.abandoned.add(worker)
+
+    def check_abandoned(self) -> None:
+        """Raise PhaseTimeout when called from a phase's worker thread that was given up on."""
+        if threading.current_thread() in self.abandoned:
+            raise PhaseTimeout(self.phase_name or "?", "this phase ran past its timeout and was abandoned; it may not commit")
+
     def check_cancelled(self) -> None:
         """Raise if the run was asked to stop (timeout, lost lease, SIGTERM). Call between batches."""
+        self.check_abandoned()
         if self.cancel_event.is_set():
             raise PhaseTimeout(self.phase_name or "?", self.cancel_reason or "the run was cancelled")
 
@@ -80,6 +94,10 @@ class BasePhase(abc.ABC):
 
     #: The phase's name: one of drivetrain.phase_names.PHASE_NAMES.
     name: ClassVar[str] = ""
+    #: Phases whose results are compared with this one's (by the audit). When a continuation
+    #: runs one of them again, this phase runs again too instead of being carried forward, so
+    #: both numbers come from the same attempt.
+    carried_only_with: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -92,6 +110,14 @@ class BasePhase(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: PhaseContext) -> PhaseResult | Mapping[str, Any] | None:
         """Do the work for ``ctx.window``. Return a result (or the spec's dict); raise on error."""
+
+    def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
+        """Whether ``state``, completed by a failed attempt, can be carried into this one.
+
+        Return None to carry it, or the reason it must run again (read before the phase would
+        be skipped; e.g. what it wrote is no longer there).
+        """
+        return None
 
     def describe(self) -> str:
         """One line for plans and docs."""

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from drivetrain.phase_names import SOURCE_TO_STAGE_TRANSFER
 from drivetrain.results import CountResult
+from drivetrain.settle import reload_details
 
 from .base import BasePhase, PhaseContext
 
 if TYPE_CHECKING:
     from drivetrain.config import SourceCountConfig
+    from drivetrain.record import PhaseState
 
 
 class SourceCount(BasePhase):
     """Count the source's records in the window (the baseline for the audit)."""
 
     name = "source_count"
+    #: The audit compares this count with what the extract read: when the extract runs again,
+    #: so does the count (a count carried from an earlier attempt would describe other data).
+    carried_only_with = (SOURCE_TO_STAGE_TRANSFER,)
 
     @property
     def settings(self) -> SourceCountConfig:
@@ -23,15 +29,43 @@ class SourceCount(BasePhase):
         return self.pipeline.config.phases.source_count
 
     def run(self, ctx: PhaseContext) -> CountResult:
-        count = ctx.pipeline.source().count(ctx.window)
+        source = ctx.pipeline.source()
+        count = source.count(ctx.window)
         ctx.log.info("source count: %d", count)
+        reload = reload_details(ctx.previous_attempts, count)  # a loaded window again: how its source changed
+        if reload:
+            ctx.log.info("reloading a loaded window: %s", reload["reload"]["reason"])
+        lost = source.unplaceable()
+        if lost is not None and lost.records:  # records of no window: counted, never silent
+            ctx.log.warning("source: %s", lost.summary())
+            if ctx.config.source.get("on_unplaceable", "warn") == "fail":
+                return CountResult(count=count, details={**lost.details(), **reload},
+                                   error_message=f"{lost.summary()} (on_unplaceable: fail); fix or remove them, "
+                                                 "or set source_system.on_unplaceable to warn")
+            return self._counted(ctx, count, {**lost.details(), **reload})
+        return self._counted(ctx, count, reload)
+
+    def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
+        """A carried count holds only while the source still counts the same: after a fix at the
+        source (or a change in how the window is read) it runs again, and every phase after it."""
+        counted = state.phase_specific_details.get("count")
+        if counted is None:
+            return None
+        now = ctx.pipeline.source().count(ctx.window)
+        if now != counted:
+            return f"the source now counts {now} records in the window, not the {counted} counted before"
+        return None
+
+    def _counted(self, ctx: PhaseContext, count: int, details: dict[str, object]) -> CountResult:
         if count == 0:
             mode = self.settings.on_empty_window
             if mode == "fail":
-                return CountResult(count=0, error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
+                return CountResult(count=0, details=details,
+                                   error_message=f"the source has no records in {ctx.window} (on_empty_window: fail)")
             if mode == "skip":
-                return CountResult(count=0, skip_remaining=True, details={"note": "empty window skipped (on_empty_window: skip)"})
-        return CountResult(count=count)
+                return CountResult(count=0, skip_remaining=True,
+                                   details={**details, "note": "empty window skipped (on_empty_window: skip)"})
+        return CountResult(count=count, details=details)
 
 
 class StageCount(BasePhase):
@@ -51,6 +85,12 @@ class TargetCount(BasePhase):
     name = "target_count"
 
     def run(self, ctx: PhaseContext) -> CountResult:
+        from .merge_audit import merged_target_count
+
+        merged = merged_target_count(ctx)  # a merge is counted by key against the stage window
+        if merged is not None:
+            ctx.log.info("target count: %d (merge: %s)", merged[0], merged[1])
+            return CountResult(count=merged[0], details=merged[1])
         count = ctx.pipeline.target().count(ctx.window)
         ctx.log.info("target count: %d", count)
         return CountResult(count=count)

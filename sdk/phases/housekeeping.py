@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from drivetrain.drive import is_partial
 from drivetrain.errors import ConnectorError
 from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
@@ -21,7 +22,12 @@ from .base import BasePhase, PhaseContext
 
 
 class StalePipelineHandling(BasePhase):
-    """Close runs of this pipeline that stopped sending heartbeats (their process died)."""
+    """Close runs of this pipeline whose process died, whatever their window.
+
+    At once where the drive store can tell (DuckDB: the window's file lock is free; leases
+    released, taken over or expired), otherwise once they sent no heartbeat for
+    ``timeout_minutes``.
+    """
 
     name = "stale_pipeline_handling"
 
@@ -33,8 +39,14 @@ class StalePipelineHandling(BasePhase):
             if record.pipeline_id == ctx.run_id:
                 continue
             last = record.heartbeat_at or record.pipeline_start_timestamp
-            if last < limit:
-                ctx.close_run(record, f"stale: no heartbeat since {last.isoformat()} (timeout {minutes:g} minutes); the process running it is gone")
+            dead = ctx.drive.dead_reason(record) if ctx.drive else None
+            if dead is not None:
+                reason = f"its process stopped before finishing: {dead}"
+            elif last < limit:
+                reason = f"stale: no heartbeat since {last.isoformat()} (timeout {minutes:g} minutes); the process running it is gone"
+            else:
+                continue
+            if ctx.close_run(record, reason):
                 found.append(record.pipeline_id)
         ctx.log.info("stale runs closed: %d", len(found))
         return PhaseResult(details={
@@ -121,6 +133,8 @@ class PreValidation(BasePhase):
         reference = reference_attempt(ctx.previous_attempts)
         if reference is None:
             return {}, ["fresh run: no unfinished earlier attempt at this window"]
+        if is_partial(reference):
+            return {}, [f"fresh run: {reference.pipeline_id} ran before the window ended (partial), so none of its work is carried"]
         if reference.config_hash != ctx.record.config_hash:
             return {}, [f"fresh run: the config changed since {reference.pipeline_id}, so every phase runs again"]
         carried: dict[str, PhaseState] = {}
@@ -134,7 +148,7 @@ class PreValidation(BasePhase):
                 continue  # disabled, or skipped on purpose: nothing to carry, nothing missing
             if not _done(state):
                 break
-            problem = getattr(phases[name], "still_valid", lambda c, s: None)(ctx, state)
+            problem = phases[name].still_valid(ctx, state)
             if problem:
                 notes.append(f"{name} runs again: {problem}")
                 break
@@ -144,6 +158,11 @@ class PreValidation(BasePhase):
                 skip_reason=f"completed by {state.carried_from or reference.pipeline_id}",
                 carried_from=state.carried_from or reference.pipeline_id,
             )
+        for name in list(carried):
+            again = [p for p in phases[name].carried_only_with if p not in carried and ctx.config.phases.get(p).enabled]
+            if again:
+                del carried[name]
+                notes.append(f"{name} runs again: {', '.join(again)} runs again in this attempt and is compared with it")
         if carried:
             notes.append("skipping " + ", ".join(carried))
         return carried, notes

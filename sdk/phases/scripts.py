@@ -8,7 +8,6 @@ that replaces the default phase of that name.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from drivetrain.errors import ConfigError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.results import PhaseResult, to_result
+from drivetrain.user_code import import_file
 
 from .base import BasePhase, PhaseContext
 
@@ -51,10 +51,7 @@ def load_user_scripts(folder: Path) -> dict[str, type[BasePhase]]:
             continue
         if name not in PHASE_NAMES:
             raise ConfigError(f"{path}: not a phase name; expected one of {', '.join(PHASE_NAMES)}")
-        spec = importlib.util.spec_from_file_location(f"drivetrain_user_scripts.{folder.name}.{name}", path)
-        assert spec is not None and spec.loader is not None  # always set for a .py file path
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = import_file(path, f"drivetrain_user_scripts.{folder.name}.{name}")
         function = getattr(module, name, None)
         if not callable(function):
             raise ConfigError(f"{path}: define a function {name}(config, record) returning a dict")

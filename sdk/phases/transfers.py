@@ -26,9 +26,10 @@ from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_w
 from .base import BasePhase, PhaseContext
 from .housekeeping import reference_attempt
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
+from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
-    from drivetrain.config import SourceToStageConfig
+    from drivetrain.config import SourceToStageConfig, StageToTargetConfig
 
 __all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
@@ -48,7 +49,8 @@ class SourceToStageTransfer(BasePhase):
         columns = [ColumnSpec(name=c.name, type=c.type, required=c.required, nullable=c.nullable,
                               max_length=c.max_length, min=c.min, max=c.max) for c in stage_cfg.columns]
         return RecordValidator(columns, ctx.config.source.get("query_field"),
-                               naive_timezone=ctx.config.source.get("source_timezone", "UTC"))
+                               naive_timezone=ctx.config.source.get("source_timezone", "UTC"),
+                               timestamp_unit=ctx.config.source.get("timestamp_unit"))
 
     def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch:
         """Reshape a source batch before validation. Default: unchanged."""
@@ -133,6 +135,11 @@ class StageToTargetTransfer(BasePhase):
     #: Stage rows per batch handed to transform() on the Arrow path.
     batch_size: ClassVar[int] = 50_000
 
+    @property
+    def settings(self) -> StageToTargetConfig:
+        """``phases.stage_to_target_transfer``, typed as this phase's settings."""
+        return self.pipeline.config.phases.stage_to_target_transfer
+
     def select_columns(self, ctx: PhaseContext, stage_columns: Sequence[str]) -> list[tuple[str, str]]:
         """(target column, SQL expression over stage columns) for the push-down.
 
@@ -172,8 +179,11 @@ class StageToTargetTransfer(BasePhase):
 
     def run(self, ctx: PhaseContext) -> TransferResult:
         stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+        guard = ShrinkGuard(ctx)  # before anything touches the target
+        if guard.active and (problem := guard.check(stage.count(ctx.window))):
+            return shrunk(guard, problem)
         if self.uses_arrow_path(ctx):
-            return self._arrow(ctx, stage, target)
+            return with_guard(self._arrow(ctx, stage, target), guard)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -182,6 +192,8 @@ class StageToTargetTransfer(BasePhase):
             dedup_keys=dedup_keys,
             order_by=(stage.ref.query_field or "", ROW_COLUMN),
             merge_keys=merge_keys,
+            delete_missing=bool(ctx.config.target.get("delete_missing")),
+            version_column=ctx.config.target.get("version_column"),
         )
         stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
@@ -191,7 +203,8 @@ class StageToTargetTransfer(BasePhase):
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,
             reject_reasons=reasons,
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
-                     "transformations_applied": self.describe_transformations(ctx)},
+                     "rows_removed_missing_at_source": stats.rows_removed,
+                     "transformations_applied": self.describe_transformations(ctx), **guard_details(guard)},
         )
 
     def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
@@ -210,7 +223,9 @@ class StageToTargetTransfer(BasePhase):
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
             return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
         spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
-                        order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys)
+                        order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys,
+                        delete_missing=bool(ctx.config.target.get("delete_missing")),
+                        version_column=ctx.config.target.get("version_column"))
         return self._arrow_keyed(ctx, stream, target, spec)
 
     def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
@@ -281,6 +296,22 @@ def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
     dedup = tuple(target.get("dedup_keys") or ())
     merge = tuple(target.get("merge_keys") or ()) if target.get("load_strategy") == "merge" else ()
     return dedup, merge
+
+
+def shrunk(guard: ShrinkGuard, problem: str) -> TransferResult:
+    """The failed result of a load the shrink guard stopped (nothing was read or written)."""
+    return TransferResult(transfer_completed=False, rows_read=0, rows_written=0, error_message=problem,
+                          details=guard_details(guard))
+
+
+def with_guard(result: TransferResult, guard: ShrinkGuard) -> TransferResult:
+    """``result`` with what the shrink guard found (a shrink it let through) in its details."""
+    return attrs.evolve(result, details={**result.details, **guard_details(guard)}) if guard.details else result
+
+
+def guard_details(guard: ShrinkGuard) -> dict[str, Any]:
+    """``{"shrink_guard": ...}`` for the phase's details when the window shrank, else nothing."""
+    return {"shrink_guard": guard.details} if guard.details else {}
 
 
 def key_drop_reason(spec: PushDown) -> str:

@@ -132,7 +132,7 @@ class TestValidateFindsWhatWouldFailLater:
         assert "target_system.rename.statuss: renames 'statuss', which is not a stage column; did you mean 'status'?" in result.stdout
 
     def test_dedup_keys_name_the_renamed_target_columns(self, cli: Cli, shop: Path) -> None:
-        edit_config(shop, lambda c: c["target_system"].update(rename={"order_id": "id"}, dedup_keys=["id"]))
+        edit_config(shop, lambda c: c["target_system"].update(rename={"order_id": "id"}, dedup_keys=["id"], merge_keys=["id"]))
         result = cli("validate", "./shop")
         assert result.returncode == 0, result
 
@@ -143,7 +143,7 @@ class TestValidateFindsWhatWouldFailLater:
         assert "source_system.query_field: 'updated_at; DROP TABLE shop' is not a field name" in result.stderr
 
     def test_merge_keys_that_replace_window_would_ignore_exit_2(self, cli: Cli, shop: Path) -> None:
-        edit_config(shop, lambda c: c["target_system"].update(merge_keys=["order_id"]))
+        edit_config(shop, lambda c: c["target_system"].update(load_strategy="replace_window"))
         result = cli("validate", "./shop")
         assert result.returncode == 2, result
         assert "target_system.merge_keys: is only used with load_strategy 'merge'" in result.stderr

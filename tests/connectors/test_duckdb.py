@@ -152,4 +152,5 @@ class TestMerge:
             stats = wh.push_down(spec, window, lineage)
         with duckdb.connect(str(wh.path), read_only=True) as conn:
             assert conn.execute("SELECT id, v FROM tgt ORDER BY id").fetchall() == [(1, "new"), (2, "new")]
-        assert (stats.rows_read, stats.rows_written, stats.rows_dropped) == (2, 0, 2)
+        # both records are held, in a newer version: accounted for, not dropped
+        assert (stats.rows_read, stats.rows_written, stats.rows_dropped, stats.rows_superseded) == (2, 2, 0, 2)

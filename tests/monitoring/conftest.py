@@ -82,7 +82,7 @@ def _run(folder: Path, window_index: int, *, overrides: dict | None = None, faul
         for _ in range(window_index):
             window = pipeline.grid.next(window)
         if transient_extract:
-            pipeline._connectors["source"] = FaultySource(pipeline.source(), fail_at_batch=0, times=1)
+            pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=0, times=1))
         runner = pipeline.runner(heartbeat_seconds=0.2)
         if faults is None:
             return runner.run(window)

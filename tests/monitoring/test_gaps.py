@@ -45,7 +45,18 @@ class TestFindGaps:
             conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
                          [history_copy.runs[4].pipeline_id])
         with history_copy.pipeline() as pipe:
+            run = history_copy.runs[4]  # a live process (this one) holds the window, as a running run does
+            pipe.drive_store().acquire_lease(pipe.name, run.query_window_start_timestamp, run.query_window_end_timestamp, "live", 60)
             assert kinds(gaps.find_gaps(pipe, now=NOW))[0] == (2 * HOUR, "running", 1)
+
+    def test_a_running_row_whose_process_is_gone_is_a_failed_gap(self, history_copy):
+        import duckdb
+
+        with duckdb.connect(str(history_copy.folder / "warehouse.duckdb")) as conn:
+            conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
+                         [history_copy.runs[4].pipeline_id])
+        with history_copy.pipeline() as pipe:  # nobody holds the window's lock: its process is gone
+            assert kinds(gaps.find_gaps(pipe, now=NOW))[0] == (2 * HOUR, "failed", 1)
 
 
 class TestRanges:

@@ -143,9 +143,9 @@ def main() -> int:
     if kind == "committed":
         KILL_AFTER_COMMIT.add(arg)
     if kind == "loaded":
-        pipeline._connectors["source"] = KillWhenLoaded(pipeline.source())
+        pipeline.use(source=KillWhenLoaded(pipeline.source()))
     if kind == "batch":
-        pipeline._connectors["source"] = FaultySource(pipeline.source(), kill_at_batch=int(arg))
+        pipeline.use(source=FaultySource(pipeline.source(), kill_at_batch=int(arg)))
     window = pipeline.grid.window_starting(parse_timestamp(args.start))
     runner = pipeline.runner(heartbeat_seconds=args.heartbeat, lease_seconds=args.lease)
     try:

@@ -158,5 +158,6 @@ class TestUnplaceableRecords:
                                              b"not json at all"])
         assert_accounted(record, folder, loaded=0, rejected=0)
         text = caplog.text
-        assert "2 record(s)" in text and "query field" in text, text
-        assert "1 line(s)" in text, text
+        assert "3 record(s) belong to no window" in text, text
+        lost = record.phase("source_count").phase_specific_details["unplaceable"]  # and in the drive row
+        assert lost["reasons"] == {"reported_at: not a timestamp": 2, "line is not valid JSON": 1}

@@ -81,12 +81,10 @@ class HoldingFaultySource(FaultySource):
 class ReliabilityPipeline(Pipeline):
     phase_classes = {{"source_to_stage_transfer": CountingTransfer, "stage_to_target_transfer": HeldPushDown}}
 
-    def source(self):
-        if {scenario!r} != "retry_wait":
-            return super().source()
-        if "faulty" not in self._connectors:
-            self._connectors["faulty"] = HoldingFaultySource(super().source(), fail_at_batch=0, times=100)
-        return self._connectors["faulty"]
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if {scenario!r} == "retry_wait":
+            self.use(source=HoldingFaultySource(self.source(), fail_at_batch=0, times=100))
 '''
 
 

@@ -47,7 +47,7 @@ def main() -> None:
         kill_before_commit=[arg] if kind == "commit" else [],
     )
     if kind == "batch":
-        pipeline._connectors["source"] = FaultySource(pipeline.source(), kill_at_batch=int(arg))
+        pipeline.use(source=FaultySource(pipeline.source(), kill_at_batch=int(arg)))
     if kind == "s2t_batch":
         KillingTransfer.kill_at = int(arg)
     window = pipeline.grid.window_starting(parse_timestamp(start))

@@ -74,3 +74,23 @@ def count_in_source(config, start, end):
     assert 0 < in_window < len(rows)
     assert record.phases["source_count"].phase_specific_details["count"] == in_window
     assert (folder / "calls.txt").read_text().split() == [window.start.isoformat(), window.end.isoformat()]
+
+
+def test_the_testing_example_runs_each_of_its_tests(tmp_path, monkeypatch):
+    """The pytest file of section 5 is executed: each test in a fresh copy of the lab_results folder."""
+    example = next(b for b in blocks("python") if "from drivetrain.testing import" in b)
+    namespace: dict = {}
+    exec(compile(example, "test_lab_results.py", "exec"), namespace)  # noqa: S102 - the documented example
+    tests = {name: fn for name, fn in namespace.items() if name.startswith("test_") and callable(fn)}
+    assert set(tests) == {"test_rows_from_memory_reach_the_target", "test_a_failed_extract_is_resumed_by_the_next_run"}
+    for name, test in tests.items():
+        folder = tmp_path / name / "lab_results"
+        (folder / "data").mkdir(parents=True)
+        (folder / "config.json").write_text(blocks("json")[0])
+        python = blocks("python")
+        (folder / "pipeline.py").write_text(python[0] + "\n" + python[1] + "\n" + python[2])
+        rows = make_rows(200, hours=1, invalid_every=0, duplicates=1)
+        (folder / "data" / "part1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        monkeypatch.chdir(folder.parent)
+        test()
+        assert query_db(folder / "warehouse.duckdb", "SELECT count(*) FROM pipeline_execution_drive")[0][0] >= 1
