@@ -254,8 +254,8 @@ class TestGeneratedConfigs:
     @given(changes=st.lists(st.sampled_from(sorted(CONFIG_CHANGES)).flatmap(
         lambda path: CONFIG_CHANGES[path].map(lambda value: (path, value))), min_size=1, max_size=3),
         command=CONFIG_COMMANDS)
-    @example(changes=[(("stage_system", "path"), "/etc/passwd")], command=["status", "shop", "--json"])
-    @example(changes=[(("dag_schedule", "timezone"), "Mars/Olympus")], command=["validate", "shop"])
+    @example(changes=[(("stage_system", "path"), "/etc/passwd")], command=["status", "./shop", "--json"])
+    @example(changes=[(("dag_schedule", "timezone"), "Mars/Olympus")], command=["validate", "./shop"])
     def test_any_config_ends_with_a_message_not_a_traceback(self, workspace: Path, changes: list[Any],
                                                              command: list[str]) -> None:
         folder = fresh_copy(workspace, "shop_cfg")
@@ -270,9 +270,9 @@ class TestGeneratedConfigs:
 
 DAMAGEABLE = [*VARIANT_COLUMN.values(), "config_snapshot"]
 ROW_COMMANDS = st.sampled_from([
-    ["history", "shop_rows", "--json"], ["history", "shop_rows"], ["status", "shop_rows", "--json"],
-    ["show", RUN_ID, "-p", "shop_rows", "--json"], ["show", RUN_ID, "-p", "shop_rows"], ["report", "shop_rows", "--json"],
-    ["run", "shop_rows", "--json"], ["run", "shop_rows", "--window-start", f"{SAMPLE_DAY}T00:00:00Z"],
+    ["history", "./shop_rows", "--json"], ["history", "./shop_rows"], ["status", "./shop_rows", "--json"],
+    ["show", RUN_ID, "-p", "./shop_rows", "--json"], ["show", RUN_ID, "-p", "./shop_rows"], ["report", "./shop_rows", "--json"],
+    ["run", "./shop_rows", "--json"], ["run", "./shop_rows", "--window-start", f"{SAMPLE_DAY}T00:00:00Z"],
 ])
 PHASE_OBJECTS = JSON_VALUES | st.fixed_dictionaries({}, optional={
     key: JSON_VALUES | st.sampled_from(["COMPLETED", "FAILED", "2025-01-01T00:00:00Z", 1])
@@ -287,9 +287,9 @@ class TestGeneratedDriveRows:
            status=st.sampled_from([None, "SUCCESS", "FAILED", "RUNNING", "DONE", ""]),
            arrays=st.sampled_from([None, ["audit", "bogus"], [], list(PHASE_NAMES)]),
            command=ROW_COMMANDS)
-    @example(damage={"audit_phase": [1, 2]}, status="DONE", arrays=None, command=["run", "shop_rows", "--json"])
+    @example(damage={"audit_phase": [1, 2]}, status="DONE", arrays=None, command=["run", "./shop_rows", "--json"])
     @example(damage={"config_snapshot": {"dag_schedule": {"timezone": "Mars/Olympus"}}}, status=None, arrays=None,
-             command=["history", "shop_rows"])
+             command=["history", "./shop_rows"])
     def test_any_damaged_row_ends_with_a_message_not_a_traceback(self, workspace: Path, damage: dict[str, Any],
                                                                   status: str | None, arrays: list[str] | None,
                                                                   command: list[str]) -> None:

@@ -65,23 +65,23 @@ class TestArgumentBounds:
     @pytest.mark.parametrize("start", ["9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00",
                                        "1899-12-31T23:00:00Z", "3000-01-01T00:00:00Z"])
     def test_window_start_outside_the_sane_range_exits_2_and_runs_nothing(self, cli: Cli, shop: Path, start: str) -> None:
-        stderr = clean_error(cli("run", "shop", "--window-start", start), 2)
+        stderr = clean_error(cli("run", "./shop", "--window-start", start), 2)
         assert "is outside the range windows can be run in (1900-01-01 to 3000-01-01, UTC)" in stderr
         assert not (shop / "warehouse.duckdb").exists()
 
     def test_from_outside_the_sane_range_exits_2(self, cli: Cli, shop: Path) -> None:
-        stderr = clean_error(cli("run", "shop", "--from", "0001-01-01", "--to", "0001-01-01T03:00"), 2)
+        stderr = clean_error(cli("run", "./shop", "--from", "0001-01-01", "--to", "0001-01-01T03:00"), 2)
         assert "--from: 0001-01-01T00:00:00Z is outside the range" in stderr
 
     def test_a_config_start_date_in_year_1_exits_2_for_every_command(self, cli: Cli, shop: Path) -> None:
         config = json.loads((shop / "config.json").read_text())
         config["dag_schedule"]["start_date"] = "0001-01-01"
         (shop / "config.json").write_text(json.dumps(config))
-        for args in (["validate", "shop"], ["run", "shop"], ["status", "shop"]):
+        for args in (["validate", "./shop"], ["run", "./shop"], ["status", "./shop"]):
             assert "dag_schedule.start_date: 0001-01-01 is outside the range" in clean_error(cli(*args), 2)
 
     def test_history_limit_beyond_64_bits_exits_2(self, cli: Cli, shop: Path) -> None:
-        assert "--limit" in clean_error(cli("history", "shop", "-n", "99999999999999999999"), 2)
+        assert "--limit" in clean_error(cli("history", "./shop", "-n", "99999999999999999999"), 2)
 
 
 class TestJsonErrors:
@@ -90,7 +90,7 @@ class TestJsonErrors:
         assert "no pipeline 'nope'" in str(body["message"])
 
     def test_a_usage_error_of_a_json_command(self, cli: Cli, shop: Path) -> None:
-        json_error(cli("history", "shop", "--json", "-n", "abc"), 2, "usage")
+        json_error(cli("history", "./shop", "--json", "-n", "abc"), 2, "usage")
 
     def test_an_unknown_option_of_a_json_command(self, cli: Cli, shop: Path) -> None:
         json_error(cli("status", "--json", "--bogus"), 2, "usage")
@@ -100,10 +100,10 @@ class TestJsonErrors:
 
     def test_status_of_a_broken_config(self, cli: Cli, shop: Path) -> None:
         (shop / "config.json").write_text("{")
-        json_error(cli("status", "shop", "--json"), 2, "config")
+        json_error(cli("status", "./shop", "--json"), 2, "config")
 
     def test_run_with_a_bad_timestamp(self, cli: Cli, shop: Path) -> None:
-        json_error(cli("run", "shop", "--window-start", "yesterday", "--json"), 2, "usage")
+        json_error(cli("run", "./shop", "--window-start", "yesterday", "--json"), 2, "usage")
 
     def test_report_with_nan_days(self, cli: Cli) -> None:
         json_error(cli("report", "--days", "nan", "--json"), 2, "usage")
@@ -115,7 +115,7 @@ class TestJsonErrors:
             store.ensure()
             lease = store.acquire_lease(pipeline.name, window.start, window.end, new_holder_id(), 600)
             try:
-                result = cli("run", "shop", "--window-start", FIRST, "--json")
+                result = cli("run", "./shop", "--window-start", FIRST, "--json")
             finally:
                 store.release_lease(lease)
         json_error(result, 3, "locked")
@@ -128,38 +128,38 @@ class TestJsonErrors:
 
 class TestRunJson:
     def test_run_json_has_the_stored_created_and_updated_at(self, cli: Cli, shop: Path) -> None:
-        (row,) = cli("run", "shop", "--window-start", FIRST, "--json").json()
+        (row,) = cli("run", "./shop", "--window-start", FIRST, "--json").json()
         assert row["created_at"] is not None
         assert row["updated_at"] is not None
-        (stored,) = cli("history", "shop", "--json").json()
+        (stored,) = cli("history", "./shop", "--json").json()
         assert (row["created_at"], row["updated_at"]) == (stored["created_at"], stored["updated_at"])
 
 
 class TestCorruptFile:
     @pytest.fixture
     def corrupt(self, cli: Cli, shop: Path) -> Path:
-        assert cli("run", "shop", "--window-start", FIRST).returncode == 0
+        assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
         path = shop / "warehouse.duckdb"
         flip_bytes(path, 5000, 4000)
         return path
 
-    @pytest.mark.parametrize("args", [["run", "shop"], ["history", "shop"], ["status", "shop"],
-                                      ["show", "shop_20250101T000000Z_run1", "-p", "shop"]])
+    @pytest.mark.parametrize("args", [["run", "./shop"], ["history", "./shop"], ["status", "./shop"],
+                                      ["show", "shop_20250101T000000Z_run1", "-p", "./shop"]])
     def test_every_command_names_the_file_and_the_fix(self, cli: Cli, corrupt: Path, args: list[str]) -> None:
         stderr = clean_error(cli(*args), 1)
         assert f"{corrupt}: the DuckDB file is damaged" in stderr
         assert "restore it from a backup" in stderr
 
     def test_status_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
-        body = json_error(cli("status", "shop", "--json"), 1, "failed")
+        body = json_error(cli("status", "./shop", "--json"), 1, "failed")
         assert "the DuckDB file is damaged" in str(body["message"])
 
     def test_history_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
-        body = json_error(cli("history", "shop", "--json"), 1, "failed")
+        body = json_error(cli("history", "./shop", "--json"), 1, "failed")
         assert "the DuckDB file is damaged" in str(body["message"])
 
     def test_report_skips_the_pipeline_and_says_why(self, cli: Cli, corrupt: Path) -> None:
-        result = cli("report", "shop")
+        result = cli("report", "./shop")
         assert "Traceback" not in result.stderr
         assert "shop: skipped: cannot read its drive table" in result.stderr
         assert "the DuckDB file is damaged" in result.stderr
@@ -170,11 +170,11 @@ class TestBrokenPipelineModule:
         with open(shop / "pipeline.py", "a", encoding="utf-8") as fh:
             fh.write("\ndef broken(:\n")
         lines = (shop / "pipeline.py").read_text().splitlines()
-        stderr = clean_error(cli("validate", "shop"), 2)
+        stderr = clean_error(cli("validate", "./shop"), 2)
         assert f"pipeline.py:{len(lines)}: SyntaxError" in stderr
         assert "invalid configuration" in stderr
 
-    @pytest.mark.parametrize("args", [["run", "shop"], ["status", "shop"], ["history", "shop", "--json"]])
+    @pytest.mark.parametrize("args", [["run", "./shop"], ["status", "./shop"], ["history", "./shop", "--json"]])
     def test_other_commands_exit_2_naming_the_file(self, cli: Cli, shop: Path, args: list[str]) -> None:
         (shop / "pipeline.py").write_text("import no_such_module_here\n")
         assert "pipeline.py:1" in clean_error(cli(*args), 2)
@@ -183,30 +183,30 @@ class TestBrokenPipelineModule:
 class TestDamagedRow:
     @pytest.fixture
     def damaged(self, cli: Cli, shop: Path) -> str:
-        assert cli("run", "shop", "--window-start", FIRST).returncode == 0
+        assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
         with duckdb.connect(str(shop / "warehouse.duckdb")) as conn:
             conn.execute("UPDATE pipeline_execution_drive SET audit_phase = '[1, 2]', pipeline_status = 'DONE'")
         return "shop_20250101T000000Z_run1"
 
     def test_history_marks_the_row_and_warns_with_row_and_column(self, cli: Cli, damaged: str) -> None:
-        result = cli("history", "shop")
+        result = cli("history", "./shop")
         assert clean_error(result, 0).count("is damaged") == 1
         assert f"drive-table row {damaged}" in result.stderr
         assert "audit_phase: expected a JSON object" in result.stderr
         assert "damaged row" in result.stdout
 
     def test_show_lists_each_damaged_value(self, cli: Cli, damaged: str) -> None:
-        result = cli("show", damaged, "-p", "shop")
+        result = cli("show", damaged, "-p", "./shop")
         clean_error(result, 0)
         assert "audit_phase: expected a JSON object, found a list [1, 2]" in result.stdout
         assert "pipeline_status: expected one of" in result.stdout
 
     def test_json_output_carries_the_damage(self, cli: Cli, damaged: str) -> None:
-        (row,) = cli("history", "shop", "--json").json()
+        (row,) = cli("history", "./shop", "--json").json()
         assert any(p.startswith("audit_phase") for p in row["damage"])
 
     def test_the_pipeline_runs_on_the_damaged_window_first(self, cli: Cli, shop: Path, damaged: str) -> None:
-        result = cli("run", "shop")
+        result = cli("run", "./shop")
         clean_error(result, 0)
         assert "SUCCESS  shop_20250101T000000Z_run2" in result.stdout
-        assert clean_error(cli("status", "shop"), 0)
+        assert clean_error(cli("status", "./shop"), 0)

@@ -19,13 +19,13 @@ def old_scaffold_target(config: dict) -> None:
 
 class TestValidateTables:
     def test_the_scaffold_validates_without_notes(self, cli: Cli, shop: Path) -> None:
-        result = cli("validate", "shop")
+        result = cli("validate", "./shop")
         assert result.returncode == 0, result
         assert "note:" not in result.stdout
 
     def test_replace_window_on_an_update_time_is_explained(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, old_scaffold_target)
-        result = cli("validate", "shop")
+        result = cli("validate", "./shop")
         assert result.returncode == 0, result
         assert "note: target_system.load_strategy is 'replace_window' but the query field 'updated_at' looks like an update time" in result.stdout
         assert "set load_strategy 'merge' with merge_keys ['order_id']" in result.stdout
@@ -38,26 +38,26 @@ class TestValidateTables:
             target.update({"load_strategy": "replace_window", key: value})
 
         edit_config(shop, replace_with)
-        result = cli("validate", "shop")
+        result = cli("validate", "./shop")
         assert result.returncode == 2, result
         assert f"target_system.{key}: is only used with load_strategy 'merge'" in result.stderr
 
     def test_merge_without_keys_is_a_config_error(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, lambda c: c["target_system"].pop("merge_keys"))
-        result = cli("validate", "shop")
+        result = cli("validate", "./shop")
         assert result.returncode == 2, result
         assert "target_system: 'merge_keys' is required when load_strategy is 'merge'" in result.stderr
 
     def test_a_stage_equal_to_the_target_exits_2_naming_the_key(self, cli: Cli, shop: Path) -> None:
         edit_config(shop, lambda c: c["target_system"].update(table=c["stage_system"]["table"]))
-        result = cli("validate", "shop")
+        result = cli("validate", "./shop")
         assert result.returncode == 2, result
         assert "target_system.table: the target table would be main.stg_shop, which is already the stage table" in result.stderr
 
     def test_a_target_another_pipeline_owns_fails_the_target_check(self, cli: Cli, shop: Path, scaffold_template: Path) -> None:
         import shutil
 
-        assert cli("run", "shop").returncode == 0
+        assert cli("run", "./shop").returncode == 0
         other = cli.cwd / "other"
         shutil.copytree(scaffold_template, other)
 
@@ -68,7 +68,7 @@ class TestValidateTables:
                 config[section]["path"] = "../shop/warehouse.duckdb"
 
         edit_config(other, same_target)
-        result = cli("validate", "other")
+        result = cli("validate", "./other")
         assert result.returncode == 1, result
         assert "FAILED  target_system" in result.stdout and "belongs to pipeline 'shop'" in result.stdout
         assert "target_system.shared: true" in result.stdout

@@ -217,7 +217,7 @@ def test_the_repeated_hour_of_a_new_york_datetime_table_is_loaded_once(
     table = _table(mariadb, [datetime(2025, 11, 2, 1, 10), datetime(2025, 11, 2, 0, 59), datetime(2025, 11, 2, 2, 0)])
     folder = _pipeline(tmp_path, mariadb, table, monkeypatch)
     cli = Cli(cwd=tmp_path, home=tmp_path / "home")
-    result = cli("run", "ny", "--window-start", "2025-11-02T06:00:00Z")
+    result = cli("run", "./ny", "--window-start", "2025-11-02T06:00:00Z")
     assert result.returncode == 0, result
     with Pipeline.load(folder) as pipeline:
         window = pipeline.grid.window_starting(datetime(2025, 11, 2, 4, tzinfo=UTC))

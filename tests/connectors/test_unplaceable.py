@@ -168,19 +168,19 @@ class TestInTheDriveRowAndReports:
     def test_show_status_and_report_print_it(self, tmp_path: Path) -> None:
         _run_folder(tmp_path)
         cli = Cli(cwd=tmp_path, home=tmp_path / "home")
-        run = cli("run", "lab", "--window-start", "2025-11-15T00:00:00Z")
+        run = cli("run", "./lab", "--window-start", "2025-11-15T00:00:00Z")
         assert run.returncode == 0, run
-        status = cli("status", "lab")
+        status = cli("status", "./lab")
         assert "records in no window: 5" in status.stdout, status
-        run_id = cli("status", "lab", "--json").json()[0]["pipeline_id"]
-        show = cli("show", run_id, "--pipeline", "lab")
+        run_id = cli("status", "./lab", "--json").json()[0]["pipeline_id"]
+        show = cli("show", run_id, "--pipeline", "./lab")
         assert "records in no window: 5" in show.stdout, show
         assert "2 x reported_at: not a timestamp" in show.stdout
         assert "records.jsonl line 8" in show.stdout
-        report = cli("report", "lab")
+        report = cli("report", "./lab")
         assert "in no window" in report.stdout, report
         html = tmp_path / "report.html"
-        assert cli("report", "lab", "--html", str(html)).returncode == 0
+        assert cli("report", "./lab", "--html", str(html)).returncode == 0
         assert "In no window" in html.read_text()
 
 

@@ -96,19 +96,19 @@ class TestPipelines:
     def test_an_unknown_unit_is_a_config_error_naming_the_key(self, tmp_path: Path) -> None:
         cli = Cli(cwd=tmp_path, home=tmp_path / "home")
         _epoch_folder(tmp_path, source_system__timestamp_unit="minutes")
-        result = cli("validate", "lab")
+        result = cli("validate", "./lab")
         assert result.returncode == 2, result
         assert "timestamp_unit" in result.stdout + result.stderr
 
     def test_validate_warns_from_a_sample_of_the_data(self, tmp_path: Path) -> None:
         cli = Cli(cwd=tmp_path, home=tmp_path / "home")
         _epoch_folder(tmp_path)
-        result = cli("validate", "lab")
+        result = cli("validate", "./lab")
         assert "warning" in result.stdout and "timestamp_unit" in result.stdout, result
         assert str(int(DAY.timestamp())) in result.stdout
         config = json.loads((tmp_path / "lab" / "config.json").read_text())
         config["source_system"]["timestamp_unit"] = "s"
         (tmp_path / "lab" / "config.json").write_text(json.dumps(config))
-        result = cli("validate", "lab")
+        result = cli("validate", "./lab")
         assert result.returncode == 0, result
         assert "the first value is 2025-11-15T00:00:00+00:00" in result.stdout
