@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from drivetrain import _connector_roles, plugins
 from drivetrain.config import PipelineConfig, SystemConfig
-from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound, TransientError
+from drivetrain.errors import ConfigError, DrivetrainError, TransientError
 from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts

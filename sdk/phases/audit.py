@@ -68,9 +68,12 @@ class Audit(BasePhase):
             if extracted is not None and extracted != source:
                 problems.append(f"the source returned {extracted} records to the extract but counted {source}: it changed "
                                 "in between; run the window again (the count and the extract run again together)")
-            elif extracted is not None and rejected is not None and stage + rejected != source and stage <= source:
+            elif extracted is not None and rejected is not None and stage + rejected < source:
                 problems.append(f"{source - stage - rejected} of {source} source records are neither in the stage ({stage}) "
                                 f"nor rejected ({rejected})")
+            elif extracted is not None and rejected is not None and stage + rejected > source and stage <= source:
+                problems.append(f"the stage ({stage}) and the rejects ({rejected}) hold {stage + rejected - source} more "
+                                f"records than the source's {source}: a record was both loaded and rejected, or counted twice")
         else:
             reasons.append("source -> stage not compared: a count phase did not run")
         if stage is not None and target is not None:

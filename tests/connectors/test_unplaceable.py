@@ -151,6 +151,13 @@ class TestInTheDriveRowAndReports:
         assert stored["unplaceable"]["reasons"]["reported_at: not a timestamp"] == 2
         assert len(stored["unplaceable"]["sample"]) == 5
 
+    def test_a_clean_source_leaves_no_tally_in_the_row(self, tmp_path: Path) -> None:
+        folder = make_pipeline_dir(tmp_path / "lab", [good(i) for i in range(3)])
+        with Pipeline.load(folder) as pipeline:
+            record = pipeline.runner().run(pipeline.grid.window_starting(DAY))
+        assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+        assert record.phase("source_count").phase_specific_details == {"count": 3}
+
     def test_fail_fails_source_count_with_the_tally(self, tmp_path: Path) -> None:
         folder = _run_folder(tmp_path, source_system__on_unplaceable="fail")
         with Pipeline.load(folder) as pipeline:

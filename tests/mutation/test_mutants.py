@@ -35,10 +35,15 @@ TARGETS = [
         "tests/sdk/test_audit.py",
         "tests/sdk/test_runner.py::TestAudit::test_loss_equal_to_the_tolerance_passes",
         "tests/sdk/test_runner.py::TestRetries::test_a_silently_short_stream_is_caught_by_the_audit",
+        "tests/sdk/test_resume_accounting.py::TestSourceChangingWithinOneAttempt",
     )),
     Target("drivetrain.phases.counts", ("SourceCount.run",), (
         "tests/sdk/test_runner.py::TestAudit::test_empty_window_can_be_skipped_by_config",
         "tests/sdk/test_runner.py::TestAudit::test_empty_window_can_fail_by_config",
+        "tests/connectors/test_unplaceable.py::TestInTheDriveRowAndReports::test_warn_records_the_tally_in_source_count_and_the_run_succeeds",
+        "tests/connectors/test_unplaceable.py::TestInTheDriveRowAndReports::test_a_clean_source_leaves_no_tally_in_the_row",
+        "tests/connectors/test_unplaceable.py::TestInTheDriveRowAndReports::test_fail_fails_source_count_with_the_tally",
+        "tests/connectors/test_unplaceable.py::TestFilesSourceCounts",
     )),
 ]
 

@@ -122,3 +122,32 @@ class TestExplanations:
         details = audit(run(folder, **{"phases.target_count.enabled": False}))
         assert details["source_to_stage_loss_percent"] is not None
         assert details["stage_to_target_loss_percent"] is None
+
+
+class TestExactAccounting:
+    """source = stage + rejected, exactly, whenever the extract ran in the same attempt."""
+
+    @staticmethod
+    def real_counts(folder: Path) -> tuple[int, int, int]:
+        record = run(folder)
+        assert record.pipeline_status is RunStatus.SUCCESS, record.phase_failed
+        source = record.phases["source_count"].phase_specific_details["count"]
+        stage = record.phases["stage_count"].phase_specific_details["count"]
+        rejected = record.phases["source_to_stage_transfer"].phase_specific_details["records_failed"]
+        assert rejected > 0 and source == stage + rejected  # the sample data has invalid rows
+        return source, stage, rejected
+
+    def test_records_neither_staged_nor_rejected_are_counted_in_the_failure(self, folder: Path) -> None:
+        source, stage, rejected = self.real_counts(folder)
+        record = run(folder, stage=stage - 1, **{"phases.audit.count_tolerances.source_to_stage_tolerance_percent": 50.0})
+        assert record.phase_failed == "audit"
+        assert (f"1 of {source} source records are neither in the stage ({stage - 1}) nor rejected ({rejected})"
+                in (record.phases["audit"].error_message or ""))
+
+    def test_more_staged_and_rejected_than_counted_fails_too(self, folder: Path) -> None:
+        source, stage, rejected = self.real_counts(folder)
+        record = run(folder, stage=source)
+        assert record.phase_failed == "audit"
+        assert (f"the stage ({source}) and the rejects ({rejected}) hold {rejected} more records than the source's {source}"
+                in (record.phases["audit"].error_message or ""))
+
