@@ -87,7 +87,11 @@ class Deployment:
     folder: Path
 
     def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        for _ in range(5):  # SQLite: the scheduler may hold the database for a moment ("database is locked")
+            done = subprocess.run([*AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+            if done.returncode == 0 or "database is locked" not in done.stderr:
+                break
+            time.sleep(2)
         assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done
 
