@@ -10,7 +10,8 @@ load fails, target unchanged, when it would empty a window that held rows, or br
 than ``phases.stage_to_target_transfer.max_shrink_percent`` below; ``accept_shrink`` in config
 or ``drivetrain run --accept-shrink`` lets it through, and the run's row records that it did.
 
-A merge never removes rows from the target, so the guard leaves ``load_strategy: merge`` alone.
+The guard leaves ``load_strategy: merge`` alone. A merge removes rows only with ``delete_missing``,
+where a record that moved to a later window would look like a shrink; that case is not guarded.
 """
 
 from __future__ import annotations
