@@ -62,7 +62,7 @@ def classify(exc: BaseException) -> tuple[bool, str | None, str]:
         return True, state, "the connection failed or broke; retry"
     if state is not None and state.startswith("28"):
         return False, state, PERMANENT_STATES["28000"]
-    if state is None and type(exc).__name__ in ("OperationalError", "InterfaceError"):
+    if state is None and type(exc).__name__ in ("OperationalError", "InterfaceError", "InternalError"):
         text = str(exc)
         if any(word in text for word in _AUTH_WORDS):
             return False, None, PERMANENT_STATES["28P01"]
@@ -77,12 +77,15 @@ def classify(exc: BaseException) -> tuple[bool, str | None, str]:
 
 
 @contextmanager
-def postgres_errors(address: str, action: str, *, secret: str | None = None) -> Iterator[None]:
+def postgres_errors(
+    address: str, action: str, *, secret: str | None = None, secrets: tuple[str, ...] = ()
+) -> Iterator[None]:
     """Turn psycopg (and socket) exceptions raised inside the block into drivetrain errors.
 
     :param address: ``host:port/database.schema.table`` named in the message.
     :param action: what was being done ("counting rows", "reading rows"...).
     :param secret: the password, blanked out of the message should the driver echo it.
+    :param secrets: more text to blank out (the password as quoted in a connection URL).
     """
     try:
         yield
@@ -93,8 +96,9 @@ def postgres_errors(address: str, action: str, *, secret: str | None = None) -> 
             raise
         transient, state, hint = classify(exc)
         text = " ".join(str(exc).split()) or type(exc).__name__
-        if secret:
-            text = text.replace(secret, "<SECRET>")
+        for hidden in (secret, *secrets):
+            if hidden:
+                text = text.replace(hidden, "<SECRET>")
         code = f" {state}" if state else ""
         message = f"PostgreSQL {address}: {action} failed (error{code}: {text}); {hint}"
         raise (TransientError if transient else PermanentError)(message) from exc
@@ -103,4 +107,4 @@ def postgres_errors(address: str, action: str, *, secret: str | None = None) -> 
 def _is_driver_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError):
         return True
-    return type(exc).__module__.startswith("psycopg")
+    return type(exc).__module__.startswith(("psycopg", "adbc_driver_manager"))

@@ -228,7 +228,9 @@ class PostgresSource(Source):
         )
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
-        return postgres_errors(self.options.address, action, secret=self._password())
+        password = self._password()
+        quoted = (readers.url_quote(password, safe=""),) if password else ()
+        return postgres_errors(self.options.address, action, secret=password, secrets=quoted)
 
     def _user(self) -> str | None:
         return self.credentials.reveal("user") if self.credentials is not None else None
