@@ -10,7 +10,7 @@
 Both select the same expressions (:func:`~drivetrain.connectors.postgres.sql.select_sql`), so
 they return the same rows with the same values; :func:`normalize` gives both the same Arrow
 types. Each yields batches of at most ``batch_size`` rows; memory is bounded by one batch
-(plus the driver's buffer of about 16 MB for adbc) whatever the window holds.
+(plus the driver's buffer of :data:`ADBC_BATCH_BYTES` for adbc) whatever the window holds.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from drivetrain.errors import MissingExtraError
 from drivetrain.window import ARROW_LOCAL_RULES
 
 Errors = Callable[[str], AbstractContextManager[None]]
+
+#: Bytes of COPY data the ADBC driver gathers into one Arrow batch before handing it over
+#: (its default is 16 MiB): with the batch being sliced and typed, about three such buffers are
+#: alive at once, so this bounds the extract's memory whatever the window holds.
+ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
 
 def adbc_installed() -> bool:
@@ -70,6 +75,9 @@ def adbc_stream(
     try:
         with errors("starting the extract"):
             cursor = conn.cursor()
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)}
+            )
             cursor.execute(statement)
             reader = cursor.fetch_record_batch()
         try:
