@@ -62,16 +62,39 @@ def adbc_url(kwargs: dict[str, Any]) -> str:
     return f"postgresql://{auth}@{host}:{port}/{url_quote(dbname, safe='')}?{query}"
 
 
-def adbc_stream(
-    url: str, statement: str, columns: Sequence[Column], batch_size: int, zone: str, errors: Errors
-) -> Iterator[pa.RecordBatch]:
-    """Stream ``statement`` through ADBC (binary COPY), as batches of ``batch_size`` rows."""
+def adbc_connect(url: str, errors: Errors, reuse: Any = None) -> Any:
+    """An ADBC connection: ``reuse`` when it still answers, else a new one.
+
+    Opening one costs a quarter of a second (the driver reads the server's type catalogue), so
+    the source keeps the connection of a completed extract for the next window.
+    """
+    if reuse is not None:
+        try:
+            with reuse.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+            return reuse
+        except Exception:  # dropped by the server meanwhile: open a new one
+            with suppress(Exception):
+                reuse.close()
     try:
         import adbc_driver_postgresql.dbapi as adbc
     except ImportError:
         raise MissingExtraError("adbc-driver-postgresql", "postgres") from None
     with errors("connecting"):
-        conn = adbc.connect(url)
+        return adbc.connect(url)
+
+
+def adbc_stream(
+    conn: Any, statement: str, columns: Sequence[Column], batch_size: int, zone: str,
+    errors: Errors, release: Callable[[Any, bool], None],
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``statement`` through ADBC (binary COPY), as batches of ``batch_size`` rows.
+
+    ``release(conn, complete)`` gets the connection back at the end; ``complete`` says the
+    stream was read to its end (else the connection is mid-COPY and must be closed).
+    """
+    complete = False
     try:
         with errors("starting the extract"):
             cursor = conn.cursor()
@@ -90,14 +113,14 @@ def adbc_stream(
                 batch = normalize(batch, columns, zone)
                 for offset in range(0, batch.num_rows, batch_size):
                     yield batch.slice(offset, batch_size)
+            complete = True
         finally:
             with suppress(Exception):
                 reader.close()
             with suppress(Exception):
                 cursor.close()
     finally:
-        with suppress(Exception):
-            conn.close()
+        release(conn, complete)
 
 
 def cursor_stream(

@@ -77,6 +77,7 @@ class PostgresSource(Source):
         super().__init__(config, credentials)
         self.options: PostgresOptions = parse_options(config)
         self._conn: Any = None
+        self._adbc: Any = None
         self._table: sql.TableInfo | None = None
         self._lost: Unplaceable | None = None
 
@@ -146,10 +147,7 @@ class PostgresSource(Source):
         log.debug("extract from %s: %s %s", opts.address, statement.sql, statement.params)
         if self.extract_reader() == "adbc":
             text = statement.sql % tuple(readers.literal(v) for v in statement.params)
-            url = readers.adbc_url(self._connect_kwargs())
-            return self._wrap(readers.adbc_stream(
-                url, text, info.columns, opts.batch_size, opts.source_timezone, self._errors
-            ))
+            return self._wrap(self._adbc_stream(text, info))
         conn = self._connect(autocommit=False)
         return self._wrap(readers.cursor_stream(
             conn, statement.sql, statement.params, info.columns, arrow_schema(info.columns),
@@ -183,13 +181,31 @@ class PostgresSource(Source):
         return sql.Statement(sql.select_sql(self.options, info), self._bounds(info, window))
 
     def close(self) -> None:
-        """Close the shared connection; extracts in flight keep their own."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+        """Close the shared connections; extracts in flight keep their own."""
+        for conn in (self._conn, self._adbc):
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
+        self._conn = self._adbc = None
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _adbc_stream(self, text: str, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
+        opts = self.options
+        cached, self._adbc = self._adbc, None
+        url = readers.adbc_url(self._connect_kwargs())
+        conn = readers.adbc_connect(url, self._errors, reuse=cached)
+
+        def release(conn: Any, complete: bool) -> None:
+            if complete and self._adbc is None:
+                self._adbc = conn  # kept for the next window
+            else:
+                with suppress(Exception):
+                    conn.close()
+
+        yield from readers.adbc_stream(
+            conn, text, info.columns, opts.batch_size, opts.source_timezone, self._errors, release
+        )
 
     def _wrap(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         try:
@@ -249,8 +265,11 @@ class PostgresSource(Source):
         """The lazily opened connection for metadata and counts; dropped after any failure."""
         try:
             with self._errors(action):
-                if self._conn is not None and self._conn.closed:
-                    self._conn = None
+                if self._conn is not None:
+                    try:  # an idle connection may have been dropped by the server meanwhile
+                        self._conn.execute("SELECT 1")
+                    except Exception:
+                        self.close()
                 if self._conn is None:
                     self._conn = self._connect(autocommit=True)
                 yield self._conn

@@ -51,6 +51,13 @@ class TestErrors:
                     received += batch.num_rows
         assert received < 3_000_000
 
+    @pytest.mark.parametrize("reader", READERS)
+    def test_connections_dropped_between_windows_are_opened_again(self, pg: PostgresServer, reader: str) -> None:
+        with make_source(pg, reader=reader) as src:
+            assert src.count(window(0, 10)) == sum(b.num_rows for b in src.extract(window(0, 10))) == 10
+            assert terminate(pg, "%") >= 1  # the idle shared connection (and adbc's kept one)
+            assert src.count(window(10, 20)) == sum(b.num_rows for b in src.extract(window(10, 20))) == 10
+
     def test_a_wrong_password_is_permanent_and_not_shown(self, pg: PostgresServer) -> None:
         wrong = "not-the-Right-pw-42"
         with make_source(pg, password=wrong) as src, pytest.raises(PermanentError) as info:
