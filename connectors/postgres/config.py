@@ -62,9 +62,9 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
         "query": {
             "type": "string",
             "minLength": 1,
-            "description": "A SELECT whose rows are read instead of a table; the window "
-            "predicate is applied around it, so it must not end in ';' or hold its own "
-            "placeholders. Give 'table' or 'query', not both.",
+            "description": "A SELECT whose rows are read instead of a table. It becomes a "
+            "sub-select with the window predicate around it, so it must not end in ';'; a '%' "
+            "in it is taken literally. Give 'table' or 'query', not both.",
         },
         "query_field": {
             **_IDENT_SCHEMA,
