@@ -186,7 +186,8 @@ class PostgresServer:
 
     def _superuser_dsn(self, database: str = "postgres") -> str:
         # initdb made the superuser named after the account; trust over the unix socket only
-        name = _run_as().pw_name if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name  # type: ignore[union-attr]
+        account = _run_as() or pwd.getpwuid(os.geteuid())
+        name = account.pw_name
         return f"host={self.folder} port={self.port} dbname={database} user={name}"
 
     def _provision(self) -> None:

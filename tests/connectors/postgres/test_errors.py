@@ -89,9 +89,9 @@ class TestErrors:
         with pg.admin() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS secret_events (id int, ts timestamptz)")
             conn.execute(f"REVOKE SELECT ON secret_events FROM {pg.user}")
-        with make_source(pg, table="secret_events", query_field="ts") as src:
-            with pytest.raises(PermanentError, match="42501.*grant SELECT"):
-                src.count(window(0, 10))
+        src = make_source(pg, table="secret_events", query_field="ts")
+        with src, pytest.raises(PermanentError, match="42501.*grant SELECT"):
+            src.count(window(0, 10))
 
     def test_a_refused_connection_is_transient_and_names_the_host(self, pg: PostgresServer) -> None:
         port = closed_port()
@@ -101,9 +101,9 @@ class TestErrors:
 
     def test_a_statement_timeout_is_transient(self, pg: PostgresServer) -> None:
         query = "SELECT created_at, pg_sleep(2) AS nap FROM events"
-        with make_source(pg, table=None, query=query, statement_timeout=1) as src:
-            with pytest.raises(TransientError, match="57014"):
-                src.count(window(0, 10))
+        src = make_source(pg, table=None, query=query, statement_timeout=1)
+        with src, pytest.raises(TransientError, match="57014"):
+            src.count(window(0, 10))
 
     def test_missing_credentials_are_permanent(self, pg: PostgresServer) -> None:
         src = PostgresSource(make_source(pg).config)
