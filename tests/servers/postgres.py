@@ -3,7 +3,9 @@
 ``PostgresServer.start()`` runs ``initdb`` in a temporary folder, starts ``postgres`` on
 127.0.0.1 with a random free port and its unix socket in that folder, waits until it answers,
 then creates the test database, an admin role and the ``drivetrain`` role (CONNECT on the
-database, SELECT on the tables of its ``public`` schema, as a pipeline would have). The server
+database, SELECT on the tables of its ``public`` schema, as a pipeline would have). When a
+certificate authority can be made (``openssl``), the server also speaks TLS, with a
+certificate for "localhost" (not for 127.0.0.1). The server
 refuses to run as root, so under root the folder is given to the ``postgres`` account (or
 ``nobody``) and both programs run as that account. ``stop()`` shuts it down and removes the
 folder. Install the binaries with ``scripts/install-test-servers`` (Debian's ``postgresql``).
@@ -87,6 +89,8 @@ class PostgresServer:
     """The postgres process."""
     bin_dir: Path
     """Folder of the server's programs (psql is there too)."""
+    certificates: dict[str, Path] | None = None
+    """``ca``, ``server``, ``other-ca``... PEM files when the server speaks TLS."""
     host: str = "127.0.0.1"
     database: str = DATABASE
     user: str = USER
@@ -112,10 +116,11 @@ class PostgresServer:
             if account is not None:
                 os.chown(folder, account.pw_uid, account.pw_gid)
             _initdb(bin_dir, folder, account)
+            certificates = _certificates(folder, account)
             last: ServerError | None = None
             for _ in range(attempts):
                 try:
-                    server = cls._launch(bin_dir, folder, account)
+                    server = cls._launch(bin_dir, folder, account, certificates)
                     server._provision()
                     return server
                 except ServerError as exc:
@@ -130,7 +135,11 @@ class PostgresServer:
 
     @classmethod
     def _launch(
-        cls, bin_dir: Path, folder: Path, account: pwd.struct_passwd | None
+        cls,
+        bin_dir: Path,
+        folder: Path,
+        account: pwd.struct_passwd | None,
+        certificates: dict[str, Path] | None,
     ) -> PostgresServer:
         port = _free_port()
         log = folder / "postgres.log"
@@ -149,6 +158,12 @@ class PostgresServer:
             "-c", "timezone=UTC",
             "-c", "logging_collector=off",
         ]
+        if certificates is not None:
+            args += [
+                "-c", "ssl=on",
+                "-c", f"ssl_cert_file={certificates['server']}",
+                "-c", f"ssl_key_file={certificates['server-key']}",
+            ]
         with open(log, "ab") as out:
             if account is not None:
                 os.chown(log, account.pw_uid, account.pw_gid)
@@ -161,7 +176,9 @@ class PostgresServer:
                 group=account.pw_gid if account else None,
                 extra_groups=[] if account else None,
             )
-        server = cls(folder=folder, port=port, process=process, bin_dir=bin_dir)
+        server = cls(
+            folder=folder, port=port, process=process, bin_dir=bin_dir, certificates=certificates
+        )
         server._wait_ready()
         return server
 
@@ -259,6 +276,23 @@ class PostgresServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+def _certificates(folder: Path, account: pwd.struct_passwd | None) -> dict[str, Path] | None:
+    """The MariaDB fixture's CA and "localhost" certificate, readable by the server's account
+    (which insists that its key be private to it)."""
+    from tests.servers.mariadb import _make_certificates
+
+    tls = folder / "tls"
+    tls.mkdir()
+    files = _make_certificates(tls)
+    if files is None:
+        return None
+    for path in (tls, *files.values()):
+        if account is not None:
+            os.chown(path, account.pw_uid, account.pw_gid)
+    files["server-key"].chmod(0o600)
+    return files
 
 
 def _initdb(bin_dir: Path, folder: Path, account: pwd.struct_passwd | None) -> None:
