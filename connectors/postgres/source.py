@@ -223,11 +223,11 @@ class PostgresSource(Source):
     def _tally_unplaceable(self, cursor: Any) -> Unplaceable:
         opts, info = self.options, self._table_info()
         lost = Unplaceable()
-        cursor.execute(sql.unplaceable_sql(opts, info))
+        cursor.execute(sql.unplaceable_sql(opts, info), ())  # () so that %% reads as %
         nulls, infinite = (int(n) for n in cursor.fetchone())
         if not nulls + infinite:
             return lost
-        cursor.execute(sql.unplaceable_sample_sql(opts, info, info.primary_key, SAMPLE_SIZE))
+        cursor.execute(sql.unplaceable_sample_sql(opts, info, info.primary_key, SAMPLE_SIZE), ())
         qf = info.query_field.name
         null_reason, inf_reason = f"{qf}: NULL", f"{qf}: infinite (no window)"
         for row in cursor.fetchall():

@@ -4,7 +4,8 @@ Only identifiers that passed :data:`~drivetrain.connectors.postgres.config.IDENT
 SQL text, each double-quoted; window bounds are always bound parameters. ``count`` and
 ``extract`` share one FROM clause and one WHERE predicate, so they select exactly the same
 rows. A configured ``query`` is wrapped as a sub-select (``FROM (query) AS src``); its ``%``
-signs are doubled so that psycopg leaves them alone.
+signs are doubled, and every statement holding it is sent with parameters (an empty tuple when
+there are none) so that psycopg turns them back into one.
 
 The shape comes from the server itself: ``SELECT * FROM <relation> LIMIT 0`` describes every
 column (name, type OID, numeric precision), for a table, a view or a query alike, and
@@ -103,7 +104,8 @@ def load_table_info(cursor: Any, options: PostgresOptions) -> TableInfo:
                 "source_system (names are case-sensitive) and that the user may see it"
             )
         kind = _KINDS.get(found[0], "relation")
-    cursor.execute(f"SELECT * FROM {relation_sql(options)} LIMIT 0")
+    # with parameters (none) psycopg reads %% as %, as in every statement holding the relation
+    cursor.execute(f"SELECT * FROM {relation_sql(options)} LIMIT 0", ())
     described = [(d.name, d.type_code, d.precision, d.scale) for d in cursor.description]
     cursor.execute(_TYPES_SQL, ([oid for _, oid, _, _ in described],))
     types = {oid: (name, category) for oid, name, category in cursor.fetchall()}

@@ -166,6 +166,19 @@ class TestBatches:
         assert table.column("id").to_pylist() == [2, 4, 6, 8, 10]
         assert set(table.column("kind").to_pylist()) == {"EVEN"}
 
+    def test_a_percent_sign_in_a_query_is_an_operator_in_every_statement(
+        self, pg: PostgresServer, reader: str
+    ) -> None:
+        query = ("SELECT id, CASE WHEN id % 1000 = 0 THEN NULL ELSE created_at END AS created_at"
+                 " FROM events WHERE id % 2 = 0")
+        with make_source(pg, reader=reader, table=None, query=query) as src:
+            assert any(line.startswith("extract query accepted") for line in src.check())
+            # ids 1..2000 fall in the window; the even ones but 1000 and 2000 (NULL) are read
+            assert src.count(window(0, 2_000)) == 998
+            assert read_all(src, window(0, 2_000)).num_rows == 998
+            lost = src.unplaceable()
+        assert lost is not None and lost.reasons == {"created_at: NULL": EVENTS // 1000}
+
     def test_mixed_case_names_are_found(self, pg: PostgresServer, reader: str) -> None:
         with make_source(pg, reader=reader, table="MixedCase", query_field="createdat") as src:
             assert read_all(src, window(0, 10)).column_names == ["Id", "CreatedAt"]
