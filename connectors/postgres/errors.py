@@ -72,6 +72,8 @@ def classify(exc: BaseException) -> tuple[bool, str | None, str]:
             return False, None, "the TLS connection was refused; check 'ssl' and the server"
         return True, None, "the server cannot be reached; check host, port and that it is running"
     if isinstance(exc, OSError | TimeoutError):
+        if "[libpq]" in str(exc) and "ERROR:" in str(exc):  # ADBC's stream: the statement failed
+            return False, None, "fix the cause reported by the server before retrying"
         return True, None, "the connection is no longer usable; retry"
     return False, state, "fix the cause reported by the server before retrying"
 

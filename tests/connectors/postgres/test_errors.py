@@ -58,6 +58,13 @@ class TestErrors:
             assert terminate(pg, "%") >= 1  # the idle shared connection (and adbc's kept one)
             assert src.count(window(10, 20)) == sum(b.num_rows for b in src.extract(window(10, 20))) == 10
 
+    @pytest.mark.parametrize("reader", READERS)
+    def test_a_statement_failing_mid_extract_is_permanent(self, pg: PostgresServer, reader: str) -> None:
+        query = BIG_QUERY.replace("AS pad", "AS pad, 1 / (g - 200000) AS boom")  # fails at row 200,000
+        src = make_source(pg, reader=reader, table=None, query=query, query_field="ts", batch_size=1000)
+        with src, pytest.raises(PermanentError, match="division by zero"):
+            list(src.extract(window(0, 10)))
+
     def test_a_wrong_password_is_permanent_and_not_shown(self, pg: PostgresServer) -> None:
         wrong = "not-the-Right-pw-42"
         with make_source(pg, password=wrong) as src, pytest.raises(PermanentError) as info:
