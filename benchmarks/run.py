@@ -250,6 +250,11 @@ def _own_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--postgres" in argv:  # PostgreSQL -> DuckDB against psql's \copy: its own module
+        from benchmarks import postgres
+
+        return postgres.main([a for a in argv if a != "--postgres"])
     args = parse_args(argv)
     document = run(args, say=lambda text: print(text, flush=True))
     failed = [f"{s} {n}" for s, paths in document["summary"].items() for n, v in paths.items() if v["errors"]]

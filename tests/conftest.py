@@ -14,6 +14,8 @@ from tests.servers.fakesnow_server import FakeSnowServer
 from tests.servers.fakesnow_server import ServerError as SnowServerError
 from tests.servers.mariadb import MariaDBServer
 from tests.servers.mariadb import ServerError as MariaServerError
+from tests.servers.postgres import PostgresServer
+from tests.servers.postgres import ServerError as PostgresServerError
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +46,19 @@ def mariadb() -> Iterator[MariaDBServer]:
         server = MariaDBServer.start()
     except MariaServerError as exc:
         pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL (Debian's postgresql; scripts/install-test-servers installs it)."""
+    try:
+        server = PostgresServer.start()
+    except PostgresServerError as exc:
+        pytest.fail(f"cannot start the PostgreSQL test server: {exc}", pytrace=False)
     try:
         yield server
     finally:

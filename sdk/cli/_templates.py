@@ -31,6 +31,22 @@ def _mysql(name: str) -> dict[str, Any]:
     }
 
 
+def _postgres(name: str) -> dict[str, Any]:
+    return {
+        "type": "postgres",
+        "_comment": (f"Credentials come from the environment: {name.upper()}_PG_USER and {name.upper()}_PG_PASSWORD. "
+                     "query_field may be timestamptz, timestamp (read in source_timezone) or date."),
+        "credentials_ref": f"{name}_pg",
+        "host": "postgres.example.com",
+        "port": 5432,
+        "database": "TODO_database",
+        "schema": "public",
+        "table": "TODO_table",
+        "query_field": "updated_at",
+        "batch_size": 10000,
+    }
+
+
 def _elasticsearch(name: str) -> dict[str, Any]:
     return {
         "type": "elasticsearch",
@@ -59,10 +75,11 @@ def _servicenow(name: str) -> dict[str, Any]:
 SOURCES: dict[str, Callable[[str], dict[str, Any]]] = {
     "files": _files,
     "mysql": _mysql,
+    "postgres": _postgres,
     "elasticsearch": _elasticsearch,
     "servicenow": _servicenow,
 }
-KEY_COLUMN = {"files": "order_id", "mysql": "id", "elasticsearch": "id", "servicenow": "sys_id"}
+KEY_COLUMN = {"files": "order_id", "mysql": "id", "postgres": "id", "elasticsearch": "id", "servicenow": "sys_id"}
 #: Why the scaffold merges: its query field is an update time, so records move between windows.
 TARGET_COMMENT = (
     "Mutable records: the query field is an update time, so an updated record shows up again in a later window. "

@@ -12,6 +12,8 @@ CONNECTORS = {
     "source:files": "drivetrain.connectors.files:FilesSource",
     "source:mysql": "drivetrain.connectors.mysql:MySQLSource",
     "source:mariadb": "drivetrain.connectors.mysql:MySQLSource",
+    "source:postgres": "drivetrain.connectors.postgres:PostgresSource",
+    "source:postgresql": "drivetrain.connectors.postgres:PostgresSource",
     "source:elasticsearch": "drivetrain.connectors.elasticsearch:ElasticsearchSource",
     "source:servicenow": "drivetrain.connectors.servicenow:ServiceNowSource",
     "warehouse:duckdb": "drivetrain.connectors.duckdb:DuckDBWarehouse",

@@ -1,0 +1,269 @@
+"""PostgreSQL -> DuckDB, next to ``psql \\copy ... to /dev/null`` as the limit.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.postgres                    # 2M narrow rows over 10 days; 1- and 10-day windows
+    python -m benchmarks.postgres --smoke            # seconds: checks it all runs
+    python -m benchmarks.run --postgres [ARGS...]    # the same, through the main runner
+
+A throwaway PostgreSQL server (:mod:`tests.servers.postgres`) holds one narrow table, ``rows``
+rows spread evenly over ``days`` days, each value a function of the row number::
+
+    id bigint PRIMARY KEY, created_at timestamptz NOT NULL (indexed), status text,
+    score double precision (NULL on every 11th row), amount numeric(12, 2)
+
+Each path reads one window ``[start, end)`` in a child process of its own (this module,
+``child`` sub-command), repetitions interleaved as in :mod:`benchmarks.run`:
+
+- ``limit``: ``psql -c "\\copy (SELECT ... window ...) to '/dev/null'"``, the server's text COPY
+  with nothing done to it: no client can move the window faster.
+- ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling.
+- ``drivetrain_s2s_adbc`` / ``drivetrain_s2s_psycopg``: the source-to-stage phase (extract,
+  validate, load into a DuckDB stage, swap in) with each reader.
+
+The report (``postgres-latest.json`` / ``.md`` in ``benchmarks/results``) gives seconds, rows a
+second and peak RSS for each, and each drivetrain path's ratio to the limit (target <= 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+TABLE = "bench_narrow"
+COLUMNS = "id, created_at, status, score, amount"
+PATHS = ("limit", "adbc_fetch", "drivetrain_s2s_adbc", "drivetrain_s2s_psycopg")
+#: The issue's target: a drivetrain path takes at most this many times the limit's time.
+TARGET_RATIO = 1.5
+
+
+def build(server: Any, rows: int, days: int) -> None:
+    step = days * 86_400_000_000 // rows  # microseconds between rows
+    with server.admin() as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.execute(f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,"
+                     " status text NOT NULL, score double precision, amount numeric(12, 2))")
+        conn.execute(
+            f"INSERT INTO {TABLE} SELECT g, timestamptz '2025-01-01 00:00:00+00'"
+            f" + make_interval(secs => (g - 1)::bigint * {step} / 1000000.0),"
+            " (ARRAY['new', 'running', 'done', 'failed'])[1 + g % 4],"
+            " CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 1000) / 7.0 END, (g % 100000) / 100.0"
+            f" FROM generate_series(1, {rows}) g"
+        )
+        conn.execute(f"CREATE INDEX ON {TABLE} (created_at)")
+        conn.execute(f"VACUUM ANALYZE {TABLE}")
+
+
+def _window_sql(job: dict[str, Any]) -> str:
+    return (f"SELECT {COLUMNS} FROM {TABLE} WHERE created_at >= '{job['start']}'"
+            f" AND created_at < '{job['end']}'")
+
+
+def _config(job: dict[str, Any], reader: str, folder: Path) -> dict[str, Any]:
+    from benchmarks.paths import pipeline_config
+
+    config = pipeline_config(job, reader="pymysql", warehouse=folder / "warehouse.duckdb")
+    source = job["source"]
+    config["source_system"] = {
+        "type": "postgres", "host": source["host"], "port": source["port"], "database": source["database"],
+        "table": TABLE, "query_field": "created_at", "batch_size": 50_000, "reader": reader,
+        "credentials_ref": "bench_pg",
+    }
+    return config
+
+
+def child(name: str, job_file: str) -> int:
+    """Run one path in this process; print ``RESULT {json}``."""
+    import importlib
+
+    for module in ("pyarrow", "pyarrow.compute", "duckdb", "psycopg", "adbc_driver_postgresql.dbapi",
+                   "drivetrain", "drivetrain.phases", "drivetrain.connectors.postgres"):
+        importlib.import_module(module)
+    job = json.loads(Path(job_file).read_text())
+    source = job["source"]
+    if name == "adbc_fetch":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        began = time.perf_counter()
+        rows = 0
+        with adbc.connect(source["url"]) as conn, conn.cursor() as cursor:
+            cursor.execute(_window_sql(job))
+            for batch in cursor.fetch_record_batch():
+                rows += batch.num_rows
+        outcome: dict[str, Any] = {"rows": rows}
+    else:
+        from benchmarks.paths import phase_context
+        from drivetrain import Pipeline
+
+        reader = name.rsplit("_", 1)[1]
+        folder = Path(job["scratch"]) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(_config(job, reader, folder)))
+        os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
+        pipeline = Pipeline.load(folder)
+        with pipeline:
+            pipeline.phase("source_to_stage_transfer"), pipeline.source(), pipeline.stage()
+        pipeline = Pipeline.load(folder)
+        began = time.perf_counter()
+        with pipeline, pipeline.session():
+            result = pipeline.phase("source_to_stage_transfer").run(phase_context(pipeline, job))
+        outcome = {"rows": result.rows_written}
+    outcome["seconds"] = time.perf_counter() - began
+    print("RESULT " + json.dumps(outcome), flush=True)
+    return 0
+
+
+def measure(name: str, job_file: Path, job: dict[str, Any], bin_dir: Path, python: str) -> dict[str, Any]:
+    if name == "limit":
+        env = {**os.environ, "PGPASSWORD": job["source"]["password"]}
+        s = job["source"]
+        args = [str(bin_dir / "psql"), "-h", s["host"], "-p", str(s["port"]), "-U", s["user"], "-d", s["database"],
+                "-v", "ON_ERROR_STOP=1", "-c", f"\\copy ({_window_sql(job)}) to '/dev/null'"]
+        began = time.perf_counter()
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        outcome: dict[str, Any] = {"seconds": time.perf_counter() - began, "rows": job["expected_rows"]}
+    else:
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen([python, "-m", "benchmarks.postgres", "child", name, str(job_file)], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+            outcome = json.loads(lines[-1][len("RESULT "):]) if lines else {"error": err.read()[-500:]}
+    shutil.rmtree(job["scratch"], ignore_errors=True)
+    outcome["rss_mb"] = usage.ru_maxrss / 1024  # the child's (or psql's) peak, in kilobytes on Linux
+    if os.waitstatus_to_exitcode(status) != 0 and "error" not in outcome:
+        outcome["error"] = f"exit {os.waitstatus_to_exitcode(status)}"
+    if outcome.get("rows") != job["expected_rows"] and "error" not in outcome:
+        outcome["error"] = f"moved {outcome.get('rows')} rows, expected {job['expected_rows']}"
+    return outcome
+
+
+def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
+    from tests.servers.postgres import PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="dt-bench-pg-"))
+    server = PostgresServer.start()
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        say(f"building {args.rows} rows over {args.days} days")
+        build(server, args.rows, args.days)
+        source = {"host": server.host, "port": server.port, "database": server.database, "table": TABLE,
+                  "user": server.user, "password": server.password, "url": server.url()}
+        jobs = {}
+        for days in (int(d) for d in args.windows.split(",")):
+            end = START + timedelta(days=days)
+            job = {"source": source, "start": START.isoformat(), "end": end.isoformat(),
+                   "work": str(root / f"work_{days}d"), "scratch": str(root / f"scratch_{days}d"),
+                   "expected_rows": args.rows * days // args.days}
+            job_file = root / f"job_{days}d.json"
+            job_file.write_text(json.dumps(job))
+            jobs[f"{days}d"] = (job_file, job)
+            runs[f"{days}d"] = {name: [] for name in PATHS}
+        for rep in range(args.repetitions + (0 if args.smoke else 1)):  # the first round warms up
+            for size, (job_file, job) in jobs.items():
+                for name in PATHS:
+                    outcome = measure(name, job_file, job, server.bin_dir, args.python)
+                    if rep or args.smoke:
+                        runs[size][name].append(outcome)
+                        state = outcome.get("error") or f"{outcome['seconds']:.2f}s"
+                        say(f"  {size} {name}: {state}")
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    summary = _summary(runs)
+    document = {"meta": {"rows": args.rows, "days": args.days, "repetitions": args.repetitions,
+                         "load_after": round(os.getloadavg()[0], 2), "smoke": args.smoke,
+                         "finished_at": datetime.now(UTC).isoformat(timespec="seconds")},
+                "summary": summary, "runs": runs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(_markdown(summary, document["meta"]))
+    return document
+
+
+def _summary(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """Median seconds of each path, rows a second, peak RSS, and the ratio to the limit."""
+    out: dict[str, Any] = {}
+    for size, paths in runs.items():
+        out[size] = {}
+        for name, done in paths.items():
+            ok = sorted((r for r in done if "error" not in r), key=lambda r: r["seconds"])
+            if not ok:
+                out[size][name] = {"errors": [r.get("error") for r in done]}
+                continue
+            mid = ok[len(ok) // 2]
+            out[size][name] = {"seconds": round(mid["seconds"], 3), "rows": mid["rows"],
+                               "rows_per_s": round(mid["rows"] / mid["seconds"]),
+                               "rss_mb": round(max(r.get("rss_mb", 0) for r in ok)),
+                               "errors": [r["error"] for r in done if "error" in r]}
+        limit = out[size].get("limit", {}).get("seconds")
+        for values in out[size].values():
+            if limit and "seconds" in values:
+                values["ratio_to_limit"] = round(values["seconds"] / limit, 2)
+    return out
+
+
+def _markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = ["# PostgreSQL -> DuckDB benchmark", "",
+             f"- when: {meta['finished_at']}; {meta['rows']} rows over {meta['days']} days; "
+             f"median of {meta['repetitions']}; load average after: {meta['load_after']}",
+             f"- target: drivetrain_s2s_adbc <= {TARGET_RATIO} x limit (psql \\copy to /dev/null)", "",
+             "| window | path | seconds | rows/s | peak RSS MB | x limit |", "|---|---|---|---|---|---|"]
+    for size, paths in summary.items():
+        for name, v in paths.items():
+            if "seconds" not in v:
+                lines.append(f"| {size} | {name} | failed: {v['errors'][:1]} | | | |")
+                continue
+            lines.append(f"| {size} | {name} | {v['seconds']} | {v['rows_per_s']} | {v.get('rss_mb', '')} "
+                         f"| {v.get('ratio_to_limit', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--windows", default="1,10", help="window sizes in days, comma-separated")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--name", default="postgres-latest")
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--smoke", action="store_true", help="20,000 rows, one repetition")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows, args.days, args.windows, args.repetitions = 20_000, 2, "1,2", 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:
+        return child(*argv[1:])
+    document = run(parse_args(argv), say=lambda text: print(text, flush=True))
+    failed = [f"{s} {n}" for s, paths in document["summary"].items() for n, v in paths.items() if v["errors"]]
+    if failed:
+        print(f"failed runs: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
