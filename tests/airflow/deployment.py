@@ -60,6 +60,8 @@ def airflow_env(home: Path, *, executor: str = "LocalExecutor", parallelism: int
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+        # Task processes talk to the API server; on a busy machine its answers take a while.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     })
     env.update(settings)
     return env
@@ -135,6 +137,12 @@ class Deployment:
         return process
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def finished(runs: list[dict[str, Any]], count: int) -> bool:
     return len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs)
 
@@ -154,6 +162,9 @@ def deployed(home: Path, env: dict[str, str], *, workers: int = 0) -> Iterator[D
     deployment.airflow("dags", "reserialize", timeout=300)
     try:
         deployment.start("api-server", "--port", deployment.api_port, "--workers", "1")
+        # A task started before the API server listens fails at once ("connection refused").
+        deployment.wait_until("the API server to listen", lambda: _listening(int(deployment.api_port)), bool,
+                              timeout=300)
         deployment.start("dag-processor")
         deployment.start("scheduler")
         for number in range(1, workers + 1):

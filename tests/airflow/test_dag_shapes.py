@@ -9,7 +9,9 @@ holding that window's start).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import attrs
 import pytest
@@ -173,3 +175,17 @@ class TestCatchUpShape:
         deployed = deploy_marked(tmp_path_factory, "af_catchup_upto", 'shape="catchup"', dag_schedule__catchup=True)
         assert run_dag(deployed, DAY + HOUR).state == "success"
         assert windows(rows_of(deployed)) == [(DAY, "success"), (DAY + HOUR, "success")]
+
+
+def test_the_catch_up_example_of_the_docs_parses(airflow_db, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "airflow.md").read_text()
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if 'shape="catchup"' in b]
+    folder = deploy_pipeline(tmp_path, "af_doc_catchup").folder
+    dag_file = tmp_path / "example_dag.py"
+    dag_file.write_text(example.replace('"lab_results"', repr(str(folder))))
+    bag = DagBag(dag_folder=str(dag_file))
+    assert not bag.import_errors, bag.import_errors
+    (dag,) = bag.dags.values()
+    assert dag.task_ids == ["catch_up"] and dag.get_task("catch_up").max_windows == 500

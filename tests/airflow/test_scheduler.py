@@ -37,7 +37,7 @@ from tests.sdk.factory import make_pipeline_dir, make_rows
 
 from .deployment import AIRFLOW, airflow_env, deployed, finished
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DAY = timedelta(days=1)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -86,7 +86,7 @@ class Deployment:
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         return self.base.dag_runs(dag_id)
 
-    def wait_for(self, what: str, done: Any, timeout: float = 420, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    def wait_for(self, what: str, done: Any, timeout: float = 900, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         return self.base.wait_for(what, done, dag_id=dag_id, timeout=timeout)
 
     def drive_rows(self, name: str = "af_sched") -> list[RunRecord]:
