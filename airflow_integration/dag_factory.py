@@ -153,6 +153,12 @@ def build_dag(
     default_args = {**arguments["default_args"], **dict(dag_kwargs.pop("default_args", None) or {})}
     if shape == "catchup":
         arguments["catchup"] = False  # one DAG run walks the backlog; Airflow need not make a run per window
+        arguments["doc_md"] += (
+            f"\nShape **catchup**: the one task `{CATCH_UP_TASK_ID}` loads the due windows oldest first (a failed "
+            f"one first), up to the end of the DAG run's window, at most {max_windows} per DAG run.\n"
+        )
+    elif shape == "window":
+        arguments["doc_md"] += f"\nShape **window**: the one task `{WINDOW_TASK_ID}` runs every phase of the window.\n"
     arguments.update(dag_kwargs, default_args=default_args)
     if shape == "window":
         with DAG(**arguments) as dag:

@@ -218,6 +218,8 @@ A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, on
 - The target merges on its key (`load_strategy: merge`): a record updated later is loaded again
   by the later window and replaces its older version, so it is in the target once.
 - `test_pipeline.py`: runs one window into a throwaway DuckDB file (`pytest {name}`).
+- `{name}_dag.py`: the pipeline's Airflow DAG; link it into Airflow's dags folder (see
+  docs/airflow.md). `test_dag.py` checks that Airflow parses it (needs `drivetrain[airflow]`).
 
 ```
 drivetrain validate ./{name}    # config, then every system it names
