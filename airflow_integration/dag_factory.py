@@ -42,7 +42,6 @@ from .operators import (
 from .run_tasks import PipelineFailureWatcher, PipelineFinishOperator, PipelineNotifyOperator
 from .window_tasks import (
     CATCH_UP_TASK_ID,
-    DEFAULT_MAX_WINDOWS,
     WINDOW_TASK_ID,
     PipelineCatchUpOperator,
     PipelineWindowOperator,
@@ -119,8 +118,8 @@ def build_dag(
     pipeline: PipelineRef,
     *,
     config_overrides: Mapping[str, Any] | None = None,
-    shape: str = "phases",
-    max_windows: int = DEFAULT_MAX_WINDOWS,
+    shape: str | None = None,
+    max_windows: int | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one pipeline.
@@ -131,24 +130,29 @@ def build_dag(
         so it is refused.
     :param config_overrides: dotted config paths to override when loading by name or folder
         (as :meth:`Pipeline.load` takes them).
-    :param shape: ``"phases"`` (default): ``initialize_pipeline``, one task per enabled phase
+    :param shape: default: config's ``dag_schedule.dag_shape`` (``"phases"`` unless set).
+        ``"phases"``: ``initialize_pipeline``, one task per enabled phase
         (named after the phase), ``finalize_pipeline``, ``notify_result`` and
         ``watch_for_failure``. ``"window"``: one task, ``run_window``, loads the DAG run's
         window with every phase. ``"catchup"``: one task, ``catch_up``, runs the due windows in
         order up to the DAG run's window, at most ``max_windows`` of them, stopping at the first
         failure; Airflow's catchup is off for this shape (the task does the catching up).
-    :param max_windows: for ``shape="catchup"``: the most windows one DAG run loads.
+    :param max_windows: for ``shape="catchup"``: the most windows one DAG run loads (default:
+        config's ``dag_schedule.max_windows_per_run``, 200 unless set).
     :param dag_kwargs: ``DAG(...)`` arguments that replace what config gives (``dag_id``,
         ``max_active_runs``...); ``default_args`` are merged over drivetrain's.
     :returns: the DAG.
     :raises ValueError: an unknown shape.
     """
-    if shape not in DAG_SHAPES:
-        raise ValueError(f"unknown DAG shape {shape!r}; build_dag(shape=...) takes one of: {', '.join(DAG_SHAPES)}")
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline, overrides=config_overrides)
     elif config_overrides:
         raise TypeError("config_overrides apply when loading by name or folder; override the Pipeline yourself")
+    schedule = pipeline.config.schedule
+    shape = shape or schedule.dag_shape
+    max_windows = max_windows or schedule.max_windows_per_run
+    if shape not in DAG_SHAPES:
+        raise ValueError(f"unknown DAG shape {shape!r}; build_dag(shape=...) takes one of: {', '.join(DAG_SHAPES)}")
     arguments = dag_arguments(pipeline)
     default_args = {**arguments["default_args"], **dict(dag_kwargs.pop("default_args", None) or {})}
     if shape == "catchup":

@@ -18,6 +18,7 @@ import pytest
 
 from drivetrain import Pipeline, RunRecord, RunStatus
 from drivetrain.airflow import AIRFLOW_RUN_KEY, build_dag
+from drivetrain.errors import ConfigError
 from drivetrain.record import PhaseStatus
 from tests.sdk.factory import DAY, expected_target, make_rows, target_rows
 
@@ -82,6 +83,19 @@ class TestShapes:
         assert catchup.task_ids == ["catch_up"] and catchup.catchup is False
         assert catchup.get_task("catch_up").max_windows == 5
         assert build_dag(str(folder)).task_ids[0] == "initialize_pipeline"
+
+    def test_config_chooses_the_shape_and_build_dag_overrides_it(self, airflow_db, tmp_path):
+        folder = deploy_pipeline(tmp_path, "af_config_shape", dag_schedule__dag_shape="catchup",
+                                 dag_schedule__max_windows_per_run=7).folder
+        dag = build_dag(str(folder))
+        assert dag.task_ids == ["catch_up"] and dag.get_task("catch_up").max_windows == 7
+        assert build_dag(str(folder), shape="window").task_ids == ["run_window"]
+        assert build_dag(str(folder), max_windows=3).get_task("catch_up").max_windows == 3
+
+    def test_an_unknown_shape_in_config_is_a_config_error_naming_the_key(self, airflow_db, tmp_path):
+        folder = deploy_pipeline(tmp_path, "af_config_bad", dag_schedule__dag_shape="fast").folder
+        with pytest.raises(ConfigError, match="dag_schedule.dag_shape"):
+            build_dag(str(folder))
 
     def test_an_unknown_shape_is_refused_naming_the_shapes(self, airflow_db, tmp_path):
         folder = deploy_pipeline(tmp_path, "af_bad_shape").folder
