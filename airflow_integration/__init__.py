@@ -23,7 +23,7 @@ from .credentials import (
     install_connection_resolver,
     uninstall_connection_resolver,
 )
-from .dag_factory import build_dag, dag_arguments
+from .dag_factory import DAG_SHAPES, build_dag, dag_arguments
 from .operators import (
     AIRFLOW_RUN_KEY,
     PipelinePhaseOperator,
@@ -37,16 +37,20 @@ from .run_tasks import (
     run_summary,
 )
 from .run_window import CONF_WINDOW_START, DagRunFacts, RunWindowError, window_for_run
+from .window_tasks import PipelineCatchUpOperator, PipelineWindowOperator
 
 __all__ = [
     "AIRFLOW_RUN_KEY",
     "CONF_WINDOW_START",
+    "DAG_SHAPES",
     "DagRunFacts",
+    "PipelineCatchUpOperator",
     "PipelineFailureWatcher",
     "PipelineFinishOperator",
     "PipelineNotifyOperator",
     "PipelinePhaseOperator",
     "PipelineStartOperator",
+    "PipelineWindowOperator",
     "RunWindowError",
     "build_dag",
     "connection_credentials",

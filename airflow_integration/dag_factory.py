@@ -5,12 +5,18 @@ A DAG file is one line::
     from drivetrain.airflow import build_dag
     dag = build_dag("genetic_tests")
 
-The DAG's shape::
+The default shape (``shape="phases"``), one task per phase::
 
     initialize_pipeline -> <one task per enabled phase> -> finalize_pipeline -> notify_result
                       \\______________________ all of them ______________________/
                                                  |
                                           watch_for_failure
+
+Two faster shapes for a backlog run the phases in one task process (see
+:mod:`drivetrain.airflow.window_tasks`): ``shape="window"`` is one task, ``run_window``, that
+loads the DAG run's window; ``shape="catchup"`` is one task, ``catch_up``, that walks the due
+windows oldest first (at most ``max_windows`` per DAG run), and turns Airflow's own catchup
+off, since the task walks the backlog itself.
 
 Building reads only config.json (and the pipeline's ``pipeline.py``): no connection is opened,
 so the DAG processor can parse it often and quickly, and every parse gives the same DAG.
@@ -34,12 +40,21 @@ from .operators import (
     load_pipeline,
 )
 from .run_tasks import PipelineFailureWatcher, PipelineFinishOperator, PipelineNotifyOperator
+from .window_tasks import (
+    CATCH_UP_TASK_ID,
+    WINDOW_TASK_ID,
+    PipelineCatchUpOperator,
+    PipelineWindowOperator,
+)
 
-__all__ = ["FINALIZE_TASK_ID", "NOTIFY_TASK_ID", "WATCHER_TASK_ID", "build_dag", "dag_arguments"]
+__all__ = ["DAG_SHAPES", "FINALIZE_TASK_ID", "NOTIFY_TASK_ID", "WATCHER_TASK_ID", "build_dag", "dag_arguments"]
 
 FINALIZE_TASK_ID = "finalize_pipeline"
 NOTIFY_TASK_ID = "notify_result"
 WATCHER_TASK_ID = "watch_for_failure"
+#: What ``build_dag(shape=...)`` takes: one task per phase (the default), one task per window,
+#: or one task that walks the due windows.
+DAG_SHAPES = ("phases", "window", "catchup")
 
 
 def _start_date(pipeline: Pipeline) -> Any:
@@ -103,6 +118,8 @@ def build_dag(
     pipeline: PipelineRef,
     *,
     config_overrides: Mapping[str, Any] | None = None,
+    shape: str | None = None,
+    max_windows: int | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one pipeline.
@@ -113,18 +130,48 @@ def build_dag(
         so it is refused.
     :param config_overrides: dotted config paths to override when loading by name or folder
         (as :meth:`Pipeline.load` takes them).
+    :param shape: default: config's ``dag_schedule.dag_shape`` (``"phases"`` unless set).
+        ``"phases"``: ``initialize_pipeline``, one task per enabled phase
+        (named after the phase), ``finalize_pipeline``, ``notify_result`` and
+        ``watch_for_failure``. ``"window"``: one task, ``run_window``, loads the DAG run's
+        window with every phase. ``"catchup"``: one task, ``catch_up``, runs the due windows in
+        order up to the DAG run's window, at most ``max_windows`` of them, stopping at the first
+        failure; Airflow's catchup is off for this shape (the task does the catching up).
+    :param max_windows: for ``shape="catchup"``: the most windows one DAG run loads (default:
+        config's ``dag_schedule.max_windows_per_run``, 200 unless set).
     :param dag_kwargs: ``DAG(...)`` arguments that replace what config gives (``dag_id``,
         ``max_active_runs``...); ``default_args`` are merged over drivetrain's.
-    :returns: the DAG, with ``initialize_pipeline``, one task per enabled phase (named after
-        the phase), ``finalize_pipeline``, ``notify_result`` and ``watch_for_failure``.
+    :returns: the DAG.
+    :raises ValueError: an unknown shape.
     """
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline, overrides=config_overrides)
     elif config_overrides:
         raise TypeError("config_overrides apply when loading by name or folder; override the Pipeline yourself")
+    schedule = pipeline.config.schedule
+    shape = shape or schedule.dag_shape
+    max_windows = max_windows or schedule.max_windows_per_run
+    if shape not in DAG_SHAPES:
+        raise ValueError(f"unknown DAG shape {shape!r}; build_dag(shape=...) takes one of: {', '.join(DAG_SHAPES)}")
     arguments = dag_arguments(pipeline)
     default_args = {**arguments["default_args"], **dict(dag_kwargs.pop("default_args", None) or {})}
+    if shape == "catchup":
+        arguments["catchup"] = False  # one DAG run walks the backlog; Airflow need not make a run per window
+        arguments["doc_md"] += (
+            f"\nShape **catchup**: the one task `{CATCH_UP_TASK_ID}` loads the due windows oldest first (a failed "
+            f"one first), up to the end of the DAG run's window, at most {max_windows} per DAG run.\n"
+        )
+    elif shape == "window":
+        arguments["doc_md"] += f"\nShape **window**: the one task `{WINDOW_TASK_ID}` runs every phase of the window.\n"
     arguments.update(dag_kwargs, default_args=default_args)
+    if shape == "window":
+        with DAG(**arguments) as dag:
+            PipelineWindowOperator(task_id=WINDOW_TASK_ID, pipeline=pipeline)
+        return dag
+    if shape == "catchup":
+        with DAG(**arguments) as dag:
+            PipelineCatchUpOperator(task_id=CATCH_UP_TASK_ID, pipeline=pipeline, max_windows=max_windows)
+        return dag
     enabled = [name for name in PHASE_NAMES if pipeline.config.phases.get(name).enabled]
     with DAG(**arguments) as dag:
         start = PipelineStartOperator(task_id=START_TASK_ID, pipeline=pipeline)

@@ -235,6 +235,8 @@ A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, on
 - The target merges on its key (`load_strategy: merge`): a record updated later is loaded again
   by the later window and replaces its older version, so it is in the target once.
 - `test_pipeline.py`: runs one window into a throwaway DuckDB file (`pytest {name}`).
+- `{name}_dag.py`: the pipeline's Airflow DAG; link it into Airflow's dags folder (see
+  docs/airflow.md). `test_dag.py` checks that Airflow parses it (needs `drivetrain[airflow]`).
 
 ```
 drivetrain validate ./{name}    # config, then every system it names
@@ -256,3 +258,64 @@ def next_steps(folder: Path, name: str, source_type: str) -> list[str]:
         f"  python -m pytest {folder}",
     ]
     return steps
+
+
+DAG_PY = '''"""The Airflow DAG of the {name} pipeline (needs: pip install 'drivetrain[airflow]').
+
+Deploy it by linking this file into Airflow's dags folder, or by putting this whole folder
+there; the pipeline is the folder this file really lives in (a link is followed):
+
+    ln -s "$PWD/{name}/{name}_dag.py" "$AIRFLOW_HOME/dags/"
+
+Each DAG run loads one window; its logical date is the window's start. For a backlog, pass
+shape="window" (one task per window) or shape="catchup" (one task walks the due windows).
+"""
+
+from pathlib import Path
+
+from drivetrain.airflow import build_dag
+
+dag = build_dag(Path(__file__).resolve().parent)
+'''
+
+_DAG_TEST_PY = '''"""Checks that Airflow parses {name}_dag.py without import errors (needs the airflow extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+# Parsed in a fresh process with its own AIRFLOW_HOME, as Airflow's DAG processor would.
+PARSE = (
+    "import json, sys\\n"
+    "from airflow.dag_processing.dagbag import DagBag\\n"
+    "bag = DagBag(dag_folder=sys.argv[1])\\n"
+    "print(json.dumps({{'errors': {{k: str(v) for k, v in bag.import_errors.items()}}, 'dags': sorted(bag.dag_ids)}}))\\n"
+)
+
+
+def test_airflow_parses_the_dag_file(tmp_path: Path) -> None:
+    pytest.importorskip("airflow", reason="Airflow is not installed: pip install 'drivetrain[airflow]'")
+    env = {{**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(HERE)}}
+    done = subprocess.run([sys.executable, "-c", PARSE, str(HERE / "{name}_dag.py")], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed == {{"errors": {{}}, "dags": ["pipeline_{name}"]}}, parsed
+'''
+
+
+def dag_test_py(name: str) -> str:
+    return _DAG_TEST_PY.format(name=name)
+
+
+def airflowignore(name: str) -> str:
+    """Keeps Airflow's DAG processor to the DAG file when the folder sits in the dags folder."""
+    return f"# Airflow parses only {name}_dag.py in this folder.\npipeline.py\ntest_*.py\ndata/\narchive/\n"

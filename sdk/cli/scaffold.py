@@ -2,9 +2,11 @@
 
 The folder holds ``config.json``, ``pipeline.py`` (a Pipeline subclass overriding one phase,
 as an example to edit), ``test_pipeline.py`` (runs one window with pytest), a README and a
-``.gitignore``. With ``--source files`` it also writes a small JSONL sample, so ``drivetrain
-run FOLDER`` works at once; other sources get a config skeleton with placeholders and a
-``credentials_ref``, and their test feeds the pipeline in-memory rows instead.
+``.gitignore``, and for Airflow the DAG file ``NAME_dag.py`` (with ``test_dag.py`` checking
+that Airflow parses it, and an ``.airflowignore`` for when the folder sits in the dags folder).
+With ``--source files`` it also writes a small JSONL sample, so ``drivetrain run FOLDER``
+works at once; other sources get a config skeleton with placeholders and a ``credentials_ref``,
+and their test feeds the pipeline in-memory rows instead.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ def scaffold(folder: Path, name: str, source_type: str) -> list[Path]:
         "test_pipeline.py": t.test_py(name, source_type),
         "README.md": t.readme(name, source_type),
         ".gitignore": t.GITIGNORE,
+        f"{name}_dag.py": t.DAG_PY.format(name=name),
+        "test_dag.py": t.dag_test_py(name),
+        ".airflowignore": t.airflowignore(name),
     }
     if source_type == "files":
         contents["data/sample.jsonl"] = t.sample_jsonl()

@@ -99,6 +99,10 @@ class ScheduleConfig:
     """The first day runs are scheduled for; the window grid is anchored on it."""
     catchup: bool = False
     """Whether missed runs are backfilled."""
+    dag_shape: str = "phases"
+    """The Airflow DAG's shape: phases, window or catchup (see drivetrain.airflow.build_dag)."""
+    max_windows_per_run: int = 200
+    """With the catchup shape: the most windows one Airflow DAG run loads."""
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -447,6 +451,8 @@ class PipelineConfig:
                 timezone=schedule.get("timezone", "UTC"),
                 start_date=date.fromisoformat(schedule["start_date"]),
                 catchup=schedule.get("catchup", False),
+                dag_shape=schedule.get("dag_shape", "phases"),
+                max_windows_per_run=schedule.get("max_windows_per_run", 200),
             ),
             query_window=QueryWindowConfig(
                 type=window["type"],

@@ -81,17 +81,21 @@ class DagRunResult:
         return sorted(task for task, s in self.tasks.items() if s == state)
 
 
-def deploy_pipeline(root: Path, name: str, *, pipeline_py: str | None = None, **changes: Any) -> DeployedPipeline:
+def deploy_pipeline(root: Path, name: str, *, pipeline_py: str | None = None, build_args: str = "",
+                    rows: list[dict[str, Any]] | None = None, **changes: Any) -> DeployedPipeline:
     """A pipeline folder under ``root`` (factory rows, files -> DuckDB) and its DAG file.
 
     :param pipeline_py: source of the folder's ``pipeline.py`` (a Pipeline subclass), if any.
+    :param build_args: more ``build_dag`` arguments, as source text (``'shape="window"'``).
+    :param rows: the source rows (default: the factory's).
     :param changes: config changes as make_pipeline_dir takes them (``a__b=value``).
     """
-    folder = make_pipeline_dir(root / name, pipeline_metadata__pipeline_name=name, **changes)
+    folder = make_pipeline_dir(root / name, rows, pipeline_metadata__pipeline_name=name, **changes)
     if pipeline_py is not None:
         (folder / "pipeline.py").write_text(textwrap.dedent(pipeline_py))
     dag_file = DAGS_FOLDER / f"{name}_dag.py"
-    dag_file.write_text(f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(folder)!r})\n")
+    extra = f", {build_args}" if build_args else ""
+    dag_file.write_text(f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(folder)!r}{extra})\n")
     return DeployedPipeline(name, folder, dag_file)
 
 

@@ -21,13 +21,8 @@ from that manual run's data interval (the trigger time), skipping the windows in
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sqlite3
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,14 +31,14 @@ from typing import Any
 import attrs
 import pytest
 
-from drivetrain import Pipeline, RunRecord, RunStatus
+from drivetrain import RunRecord, RunStatus
 from drivetrain.airflow import AIRFLOW_RUN_KEY
 from tests.sdk.factory import make_pipeline_dir, make_rows
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+from .deployment import AIRFLOW, airflow_env, deployed, finished
 
-#: Airflow's command line, run by this interpreter (the console script may name another one).
-AIRFLOW = [sys.executable, "-m", "airflow"]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
 DAY = timedelta(days=1)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 FAILING = TODAY - 2 * DAY
@@ -74,78 +69,34 @@ MARKED_PIPELINE = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @attrs.frozen
 class Deployment:
-    home: Path
-    env: dict[str, str]
+    """The deployment, and the folder of the pipeline with catchup."""
+
+    base: Any
     folder: Path
 
+    @property
+    def env(self) -> dict[str, str]:
+        return self.base.env
+
     def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        for _ in range(5):  # SQLite: the scheduler may hold the database for a moment ("database is locked")
-            done = subprocess.run([*AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-            if done.returncode == 0 or "database is locked" not in done.stderr:
-                break
-            time.sleep(2)
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done
+        return self.base.airflow(*args, timeout=timeout)
 
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-        """The DAG runs in Airflow's metadata database (read directly: no CLI start-up per poll)."""
-        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = ?", (dag_id,))
-            return [dict(row) for row in rows]
+        return self.base.dag_runs(dag_id)
 
-    def wait_for(self, what: str, done: Any, timeout: float = 420, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        runs: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            try:
-                runs = self.dag_runs(dag_id)
-            except sqlite3.OperationalError:  # the table is not there yet, or locked for a moment
-                runs = []
-            if done(runs):
-                return runs
-            time.sleep(2)
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.out")))
-        pytest.fail(f"timed out waiting for {what}; DAG runs: {runs}\n{logs}")
+    def wait_for(self, what: str, done: Any, timeout: float = 900, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+        return self.base.wait_for(what, done, dag_id=dag_id, timeout=timeout)
 
     def drive_rows(self, name: str = "af_sched") -> list[RunRecord]:
-        with Pipeline.load(self.home / "pipelines" / name) as pipeline:
-            return list(reversed(pipeline.drive_store().history(name)))
-
-
-def finished(runs: list[dict[str, Any]], count: int) -> bool:
-    return len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs)
+        return self.base.drive_rows(self.base.home / "pipelines" / name)
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("airflow-home")
     (home / "dags").mkdir()
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PYTHONUNBUFFERED": "1",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "drivetrain-test-secret",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-    })
     rows = [row for start, prefix in ((FAILING, "F"), (YESTERDAY, "Y"), (MANUAL, "M"))
             for row in make_rows(40, start=start, hours=24, prefix=prefix, invalid_every=0, duplicates=0)]
     folder = make_pipeline_dir(
@@ -166,24 +117,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     for pipeline_folder in (folder, latest):
         (home / "dags" / f"{pipeline_folder.name}_dag.py").write_text(
             f"from drivetrain.airflow import build_dag\n\ndag = build_dag({str(pipeline_folder)!r})\n")
-    deployed = Deployment(home, env, folder)
-    deployed.airflow("db", "migrate", timeout=300)
-    deployed.airflow("dags", "reserialize", timeout=300)
-    processes = []
-    try:
-        for command in (["api-server", "--port", str(port), "--workers", "1"], ["dag-processor"], ["scheduler"]):
-            log = (home / f"{command[0]}.out").open("w")
-            processes.append(subprocess.Popen([*AIRFLOW, *command], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                              cwd=home))
-        yield deployed
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with deployed(home, airflow_env(home)) as base:
+        yield Deployment(base, folder)
 
 
 @attrs.frozen

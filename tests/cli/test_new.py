@@ -37,7 +37,7 @@ class TestNew:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(shop)],
                               cwd=cli.cwd, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "2 passed" in done.stdout
+        assert "3 passed" in done.stdout  # test_pipeline.py (2) and test_dag.py
 
     @pytest.mark.parametrize("kind, ref", [("mysql", "mysql"), ("elasticsearch", "es"), ("servicenow", "snow")])
     def test_other_sources_get_a_valid_skeleton_with_a_credentials_ref(self, cli: Cli, kind: str, ref: str) -> None:
@@ -56,7 +56,7 @@ class TestNew:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(cli.cwd / "lims")],
                               cwd=cli.cwd, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "2 passed" in done.stdout
+        assert "3 passed" in done.stdout  # test_pipeline.py (2) and test_dag.py
 
     @pytest.mark.parametrize("name", ["Orders", "1orders", "orders-eu", "a" * 64])
     def test_an_invalid_name_exits_2(self, cli: Cli, name: str) -> None:
