@@ -28,18 +28,24 @@ hookspec = pluggy.HookspecMarker("drivetrain")
 
 @hookspec
 def drivetrain_register_connectors() -> Mapping[str, type[Connector]]:
-    """Connector classes this plugin provides, keyed by their config ``type``.
+    """Connector classes this plugin provides, keyed ``"role:type"``.
 
-    The role (source, warehouse, archive) comes from the class's base. A class may also be
-    given as an ``"module:ClassName"`` string, imported only when a config uses it.
+    ``role`` is ``source``, ``warehouse`` or ``archive``; ``type`` is what a config section's
+    ``"type"`` says. The class must derive from the role's base (Source, Warehouse, Archive). A
+    class may also be given as a ``"module:ClassName"`` string, imported only when a config
+    uses it. (A key without ``role:`` is still read, for any role its class fits, but new
+    plugins should name the role.)
 
-    :returns: ``{"mysql": MySQLSource, "duckdb": "pkg.mod:DuckDBWarehouse", ...}``
+    :returns: ``{"source:mysql": MySQLSource, "warehouse:duckdb": "pkg.mod:DuckDBWarehouse", ...}``
     """
 
 
 @hookspec
 def drivetrain_register_pipelines() -> Mapping[str, type[Pipeline] | Path]:
     """Pipelines this plugin provides, by name: a Pipeline subclass or a folder with config.json.
+
+    The name is how ``drivetrain run NAME`` and ``build_dag("NAME")`` find it. Relative paths in
+    its config are read from the config file's folder (docs/plugins.md shows the whole example).
 
     :returns: ``{"genetic_tests": GeneticTests, "demo": Path(".../demo")}``
     """

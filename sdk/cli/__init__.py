@@ -10,6 +10,8 @@
     drivetrain history PIPELINE                   runs, newest first
     drivetrain show RUN_ID                        one run, phase by phase
     drivetrain report [PIPELINE...] [--html FILE] metrics, dashboards, alerts
+    drivetrain docs [PAGE]                        the user documentation, shipped with the package
+    drivetrain new-plugin NAME                    scaffold a pip-installable plugin package
 
 Every command calls the same runner and drive table as the Airflow operator. Exit statuses
 are the constants in :mod:`drivetrain.cli._output`: 0 success, 1 a run failed, 2 bad usage
@@ -44,7 +46,9 @@ from ._output import (
 )
 from ._pipelines import config_message
 from .demo import demo_command
+from .docs import docs_command
 from .inspect import history_command, show_command, status_command
+from .plugin_scaffold import new_plugin_command
 from .run import run_command
 from .scaffold import new_command
 from .validate import validate_command
@@ -55,7 +59,8 @@ EPILOG = """\b
 Exit status: 0 success (also when no window is due), 1 a run ended FAILED or a
 system check failed, 2 bad usage or configuration, 3 the window is being run by
 another process. PIPELINE is a registered pipeline name or a folder holding
-config.json. Docs: docs/index.md.
+config.json. Docs: `drivetrain docs` lists the pages installed with this
+version; `drivetrain docs configuration` prints one.
 """
 
 
@@ -131,7 +136,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
 
 
 for command in (demo_command, new_command, validate_command, run_command, status_command, history_command, show_command,
-                report_command):
+                report_command, docs_command, new_plugin_command):
     cli.add_command(command)
 
 

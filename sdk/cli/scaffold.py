@@ -31,7 +31,11 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 @click.option("--source", "source_type", type=click.Choice(sorted(t.SOURCES)), default="files", show_default=True,
               help="The kind of source system to scaffold.")
 @click.option("--dir", "parent", metavar="PATH", default=".", show_default=True, help="Create the folder NAME under PATH.")
-def new_command(name: str, source_type: str, parent: str) -> None:
+@click.option("--from-contrib", "contrib", metavar="PIPELINE", default=None,
+              help="Copy a ready contrib pipeline (lab_results, genetic_tests...) instead, renamed NAME.")
+@click.option("--warehouse", type=click.Choice(["as-is", "duckdb"]), default="as-is", show_default=True,
+              help="With --from-contrib: keep the contrib's warehouse, or put stage and target in a local DuckDB file.")
+def new_command(name: str, source_type: str, parent: str, contrib: str | None = None, warehouse: str = "as-is") -> None:
     """Create a pipeline folder NAME with config.json, pipeline.py and a test.
 
     NAME is the pipeline name: lower-case letters, digits and underscores, starting with
@@ -49,6 +53,23 @@ def new_command(name: str, source_type: str, parent: str) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise CliError(f"{folder} already exists and is not empty; choose another name or --dir", EXIT_USAGE)
     existed = folder.exists()
+    if contrib is not None:
+        from .from_contrib import contrib_folder, copy_contrib
+
+        contrib_folder(contrib)  # an unknown name fails before anything is written
+        try:
+            files = copy_contrib(contrib, folder, name, warehouse=warehouse)
+        except OSError as exc:
+            if not existed:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise cannot_write(Path(parent), "--dir", exc) from exc
+        out.line(f"created {folder}/ (a copy of the contrib pipeline {contrib}):")
+        for path in files:
+            out.line(f"  {path.relative_to(folder)}")
+        out.line("")
+        shown = str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
+        out.line(f"Fill in what config.json lists under _comment_fill_in, then: drivetrain validate {shown}")
+        return
     try:
         files = scaffold(folder, name, source_type)
     except OSError as exc:

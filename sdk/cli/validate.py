@@ -39,6 +39,7 @@ def validate_command(pipeline: str) -> None:
         out.line(f"ok      config        {pipe.config.source_file}: pipeline {pipe.name!r}, "
                  f"{pipe.config.query_window.duration} windows in {sched.timezone}, from {sched.start_date}, "
                  f"one run per window ({sched.cron_expression!r})")
+        _environment(out, pipe.config.source_file)
     else:
         out.line(f"FAILED  config        {config_message(problem)}")
         worst = EXIT_USAGE
@@ -51,6 +52,19 @@ def validate_command(pipeline: str) -> None:
         out.note(f"{pipe.name}: {'configuration problem' if worst == EXIT_USAGE else 'a system check failed'}; see above")
         raise click.exceptions.Exit(worst)
     out.note(f"{pipe.name}: every check passed")
+
+
+def _environment(out: Output, source_file: str) -> None:
+    """One line per ``${VAR}`` the config uses, with the value it resolved to."""
+    from pathlib import Path
+
+    from drivetrain.config import env, loader
+
+    if not Path(source_file).is_file():
+        return
+    for sub in env.substitutions(loader.read_json(source_file)):
+        note = f" (default: {', '.join(sub.defaulted)} unset)" if sub.defaulted else ""
+        out.line(f"{'ok':<8}{'environment':<14}{sub.path}: {sub.written} -> {sub.resolved}{note}")
 
 
 def _checks(pipe: Any) -> list[tuple[str, Callable[[], list[str]]]]:

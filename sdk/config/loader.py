@@ -644,7 +644,9 @@ def validate_document(data: Any, source: str) -> tuple[dict[str, Any], dict[str,
     :raises ConfigError: with every problem found, one line each, sorted by path.
     """
     problems = Problems(source)
-    clean = normalize(data, problems)
+    from drivetrain.config import env
+
+    clean = env.resolve(normalize(data, problems), problems)  # ${VAR} values, before any check
     if not isinstance(clean, dict):
         problems.add((), f"the top level must be a JSON object, found {show(clean)}")
         problems.raise_if_any()

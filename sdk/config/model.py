@@ -355,6 +355,8 @@ class MonitoringConfig:
     """How old the newest data may get."""
     freshness_threshold_text: str | None = None
     """The threshold as written."""
+    openlineage: bool = False
+    """Send OpenLineage run and phase events (docs/lineage.md)."""
 
 
 @attrs.frozen(repr=False)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from drivetrain.base import Connector
 
 hookimpl = pluggy.HookimplMarker("drivetrain")
-DEFAULT_PLUGINS = ("drivetrain.plugins.builtins", "drivetrain.monitoring.plugin")
+DEFAULT_PLUGINS = ("drivetrain.plugins.builtins", "drivetrain.monitoring.plugin", "drivetrain.lineage.plugin")
 ROLES = ("source", "warehouse", "archive")
 
 _manager: pluggy.PluginManager | None = None

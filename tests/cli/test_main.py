@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import SCRIPT, Cli
 
-COMMANDS = ["demo", "new", "validate", "run", "status", "history", "show"]
+COMMANDS = ["demo", "new", "validate", "run", "status", "history", "show", "docs", "new-plugin"]
 
 
 class TestHelp:

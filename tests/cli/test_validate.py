@@ -168,3 +168,17 @@ class TestValidateFindsWhatWouldFailLater:
         [line] = [line for line in result.stdout.splitlines() if "target_system.zzzz" in line]
         for key in ("table", "path", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "credentials_ref"):
             assert f"'{key}'" in line, key
+
+
+class TestEnvironment:
+    def test_validate_shows_each_reference_resolved(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, lambda c: c["target_system"].update(table="${SHOP_TABLE:-shop_dev}"))
+        result = cli("validate", "./shop")
+        assert result.returncode == 0, result
+        assert "environment   target_system.table: ${SHOP_TABLE:-shop_dev} -> shop_dev (default: SHOP_TABLE unset)" in result.stdout
+
+    def test_an_unset_variable_exits_2_naming_it(self, cli: Cli, shop: Path) -> None:
+        edit_config(shop, lambda c: c["target_system"].update(table="${SHOP_TABLE_UNSET_HERE}"))
+        result = cli("validate", "./shop")
+        assert result.returncode == 2, result
+        assert "target_system.table: environment variable SHOP_TABLE_UNSET_HERE is not set" in result.stdout + result.stderr
