@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from drivetrain import Pipeline, PhaseStatus, RunStatus
+from drivetrain import PhaseStatus, Pipeline, RunStatus
 from drivetrain.testing import FaultPlugin
 from tests.sdk.factory import DAY, expected_target, make_pipeline_dir, make_rows, target_rows
 
