@@ -16,7 +16,7 @@ from drivetrain.monitoring.run_alerts import check_success_rate, fleet_success_a
 from drivetrain.testing import FaultPlugin
 
 from .conftest import make_folder
-from .servers import SmtpServer, WebhookServer
+from .servers import SmtpServer
 
 
 def run(folder: Path, index: int, *, fail: str | None = None, **overrides: object) -> RunRecord:

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from drivetrain import Pipeline, PhaseStatus, RunRecord, RunStatus
+from drivetrain import PhaseStatus, Pipeline, RunRecord, RunStatus
 from drivetrain.phases.prechecks import type_fits
 from tests.sdk.factory import make_pipeline_dir
 
