@@ -62,8 +62,12 @@ def gap_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = G
 
     Each range of consecutive gaps comes with the command that fills it.
     """
-    found = gap_mod.find_gaps(pipeline, now=now)
+    moment = now or datetime.now(UTC)
+    found = gap_mod.find_gaps(pipeline, now=moment)
+    begin = gap_mod.gaps_begin(pipeline, moment)
     since = pipeline.config.schedule.start_date.isoformat()
+    if begin is not None and begin != pipeline.grid.first().start:
+        since = f"{_iso_utc(begin)} (catchup: false: from the first window it ran)"
     if not found:
         return [f"gaps: none: every window since {since} has a successful run"]
     summary = gap_mod.summarize(pipeline.name, found)
@@ -80,6 +84,10 @@ def gap_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = G
     if len(ranges) > limit:
         lines.append(f"  ... and {len(ranges) - limit} more range(s)")
     return lines
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
 
 
 def only_gaps(pipeline: Pipeline, windows: Sequence[Window], *, now: datetime | None = None) -> list[Window]:
