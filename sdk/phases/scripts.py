@@ -50,9 +50,10 @@ class ScriptPhase(BasePhase):
         record = ctx.record.to_json()
         record["query_window_start_timestamp"] = ctx.window.start.isoformat()
         record["query_window_end_timestamp"] = ctx.window.end.isoformat()
-        if type(self).folder is None:
+        folder = type(self).folder
+        if folder is None:
             return type(self).function(ctx.config.snapshot(), record)
-        with script_imports(type(self).folder):
+        with script_imports(folder):
             return type(self).function(ctx.config.snapshot(), record)
 
     @classmethod
