@@ -97,6 +97,30 @@ def _import_roots(folder: Path) -> list[Path]:
     return [folder, *(p.parent for p in shared_script_folders(folder))]
 
 
+#: Folders put on sys.path for some pipeline so far (see :func:`_forget_foreign`).
+_seen_roots: set[str] = set()
+
+
+def _forget_foreign(roots: list[str]) -> None:
+    """Drop modules imported from another pipeline's folders, so a name means this pipeline's module.
+
+    Only modules lying directly in such a folder (``helpers.py``, ``helpers/__init__.py``) are
+    dropped: nothing installed, nothing deeper, is touched.
+    """
+    foreign = {Path(r) for r in _seen_roots if r not in roots}
+    if not foreign:
+        return
+    mine = {Path(r) for r in roots}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        where = Path(file).parent
+        home = where.parent if Path(file).name == "__init__.py" else where
+        if home in foreign and home not in mine:
+            del sys.modules[name]
+
+
 @contextmanager
 def script_imports(folder: Path) -> Iterator[None]:
     """The spec's imports for the pipeline in ``folder``, while the block runs.
@@ -109,6 +133,8 @@ def script_imports(folder: Path) -> Iterator[None]:
     folders = [str(p) for p in script_folders(folder)]
     roots = [str(p) for p in _import_roots(folder)]
     with _imports_lock:
+        _forget_foreign(roots)
+        _seen_roots.update(roots)
         current = sys.modules.get(SCRIPTS_PACKAGE)
         if current is None or list(getattr(current, "__path__", [])) != folders:
             for name in [m for m in sys.modules if m == SCRIPTS_PACKAGE or m.startswith(SCRIPTS_PACKAGE + ".")]:

@@ -207,6 +207,13 @@ class TestSharedScripts:
         assert run(two).phases["source_count"].phase_specific_details["count"] == 0
         assert run(one).phases["source_count"].phase_specific_details["count"] > 0
 
+    def test_two_pipelines_in_one_process_each_import_their_own_folder_modules(self, tmp_path: Path) -> None:
+        one, two = make_project(tmp_path / "one"), make_project(tmp_path / "two")
+        (two / "window_rules.py").write_text("def in_window(row, record):\n    return False\n")
+        assert run(one).phases["source_count"].phase_specific_details["count"] > 0
+        assert run(two).phases["source_count"].phase_specific_details["count"] == 0
+        assert run(one).phases["source_count"].phase_specific_details["count"] > 0
+
 
 def _ts(row: dict) -> object:  # type: ignore[type-arg]
     from tests.sdk.factory import ts_of
