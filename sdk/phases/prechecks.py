@@ -15,7 +15,7 @@ What fails:
   stage-to-target transfer names its columns and would fail there. The stage's load adds
   missing columns itself, so there it is a note. With a stage-to-target phase of your own,
   target mismatches are notes: your code decides the target's shape;
-* the target table is missing although this pipeline has loaded windows into it before
+* the target table is missing although a successful run of this pipeline counted rows in it
   (someone dropped it: the drive table says those rows are there).
 """
 
@@ -25,7 +25,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
-from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER
+from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER, TARGET_COUNT
 from drivetrain.record import RunStatus
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ def _defaults() -> Any:
     from . import DEFAULT_PHASES
 
     return DEFAULT_PHASES
+
+#: How many of the newest successful runs are searched for one that left rows in the target.
+LOOK_BACK = 100
 
 #: Declared type -> patterns of warehouse column types that can hold its values.
 COMPATIBLE: dict[str, tuple[str, ...]] = {
@@ -138,7 +141,8 @@ def column_checks(system: str, table: WarehouseTable, declared: list[tuple[str, 
 def missing_target_check(ctx: PhaseContext, target: WarehouseTable) -> dict[str, Any]:
     """A missing target is expected before the first load, and an error after one."""
     where = f"target_system table {target.ref} ({target.warehouse.describe()})"
-    loaded = ctx.drive.history(ctx.pipeline.name, status=[RunStatus.SUCCESS], limit=1) if ctx.drive else []
+    successes = ctx.drive.history(ctx.pipeline.name, status=[RunStatus.SUCCESS], limit=LOOK_BACK) if ctx.drive else []
+    loaded = [r for r in successes if r.phases[TARGET_COUNT].phase_specific_details.get("count")]
     if loaded:
         return _check("target_structure", "FAILED", "target_system", target.ref,
                       f"{where} does not exist, yet {loaded[0].pipeline_id} loaded a window into it; it was dropped or "

@@ -93,6 +93,13 @@ class TestStructureChecks:
         message = error(run(folder, 1))
         assert "target_system table main.tests" in message and f"yet {first.pipeline_id} loaded a window into it" in message
 
+    def test_a_target_never_written_is_no_error_after_a_success_that_loaded_nothing(self, tmp_path: Path) -> None:
+        folder = make_pipeline_dir(tmp_path / "p")
+        empty = run(folder, 5)  # the rows cover the first three hours only
+        assert empty.pipeline_status is RunStatus.SUCCESS and empty.phases["target_count"].phase_specific_details["count"] == 0
+        sql(folder, "DROP TABLE IF EXISTS tests")
+        assert run(folder, 0).pipeline_status is RunStatus.SUCCESS
+
     def test_a_stage_column_of_the_wrong_type_fails(self, tmp_path: Path) -> None:
         folder = make_pipeline_dir(tmp_path / "p")
         sql(folder, "CREATE TABLE stg_tests (test_id VARCHAR, age BIGINT, result VARCHAR, reported_at VARCHAR)")
