@@ -87,7 +87,8 @@ class TestStatus:
         assert "no runs yet" in rows["demo"]
         assert "shop_20250101T000000Z_run1  SUCCESS" in rows["shop"]
 
-    def test_status_never_creates_a_drive_table_for_a_pipeline_that_never_ran(self, cli: Cli) -> None:
+    def test_status_never_creates_a_drive_table_for_a_pipeline_that_never_ran(self, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DRIVETRAIN_CONTRIB_PIPELINES", "demo")  # the demo pipeline's DuckDB file lives under HOME
         result = cli("status")
         assert result.returncode == 0, result
         assert "(not created yet)" in result.stdout
