@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-__all__ = ["format_duration", "is_calendar_duration", "parse_duration"]
+__all__ = ["calculate_duration", "format_duration", "is_calendar_duration", "parse_duration", "records_per_second"]
 
 _MICROS_PER_SECOND = 1_000_000
 
@@ -151,3 +151,50 @@ def is_calendar_duration(text: str) -> bool:
     return all(
         unit in ("w", "d") and amount == amount.to_integral_value() for unit, amount in _parts(text)
     )
+
+
+def calculate_duration(start: datetime | str, end: datetime | str) -> timedelta:
+    """The time from ``start`` to ``end`` (the spec's ``calculate_duration``).
+
+    Either may be a timezone-aware datetime or ISO 8601 text, as in a drive-table row handed to
+    a script (``record["pipeline_start_timestamp"]``); ``Z`` is read as UTC.
+
+    :raises ValueError: a value is not a timestamp, has no time zone, or ``end`` is before ``start``.
+    """
+    begin, finish = _instant(start, "start"), _instant(end, "end")
+    if finish < begin:
+        raise ValueError(f"end {finish.isoformat()} is before start {begin.isoformat()}")
+    return finish - begin
+
+
+def _instant(value: datetime | str, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{name} {value!r} is not an ISO 8601 timestamp such as 2025-11-15T10:00:00Z") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime or ISO 8601 text, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} {value.isoformat()} has no time zone; give one (Z or +00:00)")
+    return value
+
+
+def records_per_second(records: int | None, elapsed: timedelta) -> float | None:
+    """The rate ``records`` moved in ``elapsed``, rounded to 0.1; None without a count or a duration."""
+    seconds = elapsed.total_seconds()
+    if records is None or seconds <= 0:
+        return None
+    return round(records / seconds, 1)
+
+
+#: The key of a transfer's details that holds its load rate.
+LOAD_RATE = "load_rate_records_per_second"
+
+
+def with_load_rate(details: dict[str, object], elapsed: timedelta) -> dict[str, object]:
+    """A transfer's details (they hold ``rows_written``) with its load rate added."""
+    written = details.get("rows_written")
+    if not isinstance(written, int) or LOAD_RATE in details:
+        return details
+    return {**details, LOAD_RATE: records_per_second(written, elapsed)}

@@ -28,7 +28,7 @@ from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
-from drivetrain.user_code import import_file, import_problem
+from drivetrain.user_code import import_file, import_problem, script_imports
 from drivetrain.window import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,8 @@ def _check_start_date(config: PipelineConfig) -> None:
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:
     """Import ``pipeline.py`` and return the Pipeline subclass it defines (the last one)."""
     module_name = f"drivetrain_pipelines.{path.parent.name}"
-    module = import_file(path, module_name)  # a broken file is a ConfigError with its line
+    with script_imports(path.parent):  # pipeline.py may import modules of its folder and user_scripts
+        module = import_file(path, module_name)  # a broken file is a ConfigError with its line
     found = [
         obj for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Pipeline) and obj is not Pipeline and obj.__module__ == module_name

@@ -13,6 +13,11 @@ A reference is either a **path** or a **name**, and its spelling says which:
 
 A name that matches two of these (a registered pipeline and a folder under a home, or folders
 under two homes) is an error naming both; nothing shadows anything silently.
+
+The contrib pipelines drivetrain ships (``drivetrain.contrib``) can always be named, but the
+commands that look at every pipeline (``status``, ``report``) list them only when the user
+enables them: ``DRIVETRAIN_CONTRIB_PIPELINES`` names them (separated by commas), or says
+``all`` (see :func:`listed_by_default`).
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ import attrs
 from drivetrain import plugins
 from drivetrain.errors import PipelineNotFound
 
-__all__ = ["HOME_ENV", "AmbiguousPipelineName", "Located", "home_pipelines", "locate", "looks_like_path", "pipelines_homes"]
+__all__ = ["CONTRIB_ENV", "HOME_ENV", "AmbiguousPipelineName", "Located", "enabled_contrib", "home_pipelines", "is_contrib",
+           "listed_by_default", "locate", "looks_like_path", "pipelines_homes"]
 
 log = logging.getLogger(__name__)
 
 #: The environment variable listing the pipelines homes (``os.pathsep``-separated folders).
 HOME_ENV = "DRIVETRAIN_PIPELINES_HOME"
+#: The environment variable naming the contrib pipelines ``status`` and ``report`` list.
+CONTRIB_ENV = "DRIVETRAIN_CONTRIB_PIPELINES"
 
 
 class AmbiguousPipelineName(PipelineNotFound):
@@ -161,3 +169,31 @@ def _warn_about_folder_here(located: Located) -> None:
             "%r means %s, not the folder %s in the working directory; write ./%s for that folder",
             located.reference, located.describe(), here.resolve(), located.reference,
         )
+
+
+def _contrib_root() -> Path:
+    from drivetrain import contrib
+
+    return Path(contrib.__file__).resolve().parent
+
+
+def is_contrib(target: Any) -> bool:
+    """Whether a registered pipeline (its folder) is one of the contrib pipelines drivetrain ships."""
+    folder = _registered_target(target)
+    return isinstance(folder, Path) and folder.parent == _contrib_root()
+
+
+def enabled_contrib(environ: Any = None) -> set[str] | None:
+    """The contrib pipelines named in ``DRIVETRAIN_CONTRIB_PIPELINES``; None means ``all``."""
+    value = (os.environ if environ is None else environ).get(CONTRIB_ENV, "")
+    names = {part.strip() for part in value.replace(os.pathsep, ",").split(",") if part.strip()}
+    return None if "all" in names else names
+
+
+def listed_by_default(name: str, target: Any, environ: Any = None) -> bool:
+    """Whether a registered pipeline belongs in a listing of every pipeline: any plugin's
+    pipeline does; a contrib pipeline only when enabled (see the module doc)."""
+    if not is_contrib(target):
+        return True
+    enabled = enabled_contrib(environ)
+    return enabled is None or name in enabled

@@ -20,7 +20,7 @@ import attrs
 
 from drivetrain import plugins
 from drivetrain.drive import PARTIAL_WINDOW, Lease, is_partial, new_holder_id
-from drivetrain.durations import format_duration
+from drivetrain.durations import format_duration, with_load_rate
 from drivetrain.errors import (
     DrivetrainError,
     LeaseError,
@@ -450,7 +450,7 @@ class Runner:
             actual_run_duration=format_duration(ended - start),
             retry_number=attempt,
             error_message=redact(error) if error else None,
-            phase_specific_details=self._details(ctx.record, name, result),
+            phase_specific_details=with_load_rate(self._details(ctx.record, name, result), ended - start),
         )
         record = ctx.record
         ctx.states[name] = state

@@ -309,3 +309,17 @@ class Warehouse(Connector):
     def same_warehouse(self, other: Warehouse) -> bool:
         """True when a push-down between the two is possible."""
         return False
+
+    # -- checks and upkeep the phases ask for (pre-validation, stage cleaning) ---------------
+
+    def write_problem(self, table: TableRef) -> str | None:
+        """Why rows could not be written to ``table`` now, or None when they can.
+
+        Found by trying a write that is rolled back, so nothing changes. A warehouse that
+        cannot try one answers a text starting ``not checked``. Default: not checked.
+        """
+        return f"not checked: {self.type_name} cannot try a write without changing data"
+
+    def gather_statistics(self, table: TableRef) -> tuple[bool, str]:
+        """Refresh the optimizer's statistics of ``table``; returns (done, note). Never raises."""
+        return False, f"not gathered: {self.type_name} keeps its statistics itself"

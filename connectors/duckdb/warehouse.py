@@ -283,6 +283,33 @@ class DuckDBWarehouse(Warehouse):
 
         return DuckDBDriveStore(self, table)
 
+    def write_problem(self, table: TableRef) -> str | None:
+        """Insert nothing into the table (or create a scratch table beside it) and roll back."""
+        try:
+            with self.connect() as conn:
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    if self.table_exists(table):
+                        conn.execute(f"INSERT INTO {qualified(table)} SELECT * FROM {qualified(table)} LIMIT 0")
+                    else:
+                        if (table.schema or "main") != "main":
+                            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema or 'main')}")
+                        conn.execute(f"CREATE TABLE {qualified(table.sibling('__drivetrain_write_probe'))} (probe INTEGER)")
+                finally:
+                    conn.execute("ROLLBACK")
+        except (duckdb.Error, OSError) as exc:
+            return str(exc).splitlines()[0]
+        return None
+
+    def gather_statistics(self, table: TableRef) -> tuple[bool, str]:
+        """ANALYZE the table, so DuckDB's optimizer sees the rows now in it."""
+        try:
+            with self.connect() as conn:
+                conn.execute(f"ANALYZE {qualified(table)}")
+        except duckdb.Error as exc:
+            return False, f"not gathered: {str(exc).splitlines()[0]}"
+        return True, f"ANALYZE {table}"
+
 
 class _Feed:
     """One ``INSERT ... SELECT`` reading an Arrow stream, run by a thread on the load's connection.

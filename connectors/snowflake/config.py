@@ -55,6 +55,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
         "lock_timeout_seconds": {"type": "integer", "minimum": 0, "description": "Seconds a statement waits for a table lock (LOCK_TIMEOUT). Default 300."},
         "session_parameters": {"type": "object", "description": "Extra session parameters set at login, e.g. STATEMENT_TIMEOUT_IN_SECONDS."},
         "load_stage": {**_IDENT, "description": "Existing internal stage for bulk loads; default: a temporary stage per session."},
+        "temp_table_prefix": {"type": "string", "description": "Accepted for configs written to the spec, and not used: each window is loaded through a transient table named after its table plus __LOAD_ and the run key, which the next run finds and drops if a crash left it."},
     },
 }
 

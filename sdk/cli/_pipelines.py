@@ -2,7 +2,8 @@
 
 A command names a pipeline by name (registered, or a folder under ``DRIVETRAIN_PIPELINES_HOME``)
 or by a path to a folder holding ``config.json`` (``./shop``); see :mod:`drivetrain.pipeline_names`.
-Commands that look at many pipelines (``status``, ``show``) use every registered pipeline, every
+Commands that look at many pipelines (``status``, ``show``, ``report``) use every registered
+pipeline (the contrib ones only when enabled: see :mod:`drivetrain.pipeline_names`), every
 pipeline under the pipelines homes, plus the folder given by ``--dir`` (or the working folder)
 when it holds a config.
 """
@@ -81,12 +82,23 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
     """
     from drivetrain import plugins
     from drivetrain.pipeline import Pipeline
-    from drivetrain.pipeline_names import HOME_ENV, home_pipelines, looks_like_path, pipelines_homes
+    from drivetrain.pipeline_names import (
+        CONTRIB_ENV,
+        HOME_ENV,
+        home_pipelines,
+        listed_by_default,
+        looks_like_path,
+        pipelines_homes,
+    )
 
     where = []
     found: list[Candidate] = []
-    registered = plugins.registered_pipelines()
+    every = plugins.registered_pipelines()
+    registered = {name: target for name, target in every.items() if listed_by_default(name, target)}
     where.append(f"{len(registered)} registered pipeline(s)" + (f" ({', '.join(sorted(registered))})" if registered else ""))
+    hidden = sorted(set(every) - set(registered))
+    if hidden:
+        where.append(f"contrib pipelines not enabled: {', '.join(hidden)} (list them with {CONTRIB_ENV}=name,... or all)")
     for name in sorted(registered):
         found.append(try_load(name, lambda n=name: Pipeline.load(n)))
     homes = home_pipelines()

@@ -191,6 +191,10 @@ def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[Ru
     named = Path(prefix)
     if prefix and (named / "config.json").is_file() and (not folder or named.resolve() != Path(folder).resolve()):
         found.append(try_load(prefix, lambda: Pipeline.from_folder(named)))
+    from drivetrain import plugins
+
+    if prefix in plugins.registered_pipelines() and all(c.label != prefix for c in found):  # a contrib pipeline not listed
+        found.append(try_load(prefix, lambda: Pipeline.load(prefix)))
     usable = [c for c in found if c.pipeline is not None]
     # Run ids start with the pipeline name: try the matching pipelines first, longest name first.
     usable.sort(key=lambda c: (not run_id.startswith(c.pipeline.name + "_"), -len(c.pipeline.name)))

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from drivetrain.config.spec_keys import replaced_hint
 from drivetrain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -371,7 +372,7 @@ def schema_problems(
                     continue
                 if any(re.search(pattern, key) for pattern in patterns):
                     continue
-                hint = did_you_mean(key, known)
+                hint = replaced_hint(key) or did_you_mean(key, known)
                 if not hint and known:
                     hint = "; expected one of " + ", ".join(repr(k) for k in known)
                 elif not hint:

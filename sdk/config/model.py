@@ -357,6 +357,16 @@ class MonitoringConfig:
     """The threshold as written."""
     openlineage: bool = False
     """Send OpenLineage run and phase events (docs/lineage.md)."""
+    alert_on_low_success_rate: bool = True
+    """Notify when a run takes the success rate below ``success_rate_threshold``."""
+    success_rate_threshold: float = attrs.field(default=90.0, converter=float)
+    """Percent of runs that must end without an unrecovered failure."""
+    success_rate_period: timedelta = timedelta(days=7)
+    """How far back the success rate looks."""
+    success_rate_period_text: str = "7d"
+    """The period as written."""
+    notify_on_success: bool = False
+    """Send a summary of each successful run."""
 
 
 @attrs.frozen(repr=False)
@@ -427,6 +437,7 @@ class PipelineConfig:
         phases = PhasesConfig.from_section(doc.get("phases", {}))
         monitoring = dict(doc.get("monitoring", {}))
         freshness = monitoring.pop("freshness_threshold", None)
+        period = monitoring.pop("success_rate_period", "7d")
         stage = system("stage_system")
         if "drive_table" in doc:
             drive = SystemConfig._build(
@@ -473,6 +484,8 @@ class PipelineConfig:
                 **monitoring,
                 freshness_threshold=_optional_duration(freshness),
                 freshness_threshold_text=freshness,
+                success_rate_period=_duration(period),
+                success_rate_period_text=period,
             ),
             archive=_archive(phases.stage_cleaning, base, source),
             base_dir=base,

@@ -12,7 +12,8 @@ from typing import Any
 
 import attrs
 
-#: Success rate below which a pipeline is shown red (the spec's alert threshold), in percent.
+#: Success rate below which a pipeline is shown red (the spec's alert threshold), in percent;
+#: a pipeline's ``monitoring.success_rate_threshold`` replaces it.
 SUCCESS_ALERT_BELOW = 90.0
 #: Success rate below which a pipeline is shown yellow (the spec's target), in percent.
 SUCCESS_TARGET = 95.0
@@ -32,9 +33,14 @@ class SuccessRate:
     failed: int
     running: int
     success_rate: float | None
-    """(succeeded + skipped) / (runs - running), in percent."""
+    """(succeeded + skipped) / (runs - running), in percent: the spec's metric."""
     avg_run_seconds: float | None
     """Average length of the runs that did not fail."""
+    recovered: int = 0
+    """Failed runs whose window a later run completed (a retry fixed them)."""
+    success_rate_after_retries: float | None = None
+    """(succeeded + skipped + recovered) / (runs - running), in percent: what health and the
+    low-success-rate alert look at, so a failure a retry already fixed is not an alert."""
 
 
 @attrs.frozen(kw_only=True)
@@ -146,6 +152,8 @@ class LatestRun:
     duration_multiplier: float
     freshness_threshold: str | None
     alert_on_stale_data: bool
+    success_rate_threshold: float = SUCCESS_ALERT_BELOW
+    """``monitoring.success_rate_threshold`` of the newest run's config."""
 
 
 @attrs.frozen(kw_only=True)
@@ -320,11 +328,14 @@ class Metrics:
                 red.append(f"data older than {age.threshold}")
             if age is None and run is not None:
                 yellow.append("no successful run yet")
-            if rate is not None and rate.success_rate is not None:
-                if rate.success_rate < SUCCESS_ALERT_BELOW:
-                    red.append(f"success rate {rate.success_rate:.1f}% below {SUCCESS_ALERT_BELOW:g}%")
-                elif rate.success_rate < SUCCESS_TARGET:
-                    yellow.append(f"success rate {rate.success_rate:.1f}% below {SUCCESS_TARGET:g}%")
+            effective = rate.success_rate_after_retries if rate is not None else None
+            if rate is not None and effective is not None:
+                below = run.success_rate_threshold if run is not None else SUCCESS_ALERT_BELOW
+                fixed = f" ({rate.recovered} more failed but a retry completed their window)" if rate.recovered else ""
+                if effective < below:
+                    red.append(f"success rate {effective:.1f}% below {below:g}%{fixed}")
+                elif effective < max(SUCCESS_TARGET, below):
+                    yellow.append(f"success rate {effective:.1f}% below {max(SUCCESS_TARGET, below):g}%{fixed}")
             if rate is None:
                 yellow.append("no runs in the period")
             if retry is not None and retry.still_failing and not (run and run.status == "FAILED"):

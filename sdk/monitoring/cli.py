@@ -62,8 +62,12 @@ def gap_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = G
 
     Each range of consecutive gaps comes with the command that fills it.
     """
-    found = gap_mod.find_gaps(pipeline, now=now)
+    moment = now or datetime.now(UTC)
+    found = gap_mod.find_gaps(pipeline, now=moment)
+    begin = gap_mod.gaps_begin(pipeline, moment)
     since = pipeline.config.schedule.start_date.isoformat()
+    if begin is not None and begin != pipeline.grid.first().start:
+        since = f"{_iso_utc(begin)} (catchup: false: from the first window it ran)"
     if not found:
         return [f"gaps: none: every window since {since} has a successful run"]
     summary = gap_mod.summarize(pipeline.name, found)
@@ -80,6 +84,10 @@ def gap_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int = G
     if len(ranges) > limit:
         lines.append(f"  ... and {len(ranges) - limit} more range(s)")
     return lines
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
 
 
 def only_gaps(pipeline: Pipeline, windows: Sequence[Window], *, now: datetime | None = None) -> list[Window]:
@@ -188,6 +196,34 @@ def _print_tables(m: Metrics, out: Any) -> None:
                   title="data quality")
 
 
+def _send_alerts(usable: Sequence[Pipeline], out: Any, *, fleet_threshold: float, days: float) -> None:
+    """``report --send-alerts``: freshness and success rate per pipeline, then the fleet's rate."""
+    from datetime import timedelta
+
+    from drivetrain.monitoring import notify
+    from drivetrain.monitoring.plugin import check_freshness
+    from drivetrain.monitoring.run_alerts import check_success_rate, fleet_success_alert
+
+    for pipe in usable:
+        try:
+            if (alert := check_freshness(pipe)) is not None:
+                out.note(f"sent: {alert.subject}")
+        except DrivetrainError as exc:
+            out.note(f"{pipe.name}: freshness not checked: {exc}")
+        try:
+            if (alert := check_success_rate(pipe)) is not None:
+                notify.send(alert)
+                out.note(f"sent: {alert.subject}")
+        except DrivetrainError as exc:
+            out.note(f"{pipe.name}: success rate not checked: {exc}")
+    try:
+        if len(usable) > 1 and (alert := fleet_success_alert(usable, threshold=fleet_threshold, period=timedelta(days=days))):
+            notify.send(alert)
+            out.note(f"sent: {alert.subject}")
+    except DrivetrainError as exc:
+        out.note(f"fleet success rate not checked: {exc}")
+
+
 @click.command("report")
 @click.argument("pipelines", nargs=-1)
 @click.option("--days", type=click.FloatRange(min=0, max=MAX_DAYS, min_open=True), default=7.0, show_default=True,
@@ -198,9 +234,12 @@ def _print_tables(m: Metrics, out: Any) -> None:
               callback=_html_target, help="Write the four dashboards as one self-contained HTML file.")
 @click.option("--dir", "folder", metavar="PATH", help="Also look at the pipeline folder PATH (default: the working folder).")
 @click.option("--send-alerts", is_flag=True,
-              help="Send stale-data alerts for pipelines with monitoring.alert_on_stale_data on.")
+              help="Send stale-data alerts (monitoring.alert_on_stale_data), low-success-rate alerts per pipeline "
+                   "(monitoring.alert_on_low_success_rate) and for the pipelines together (--fleet-threshold).")
+@click.option("--fleet-threshold", type=click.FloatRange(min=0, max=100), default=90.0, show_default=True,
+              help="With --send-alerts: alert when the success rate of all the pipelines together, over --days, is below this percent.")
 def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_file: Path | None,
-                   folder: str | None, send_alerts: bool) -> None:
+                   folder: str | None, send_alerts: bool, fleet_threshold: float) -> None:
     """Health of PIPELINES (default: every pipeline found): success rate, failures,
     durations against expected, count mismatches, freshness, retries and gaps.
 
@@ -233,14 +272,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     try:
         metrics = build_metrics(usable, days=days)
         if send_alerts:
-            from drivetrain.monitoring.plugin import check_freshness
-
-            for pipe in usable:
-                try:
-                    if (alert := check_freshness(pipe)) is not None:
-                        out.note(f"sent: {alert.subject}")
-                except DrivetrainError as exc:
-                    out.note(f"{pipe.name}: freshness not checked: {exc}")
+            _send_alerts(usable, out, fleet_threshold=fleet_threshold, days=days)
     finally:
         for pipe in usable:
             pipe.close()

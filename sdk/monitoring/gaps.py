@@ -1,7 +1,9 @@
-"""Gap detection: windows since the schedule's start date that never ran or never succeeded.
+"""Gap detection: windows since the pipeline's beginning that never ran or never succeeded.
 
 The grid comes from the pipeline's config (``Pipeline.grid``: window length, time zone and
-``start_date``); the drive table says what happened to each window. A window is covered once
+``start_date``); the drive table says what happened to each window. The beginning is
+``start_date`` with ``catchup: true``, and the first window the pipeline ran with
+``catchup: false`` (see :func:`gaps_begin`): windows before it were never meant to run. A window is covered once
 a run of it that started after the window had ended ended SUCCESS or SKIPPED (nothing to do).
 Otherwise it is a gap:
 
@@ -37,7 +39,7 @@ MISSING, FAILED, RUNNING = "missing", "failed", "running"
 #: Kinds that ``drivetrain run --from/--to`` should run.
 FILLABLE = (MISSING, FAILED)
 
-__all__ = ["FAILED", "MISSING", "RUNNING", "Gap", "GapRange", "find_gaps", "fill_windows", "group_gaps", "summarize"]
+__all__ = ["FAILED", "MISSING", "RUNNING", "Gap", "GapRange", "find_gaps", "fill_windows", "gaps_begin", "group_gaps", "summarize"]
 
 
 @attrs.frozen
@@ -109,14 +111,20 @@ def find_gaps(
 ) -> list[Gap]:
     """Every window of ``pipeline`` in ``[start, end)`` without a successful run, oldest first.
 
-    :param start: default: the first window of the grid (the schedule's ``start_date``).
+    :param start: default: where the pipeline's windows begin (see :func:`gaps_begin`).
     :param end: default: ``now``; only windows that have ended by then count.
     :param now: the current time (for tests).
     :param store: the drive store (default: the pipeline's).
     """
     now = now or datetime.now(UTC)
     grid = pipeline.grid
-    begin = start or grid.first().start
+    if start is None:
+        first = gaps_begin(pipeline, now)
+        if first is None:
+            return []
+        begin = first
+    else:
+        begin = start
     stop = min(end or now, now)
     if stop <= begin:
         return []
@@ -131,6 +139,19 @@ def find_gaps(
         kind = MISSING if not attempts else RUNNING if (window.start, window.end) in live else FAILED
         gaps.append(Gap(window, kind, attempts))
     return gaps
+
+
+def gaps_begin(pipeline: Pipeline, now: datetime) -> datetime | None:
+    """Where a pipeline's gaps can begin: the windows a plain run must complete.
+
+    With ``catchup: true`` that is the first window from ``start_date``. With ``catchup: false``
+    the pipeline was never meant to load the windows before it first ran, so it is the oldest
+    window it has run (before its first run: the latest window that has ended), never before
+    ``start_date``. None when no window since ``start_date`` has ended.
+    """
+    from drivetrain.window_choice import beginning
+
+    return beginning(pipeline, now)
 
 
 def live_windows(pipeline: Pipeline) -> set[tuple[datetime, datetime]]:

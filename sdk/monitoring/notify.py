@@ -47,6 +47,7 @@ from drivetrain.secrets import Secret, redact, register_secret
 log = logging.getLogger("drivetrain.alerts")
 
 FAILURE, DURATION, STALE = "failure", "duration", "stale_data"
+LOW_SUCCESS_RATE, SUCCESS_SUMMARY = "low_success_rate", "success_summary"
 
 
 def _tuple(value: Any) -> tuple[str, ...]:
@@ -58,7 +59,7 @@ class Alert:
     """Something an operator should hear about, and who should hear it."""
 
     kind: str
-    """``failure``, ``duration`` or ``stale_data``."""
+    """``failure``, ``duration``, ``stale_data``, ``low_success_rate`` or ``success_summary``."""
     pipeline: str
     subject: str
     """One line: what happened."""
@@ -243,7 +244,8 @@ class SlackNotifier(Notifier):
         Slack asks (see :func:`slack_text`) and marked ``verbatim``: it can neither mention
         anyone, nor link anywhere, nor leave its code block.
         """
-        icon = {FAILURE: ":red_circle:", DURATION: ":hourglass:", STALE: ":warning:"}.get(alert.kind, ":bell:")
+        icon = {FAILURE: ":red_circle:", DURATION: ":hourglass:", STALE: ":warning:", LOW_SUCCESS_RATE: ":chart_with_downwards_trend:",
+                SUCCESS_SUMMARY: ":white_check_mark:"}.get(alert.kind, ":bell:")
         subject = slack_text(header_text(alert.subject))
         data: dict[str, Any] = {
             "text": f"{icon} {subject}",

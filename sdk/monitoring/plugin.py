@@ -1,6 +1,8 @@
 """The built-in alerting plugin: turns lifecycle hooks into alerts for the notifiers.
 
-* ``drivetrain_run_finished``: a FAILED run alerts when ``monitoring.alert_on_failure``;
+* ``drivetrain_run_finished`` calls :func:`notify_result`: a FAILED run alerts when
+  ``monitoring.alert_on_failure`` (and when it took the success rate below
+  ``success_rate_threshold``); a SUCCESS run sends its summary when ``notify_on_success``;
 * ``drivetrain_phase_finished``: a phase that ran longer than
   ``duration_multiplier_threshold`` x its ``expected_run_duration`` alerts when
   ``monitoring.alert_on_duration_exceed``;
@@ -13,6 +15,7 @@ email, ``slack_channel`` on Slack. Sending never raises: see :func:`drivetrain.m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from drivetrain.config import PipelineConfig
     from drivetrain.pipeline import Pipeline
 
+log = logging.getLogger("drivetrain.alerts")
+
 
 @hookimpl
 def drivetrain_register_notifiers() -> Mapping[str, type[Any]]:
@@ -44,9 +49,35 @@ def drivetrain_phase_finished(record: RunRecord, phase: str, state: PhaseState, 
 
 @hookimpl
 def drivetrain_run_finished(record: RunRecord, pipeline: Pipeline) -> None:
-    alert = failure_alert(record, pipeline.config)
-    if alert is not None:
-        notify.send(alert)
+    notify_result(record, pipeline)
+
+
+def notify_result(record: RunRecord, pipeline: Pipeline, *, send: bool = True) -> list[Alert]:
+    """What the spec's ``notify_result`` task sends for a finished run, through every notifier.
+
+    A failed run: the failure alert (``alert_on_failure``) and, when this failure took the
+    success rate below ``success_rate_threshold``, the low-success-rate alert. A successful
+    run: its summary, when ``notify_on_success`` is on. Called when a run is finalized (CLI
+    and Airflow alike), so each result is sent once.
+
+    :param send: hand the alerts to the notifiers (else only return them).
+    :returns: the alerts, in the order sent.
+    """
+    from drivetrain.monitoring.run_alerts import low_success_rate_alert, success_summary
+
+    config = pipeline.config
+    alerts = [a for a in (failure_alert(record, config), success_summary(record, config)) if a is not None]
+    try:
+        rate = low_success_rate_alert(pipeline, record)
+    except Exception as exc:  # noqa: BLE001 - the rate is read from the drive table; never lose the other alerts
+        log.warning("could not compute the success rate of %s: %s", pipeline.name, redact(str(exc)))
+        rate = None
+    if rate is not None:
+        alerts.append(rate)
+    if send:
+        for alert in alerts:
+            notify.send(alert)
+    return alerts
 
 
 # -- building alerts ------------------------------------------------------------------------

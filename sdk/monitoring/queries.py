@@ -141,6 +141,24 @@ class Queries:
         )
         return Query(sql, params)
 
+    def recovered_failures(self) -> Query:
+        """Metric 1 beside the spec's: failed runs in the period whose window a later run completed."""
+        where, params = self._where()
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        windows = (
+            "SELECT pipeline_name AS w_pipeline, query_window_start_timestamp AS w_start, query_window_end_timestamp AS w_end, "
+            f"MAX(CASE WHEN pipeline_status IN ({ok}) THEN pipeline_start_timestamp END) AS last_success "
+            f"FROM {self.table} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp"
+        )
+        sql = (
+            "SELECT pipeline_name, SUM(CASE WHEN pipeline_status = 'FAILED' AND last_success > pipeline_start_timestamp "
+            "THEN 1 ELSE 0 END) AS recovered "
+            f"FROM (SELECT * FROM {self.table}{where}) runs JOIN ({windows}) windows "
+            "ON w_pipeline = pipeline_name AND w_start = query_window_start_timestamp AND w_end = query_window_end_timestamp "
+            "GROUP BY pipeline_name"
+        )
+        return Query(sql, params)
+
     def phase_outcomes(self) -> Query:
         """Metric 2 (and in-phase retries of metric 6): per pipeline and phase."""
         inner = self.phase_rows()
@@ -263,6 +281,7 @@ class Queries:
             f"{self.dialect.json_number(snap, 'monitoring', 'duration_multiplier_threshold')} AS duration_multiplier, "
             f"{self.dialect.json_text(snap, 'monitoring', 'freshness_threshold')} AS freshness_threshold, "
             f"{self.dialect.json_text(snap, 'monitoring', 'alert_on_stale_data')} AS alert_on_stale_data, "
+            f"{self.dialect.json_number(snap, 'monitoring', 'success_rate_threshold')} AS success_rate_threshold, "
             "ROW_NUMBER() OVER (PARTITION BY pipeline_name "
             "ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC) AS newest "
             f"FROM {self.table}{where}"

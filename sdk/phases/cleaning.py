@@ -52,6 +52,7 @@ class StageCleaning(BasePhase):
             vacuumed, note = stage.warehouse.vacuum(stage.ref) if deleted else (False, "nothing deleted")
         except ConnectorError as exc:  # the rows are archived and deleted: a failed vacuum must not undo that record
             vacuumed, note = False, f"vacuum failed: {exc}"
+        analyzed, statistics = stage.warehouse.gather_statistics(stage.ref) if deleted else (False, "nothing deleted")
         ctx.log.info("stage cleaning: %d archived, %d deleted (before %s)", archived, deleted, cutoff)
         return CleaningResult(details={
             "records_archived": archived,
@@ -62,6 +63,8 @@ class StageCleaning(BasePhase):
             "cutoff_date": cutoff.isoformat(),
             "vacuumed": vacuumed,
             "vacuum_note": note,
+            "statistics_gathered": analyzed,
+            "statistics_note": statistics,
         })
 
 

@@ -19,6 +19,7 @@ from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 
 from ..results import PhaseResult  # relative: mypy run on sdk/ then knows the attrs fields it adds
 from .base import BasePhase, PhaseContext
+from .prechecks import structure_checks
 
 
 class StalePipelineHandling(BasePhase):
@@ -98,7 +99,7 @@ class PreValidation(BasePhase):
     name = "pre_validation"
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
-        checks = self.check_systems(ctx)
+        checks = self.check_systems(ctx) + structure_checks(ctx)
         carried, notes = self.plan_continuation(ctx)
         for note in notes:
             ctx.log.info("%s", note)

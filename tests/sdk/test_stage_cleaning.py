@@ -191,6 +191,7 @@ class TestLocalStageCleaning:
         details = record.phases["stage_cleaning"].phase_specific_details
         assert (details["records_deleted"], details["cutoff_date"]) == (0, "2025-11-15")
         assert details["vacuumed"] is False and details["vacuum_note"] == "nothing deleted"
+        assert details["statistics_gathered"] is False and details["statistics_note"] == "nothing deleted"
         assert stage_ids(folder, DAY.date())
 
     def test_without_archive_before_delete_rows_are_deleted_unarchived(self, tmp_path, day_one):
@@ -210,6 +211,7 @@ class TestLocalStageCleaning:
         assert sorted(pq.read_table(files[0]).column("test_id").to_pylist()) == before
         assert details["records_archived"] == details["records_deleted"] == len(before)
         assert details["vacuumed"] is True
+        assert details["statistics_gathered"] is True and details["statistics_note"] == "ANALYZE main.stg_tests"
 
 
 class HeartbeatInFlight:

@@ -70,6 +70,7 @@ class TestRuns:
         assert record.pipeline_status is RunStatus.SUCCESS
         assert details["records_deleted"] == details["records_archived"] > 0
         assert details["vacuumed"] is False and details["vacuum_note"] == "Snowflake has no VACUUM; storage is reclaimed automatically"
+        assert details["statistics_gathered"] is False and details["statistics_note"].startswith("not gathered: snowflake")
         left = sf_rows(fakesnow_server, database, 'SELECT COUNT(*) FROM STG_TESTS WHERE "_drivetrain_target_date" = ?', [DAY.date()])
         assert left == [(0,)]
 
