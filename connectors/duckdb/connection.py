@@ -11,10 +11,17 @@ the file and closing it (which checkpoints) costs about 10 ms each, ten phases a
 drive-row writes opened it fifteen times. It does so politely: a process that finds the file
 locked touches ``<db>.locks/wanted``, and a holder that sees the mark newer than its own
 connection closes it the next time it is idle (between phases), as if it had not kept it.
+
+Memory is bounded by default (:func:`default_settings`): DuckDB's own ``memory_limit`` is 80%
+of the machine's memory, and it keeps the pages it wrote cached up to that limit, so one
+large window load and its push-down held 1.4 GB. A file drivetrain opens gets a limit derived
+from the memory the process may use and a ``temp_directory`` next to the file, where sorts and
+joins bigger than the limit spill. A ``memory_limit`` in the config replaces the default.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -72,13 +79,47 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
+#: Bounds of the default memory_limit, in MiB: a sixteenth of the memory the process may use,
+#: at least the lower bound and at most the upper one. A window load streams into its table
+#: whatever the limit (it does not keep insertion order); what the limit changes is how much
+#: of the file DuckDB keeps cached and whether a push-down's sort spills to disk.
+DEFAULT_MEMORY_LIMIT_MB = (64, 128)
+
+
+def usable_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit if lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):  # pragma: no cover - every Linux and macOS answers
+        return None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+        break
+    return total
+
+
+def default_settings(path: Path) -> dict[str, Any]:
+    """The settings a DuckDB file gets unless the config says otherwise: a ``memory_limit`` of
+    :data:`DEFAULT_MEMORY_LIMIT_MB` and a ``temp_directory`` next to the file (``<file>.tmp``,
+    in the pipeline's folder when the file is), where what does not fit spills."""
+    low, high = DEFAULT_MEMORY_LIMIT_MB
+    total = usable_memory()
+    megabytes = high if total is None else max(low, min(high, total // (16 * 1024 * 1024)))
+    return {"memory_limit": f"{megabytes}MB", "temp_directory": str(path.with_name(path.name + ".tmp"))}
+
+
 class ConnectionPool:
     """Per-thread, re-entrant connections to one DuckDB file."""
 
     def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
-        self.settings = {"TimeZone": "UTC", **(settings or {})}
+        self.settings = {"TimeZone": "UTC", **default_settings(path), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
         """Touched by a process waiting for the file; see :meth:`keep_open`."""
         self._local = threading.local()
