@@ -84,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet-load", type=float, default=1.5,
                         help="wait until the 1-minute load average is below this before measuring")
     parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for a quiet machine")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the unmeasured first round (the first measured round then creates the tables)")
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny data set, one repetition, no waiting: checks that everything runs")
     args = parser.parse_args(argv)
@@ -198,7 +200,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         }
         logs = root / "logs"
         logs.mkdir()
-        if not args.smoke:  # the smoke run's one round creates the tables in order anyway
+        if args.warm_up and not args.smoke:  # the smoke run's one round creates the tables in order anyway
             say(f"warm-up round: {len(paths)} paths x {len(jobs)} windows")
             _round(paths, jobs, args.python, logs, None)
             load_quiet, was_quiet = wait_for_quiet(args.quiet_load, args.max_wait, say)
