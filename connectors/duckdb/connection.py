@@ -79,11 +79,15 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
-#: Bounds of the default memory_limit, in MiB: a sixteenth of the memory the process may use,
-#: at least the lower bound and at most the upper one. A window load streams into its table
-#: whatever the limit (it does not keep insertion order); what the limit changes is how much
-#: of the file DuckDB keeps cached and whether a push-down's sort spills to disk.
-DEFAULT_MEMORY_LIMIT_MB = (64, 128)
+#: Default memory_limit per DuckDB worker thread, in MiB. DuckDB asks for about 125 MB a
+#: thread: below that, a push-down de-duplicating two million rows of 330 bytes on two
+#: threads failed with "Out of Memory" at 128MB (its window operator pins blocks per thread
+#: and partition, which cannot spill). A window load streams into its table whatever the
+#: limit (it does not keep insertion order); what the limit changes is how much of the file
+#: DuckDB keeps cached and how soon a push-down's sort spills to disk.
+MEMORY_PER_THREAD_MB = 128
+#: The default never takes more than this share of the memory the process may use.
+MEMORY_SHARE = 4
 
 
 def usable_memory() -> int | None:
@@ -103,14 +107,21 @@ def usable_memory() -> int | None:
     return total
 
 
-def default_settings(path: Path) -> dict[str, Any]:
-    """The settings a DuckDB file gets unless the config says otherwise: a ``memory_limit`` of
-    :data:`DEFAULT_MEMORY_LIMIT_MB` and a ``temp_directory`` next to the file (``<file>.tmp``,
-    in the pipeline's folder when the file is), where what does not fit spills."""
-    low, high = DEFAULT_MEMORY_LIMIT_MB
+def default_memory_limit_mb(threads: int | None = None) -> int:
+    """:data:`MEMORY_PER_THREAD_MB` per DuckDB thread (``threads``, default one per core), at
+    most a :data:`MEMORY_SHARE` of :func:`usable_memory`, at least one thread's worth."""
+    wanted = MEMORY_PER_THREAD_MB * max(1, threads or os.cpu_count() or 1)
     total = usable_memory()
-    megabytes = high if total is None else max(low, min(high, total // (16 * 1024 * 1024)))
-    return {"memory_limit": f"{megabytes}MB", "temp_directory": str(path.with_name(path.name + ".tmp"))}
+    share = wanted if total is None else total // (MEMORY_SHARE * 1024 * 1024)
+    return max(MEMORY_PER_THREAD_MB, min(wanted, share))
+
+
+def default_settings(path: Path, threads: int | None = None) -> dict[str, Any]:
+    """The settings a DuckDB file gets unless the config says otherwise: a ``memory_limit`` of
+    :func:`default_memory_limit_mb` and a ``temp_directory`` next to the file (``<file>.tmp``,
+    in the pipeline's folder when the file is), where what does not fit spills."""
+    return {"memory_limit": f"{default_memory_limit_mb(threads)}MB",
+            "temp_directory": str(path.with_name(path.name + ".tmp"))}
 
 
 class ConnectionPool:
@@ -119,7 +130,8 @@ class ConnectionPool:
     def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
-        self.settings = {"TimeZone": "UTC", **default_settings(path), **(settings or {})}
+        threads = (settings or {}).get("threads")
+        self.settings = {"TimeZone": "UTC", **default_settings(path, threads), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
         """Touched by a process waiting for the file; see :meth:`keep_open`."""
         self._local = threading.local()

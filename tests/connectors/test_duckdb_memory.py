@@ -18,7 +18,11 @@ import pytest
 
 from drivetrain import Pipeline
 from drivetrain.connectors.duckdb import connection
-from drivetrain.connectors.duckdb.connection import ConnectionPool, default_settings
+from drivetrain.connectors.duckdb.connection import (
+    ConnectionPool,
+    default_memory_limit_mb,
+    default_settings,
+)
 
 MEMORY_CHILD = Path(__file__).with_name("duckdb_memory_child.py")
 MiB = 1024 * 1024
@@ -56,8 +60,7 @@ class TestDefaults:
             warehouse: Any = pipeline.stage().warehouse
             with warehouse.connect() as conn:
                 limit, temp = settings_of(conn)
-        low, high = connection.DEFAULT_MEMORY_LIMIT_MB
-        assert low * MiB <= limit <= high * MiB
+        assert abs(limit - default_memory_limit_mb() * 1000 * 1000) < MiB  # DuckDB's MB are 10^6 bytes
         assert Path(temp) == Path(str(warehouse.path) + ".tmp")
         assert Path(temp).parent == folder  # the scaffold's file is in the pipeline's folder
 
@@ -67,13 +70,18 @@ class TestDefaults:
             limit, _ = settings_of(conn)
         assert 280 * MiB <= limit <= 300 * MiB  # DuckDB shows 300MB as 286.1 MiB
 
-    def test_the_default_is_a_sixteenth_of_usable_memory_within_its_bounds(
+    def test_the_default_is_128mb_a_thread_within_a_quarter_of_usable_memory(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         db = tmp_path / "w.duckdb"
-        for usable, expected in ((512 * MiB, "64MB"), (1536 * MiB, "96MB"), (64 * 1024 * MiB, "128MB"), (None, "128MB")):
+        cases = ((2, 64 * 1024 * MiB, "256MB"), (8, 2048 * MiB, "512MB"), (1, 256 * MiB, "128MB"),
+                 (4, None, "512MB"), (2, 600 * MiB, "150MB"))
+        for threads, usable, expected in cases:
             monkeypatch.setattr(connection, "usable_memory", lambda usable=usable: usable)
-            assert default_settings(db) == {"memory_limit": expected, "temp_directory": str(tmp_path / "w.duckdb.tmp")}
+            assert default_settings(db, threads) == {"memory_limit": expected, "temp_directory": str(tmp_path / "w.duckdb.tmp")}
+        monkeypatch.setattr(connection, "usable_memory", lambda: 64 * 1024 * MiB)
+        monkeypatch.setattr(connection.os, "cpu_count", lambda: 3)
+        assert default_settings(db)["memory_limit"] == "384MB"  # DuckDB's default: a thread per core
 
     def test_usable_memory_is_at_most_the_machines(self) -> None:
         import os
@@ -92,17 +100,17 @@ def child_peak(folder: Path, settings: dict[str, Any] | None) -> dict[str, Any]:
 
 @pytest.mark.slow
 class TestPeakMemory:
-    """A child process writes about 350 MB of wide rows into a DuckDB file through the pool,
+    """A child process (one DuckDB thread) writes about 350 MB of wide rows into a DuckDB file through the pool,
     then deduplicates them into a second table (the push-down's statement shape). With the
     defaults its peak stays near the limit plus the interpreter; with DuckDB's own limit
     (80% of the machine) DuckDB keeps what it wrote cached and the peak grows with the data."""
 
     def test_the_default_limit_bounds_a_process_writing_more_than_it(self, tmp_path: Path) -> None:
-        bounded = child_peak(tmp_path / "bounded", None)
-        unbounded = child_peak(tmp_path / "unbounded", {"memory_limit": "80%"})
+        bounded = child_peak(tmp_path / "bounded", {"threads": 1})  # the default: 128MB for one thread
+        unbounded = child_peak(tmp_path / "unbounded", {"threads": 1, "memory_limit": "80%"})
         assert bounded["rows"] == unbounded["rows"] == bounded["kept"] * 2
-        assert bounded["memory_limit"] == default_settings(tmp_path / "x")["memory_limit"]
-        ceiling = bounded["baseline_mb"] + 1.5 * connection.DEFAULT_MEMORY_LIMIT_MB[1]
+        assert bounded["memory_limit"] == f"{default_memory_limit_mb(1)}MB"
+        ceiling = bounded["baseline_mb"] + 1.5 * default_memory_limit_mb(1)
         assert bounded["peak_mb"] < ceiling, (bounded, unbounded)
         assert unbounded["peak_mb"] > ceiling, (bounded, unbounded)  # the data set is big enough to tell
 
@@ -112,4 +120,4 @@ def test_the_pool_applies_the_defaults_before_its_own_settings(tmp_path: Path) -
     with pool.connect() as conn:
         limit, temp = settings_of(conn)
         (threads,) = conn.execute("SELECT current_setting('threads')").fetchone()
-    assert limit <= connection.DEFAULT_MEMORY_LIMIT_MB[1] * MiB and temp.endswith("p.duckdb.tmp") and threads == 1
+    assert abs(limit - default_memory_limit_mb(1) * 1000 * 1000) < MiB and temp.endswith("p.duckdb.tmp") and threads == 1
