@@ -23,6 +23,7 @@ from typing import Any
 
 Job = dict[str, Any]
 PATHS: dict[str, Callable[[Job], dict[str, Any]]] = {}
+#: The narrow data set's columns (a job names its own: ``job["source"]["columns"]``).
 COLUMNS = ("id", "created_at", "patient_code", "status", "score", "notes", "attrs")
 
 
@@ -47,7 +48,7 @@ def select_sql(job: Job, *, ordered: bool = True) -> str:
     window (no order, so it may scan the table instead of walking the query field's index)."""
     src = job["source"]
     start, end = (b.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for b in bounds(job))
-    columns = ", ".join(f"`{c}`" for c in COLUMNS)
+    columns = ", ".join(f"`{c}`" for c in src.get("columns") or COLUMNS)
     order = " ORDER BY `created_at`, `id`" if ordered else ""
     return (
         f"SELECT {columns} FROM `{src['database']}`.`{src['table']}` WHERE `created_at` >= "
@@ -119,6 +120,30 @@ def pymysql_fetch(job: Job) -> dict[str, Any]:
     return {"rows": rows}
 
 
+@path("connectorx_duckdb_load")
+def connectorx_duckdb_load(job: Job) -> dict[str, Any]:
+    """The extract+load limit: connectorx ``arrow_stream`` (one unordered statement) inserted
+    into a DuckDB table of a fresh file as it arrives; no validation, lineage or dedup."""
+    import connectorx as cx
+    import duckdb
+
+    scratch = Path(job["scratch"])
+    scratch.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(scratch / "load.duckdb"))
+    try:
+        for key, value in (job.get("duckdb") or {}).items():
+            conn.execute(f"SET {key} = ?", [value])
+        conn.execute("SET preserve_insertion_order = false")
+        reader = cx.read_sql(mysql_url(job), select_sql(job, ordered=False), return_type="arrow_stream",
+                             batch_size=int(job.get("batch_size") or 50_000))
+        conn.register("incoming", reader)
+        conn.execute("CREATE TABLE loaded AS SELECT * FROM incoming")
+        (rows,) = conn.execute("SELECT count(*) FROM loaded").fetchone() or (0,)
+    finally:
+        conn.close()
+    return {"rows": rows}
+
+
 # -- drivetrain ----------------------------------------------------------------------------
 
 
@@ -142,7 +167,7 @@ def pipeline_config(job: Job, *, reader: str, warehouse: Path) -> dict[str, Any]
             "database": job["source"]["database"],
             "table": job["source"]["table"],
             "query_field": "created_at",
-            "batch_size": 50_000,
+            "batch_size": int(job.get("batch_size") or 50_000),
             "reader": reader,
             "credentials_ref": "bench_mysql",
         },
@@ -269,15 +294,23 @@ def drivetrain_pipeline(job: Job) -> dict[str, Any]:
 # -- hand-written DuckDB SQL on the same stage data ---------------------------------------
 
 
-def _duckdb_sql(job: Job, statements: Callable[[str], list[str]]) -> dict[str, Any]:
+def _duckdb_sql(job: Job, statements: Callable[[str], list[str]], *, bounded: bool = False) -> dict[str, Any]:
+    """Run ``statements`` in one transaction on the stage drivetrain_s2s_fast loaded, with the
+    job's DuckDB settings (none: DuckDB's own defaults), or with ``bounded`` drivetrain's."""
     import duckdb
 
     start, end = bounds(job)
     window = "created_at >= $start AND created_at < $end"
-    conn = duckdb.connect(str(Path(job["work"]) / "dt" / "warehouse.duckdb"))
+    path = Path(job["work"]) / "dt" / "warehouse.duckdb"
+    settings = dict(job.get("duckdb") or {})
+    if bounded and not settings:
+        from drivetrain.connectors.duckdb.connection import default_settings
+
+        settings = default_settings(path)
+    conn = duckdb.connect(str(path))
     try:
         conn.execute("SET TimeZone = 'UTC'")
-        for key, value in (job.get("duckdb") or {}).items():  # drivetrain's settings
+        for key, value in settings.items():  # drivetrain's settings
             conn.execute(f"SET {key} = ?", [value])
         conn.execute("CREATE TABLE IF NOT EXISTS hand_target AS SELECT * FROM stg_events LIMIT 0")
         rows = 0
@@ -299,6 +332,29 @@ def duckdb_delete_insert_qualify(job: Job) -> dict[str, Any]:
         f"INSERT INTO hand_target SELECT * FROM stg_events WHERE {window} QUALIFY "
         "row_number() OVER (PARTITION BY id ORDER BY created_at DESC, _drivetrain_row DESC) = 1",
     ])
+
+
+_QUALIFY = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY created_at DESC, _drivetrain_row DESC) = 1"
+
+
+@path("duckdb_delete_insert_qualify_bounded")
+def duckdb_delete_insert_qualify_bounded(job: Job) -> dict[str, Any]:
+    """The same, under drivetrain's default memory_limit and temp_directory."""
+    return _duckdb_sql(job, lambda window: [
+        f"DELETE FROM hand_target WHERE {window}",
+        f"INSERT INTO hand_target SELECT * FROM stg_events WHERE {window} {_QUALIFY}",
+    ], bounded=True)
+
+
+@path("duckdb_keys_first_bounded")
+def duckdb_keys_first_bounded(job: Job) -> dict[str, Any]:
+    """Dedup that sorts only the keys: pick the kept rows' _drivetrain_row from (id, created_at,
+    _drivetrain_row), then insert the stage rows that carry one; drivetrain's memory settings."""
+    return _duckdb_sql(job, lambda window: [
+        f"DELETE FROM hand_target WHERE {window}",
+        f"INSERT INTO hand_target SELECT * FROM stg_events WHERE {window} AND _drivetrain_row IN "
+        f"(SELECT _drivetrain_row FROM stg_events WHERE {window} {_QUALIFY})",
+    ], bounded=True)
 
 
 def _merge(job: Job, update: str) -> dict[str, Any]:
@@ -333,7 +389,7 @@ def duckdb_merge_star(job: Job) -> dict[str, Any]:
 # -- dlt -----------------------------------------------------------------------------------
 
 
-def _dlt(job: Job, backend: str) -> dict[str, Any]:
+def _dlt(job: Job, backend: str, *, merge: bool = False) -> dict[str, Any]:
     import dlt
     from dlt.sources.sql_database import sql_table
 
@@ -348,7 +404,7 @@ def _dlt(job: Job, backend: str) -> dict[str, Any]:
         credentials=mysql_url(job, "mysql+pymysql"),
         table=job["source"]["table"],
         backend=backend,
-        chunk_size=50_000,
+        chunk_size=int(job.get("batch_size") or 50_000),
         incremental=dlt.sources.incremental(
             "created_at", initial_value=naive[0], end_value=naive[1]
         ),
@@ -360,6 +416,8 @@ def _dlt(job: Job, backend: str) -> dict[str, Any]:
         destination=dlt.destinations.duckdb(str(scratch / "dlt.duckdb")),
         dataset_name="bench",
     )
+    if merge:  # drivetrain's semantics: one row per key, the newest wins
+        table.apply_hints(write_disposition="merge", primary_key="id")
     info = pipeline.run(table)
     rows = pipeline.last_trace.last_normalize_info.row_counts.get(job["source"]["table"], 0)
     info.raise_on_failed_jobs()
@@ -370,6 +428,12 @@ def _dlt(job: Job, backend: str) -> dict[str, Any]:
 def dlt_connectorx(job: Job) -> dict[str, Any]:
     """dlt sql_database, connectorx backend, into DuckDB."""
     return _dlt(job, "connectorx")
+
+
+@path("dlt_connectorx_merge")
+def dlt_connectorx_merge(job: Job) -> dict[str, Any]:
+    """dlt sql_database, connectorx backend, merge on the key (drivetrain's semantics)."""
+    return _dlt(job, "connectorx", merge=True)
 
 
 @path("dlt_pyarrow")

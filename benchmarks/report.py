@@ -12,14 +12,18 @@ from typing import Any
 LABELS: dict[str, str] = {
     "limit": "`mariadb --batch --quick` dumping the window to /dev/null (the limit)",
     "connectorx_fetch": "connectorx `arrow_stream`, fetch only (no load)",
+    "connectorx_duckdb_load": "connectorx `arrow_stream` + DuckDB insert, no dedup (the extract+load limit)",
     "pymysql_fetch": "pymysql streaming cursor, fetch only (no conversion, no load)",
     "drivetrain_s2s_fast": "drivetrain source -> stage, connectorx reader",
     "drivetrain_s2s_pymysql": "drivetrain source -> stage, pymysql reader",
     "dlt_connectorx": "dlt, sql_database with connectorx backend",
     "dlt_pyarrow": "dlt, sql_database with pyarrow backend (pymysql)",
     "dlt_default": "dlt, sql_database with default backend",
+    "dlt_connectorx_merge": "dlt, connectorx backend, merge on the key",
     "drivetrain_push_down": "drivetrain stage -> target push-down (dedup on id)",
     "duckdb_delete_insert_qualify": "hand-written delete window + `INSERT ... SELECT ... QUALIFY`",
+    "duckdb_delete_insert_qualify_bounded": "the same under drivetrain's default memory_limit",
+    "duckdb_keys_first_bounded": "hand-written dedup sorting only the keys, default memory_limit",
     "duckdb_merge_named": "hand-written `MERGE` naming the columns to set",
     "duckdb_merge_star": "hand-written `MERGE ... UPDATE SET *`",
     "drivetrain_counts": "drivetrain source + stage + target counts",
@@ -92,11 +96,38 @@ def targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         total = sum(known) if len(known) == len(data_ops) else None
         add(f"whole run / sum of its data operations, {size}",
             _ratio(get(size, "drivetrain_pipeline"), total), 1.15)
+    _issue_22(summary, get, add)
     return checks
 
 
+def _issue_22(summary: Mapping[str, Any], get: Any, add: Any) -> None:
+    """Issue 22's targets: whole-run memory, whole run against its essential operations and
+    against dlt, the pymysql reader against its bare fetch."""
+    sizes = list(summary)
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        add(f"whole run peak RSS {large} / {small}",
+            _ratio(get(large, "drivetrain_pipeline", "rss_mb"), get(small, "drivetrain_pipeline", "rss_mb")), 1.3)
+        add(f"whole run peak RSS {large}, MB", get(large, "drivetrain_pipeline", "rss_mb"), 400.0)
+    for size in sizes:
+        limit, hand = get(size, "connectorx_duckdb_load"), get(size, "duckdb_delete_insert_qualify")
+        add(f"whole run / (extract+load limit + hand-written push-down), {size}",
+            _ratio(get(size, "drivetrain_pipeline"), limit + hand if limit and hand else None), 1.15)
+    for size in sizes:
+        add(f"whole run: speed-up over dlt's fastest backend, {size}",
+            _ratio(_fastest_dlt(summary[size]), get(size, "drivetrain_pipeline")), 2.0 if size == sizes[0] else 1.5,
+            "min")
+    for size in sizes:
+        add(f"whole run: speed-up over dlt merging on the key, {size}",
+            _ratio(get(size, "dlt_connectorx_merge"), get(size, "drivetrain_pipeline")), 4.0, "min")
+    for size in sizes:
+        add(f"source -> stage (pymysql) / pymysql fetch-only, {size} (issue 22: <= 0.9)",
+            _ratio(get(size, "drivetrain_s2s_pymysql"), get(size, "pymysql_fetch")), 0.9)
+
+
 def _fastest_dlt(paths: Mapping[str, Any]) -> float | None:
-    times = [v["seconds"] for k, v in paths.items() if k.startswith("dlt_") and v.get("seconds")]
+    times = [v["seconds"] for k, v in paths.items()
+             if k.startswith("dlt_") and not k.endswith("_merge") and v.get("seconds")]
     return min(times) if times else None
 
 
@@ -111,12 +142,13 @@ def markdown(summary: Mapping[str, Any], checks: Sequence[Mapping[str, Any]], me
         "# drivetrain benchmark results",
         "",
         f"- when: {meta.get('finished_at', '?')}; machine: {meta.get('machine', '?')}",
-        f"- data set: {meta.get('rows', '?'):,} rows over {meta.get('days', '?')} days in MariaDB "
+        f"- data set: {meta.get('shape', 'narrow')}, {meta.get('rows', '?'):,} rows over {meta.get('days', '?')} days in MariaDB "
         f"{meta.get('server_version', '?')} on loopback; windows: {', '.join(sizes)}",
         f"- medians of {meta.get('repetitions', '?')} interleaved runs, each path in its own process; "
         f"load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
-        f"- DuckDB settings for drivetrain and the hand-written SQL: {meta.get('duckdb') or 'defaults'}",
+        f"- drivetrain batch_size {meta.get('batch_size', 50_000):,}; DuckDB settings for drivetrain and the "
+        f"hand-written SQL: {meta.get('duckdb') or 'none set (drivetrain: its default memory_limit; hand-written: DuckDB defaults)'}",
         "",
     ]
     head = "| path | " + " | ".join(f"{s} s | {s} rows/s | {s} RSS MB" for s in sizes) + " |"

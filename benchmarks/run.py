@@ -39,13 +39,17 @@ from benchmarks.paths import limit_command  # noqa: E402
 ALL_PATHS = (
     "limit",
     "connectorx_fetch",
+    "connectorx_duckdb_load",
     "pymysql_fetch",
     "drivetrain_s2s_fast",
     "drivetrain_s2s_pymysql",
     "dlt_connectorx",
     "dlt_pyarrow",
+    "dlt_connectorx_merge",
     "drivetrain_push_down",
     "duckdb_delete_insert_qualify",
+    "duckdb_delete_insert_qualify_bounded",
+    "duckdb_keys_first_bounded",
     "duckdb_merge_named",
     "drivetrain_counts",
     "drivetrain_pipeline",
@@ -67,14 +71,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paths", default=",".join(ALL_PATHS), help="paths to run, comma-separated")
     parser.add_argument("--slow", action="store_true",
                         help=f"also run {', '.join(SLOW_PATHS)} (on the smallest window only)")
-    parser.add_argument("--duckdb-memory-limit", default="128MB",
-                        help="DuckDB memory_limit for drivetrain and the hand-written SQL ('' for DuckDB's default)")
+    parser.add_argument("--shape", choices=sorted(dataset.SHAPES), default="narrow",
+                        help="the data set: narrow (7 columns) or wide (10 columns, issue 22)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="drivetrain's batch_size (default: 50,000 narrow, 10,000 wide, as scaffolded)")
+    parser.add_argument("--duckdb-memory-limit", default="",
+                        help="DuckDB memory_limit for drivetrain and the hand-written SQL (default: none set, "
+                        "so drivetrain's own default applies)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
     parser.add_argument("--name", default="latest", help="report file name, without extension")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the child processes")
     parser.add_argument("--quiet-load", type=float, default=1.5,
                         help="wait until the 1-minute load average is below this before measuring")
     parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for a quiet machine")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the unmeasured first round (the first measured round then creates the tables)")
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny data set, one repetition, no waiting: checks that everything runs")
     args = parser.parse_args(argv)
@@ -170,14 +181,15 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
         raise
     try:
-        data = dataset.build(server, args.rows, args.days, log=say)
+        data = dataset.build(server, args.rows, args.days, log=say, shape=dataset.SHAPES[args.shape])
+        batch_size = args.batch_size or (10_000 if args.shape == "wide" else 50_000)
         dataset.warm(data)
         jobs: dict[str, tuple[Path, dict[str, Any]]] = {}
         for days in sizes:
             start, end = data.window(days)
             job = {"source": data.to_json(), "start": start.isoformat(), "end": end.isoformat(),
                    "work": str(root / f"work_{days}d"), "scratch": str(root / f"scratch_{days}d"),
-                   "expected_rows": data.rows_in(days),
+                   "expected_rows": data.rows_in(days), "batch_size": batch_size,
                    "duckdb": {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}}
             job_file = root / f"job_{days}d.json"
             job_file.write_text(json.dumps(job))
@@ -188,7 +200,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         }
         logs = root / "logs"
         logs.mkdir()
-        if not args.smoke:  # the smoke run's one round creates the tables in order anyway
+        if args.warm_up and not args.smoke:  # the smoke run's one round creates the tables in order anyway
             say(f"warm-up round: {len(paths)} paths x {len(jobs)} windows")
             _round(paths, jobs, args.python, logs, None)
             load_quiet, was_quiet = wait_for_quiet(args.quiet_load, args.max_wait, say)
@@ -213,6 +225,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "rows": args.rows, "days": args.days, "repetitions": args.repetitions,
+        "shape": args.shape, "batch_size": batch_size,
         "server_version": server_version,
         "load_before": round(load_before, 2), "load_start": round(load_start, 2),
         "load_after": round(os.getloadavg()[0], 2),

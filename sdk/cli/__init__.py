@@ -20,6 +20,7 @@ or config, 3 the window is locked by another run.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -32,7 +33,6 @@ from drivetrain.errors import (
     LeaseError,
     PipelineNotFound,
 )
-from drivetrain.monitoring.cli import report_command
 
 from ._output import (
     EXIT_FAILED,
@@ -64,12 +64,26 @@ version; `drivetrain docs configuration` prints one.
 """
 
 
+#: Commands whose module is imported only when they are looked up (to run them, or for --help):
+#: ``report`` needs the monitoring package (HTML, e-mail), which ``run`` does not.
+LAZY_COMMANDS = {"report": ("drivetrain.monitoring.cli", "report_command")}
+
+
 class DrivetrainGroup(click.Group):
     """Turns every error into a message and the matching exit status, never a traceback.
 
     With ``--json`` the command's error is also printed on stdout as one JSON object
     (``{"error": {"message", "exit_code", "kind"}}``), so stdout is always valid JSON.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, name = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["drivetrain.args"] = list(args)
@@ -136,7 +150,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
 
 
 for command in (demo_command, new_command, validate_command, run_command, status_command, history_command, show_command,
-                report_command, docs_command, new_plugin_command):
+                docs_command, new_plugin_command):
     cli.add_command(command)
 
 

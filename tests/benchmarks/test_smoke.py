@@ -68,3 +68,35 @@ class TestSmokeRun:
         assert failed == []
         not_run = [n for n in run.ALL_PATHS if n not in document["summary"]["1d"]]
         assert all(any(n in note for note in document["meta"]["notes"]) for n in not_run)
+
+
+WIDE_PATHS = ("connectorx_duckdb_load", "drivetrain_s2s_fast", "duckdb_delete_insert_qualify",
+              "duckdb_keys_first_bounded", "drivetrain_pipeline")
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench-wide")
+    args = run.parse_args(["--smoke", "--shape", "wide", "--paths", ",".join(WIDE_PATHS), "--out", str(out),
+                           "--python", sys.executable])
+    try:
+        return run.run(args, say=lambda text: None)
+    except ServerError as exc:
+        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
+
+
+class TestWideSmokeRun:
+    """The wide data set (issue 22's ten columns) and the whole-run comparisons built on it."""
+
+    def test_every_path_moves_the_whole_window_of_wide_rows(self, wide: dict[str, Any]) -> None:
+        assert wide["meta"]["shape"] == "wide" and wide["meta"]["batch_size"] == 10_000
+        for size, rows in (("1d", 10_000), ("2d", 20_000)):
+            for name in WIDE_PATHS:
+                assert wide["summary"][size][name]["errors"] == [], name
+                if name != "duckdb_delete_insert_qualify":  # the hand-written SQL reports no count
+                    assert wide["summary"][size][name]["rows"] == rows, name
+
+    def test_the_whole_run_targets_of_issue_22_are_measured(self, wide: dict[str, Any]) -> None:
+        measured = {c["target"]: c["measured"] for c in wide["targets"]}
+        assert measured["whole run peak RSS 2d, MB"] > 0
+        assert measured["whole run / (extract+load limit + hand-written push-down), 2d"] > 0

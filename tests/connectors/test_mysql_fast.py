@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivetrain.connectors.mysql import fast
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
@@ -217,6 +219,53 @@ class TestSameBatchesAsPymysql:
     def test_one_statement_without_a_pageable_order(self, mariadb: MariaDBServer) -> None:
         quick, slow = both(mariadb, window(0, 60), table="composite", query_field="ts")
         assert quick.column("id").to_pylist() == [2, 3, 1, 4] and quick.equals(slow)
+
+
+class PageSpy:
+    """connectorx itself, noting the rows of every page it reads."""
+
+    def __init__(self) -> None:
+        self.cx = fast.connectorx()
+        self.pages: list[int] = []
+
+    def read_sql(self, *args: Any, **kwargs: Any) -> Any:
+        page = self.cx.read_sql(*args, **kwargs)
+        self.pages.append(page.num_rows)
+        return page
+
+
+class TestPageBytes:
+    """Pages hold about PAGE_BYTES of Arrow data: wide rows get pages of fewer rows (issue 22:
+    2M rows of 330 bytes in pages of 100,000 rows held 95 MB more than needed)."""
+
+    @given(most_batches=st.integers(1, 50), batch_size=st.integers(1, 5000), span=st.integers(0, 10**6),
+           nbytes=st.integers(0, 10**10))
+    def test_the_next_page_is_whole_batches_within_the_bounds(
+        self, most_batches: int, batch_size: int, span: int, nbytes: int
+    ) -> None:
+        most = most_batches * batch_size
+        size = fast.next_page_size(most, batch_size, span, nbytes)
+        assert batch_size <= size <= most and size % batch_size == 0
+        if span and nbytes and size > batch_size:  # not cut to one batch: holds at most PAGE_BYTES
+            assert nbytes * size <= fast.PAGE_BYTES * span
+
+    def test_wide_rows_are_read_in_shorter_pages_and_every_row_once(
+        self, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(fast, "PAGE_ROWS", 2000)
+        narrow, wide = PageSpy(), PageSpy()
+        monkeypatch.setattr(fast, "connectorx", lambda: narrow)
+        with make_source(mariadb, reader="connectorx", batch_size=100, columns=["id"]) as src:
+            ids = read_all(src, window(0, 5000))
+        monkeypatch.setattr(fast, "PAGE_BYTES", 30_000)
+        monkeypatch.setattr(fast, "connectorx", lambda: wide)
+        quick = read_all(make_source(mariadb, reader="connectorx", batch_size=100), window(0, 5000))
+        monkeypatch.undo()
+        with make_source(mariadb, reader="pymysql", batch_size=100) as slow:
+            assert same_rows(quick, read_all(slow, window(0, 5000)), "created_at")
+        assert ids.column("id").to_pylist() == list(range(1, 5001))
+        assert narrow.pages == [500, 1500, 2000, 1000]  # a first quarter page measures; the rest of its range follows
+        assert wide.pages[0] == 500 and max(wide.pages[1:]) < 500 and sum(wide.pages) == 5000, wide.pages
 
 
 class TestPages:
