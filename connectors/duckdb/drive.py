@@ -27,7 +27,7 @@ from drivetrain.sql.drive import SqlDriveStore
 from drivetrain.sql.session import utc_now as _now
 
 from .connection import duckdb_errors, transaction
-from .sql import qualified
+from .sql import DuckDBDialect, qualified
 
 if TYPE_CHECKING:
     from drivetrain.warehouse import TableRef
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
 _LOCK = threading.RLock()
+__all__ = ["DuckDBDialect", "DuckDBDriveStore"]  # the dialect moved to .sql
 
 
 class DuckDBDriveStore(SqlDriveStore):
