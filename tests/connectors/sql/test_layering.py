@@ -133,3 +133,11 @@ class TestLayering:
             text = (ROOT / "connectors" / folder / "drive.py").read_text()
             for shared in ("def _select(", "def history(", "def attempts(", "def _migrate(", "def _now("):
                 assert shared not in text, f"connectors/{folder}/drive.py repeats {shared}"
+
+    def test_phases_use_stage_and_target_instead_of_reaching_through_to_the_warehouse(self) -> None:
+        reaching = []
+        for path in sorted((ROOT / "sdk" / "phases").glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "warehouse":
+                    reaching.append(f"{path.name}:{node.lineno} .warehouse.{node.attr}")
+        assert not reaching, reaching
