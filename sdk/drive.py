@@ -19,6 +19,10 @@ from datetime import UTC, datetime
 import attrs
 
 from drivetrain.record import RunRecord, RunStatus
+from drivetrain.sql.dialect import SqlDialect
+
+__all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindow", "SqlDialect", "holder_is_dead",
+           "is_partial", "new_holder_id"]
 
 #: Version of the drive table's layout; stores migrate older layouts on first use.
 SCHEMA_VERSION = 1
@@ -89,40 +93,6 @@ def _is_zombie(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
-
-
-class SqlDialect:
-    """How a store's SQL reads the drive table's JSON and timestamps, for reports and metrics.
-
-    Report queries are written once against these helpers and run on every store.
-    """
-
-    #: Placeholder for a bound parameter.
-    param = "?"
-
-    @staticmethod
-    def dotted(path: Sequence[str]) -> str:
-        """``a.b.c`` for a JSON path, after checking each key is a plain name (no SQL in a path)."""
-        for part in path:
-            if not part.replace("_", "").isalnum():
-                raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
-        return ".".join(path)
-
-    def json_text(self, column: str, *path: str) -> str:
-        """SQL text of a JSON value at ``path`` inside ``column`` (NULL when absent)."""
-        raise NotImplementedError
-
-    def json_number(self, column: str, *path: str) -> str:
-        """SQL double of a JSON value at ``path`` inside ``column``."""
-        raise NotImplementedError
-
-    def seconds_between(self, start: str, end: str) -> str:
-        """SQL number of seconds from timestamp expression ``start`` to ``end``."""
-        raise NotImplementedError
-
-    def array_contains(self, column: str, value_sql: str) -> str:
-        """SQL boolean: the ARRAY column holds the text value."""
-        raise NotImplementedError
 
 
 @attrs.frozen

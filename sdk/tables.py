@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from drivetrain.config import PipelineConfig
+    from drivetrain.warehouse import Fence, PushDown, PushDownStats, WindowLoad
     from drivetrain.window import Window
 
 
@@ -26,6 +28,7 @@ class WarehouseTable:
     ref: TableRef
 
     def count(self, window: Window) -> int:
+        """Rows of the window (0 when the table does not exist)."""
         return self.warehouse.count_window(self.ref, window)
 
     def read(self, window: Window, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
@@ -36,6 +39,35 @@ class WarehouseTable:
 
     def columns(self) -> dict[str, str]:
         return self.warehouse.table_columns(self.ref)
+
+    def ensure(self, schema: pa.Schema) -> None:
+        """Create the table from an Arrow schema, or add the columns it lacks."""
+        self.warehouse.ensure_table(self.ref, schema)
+
+    def load(self, window: Window, key: str) -> WindowLoad:
+        """Start replacing windows in this table's warehouse (see :class:`~drivetrain.warehouse.WindowLoad`)."""
+        return self.warehouse.window_load(window, key)
+
+    def replace_window(self, window: Window, key: str, batches: Iterator[pa.RecordBatch], *, fence: Fence | None = None) -> int:
+        """Replace the window's rows with ``batches`` in one transaction (none: empty it); rows written."""
+        with self.load(window, key) as load:
+            for batch in batches:
+                load.append(self.ref, batch)
+            return load.commit([self.ref], fence=fence).get(str(self.ref), 0)
+
+    def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
+        """Run ``spec`` (this table as its stage or its target) as SQL in this table's warehouse."""
+        if self.ref not in (spec.stage, spec.target):
+            raise ValueError(f"push-down {spec.stage} -> {spec.target} does not involve {self.ref}")
+        return self.warehouse.push_down(spec, window, lineage, fence=fence)
+
+    def write_problem(self) -> str | None:
+        """Why a write to this table would fail (tried and rolled back where the warehouse can), or None."""
+        return self.warehouse.write_problem(self.ref)
+
+    def same_warehouse(self, other: WarehouseTable) -> bool:
+        """True when a push-down between the two tables is possible."""
+        return self.warehouse.same_warehouse(other.warehouse)
 
     def check(self) -> list[str]:
         """Reachable, no other pipeline owns it, and if it exists, it has the window column."""
@@ -62,6 +94,33 @@ class Stage(WarehouseTable):
     def rejects(self) -> TableRef:
         # rows there name their run in pipeline_id, not in the lineage column
         return attrs.evolve(self.ref.sibling("__rejects", query_field="window_start"), owner_column="pipeline_id")
+
+    def count_merged(self, target: Target, window: Window, keys: Sequence[tuple[str, str]],
+                     version: tuple[str, str]) -> tuple[int, int] | None:
+        """How ``target`` holds this window's rows after a merge (see Warehouse.count_merged)."""
+        return self.warehouse.count_merged(self.ref, target.ref, window, keys, version)
+
+    # -- stage cleaning: rows by their _drivetrain_target_date --------------------------------
+
+    def dates_before(self, cutoff: date) -> list[date]:
+        return self.warehouse.dates_before(self.ref, cutoff)
+
+    def count_date(self, day: date) -> int:
+        return self.warehouse.count_date(self.ref, day)
+
+    def read_date(self, day: date, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
+        return self.warehouse.read_date(self.ref, day, batch_size)
+
+    def delete_date(self, day: date, expected: int, *, fence: Fence | None = None) -> int:
+        """Delete one day's rows; roll back unless exactly ``expected`` rows go."""
+        return self.warehouse.delete_date(self.ref, day, expected, fence=fence)
+
+    def vacuum(self) -> tuple[bool, str]:
+        return self.warehouse.vacuum(self.ref)
+
+    def gather_statistics(self) -> tuple[bool, str]:
+        """Refresh the warehouse's table statistics after cleaning, where it has them."""
+        return self.warehouse.gather_statistics(self.ref)
 
 
 @attrs.define

@@ -12,139 +12,40 @@ as they were, and the next load of the window starts clean.
 from __future__ import annotations
 
 import abc
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date
 from typing import TYPE_CHECKING, Any
-
-import attrs
 
 from drivetrain.base import Connector
 from drivetrain.errors import PermanentError
-from drivetrain.ownership import Claim, judge
+from drivetrain.ownership import judge
+from drivetrain.sql.dialect import SqlDialect
+from drivetrain.sql.names import (
+    LINEAGE,
+    LINEAGE_COLUMNS,
+    TARGET_DATE,
+    Fence,
+    PushDown,
+    PushDownStats,
+    TableRef,
+    check_identifier,
+    quote_expr,
+    quote_name,
+)
+from drivetrain.sql.windows import SqlWarehouseOps
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from drivetrain.drive import DriveStore
+    from drivetrain.sql.session import SqlSession
     from drivetrain.window import Window
 
-#: Called just before a commit; raises LeaseError when this run no longer holds its window.
-Fence = Callable[[], None]
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
-
-#: Columns every loaded row carries, so each row can be traced to the run that wrote it.
-LINEAGE_COLUMNS = (
-    "_drivetrain_pipeline_id",
-    "_drivetrain_window_start",
-    "_drivetrain_window_end",
-    "_drivetrain_target_date",
-    "_drivetrain_loaded_at",
-)
-
-
-def check_identifier(name: str, what: str = "identifier") -> str:
-    """Return ``name`` if it is a plain SQL identifier, else raise PermanentError.
-
-    Identifiers from config are validated before they are quoted, so a table name can never
-    carry SQL.
-    """
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise PermanentError(
-            f"{what} {name!r} is not a valid identifier: use letters, digits and underscores, "
-            "starting with a letter or underscore"
-        )
-    return name
-
-
-def quote_name(name: str) -> str:
-    """A column name in double quotes, safe for any text (``@timestamp``, ``a.b``, ``x"y``).
-
-    Table and schema names from config are checked strictly by :func:`check_identifier`;
-    column names come from data, so they are quoted rather than restricted.
-    """
-    if not isinstance(name, str) or not name or len(name) > 255 or any(ord(c) < 32 for c in name):
-        raise PermanentError(f"column name {name!r} cannot be used: it is empty, too long or holds control characters")
-    return '"' + name.replace('"', '""') + '"'
-
-
-quote_expr = quote_name
-
-
-@attrs.frozen
-class TableRef:
-    """A table in a warehouse: optional schema (and database), name, and its window column."""
-
-    name: str = attrs.field(validator=lambda _i, _a, v: check_identifier(v, "table name"))
-    schema: str | None = None
-    database: str | None = None
-    query_field: str | None = None
-    """The timestamp column that places a row in a window."""
-    owner: str | None = attrs.field(default=None, eq=False)
-    """The pipeline reading and writing the table through this ref; it claims the table on its
-    first write (see :mod:`drivetrain.ownership`). None: nobody claims it (the drive table)."""
-    shared: bool = attrs.field(default=False, eq=False)
-    """Declared shared by ``shared: true``: only the owner's rows are seen, replaced and cleaned."""
-    section: str | None = attrs.field(default=None, eq=False)
-    """The config section naming the table, for messages (``target_system``)."""
-    owner_column: str = attrs.field(default="_drivetrain_pipeline_id", eq=False)
-    """The column holding the run id of the run that wrote each row."""
-
-    def parts(self) -> list[str]:
-        return [p for p in (self.database, self.schema, self.name) if p]
-
-    def sibling(self, suffix: str, query_field: str | None = None) -> TableRef:
-        """A table next to this one, e.g. ``<stage>__rejects``."""
-        return attrs.evolve(self, name=f"{self.name}{suffix}", query_field=query_field)
-
-    def __str__(self) -> str:
-        return ".".join(self.parts())
-
-
-@attrs.frozen
-class PushDown:
-    """Stage-to-target as one SQL statement inside the warehouse.
-
-    The target's rows for the window are replaced by ``SELECT <columns> FROM stage`` over the
-    window, optionally keeping one row per ``dedup_keys`` (the latest by ``order_by``).
-    With ``merge_keys`` the rows are upserted instead of the window being replaced.
-    """
-
-    stage: TableRef
-    target: TableRef
-    columns: Sequence[tuple[str, str]]
-    """(target column, SQL expression over stage columns), in target order."""
-    dedup_keys: Sequence[str] = ()
-    order_by: Sequence[str] = ()
-    merge_keys: Sequence[str] = ()
-    version_column: str | None = None
-    """With merge keys: the target column that orders versions of a record; default the target's query field."""
-    delete_missing: bool = False
-    """With merge keys: also delete the target rows of the window whose key the stage's window
-    lacks (the record was deleted at the source, or moved to a window that has not run yet)."""
-
-
-    @property
-    def version(self) -> str:
-        """The column a merge compares to keep the newest version of a record."""
-        return self.version_column or self.target.query_field or ""
-
-
-@attrs.frozen
-class PushDownStats:
-    """What a push-down moved: rows selected from stage and rows now in target."""
-
-    rows_read: int
-    rows_written: int
-    """Replace: rows inserted. Merge: records of the window the target now holds at their version
-    or a newer one (every record selected after the keys)."""
-    rows_dropped: int
-    rows_superseded: int = 0
-    """Merge: selected records the target already held in a newer version, left as they were."""
-    rows_removed: int = 0
-    """Merge with ``delete_missing``: target rows of the window deleted, their key gone from the stage's window."""
+#: Re-exported: the names moved to drivetrain.sql.names and are imported from here by users.
+__all__ = [
+    "LINEAGE", "LINEAGE_COLUMNS", "TARGET_DATE", "Fence", "PushDown", "PushDownStats", "TableRef", "Warehouse",
+    "WindowLoad", "check_identifier", "quote_expr", "quote_name",
+]
 
 
 class WindowLoad(abc.ABC):
@@ -173,15 +74,22 @@ class WindowLoad(abc.ABC):
         self.abort()
 
 
-class Warehouse(Connector):
-    """A SQL warehouse holding stage, target and (usually) the drive table."""
+class Warehouse(SqlWarehouseOps, Connector):
+    """A SQL warehouse holding stage, target and (usually) the drive table.
+
+    A backend implements five methods: :meth:`sql` (a session), :meth:`table_columns` and
+    :meth:`ensure_table` (its DDL), :meth:`window_load` (its bulk load) and :meth:`drive_store`
+    (its lease strategy), and sets :attr:`dialect`. Window counts, reads, push-down, stage
+    cleaning and table ownership are written once in :mod:`drivetrain.sql` on top of those.
+    """
+
+    #: How this warehouse spells its SQL (see :class:`drivetrain.sql.dialect.SqlDialect`).
+    dialect: SqlDialect = SqlDialect()
 
     @abc.abstractmethod
-    def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:
-        """Build the TableRef a config section names (table, schema, database keys)."""
-
-    @abc.abstractmethod
-    def table_exists(self, table: TableRef) -> bool: ...
+    def sql(self, what: str, *, retry: bool = False) -> AbstractContextManager[SqlSession]:
+        """A session for a few statements; errors name ``what``. With ``retry`` each statement is
+        retried on a transient error (only for idempotent statements outside a transaction)."""
 
     @abc.abstractmethod
     def table_columns(self, table: TableRef) -> dict[str, str]:
@@ -189,77 +97,30 @@ class Warehouse(Connector):
 
     @abc.abstractmethod
     def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
-        """Create the table from an Arrow schema if it does not exist."""
-
-    @abc.abstractmethod
-    def count_window(self, table: TableRef, window: Window) -> int:
-        """Rows whose query field lies in the window (0 when the table does not exist)."""
+        """Create the table from an Arrow schema if it does not exist; add columns it lacks."""
 
     @abc.abstractmethod
     def window_load(self, window: Window, key: str) -> WindowLoad:
         """Start loading one window; ``key`` (window + pipeline) names any temporary objects."""
 
     @abc.abstractmethod
-    def read_window(self, table: TableRef, window: Window, batch_size: int) -> Iterator[pa.RecordBatch]:
-        """Stream the window's rows."""
+    def drive_store(self, table: TableRef) -> DriveStore:
+        """The drive table (and leases) kept in this warehouse."""
 
-    @abc.abstractmethod
-    def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
-        """Run stage-to-target as SQL inside the warehouse, in one transaction."""
-
-    def count_merged(self, stage: TableRef, target: TableRef, window: Window, keys: Sequence[tuple[str, str]],
-                     version: tuple[str, str]) -> tuple[int, int] | None:
-        """How the target holds the stage window's rows after a merge: ``(held, newer)``.
-
-        ``held``: rows of the stage's window whose record (by key) the target holds at the row's
-        version or a newer one; ``newer``: those of them held in a newer version (a later copy in
-        the window, or an update a later window loaded). ``keys`` and ``version`` pair each target
-        column with the SQL expression over stage columns that fills it. None: not supported
-        here (the caller counts the target's window instead).
-        """
-        return None
-
-    @abc.abstractmethod
-    def group_count(self, table: TableRef, window: Window, column: str) -> dict[str, int]:
-        """Count the window's rows grouped by one column (reject reasons, for the audit)."""
-
-    @abc.abstractmethod
-    def dates_before(self, table: TableRef, cutoff: date) -> list[date]:
-        """Distinct ``_drivetrain_target_date`` values older than cutoff."""
-
-    @abc.abstractmethod
-    def read_date(self, table: TableRef, day: date, batch_size: int) -> Iterator[pa.RecordBatch]: ...
-
-    @abc.abstractmethod
-    def count_date(self, table: TableRef, day: date) -> int: ...
-
-    @abc.abstractmethod
-    def delete_date(self, table: TableRef, day: date, expected: int, *, fence: Fence | None = None) -> int:
-        """Delete one target_date's rows; roll back unless exactly ``expected`` rows go."""
+    def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:
+        """Build the TableRef a config section names (table, schema, database keys)."""
+        return TableRef(
+            name=role_options["table"],
+            schema=role_options.get("schema") or self.dialect.default_schema,
+            database=role_options.get("database") or self.dialect.default_database,
+            query_field=query_field,
+        )
 
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
         """Reclaim space after deletes; returns (done, note)."""
         return False, f"{self.type_name} has no vacuum"
 
-    # -- ownership (see drivetrain.ownership) ------------------------------------------------
-
-    def table_claims(self, table: TableRef) -> list[Claim]:
-        """Every pipeline's claim on ``table``. Default: none (a warehouse without ownership)."""
-        return []
-
-    def record_claim(self, table: TableRef) -> tuple[list[Claim], bool]:
-        """Record ``table.owner``'s claim unless it has one; returns every claim and whether it was new."""
-        return self.table_claims(table), False
-
-    def set_claim_shared(self, table: TableRef) -> None:
-        """Store ``table.shared`` in ``table.owner``'s claim (after the claim was judged)."""
-
-    def release_claim(self, table: TableRef) -> None:
-        """Remove ``table.owner``'s claim (it lost to another one)."""
-
-    def claims_location(self, table: TableRef) -> str:
-        """Where the claims on ``table`` are kept, for messages."""
-        return f"{self.describe()}"
+    # -- ownership (see drivetrain.ownership; claims are kept by SqlWarehouseOps) -----------
 
     def ownership_problem(self, table: TableRef) -> str | None:
         """Why ``table.owner`` may not write ``table`` (read only, for ``validate``), or None."""
@@ -289,10 +150,6 @@ class Warehouse(Connector):
         if any(c.pipeline == table.owner and c.shared != table.shared for c in claims):
             self.set_claim_shared(table)
         claimed.add((table, table.owner, table.shared))
-
-    @abc.abstractmethod
-    def drive_store(self, table: TableRef) -> DriveStore:
-        """The drive table (and leases) kept in this warehouse."""
 
     def session(self) -> AbstractContextManager[object]:
         """Keep the connection open for a block of work (a phase); nested uses share it.

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from drivetrain.errors import MissingExtraError, TransientError
@@ -186,3 +186,48 @@ class SessionPool:
             self._idle.clear()
         for session in sessions:
             session.close()
+
+
+class SqlSession:
+    """:class:`drivetrain.sql.session.SqlSession` over this thread's session of a pool.
+
+    With ``retry`` every statement is retried on a transient error (idempotent statements only).
+    """
+
+    def __init__(self, pool: SessionPool, what: str, *, retry: bool = False) -> None:
+        self.pool = pool
+        self.what = what
+        self.retry = retry
+
+    def __enter__(self) -> SqlSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to give back: the session stays with its thread (see SessionPool)."""
+
+    def _run(self, action: Callable[[Session], T]) -> T:
+        return self.pool.retrying(action) if self.retry else action(self.pool.session())
+
+    def execute(self, sql: str, params: Sequence[Any] = (), *, hints: dict[str, Any] | None = None) -> int:
+        def run(s: Session) -> int:
+            count = s.execute(sql, list(params), what=self.what, hints=hints).rowcount
+            return -1 if count is None else int(count)
+
+        return self._run(run)
+
+    def rows(self, sql: str, params: Sequence[Any] = (), *, hints: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(lambda s: s.rows(sql, list(params), what=self.what, hints=hints))
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        def run(s: Session) -> list[dict[str, Any]]:
+            cursor = s.execute(sql, list(params), what=self.what)
+            names = [d[0].lower() for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._run(run)
+
+    def arrow(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[pa.RecordBatch]:
+        return self.pool.session().arrow(sql, list(params), batch_size, what=self.what)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self.pool.session().transaction(self.what)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivetrain.drive import Lease, holder_is_dead
 from drivetrain.errors import ConnectorError, LeaseError
+from drivetrain.sql.session import utc_now as _now
 
 from .sql import obj
 
@@ -49,16 +50,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEASE_COLUMNS: list[tuple[str, str]] = [
-    ("pipeline_name", "VARCHAR NOT NULL"),
-    ("window_start", "TIMESTAMP_TZ NOT NULL"),
-    ("window_end", "TIMESTAMP_TZ NOT NULL"),
-    ("holder", "VARCHAR NOT NULL"),
-    ("token", "INTEGER NOT NULL"),
-    ("acquired_at", "TIMESTAMP_TZ NOT NULL"),
-    ("expires_at", "TIMESTAMP_TZ NOT NULL"),
-    ("session_id", "VARCHAR"),
-    ("released_at", "TIMESTAMP_TZ"),
+#: (column, logical type, NOT NULL), see drivetrain.sql.drive.
+LEASE_COLUMNS: list[tuple[str, str, bool]] = [
+    ("pipeline_name", "text", True),
+    ("window_start", "timestamp", True),
+    ("window_end", "timestamp", True),
+    ("holder", "text", True),
+    ("token", "integer", True),
+    ("acquired_at", "timestamp", True),
+    ("expires_at", "timestamp", True),
+    ("session_id", "text", False),
+    ("released_at", "timestamp", False),
 ]
 # Whether the lease was released is decided by the server (RELEASED_AT IS NULL), never from the
 # value the driver hands back: some servers and drivers return a NULL timestamp as a value
@@ -66,10 +68,6 @@ LEASE_COLUMNS: list[tuple[str, str]] = [
 _SELECT = ("PIPELINE_NAME, WINDOW_START, WINDOW_END, HOLDER, TOKEN, EXPIRES_AT, SESSION_ID, "
            "CASE WHEN RELEASED_AT IS NULL THEN 0 ELSE 1 END AS IS_RELEASED")
 _KEY = "PIPELINE_NAME = ? AND WINDOW_START = ?"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _utc(value: datetime) -> datetime:
@@ -149,7 +147,7 @@ class LeaseTable:
                 values = [holder, token, window_end, now, lease.expires_at, session.session_id]
                 what = f"write the lease ({self.store.location})"
                 if row is None:
-                    names = ", ".join(obj(n) for n, _ in LEASE_COLUMNS if n != "released_at")
+                    names = ", ".join(obj(n) for n, _, _ in LEASE_COLUMNS if n != "released_at")
                     session.execute(
                         f"INSERT INTO {self._q} ({names}) SELECT ?, ?, ?, ?, ?, ?, ?, ?",
                         [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at, session.session_id],

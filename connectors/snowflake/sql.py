@@ -18,17 +18,19 @@ Values are always bound as parameters (``?``); timestamps go as ``TIMESTAMP_TZ``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.errors import PermanentError
-from drivetrain.warehouse import check_identifier, quote_name
+from drivetrain.sql.dialect import SqlDialect
+from drivetrain.sql.names import check_identifier, quote_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from drivetrain.warehouse import TableRef
+    from drivetrain.sql.names import TableRef
 
 #: A column name from data, quoted exactly (the core's own quoting).
 col = quote_name
@@ -116,3 +118,52 @@ def check_case_collisions(names: Sequence[str], where: str) -> None:
                 f"{where}: columns {other!r} and {name!r} differ only by case; Parquet loads match "
                 "columns case-insensitively, so rename one of them (target_system.rename or transform())"
             )
+
+
+class SnowflakeDialect(SqlDialect):
+    """Snowflake: upper-case owned names, VARIANT and ARRAY values, VARIANT paths with ``:``.
+
+    Merges keep the default DELETE + INSERT: the emulator the tests run on cannot run a MERGE
+    inside an explicit transaction, and the push-down's lease check must sit before its COMMIT.
+    """
+
+    types: ClassVar[dict[str, str]] = {
+        **SqlDialect.types, "integer": "INTEGER", "bigint": "INTEGER", "timestamp": "TIMESTAMP_TZ",
+        "json": "VARIANT", "array": "ARRAY",
+    }
+
+    def __init__(self, database: str = "", schema: str = "") -> None:
+        self.default_database = database
+        self.default_schema = schema
+
+    def owned(self, name: str) -> str:
+        return obj(name)
+
+    def stored_name(self, name: str) -> str:
+        return folded(name)
+
+    def qualified(self, table: TableRef) -> str:
+        return qualified(table, self.default_database or "", self.default_schema or "")
+
+    def typed_null(self, kind: str) -> str:
+        return f"NULL::{self.types[kind]}"
+
+    def json_value(self, value: Any) -> tuple[str, list[Any]]:
+        # functions are refused in VALUES: the store writes INSERT ... SELECT
+        return "PARSE_JSON(?)", [None if value is None else json.dumps(value, default=str)]
+
+    def array_value(self, items: Sequence[Any] | None) -> tuple[str, list[Any]]:
+        values = list(items or [])
+        return f"ARRAY_CONSTRUCT({', '.join('?' for _ in values)})", values
+
+    def json_text(self, column: str, *path: str) -> str:
+        return f"{column}:{SqlDialect.dotted(path)}::string"
+
+    def json_number(self, column: str, *path: str) -> str:
+        return f"TRY_TO_DOUBLE({column}:{SqlDialect.dotted(path)}::string)"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"(DATEDIFF('microsecond', {start}, {end}) / 1000000.0)"
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        return f"ARRAY_CONTAINS({value_sql}::variant, {column})"

@@ -9,20 +9,28 @@ with the same SQL as the push-down path.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivetrain.errors import ConnectorError, PermanentError
-from drivetrain.tables import Stage
-from drivetrain.warehouse import TableRef, Warehouse
+from drivetrain.tables import Stage, Target
+from drivetrain.warehouse import TableRef
 
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
 
 if TYPE_CHECKING:
     from .base import PhaseContext
-    from .transfers import StageToTargetTransfer
+
+
+class Transforming(Protocol):
+    """What the Arrow path needs of its transfer (StageToTargetTransfer), without importing it."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def transform(self, batch: pa.RecordBatch, ctx: PhaseContext) -> pa.RecordBatch: ...
 
 #: The reject reason for rows transform() did not return.
 REMOVED_BY_TRANSFORM = "removed by transform()"
@@ -39,7 +47,7 @@ def scratch_table(target: TableRef) -> TableRef:
     return target.sibling(SCRATCH_SUFFIX, query_field=target.query_field)
 
 
-def empty_scratch_window(ctx: PhaseContext, wh: Warehouse, scratch: TableRef) -> None:
+def empty_scratch_window(ctx: PhaseContext, target: Target, scratch: TableRef) -> None:
     """Delete the pushed-down window from the scratch table.
 
     Fenced like every commit: a run that lost its lease must not empty the window the new
@@ -47,7 +55,7 @@ def empty_scratch_window(ctx: PhaseContext, wh: Warehouse, scratch: TableRef) ->
     replaces what is left), so only a lost lease is raised.
     """
     try:
-        with wh.window_load(ctx.window, load_key(ctx)) as load:
+        with target.load(ctx.window, load_key(ctx)) as load:
             load.commit([scratch], fence=ctx.fence)
     except ConnectorError as exc:
         ctx.log.warning("%s keeps this window's rows until its next load: %s", scratch, exc)
@@ -62,7 +70,7 @@ class TransformedWindow:
     ``required`` maps each column the output must hold to the config key that asks for it.
     """
 
-    def __init__(self, phase: StageToTargetTransfer, ctx: PhaseContext, stage: Stage, query_field: str,
+    def __init__(self, phase: Transforming, ctx: PhaseContext, stage: Stage, query_field: str,
                  required: Mapping[str, str], *, with_row: bool) -> None:
         self.phase = phase
         self.ctx = ctx

@@ -35,24 +35,24 @@ class StageCleaning(BasePhase):
         archive = ctx.pipeline.archive() if settings.archive_before_delete else None
         archived = deleted = 0
         dates, uris = [], []
-        for day in stage.warehouse.dates_before(stage.ref, cutoff):
+        for day in stage.dates_before(cutoff):
             ctx.check_cancelled()
-            expected = stage.warehouse.count_date(stage.ref, day)
+            expected = stage.count_date(day)
             if archive is not None:
-                receipt = archive.write(ctx.pipeline.name, day, ctx.run_id, stage.warehouse.read_date(stage.ref, day, 50_000))
+                receipt = archive.write(ctx.pipeline.name, day, ctx.run_id, stage.read_date(day))
                 if receipt.rows != expected:
                     raise PermanentError(
                         f"archive of {stage.ref} for {day} holds {receipt.rows} rows, the stage {expected}; nothing deleted"
                     )
                 archived += receipt.rows
                 uris.extend(receipt.uris)
-            deleted += stage.warehouse.delete_date(stage.ref, day, expected, fence=ctx.fence)
+            deleted += stage.delete_date(day, expected, fence=ctx.fence)
             dates.append(day.isoformat())
         try:
-            vacuumed, note = stage.warehouse.vacuum(stage.ref) if deleted else (False, "nothing deleted")
+            vacuumed, note = stage.vacuum() if deleted else (False, "nothing deleted")
         except ConnectorError as exc:  # the rows are archived and deleted: a failed vacuum must not undo that record
             vacuumed, note = False, f"vacuum failed: {exc}"
-        analyzed, statistics = stage.warehouse.gather_statistics(stage.ref) if deleted else (False, "nothing deleted")
+        analyzed, statistics = stage.gather_statistics() if deleted else (False, "nothing deleted")
         ctx.log.info("stage cleaning: %d archived, %d deleted (before %s)", archived, deleted, cutoff)
         return CleaningResult(details={
             "records_archived": archived,

@@ -8,16 +8,19 @@ warehouse later reads them in.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drivetrain.warehouse import LINEAGE_COLUMNS
+from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS
+from drivetrain.sql.session import utc_now
 
 if TYPE_CHECKING:
     from .base import PhaseContext
+
+#: Arrow type of each logical type the lineage columns use (the columns: drivetrain.sql.names.LINEAGE).
+_ARROW = {"text": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
 
 #: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
 ROW_COLUMN = "_drivetrain_row"
@@ -25,25 +28,13 @@ ROW_COLUMN = "_drivetrain_row"
 
 def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
     """The lineage columns' values for rows this run loads."""
-    return {
-        "_drivetrain_pipeline_id": ctx.run_id,
-        "_drivetrain_window_start": ctx.window.start,
-        "_drivetrain_window_end": ctx.window.end,
-        "_drivetrain_target_date": ctx.window.target_date,
-        "_drivetrain_loaded_at": datetime.now(UTC),
-    }
+    values = (ctx.run_id, ctx.window.start, ctx.window.end, ctx.window.target_date, utc_now())
+    return dict(zip(LINEAGE_COLUMNS, values, strict=True))
 
 
 def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int | None = None) -> pa.RecordBatch:
     """Append the lineage columns; with ``first_row``, also ``_drivetrain_row`` (source order)."""
-    types = {
-        "_drivetrain_pipeline_id": pa.string(),
-        "_drivetrain_window_start": pa.timestamp("us", tz="UTC"),
-        "_drivetrain_window_end": pa.timestamp("us", tz="UTC"),
-        "_drivetrain_target_date": pa.date32(),
-        "_drivetrain_loaded_at": pa.timestamp("us", tz="UTC"),
-    }
-    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=types[c]), batch.num_rows) for c in LINEAGE_COLUMNS]
+    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=_ARROW[kind]), batch.num_rows) for c, kind in LINEAGE]
     names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
     if first_row is not None:
         arrays.append(_row_numbers(first_row, batch.num_rows))

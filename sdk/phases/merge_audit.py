@@ -40,8 +40,7 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     version = target_cfg.get("version_column") or target.ref.query_field or ""
     if not keys or any(k not in projection for k in [*keys, version]):
         return None
-    counted = stage.warehouse.count_merged(stage.ref, target.ref, ctx.window, [(k, projection[k]) for k in keys],
-                                           (version, projection[version]))
+    counted = stage.count_merged(target, ctx.window, [(k, projection[k]) for k in keys], (version, projection[version]))
     if counted is None:
         return None
     held, newer = counted

@@ -98,7 +98,7 @@ def structure_checks(ctx: PhaseContext) -> list[dict[str, Any]]:
 def writable_check(stage: WarehouseTable) -> dict[str, Any]:
     """The stage warehouse tries a write it rolls back (see ``Warehouse.write_problem``)."""
     where = f"stage_system table {stage.ref} ({stage.warehouse.describe()})"
-    problem = stage.warehouse.write_problem(stage.ref)
+    problem = stage.write_problem()
     if problem is None:
         return _check("stage_writable", "PASSED", "stage_system", stage.ref, f"{where}: writable (a write was tried and rolled back)")
     if problem.startswith("not checked"):

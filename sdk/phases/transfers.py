@@ -64,7 +64,7 @@ class SourceToStageTransfer(BasePhase):
         reasons: Counter[str] = Counter()
         read = written = 0
         source = pipeline.source()
-        with (stage.warehouse.window_load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load,
+        with (stage.load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load,
               ReadAhead(lambda: source.extract(ctx.window), name="drivetrain-extract") as extracted):
             for batch in extracted:
                 ctx.check_cancelled()
@@ -162,7 +162,7 @@ class StageToTargetTransfer(BasePhase):
 
     def uses_arrow_path(self, ctx: PhaseContext) -> bool:
         overridden = type(self).transform is not StageToTargetTransfer.transform
-        return overridden or not ctx.pipeline.stage().warehouse.same_warehouse(ctx.pipeline.target().warehouse)
+        return overridden or not ctx.pipeline.stage().same_warehouse(ctx.pipeline.target())
 
     def describe_transformations(self, ctx: PhaseContext) -> str:
         target = ctx.config.target
@@ -195,7 +195,7 @@ class StageToTargetTransfer(BasePhase):
             delete_missing=bool(ctx.config.target.get("delete_missing")),
             version_column=ctx.config.target.get("version_column"),
         )
-        stats = stage.warehouse.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
+        stats = stage.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
@@ -216,7 +216,7 @@ class StageToTargetTransfer(BasePhase):
         keyed = bool(dedup_keys or merge_keys)
         stream = TransformedWindow(self, ctx, stage, target.ref.query_field or "", required, with_row=keyed)
         if not keyed:
-            with target.warehouse.window_load(ctx.window, load_key(ctx)) as load:
+            with target.load(ctx.window, load_key(ctx)) as load:
                 for batch in stream:
                     load.append(target.ref, batch)
                 ctx.check_cancelled()
@@ -235,8 +235,8 @@ class StageToTargetTransfer(BasePhase):
         leaves the target as it was; the next run loads the scratch window again (a load
         replaces the window) before pushing it down, so it never pushes another run's rows.
         """
-        wh, scratch = target.warehouse, spec.stage
-        with wh.window_load(ctx.window, load_key(ctx)) as load:
+        scratch = spec.stage
+        with target.load(ctx.window, load_key(ctx)) as load:
             for batch in stream:
                 load.append(scratch, batch)
             ctx.check_cancelled()
@@ -244,18 +244,16 @@ class StageToTargetTransfer(BasePhase):
         if not stream.rows_out:
             # nothing to push down: a replaced window ends empty, a merge changes nothing
             if spec.merge_keys:
-                written = wh.count_window(target.ref, ctx.window)
+                written = target.count(ctx.window)
             else:
-                with wh.window_load(ctx.window, load_key(ctx)) as load:
-                    load.commit([target.ref], fence=ctx.fence)
-                written = 0
+                written = target.replace_window(ctx.window, load_key(ctx), iter(()), fence=ctx.fence)
             stats = PushDownStats(rows_read=0, rows_written=written, rows_dropped=0)
         else:
             ctx.check_cancelled()
-            wh.ensure_table(target.ref, stream.target_schema())  # a column transform() added reaches the target
+            target.ensure(stream.target_schema())  # a column transform() added reaches the target
             spec = attrs.evolve(spec, columns=[(c, quote_expr(c)) for c in stream.columns()])
-            stats = wh.push_down(spec, ctx.window, stream.lineage, fence=ctx.fence)
-            empty_scratch_window(ctx, wh, scratch)
+            stats = target.push_down(spec, ctx.window, stream.lineage, fence=ctx.fence)
+            empty_scratch_window(ctx, target, scratch)
         reasons: dict[str, int] = {}
         if stats.rows_dropped:
             reasons[key_drop_reason(spec)] = stats.rows_dropped

@@ -1,0 +1,143 @@
+"""The SQL text that differs between warehouses, behind one class with ANSI-leaning defaults.
+
+The shared layer (windows, push-down, drive store, report queries) writes every statement through
+a :class:`SqlDialect`; a backend subclasses it and overrides only what its engine spells
+differently. Names drivetrain owns (drive, lease, meta and claims tables and their columns) are
+written unquoted in shared SQL, so each engine folds them its own way; :meth:`SqlDialect.owned`
+quotes them in DDL the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.ownership import scope_sql
+from drivetrain.sql.names import quote_name
+
+if TYPE_CHECKING:
+    from drivetrain.sql.names import TableRef
+
+
+class SqlDialect:
+    """Quoting, names, types, values and statement shapes of one SQL engine."""
+
+    #: Placeholder for a bound parameter.
+    param = "?"
+    #: Logical column type -> SQL type. ``json`` holds a document, ``array`` a list of strings.
+    types: ClassVar[dict[str, str]] = {
+        "text": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "boolean": "BOOLEAN",
+        "timestamp": "TIMESTAMP WITH TIME ZONE", "date": "DATE", "json": "VARCHAR", "array": "VARCHAR",
+    }
+    #: Schema used when a table names none.
+    default_schema: str | None = None
+    #: Database used when a table names none (engines with databases).
+    default_database: str | None = None
+
+    # -- names ----------------------------------------------------------------------------
+
+    @staticmethod
+    def quote(name: str) -> str:
+        """A column name from data, quoted exactly (``@timestamp``, ``a.b``)."""
+        return quote_name(name)
+
+    def owned(self, name: str) -> str:
+        """A name drivetrain owns or config gives (validated), quoted as the engine stores it unquoted."""
+        return self.quote(name)
+
+    def stored_name(self, name: str) -> str:
+        """How the engine stores an unquoted name (lower case by default), e.g. in claims rows."""
+        return name.lower()
+
+    def qualified(self, table: TableRef) -> str:
+        """The table's quoted, qualified name, filling the default database and schema."""
+        parts = [table.database or self.default_database, table.schema or self.default_schema, table.name]
+        return ".".join(self.owned(p) for p in parts if p)
+
+    def scope(self, table: TableRef, alias: str = "") -> str:
+        """`` AND <only the owner's rows>`` for a shared table, else ``""``."""
+        return scope_sql(table, f"{alias}{self.quote(table.owner_column)}")
+
+    def window_sql(self, table: TableRef, alias: str = "") -> str:
+        """Half-open window predicate on the table's query field; binds (start, end)."""
+        from drivetrain.errors import PermanentError
+
+        if not table.query_field:
+            raise PermanentError(f"table {table} has no query field to place rows in windows")
+        field = f"{alias}{self.quote(table.query_field)}"
+        return f"{field} >= ? AND {field} < ?{self.scope(table, alias)}"
+
+    # -- values ---------------------------------------------------------------------------
+
+    def column_sql(self, name: str, kind: str, not_null: bool = False) -> str:
+        """One column of DDL for a logical type."""
+        return f"{self.owned(name)} {self.types[kind]}{' NOT NULL' if not_null else ''}"
+
+    def typed_null(self, kind: str) -> str:
+        return f"CAST(NULL AS {self.types[kind]})"
+
+    def json_value(self, value: Any) -> tuple[str, list[Any]]:
+        """SQL and parameters writing a JSON document (None: NULL)."""
+        return "?", [None if value is None else json.dumps(value, default=str)]
+
+    def array_value(self, items: Sequence[Any] | None) -> tuple[str, list[Any]]:
+        """SQL and parameters writing a list of strings."""
+        return "?", [None if items is None else list(items)]
+
+    @staticmethod
+    def decode(kind: str, value: Any) -> Any:
+        """A JSON or ARRAY value as read back (drivers return text for some engines)."""
+        if kind in ("json", "array") and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    # -- statements -----------------------------------------------------------------------
+
+    @staticmethod
+    def one_row_per_key(keys: Sequence[str], order: Sequence[str]) -> str:
+        """The clause keeping the first row per key by ``order`` (already ``... DESC`` terms)."""
+        parts = ", ".join(quote_name(k) for k in keys)
+        return f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {parts} ORDER BY {', '.join(order)}) = 1"
+
+    def merge_sql(self, target: str, select: str, on: str, version: str, columns: Sequence[str],
+                  keys: Sequence[str]) -> list[str]:
+        """Statements upserting ``select`` (alias ``s``) into ``target`` (alias ``t``) on ``on``,
+        never over a newer ``version``; each binds the select's parameters once.
+
+        Default: DELETE the older versions, then INSERT the records the target now lacks (what a
+        MERGE updating every column does, row for row, and possible inside an explicit
+        transaction everywhere).
+        """
+        names = ", ".join(self.quote(c) for c in columns)
+        return [
+            f"DELETE FROM {target} AS t USING ({select}) AS s WHERE {on} AND t.{version} <= s.{version}",
+            f"INSERT INTO {target} ({names}) SELECT * FROM ({select}) AS s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})",
+        ]
+
+    # -- report queries -------------------------------------------------------------------
+
+    @staticmethod
+    def dotted(path: Sequence[str]) -> str:
+        """``a.b.c`` for a JSON path, after checking each key is a plain name (no SQL in a path)."""
+        for part in path:
+            if not part.replace("_", "").isalnum():
+                raise ValueError(f"JSON key {part!r} must be letters, digits and underscores")
+        return ".".join(path)
+
+    def json_text(self, column: str, *path: str) -> str:
+        """SQL text of a JSON value at ``path`` inside ``column`` (NULL when absent)."""
+        raise NotImplementedError
+
+    def json_number(self, column: str, *path: str) -> str:
+        """SQL double of a JSON value at ``path`` inside ``column``."""
+        raise NotImplementedError
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """SQL number of seconds from timestamp expression ``start`` to ``end``."""
+        raise NotImplementedError
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        """SQL boolean: the ARRAY column holds the text value."""
+        raise NotImplementedError

@@ -1,0 +1,276 @@
+"""The drive table in any SQL warehouse: one row codec, one schema story, one set of queries.
+
+A backend's store subclasses :class:`SqlDriveStore` and adds only its lease strategy (how a
+window is taken, renewed, released, verified and read back, and the SQL condition that fences a
+write), plus the layout of its lease table. Rows, the schema version and its migrations, history
+and heartbeats are written here, in the warehouse's dialect, through its session.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
+from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
+from drivetrain.record import RunRecord, RunStatus
+from drivetrain.sql.names import TableRef
+from drivetrain.sql.session import utc_now
+
+if TYPE_CHECKING:
+    from drivetrain.sql.session import SqlSession
+    from drivetrain.warehouse import Warehouse
+
+#: The drive table: (column, logical type, NOT NULL). Order is the table's order.
+DRIVE_COLUMNS: list[tuple[str, str, bool]] = [
+    ("pipeline_id", "text", True),
+    ("pipeline_name", "text", True),
+    ("pipeline_status", "text", True),
+    ("pipeline_retry_number", "integer", True),
+    ("pipeline_start_timestamp", "timestamp", True),
+    ("pipeline_end_timestamp", "timestamp", False),
+    ("pipeline_run_duration", "text", False),
+    ("query_window_start_timestamp", "timestamp", True),
+    ("query_window_end_timestamp", "timestamp", True),
+    ("target_date", "date", True),
+    ("query_window_duration", "text", True),
+    *[(VARIANT_COLUMN[name], "json", False) for name in PHASE_NAMES],
+    ("phases_completed", "array", False),
+    ("phases_skipped", "array", False),
+    ("phase_failed", "text", False),
+    ("phases_pending", "array", False),
+    ("heartbeat_at", "timestamp", False),
+    ("lease_holder", "text", False),
+    ("config_hash", "text", False),
+    ("config_snapshot", "json", False),
+    ("created_at", "timestamp", True),
+    ("updated_at", "timestamp", True),
+]
+KIND = {name: kind for name, kind, _ in DRIVE_COLUMNS}
+KIND.update({name.upper(): kind for name, kind, _ in DRIVE_COLUMNS})
+_NOT_UPDATED = ("pipeline_id", "created_at")
+
+
+class SqlDriveStore(DriveStore):
+    """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
+
+    #: The backend's lease table: (column, logical type, NOT NULL).
+    lease_columns: ClassVar[list[tuple[str, str, bool]]] = []
+    #: Key and value columns of the meta table.
+    meta_columns: ClassVar[tuple[str, str]] = ("meta_key", "meta_value")
+    #: Meta rows the lease strategy needs (e.g. a mutex row), inserted once by :meth:`ensure`.
+    meta_rows: ClassVar[dict[str, str]] = {}
+    #: Whether a read creates the tables (True) or finds nothing while they are missing (False).
+    create_on_read: ClassVar[bool] = True
+    #: Held around every statement (a process-wide lock for engines whose threads share a file).
+    lock: ClassVar[AbstractContextManager[Any] | None] = None
+
+    def __init__(self, warehouse: Warehouse, table: TableRef) -> None:
+        self.wh = warehouse
+        self.table = table
+        self.leases_ref = TableRef(name="drivetrain_leases", schema=table.schema, database=table.database)
+        self.meta = TableRef(name="drivetrain_meta", schema=table.schema, database=table.database)
+        self.dialect = warehouse.dialect
+        self.table_sql = self.dialect.qualified(table)
+        self.location = f"{warehouse.describe()}: {table}"
+        self._ready = False
+
+    # -- the backend's lease strategy ------------------------------------------------------
+
+    @abc.abstractmethod
+    def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
+        """`` AND <condition>`` that holds only while ``lease`` is its window's lease, and its parameters."""
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def sql(self) -> Iterator[SqlSession]:
+        """A session for drive-table statements (each retried on a transient error)."""
+        with self.lock or nullcontext(), self.wh.sql(self.location, retry=True) as session:
+            yield session
+
+    def _readable(self) -> bool:
+        if self.create_on_read:
+            self.ensure()
+            return True
+        return self.exists()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        d = self.dialect
+        self.wh.ensure_schema(self.table)
+        key, value = self.meta_columns
+        with self.sql() as s:
+            for ref, columns in ((self.table, DRIVE_COLUMNS), (self.leases_ref, self.lease_columns)):
+                s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(ref)} ({', '.join(d.column_sql(*c) for c in columns)})")
+            s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.meta)} ({d.column_sql(key, 'text', True)}, {d.column_sql(value, 'text')})")
+            versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
+            if not versions:
+                self._put_meta(s, "schema_version", str(SCHEMA_VERSION))
+            elif max(versions) > SCHEMA_VERSION:
+                raise PermanentError(
+                    f"{self.location}: the drive table has layout version {max(versions)}, newer than this "
+                    f"drivetrain understands ({SCHEMA_VERSION}); upgrade drivetrain"
+                )
+            else:
+                self._migrate(s, max(versions))
+            for meta_key, meta_value in self.meta_rows.items():
+                self._put_meta(s, meta_key, meta_value)
+        self._ready = True
+
+    def _put_meta(self, s: SqlSession, key: str, value: str) -> None:
+        """Insert a meta row unless one exists (a duplicate from a race is harmless)."""
+        meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
+        s.execute(f"INSERT INTO {meta} ({k}, {v}) SELECT ?, ? FROM (SELECT 1) AS one WHERE NOT EXISTS "
+                  f"(SELECT 1 FROM {meta} WHERE {k} = ?)", [key, value, key])
+
+    def _migrate(self, s: SqlSession, version: int) -> None:
+        """Add the columns of newer layouts (version 1 is the first)."""
+        existing = {name.upper() for name in self.wh.table_columns(self.table)}
+        for name, kind, _ in DRIVE_COLUMNS:
+            if name.upper() not in existing:
+                s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
+        if version < SCHEMA_VERSION:
+            meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
+            s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
+
+    # -- the row codec --------------------------------------------------------------------
+
+    def _row(self, record: RunRecord) -> dict[str, Any]:
+        row = record.to_row()
+        row["updated_at"] = utc_now()
+        row["created_at"] = row["created_at"] or row["updated_at"]
+        if record.pipeline_status is RunStatus.RUNNING:
+            row["heartbeat_at"] = row["updated_at"]
+        return row
+
+    def _value(self, name: str, value: Any) -> tuple[str, list[Any]]:
+        kind = KIND[name]
+        if kind == "json":
+            return self.dialect.json_value(value)
+        if kind == "array":
+            return self.dialect.array_value(value)
+        return "?", [value]
+
+    def _decode(self, values: Sequence[Any]) -> RunRecord:
+        data = {name: self.dialect.decode(kind, v) for (name, kind, _), v in zip(DRIVE_COLUMNS, values, strict=True)}
+        return RunRecord.from_row(data, where=self.location)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        if fence is not None:
+            self.verify_lease(fence)  # the backend's own account of who holds the window now
+        row = self._row(record)
+        exprs, params = [], []
+        for name, _, _ in DRIVE_COLUMNS:
+            sql, values = self._value(name, row[name])
+            exprs.append(sql)
+            params.extend(values)
+        guard, guard_params = self.fence_sql(fence)
+        names = ", ".join(name for name, _, _ in DRIVE_COLUMNS)
+        with self.sql() as s:
+            # guarded by NOT EXISTS: a retried insert keeps one row
+            changed = s.execute(
+                f"INSERT INTO {self.table_sql} ({names}) SELECT {', '.join(exprs)} FROM (SELECT 1) AS one "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {self.table_sql} WHERE pipeline_id = ?){guard}",
+                [*params, record.pipeline_id, *guard_params], hints=_hints(record),
+            )
+        if changed < 1 and self.get(record.pipeline_id) is None:
+            raise self._lost(record, fence)
+
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        row = self._row(record)
+        sets, params = [], []
+        for name, _, _ in DRIVE_COLUMNS:
+            if name not in _NOT_UPDATED:
+                sql, values = self._value(name, row[name])
+                sets.append(f"{name} = {sql}")
+                params.extend(values)
+        guard, guard_params = self.fence_sql(fence)
+        with self.sql() as s:
+            changed = s.execute(f"UPDATE {self.table_sql} SET {', '.join(sets)} WHERE pipeline_id = ?{guard}",
+                                [*params, record.pipeline_id, *guard_params], hints=_hints(record))
+        if changed < 1:
+            raise self._lost(record, fence)
+
+    def _lost(self, record: RunRecord, fence: Lease | None) -> Exception:
+        if fence is not None:
+            return LeaseError(f"run {record.pipeline_id} lost the lease of its window to another run; it stops without writing", holder=None)
+        return PermanentError(f"{self.location}: run {record.pipeline_id} is not in the drive table")
+
+    def heartbeat(self, pipeline_id: str, at: datetime) -> None:
+        with self.sql() as s:
+            s.execute(f"UPDATE {self.table_sql} SET heartbeat_at = ? WHERE pipeline_id = ?", [at, pipeline_id],
+                      hints={"run_id": pipeline_id, "phase": "heartbeat"})
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _select(self, where: str = "", params: Sequence[Any] = (), order: str = "", limit: int | None = None) -> list[RunRecord]:
+        if not self._readable():
+            return []
+        sql = f"SELECT {', '.join(name for name, _, _ in DRIVE_COLUMNS)} FROM {self.table_sql}"
+        if where:
+            sql += f" WHERE {where}"
+        if order:
+            sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.sql() as s:
+            rows = s.rows(sql, list(params))
+        return [self._decode(values) for values in rows]
+
+    def get(self, pipeline_id: str) -> RunRecord | None:
+        found = self._select("pipeline_id = ?", [pipeline_id], order="updated_at DESC", limit=1)
+        return found[0] if found else None
+
+    def attempts(self, pipeline_name: str, window_start: datetime, window_end: datetime) -> list[RunRecord]:
+        return self._select(
+            "pipeline_name = ? AND query_window_start_timestamp = ? AND query_window_end_timestamp = ?",
+            [pipeline_name, window_start, window_end],
+            order="pipeline_start_timestamp, pipeline_retry_number",
+        )
+
+    def history(self, pipeline_name: str | None = None, *, status: Sequence[RunStatus] = (), limit: int | None = None) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if pipeline_name is not None:
+            clauses.append("pipeline_name = ?")
+            params.append(pipeline_name)
+        if status:
+            clauses.append(f"pipeline_status IN ({', '.join('?' for _ in status)})")
+            params.extend(s.value for s in status)
+        return self._select(" AND ".join(clauses), params, order="pipeline_start_timestamp DESC, pipeline_id DESC", limit=limit)
+
+    def pipelines(self) -> list[str]:
+        if not self._readable():
+            return []
+        with self.sql() as s:
+            return [r[0] for r in s.rows(f"SELECT DISTINCT pipeline_name FROM {self.table_sql} ORDER BY 1")]
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A report query; column names lower-case, JSON and ARRAY columns of the drive table decoded."""
+        if not self._readable():
+            return []
+        with self.sql() as s:
+            rows = s.dicts(sql, list(params))
+        return [{n: self.dialect.decode(KIND[n], v) if n in KIND else v for n, v in row.items()} for row in rows]
+
+    def session(self) -> AbstractContextManager[object]:
+        return self.wh.session()
+
+    def keep_open(self) -> AbstractContextManager[object]:
+        return self.wh.keep_open()
+
+
+def _hints(record: RunRecord) -> dict[str, Any]:
+    return {"pipeline": record.pipeline_name, "run_id": record.pipeline_id}

@@ -1,0 +1,111 @@
+"""Stage-to-target inside one warehouse, for every load strategy: rows never leave the engine.
+
+Replace: one transaction deletes the target's window and inserts the stage's window through the
+projection, one row per key (the latest by the version column and ``order_by``) when
+deduplicating. Merge: the same selection, one row per merge key (a merge with two source rows
+for one key fails), upserted by the dialect's merge statements, which never replace a newer
+version of a record (a re-run of an old window after later ones); with ``delete_missing`` the
+target rows of the window whose key the stage window lacks go too. Every selected record ends up
+in the target at its version or a newer one, which is what ``rows_written`` counts for a merge.
+
+A missing target is created beforehand from the projection with typed lineage columns, and
+columns the stage gained are added (DDL stays outside the transaction: some engines commit
+before DDL). The lease check (``fence``) runs inside the transaction, just before COMMIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from drivetrain.errors import PermanentError
+from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats
+
+if TYPE_CHECKING:
+    from drivetrain.sql.names import Fence
+    from drivetrain.warehouse import Warehouse
+    from drivetrain.window import Window
+
+
+def _projection(wh: Warehouse, spec: PushDown, *, typed: bool) -> str:
+    d = wh.dialect
+    exprs = [f"{expr} AS {d.quote(name)}" for name, expr in spec.columns]
+    exprs += [f"{d.typed_null(kind) if typed else '?'} AS {d.quote(c)}" for c, kind in LINEAGE]
+    return ", ".join(exprs)
+
+
+def select_sql(wh: Warehouse, spec: PushDown) -> str:
+    """The stage's window through the projection (binds lineage, then window bounds)."""
+    d, stage = wh.dialect, spec.stage
+    sql = f"SELECT {_projection(wh, spec, typed=False)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
+    keys = spec.dedup_keys or spec.merge_keys
+    if keys:
+        order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
+        order = [f"{d.quote(c)} DESC" for c in order_by] or [f"{d.quote(stage.query_field or '')} DESC"]
+        sql += d.one_row_per_key(keys, order)
+    return sql
+
+
+def prepare_target(wh: Warehouse, spec: PushDown) -> None:
+    """Create the target, or add the columns it lacks."""
+    d, target = wh.dialect, spec.target
+    existing = wh.table_columns(target)
+    if not existing:
+        wh.ensure_schema(target)
+        with wh.sql(wh.where(target, "create")) as s:
+            s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(target)} AS SELECT {_projection(wh, spec, typed=True)} "
+                      f"FROM {d.qualified(spec.stage)} WHERE 1 = 0")
+        return
+    stage_types = wh.table_columns(spec.stage)
+    lineage_types = {c: d.types[kind] for c, kind in LINEAGE}
+    for name, expr in [*spec.columns, *[(c, d.quote(c)) for c in LINEAGE_COLUMNS]]:
+        if name in existing:
+            continue
+        source = next((c for c in stage_types if d.quote(c) == expr), None)
+        sql_type = lineage_types.get(name) or (stage_types[source] if source else None)
+        if sql_type is None:
+            raise PermanentError(
+                f"{wh.where(target, 'push down into')}: the target has no column {name!r} and its type cannot be "
+                "derived from the expression; add the column to the target table"
+            )
+        with wh.sql(wh.where(target, f"add column {name!r} to")) as s:
+            s.execute(f"ALTER TABLE {d.qualified(target)} ADD COLUMN {d.quote(name)} {sql_type}")
+
+
+def run_push_down(wh: Warehouse, spec: PushDown, window: Window, lineage: Mapping[str, Any], fence: Fence | None) -> PushDownStats:
+    d, stage, target = wh.dialect, spec.stage, spec.target
+    wh.claim_table(target)  # before any row changes: another pipeline's table is refused
+    if not wh.table_exists(stage):
+        return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
+    prepare_target(wh, spec)
+    bounds = [window.start, window.end]
+    params = [lineage[c] for c in LINEAGE_COLUMNS] + bounds
+    select = select_sql(wh, spec)
+    tq_name = d.qualified(target)
+    superseded = removed = 0
+    with wh.sql(wh.where(target, f"push down {stage} into")) as s, s.transaction():
+        rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
+        columns = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
+        if spec.merge_keys:
+            on = " AND ".join(f"t.{d.quote(k)} = s.{d.quote(k)}" for k in spec.merge_keys) + d.scope(target, "t.")
+            version = d.quote(spec.version)  # the query field, or the declared version column
+            superseded = int(s.rows(
+                f"SELECT COUNT(t.{version}) FROM ({select}) AS s LEFT JOIN {tq_name} AS t ON {on} AND t.{version} > s.{version}", params,
+            )[0][0])
+            for statement in d.merge_sql(tq_name, select, on, version, columns, spec.merge_keys):
+                s.execute(statement, params)
+            if spec.delete_missing:  # records gone from the source's window leave the target too
+                removed = max(s.execute(
+                    f"DELETE FROM {tq_name} AS t WHERE {d.window_sql(target, 't.')} AND NOT EXISTS "
+                    f"(SELECT 1 FROM ({select}) AS s WHERE {on})", [*bounds, *params],
+                ), 0)
+            written = int(s.rows(f"SELECT COUNT(*) FROM ({select}) AS s", params)[0][0])
+        else:
+            s.execute(f"DELETE FROM {tq_name} WHERE {d.window_sql(target)}", bounds)
+            names = ", ".join(d.quote(c) for c in columns)
+            written = max(s.execute(f"INSERT INTO {tq_name} ({names}) {select}", params), 0)
+        if fence is not None:
+            fence()
+    dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0),
+                         rows_superseded=superseded, rows_removed=removed)

@@ -1,0 +1,53 @@
+"""``warehouse_backend``: every SQL warehouse backend, for store-level suites written once.
+
+A third backend plugs in by adding its name to ``BACKENDS`` and a branch to ``_make``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from drivetrain.config import SystemConfig
+from drivetrain.connectors.duckdb import DuckDBWarehouse
+from drivetrain.warehouse import Warehouse
+
+BACKENDS = ["duckdb", "snowflake"]
+
+
+def _make(name: str, request: pytest.FixtureRequest, tmp_path: Any) -> Warehouse:
+    if name == "duckdb":
+        return DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"},
+                                                         base_dir=tmp_path))
+    from tests.connectors.snowflake.conftest import ENV, make_warehouse
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    return make_warehouse(request.getfixturevalue("fakesnow_server"), request.getfixturevalue("database"), table="stg")
+
+
+@pytest.fixture
+def database() -> str:
+    """A Snowflake database no other test uses."""
+    import uuid
+
+    return f"T_{uuid.uuid4().hex[:12].upper()}"
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
+    """A warehouse of each backend, empty, closed after the test."""
+    wh = _make(request.param, request, tmp_path)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def rows(wh: Warehouse, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Look at what was written, through the warehouse's own session."""
+    with wh.sql("test look-up") as session:
+        return [tuple(r) for r in session.rows(sql, params or [])]
