@@ -31,7 +31,7 @@ from drivetrain.errors import (
     WindowNotEnded,
 )
 from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
-from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
+from drivetrain.phases import BasePhase, PhaseContext
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult, to_result
 from drivetrain.secrets import redact
@@ -100,7 +100,7 @@ class Runner:
         probe = attrs.evolve(self._new_record(window, attempts), pipeline_id="(dry-run)")
         ctx = self._context(probe, window, attempts)
         pre = self.pipeline.phase(PRE_VALIDATION)
-        carried, notes = pre.plan_continuation(ctx) if hasattr(pre, "plan_continuation") else ({}, [])
+        carried, notes = pre.plan_continuation(ctx)
         out = []
         if store.is_held(self.pipeline.name, window.start):
             lease = store.current_lease(self.pipeline.name, window.start)
@@ -339,8 +339,9 @@ class Runner:
             self._mark_skipped(ctx, {name: PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config")})
             return ctx.record.phases[name]
         result, state = self._execute(phase, ctx)
-        if isinstance(result, PreValidationResult) and result.carried and state.status is PhaseStatus.COMPLETED:
-            self._mark_skipped(ctx, dict(result.carried))
+        carried = phase.carried_phases(result) if result is not None else {}
+        if carried and state.status is PhaseStatus.COMPLETED:
+            self._mark_skipped(ctx, dict(carried))
         if result is not None and result.skip_remaining and state.status is PhaseStatus.COMPLETED:
             reason = EARLY_END + str(result.details.get("note", f"{name} found nothing to do"))
             later = [p for p in PHASE_NAMES[PHASE_NAMES.index(name) + 1:] if ctx.record.phases[p].status is PhaseStatus.PENDING]
