@@ -14,7 +14,7 @@ Everything wrong with a file is reported at once in one
 :func:`schema` returns the JSON Schema editors can use (also shipped as ``schema.json``).
 """
 
-from drivetrain.config.loader import load_config, schema
+from drivetrain.config.loader import load_config
 from drivetrain.config.model import (
     ColumnConfig,
     MetadataConfig,
@@ -36,6 +36,7 @@ from drivetrain.config.phases import (
     StaleHandlingConfig,
     TargetCleaningConfig,
 )
+from drivetrain.config.schema_check import schema
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.secrets import Credentials, Secret
 
