@@ -199,18 +199,17 @@ class Pipeline:
     def stage(self) -> Stage:
         if "stage" not in self._connectors:
             wh = self._warehouse("stage_wh", self.config.stage)
-            ref = wh.table_ref(self.config.stage.options, self.config.source.get("query_field"))
-            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage.get("shared"), "stage_system"))
+            ref = wh.table_ref(self.config.stage.options, self.config.source_keys.query_field)
+            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage_keys.shared, "stage_system"))
         return self._connectors["stage"]
 
     def target(self) -> Target:
         if "target" not in self._connectors:
             cfg = self.config.target
             wh = self._warehouse("target_wh", cfg)
-            rename = dict(cfg.get("rename") or {})
-            source_field = self.config.source.get("query_field")
-            query_field = cfg.get("query_field") or rename.get(source_field, source_field)
-            ref = owned(wh.table_ref(cfg.options, query_field), self.name, cfg.get("shared"), "target_system")
+            keys = self.config.target_keys
+            query_field = keys.query_field_for(self.config.source_keys.query_field)
+            ref = owned(wh.table_ref(cfg.options, query_field), self.name, keys.shared, "target_system")
             self._connectors["target"] = Target(wh, ref, config=self.config)
         return self._connectors["target"]
 

@@ -14,6 +14,7 @@ Everything wrong with a file is reported at once in one
 :func:`schema` returns the JSON Schema editors can use (also shipped as ``schema.json``).
 """
 
+from drivetrain.config.core_keys import SourceKeys, StageKeys, TargetKeys
 from drivetrain.config.loader import load_config
 from drivetrain.config.model import (
     ColumnConfig,
@@ -55,11 +56,14 @@ __all__ = [
     "ScheduleConfig",
     "Secret",
     "SourceCountConfig",
+    "SourceKeys",
     "SourceToStageConfig",
     "StageCleaningConfig",
+    "StageKeys",
     "StageToTargetConfig",
     "StaleHandlingConfig",
     "SystemConfig",
+    "TargetKeys",
     "TargetCleaningConfig",
     "load_config",
     "schema",

@@ -28,6 +28,7 @@ from drivetrain.errors import ConfigError
 
 from . import checks, jsondoc, schema_check
 from ._convert import _duration, _freeze_options, _optional_duration
+from .core_keys import SourceKeys, StageKeys, TargetKeys
 from .hosts import embedded_credential_problems
 from .phases import PhasesConfig, StageCleaningConfig
 from .problems import Problems, show, strip_ignored
@@ -390,6 +391,21 @@ class PipelineConfig:
     """The parsed JSON as read, comments included, read-only."""
     config_hash: str
     """sha256 of the canonical JSON (sorted keys, no whitespace, comment keys removed)."""
+
+    @property
+    def source_keys(self) -> SourceKeys:
+        """The core keys of ``source_system``, typed (query field, batch size...)."""
+        return SourceKeys.from_section(self.source)
+
+    @property
+    def stage_keys(self) -> StageKeys:
+        """The core keys of ``stage_system``, typed."""
+        return StageKeys.from_section(self.stage)
+
+    @property
+    def target_keys(self) -> TargetKeys:
+        """The core keys of ``target_system``, typed (keys, load strategy, rename...)."""
+        return TargetKeys.from_section(self.target)
 
     @classmethod
     def from_file(cls, path: str | Path) -> PipelineConfig:
