@@ -1,20 +1,24 @@
-"""Pieces the runner uses: its logger, the heartbeat thread, phase timeouts, dry-run plan lines."""
+"""Pieces the runner uses: its logger, the heartbeat thread, phase timeouts, dry-run plan lines.
+
+The rules for how a run's row changes are in :mod:`drivetrain.transitions`, the retry loop in
+:mod:`drivetrain.retry`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.durations import format_duration
 from drivetrain.errors import LeaseError, PhaseTimeout
-from drivetrain.phase_names import PHASE_NAMES
-from drivetrain.record import PhaseStatus, RunRecord, RunStatus
 from drivetrain.secrets import RedactingFilter
+from drivetrain.transitions import EARLY_END, closed_record
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -25,8 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("drivetrain.run")
 log.addFilter(RedactingFilter())  # records made here are redacted before any handler sees them
 
-#: skip_reason of phases skipped because an earlier phase ended the run early (run SKIPPED).
-EARLY_END = "the run ended early: "
+#: Re-exported: where the runner's record rules live now.
+__all__ = ["EARLY_END", "Heartbeat", "PlannedPhase", "RunLogger", "closed_record", "log", "phase_timer", "run_with_timeout"]
 
 
 def _now() -> datetime:
@@ -85,6 +89,28 @@ class Heartbeat:
                 log.warning("heartbeat of %s failed: %s", self.run_id, exc)
 
 
+@contextlib.contextmanager
+def phase_timer(ctx: PhaseContext, name: str, minutes: float | None) -> Iterator[tuple[float | None, str]]:
+    """A phase's time limit (``timeout_minutes``; None or 0: none): yields ``(deadline, why)``.
+
+    ``deadline`` is on the ``time.monotonic()`` clock (None without a limit); when it passes,
+    the run is cancelled with ``why``, which wakes retry waits and stops cooperative phases.
+    """
+    if not minutes:
+        yield None, ""
+        return
+    why = (f"{name} ran past its timeout of {minutes:g} minutes (timeout_minutes) and was stopped; "
+           "anything it had not committed is discarded")
+    deadline = time.monotonic() + minutes * 60
+    timer = threading.Timer(minutes * 60, ctx.cancel, args=(why,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield deadline, why
+    finally:
+        timer.cancel()
+
+
 def run_with_timeout(phase: BasePhase, ctx: PhaseContext, seconds: float | None, hold: Callable[[], AbstractContextManager[object]],
                      why: str) -> Any:
     """``phase.run(ctx)``, given up on after ``seconds`` (None: no limit, run on this thread).
@@ -129,29 +155,3 @@ def run_with_timeout(phase: BasePhase, ctx: PhaseContext, seconds: float | None,
         raise box["error"]
     return box["result"]
 
-
-def closed_record(record: RunRecord, reason: str, now: datetime) -> RunRecord:
-    """``record`` (a RUNNING row whose process is gone) as FAILED, ``reason`` on the phase it stopped in.
-
-    That is the phase still RUNNING, else the next one it would have run (stopped between
-    phases), else its last phase (stopped while being finalized): never "unknown".
-    """
-    running = [n for n in PHASE_NAMES if record.phases[n].status is PhaseStatus.RUNNING]
-    pending = [n for n in PHASE_NAMES if n in record.phases_pending and record.phases[n].status is PhaseStatus.PENDING]
-    ran = [n for n in PHASE_NAMES if record.phases[n].status is not PhaseStatus.SKIPPED]
-    failed_phase = record.phase_failed or next(iter(running or pending or ran[-1:]), PHASE_NAMES[-1])
-    old = record.phases[failed_phase]
-    state = attrs.evolve(old, status=PhaseStatus.FAILED, start_timestamp=old.start_timestamp or now, end_timestamp=now,
-                         error_message=old.error_message or f"closed as FAILED by a later run: {reason}")
-    record = record.with_phase(
-        failed_phase, state,
-        phases_pending=tuple(p for p in record.phases_pending if p != failed_phase),
-        phases_completed=tuple(p for p in record.phases_completed if p != failed_phase),
-    )
-    return attrs.evolve(
-        record,
-        pipeline_status=RunStatus.FAILED,
-        pipeline_end_timestamp=now,
-        pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
-        phase_failed=failed_phase,
-    )

@@ -13,6 +13,7 @@ or ``user_scripts/`` in the spec's style) with :meth:`Pipeline.load`.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 import logging
 import os
@@ -114,14 +115,25 @@ class Pipeline:
 
     # -- phases ---------------------------------------------------------------------------
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_phase_classes(cls.phase_classes, f"{cls.__qualname__}.phase_classes")
+
     def phase_class(self, name: str) -> type[BasePhase]:
-        """Which class runs a phase: this pipeline's, a user script, a plugin's, or the default."""
-        return (
-            self.phase_classes.get(name)
-            or self.extra_phases.get(name)
-            or plugins.registered_phases().get(name)
-            or DEFAULT_PHASES[name]
-        )
+        """Which class runs a phase: this pipeline's, a user script, a plugin's, or the default.
+
+        :raises ConfigError: the class found is not a BasePhase for ``name`` (its ``name``
+            differs from the key it was registered under).
+        """
+        for origin, classes in (
+            (f"{type(self).__qualname__}.phase_classes", self.phase_classes),
+            (f"{self.config.source_file}: user_scripts", self.extra_phases),
+            ("a plugin's drivetrain_register_phases()", plugins.registered_phases()),
+        ):
+            if name in classes:
+                check_phase_classes(classes, origin)
+                return classes[name]
+        return DEFAULT_PHASES[name]
 
     def phases(self) -> list[BasePhase]:
         """One instance per phase, in run order."""
@@ -187,18 +199,17 @@ class Pipeline:
     def stage(self) -> Stage:
         if "stage" not in self._connectors:
             wh = self._warehouse("stage_wh", self.config.stage)
-            ref = wh.table_ref(self.config.stage.options, self.config.source.get("query_field"))
-            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage.get("shared"), "stage_system"))
+            ref = wh.table_ref(self.config.stage.options, self.config.source_keys.query_field)
+            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage_keys.shared, "stage_system"))
         return self._connectors["stage"]
 
     def target(self) -> Target:
         if "target" not in self._connectors:
             cfg = self.config.target
             wh = self._warehouse("target_wh", cfg)
-            rename = dict(cfg.get("rename") or {})
-            source_field = self.config.source.get("query_field")
-            query_field = cfg.get("query_field") or rename.get(source_field, source_field)
-            ref = owned(wh.table_ref(cfg.options, query_field), self.name, cfg.get("shared"), "target_system")
+            keys = self.config.target_keys
+            query_field = keys.query_field_for(self.config.source_keys.query_field)
+            ref = owned(wh.table_ref(cfg.options, query_field), self.name, keys.shared, "target_system")
             self._connectors["target"] = Target(wh, ref, config=self.config)
         return self._connectors["target"]
 
@@ -290,6 +301,30 @@ def _check_start_date(config: PipelineConfig) -> None:
             f"{config.source_file}: dag_schedule.start_date: {start.isoformat()} is outside the range windows can be "
             f"run in ({EARLIEST_WINDOW:%Y-%m-%d} to {LATEST_WINDOW:%Y-%m-%d}); set the first day the source has data"
         )
+
+
+def check_phase_classes(classes: Mapping[str, object], origin: str) -> None:
+    """Every key names a phase, and its class is a BasePhase whose ``name`` is that key.
+
+    :param origin: where the mapping comes from, for the message.
+    :raises ConfigError: naming the key, the class and its ``name``, and what to change.
+    """
+    problems = []
+    for key, cls in classes.items():
+        if key not in PHASE_NAMES:
+            close = difflib.get_close_matches(key, PHASE_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"{origin}: {key!r} is not a phase name; {hint}the phases are {', '.join(PHASE_NAMES)}")
+        elif not (inspect.isclass(cls) and issubclass(cls, BasePhase)):
+            problems.append(f"{origin}: {key!r} maps to {cls!r}, which is not a BasePhase subclass; give the class itself")
+        elif cls.name != key:
+            problems.append(
+                f"{origin}: {key!r} maps to {cls.__qualname__}, whose name is {cls.name!r}; the key and the class's "
+                f"name must be the same phase: subclass the default {key} phase (or set name = {key!r}), or move the "
+                f"class to the key {cls.name!r}"
+            )
+    if problems:
+        raise ConfigError(problems, source=origin)
 
 
 def _pipeline_class_in(path: Path) -> type[Pipeline] | None:

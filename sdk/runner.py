@@ -5,40 +5,34 @@ the run's row, runs the phases in order with a heartbeat, records every phase's 
 at the first failure, and finalizes the row. Transient errors are retried inside a phase with
 the configured backoff; anything else fails the phase at once. The CLI and the Airflow
 operator both call this class.
+
+What each event does to the run's row is in :mod:`drivetrain.transitions` (pure functions), the
+retry loop in :mod:`drivetrain.retry`; the runner decides when, writes the rows and notifies.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from drivetrain import plugins
+from drivetrain import plugins, transitions
 from drivetrain.drive import PARTIAL_WINDOW, Lease, is_partial, new_holder_id
 from drivetrain.durations import format_duration, with_load_rate
-from drivetrain.errors import (
-    DrivetrainError,
-    LeaseError,
-    PermanentError,
-    PhaseFailed,
-    PhaseTimeout,
-    TransientError,
-    WindowNotEnded,
-)
-from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION, STALE_PIPELINE_HANDLING
-from drivetrain.phases import BasePhase, PhaseContext, PreValidationResult
+from drivetrain.errors import LeaseError, PermanentError, PhaseFailed, WindowNotEnded
+from drivetrain.phase_names import PRE_VALIDATION, STALE_PIPELINE_HANDLING
+from drivetrain.phases import BasePhase, PhaseContext
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult, to_result
-from drivetrain.secrets import redact
+from drivetrain.retry import PhaseAttempts
 from drivetrain.window import Window
 
-from ._run_support import EARLY_END, PlannedPhase, RunLogger, closed_record, log, run_with_timeout
 from ._run_support import Heartbeat as _Heartbeat
+from ._run_support import PlannedPhase, RunLogger, log, phase_timer, run_with_timeout
 
 
 def _now() -> datetime:
@@ -100,7 +94,7 @@ class Runner:
         probe = attrs.evolve(self._new_record(window, attempts), pipeline_id="(dry-run)")
         ctx = self._context(probe, window, attempts)
         pre = self.pipeline.phase(PRE_VALIDATION)
-        carried, notes = pre.plan_continuation(ctx) if hasattr(pre, "plan_continuation") else ({}, [])
+        carried, notes = pre.plan_continuation(ctx)
         out = []
         if store.is_held(self.pipeline.name, window.start):
             lease = store.current_lease(self.pipeline.name, window.start)
@@ -108,7 +102,7 @@ class Runner:
         for phase in self.pipeline.phases():
             settings = self.pipeline.config.phases.get(phase.name)
             if not settings.enabled:
-                out.append(PlannedPhase(phase.name, "skip", "disabled in config"))
+                out.append(PlannedPhase(phase.name, "skip", transitions.DISABLED))
             elif phase.name in carried:
                 out.append(PlannedPhase(phase.name, "skip", carried[phase.name].skip_reason or "completed earlier"))
             else:
@@ -275,7 +269,7 @@ class Runner:
         plugins.notify("drivetrain_run_started", record=record, pipeline=self.pipeline)
         disabled = [p.name for p in self.pipeline.phases() if not self.pipeline.config.phases.get(p.name).enabled]
         if disabled:
-            self._mark_skipped(ctx, {n: PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config") for n in disabled})
+            self._mark_skipped(ctx, transitions.disabled(disabled))
         return ctx
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
@@ -336,32 +330,23 @@ class Runner:
             return state
         settings = self.pipeline.config.phases.get(name)
         if not settings.enabled:
-            self._mark_skipped(ctx, {name: PhaseState(status=PhaseStatus.SKIPPED, skip_reason="disabled in config")})
+            self._mark_skipped(ctx, transitions.disabled([name]))
             return ctx.record.phases[name]
         result, state = self._execute(phase, ctx)
-        if isinstance(result, PreValidationResult) and result.carried and state.status is PhaseStatus.COMPLETED:
-            self._mark_skipped(ctx, dict(result.carried))
-        if result is not None and result.skip_remaining and state.status is PhaseStatus.COMPLETED:
-            reason = EARLY_END + str(result.details.get("note", f"{name} found nothing to do"))
-            later = [p for p in PHASE_NAMES[PHASE_NAMES.index(name) + 1:] if ctx.record.phases[p].status is PhaseStatus.PENDING]
-            self._mark_skipped(ctx, {p: PhaseState(status=PhaseStatus.SKIPPED, skip_reason=reason) for p in later})
+        if result is not None and state.status is PhaseStatus.COMPLETED:
+            carried = phase.carried_phases(result)
+            if carried:
+                self._mark_skipped(ctx, carried)
+            later = transitions.ended_early(ctx.record, name, result)
+            if later:
+                self._mark_skipped(ctx, later)
         if state.status is PhaseStatus.FAILED and settings.continue_on_failure:
             ctx.log.warning("%s failed but continue_on_failure is set: %s", name, state.error_message)
         return state
 
-    def _mark_skipped(self, ctx: PhaseContext, states: dict[str, PhaseState]) -> None:
-        record = ctx.record
-        skipped, pending = list(record.phases_skipped), list(record.phases_pending)
-        phases = dict(record.phases)
-        for name, state in states.items():
-            state = attrs.evolve(state, expected_run_duration=record.phases[name].expected_run_duration)
-            phases[name] = state
-            ctx.states[name] = state
-            if name not in skipped:
-                skipped.append(name)
-            if name in pending:
-                pending.remove(name)
-        ctx.record = attrs.evolve(record, phases=phases, phases_skipped=tuple(p for p in PHASE_NAMES if p in skipped), phases_pending=tuple(pending))
+    def _mark_skipped(self, ctx: PhaseContext, states: Mapping[str, PhaseState]) -> None:
+        ctx.record = transitions.skipped(ctx.record, states)
+        ctx.states.update({name: ctx.record.phases[name] for name in states})
         self._write(ctx.record)
         for name in states:
             plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=ctx.record.phases[name], pipeline=self.pipeline)
@@ -370,100 +355,51 @@ class Runner:
         self._finish_phase(ctx, name, ctx.record.phases[name], None, reason, 0)
 
     def _execute(self, phase: BasePhase, ctx: PhaseContext) -> tuple[PhaseResult | None, PhaseState]:
+        """Run one phase with its retries and time limit; record how it ended."""
         name = phase.name
         settings = self.pipeline.config.phases.get(name)
-        running = attrs.evolve(ctx.record.phases[name], status=PhaseStatus.RUNNING, start_timestamp=self.clock())
-        ctx.record = ctx.record.with_phase(name, running)
+        ctx.record = transitions.running(ctx.record, name, self.clock())
+        started = ctx.record.phases[name]
         self._write(ctx.record)
         ctx.phase_name = name
         ctx.log = RunLogger(log, {**(ctx.log.extra or {}), "phase": name})
         plugins.notify("drivetrain_phase_started", record=ctx.record, phase=name, pipeline=self.pipeline)
-        timer = deadline = None
-        why = ""
-        if settings.timeout_minutes and name != STALE_PIPELINE_HANDLING:
-            minutes = settings.timeout_minutes
-            why = (f"{name} ran past its timeout of {minutes:g} minutes (timeout_minutes) and was stopped; "
-                   "anything it had not committed is discarded")
-            deadline = time.monotonic() + minutes * 60
-            timer = threading.Timer(minutes * 60, ctx.cancel, args=(why,))  # wakes retry waits, stops cooperative phases
-            timer.daemon = True
-            timer.start()
-        retry = self.pipeline.config.retry
-        attempt = 0
-        result: PhaseResult | None = None
-        error: str | None = None
-        try:
-            while True:
-                try:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    result = to_result(run_with_timeout(phase, ctx, left, self.pipeline.session, why), phase=name)
-                    break
-                except LeaseError as exc:  # the window was taken or released under us: stop, say why
-                    self._lease_lost = self._lease_lost or str(exc)
-                    error = f"{type(exc).__name__}: {exc}"
-                    break
-                except TransientError as exc:
-                    if ctx.cancel_event.is_set():  # stopped (SIGTERM, timeout, lost lease): say so, do not retry
-                        error = f"{exc}; then {ctx.cancel_reason}"
-                        break
-                    if attempt >= retry.max_retries:
-                        error = f"{exc} (gave up after {attempt + 1} attempt(s))"
-                        break
-                    attempt += 1
-                    delay = retry.delay(attempt)
-                    ctx.log.warning("transient error, retry %d of %d in %.1fs: %s", attempt, retry.max_retries, delay, redact(str(exc)))
-                    if ctx.cancel_event.wait(delay):
-                        error = f"{exc}; then {ctx.cancel_reason}"
-                        break
-                except PhaseTimeout as exc:
-                    error = str(exc)
-                    break
-                except (KeyboardInterrupt, SystemExit) as exc:
-                    self._stop_reason = self._stop_reason or f"interrupted ({type(exc).__name__})"
-                    self._finish_phase(ctx, name, running, None, self._stop_reason, attempt)
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a phase's bug fails the phase, not the runner
-                    error = f"{type(exc).__name__}: {exc}"
-                    if not isinstance(exc, DrivetrainError):  # our own errors say it all; a bug needs its traceback
-                        ctx.log.exception("%s failed", name)
-                    break
-        finally:
-            if timer is not None:
-                timer.cancel()
+        attempts = PhaseAttempts(name, self.pipeline.config.retry, ctx)
+        limit = settings.timeout_minutes if name != STALE_PIPELINE_HANDLING else None
+        with phase_timer(ctx, name, limit) as (deadline, why):
+
+            def work() -> PhaseResult:
+                left = None if deadline is None else deadline - time.monotonic()
+                return to_result(run_with_timeout(phase, ctx, left, self.pipeline.session, why), phase=name)
+
+            try:
+                outcome = attempts.run(work)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                self._stop_reason = self._stop_reason or f"interrupted ({type(exc).__name__})"
+                self._finish_phase(ctx, name, started, None, self._stop_reason, attempts.attempt)
+                raise
+        if outcome.lease_lost is not None:
+            self._lease_lost = self._lease_lost or outcome.lease_lost
         if self._stop_reason is None and ctx.cancel_event.is_set():
             ctx.cancel_event.clear()  # a phase timeout ends with its phase
             ctx.cancel_reason = None
-        state = self._finish_phase(ctx, name, running, result, error, attempt)
-        return result, state
+        state = self._finish_phase(ctx, name, started, outcome.result, outcome.error, attempts.attempt)
+        return outcome.result, state
 
-    def _finish_phase(self, ctx: PhaseContext, name: str, running: PhaseState, result: PhaseResult | None, error: str | None, attempt: int) -> PhaseState:
-        ended = self.clock()
-        start = running.start_timestamp or ended
-        failed = error is not None or result is None or result.failed
-        if failed and error is None:
-            error = (result.error_message if result else None) or "the phase reported failure (skip_dag_run) without a message"
-        state = attrs.evolve(
-            running,
-            status=PhaseStatus.FAILED if failed else PhaseStatus.COMPLETED,
-            start_timestamp=start,
-            end_timestamp=ended,
-            actual_run_duration=format_duration(ended - start),
-            retry_number=attempt,
-            error_message=redact(error) if error else None,
-            phase_specific_details=with_load_rate(self._details(ctx.record, name, result), ended - start),
+    def _finish_phase(self, ctx: PhaseContext, name: str, started: PhaseState, result: PhaseResult | None, error: str | None,
+                      attempt: int) -> PhaseState:
+        error = transitions.failure(result, error)
+        now = self.clock()
+        ctx.record = transitions.finished(
+            ctx.record, name, started, error=error, now=now, attempt=attempt,
+            details=with_load_rate(self._details(ctx.record, name, result), now - (started.start_timestamp or now)),
+            continue_on_failure=self.pipeline.config.phases.get(name).continue_on_failure,
         )
-        record = ctx.record
+        state = ctx.record.phases[name]
         ctx.states[name] = state
-        stops = failed and not self.pipeline.config.phases.get(name).continue_on_failure
-        ctx.record = record.with_phase(
-            name, state,
-            phases_completed=record.phases_completed if failed else (*record.phases_completed, name),
-            phases_pending=tuple(p for p in record.phases_pending if p != name),
-            phase_failed=name if stops and record.phase_failed is None else record.phase_failed,
-        )
         self._write(ctx.record)
-        level = logging.ERROR if failed else logging.INFO
-        ctx.log.log(level, "%s %s in %s%s", name, state.status.value, state.actual_run_duration, f": {state.error_message}" if failed else "")
+        ctx.log.log(logging.ERROR if error else logging.INFO, "%s %s in %s%s", name, state.status.value, state.actual_run_duration,
+                    f": {state.error_message}" if error else "")
         plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
 
@@ -497,30 +433,18 @@ class Runner:
         return details
 
     def _finalize(self, ctx: PhaseContext) -> RunRecord:
-        record = ctx.record
-        for name, state in record.phases.items():
-            if state.status is PhaseStatus.RUNNING:
-                why = self._lease_lost or self._stop_reason or "its process stopped"
-                self._finish_phase(ctx, name, state, None, f"the phase was still running when the run was closed: {why}", state.retry_number)
-                record = ctx.record
-        if record.phase_failed is None and record.phases_pending and self._stop_reason is not None:
-            self._fail_unstarted(ctx, record.phases_pending[0], f"not started: {self._stop_reason}")
-            record = ctx.record
-        elif record.phase_failed is None and record.phases_pending:
-            self._fail_unstarted(ctx, record.phases_pending[0], "not started: the run was closed before this phase ran")
-            record = ctx.record
-        ended = self.clock()
-        early = any((s.skip_reason or "").startswith(EARLY_END) for s in record.phases.values())
-        status = RunStatus.FAILED if record.phase_failed else (RunStatus.SKIPPED if early else RunStatus.SUCCESS)
-        record = attrs.evolve(
-            record,
-            pipeline_status=status,
-            pipeline_end_timestamp=ended,
-            pipeline_run_duration=format_duration(ended - record.pipeline_start_timestamp),
-        )
+        """End what is still open (a phase RUNNING, phases never started), then close the row."""
+        for name in transitions.still_running(ctx.record):
+            why = self._lease_lost or self._stop_reason or "its process stopped"
+            state = ctx.record.phases[name]
+            self._finish_phase(ctx, name, state, None, f"the phase was still running when the run was closed: {why}", state.retry_number)
+        if ctx.record.phase_failed is None and ctx.record.phases_pending:
+            why = self._stop_reason if self._stop_reason is not None else "the run was closed before this phase ran"
+            self._fail_unstarted(ctx, ctx.record.phases_pending[0], f"not started: {why}")
+        record = transitions.closed(ctx.record, self.clock())
         self._write(record)
         ctx.record = record
-        ctx.log.log(logging.ERROR if record.phase_failed else logging.INFO, "run %s in %s%s", status.value,
+        ctx.log.log(logging.ERROR if record.phase_failed else logging.INFO, "run %s in %s%s", record.pipeline_status.value,
                     record.pipeline_run_duration, f" (failed at {record.phase_failed})" if record.phase_failed else "")
         plugins.notify("drivetrain_run_finished", record=record, pipeline=self.pipeline)
         return record
@@ -533,8 +457,8 @@ class Runner:
     # -- other runs -----------------------------------------------------------------------
 
     def _close(self, record: RunRecord, reason: str) -> None:
-        """Mark a dead attempt FAILED, with ``reason`` on the phase it stopped in (see closed_record)."""
-        self.pipeline.drive_store().update(closed_record(record, reason, self.clock()))
+        """Mark a dead attempt FAILED, with ``reason`` on the phase it stopped in (see transitions.closed_record)."""
+        self.pipeline.drive_store().update(transitions.closed_record(record, reason, self.clock()))
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)
 
     def _close_if_dead(self, record: RunRecord, reason: str) -> bool:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pyarrow as pa
@@ -27,6 +27,9 @@ import pyarrow.compute as pc
 
 from drivetrain.errors import ConfigError
 from drivetrain.window import ARROW_LOCAL_RULES
+
+if TYPE_CHECKING:
+    from drivetrain.config import ColumnConfig, PipelineConfig
 
 ERROR_COLUMN = "_drivetrain_error"
 RAW_COLUMN = "_drivetrain_raw"
@@ -80,6 +83,12 @@ class ColumnSpec:
     @property
     def arrow_type(self) -> pa.DataType:
         return ARROW_TYPES[self.type]
+
+    @classmethod
+    def from_config(cls, column: ColumnConfig) -> ColumnSpec:
+        """The spec of one typed ``stage_system.columns`` entry."""
+        return cls(name=column.name, type=column.type, required=column.required, nullable=column.nullable,
+                   max_length=column.max_length, min=column.min, max=column.max)
 
     @classmethod
     def parse(cls, items: Sequence[Mapping[str, Any]]) -> list[ColumnSpec]:
@@ -272,6 +281,14 @@ class RecordValidator:
         self.timestamp_unit = timestamp_unit
         if self.columns and query_field not in {c.name for c in self.columns}:
             self.columns.append(ColumnSpec(name=query_field, type="timestamp", required=True, nullable=False))
+
+    @classmethod
+    def for_config(cls, config: PipelineConfig) -> RecordValidator:
+        """The validator a pipeline's config describes: ``stage_system.columns``, checked with
+        the source's query field, the zone of its naive timestamps and its timestamp unit."""
+        keys = config.source_keys
+        return cls([ColumnSpec.from_config(c) for c in config.stage.columns], keys.query_field or "",
+                   naive_timezone=keys.source_timezone, timestamp_unit=keys.timestamp_unit)
 
     def _specs_for(self, batch: pa.RecordBatch) -> list[ColumnSpec]:
         if self.columns:

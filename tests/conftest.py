@@ -1,19 +1,37 @@
-"""Fixtures shared by the whole suite: a fresh plugin manager per test, and the test servers
-that several folders use (one of each per session; tests keep apart with databases of their own).
-A server that cannot start fails the tests that need it, with the reason; it never skips them.
+"""Fixtures shared by the whole suite: a fresh plugin manager per test, and every test server.
+
+This is the one place servers and emulators are started: MariaDB, fakesnow, moto (S3 with a
+fault-injecting proxy), the Elasticsearch and ServiceNow emulators. Each starts once per session;
+tests keep apart with databases of their own, or through the per-test fixtures (``es``, ``sn``,
+``s3``) that reset the shared one before and after. The server classes live in tests/servers
+and tests/emulators. A server that cannot start fails the tests that need it, with the reason;
+it never skips them.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from drivetrain.plugins import reset_plugin_manager
+from tests.emulators.elasticsearch import EsEmulator
+from tests.emulators.servicenow import SnEmulator
 from tests.servers.fakesnow_server import FakeSnowServer
 from tests.servers.fakesnow_server import ServerError as SnowServerError
 from tests.servers.mariadb import MariaDBServer
 from tests.servers.mariadb import ServerError as MariaServerError
+from tests.servers.moto_server import (
+    ACCESS_KEY_ID,
+    BUCKET,
+    SECRET_ACCESS_KEY,
+    FaultProxy,
+    MotoServer,
+    S3Env,
+)
+from tests.servers.moto_server import ServerError as MotoServerError
 from tests.servers.postgres import PostgresServer
 from tests.servers.postgres import ServerError as PostgresServerError
 
@@ -63,3 +81,95 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", name="moto_server")
+def moto_server_fixture() -> Iterator[MotoServer]:
+    """One moto server for the whole session (see tests/servers/moto_server.py)."""
+    try:
+        server = MotoServer().start()
+    except MotoServerError as exc:
+        pytest.fail(f"cannot run the S3 tests: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", name="s3_proxy")
+def s3_proxy_fixture(moto_server: MotoServer) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy in front of moto, for the whole session."""
+    proxy = FaultProxy(moto_server.url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+@pytest.fixture(name="s3")
+def s3_fixture(moto_server: MotoServer, s3_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> S3Env:
+    """Empty moto with :data:`BUCKET`, no faults, and an AWS environment free of the host's."""
+    import boto3
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # each injected fault fails its request at once
+    moto_server.reset()
+    s3_proxy.clear()
+    client = boto3.client(
+        "s3", endpoint_url=moto_server.url, region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+    )
+    client.create_bucket(Bucket=BUCKET)
+    return S3Env(moto_server, s3_proxy, client)
+
+
+def es_version() -> str:
+    """The cluster version the emulator reports: that of the installed client's major, as a
+    matching cluster would (the suite runs with an 8.x and a 9.x client)."""
+    import elasticsearch
+
+    major = int(elasticsearch.__versionstr__.split(".")[0])
+    return {8: "8.15.0", 9: "9.1.0"}.get(major, f"{major}.0.0")
+
+
+@pytest.fixture(scope="session")
+def es_server() -> Iterator[EsEmulator]:
+    """The Elasticsearch emulator (the real client over HTTP), one per session."""
+    try:
+        emulator = EsEmulator.start(version=es_version())
+    except OSError as exc:
+        pytest.fail(f"the Elasticsearch emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def es(es_server: EsEmulator) -> Iterator[EsEmulator]:
+    """The session's Elasticsearch emulator, empty before and after the test."""
+    es_server.reset()
+    yield es_server
+    es_server.reset()
+
+
+@pytest.fixture(scope="session")
+def sn_server() -> Iterator[SnEmulator]:
+    """The ServiceNow emulator (the real pysnow client over HTTP), one per session."""
+    emulator = SnEmulator()
+    try:
+        emulator.start()
+    except OSError as exc:
+        pytest.fail(f"the ServiceNow emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def sn(sn_server: SnEmulator) -> Iterator[SnEmulator]:
+    """The session's ServiceNow emulator, empty before and after the test."""
+    sn_server.reset()
+    yield sn_server
+    sn_server.reset()

@@ -14,7 +14,8 @@ Everything wrong with a file is reported at once in one
 :func:`schema` returns the JSON Schema editors can use (also shipped as ``schema.json``).
 """
 
-from drivetrain.config.loader import load_config, schema
+from drivetrain.config.core_keys import SourceKeys, StageKeys, TargetKeys
+from drivetrain.config.loader import load_config
 from drivetrain.config.model import (
     ColumnConfig,
     MetadataConfig,
@@ -36,6 +37,7 @@ from drivetrain.config.phases import (
     StaleHandlingConfig,
     TargetCleaningConfig,
 )
+from drivetrain.config.schema_check import schema
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.secrets import Credentials, Secret
 
@@ -54,11 +56,14 @@ __all__ = [
     "ScheduleConfig",
     "Secret",
     "SourceCountConfig",
+    "SourceKeys",
     "SourceToStageConfig",
     "StageCleaningConfig",
+    "StageKeys",
     "StageToTargetConfig",
     "StaleHandlingConfig",
     "SystemConfig",
+    "TargetKeys",
     "TargetCleaningConfig",
     "load_config",
     "schema",

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drivetrain.config import loader
+from . import jsondoc
 
 
 def _freeze_options(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return loader.freeze(value)  # type: ignore[no-any-return]
+    return jsondoc.freeze(value)  # type: ignore[no-any-return]
 
 
 def _optional_float(value: float | None) -> float | None:

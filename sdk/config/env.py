@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from drivetrain.config.loader import (
+from .problems import (
     JsonPath,
     Problems,
     format_path,

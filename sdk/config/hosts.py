@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from drivetrain.config.loader import JsonPath, Problems
+from .problems import JsonPath, Problems
 
 __all__ = ["CREDENTIALS_IN_URL", "credentials_in_url", "embedded_credential_problems", "is_host_key"]
 

@@ -26,10 +26,12 @@ import attrs
 
 from drivetrain.errors import ConfigError
 
-from . import loader
+from . import checks, jsondoc, schema_check
 from ._convert import _duration, _freeze_options, _optional_duration
+from .core_keys import SourceKeys, StageKeys, TargetKeys
 from .hosts import embedded_credential_problems
 from .phases import PhasesConfig, StageCleaningConfig
+from .problems import Problems, show, strip_ignored
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -154,7 +156,7 @@ def _columns(section: Mapping[str, Any]) -> tuple[ColumnConfig, ...]:
     out = []
     for column in section.get("columns") or ():
         kind = column["type"]
-        bounds = {k: loader.column_bound(kind, column[k]) for k in ("min", "max") if k in column}
+        bounds = {k: checks.column_bound(kind, column[k]) for k in ("min", "max") if k in column}
         out.append(
             ColumnConfig(
                 name=column["name"],
@@ -211,18 +213,18 @@ class SystemConfig:
         """
         if role not in CORE_KEYS:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(CORE_KEYS)}")
-        problems = loader.Problems(source_file, (role,))
-        clean = loader.strip_ignored(loader.normalize(section, problems))
+        problems = Problems(source_file, (role,))
+        clean = strip_ignored(jsondoc.normalize(section, problems))
         embedded_credential_problems(clean, problems)
         if role == "archive" or not isinstance(clean, dict):
             if not isinstance(clean, dict) or not isinstance(clean.get("type"), str):
                 problems.add(("type",), "'type' is required and must be a string")
         else:
-            loader.secret_key_problems(clean, problems)
-            definition = {"$defs": loader.schema()["$defs"], "$ref": f"#/$defs/{role}"}
-            loader.schema_problems(loader.make_validator(definition), clean, problems)
+            checks.secret_key_problems(clean, problems)
+            definition = {"$defs": schema_check.schema()["$defs"], "$ref": f"#/$defs/{role}"}
+            schema_check.schema_problems(schema_check.make_validator(definition), clean, problems)
             if role == "stage_system":
-                loader.column_problems(clean.get("columns"), problems, ("columns",))
+                checks.column_problems(clean.get("columns"), problems, ("columns",))
         problems.raise_if_any()
         return cls._build(role, clean, base_dir=Path(base_dir), source_file=source_file)
 
@@ -266,9 +268,9 @@ class SystemConfig:
         if value is None:
             return None
         if not isinstance(value, str | Path) or not str(value).strip():
-            raise self.error(key, f"expected a file or folder path, got {loader.show(value)}")
+            raise self.error(key, f"expected a file or folder path, got {show(value)}")
         if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", str(value)):
-            raise self.error(key, f"expected a local path, got the URL {loader.show(str(value))}")
+            raise self.error(key, f"expected a local path, got the URL {show(str(value))}")
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
@@ -288,12 +290,12 @@ class SystemConfig:
         """
         named = set(schema.get("properties", {}))
         core = CORE_KEYS.get(self.role, frozenset()) - named
-        section = {k: v for k, v in loader.thaw(self.options).items() if k not in core}
+        section = {k: v for k, v in jsondoc.thaw(self.options).items() if k not in core}
         where = tuple(self.json_path.split("."))
         # an archive's own keys are written under phases.stage_cleaning.archive_options
-        problems = loader.Problems(self.source_file, where + ("archive_options",) if self.role == "archive" else where)
+        problems = Problems(self.source_file, where + ("archive_options",) if self.role == "archive" else where)
         also_known = sorted(core) if self.role != "archive" else []
-        loader.schema_problems(loader.make_validator(schema), section, problems, also_known=also_known)
+        schema_check.schema_problems(schema_check.make_validator(schema), section, problems, also_known=also_known)
         problems.raise_if_any()
 
     def credentials(self, environ: Mapping[str, str] | None = None) -> Credentials | None:
@@ -406,13 +408,28 @@ class PipelineConfig:
     config_hash: str
     """sha256 of the canonical JSON (sorted keys, no whitespace, comment keys removed)."""
 
+    @property
+    def source_keys(self) -> SourceKeys:
+        """The core keys of ``source_system``, typed (query field, batch size...)."""
+        return SourceKeys.from_section(self.source)
+
+    @property
+    def stage_keys(self) -> StageKeys:
+        """The core keys of ``stage_system``, typed."""
+        return StageKeys.from_section(self.stage)
+
+    @property
+    def target_keys(self) -> TargetKeys:
+        """The core keys of ``target_system``, typed (keys, load strategy, rename...)."""
+        return TargetKeys.from_section(self.target)
+
     @classmethod
     def from_file(cls, path: str | Path) -> PipelineConfig:
         """Read, validate and build a config file.
 
         :raises ConfigError: listing every problem as ``FILE: json.path: message``.
         """
-        data = loader.read_json(path)
+        data = jsondoc.read_json(path)
         return cls.from_dict(data, source=str(path), base_dir=Path(path).absolute().parent)
 
     @classmethod
@@ -423,7 +440,7 @@ class PipelineConfig:
 
         :raises ConfigError: listing every problem as ``SOURCE: json.path: message``.
         """
-        clean, doc = loader.validate_document(data, source)
+        clean, doc = checks.validate_document(data, source)
         base = Path.cwd() if base_dir is None else Path(base_dir)
 
         def system(role: str) -> SystemConfig:
@@ -490,13 +507,13 @@ class PipelineConfig:
             archive=_archive(phases.stage_cleaning, base, source),
             base_dir=base,
             source_file=source,
-            raw=loader.freeze(clean),
-            config_hash=loader.canonical_hash(doc),
+            raw=jsondoc.freeze(clean),
+            config_hash=jsondoc.canonical_hash(doc),
         )
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able deep copy of the config as written, comment keys removed."""
-        return loader.strip_ignored(loader.thaw(self.raw))  # type: ignore[no-any-return]
+        return strip_ignored(jsondoc.thaw(self.raw))  # type: ignore[no-any-return]
 
     def with_overrides(self, changes: Mapping[str, Any]) -> PipelineConfig:
         """A copy with dotted-path changes applied and everything validated again.
@@ -506,10 +523,10 @@ class PipelineConfig:
 
         :raises ConfigError: when a path cannot be applied or the result is invalid.
         """
-        data = loader.thaw(self.raw)
+        data = jsondoc.thaw(self.raw)
         for dotted, value in changes.items():
             try:
-                loader.apply_override(data, dotted, value)
+                jsondoc.apply_override(data, dotted, value)
             except ValueError as exc:
                 raise ConfigError(
                     f"{self.source_file}: {dotted}: cannot apply override: {exc}",
@@ -536,7 +553,7 @@ def _archive(phase: StageCleaningConfig, base_dir: Path, source: str) -> SystemC
         return None
     location = phase.archive_location
     options = {
-        **loader.thaw(phase.archive_options),
+        **jsondoc.thaw(phase.archive_options),
         "type": "s3" if location.startswith("s3://") else "local",
         "location": location,
     }

@@ -11,8 +11,8 @@ import attrs
 
 from drivetrain.phase_names import PHASE_NAMES
 
-from . import loader
 from ._convert import _freeze_options, _optional_duration, _optional_float
+from .problems import did_you_mean
 
 
 @attrs.frozen
@@ -178,7 +178,7 @@ class PhasesConfig:
     def get(self, name: str) -> PhaseConfig:
         """The settings of phase ``name``; KeyError (with a suggestion) for an unknown name."""
         if name not in PHASE_NAMES:
-            raise KeyError(f"unknown phase {name!r}{loader.did_you_mean(name, PHASE_NAMES)}")
+            raise KeyError(f"unknown phase {name!r}{did_you_mean(name, PHASE_NAMES)}")
         return getattr(self, name)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[PhaseConfig]:

@@ -14,8 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.config.loader import JsonPath, Problems, did_you_mean, show
 from drivetrain.errors import ConfigError
+
+from .problems import JsonPath, Problems, did_you_mean, show
 
 if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from drivetrain.config.loader import schema
+from drivetrain.config.schema_check import schema
 
 if TYPE_CHECKING:
     from drivetrain.base import Connector

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loader import JsonPath, Problems
+    from .problems import JsonPath, Problems
 
 #: Tables drivetrain keeps beside the drive table (leases, schema version, table owners).
 BOOKKEEPING_TABLES = ("drivetrain_leases", "drivetrain_meta", "drivetrain_table_owners")

@@ -79,7 +79,7 @@ class Audit(BasePhase):
         if stage is not None and target is not None:
             loss = loss_percent(stage, target)
             details["stage_to_target_loss_percent"] = round(loss, 6)
-            if target > stage and ctx.config.target.get("load_strategy") != "merge":
+            if target > stage and not ctx.config.target_keys.is_merge:
                 problems.append(f"the target holds {target} rows for the window but the stage only {stage}: rows were loaded twice")
             elif not within(loss, s2t_tol):
                 problems.append(f"stage -> target lost {loss:.4g}% ({stage - target} of {stage}), above the tolerance {s2t_tol:g}%")

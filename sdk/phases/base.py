@@ -111,11 +111,32 @@ class BasePhase(abc.ABC):
     def run(self, ctx: PhaseContext) -> PhaseResult | Mapping[str, Any] | None:
         """Do the work for ``ctx.window``. Return a result (or the spec's dict); raise on error."""
 
+    # -- the protocol the runner relies on (each has a default; override what applies) ------
+
+    def plan_continuation(self, ctx: PhaseContext) -> tuple[dict[str, PhaseState], list[str]]:
+        """Which phases a failed earlier attempt completed, to carry into this run, and why.
+
+        Called by the runner on the ``pre_validation`` phase only (for a dry-run plan; the
+        phase itself decides during :meth:`run` and says so through :meth:`carried_phases`).
+        Returns phase name -> the state to record as SKIPPED (``carried_from`` set), and notes
+        for the plan. The default carries nothing: every phase runs again.
+        """
+        return {}, []
+
+    def carried_phases(self, result: PhaseResult) -> Mapping[str, PhaseState]:
+        """The phases ``result`` (what this phase's :meth:`run` returned) says to skip now.
+
+        The runner records each as SKIPPED with the given state once this phase completes;
+        :class:`~drivetrain.phases.PreValidation` returns the work it carries from a failed
+        attempt. The default skips nothing.
+        """
+        return {}
+
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
         """Whether ``state``, completed by a failed attempt, can be carried into this one.
 
         Return None to carry it, or the reason it must run again (read before the phase would
-        be skipped; e.g. what it wrote is no longer there).
+        be skipped; e.g. what it wrote is no longer there). The default carries it.
         """
         return None
 

@@ -7,6 +7,7 @@ results carried forward, after a check that what they produced is still there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -108,6 +109,10 @@ class PreValidation(BasePhase):
             carried=carried,
             details={"validation_checks": checks, "continuation_notes": notes},
         )
+
+    def carried_phases(self, result: PhaseResult) -> Mapping[str, PhaseState]:
+        """The phases :meth:`plan_continuation` carried, as :meth:`run` reported them."""
+        return result.carried if isinstance(result, PreValidationResult) else {}
 
     def check_systems(self, ctx: PhaseContext) -> list[dict[str, Any]]:
         """Run each system's check(); the first failure raises with the system named."""

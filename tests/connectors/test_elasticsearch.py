@@ -46,20 +46,6 @@ def start_emulator(version: str) -> EsEmulator:
         pytest.fail(f"the Elasticsearch emulator could not listen on 127.0.0.1: {exc}")
 
 
-@pytest.fixture(scope="module")
-def es_server() -> Iterator[EsEmulator]:
-    emulator = start_emulator(SERVER_VERSION)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def es(es_server: EsEmulator) -> Iterator[EsEmulator]:
-    es_server.reset()
-    yield es_server
-    es_server.reset()
-
-
 def section(url: str, **options: Any) -> dict[str, Any]:
     return {
         "type": "elasticsearch",

@@ -22,15 +22,7 @@ import pytest
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.s3 import S3Archive, S3Location
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
-from tests.servers.moto_server import (  # noqa: F401 - fixtures
-    ACCESS_KEY_ID,
-    SECRET_ACCESS_KEY,
-    Fault,
-    S3Env,
-    moto_server_fixture,
-    s3_fixture,
-    s3_proxy_fixture,
-)
+from tests.servers.moto_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Fault, S3Env
 
 DAY = date(2025, 11, 15)
 PREFIX = "stage-archive/"

@@ -26,24 +26,6 @@ WINDOW = Window(datetime(2025, 11, 15, 10, tzinfo=UTC), datetime(2025, 11, 15, 1
 MakeSource = Callable[..., ServiceNowSource]
 
 
-@pytest.fixture(scope="session")
-def sn_server() -> Iterator[SnEmulator]:
-    emulator = SnEmulator()
-    try:
-        emulator.start()
-    except OSError as exc:
-        pytest.fail(f"the ServiceNow emulator could not listen on 127.0.0.1: {exc}")
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def sn(sn_server: SnEmulator) -> Iterator[SnEmulator]:
-    sn_server.reset()
-    yield sn_server
-    sn_server.reset()
-
-
 def section(host: str, **options: Any) -> dict[str, Any]:
     return {
         "type": "servicenow",

@@ -3,7 +3,8 @@
 Each contrib pipeline is loaded by its registered name with ``overrides`` that point its
 hosts, endpoints, databases and archive at the servers started here; the registered
 config.json is never edited. Servers start once per session and fail the tests that need
-them, with the reason, when they cannot start:
+them, with the reason, when they cannot start (all from tests/conftest.py, the one place test
+servers are started):
 
 - fakesnow (the real Snowflake connector over HTTP) for stage, target and drive table;
 - the Elasticsearch and ServiceNow emulators (the real client libraries over HTTP);
@@ -25,35 +26,12 @@ import pytest
 # Airflow reads its configuration when first imported: the DAG tests share the Airflow tests'
 # home and metadata database (importing their conftest sets the environment, once per process).
 from tests.airflow.conftest import airflow_db  # noqa: F401 - a fixture, used by name
-from tests.emulators.elasticsearch import EsEmulator
-from tests.emulators.servicenow import SnEmulator
 from tests.servers.fakesnow_server import FakeSnowServer
 
 #: The warehouse credentials every contrib config names (``credentials_ref: cdw_snowflake``).
 SNOWFLAKE_ENV = {"CDW_SNOWFLAKE_USER": "loader", "CDW_SNOWFLAKE_PASSWORD": "cdw-Pa55word-test"}
 #: Keys of a fakesnow section that replace the registered account's connection settings.
 SNOWFLAKE_KEYS = ("account", "host", "port", "protocol", "network_timeout", "login_timeout", "session_parameters")
-
-
-@pytest.fixture(scope="session")
-def es_server() -> Iterator[EsEmulator]:
-    try:
-        emulator = EsEmulator.start()
-    except OSError as exc:
-        pytest.fail(f"the Elasticsearch emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def sn_server() -> Iterator[SnEmulator]:
-    emulator = SnEmulator(user="itsm_reader", password="sn-Pa55word-test")
-    try:
-        emulator.start()
-    except OSError as exc:
-        pytest.fail(f"the ServiceNow emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
-    yield emulator
-    emulator.stop()
 
 
 def new_databases(server: FakeSnowServer) -> tuple[str, str]:

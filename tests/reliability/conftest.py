@@ -1,55 +1,14 @@
-"""Servers and emulators for the reliability suite, one of each per test session.
+"""Fixtures of the reliability suite: Snowflake credentials and databases.
 
-Each fixture fails the test with a clear message when its server cannot start; none skips.
+The servers and emulators (``mariadb``, ``fakesnow_server``, ``es``, ``sn``...) come from
+tests/conftest.py, the one place test servers are started.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-
-from tests.emulators.elasticsearch import EsEmulator
-from tests.emulators.servicenow import SnEmulator
-
-
-@pytest.fixture(scope="session")
-def es_server() -> Iterator[EsEmulator]:
-    import elasticsearch
-
-    major = int(elasticsearch.__versionstr__.split(".")[0])
-    try:
-        emulator = EsEmulator.start(version={8: "8.15.0", 9: "9.1.0"}.get(major, f"{major}.0.0"))
-    except OSError as exc:
-        pytest.fail(f"the Elasticsearch emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def es(es_server: EsEmulator) -> Iterator[EsEmulator]:
-    es_server.reset()
-    yield es_server
-    es_server.reset()
-
-
-@pytest.fixture(scope="session")
-def sn_server() -> Iterator[SnEmulator]:
-    emulator = SnEmulator()
-    try:
-        emulator.start()
-    except OSError as exc:
-        pytest.fail(f"the ServiceNow emulator could not listen on 127.0.0.1: {exc}", pytrace=False)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def sn(sn_server: SnEmulator) -> Iterator[SnEmulator]:
-    sn_server.reset()
-    yield sn_server
-    sn_server.reset()
 
 
 @pytest.fixture

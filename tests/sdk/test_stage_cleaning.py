@@ -23,15 +23,7 @@ import pytest
 from drivetrain import Pipeline, RunStatus
 from drivetrain.plugins import connector_types, get_plugin_manager, hookimpl
 from drivetrain.record import PhaseStatus
-from tests.servers.moto_server import (  # noqa: F401 - fixtures
-    ACCESS_KEY_ID,
-    SECRET_ACCESS_KEY,
-    Fault,
-    S3Env,
-    moto_server_fixture,
-    s3_fixture,
-    s3_proxy_fixture,
-)
+from tests.servers.moto_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Fault, S3Env
 
 from .factory import DAY, make_pipeline_dir, make_rows, query
 

@@ -8,10 +8,9 @@ forwarding (say, to replace the object behind the client's back). Clients pointe
 are real boto3 clients; only the bytes on the wire are tampered with.
 
 ``s3`` (per test) resets moto, clears the faults and request log, creates :data:`BUCKET`, sets a
-clean AWS environment and returns a :class:`S3Env` with a direct client and both URLs. Import
-the fixture functions into a test module (``from tests.servers.moto_server import
-moto_server_fixture, s3_fixture, s3_proxy_fixture  # noqa: F401``); tests then ask for
-``s3``, ``s3_proxy`` or ``moto_server`` by name.
+clean AWS environment and returns a :class:`S3Env` with a direct client and both URLs. The
+fixtures are defined in tests/conftest.py, with every other test server; tests ask for ``s3``,
+``s3_proxy`` or ``moto_server`` by name.
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ import struct
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
-import pytest
 
 BUCKET = "drivetrain-archive"
 ACCESS_KEY_ID = "AKIADRIVETRAINTEST01"
@@ -228,49 +226,3 @@ class S3Env:
     def pending_uploads(self) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted."""
         return [u["Key"] for u in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
-
-
-@pytest.fixture(scope="session", name="moto_server")
-def moto_server_fixture() -> Iterator[MotoServer]:
-    """One moto server for the whole session; fails (never skips) when it cannot start."""
-    try:
-        server = MotoServer().start()
-    except ServerError as exc:
-        pytest.fail(f"cannot run the S3 tests: {exc}", pytrace=False)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session", name="s3_proxy")
-def s3_proxy_fixture(moto_server: MotoServer) -> Iterator[FaultProxy]:
-    """The fault-injecting proxy in front of moto, for the whole session."""
-    proxy = FaultProxy(moto_server.url)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    yield proxy
-    proxy.shutdown()
-    proxy.server_close()
-
-
-@pytest.fixture(name="s3")
-def s3_fixture(moto_server: MotoServer, s3_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> S3Env:
-    """Empty moto with :data:`BUCKET`, no faults, and an AWS environment free of the host's."""
-    import os
-
-    import boto3
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # each injected fault fails its request at once
-    moto_server.reset()
-    s3_proxy.clear()
-    client = boto3.client(
-        "s3", endpoint_url=moto_server.url, region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
-    )
-    client.create_bucket(Bucket=BUCKET)
-    return S3Env(moto_server, s3_proxy, client)
