@@ -61,6 +61,10 @@ class WarehouseTable:
             raise ValueError(f"push-down {spec.stage} -> {spec.target} does not involve {self.ref}")
         return self.warehouse.push_down(spec, window, lineage, fence=fence)
 
+    def describe(self) -> str:
+        """The warehouse this table lives in, as messages name it."""
+        return self.warehouse.describe()
+
     def write_problem(self) -> str | None:
         """Why a write to this table would fail (tried and rolled back where the warehouse can), or None."""
         return self.warehouse.write_problem(self.ref)

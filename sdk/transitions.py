@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from drivetrain.durations import format_duration
-from drivetrain.phase_names import PHASE_NAMES
+from drivetrain.phase_names import PHASE_NAMES, PRE_VALIDATION
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.results import PhaseResult
 from drivetrain.secrets import redact
@@ -153,3 +153,17 @@ def closed_record(record: RunRecord, reason: str, now: datetime) -> RunRecord:
         pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
         phase_failed=failed_phase,
     )
+
+
+def reference_attempt(attempts: list[RunRecord]) -> RunRecord | None:
+    """The newest attempt since the last success that got past pre-validation."""
+    relevant: list[RunRecord] = []
+    for record in attempts:
+        if record.pipeline_status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
+            relevant = []
+        else:
+            relevant.append(record)
+    for record in reversed(relevant):
+        if record.phases[PRE_VALIDATION].status is PhaseStatus.COMPLETED:
+            return record
+    return None

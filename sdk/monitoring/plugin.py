@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivetrain.durations import format_duration, parse_duration
 from drivetrain.monitoring import notify
+from drivetrain.monitoring.alert_text import _lines, _when, _window, recipients
 from drivetrain.monitoring.notify import DURATION, FAILURE, STALE, Alert
 from drivetrain.monitoring.queries import Queries, rows_of
 from drivetrain.plugins import hookimpl
@@ -83,29 +84,9 @@ def notify_result(record: RunRecord, pipeline: Pipeline, *, send: bool = True) -
 # -- building alerts ------------------------------------------------------------------------
 
 
-def recipients(config: PipelineConfig) -> dict[str, Any]:
-    """``emails`` (owner first, no repeats) and ``slack_channel`` from the pipeline's metadata."""
-    meta = config.metadata
-    emails = [e for e in (meta.owner_email, *meta.notification_emails) if e]
-    return {"emails": tuple(dict.fromkeys(emails)), "slack_channel": meta.slack_channel}
-
-
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "never"
-
-
-def _window(record: RunRecord) -> str:
-    return f"[{_when(record.query_window_start_timestamp)}, {_when(record.query_window_end_timestamp)})"
-
-
 def _resume(record: RunRecord) -> str:
     start = record.query_window_start_timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"drivetrain run {record.pipeline_name} --window-start {start}"
-
-
-def _lines(pairs: list[tuple[str, Any]]) -> str:
-    width = max(len(k) for k, _ in pairs)
-    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in pairs if v not in (None, ""))
 
 
 def failure_alert(record: RunRecord, config: PipelineConfig) -> Alert | None:

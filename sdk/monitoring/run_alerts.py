@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.durations import LOAD_RATE
+from drivetrain.monitoring.alert_text import _lines, _window
+from drivetrain.monitoring.alert_text import recipients as _recipients
 from drivetrain.monitoring.notify import LOW_SUCCESS_RATE, SUCCESS_SUMMARY, Alert
 from drivetrain.monitoring.queries import Queries, rows_of
 from drivetrain.record import RunRecord, RunStatus
@@ -61,24 +63,6 @@ def rate_of(pipeline: Pipeline, since: datetime) -> Rate:
     fixed = int(recovered[0]["recovered"] or 0) if recovered else 0
     ended = int(row["runs"] or 0) - int(row["running"] or 0)
     return Rate(ended, int(row["succeeded"] or 0) + int(row["skipped"] or 0) + fixed)
-
-
-def _recipients(config: PipelineConfig) -> dict[str, Any]:
-    from drivetrain.monitoring.plugin import recipients
-
-    return recipients(config)
-
-
-def _lines(pairs: list[tuple[str, Any]]) -> str:
-    from drivetrain.monitoring.plugin import _lines as lines
-
-    return lines(pairs)
-
-
-def _window(record: RunRecord) -> str:
-    from drivetrain.monitoring.plugin import _window as window
-
-    return window(record)
 
 
 def success_summary(record: RunRecord, config: PipelineConfig) -> Alert | None:

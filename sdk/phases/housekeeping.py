@@ -15,8 +15,9 @@ import attrs
 
 from drivetrain.drive import is_partial
 from drivetrain.errors import ConnectorError
-from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES, PRE_VALIDATION
-from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
+from drivetrain.phase_names import ALWAYS_RUN, PHASE_NAMES
+from drivetrain.record import PhaseState, PhaseStatus, RunStatus
+from drivetrain.transitions import reference_attempt
 
 from ..results import PhaseResult  # relative: mypy run on sdk/ then knows the attrs fields it adds
 from .base import BasePhase, PhaseContext
@@ -78,20 +79,6 @@ class PreValidationResult(PhaseResult):
 
 def _done(state: PhaseState) -> bool:
     return state.status is PhaseStatus.COMPLETED or (state.status is PhaseStatus.SKIPPED and state.carried_from is not None)
-
-
-def reference_attempt(attempts: list[RunRecord]) -> RunRecord | None:
-    """The newest attempt since the last success that got past pre-validation."""
-    relevant: list[RunRecord] = []
-    for record in attempts:
-        if record.pipeline_status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
-            relevant = []
-        else:
-            relevant.append(record)
-    for record in reversed(relevant):
-        if record.phases[PRE_VALIDATION].status is PhaseStatus.COMPLETED:
-            return record
-    return None
 
 
 class PreValidation(BasePhase):

@@ -28,16 +28,14 @@ from drivetrain.errors import PermanentError
 from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER, TARGET_COUNT
 from drivetrain.record import RunStatus
 
+from .transfers import StageToTargetTransfer
+
 if TYPE_CHECKING:
     from drivetrain.tables import WarehouseTable
 
     from .base import PhaseContext
 
 
-def _defaults() -> Any:
-    from . import DEFAULT_PHASES
-
-    return DEFAULT_PHASES
 
 #: How many of the newest successful runs are searched for one that left rows in the target.
 LOOK_BACK = 100
@@ -82,7 +80,7 @@ def structure_checks(ctx: PhaseContext) -> list[dict[str, Any]]:
     declared = [(c.name, c.type) for c in ctx.config.stage.columns]
     checks += column_checks("stage_system", pipeline.stage(), declared, required=True, adds_missing=True)
     rename = dict(ctx.config.target.get("rename") or {})
-    default_move = pipeline.phase_class(STAGE_TO_TARGET_TRANSFER) is _defaults()[STAGE_TO_TARGET_TRANSFER]
+    default_move = pipeline.phase_class(STAGE_TO_TARGET_TRANSFER) is StageToTargetTransfer
     target = pipeline.target()
     if not target.exists():
         checks.append(missing_target_check(ctx, target))
@@ -97,7 +95,7 @@ def structure_checks(ctx: PhaseContext) -> list[dict[str, Any]]:
 
 def writable_check(stage: WarehouseTable) -> dict[str, Any]:
     """The stage warehouse tries a write it rolls back (see ``Warehouse.write_problem``)."""
-    where = f"stage_system table {stage.ref} ({stage.warehouse.describe()})"
+    where = f"stage_system table {stage.ref} ({stage.describe()})"
     problem = stage.write_problem()
     if problem is None:
         return _check("stage_writable", "PASSED", "stage_system", stage.ref, f"{where}: writable (a write was tried and rolled back)")
@@ -140,7 +138,7 @@ def column_checks(system: str, table: WarehouseTable, declared: list[tuple[str, 
 
 def missing_target_check(ctx: PhaseContext, target: WarehouseTable) -> dict[str, Any]:
     """A missing target is expected before the first load, and an error after one."""
-    where = f"target_system table {target.ref} ({target.warehouse.describe()})"
+    where = f"target_system table {target.ref} ({target.describe()})"
     successes = ctx.drive.history(ctx.pipeline.name, status=[RunStatus.SUCCESS], limit=LOOK_BACK) if ctx.drive else []
     loaded = [r for r in successes if r.phases[TARGET_COUNT].phase_specific_details.get("count")]
     if loaded:

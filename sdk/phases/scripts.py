@@ -84,6 +84,10 @@ class PreValidationScript(ScriptPhase):
         return PreValidationResult(is_fresh_run=not carried, carried=carried, details=details,
                                    skip_remaining=result.skip_remaining)
 
+    def carried_phases(self, result: PhaseResult) -> Mapping[str, PhaseState]:
+        """The phases :func:`honoured_skips` let the script skip, as :meth:`run` reported them."""
+        return result.carried if isinstance(result, PreValidationResult) else {}
+
 
 def honoured_skips(ctx: PhaseContext, asked: Any) -> tuple[dict[str, PhaseState], list[str]]:
     """The phases a script's ``phases_to_skip`` may skip, and notes on what it may not.

@@ -19,12 +19,12 @@ from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.tables import Stage, Target
+from drivetrain.transitions import reference_attempt
 from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
 from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 
 from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
 from .base import BasePhase, PhaseContext
-from .housekeeping import reference_attempt
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
 from .shrink import ShrinkGuard
 
