@@ -14,17 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.connectors.sqlsource.options import (
-    CREDENTIALS_REF_SCHEMA,
-    SSL_SCHEMA,
-    SSLOptions,
-    identifier_check,
-    parse_columns,
-    parse_host,
-    parse_reader,
-    parse_ssl,
-    parse_zone,
-)
+from drivetrain.connectors.sqlsource import options as shared
+from drivetrain.connectors.sqlsource.options import SSLOptions as SSLOptions  # re-exported
 
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
@@ -46,7 +37,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
     "required": ["type", "database", "table", "query_field"],
     "properties": {
         "type": {"enum": ["mysql", "mariadb"], "description": "'mysql' (or its alias 'mariadb')."},
-        "credentials_ref": CREDENTIALS_REF_SCHEMA,
+        "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
         "host": {
             "type": "string",
             "minLength": 1,
@@ -115,7 +106,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "(no 'ssl', no spatial columns), else pymysql. Both yield the same rows with the "
             "same values. Default 'auto'.",
         },
-        "ssl": SSL_SCHEMA,
+        "ssl": shared.SSL_SCHEMA,
     },
 }
 
@@ -165,7 +156,7 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
     :raises ConfigError: naming the key, for anything the schema lets through but we refuse.
     """
 
-    ident = identifier_check(config, IDENTIFIER)
+    ident = shared.identifier_check(config, IDENTIFIER)
 
     def number(key: str, default: float, kind: type = float) -> Any:
         value = config.get(key, default)
@@ -175,15 +166,15 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
             raise config.error(key, f"must be a whole number, got {value!r}")
         return kind(value)
 
-    columns = parse_columns(config, ident, "lists a column twice (names are case-insensitive)")
-    zone = parse_zone(config)
-    reader = parse_reader(config, READERS)
+    columns = shared.parse_columns(config, ident, "lists a column twice (names are case-insensitive)")
+    zone = shared.parse_zone(config)
+    reader = shared.parse_reader(config, READERS)
     if reader == "connectorx" and config.get("ssl") is not None:
         raise config.error(
             "reader", "the connectorx reader cannot apply 'ssl'; use 'pymysql' or 'auto'"
         )
     force_index = config.get("force_index")
-    host = parse_host(config)
+    host = shared.parse_host(config)
     return MySQLOptions(
         database=ident("database", config.require("database")),
         table=ident("table", config.require("table")),
@@ -197,7 +188,7 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
         connect_timeout=number("connect_timeout", 10.0),
         read_timeout=number("read_timeout", 600.0),
         net_write_timeout=number("net_write_timeout", 600, int),
-        ssl=parse_ssl(config),
+        ssl=shared.parse_ssl(config),
         reader=reader,
     )
 

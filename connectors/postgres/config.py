@@ -14,17 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.connectors.sqlsource.options import (
-    CREDENTIALS_REF_SCHEMA,
-    SSL_SCHEMA,
-    SSLOptions,
-    identifier_check,
-    parse_columns,
-    parse_host,
-    parse_reader,
-    parse_ssl,
-    parse_zone,
-)
+from drivetrain.connectors.sqlsource import options as shared
+from drivetrain.connectors.sqlsource.options import SSLOptions as SSLOptions  # re-exported
 
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
@@ -49,7 +40,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "enum": ["postgres", "postgresql"],
             "description": "'postgres' (or its alias 'postgresql').",
         },
-        "credentials_ref": CREDENTIALS_REF_SCHEMA,
+        "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
         "host": {"type": "string", "minLength": 1, "description": "Server host. Default 'localhost'."},
         "port": {
             "type": "integer",
@@ -111,7 +102,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "'psycopg' reads a server-side cursor in Python. Both yield the same rows and "
             "values. 'auto' takes adbc when it is installed. Default 'auto'.",
         },
-        "ssl": SSL_SCHEMA,
+        "ssl": shared.SSL_SCHEMA,
     },
 }
 
@@ -166,7 +157,7 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
     :raises ConfigError: naming the key, for anything the schema lets through but we refuse.
     """
 
-    ident = identifier_check(config, IDENTIFIER)
+    ident = shared.identifier_check(config, IDENTIFIER)
 
     def number(key: str, default: int, minimum: int = 1) -> int:
         value = config.get(key, default)
@@ -184,10 +175,10 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
         if query.endswith(";"):
             raise config.error("query", "must not end in ';' (it is wrapped in the window predicate)")
 
-    columns = parse_columns(config, ident, "lists a column twice")
-    zone = parse_zone(config)
-    reader = parse_reader(config, READERS)
-    host = parse_host(config)
+    columns = shared.parse_columns(config, ident, "lists a column twice")
+    zone = shared.parse_zone(config)
+    reader = shared.parse_reader(config, READERS)
+    host = shared.parse_host(config)
     database = config.require("database")
     if not isinstance(database, str) or not database:
         raise config.error("database", "must be a database name")
@@ -204,7 +195,7 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
         source_timezone=zone,
         connect_timeout=number("connect_timeout", 10),
         statement_timeout=number("statement_timeout", 0, minimum=0),
-        ssl=parse_ssl(config),
+        ssl=shared.parse_ssl(config),
         reader=reader,
     )
 

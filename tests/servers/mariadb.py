@@ -20,15 +20,8 @@ from typing import Any
 
 import attrs
 
-from tests.servers.process import (
-    ServerError,
-    free_port,
-    launch_with_retries,
-    log_tail,
-    make_certificates,
-    stop,
-    wait_ready,
-)
+from tests.servers import plumbing
+from tests.servers.plumbing import ServerError
 
 __all__ = ["MariaDBServer", "ServerError"]
 
@@ -86,8 +79,8 @@ class MariaDBServer:
         folder = Path(tempfile.mkdtemp(prefix="dt-mariadb-", dir=base))
         try:
             _install(install_db, folder)
-            certificates = make_certificates(folder)
-            return launch_with_retries(lambda: cls._launch(mariadbd, folder, certificates), attempts)
+            certificates = plumbing.make_certificates(folder)
+            return plumbing.launch_with_retries(lambda: cls._launch(mariadbd, folder, certificates), attempts)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -96,7 +89,7 @@ class MariaDBServer:
     def _launch(
         cls, mariadbd: str, folder: Path, certificates: dict[str, Path] | None
     ) -> MariaDBServer:
-        port = free_port()
+        port = plumbing.free_port()
         log = folder / "error.log"
         log.unlink(missing_ok=True)
         init = folder / "init.sql"
@@ -138,11 +131,11 @@ class MariaDBServer:
     def _wait_ready(self) -> None:
         import pymysql
 
-        wait_ready(self.process, "mariadbd", lambda: self.admin().close(), pymysql.err.MySQLError,
+        plumbing.wait_ready(self.process, "mariadbd", lambda: self.admin().close(), pymysql.err.MySQLError,
                    self._log_tail, STARTUP_TIMEOUT)
 
     def _log_tail(self, lines: int = 40) -> str:
-        return log_tail(self.error_log, "error log", lines)
+        return plumbing.log_tail(self.error_log, "error log", lines)
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """pymysql.connect arguments for the ``drivetrain`` user."""
@@ -171,7 +164,7 @@ class MariaDBServer:
 
     def stop(self) -> None:
         """Shut the server down (SIGTERM, then SIGKILL after 15 s) and remove its folder."""
-        stop(self.process, self.folder, signal.SIGTERM)
+        plumbing.stop(self.process, self.folder, signal.SIGTERM)
 
 
 def _install(install_db: str, folder: Path) -> None:

@@ -25,15 +25,8 @@ from typing import Any
 
 import attrs
 
-from tests.servers.process import (
-    ServerError,
-    free_port,
-    launch_with_retries,
-    log_tail,
-    make_certificates,
-    stop,
-    wait_ready,
-)
+from tests.servers import plumbing
+from tests.servers.plumbing import ServerError
 
 __all__ = ["PostgresServer", "ServerError"]
 
@@ -123,7 +116,7 @@ class PostgresServer:
                 server._provision()
                 return server
 
-            return launch_with_retries(launch, attempts)
+            return plumbing.launch_with_retries(launch, attempts)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -136,7 +129,7 @@ class PostgresServer:
         account: pwd.struct_passwd | None,
         certificates: dict[str, Path] | None,
     ) -> PostgresServer:
-        port = free_port()
+        port = plumbing.free_port()
         log = folder / "postgres.log"
         log.unlink(missing_ok=True)
         args = [
@@ -183,7 +176,7 @@ class PostgresServer:
         def probe() -> None:
             psycopg.connect(self._superuser_dsn(), connect_timeout=5).close()
 
-        wait_ready(self.process, "postgres", probe, psycopg.OperationalError, self._log_tail,
+        plumbing.wait_ready(self.process, "postgres", probe, psycopg.OperationalError, self._log_tail,
                    STARTUP_TIMEOUT)
 
     def _superuser_dsn(self, database: str = "postgres") -> str:
@@ -208,7 +201,7 @@ class PostgresServer:
             )
 
     def _log_tail(self, lines: int = 40) -> str:
-        return log_tail(self.log, "log", lines)
+        return plumbing.log_tail(self.log, "log", lines)
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """psycopg.connect arguments for the ``drivetrain`` role, over TCP."""
@@ -243,7 +236,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Shut the server down (SIGINT: fast shutdown, then SIGKILL after 15 s), remove its folder."""
-        stop(self.process, self.folder, signal.SIGINT)
+        plumbing.stop(self.process, self.folder, signal.SIGINT)
 
 
 def _certificates(folder: Path, account: pwd.struct_passwd | None) -> dict[str, Path] | None:
@@ -251,7 +244,7 @@ def _certificates(folder: Path, account: pwd.struct_passwd | None) -> dict[str, 
     (which insists that its key be private to it)."""
     tls = folder / "tls"
     tls.mkdir()
-    files = make_certificates(tls)
+    files = plumbing.make_certificates(tls)
     if files is None:
         return None
     for path in (tls, *files.values()):

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -108,67 +108,19 @@ def make_certificates(folder: Path) -> dict[str, Path] | None:
     csr = folder / "server.csr"
     ext = folder / "san.ext"
     ext.write_text("subjectAltName=DNS:localhost\nauthorityKeyIdentifier=keyid,issuer\n")
+
+    def authority(name: str, key: Path, out: Path) -> list[Any]:
+        return ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                "-keyout", key, "-out", out]
+
     steps = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=drivetrain test CA",
-            "-keyout",
-            files["ca-key"],
-            "-out",
-            files["ca"],
-        ],
-        [
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            files["server-key"],
-            "-out",
-            csr,
-        ],
-        [
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            files["ca"],
-            "-CAkey",
-            files["ca-key"],
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            ext,
-            "-out",
-            files["server"],
-        ],
+        authority("drivetrain test CA", files["ca-key"], files["ca"]),
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", files["server-key"],
+         "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", files["ca"], "-CAkey", files["ca-key"], "-CAcreateserial",
+         "-days", "2", "-extfile", ext, "-out", files["server"]],
         # an unrelated authority, to show its trust does not extend to our server
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other CA",
-            "-keyout",
-            files["other-ca-key"],
-            "-out",
-            files["other-ca"],
-        ],
+        authority("other CA", files["other-ca-key"], files["other-ca"]),
     ]
     for step in steps:
         done = subprocess.run([openssl, *map(str, step)], capture_output=True, text=True)
