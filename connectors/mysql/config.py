@@ -38,17 +38,8 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "type": {"enum": ["mysql", "mariadb"], "description": "'mysql' (or its alias 'mariadb')."},
         "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
-        "host": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Server host. Default 'localhost'.",
-        },
-        "port": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 65535,
-            "description": "Server TCP port. Default 3306.",
-        },
+        "host": shared.HOST_SCHEMA,
+        "port": shared.port_schema(3306),
         "database": {**_IDENT_SCHEMA, "description": "Database (schema) holding the table."},
         "table": {**_IDENT_SCHEMA, "description": "Table (or view) to read."},
         "query_field": {
@@ -56,11 +47,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "DATETIME, TIMESTAMP or DATE column that places a row in a window: "
             "rows with start <= query_field < end are read.",
         },
-        "batch_size": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Rows per Arrow record batch (and per fetch). Default 10000.",
-        },
+        "batch_size": shared.BATCH_SIZE_SCHEMA,
         "columns": {
             "type": "array",
             "items": _IDENT_SCHEMA,

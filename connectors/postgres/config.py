@@ -41,13 +41,8 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "'postgres' (or its alias 'postgresql').",
         },
         "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
-        "host": {"type": "string", "minLength": 1, "description": "Server host. Default 'localhost'."},
-        "port": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 65535,
-            "description": "Server TCP port. Default 5432.",
-        },
+        "host": shared.HOST_SCHEMA,
+        "port": shared.port_schema(5432),
         "database": {"type": "string", "minLength": 1, "description": "Database to connect to."},
         "schema": {**_IDENT_SCHEMA, "description": "Schema holding the table. Default 'public'."},
         "table": {
@@ -66,11 +61,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "timestamp, timestamptz or date column that places a row in a "
             "window: rows with start <= query_field < end are read.",
         },
-        "batch_size": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Rows per Arrow record batch (and per fetch). Default 10000.",
-        },
+        "batch_size": shared.BATCH_SIZE_SCHEMA,
         "columns": {
             "type": "array",
             "items": _IDENT_SCHEMA,

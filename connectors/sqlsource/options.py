@@ -44,6 +44,31 @@ CREDENTIALS_REF_SCHEMA: Mapping[str, Any] = {
 }
 
 
+#: JSON schema of the ``host`` key.
+HOST_SCHEMA: Mapping[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "Server host. Default 'localhost'.",
+}
+
+#: JSON schema of the ``batch_size`` key.
+BATCH_SIZE_SCHEMA: Mapping[str, Any] = {
+    "type": "integer",
+    "minimum": 1,
+    "description": "Rows per Arrow record batch (and per fetch). Default 10000.",
+}
+
+
+def port_schema(default: int) -> Mapping[str, Any]:
+    """JSON schema of the ``port`` key, the server's usual port being ``default``."""
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 65535,
+        "description": f"Server TCP port. Default {default}.",
+    }
+
+
 @attrs.frozen
 class SSLOptions:
     """TLS settings. Relative paths are resolved against the config file's folder."""
