@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
+from drivetrain.connectors.sqlsource import options as shared
+from drivetrain.connectors.sqlsource.options import SSLOptions as SSLOptions  # re-exported
 
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
@@ -38,22 +37,9 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
     "required": ["type", "database", "table", "query_field"],
     "properties": {
         "type": {"enum": ["mysql", "mariadb"], "description": "'mysql' (or its alias 'mariadb')."},
-        "credentials_ref": {
-            "type": "string",
-            "description": "Names the credentials holding 'user' and 'password' "
-            "(environment variables REF_USER, REF_PASSWORD or an Airflow connection).",
-        },
-        "host": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Server host. Default 'localhost'.",
-        },
-        "port": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 65535,
-            "description": "Server TCP port. Default 3306.",
-        },
+        "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
+        "host": shared.HOST_SCHEMA,
+        "port": shared.port_schema(3306),
         "database": {**_IDENT_SCHEMA, "description": "Database (schema) holding the table."},
         "table": {**_IDENT_SCHEMA, "description": "Table (or view) to read."},
         "query_field": {
@@ -61,11 +47,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "DATETIME, TIMESTAMP or DATE column that places a row in a window: "
             "rows with start <= query_field < end are read.",
         },
-        "batch_size": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Rows per Arrow record batch (and per fetch). Default 10000.",
-        },
+        "batch_size": shared.BATCH_SIZE_SCHEMA,
         "columns": {
             "type": "array",
             "items": _IDENT_SCHEMA,
@@ -111,37 +93,9 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "(no 'ssl', no spatial columns), else pymysql. Both yield the same rows with the "
             "same values. Default 'auto'.",
         },
-        "ssl": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Use TLS. The server certificate is always verified, against 'ca' "
-            "or the system's trusted roots. Default: no TLS.",
-            "properties": {
-                "ca": {"type": "string", "description": "CA bundle file (PEM)."},
-                "cert": {"type": "string", "description": "Client certificate file (PEM)."},
-                "key": {"type": "string", "description": "Client private key file (PEM)."},
-                "verify_identity": {
-                    "type": "boolean",
-                    "description": "Check that the certificate names the host. Default true.",
-                },
-            },
-        },
+        "ssl": shared.SSL_SCHEMA,
     },
 }
-
-
-@attrs.frozen
-class SSLOptions:
-    """TLS settings. Relative paths are resolved against the config file's folder."""
-
-    ca: Path | None = None
-    """CA bundle used to verify the server; None means the system's trusted roots."""
-    cert: Path | None = None
-    """Client certificate, for servers that require one."""
-    key: Path | None = None
-    """Private key of the client certificate."""
-    verify_identity: bool = True
-    """Whether the certificate must name the host we connect to."""
 
 
 @attrs.frozen
@@ -189,12 +143,7 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
     :raises ConfigError: naming the key, for anything the schema lets through but we refuse.
     """
 
-    def ident(key: str, value: Any) -> str:
-        if not isinstance(value, str) or not IDENTIFIER.match(value):
-            raise config.error(
-                key, f"{value!r} is not a plain identifier (letters, digits, _ and $)"
-            )
-        return value
+    ident = shared.identifier_check(config, IDENTIFIER)
 
     def number(key: str, default: float, kind: type = float) -> Any:
         value = config.get(key, default)
@@ -204,34 +153,15 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
             raise config.error(key, f"must be a whole number, got {value!r}")
         return kind(value)
 
-    columns = config.get("columns")
-    if columns is not None:
-        if isinstance(columns, str) or not columns:
-            raise config.error("columns", "must be a non-empty list of column names")
-        columns = tuple(ident(f"columns[{i}]", c) for i, c in enumerate(columns))
-        lowered = [c.lower() for c in columns]
-        if len(set(lowered)) != len(lowered):
-            raise config.error("columns", "lists a column twice (names are case-insensitive)")
-
-    zone = config.get("source_timezone", "UTC")
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise config.error("source_timezone", f"{zone!r} is not an IANA time zone") from None
-
-    reader = config.get("reader", "auto")
-    if reader not in READERS:
-        raise config.error("reader", f"{reader!r} is not one of {', '.join(READERS)}")
+    columns = shared.parse_columns(config, ident, "lists a column twice (names are case-insensitive)")
+    zone = shared.parse_zone(config)
+    reader = shared.parse_reader(config, READERS)
     if reader == "connectorx" and config.get("ssl") is not None:
         raise config.error(
             "reader", "the connectorx reader cannot apply 'ssl'; use 'pymysql' or 'auto'"
         )
     force_index = config.get("force_index")
-    host = config.get("host", "localhost")
-    if not isinstance(host, str) or not host:
-        raise config.error("host", "must be a host name or address")
-    if credentials_in_url(host):
-        raise config.error("host", CREDENTIALS_IN_URL)
+    host = shared.parse_host(config)
     return MySQLOptions(
         database=ident("database", config.require("database")),
         table=ident("table", config.require("table")),
@@ -245,33 +175,7 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
         connect_timeout=number("connect_timeout", 10.0),
         read_timeout=number("read_timeout", 600.0),
         net_write_timeout=number("net_write_timeout", 600, int),
-        ssl=_parse_ssl(config),
+        ssl=shared.parse_ssl(config),
         reader=reader,
     )
 
-
-def _parse_ssl(config: SystemConfig) -> SSLOptions | None:
-    section = config.get("ssl")
-    if section is None:
-        return None
-    if not isinstance(section, Mapping):
-        raise config.error("ssl", "must be an object with ca, cert, key, verify_identity")
-
-    def path(key: str) -> Path | None:
-        value = section.get(key)
-        if value is None:
-            return None
-        resolved = Path(value).expanduser()
-        if not resolved.is_absolute():
-            resolved = Path(config.base_dir) / resolved
-        if not resolved.is_file():
-            raise config.error(f"ssl.{key}", f"file {str(resolved)!r} does not exist")
-        return resolved
-
-    verify = section.get("verify_identity", True)
-    if not isinstance(verify, bool):
-        raise config.error("ssl.verify_identity", "must be true or false")
-    options = SSLOptions(ca=path("ca"), cert=path("cert"), key=path("key"), verify_identity=verify)
-    if options.key is not None and options.cert is None:
-        raise config.error("ssl.key", "a client key needs its certificate in ssl.cert")
-    return options

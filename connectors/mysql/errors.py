@@ -16,11 +16,10 @@ what to do. The password is never part of a message: the server does not echo it
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from drivetrain.errors import ConnectorError, PermanentError, TransientError
+from drivetrain.connectors.sqlsource.text import driver_errors
 
 #: Error numbers worth retrying, with a hint on what is going on.
 TRANSIENT_CODES: dict[int, str] = {
@@ -102,28 +101,17 @@ def _server_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@contextmanager
-def mysql_errors(address: str, action: str, *, secret: str | None = None) -> Iterator[None]:
+def mysql_errors(address: str, action: str, *, secret: str | None = None) -> AbstractContextManager[None]:
     """Turn pymysql (and socket) exceptions raised inside the block into drivetrain errors.
 
     :param address: ``host:port/database.table`` named in the message.
     :param action: what was being done ("counting rows", "reading rows"...).
     :param secret: the password, blanked out of the message should the driver echo it.
     """
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        if not _is_driver_error(exc):
-            raise
-        transient, code, hint = classify(exc)
-        text = _server_text(exc)
-        if secret:
-            text = text.replace(secret, "<SECRET>")
-        number = f" {code}" if code is not None else ""
-        message = f"MySQL {address}: {action} failed (error{number}: {text}); {hint}"
-        raise (TransientError if transient else PermanentError)(message) from exc
+    return driver_errors(
+        f"MySQL {address}", action, is_driver_error=_is_driver_error, classify=classify,
+        text=_server_text, secrets=(secret,),
+    )
 
 
 def _is_driver_error(exc: BaseException) -> bool:

@@ -38,20 +38,22 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from drivetrain.base import Source
 from drivetrain.connectors.mysql import fast, sql
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, parse_options
 from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
+from drivetrain.connectors.sqlsource.source import SqlSource, probe_window
 from drivetrain.errors import MissingExtraError, PermanentError
 from drivetrain.unplaceable import SAMPLE_SIZE, Unplaceable
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from drivetrain.config import SystemConfig
     from drivetrain.secrets import Credentials
     from drivetrain.window import Window
@@ -68,7 +70,7 @@ def _pymysql() -> Any:
     return pymysql
 
 
-class MySQLSource(Source):
+class MySQLSource(SqlSource):
     """A MySQL or MariaDB table read by windows of its query field (``type: "mysql"``).
 
     :param config: the ``source_system`` section.
@@ -79,20 +81,13 @@ class MySQLSource(Source):
     #: Other ``type`` values that select this source.
     aliases: ClassVar[tuple[str, ...]] = ("mariadb",)
     options_schema = OPTIONS_SCHEMA
+    system: ClassVar[str] = "MySQL"
+    dialect: ClassVar[ModuleType] = sql
 
     def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
         super().__init__(config, credentials)
         self.options: MySQLOptions = parse_options(config)
-        self._conn: Any = None
         self._table: sql.TableInfo | None = None
-        self._lost: Unplaceable | None = None
-
-    def __repr__(self) -> str:
-        return f"<MySQLSource {self.options.address}>"
-
-    def describe(self) -> str:
-        """``mysql host:port/database.table``."""
-        return f"mysql {self.options.address}"
 
     # -- public operations -------------------------------------------------------------------
 
@@ -128,28 +123,11 @@ class MySQLSource(Source):
         if opts.force_index:
             done.append(f"forced index {opts.force_index} exists")
         done.append(self._reader_line(info))
-        statement = self.extract_statement(_probe_window())
+        statement = self.extract_statement(probe_window())
         with self._shared("checking the extract query") as conn, conn.cursor() as cursor:
             cursor.execute(statement.sql + " LIMIT 0", statement.params)
         done.append("extract query accepted by the server")
         return done
-
-    def count(self, window: Window) -> int:
-        """Count the rows with ``start <= query_field < end``, with extract's exact predicate.
-
-        Also tallies the rows of no window (NULL or zero-date query field) for
-        :meth:`unplaceable`.
-        """
-        statement = self.count_statement(window)
-        with self._shared("counting rows") as conn, conn.cursor() as cursor:
-            cursor.execute(statement.sql, statement.params)
-            (total,) = cursor.fetchone()
-            self._lost = self._tally_unplaceable(cursor)
-        return int(total)
-
-    def unplaceable(self) -> Unplaceable | None:
-        """Rows the last :meth:`count` found with a NULL or zero-date query field."""
-        return self._lost
 
     def _tally_unplaceable(self, cursor: Any) -> Unplaceable:
         opts = self.options
@@ -219,13 +197,6 @@ class MySQLSource(Source):
         text = sql.select_sql(self.options, info.columns, info.order_by)
         return sql.Statement(text, self._bounds(info, window))
 
-    def close(self) -> None:
-        """Close the shared connection; extracts in flight keep their own."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
-
     # -- internals ---------------------------------------------------------------------------
 
     def _reader_line(self, info: sql.TableInfo) -> str:
@@ -275,54 +246,25 @@ class MySQLSource(Source):
                 raise
             raise PermanentError(f"MySQL {opts.address}: {exc}") from exc
 
-    def _bounds(self, info: sql.TableInfo, window: Window) -> tuple[Any, ...]:
-        return sql.window_params(
-            info.query_field, window.start, window.end, self.options.source_timezone
-        )
-
     def _errors(self, action: str) -> AbstractContextManager[None]:
         return mysql_errors(self.options.address, action, secret=self._password())
 
-    def _user(self) -> str | None:
-        return self.credentials.reveal("user") if self.credentials is not None else None
+    def _open_shared(self) -> Any:
+        return self._connect(decode=True)
 
-    def _password(self) -> str | None:
-        return self.credentials.reveal("password") if self.credentials is not None else None
-
-    def _table_info(self) -> sql.TableInfo:
-        if self._table is None:
-            with self._shared("reading the table definition") as conn, conn.cursor() as cursor:
-                self._table = sql.load_table_info(cursor, self.options)
-        return self._table
-
-    @contextmanager
-    def _shared(self, action: str) -> Iterator[Any]:
-        """The lazily opened connection for metadata and counts; dropped after any failure."""
+    def _usable(self, conn: Any) -> bool:
         try:
-            with self._errors(action):
-                if self._conn is not None:
-                    try:  # an idle connection may have been dropped by the server meanwhile
-                        self._conn.ping(reconnect=False)
-                    except Exception:
-                        self.close()
-                if self._conn is None or not self._conn.open:
-                    self._conn = self._connect(decode=True)
-                yield self._conn
-        except BaseException:
-            self.close()
-            raise
+            conn.ping(reconnect=False)
+        except Exception:
+            return False
+        return bool(conn.open)
 
     def _connect(self, *, decode: bool) -> Any:
         """Open a connection; ``decode=False`` leaves values as the bytes the server sent, for
         the Arrow decoders (no Python conversion, not even to ``str``, per value)."""
         pymysql = _pymysql()
         opts = self.options
-        user = self._user()
-        if not user:
-            raise PermanentError(
-                f"MySQL {opts.address}: no user to connect as; set credentials_ref in "
-                "source_system and provide its USER and PASSWORD"
-            )
+        user = self._required_user()
         conv = pymysql.converters.conversions
         if not decode:
             conv = {k: v for k, v in conv.items() if not isinstance(k, int)}
@@ -414,10 +356,3 @@ def _release(conn: Any, cursor: Any, complete: bool) -> None:
     with suppress(Exception):
         conn.close()
 
-
-def _probe_window() -> Window:
-    from datetime import UTC, datetime
-
-    from drivetrain.window import Window
-
-    return Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))

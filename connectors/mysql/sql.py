@@ -23,6 +23,8 @@ import attrs
 
 from drivetrain.connectors.mysql.config import MySQLOptions
 from drivetrain.connectors.mysql.types import TEMPORAL_TYPES, Column
+from drivetrain.connectors.sqlsource.text import Statement as Statement  # re-exported
+from drivetrain.connectors.sqlsource.text import quote_name
 from drivetrain.errors import PermanentError
 from drivetrain.window import wall_clock_bounds
 
@@ -43,19 +45,7 @@ _INDEX_SQL = (
 
 def quote(name: str) -> str:
     """Backquote an identifier that already passed the config's identifier check."""
-    if "`" in name:  # impossible after validation; refuse rather than escape
-        raise ValueError(f"refusing identifier {name!r}")
-    return f"`{name}`"
-
-
-@attrs.frozen
-class Statement:
-    """One SQL statement and its bound parameters."""
-
-    sql: str
-    """SQL text with ``%s`` placeholders."""
-    params: tuple[Any, ...] = ()
-    """Values bound to the placeholders."""
+    return quote_name(name, '`')
 
 
 @attrs.frozen

@@ -39,7 +39,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drivetrain.errors import PermanentError
+from drivetrain.connectors.sqlsource.text import VALUE_ERRORS, unreadable_value
 from drivetrain.window import ARROW_LOCAL_RULES
 
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"})
@@ -220,9 +220,6 @@ def to_batch(
     for field, decode, values in zip(schema, column_decoders, wire.flatten(), strict=True):
         try:
             arrays.append(decode(values))
-        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-            raise PermanentError(
-                f"column {field.name!r} holds a value that cannot be read as {field.type}: "
-                f"{exc}; leave the column out with 'columns' or report the value"
-            ) from exc
+        except VALUE_ERRORS as exc:
+            raise unreadable_value(repr(field.name), field.type, exc) from exc
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
+from drivetrain.connectors.sqlsource import options as shared
+from drivetrain.connectors.sqlsource.options import SSLOptions as SSLOptions  # re-exported
 
 if TYPE_CHECKING:
     from drivetrain.config import SystemConfig
@@ -41,18 +40,9 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "enum": ["postgres", "postgresql"],
             "description": "'postgres' (or its alias 'postgresql').",
         },
-        "credentials_ref": {
-            "type": "string",
-            "description": "Names the credentials holding 'user' and 'password' "
-            "(environment variables REF_USER, REF_PASSWORD or an Airflow connection).",
-        },
-        "host": {"type": "string", "minLength": 1, "description": "Server host. Default 'localhost'."},
-        "port": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 65535,
-            "description": "Server TCP port. Default 5432.",
-        },
+        "credentials_ref": shared.CREDENTIALS_REF_SCHEMA,
+        "host": shared.HOST_SCHEMA,
+        "port": shared.port_schema(5432),
         "database": {"type": "string", "minLength": 1, "description": "Database to connect to."},
         "schema": {**_IDENT_SCHEMA, "description": "Schema holding the table. Default 'public'."},
         "table": {
@@ -71,11 +61,7 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "timestamp, timestamptz or date column that places a row in a "
             "window: rows with start <= query_field < end are read.",
         },
-        "batch_size": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "Rows per Arrow record batch (and per fetch). Default 10000.",
-        },
+        "batch_size": shared.BATCH_SIZE_SCHEMA,
         "columns": {
             "type": "array",
             "items": _IDENT_SCHEMA,
@@ -107,37 +93,9 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "'psycopg' reads a server-side cursor in Python. Both yield the same rows and "
             "values. 'auto' takes adbc when it is installed. Default 'auto'.",
         },
-        "ssl": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Use TLS. The server certificate is always verified, against 'ca' "
-            "or the system's trusted roots. Default: no TLS.",
-            "properties": {
-                "ca": {"type": "string", "description": "CA bundle file (PEM)."},
-                "cert": {"type": "string", "description": "Client certificate file (PEM)."},
-                "key": {"type": "string", "description": "Client private key file (PEM)."},
-                "verify_identity": {
-                    "type": "boolean",
-                    "description": "Check that the certificate names the host. Default true.",
-                },
-            },
-        },
+        "ssl": shared.SSL_SCHEMA,
     },
 }
-
-
-@attrs.frozen
-class SSLOptions:
-    """TLS settings. Relative paths are resolved against the config file's folder."""
-
-    ca: Path | None = None
-    """CA bundle used to verify the server; None means the system's trusted roots."""
-    cert: Path | None = None
-    """Client certificate, for servers that require one."""
-    key: Path | None = None
-    """Private key of the client certificate."""
-    verify_identity: bool = True
-    """Whether the certificate must name the host we connect to."""
 
 
 @attrs.frozen
@@ -190,10 +148,7 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
     :raises ConfigError: naming the key, for anything the schema lets through but we refuse.
     """
 
-    def ident(key: str, value: Any) -> str:
-        if not isinstance(value, str) or not IDENTIFIER.match(value):
-            raise config.error(key, f"{value!r} is not a plain identifier (letters, digits, _ and $)")
-        return value
+    ident = shared.identifier_check(config, IDENTIFIER)
 
     def number(key: str, default: int, minimum: int = 1) -> int:
         value = config.get(key, default)
@@ -211,28 +166,10 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
         if query.endswith(";"):
             raise config.error("query", "must not end in ';' (it is wrapped in the window predicate)")
 
-    columns = config.get("columns")
-    if columns is not None:
-        if isinstance(columns, str) or not columns:
-            raise config.error("columns", "must be a non-empty list of column names")
-        columns = tuple(ident(f"columns[{i}]", c) for i, c in enumerate(columns))
-        if len({c.lower() for c in columns}) != len(columns):
-            raise config.error("columns", "lists a column twice")
-
-    zone = config.get("source_timezone", "UTC")
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise config.error("source_timezone", f"{zone!r} is not an IANA time zone") from None
-
-    reader = config.get("reader", "auto")
-    if reader not in READERS:
-        raise config.error("reader", f"{reader!r} is not one of {', '.join(READERS)}")
-    host = config.get("host", "localhost")
-    if not isinstance(host, str) or not host:
-        raise config.error("host", "must be a host name or address")
-    if credentials_in_url(host):
-        raise config.error("host", CREDENTIALS_IN_URL)
+    columns = shared.parse_columns(config, ident, "lists a column twice")
+    zone = shared.parse_zone(config)
+    reader = shared.parse_reader(config, READERS)
+    host = shared.parse_host(config)
     database = config.require("database")
     if not isinstance(database, str) or not database:
         raise config.error("database", "must be a database name")
@@ -249,33 +186,7 @@ def parse_options(config: SystemConfig) -> PostgresOptions:
         source_timezone=zone,
         connect_timeout=number("connect_timeout", 10),
         statement_timeout=number("statement_timeout", 0, minimum=0),
-        ssl=_parse_ssl(config),
+        ssl=shared.parse_ssl(config),
         reader=reader,
     )
 
-
-def _parse_ssl(config: SystemConfig) -> SSLOptions | None:
-    section = config.get("ssl")
-    if section is None:
-        return None
-    if not isinstance(section, Mapping):
-        raise config.error("ssl", "must be an object with ca, cert, key, verify_identity")
-
-    def path(key: str) -> Path | None:
-        value = section.get(key)
-        if value is None:
-            return None
-        resolved = Path(value).expanduser()
-        if not resolved.is_absolute():
-            resolved = Path(config.base_dir) / resolved
-        if not resolved.is_file():
-            raise config.error(f"ssl.{key}", f"file {str(resolved)!r} does not exist")
-        return resolved
-
-    verify = section.get("verify_identity", True)
-    if not isinstance(verify, bool):
-        raise config.error("ssl.verify_identity", "must be true or false")
-    options = SSLOptions(ca=path("ca"), cert=path("cert"), key=path("key"), verify_identity=verify)
-    if options.key is not None and options.cert is None:
-        raise config.error("ssl.key", "a client key needs its certificate in ssl.cert")
-    return options

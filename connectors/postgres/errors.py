@@ -19,10 +19,9 @@ the password is never part of one (the server does not echo it, and it is blanke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from drivetrain.errors import ConnectorError, PermanentError, TransientError
+from drivetrain.connectors.sqlsource.text import driver_errors
 
 #: SQLSTATEs worth retrying, with a hint on what is going on.
 TRANSIENT_STATES: dict[str, str] = {
@@ -78,10 +77,9 @@ def classify(exc: BaseException) -> tuple[bool, str | None, str]:
     return False, state, "fix the cause reported by the server before retrying"
 
 
-@contextmanager
 def postgres_errors(
     address: str, action: str, *, secret: str | None = None, secrets: tuple[str, ...] = ()
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Turn psycopg (and socket) exceptions raised inside the block into drivetrain errors.
 
     :param address: ``host:port/database.schema.table`` named in the message.
@@ -89,21 +87,14 @@ def postgres_errors(
     :param secret: the password, blanked out of the message should the driver echo it.
     :param secrets: more text to blank out (the password as quoted in a connection URL).
     """
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        if not _is_driver_error(exc):
-            raise
-        transient, state, hint = classify(exc)
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        for hidden in (secret, *secrets):
-            if hidden:
-                text = text.replace(hidden, "<SECRET>")
-        code = f" {state}" if state else ""
-        message = f"PostgreSQL {address}: {action} failed (error{code}: {text}); {hint}"
-        raise (TransientError if transient else PermanentError)(message) from exc
+    return driver_errors(
+        f"PostgreSQL {address}", action, is_driver_error=_is_driver_error, classify=classify,
+        text=_server_text, secrets=(secret, *secrets),
+    )
+
+
+def _server_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _is_driver_error(exc: BaseException) -> bool:

@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from drivetrain.base import Source
 from drivetrain.connectors.postgres import readers, sql
 from drivetrain.connectors.postgres.config import OPTIONS_SCHEMA, PostgresOptions, parse_options
 from drivetrain.connectors.postgres.errors import postgres_errors
 from drivetrain.connectors.postgres.types import arrow_schema
+from drivetrain.connectors.sqlsource.source import SqlSource, probe_window
 from drivetrain.errors import MissingExtraError, PermanentError
 from drivetrain.unplaceable import SAMPLE_SIZE, Unplaceable
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from drivetrain.config import SystemConfig
     from drivetrain.secrets import Credentials
     from drivetrain.window import Window
@@ -61,7 +63,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresSource(Source):
+class PostgresSource(SqlSource):
     """A PostgreSQL relation read by windows of its query field (``type: "postgres"``).
 
     :param config: the ``source_system`` section.
@@ -72,21 +74,14 @@ class PostgresSource(Source):
     #: Other ``type`` values that select this source.
     aliases: ClassVar[tuple[str, ...]] = ("postgresql",)
     options_schema = OPTIONS_SCHEMA
+    system: ClassVar[str] = "PostgreSQL"
+    dialect: ClassVar[ModuleType] = sql
 
     def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
         super().__init__(config, credentials)
         self.options: PostgresOptions = parse_options(config)
-        self._conn: Any = None
         self._adbc: Any = None
         self._table: sql.TableInfo | None = None
-        self._lost: Unplaceable | None = None
-
-    def __repr__(self) -> str:
-        return f"<PostgresSource {self.options.address}>"
-
-    def describe(self) -> str:
-        """``postgres host:port/database.schema.table``."""
-        return f"postgres {self.options.address}"
 
     # -- public operations -------------------------------------------------------------------
 
@@ -113,27 +108,11 @@ class PostgresSource(Source):
                 f"whole table; consider CREATE INDEX ON {opts.relation} ({info.query_field.name})"
             )
         with self._shared("checking the extract query") as conn:
-            statement = self.extract_statement(_probe_window())
+            statement = self.extract_statement(probe_window())
             conn.execute(statement.sql + " LIMIT 0", statement.params)
         done.append("extract query accepted by the server")
         done.append(f"extract reader: {self.extract_reader()}")
         return done
-
-    def count(self, window: Window) -> int:
-        """Count the rows with ``start <= query_field < end``, with extract's exact predicate.
-
-        Also tallies the rows of no window (NULL or infinite query field) for :meth:`unplaceable`.
-        """
-        statement = self.count_statement(window)
-        with self._shared("counting rows") as conn, conn.cursor() as cursor:
-            cursor.execute(statement.sql, statement.params)
-            (total,) = cursor.fetchone()
-            self._lost = self._tally_unplaceable(cursor)
-        return int(total)
-
-    def unplaceable(self) -> Unplaceable | None:
-        """Rows the last :meth:`count` found with a NULL or infinite query field."""
-        return self._lost
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.
@@ -182,11 +161,11 @@ class PostgresSource(Source):
 
     def close(self) -> None:
         """Close the shared connections; extracts in flight keep their own."""
-        for conn in (self._conn, self._adbc):
-            if conn is not None:
-                with suppress(Exception):
-                    conn.close()
-        self._conn = self._adbc = None
+        super().close()
+        adbc, self._adbc = self._adbc, None
+        if adbc is not None:
+            with suppress(Exception):
+                adbc.close()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -238,53 +217,14 @@ class PostgresSource(Source):
         lost.tally(inf_reason, infinite - lost.reasons[inf_reason])
         return lost
 
-    def _bounds(self, info: sql.TableInfo, window: Window) -> tuple[Any, ...]:
-        return sql.window_params(
-            info.query_field, window.start, window.end, self.options.source_timezone
-        )
-
     def _errors(self, action: str) -> AbstractContextManager[None]:
         password = self._password()
         quoted = (readers.url_quote(password, safe=""),) if password else ()
         return postgres_errors(self.options.address, action, secret=password, secrets=quoted)
 
-    def _user(self) -> str | None:
-        return self.credentials.reveal("user") if self.credentials is not None else None
-
-    def _password(self) -> str | None:
-        return self.credentials.reveal("password") if self.credentials is not None else None
-
-    def _table_info(self) -> sql.TableInfo:
-        if self._table is None:
-            with self._shared("reading the table definition") as conn, conn.cursor() as cursor:
-                self._table = sql.load_table_info(cursor, self.options)
-        return self._table
-
-    @contextmanager
-    def _shared(self, action: str) -> Iterator[Any]:
-        """The lazily opened connection for metadata and counts; dropped after any failure."""
-        try:
-            with self._errors(action):
-                if self._conn is not None:
-                    try:  # an idle connection may have been dropped by the server meanwhile
-                        self._conn.execute("SELECT 1")
-                    except Exception:
-                        self.close()
-                if self._conn is None:
-                    self._conn = self._connect(autocommit=True)
-                yield self._conn
-        except BaseException:
-            self.close()
-            raise
-
     def _connect_kwargs(self) -> dict[str, Any]:
         opts = self.options
-        user = self._user()
-        if not user:
-            raise PermanentError(
-                f"PostgreSQL {opts.address}: no user to connect as; set credentials_ref in "
-                "source_system and provide its USER and PASSWORD"
-            )
+        user = self._required_user()
         kwargs: dict[str, Any] = {
             "host": opts.host,
             "port": opts.port,
@@ -309,16 +249,19 @@ class PostgresSource(Source):
                 kwargs["sslkey"] = str(ssl.key)
         return kwargs
 
+    def _open_shared(self) -> Any:
+        return self._connect(autocommit=True)
+
+    def _usable(self, conn: Any) -> bool:
+        try:
+            conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
     def _connect(self, *, autocommit: bool) -> Any:
         psycopg = _psycopg()
         kwargs = self._connect_kwargs()
         with self._errors("connecting"):
             return psycopg.connect(**kwargs, autocommit=autocommit)
 
-
-def _probe_window() -> Window:
-    from datetime import UTC, datetime
-
-    from drivetrain.window import Window
-
-    return Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))

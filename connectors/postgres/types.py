@@ -36,7 +36,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drivetrain.errors import PermanentError
+from drivetrain.connectors.sqlsource.text import VALUE_ERRORS, unreadable_value
 from drivetrain.window import ARROW_LOCAL_RULES
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -130,11 +130,8 @@ def to_batch(
     for column, field, values in zip(columns, schema, values_by_column, strict=True):
         try:
             arrays.append(_array(column, field.type, values, zone))
-        except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-            raise PermanentError(
-                f"column {column.name!r} ({column.type_name}) holds a value that cannot be read "
-                f"as {field.type}: {exc}; leave the column out with 'columns' or report the value"
-            ) from exc
+        except VALUE_ERRORS as exc:
+            raise unreadable_value(f"{column.name!r} ({column.type_name})", field.type, exc) from exc
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

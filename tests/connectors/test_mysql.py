@@ -21,8 +21,8 @@ from drivetrain.connectors.mysql import MySQLSource
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
 from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
-from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
+from tests.connectors.sql_sources import read_all, server_source
 from tests.servers.mariadb import PASSWORD, TLS_USER, MariaDBServer, ServerError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -142,38 +142,14 @@ def make_source(
     base_dir: Path = Path("."),
     **options: Any,
 ) -> MySQLSource:
-    section: dict[str, Any] = {
-        "type": "mysql",
-        "host": server.host,
-        "port": server.port,
-        "database": server.database,
-        "table": "events",
-        "query_field": "created_at",
-        "credentials_ref": "test_mysql",
-    }
-    section.update(options)
-    config = SystemConfig.from_section(
-        "source_system", section, base_dir=base_dir, source_file="config.json"
-    )
-    credentials = resolve_credentials(
-        "test_mysql",
-        environ={
-            "TEST_MYSQL_USER": user or server.user,
-            "TEST_MYSQL_PASSWORD": password if password is not None else server.password,
-        },
-    )
-    return MySQLSource(config, credentials)
+    return server_source(MySQLSource, server, "mysql", options, ref="test_mysql", user=user,
+                         password=password, base_dir=base_dir)
 
 
 @pytest.fixture
 def source(mariadb: MariaDBServer) -> Iterator[MySQLSource]:
     with make_source(mariadb) as src:
         yield src
-
-
-def read_all(src: MySQLSource, win: Window) -> pa.Table:
-    batches = list(src.extract(win))
-    return pa.Table.from_batches(batches, schema=src.schema())
 
 
 class TestOptions:
@@ -471,7 +447,7 @@ class TestTimeZones:
         assert table.column("ts").to_pylist() == [datetime(2025, 1, 1, 0, 30, tzinfo=UTC)]
 
 
-MEMORY_CHILD = Path(__file__).with_name("mysql_memory_child.py")
+MEMORY_CHILD = Path(__file__).with_name("sql_memory_child.py")
 WIDE_ROWS = 3_600  # one row a second from T0, 16 KB each: about 58 MB in all
 WIDE_PAYLOAD = 16_000
 WIDE_PAGE = 150  # rows per connectorx page in the memory test: 2.4 MB
@@ -506,7 +482,7 @@ def extract_growth(server: MariaDBServer, reader: str, seconds: int) -> dict[str
         "user": server.user, "password": server.password, "window": [0, seconds], "page_rows": WIDE_PAGE,
     }
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, str(MEMORY_CHILD), json.dumps(settings)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(MEMORY_CHILD), "mysql", json.dumps(settings)], capture_output=True, text=True,
                           timeout=300, cwd=root, env={**os.environ, **CHILD_ENV})
     assert done.returncode == 0, done.stderr[-3000:]
     measured: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])

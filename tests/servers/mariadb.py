@@ -13,14 +13,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from tests.servers import plumbing
+from tests.servers.plumbing import ServerError
+
+__all__ = ["MariaDBServer", "ServerError"]
 
 INSTALL_HINT = (
     "MariaDB binaries not found (mariadbd, mariadb-install-db). Install them with "
@@ -36,99 +39,10 @@ ADMIN_USER = "dt_admin"
 ADMIN_PASSWORD = "dt-admin-Pa55word"
 
 
-class ServerError(RuntimeError):
-    """The server could not be installed or started; the message says why."""
-
-
 def _binary(name: str) -> str | None:
     return shutil.which(name) or next(
         (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _make_certificates(folder: Path) -> dict[str, Path] | None:
-    """A CA and a server certificate for "localhost" (not for 127.0.0.1), or None without openssl."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return None
-    names = ("ca", "ca-key", "server", "server-key", "other-ca", "other-ca-key")
-    files = {name: folder / f"{name}.pem" for name in names}
-    csr = folder / "server.csr"
-    ext = folder / "san.ext"
-    ext.write_text("subjectAltName=DNS:localhost\nauthorityKeyIdentifier=keyid,issuer\n")
-    steps = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=drivetrain test CA",
-            "-keyout",
-            files["ca-key"],
-            "-out",
-            files["ca"],
-        ],
-        [
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            files["server-key"],
-            "-out",
-            csr,
-        ],
-        [
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            files["ca"],
-            "-CAkey",
-            files["ca-key"],
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            ext,
-            "-out",
-            files["server"],
-        ],
-        # an unrelated authority, to show its trust does not extend to our server
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other CA",
-            "-keyout",
-            files["other-ca-key"],
-            "-out",
-            files["other-ca"],
-        ],
-    ]
-    for step in steps:
-        done = subprocess.run([openssl, *map(str, step)], capture_output=True, text=True)
-        if done.returncode != 0:
-            return None
-    return files
 
 
 @attrs.define
@@ -165,17 +79,8 @@ class MariaDBServer:
         folder = Path(tempfile.mkdtemp(prefix="dt-mariadb-", dir=base))
         try:
             _install(install_db, folder)
-            certificates = _make_certificates(folder)
-            last: ServerError | None = None
-            for _ in range(attempts):
-                try:
-                    return cls._launch(mariadbd, folder, certificates)
-                except ServerError as exc:
-                    last = exc
-                    if "already in use" not in str(exc):
-                        break
-            assert last is not None
-            raise last
+            certificates = plumbing.make_certificates(folder)
+            return plumbing.launch_with_retries(lambda: cls._launch(mariadbd, folder, certificates), attempts)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -184,7 +89,7 @@ class MariaDBServer:
     def _launch(
         cls, mariadbd: str, folder: Path, certificates: dict[str, Path] | None
     ) -> MariaDBServer:
-        port = _free_port()
+        port = plumbing.free_port()
         log = folder / "error.log"
         log.unlink(missing_ok=True)
         init = folder / "init.sql"
@@ -226,30 +131,11 @@ class MariaDBServer:
     def _wait_ready(self) -> None:
         import pymysql
 
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        problem = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(
-                    f"mariadbd exited with {self.process.returncode}.\n{self._log_tail()}"
-                )
-            try:
-                self.admin().close()
-                return
-            except pymysql.err.MySQLError as exc:
-                problem = str(exc)
-            time.sleep(0.1)
-        self._kill()
-        raise ServerError(
-            f"mariadbd did not answer within {STARTUP_TIMEOUT:.0f}s ({problem}).\n{self._log_tail()}"
-        )
+        plumbing.wait_ready(self.process, "mariadbd", lambda: self.admin().close(), pymysql.err.MySQLError,
+                   self._log_tail, STARTUP_TIMEOUT)
 
     def _log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.error_log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no error log)"
-        return "error log:\n" + "\n".join(text[-lines:])
+        return plumbing.log_tail(self.error_log, "error log", lines)
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """pymysql.connect arguments for the ``drivetrain`` user."""
@@ -278,20 +164,7 @@ class MariaDBServer:
 
     def stop(self) -> None:
         """Shut the server down (SIGTERM, then SIGKILL after 15 s) and remove its folder."""
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self._kill()
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        plumbing.stop(self.process, self.folder, signal.SIGTERM)
 
 
 def _install(install_db: str, folder: Path) -> None:

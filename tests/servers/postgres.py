@@ -18,14 +18,17 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from tests.servers import plumbing
+from tests.servers.plumbing import ServerError
+
+__all__ = ["PostgresServer", "ServerError"]
 
 INSTALL_HINT = (
     "PostgreSQL binaries not found (initdb, postgres under /usr/lib/postgresql/*/bin). Install "
@@ -38,10 +41,6 @@ USER = "drivetrain"
 PASSWORD = "dt-pg-Pa55word"
 ADMIN_USER = "dt_admin"
 ADMIN_PASSWORD = "dt-pg-admin-Pa55word"
-
-
-class ServerError(RuntimeError):
-    """The server could not be installed or started; the message says why."""
 
 
 def binaries() -> Path | None:
@@ -57,12 +56,6 @@ def binaries() -> Path | None:
     if initdb and shutil.which("postgres"):
         return Path(initdb).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -117,18 +110,13 @@ class PostgresServer:
                 os.chown(folder, account.pw_uid, account.pw_gid)
             _initdb(bin_dir, folder, account)
             certificates = _certificates(folder, account)
-            last: ServerError | None = None
-            for _ in range(attempts):
-                try:
-                    server = cls._launch(bin_dir, folder, account, certificates)
-                    server._provision()
-                    return server
-                except ServerError as exc:
-                    last = exc
-                    if "already in use" not in str(exc):
-                        break
-            assert last is not None
-            raise last
+
+            def launch() -> PostgresServer:
+                server = cls._launch(bin_dir, folder, account, certificates)
+                server._provision()
+                return server
+
+            return plumbing.launch_with_retries(launch, attempts)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -141,7 +129,7 @@ class PostgresServer:
         account: pwd.struct_passwd | None,
         certificates: dict[str, Path] | None,
     ) -> PostgresServer:
-        port = _free_port()
+        port = plumbing.free_port()
         log = folder / "postgres.log"
         log.unlink(missing_ok=True)
         args = [
@@ -185,21 +173,11 @@ class PostgresServer:
     def _wait_ready(self) -> None:
         import psycopg
 
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        problem = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"postgres exited with {self.process.returncode}.\n{self._log_tail()}")
-            try:
-                psycopg.connect(self._superuser_dsn(), connect_timeout=5).close()
-                return
-            except psycopg.OperationalError as exc:
-                problem = str(exc).strip()
-            time.sleep(0.1)
-        self._kill()
-        raise ServerError(
-            f"postgres did not answer within {STARTUP_TIMEOUT:.0f}s ({problem}).\n{self._log_tail()}"
-        )
+        def probe() -> None:
+            psycopg.connect(self._superuser_dsn(), connect_timeout=5).close()
+
+        plumbing.wait_ready(self.process, "postgres", probe, psycopg.OperationalError, self._log_tail,
+                   STARTUP_TIMEOUT)
 
     def _superuser_dsn(self, database: str = "postgres") -> str:
         # initdb made the superuser named after the account; trust over the unix socket only
@@ -223,11 +201,7 @@ class PostgresServer:
             )
 
     def _log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "log:\n" + "\n".join(text[-lines:])
+        return plumbing.log_tail(self.log, "log", lines)
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """psycopg.connect arguments for the ``drivetrain`` role, over TCP."""
@@ -262,30 +236,15 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Shut the server down (SIGINT: fast shutdown, then SIGKILL after 15 s), remove its folder."""
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-                try:
-                    self.process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self._kill()
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        plumbing.stop(self.process, self.folder, signal.SIGINT)
 
 
 def _certificates(folder: Path, account: pwd.struct_passwd | None) -> dict[str, Path] | None:
     """The MariaDB fixture's CA and "localhost" certificate, readable by the server's account
     (which insists that its key be private to it)."""
-    from tests.servers.mariadb import _make_certificates
-
     tls = folder / "tls"
     tls.mkdir()
-    files = _make_certificates(tls)
+    files = plumbing.make_certificates(tls)
     if files is None:
         return None
     for path in (tls, *files.values()):

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
-from drivetrain.config import SystemConfig
 from drivetrain.connectors.postgres import PostgresSource
-from drivetrain.secrets import resolve_credentials
 from drivetrain.window import Window
+from tests.connectors.sql_sources import read_all as read_all  # re-exported for the tests here
+from tests.connectors.sql_sources import server_source
 from tests.servers.postgres import PostgresServer
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -75,36 +74,11 @@ def make_source(
     base_dir: Path = Path("."),
     **options: Any,
 ) -> PostgresSource:
-    section: dict[str, Any] = {
-        "type": "postgres",
-        "host": server.host,
-        "port": server.port,
-        "database": server.database,
-        "table": "events",
-        "query_field": "created_at",
-        "credentials_ref": "test_pg",
-    }
-    section.update(options)
-    section = {k: v for k, v in section.items() if v is not None}
-    config = SystemConfig.from_section(
-        "source_system", section, base_dir=base_dir, source_file="config.json"
-    )
-    credentials = resolve_credentials(
-        "test_pg",
-        environ={
-            "TEST_PG_USER": user or server.user,
-            "TEST_PG_PASSWORD": password if password is not None else server.password,
-        },
-    )
-    return PostgresSource(config, credentials)
+    return server_source(PostgresSource, server, "postgres", options, ref="test_pg", user=user,
+                         password=password, base_dir=base_dir, drop_none=True)
 
 
 @pytest.fixture
 def source(pg: PostgresServer) -> Iterator[PostgresSource]:
     with make_source(pg) as src:
         yield src
-
-
-def read_all(src: PostgresSource, win: Window) -> pa.Table:
-    batches = list(src.extract(win))
-    return pa.Table.from_batches(batches, schema=src.schema())

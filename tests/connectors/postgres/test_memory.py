@@ -14,7 +14,7 @@ from tests.servers.postgres import PostgresServer
 
 from .conftest import READERS
 
-CHILD = Path(__file__).with_name("memory_child.py")
+CHILD = Path(__file__).parent.parent / "sql_memory_child.py"
 WIDE_ROWS = 60_000
 WIDE_PAYLOAD = 2_000  # bytes a row: the large window is 120 MB of payload
 WIDE_BATCH = 1_000
@@ -42,7 +42,7 @@ def extract_growth(server: PostgresServer, reader: str, seconds: int) -> dict[st
         "user": server.user, "password": server.password, "window": [0, seconds],
     }
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, str(CHILD), json.dumps(settings)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(CHILD), "postgres", json.dumps(settings)], capture_output=True, text=True,
                           timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     measured: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,14 +1,15 @@
-"""Measures how much a MySQL extract raises the peak resident memory of this process.
+"""Measures how much a SQL source's extract raises the peak resident memory of this process.
 
-Usage: python mysql_memory_child.py SETTINGS_JSON; prints one JSON line
-``{"rows": n, "growth": bytes, "selects": n}``.
+Usage: python sql_memory_child.py SOURCE SETTINGS_JSON, SOURCE being "mysql" or "postgres";
+prints one JSON line ``{"rows": n, "growth": bytes}``, for MySQL with ``"selects": n`` too.
 
-tracemalloc sees only Python's allocator, not the Arrow buffers pyarrow allocates nor what
-connectorx's Rust code holds, so the test measures the process instead: after a warm-up
+tracemalloc sees only Python's allocator, not the Arrow buffers pyarrow allocates nor what a
+driver's C or Rust code holds, so the tests measure the process instead: after a warm-up
 extract (imports, connection, table metadata) the kernel's peak-RSS mark (VmHWM) is reset
 through /proc/self/clear_refs, the window is extracted batch by batch, and the new peak less
-the resident size at the reset is the growth the extract caused. ``selects`` is how many
-SELECT statements the session sent for the window (Com_select), i.e. how many pages it read.
+the resident size at the reset is the growth the extract caused. For MySQL, ``selects`` is how
+many SELECT statements the server received during the window (Com_select), i.e. how many pages
+connectorx read; ``page_rows`` in the settings scales those pages down to the test table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drivetrain.config import SystemConfig  # noqa: E402
-from drivetrain.connectors.mysql import MySQLSource, fast  # noqa: E402
 from drivetrain.secrets import resolve_credentials  # noqa: E402
 from drivetrain.window import Window  # noqa: E402
 
@@ -38,19 +38,32 @@ def status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def source_class(kind: str, settings: dict[str, Any]) -> type:
+    if kind == "mysql":
+        from drivetrain.connectors.mysql import MySQLSource, fast
+
+        fast.PAGE_ROWS = settings["page_rows"]  # pages scaled down to the test table, as test_mysql_fast does
+        return MySQLSource
+    if kind == "postgres":
+        from drivetrain.connectors.postgres import PostgresSource
+
+        return PostgresSource
+    raise SystemExit(f"unknown source {kind!r}: give mysql or postgres")
+
+
 def main() -> None:
-    settings = json.loads(sys.argv[1])
-    fast.PAGE_ROWS = settings["page_rows"]  # pages scaled down to the test table, as test_mysql_fast does
-    section = {"type": "mysql", "credentials_ref": "mem", **settings["section"]}
+    kind, settings = sys.argv[1], json.loads(sys.argv[2])
+    source_type = source_class(kind, settings)
+    section = {"type": kind, "credentials_ref": "mem", **settings["section"]}
     config = SystemConfig.from_section("source_system", section, source_file="config.json")
     credentials = resolve_credentials("mem", environ={"MEM_USER": settings["user"], "MEM_PASSWORD": settings["password"]})
     start, end = (T0 + timedelta(seconds=s) for s in settings["window"])
-    with MySQLSource(config, credentials) as source:
+    with source_type(config, credentials) as source:
         assert source.extract_reader() == settings["section"]["reader"], source.extract_reader()
         for batch in source.extract(Window(T0, T0 + timedelta(seconds=3))):
             del batch
-        counter = source_selects(settings)
-        before = counter()
+        counter = mysql_selects(settings) if kind == "mysql" else None
+        before = counter() if counter else 0
         gc.collect()
         Path("/proc/self/clear_refs").write_text("5")  # the peak-RSS mark restarts from the current RSS
         resident = status_kib("VmRSS")
@@ -59,11 +72,13 @@ def main() -> None:
             rows += batch.num_rows
             del batch
         peak = status_kib("VmHWM")
-        selects = counter() - before
-    print(json.dumps({"rows": rows, "growth": (peak - resident) * 1024, "selects": selects}))
+        measured = {"rows": rows, "growth": (peak - resident) * 1024}
+        if counter:
+            measured["selects"] = counter() - before
+    print(json.dumps(measured))
 
 
-def source_selects(settings: dict[str, Any]) -> Callable[[], int]:
+def mysql_selects(settings: dict[str, Any]) -> Callable[[], int]:
     """A function returning the server's global SELECT count, read on a connection of its own."""
     import pymysql
 
