@@ -70,9 +70,9 @@ class SqlDialect:
 
     # -- values ---------------------------------------------------------------------------
 
-    def column_sql(self, name: str, kind: str, not_null: bool = False) -> str:
-        """One column of DDL for a logical type."""
-        return f"{self.owned(name)} {self.types[kind]}{' NOT NULL' if not_null else ''}"
+    def column_sql(self, name: str, kind: str, not_null: bool = False, *, default: str | None = None) -> str:
+        """One column of DDL for a logical type (``default``: an SQL expression both dialects read)."""
+        return f"{self.owned(name)} {self.types[kind]}{f' DEFAULT {default}' if default else ''}{' NOT NULL' if not_null else ''}"
 
     def typed_null(self, kind: str) -> str:
         return f"CAST(NULL AS {self.types[kind]})"

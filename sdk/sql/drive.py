@@ -50,6 +50,8 @@ DRIVE_COLUMNS: list[tuple[str, str, bool]] = [
     ("created_at", "timestamp", True),
     ("updated_at", "timestamp", True),
 ]
+#: Column defaults, so a row written by hand (or by another tool) still gets its timestamps.
+DRIVE_DEFAULTS = {"pipeline_retry_number": "0", "created_at": "CURRENT_TIMESTAMP", "updated_at": "CURRENT_TIMESTAMP"}
 KIND = {name: kind for name, kind, _ in DRIVE_COLUMNS}
 KIND.update({name.upper(): kind for name, kind, _ in DRIVE_COLUMNS})
 _NOT_UPDATED = ("pipeline_id", "created_at")
@@ -108,8 +110,10 @@ class SqlDriveStore(DriveStore):
         self.wh.ensure_schema(self.table)
         key, value = self.meta_columns
         with self.sql() as s:
-            for ref, columns in ((self.table, DRIVE_COLUMNS), (self.leases_ref, self.lease_columns)):
-                s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(ref)} ({', '.join(d.column_sql(*c) for c in columns)})")
+            drive = ", ".join(d.column_sql(*c, default=DRIVE_DEFAULTS.get(c[0])) for c in DRIVE_COLUMNS)
+            s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.table)} ({drive})")
+            leases = ", ".join(d.column_sql(*c) for c in self.lease_columns)
+            s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.leases_ref)} ({leases})")
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.meta)} ({d.column_sql(key, 'text', True)}, {d.column_sql(value, 'text')})")
             versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
             if not versions:

@@ -52,6 +52,22 @@ def stage_rows(wh: Warehouse, stage: TableRef, window: Window, items: list[dict[
 
 
 class TestDriveStore:
+    def test_a_row_written_by_hand_gets_its_timestamps_and_retry_number_from_the_table(self, warehouse_backend):
+        """The spec's drive table: created_at / updated_at default to the time of the insert."""
+        store = store_of(warehouse_backend)
+        with warehouse_backend.sql("hand-written row") as session:
+            session.execute(
+                f"INSERT INTO {store.table_sql} (pipeline_id, pipeline_name, pipeline_status, pipeline_start_timestamp, "
+                "query_window_start_timestamp, query_window_end_timestamp, target_date, query_window_duration) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ["by_hand_run1", "lab", "SUCCESS", T0, WINDOW.start, WINDOW.end, date(2025, 11, 15), "1h"],
+            )
+        [(retries, created, updated)] = rows(
+            warehouse_backend,
+            f"SELECT pipeline_retry_number, created_at, updated_at FROM {store.table_sql} WHERE pipeline_id = ?", ["by_hand_run1"])
+        assert retries == 0
+        assert created is not None and updated is not None
+
     def test_insert_get_update_history_and_heartbeat(self, warehouse_backend):
         store = store_of(warehouse_backend)
         rec = record()
