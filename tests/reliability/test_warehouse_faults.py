@@ -161,18 +161,32 @@ class TestFileLockedByAnotherProcess:
 
 
 class TestLoadRefusedByTheWarehouse:
-    def test_a_value_the_stage_table_cannot_hold_fails_at_once_with_the_warehouse_reason(self, tmp_path: Path) -> None:
-        """A stage table made by hand with another type: a permanent error, not a retried "conflict"."""
+    def test_a_stage_column_of_another_type_fails_pre_validation_naming_it(self, tmp_path: Path) -> None:
+        """A stage table made by hand with another type: refused before any row moves, with the column named."""
         import duckdb
 
         folder = make_pipeline_dir(tmp_path / "lab", make_rows(100, hours=1, invalid_every=0))
         with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
             conn.execute("CREATE TABLE stg_tests (test_id VARCHAR, age BIGINT, result INTEGER, reported_at TIMESTAMPTZ)")
         record = run(folder)
+        state = record.phases["pre_validation"]
+        assert (record.pipeline_status, record.phase_failed) == (RunStatus.FAILED, "pre_validation")
+        assert "column 'result' is INTEGER" in state.error_message, state.error_message
+        assert query(folder, "SELECT count(*) FROM stg_tests") == [(0,)]
+
+    def test_a_value_the_stage_table_cannot_hold_fails_at_once_with_the_warehouse_reason(self, tmp_path: Path) -> None:
+        """A stage table whose own rule refuses a value the config allows: a permanent error, not a retried "conflict"."""
+        import duckdb
+
+        folder = make_pipeline_dir(tmp_path / "lab", make_rows(100, hours=1, invalid_every=0))
+        with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+            conn.execute("CREATE TABLE stg_tests (test_id VARCHAR, age BIGINT, result VARCHAR CHECK (length(result) < 2), "
+                         "reported_at TIMESTAMPTZ)")
+        record = run(folder)
         state = record.phases["source_to_stage_transfer"]
         assert (record.pipeline_status, record.phase_failed) == (RunStatus.FAILED, "source_to_stage_transfer")
         assert state.retry_number == 0, state.error_message
-        assert "Could not convert string" in state.error_message, state.error_message
+        assert "CHECK constraint" in state.error_message, state.error_message
         assert query(folder, "SELECT count(*) FROM stg_tests") == [(0,)]
 
 
