@@ -10,7 +10,8 @@ when it holds a config.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ import attrs
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
 from drivetrain.pipeline import EARLIEST_WINDOW, LATEST_WINDOW
 
-from ._output import EXIT_USAGE, CliError
+from ._output import EXIT_USAGE, CliError, output
 
 if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
@@ -178,6 +179,29 @@ def cannot_write(path: Path, option: str, exc: OSError) -> CliError:
     """A usage error for a folder given with ``option`` that cannot be written."""
     return CliError(f"{option} {path}: cannot write there: {exc.strerror or exc}; give a folder you can write to",
                     EXIT_USAGE)
+
+
+def write_new_folder(folder: Path, parent: str, what: str, write: Callable[[], list[Path]]) -> str:
+    """Run ``write`` (it fills ``folder`` and returns the files written) and list them.
+
+    A folder that did not exist before is removed again when writing fails, so no half-written
+    pipeline or package is left behind; the error names ``--dir``. Returns the folder as the
+    next steps should spell it (``./name`` for a relative one: a bare name means a registered
+    pipeline).
+    """
+    out = output()
+    existed = folder.exists()
+    try:
+        files = write()
+    except OSError as exc:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise cannot_write(Path(parent), "--dir", exc) from exc
+    out.line(f"created {folder}/ ({what}):")
+    for path in files:
+        out.line(f"  {path.relative_to(folder)}")
+    out.line("")
+    return str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
 
 
 # -- formatting ---------------------------------------------------------------------------

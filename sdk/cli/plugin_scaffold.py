@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ._output import EXIT_USAGE, CliError, output
-from ._pipelines import cannot_write, folder_for_writing
+from ._pipelines import folder_for_writing, write_new_folder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -48,18 +47,7 @@ def new_plugin_command(name: str, parent: str) -> None:
     folder = folder_for_writing(Path(parent), "--dir") / name
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CliError(f"{folder} already exists and is not an empty folder; choose another name or --dir", EXIT_USAGE)
-    existed = folder.exists()
-    try:
-        files = write_plugin(folder, name)
-    except OSError as exc:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise cannot_write(Path(parent), "--dir", exc) from exc
-    out.line(f"created {folder}/ (plugin package {name}):")
-    for path in files:
-        out.line(f"  {path.relative_to(folder)}")
-    out.line("")
-    shown = str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
+    shown = write_new_folder(folder, parent, f"plugin package {name}", lambda: write_plugin(folder, name))
     out.line(f"Next: pip install -e '{shown}[test]'")
     out.line(f"      pytest {shown}")
     out.line(f"      {name.upper()}_HOME=/tmp/{name} drivetrain run {name}_example")

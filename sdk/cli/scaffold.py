@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import click
 
 from . import _templates as t
 from ._output import EXIT_USAGE, CliError, output
-from ._pipelines import cannot_write, folder_for_writing
+from ._pipelines import folder_for_writing, write_new_folder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -52,34 +51,15 @@ def new_command(name: str, source_type: str, parent: str, contrib: str | None = 
         raise CliError(f"{folder} already exists and is a file; choose another name or --dir", EXIT_USAGE)
     if folder.exists() and any(folder.iterdir()):
         raise CliError(f"{folder} already exists and is not empty; choose another name or --dir", EXIT_USAGE)
-    existed = folder.exists()
     if contrib is not None:
         from .from_contrib import contrib_folder, copy_contrib
 
         contrib_folder(contrib)  # an unknown name fails before anything is written
-        try:
-            files = copy_contrib(contrib, folder, name, warehouse=warehouse)
-        except OSError as exc:
-            if not existed:
-                shutil.rmtree(folder, ignore_errors=True)
-            raise cannot_write(Path(parent), "--dir", exc) from exc
-        out.line(f"created {folder}/ (a copy of the contrib pipeline {contrib}):")
-        for path in files:
-            out.line(f"  {path.relative_to(folder)}")
-        out.line("")
-        shown = str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
+        shown = write_new_folder(folder, parent, f"a copy of the contrib pipeline {contrib}",
+                                 lambda: copy_contrib(contrib, folder, name, warehouse=warehouse))
         out.line(f"Fill in what config.json lists under _comment_fill_in, then: drivetrain validate {shown}")
         return
-    try:
-        files = scaffold(folder, name, source_type)
-    except OSError as exc:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)  # no half-written pipeline left behind
-        raise cannot_write(Path(parent), "--dir", exc) from exc
-    out.line(f"created {folder}/ ({source_type} source):")
-    for path in files:
-        out.line(f"  {path.relative_to(folder)}")
-    out.line("")
+    write_new_folder(folder, parent, f"{source_type} source", lambda: scaffold(folder, name, source_type))
     for step in t.next_steps(folder, name, source_type):
         out.line(step)
 

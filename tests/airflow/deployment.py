@@ -184,3 +184,25 @@ def deployed(home: Path, env: dict[str, str], *, workers: int = 0) -> Iterator[D
             except subprocess.TimeoutExpired:
                 kill_tree(process)
                 process.wait(timeout=30)
+
+
+#: A pipeline whose stage-to-target transfer fails for the window named in the file
+#: ``fail_window`` beside it: the tests fail a chosen window, then clear the file to resume it.
+MARKED_PIPELINE = """
+    from pathlib import Path
+
+    from drivetrain import Pipeline, PermanentError, StageToTargetTransfer
+
+    MARKER = Path(__file__).with_name("fail_window")
+
+
+    class MarkedTransfer(StageToTargetTransfer):
+        def run(self, ctx):
+            if MARKER.exists() and MARKER.read_text().strip() == ctx.window.start.isoformat():
+                raise PermanentError("injected failure: the target refused the load")
+            return super().run(ctx)
+
+
+    class MarkedLab(Pipeline):
+        phase_classes = {"stage_to_target_transfer": MarkedTransfer}
+"""

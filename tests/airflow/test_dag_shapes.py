@@ -23,28 +23,10 @@ from drivetrain.record import PhaseStatus
 from tests.sdk.factory import DAY, expected_target, make_rows, target_rows
 
 from .conftest import DagRunResult, DeployedPipeline, deploy_pipeline, run_dag
+from .deployment import MARKED_PIPELINE
 
 HOUR = timedelta(hours=1)
 LOADING = ["source_count", "source_to_stage_transfer", "stage_count"]
-
-MARKED_PIPELINE = """
-    from pathlib import Path
-
-    from drivetrain import Pipeline, PermanentError, StageToTargetTransfer
-
-    MARKER = Path(__file__).with_name("fail_window")
-
-
-    class MarkedTransfer(StageToTargetTransfer):
-        def run(self, ctx):
-            if MARKER.exists() and MARKER.read_text().strip() == ctx.window.start.isoformat():
-                raise PermanentError("injected failure: the target refused the load")
-            return super().run(ctx)
-
-
-    class MarkedLab(Pipeline):
-        phase_classes = {"stage_to_target_transfer": MarkedTransfer}
-"""
 
 
 def rows_of(deployed: DeployedPipeline) -> list[RunRecord]:

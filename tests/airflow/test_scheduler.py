@@ -35,7 +35,7 @@ from drivetrain import RunRecord, RunStatus
 from drivetrain.airflow import AIRFLOW_RUN_KEY
 from tests.sdk.factory import make_pipeline_dir, make_rows
 
-from .deployment import AIRFLOW, airflow_env, deployed, finished
+from .deployment import AIRFLOW, MARKED_PIPELINE, airflow_env, deployed, finished
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -48,26 +48,6 @@ DAG_ID = "pipeline_af_sched"
 #: A second DAG, without catchup: the reported case of a manual trigger with an old logical date.
 LATEST_DAG_ID = "pipeline_af_latest"
 OLD = TODAY - 4 * DAY
-
-MARKED_PIPELINE = """
-    from pathlib import Path
-
-    from drivetrain import Pipeline, PermanentError, StageToTargetTransfer
-
-    MARKER = Path(__file__).with_name("fail_window")
-
-
-    class MarkedTransfer(StageToTargetTransfer):
-        def run(self, ctx):
-            if MARKER.exists() and MARKER.read_text().strip() == ctx.window.start.isoformat():
-                raise PermanentError("injected failure: the target refused the load")
-            return super().run(ctx)
-
-
-    class MarkedLab(Pipeline):
-        phase_classes = {"stage_to_target_transfer": MarkedTransfer}
-"""
-
 
 @attrs.frozen
 class Deployment:
