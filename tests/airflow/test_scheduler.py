@@ -49,6 +49,7 @@ DAG_ID = "pipeline_af_sched"
 LATEST_DAG_ID = "pipeline_af_latest"
 OLD = TODAY - 4 * DAY
 
+
 @attrs.frozen
 class Deployment:
     """The deployment, and the folder of the pipeline with catchup."""
