@@ -45,7 +45,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # so ``tests.servers`` imports when run as a script
     sys.path.insert(0, str(REPO))
 
-from tests.servers import mariadb as mariadb_server  # noqa: E402
 from tests.servers.mariadb import MariaDBServer  # noqa: E402
 
 #: The first instant of the data set (UTC; the server runs in +00:00).
@@ -198,12 +197,7 @@ def start_server(base: Path | None = None, *, buffer_pool_mb: int = 1024) -> Mar
     """
     # plain TCP for every client: the test server speaks TLS when it can make certificates,
     # and the mariadb client and pymysql then use it while connectorx does not
-    saved = mariadb_server._make_certificates
-    mariadb_server._make_certificates = lambda folder: None
-    try:
-        server = MariaDBServer.start(base)
-    finally:
-        mariadb_server._make_certificates = saved
+    server = MariaDBServer.start(base, tls=False)
     conn = server.admin()
     try:
         with conn.cursor() as cursor:

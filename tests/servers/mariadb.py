@@ -68,8 +68,10 @@ class MariaDBServer:
         return self.folder / "error.log"
 
     @classmethod
-    def start(cls, base: Path | None = None, *, attempts: int = 3) -> MariaDBServer:
+    def start(cls, base: Path | None = None, *, attempts: int = 3, tls: bool = True) -> MariaDBServer:
         """Install a datadir and start the server; retry on a port taken meanwhile.
+
+        ``tls=False`` serves plain TCP only (the benchmarks: connectorx does not speak TLS to it).
 
         :raises ServerError: with the install hint or the server's error log.
         """
@@ -79,7 +81,7 @@ class MariaDBServer:
         folder = Path(tempfile.mkdtemp(prefix="dt-mariadb-", dir=base))
         try:
             _install(install_db, folder)
-            certificates = plumbing.make_certificates(folder)
+            certificates = plumbing.make_certificates(folder) if tls else None
             return plumbing.launch_with_retries(lambda: cls._launch(mariadbd, folder, certificates), attempts)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
