@@ -18,6 +18,8 @@ CONNECTORS = {
     "source:servicenow": "drivetrain.connectors.servicenow:ServiceNowSource",
     "warehouse:duckdb": "drivetrain.connectors.duckdb:DuckDBWarehouse",
     "warehouse:snowflake": "drivetrain.connectors.snowflake:SnowflakeWarehouse",
+    "warehouse:postgres": "drivetrain.connectors.postgres:PostgresWarehouse",
+    "warehouse:postgresql": "drivetrain.connectors.postgres:PostgresWarehouse",
     "source:memory": "drivetrain.testing:MemorySource",
     "archive:local": "drivetrain.connectors.local_archive:LocalArchive",
     "archive:s3": "drivetrain.connectors.s3:S3Archive",

@@ -14,13 +14,17 @@ from drivetrain.config import SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
 from drivetrain.warehouse import Warehouse
 
-BACKENDS = ["duckdb", "snowflake"]
+BACKENDS = ["duckdb", "snowflake", "postgres"]
 
 
 def _make(name: str, request: pytest.FixtureRequest, tmp_path: Any) -> Warehouse:
     if name == "duckdb":
         return DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"},
                                                          base_dir=tmp_path))
+    if name == "postgres":
+        from tests.connectors.postgres.warehouse import make_warehouse as make_pg_warehouse
+
+        return make_pg_warehouse(request.getfixturevalue("postgres"), request.getfixturevalue("monkeypatch"), table="stg")
     from tests.connectors.snowflake.conftest import ENV, make_warehouse
 
     monkeypatch = request.getfixturevalue("monkeypatch")

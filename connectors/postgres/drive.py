@@ -1,0 +1,203 @@
+"""The drive table in PostgreSQL: the shared SQL drive store, with leases held as advisory locks.
+
+Columns have the spec's types: text, integer, timestamptz, date, ``jsonb`` for each phase's state
+and the config snapshot, ``text[]`` for the ``phases_*`` lists. Every value is bound with a cast to
+its column's type (an untyped parameter in ``INSERT ... SELECT`` would be read as text).
+
+The lease of a window is a session-level advisory lock (``pg_try_advisory_lock`` on a 64-bit hash
+of the pipeline name and window start), taken on a connection the store keeps open for the
+whole run, plus a row in ``drivetrain_leases`` carrying the holder and the fencing token. The
+server drops the lock when that session ends, which it does when the holder's process dies,
+even by SIGKILL (its socket closes), so a crashed run's window is free at once while a paused
+one keeps it: stale handling sees a dead holder the way it sees DuckDB's free file lock. The
+lock also serialises acquirers of one window, so the token read and written under it only grows.
+A run driven step by step (holder ``step:...``, e.g. Airflow) holds no lock between its steps;
+its lease row tells, until it expires.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.drive import Lease
+from drivetrain.errors import LeaseError
+from drivetrain.sql.drive import KIND, SqlDriveStore
+from drivetrain.sql.session import utc_now as _now
+
+if TYPE_CHECKING:
+    from drivetrain.record import RunRecord
+    from drivetrain.warehouse import TableRef
+
+    from .warehouse import PostgresWarehouse
+
+_KEY = "pipeline_name = ? AND window_start = ?"
+
+
+def lock_key(pipeline_name: str, window_start: datetime) -> str:
+    """The text hashed (on the server, ``hashtextextended``) into the window's advisory lock key."""
+    return f"drivetrain:{pipeline_name}:{window_start.astimezone(UTC).isoformat()}"
+
+
+class PostgresDriveStore(SqlDriveStore):
+    """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
+
+    lease_columns: ClassVar[list[tuple[str, str, bool]]] = [
+        ("pipeline_name", "text", True), ("window_start", "timestamp", True), ("window_end", "timestamp", True),
+        ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
+    ]
+
+    def __init__(self, warehouse: PostgresWarehouse, table: TableRef) -> None:
+        super().__init__(warehouse, table)
+        self.wh: PostgresWarehouse = warehouse
+        self._held: dict[tuple[str, datetime], Any] = {}
+        """Window -> the connection holding its advisory lock."""
+        self._held_lock = threading.Lock()
+
+    def _value(self, name: str, value: Any) -> tuple[str, list[Any]]:
+        kind = KIND[name]
+        if kind in ("json", "array"):
+            return super()._value(name, value)
+        return f"CAST(? AS {self.dialect.types[kind]})", [value]
+
+    def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
+        if lease is None:
+            return "", []
+        return (f" AND EXISTS (SELECT 1 FROM {self.dialect.qualified(self.leases_ref)} WHERE {_KEY} AND token = ? AND holder = ?)",
+                [lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _lease_row(self, pipeline_name: str, window_start: datetime) -> Lease | None:
+        with self.sql() as s:
+            found = s.rows(f"SELECT pipeline_name, window_start, window_end, holder, token, expires_at "
+                           f"FROM {self.dialect.qualified(self.leases_ref)} WHERE {_KEY} ORDER BY token DESC LIMIT 1",
+                           [pipeline_name, window_start])
+        if not found:
+            return None
+        name, start, end, holder, token, expires = found[0]
+        return Lease(name, start.astimezone(UTC), end.astimezone(UTC), holder, int(token), expires.astimezone(UTC))
+
+    def _try_lock(self, conn: Any, pipeline_name: str, window_start: datetime) -> bool:
+        with self.wh.pool.errors(f"{self.location}: take the lock of a window"):
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_key(pipeline_name, window_start)]).fetchone()
+        return bool(row[0])
+
+    def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
+        self.ensure()
+        conn = self.wh.pool.connect(f"{self.location}: lease")
+        try:
+            if not self._try_lock(conn, pipeline_name, window_start):  # first: a loser never waits
+                current = self._lease_row(pipeline_name, window_start)
+                who = current.holder if current is not None else "another session"
+                raise LeaseError(f"{pipeline_name}: the window {window_start.isoformat()} is being run by {who}; "
+                                 "not starting a second run", holder=who)
+            lease = self._write_lease(conn, pipeline_name, window_start, window_end, holder, seconds)
+        except BaseException:
+            with suppress(Exception):
+                conn.close()
+            raise
+        with self._held_lock:
+            old = self._held.pop((pipeline_name, window_start), None)
+            self._held[(pipeline_name, window_start)] = conn
+        if old is not None:
+            with suppress(Exception):
+                old.close()
+        return lease
+
+    def _write_lease(self, conn: Any, pipeline_name: str, window_start: datetime, window_end: datetime,
+                     holder: str, seconds: float) -> Lease:
+        """Under the window's lock: decide the token and write the row (one transaction)."""
+        now = _now()
+        leases = self.dialect.qualified(self.leases_ref)
+        with self.wh.pool.errors(f"{self.location}: write the lease"), conn.transaction():
+            found = conn.execute(f"SELECT holder, token, expires_at FROM {leases} WHERE pipeline_name = %s AND window_start = %s "
+                                 "ORDER BY token DESC LIMIT 1", [pipeline_name, window_start]).fetchone()
+            if found is not None:
+                current_holder, current_token, expires = found
+                if current_holder != holder and current_holder.startswith("step:") and expires > now:
+                    raise LeaseError(
+                        f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
+                        f"({current_holder}, e.g. an Airflow DAG run) until {expires.isoformat()}; not starting a second run",
+                        holder=current_holder,
+                    )
+                token = int(current_token) if current_holder == holder else int(current_token) + 1
+            else:
+                token = 1
+            lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
+            conn.execute(f"DELETE FROM {leases} WHERE pipeline_name = %s AND window_start = %s", [pipeline_name, window_start])
+            conn.execute(f"INSERT INTO {leases} (pipeline_name, window_start, window_end, holder, token, acquired_at, expires_at) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                         [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at])
+        return lease
+
+    def renew_lease(self, lease: Lease, seconds: float) -> Lease:
+        expires = _now() + timedelta(seconds=seconds)
+        with self.sql() as s:
+            changed = s.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
+                                [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+        if changed != 1:
+            self.verify_lease(lease)
+        return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
+
+    def verify_lease(self, lease: Lease) -> None:
+        """The fencing check, on this thread's connection (so inside its open transaction)."""
+        current = self._lease_row(lease.pipeline_name, lease.window_start)
+        if current is None or current.token != lease.token or current.holder != lease.holder:
+            holder = current.holder if current else None
+            raise LeaseError(
+                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
+                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
+            )
+
+    def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
+        try:
+            if not keep_row:
+                # expire rather than delete: the row keeps the token, so the next holder's is larger
+                with self.sql() as s:
+                    s.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
+                              [_now(), lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+        finally:
+            with self._held_lock:
+                conn = self._held.pop((lease.pipeline_name, lease.window_start), None)
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()  # the session ends: the server drops the advisory lock
+
+    def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
+        self.ensure()
+        return self._lease_row(pipeline_name, window_start)
+
+    def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
+        """True while some session (this process's included) holds the window's advisory lock."""
+        with self._held_lock:
+            if (pipeline_name, window_start) in self._held:
+                return True
+        key = lock_key(pipeline_name, window_start)
+        with self.sql() as s:
+            free = s.rows("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", [key])[0][0]
+            if free:
+                s.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", [key])
+        return not free
+
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """A run driven by one process holds its window's advisory lock until it ends: once the lock
+        is free, its session is over (the server ends it when the process dies). A run driven step
+        by step holds no lock between steps; its lease row tells instead."""
+        if record.lease_holder is None or self.is_held(record.pipeline_name, record.query_window_start_timestamp):
+            return None
+        if record.lease_holder.startswith("step:"):
+            return super().dead_reason(record)
+        return (f"no session holds the window's lock any more: its process ({record.lease_holder}) "
+                "was killed, crashed or lost its connection")
+
+    def close(self) -> None:
+        """Let go of every window still locked by this store (the drive rows stay as they are)."""
+        with self._held_lock:
+            conns = list(self._held.values())
+            self._held.clear()
+        for conn in conns:
+            with suppress(Exception):
+                conn.close()

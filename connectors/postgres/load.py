@@ -1,0 +1,162 @@
+"""Loading one window into PostgreSQL: Arrow batches go in by binary COPY, inside one transaction.
+
+The load has an ADBC connection of its own (``adbc-driver-postgresql``, part of the postgres
+extra): its bulk ingest streams Arrow as binary COPY in C, about 2.5 times faster than psycopg's
+COPY ``write_row`` on 200k rows (see benchmarks/postgres.py). Its first append opens the
+transaction and deletes the window from the table it loads; each batch is ingested into a
+temporary table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so
+a column created from another Arrow type (or by hand) still takes the rows, and a value that does
+not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit` empties the
+window of tables that got no rows, calls the fence, and commits. Nothing is visible to other
+sessions before, and an abort or a crash (the server ends the session) rolls everything back.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+from drivetrain.errors import MissingExtraError
+from drivetrain.warehouse import Fence, TableRef, WindowLoad
+
+from .dialect import literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from drivetrain.window import Window
+
+    from .warehouse import PostgresWarehouse
+
+_names = itertools.count()
+
+
+def ingest_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch in Arrow types the ADBC ingest writes: nested values as JSON text, unsigned and
+    small types widened, dictionaries decoded, durations as their count."""
+    import json
+
+    import pyarrow as pa
+
+    arrays, fields = [], []
+    for field, array in zip(batch.schema, batch.columns, strict=True):
+        t = field.type
+        if pa.types.is_dictionary(t):
+            array, t = array.dictionary_decode(), t.value_type
+        target = _widened(t)
+        if pa.types.is_nested(t):
+            array = pa.array([None if v is None else json.dumps(v, default=str) for v in array.to_pylist()], pa.string())
+        elif target is not None and target != t:
+            array = array.cast(target, safe=not pa.types.is_timestamp(t))
+        arrays.append(array)
+        fields.append(pa.field(field.name, array.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _widened(t: pa.DataType) -> pa.DataType | None:
+    import pyarrow as pa
+
+    pairs = [
+        (pa.types.is_null, pa.string()), (pa.types.is_int8, pa.int16()), (pa.types.is_uint8, pa.int16()),
+        (pa.types.is_uint16, pa.int32()), (pa.types.is_uint32, pa.int64()), (pa.types.is_uint64, pa.decimal128(20, 0)),
+        (pa.types.is_float16, pa.float32()), (pa.types.is_large_string, pa.string()), (pa.types.is_large_binary, pa.binary()),
+        (pa.types.is_fixed_size_binary, pa.binary()), (pa.types.is_date64, pa.date32()), (pa.types.is_time32, pa.time64("us")),
+        (pa.types.is_time64, pa.time64("us")), (pa.types.is_duration, pa.int64()),
+        (getattr(pa.types, "is_string_view", lambda _t: False), pa.string()),
+    ]
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", tz=t.tz)
+    return next((target for check, target in pairs if check(t)), None)
+
+
+def adbc_dbapi() -> Any:
+    try:
+        import adbc_driver_postgresql.dbapi
+    except ImportError:
+        raise MissingExtraError("adbc-driver-postgresql", "postgres") from None
+    return adbc_driver_postgresql.dbapi
+
+
+class PostgresWindowLoad(WindowLoad):
+    """Rows go into the real tables inside one transaction of the load's own connection."""
+
+    def __init__(self, warehouse: PostgresWarehouse, window: Window, key: str) -> None:
+        self.wh = warehouse
+        self.window = window
+        self.key = key
+        self._rows: dict[TableRef, int] = {}
+        self._types: dict[TableRef, dict[str, str]] = {}
+        self._conn: Any = None
+
+    def _where(self, table: TableRef) -> str:
+        d = self.wh.dialect
+        field = d.quote(table.query_field or "")
+        return f"{field} >= {literal(self.window.start)} AND {field} < {literal(self.window.end)}{d.scope(table)}"
+
+    def _run(self, sql: str, what: str) -> None:
+        with self.wh.pool.errors(what), self._connection().cursor() as cur:
+            cur.execute(sql)
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            from .readers import adbc_url
+
+            url = adbc_url(self.wh.options.connect_kwargs())
+            with self.wh.pool.errors(f"load window {self.window}: connect"):
+                self._conn = adbc_dbapi().connect(url)  # a transaction is open until commit()
+        return self._conn
+
+    def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
+        wh, d = self.wh, self.wh.dialect
+        if table not in self._rows:
+            wh.claim_table(table)  # committed on its own, before this load changes a row
+            wh.ensure_table(table, batch.schema)  # committed: the table outlives a failed load
+            self._run(f"DELETE FROM {d.qualified(table)} WHERE {self._where(table)}", wh.where(table, "empty the window of"))
+            self._rows[table] = 0
+            self._types[table] = wh.table_columns(table)
+        elif not set(batch.schema.names) <= set(self._types[table]):
+            wh.ensure_table(table, batch.schema)
+            self._types[table] = wh.table_columns(table)
+        if not batch.num_rows:
+            return
+        ready = ingest_ready(batch)
+        scratch = f"_drivetrain_load_{next(_names)}"
+        types = self._types[table]
+        names = ", ".join(d.quote(n) for n in ready.schema.names)
+        casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
+        what = wh.where(table, "load")
+        with wh.pool.errors(what), self._connection().cursor() as cur:
+            cur.adbc_ingest(scratch, ready, mode="create", temporary=True)
+            cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
+            cur.execute(f"DROP TABLE {d.quote(scratch)}")
+        self._rows[table] += batch.num_rows
+
+    def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
+        wh, d = self.wh, self.wh.dialect
+        counts: dict[str, int] = {}
+        for table in tables:
+            if table not in self._rows:
+                wh.claim_table(table)  # emptying another pipeline's window is writing it too
+                if wh.table_exists(table):
+                    self._run(f"DELETE FROM {d.qualified(table)} WHERE {self._where(table)}", wh.where(table, "empty the window of"))
+            counts[str(table)] = self._rows.get(table, 0)
+        if fence is not None:
+            fence()
+        if self._conn is not None:
+            with wh.pool.errors(f"{wh.describe()}: commit window {self.window}"):
+                self._conn.commit()
+        self.abort()
+        return counts
+
+    def abort(self) -> None:
+        """Roll back what was appended (unless committed) and close the connection."""
+        conn, self._conn = self._conn, None
+        self._rows.clear()
+        self._types.clear()
+        if conn is not None:
+            with suppress(Exception):
+                conn.rollback()
+            with suppress(Exception):
+                conn.close()

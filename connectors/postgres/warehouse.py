@@ -1,0 +1,185 @@
+"""PostgreSQL as warehouse: stage, target and drive table in one database.
+
+Config (``stage_system``, ``target_system`` or ``drive_table``)::
+
+    {"type": "postgres", "host": "pg-dwh.company.com", "port": 5432, "database": "dwh",
+     "schema": "lab", "table": "stg_genetic_tests", "credentials_ref": "pg_dwh"}
+
+``credentials_ref`` supplies ``user`` and ``password``, as for the PostgreSQL source. Loads are
+binary COPY inside one transaction per window (:mod:`.load`); stage-to-target is pushed down as
+SQL when both tables are in one database; the drive table's leases are advisory locks
+(:mod:`.drive`). Everything else is the shared SQL layer (:mod:`drivetrain.sql`) in PostgreSQL's
+dialect (:mod:`.dialect`). Names follow the casing policy described there.
+
+The user needs CONNECT on the database, CREATE on the schema (or the schema to exist with CREATE
+on it), and SELECT, INSERT, UPDATE, DELETE on the tables it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.warehouse import TableRef, Warehouse, WindowLoad
+
+from .dialect import PostgresDialect, arrow_type_sql
+from .drive import PostgresDriveStore
+from .load import PostgresWindowLoad
+from .session import ConnectionPool, PgSession
+from .warehouse_config import OPTIONS_SCHEMA, parse_options
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from drivetrain.config import SystemConfig
+    from drivetrain.drive import DriveStore
+    from drivetrain.secrets import Credentials
+    from drivetrain.sql.names import Fence, PushDown, PushDownStats
+    from drivetrain.window import Window
+
+_COLUMNS_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+class PostgresWarehouse(Warehouse):
+    """Stage, target and drive table in a PostgreSQL database."""
+
+    type_name = "postgres"
+    aliases: ClassVar[tuple[str, ...]] = ("postgresql",)
+    options_schema: ClassVar[Mapping[str, Any]] = OPTIONS_SCHEMA
+
+    def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
+        super().__init__(config, credentials)
+        self.options = parse_options(config, credentials)
+        self.pool = ConnectionPool(self.options)
+        self.dialect = PostgresDialect(self.options.schema)
+        self._version: int | None = None
+
+    def describe(self) -> str:
+        return self.options.describe()
+
+    def __repr__(self) -> str:
+        return f"<PostgresWarehouse {self.describe()}>"
+
+    def server_version(self) -> int:
+        """``server_version_num`` (150004 for 15.4); MERGE needs 150000."""
+        if self._version is None:
+            with self.sql(f"connect to {self.describe()}", retry=True) as s:
+                self._version = int(s.rows("SHOW server_version_num")[0][0])
+            self.dialect.merge = self._version >= 150000
+        return self._version
+
+    def check(self) -> list[str]:
+        version = self.server_version()
+        note = "" if self.dialect.merge else " (before 15: merges run as DELETE + INSERT)"
+        return [f"{self.describe()}: connected (PostgreSQL {version // 10000}.{version % 10000}){note}"]
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def sql(self, what: str, *, retry: bool = False) -> PgSession:
+        """This thread's connection; with ``retry`` each statement is retried on a transient error."""
+        return PgSession(self.pool, what, retry=retry)
+
+    def same_warehouse(self, other: Warehouse) -> bool:
+        return isinstance(other, PostgresWarehouse) and other.options.identity == self.options.identity
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def table_ref(self, role_options: Mapping[str, Any], query_field: str | None) -> TableRef:
+        return TableRef(name=role_options["table"], schema=role_options.get("schema") or self.options.schema,
+                        query_field=query_field)
+
+    def _parts(self, table: TableRef) -> tuple[str, str]:
+        return (table.schema or self.options.schema).lower(), table.name.lower()
+
+    def where(self, table: TableRef, action: str) -> str:
+        schema, name = self._parts(table)
+        return f"{action} {schema}.{name} ({self.describe()})"
+
+    def claims_location(self, table: TableRef) -> str:
+        return self.where(self.owners_table(table), "the table")
+
+    def ensure_schema(self, table: TableRef) -> None:
+        """Create the table's schema unless it exists (creating needs CREATE on the database)."""
+        schema, _ = self._parts(table)
+        known: set[str] = self.__dict__.setdefault("_schemas", set())
+        if schema in known:
+            return
+        with self.sql(self.where(table, "look up the schema of"), retry=True) as s:
+            found = s.rows("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ?", [schema])
+        if not found:
+            with self.sql(self.where(table, "create the schema of")) as s:
+                s.execute(f"CREATE SCHEMA IF NOT EXISTS {self.dialect.owned(schema)}")
+        known.add(schema)
+
+    def table_columns(self, table: TableRef) -> dict[str, str]:
+        with self.sql(self.where(table, "read the columns of"), retry=True) as s:
+            return {name: sql_type for name, sql_type in s.rows(_COLUMNS_SQL, list(self._parts(table)))}
+
+    def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        d = self.dialect
+        existing = self.table_columns(table)
+        if not existing:
+            self.ensure_schema(table)
+            columns = ", ".join(f"{d.quote(f.name)} {arrow_type_sql(f)}" for f in schema)
+            with self.sql(self.where(table, "create")) as s:
+                s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(table)} ({columns})")
+            return
+        for field in schema:
+            if field.name not in existing:
+                with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
+                    s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
+
+    def window_load(self, window: Window, key: str) -> WindowLoad:
+        return PostgresWindowLoad(self, window, key)
+
+    def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
+        """The shared push-down; the dialect learns the stage window its dedup clause reads."""
+        self.server_version()  # MERGE or DELETE + INSERT
+        with self.dialect.deduplicating(spec.stage, window):
+            return super().push_down(spec, window, lineage, fence=fence)
+
+    def vacuum(self, table: TableRef) -> tuple[bool, str]:
+        """VACUUM (outside a transaction); never raises: autovacuum reclaims the space anyway."""
+        try:
+            with self.sql(self.where(table, "vacuum")) as s:
+                s.execute(f"VACUUM {self.dialect.qualified(table)}")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return False, f"not vacuumed now ({str(exc).splitlines()[0]}); autovacuum reclaims the space later"
+        return True, f"VACUUM {table}"
+
+    def gather_statistics(self, table: TableRef) -> tuple[bool, str]:
+        """ANALYZE the table, so the planner sees the rows now in it."""
+        try:
+            with self.sql(self.where(table, "analyze")) as s:
+                s.execute(f"ANALYZE {self.dialect.qualified(table)}")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return False, f"not gathered: {str(exc).splitlines()[0]}"
+        return True, f"ANALYZE {table}"
+
+    def write_problem(self, table: TableRef) -> str | None:
+        """Insert nothing into the table (or create a scratch table beside it) and roll back."""
+        d = self.dialect
+        try:
+            with self.sql(self.where(table, "try a write to")) as s, s.transaction():
+                if self.table_exists(table):
+                    s.execute(f"INSERT INTO {d.qualified(table)} SELECT * FROM {d.qualified(table)} LIMIT 0")
+                else:
+                    s.execute(f"CREATE SCHEMA IF NOT EXISTS {d.owned(table.schema or self.options.schema)}")
+                    s.execute(f"CREATE TABLE {d.qualified(table.sibling('__drivetrain_write_probe'))} (probe INTEGER)")
+                raise _RolledBack
+        except _RolledBack:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the reason is the answer
+            return str(exc).splitlines()[0]
+
+    def drive_store(self, table: TableRef) -> DriveStore:
+        return PostgresDriveStore(self, table)
+
+
+class _RolledBack(Exception):
+    """Raised to roll back a trial write."""
