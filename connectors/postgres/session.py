@@ -79,9 +79,12 @@ class ConnectionPool:
 
     def errors(self, what: str) -> AbstractContextManager[None]:
         """Driver errors raised in the block become TransientError / PermanentError naming ``what``."""
+        from urllib.parse import quote
+
         password = self.options.password.reveal() if self.options.password is not None else None
+        quoted = quote(password, safe="") if password else None  # as written in the ADBC load's URL
         return driver_errors("PostgreSQL", what, is_driver_error=pg_errors._is_driver_error, classify=classify,
-                             text=pg_errors._server_text, secrets=(password,))
+                             text=pg_errors._server_text, secrets=(password, quoted))
 
     def connect(self, what: str = "connect") -> Any:
         """A new autocommit connection of this warehouse's own (the caller closes it)."""

@@ -169,7 +169,9 @@ class PostgresWarehouse(Warehouse):
                 if self.table_exists(table):
                     s.execute(f"INSERT INTO {d.qualified(table)} SELECT * FROM {d.qualified(table)} LIMIT 0")
                 else:
-                    s.execute(f"CREATE SCHEMA IF NOT EXISTS {d.owned(table.schema or self.options.schema)}")
+                    schema, _ = self._parts(table)
+                    if not s.rows("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ?", [schema]):
+                        s.execute(f"CREATE SCHEMA {d.owned(schema)}")
                     s.execute(f"CREATE TABLE {d.qualified(table.sibling('__drivetrain_write_probe'))} (probe INTEGER)")
                 raise _RolledBack
         except _RolledBack:
