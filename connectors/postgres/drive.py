@@ -102,9 +102,7 @@ class PostgresDriveStore(SqlDriveStore):
         with self._held_lock:
             old = self._held.pop((pipeline_name, window_start), None)
             self._held[(pipeline_name, window_start)] = conn
-        if old is not None:
-            with suppress(Exception):
-                old.close()
+        _let_go(old)
         return lease
 
     def _write_lease(self, conn: Any, pipeline_name: str, window_start: datetime, window_end: datetime,
@@ -162,9 +160,7 @@ class PostgresDriveStore(SqlDriveStore):
         finally:
             with self._held_lock:
                 conn = self._held.pop((lease.pipeline_name, lease.window_start), None)
-            if conn is not None:
-                with suppress(Exception):
-                    conn.close()  # the session ends: the server drops the advisory lock
+            _let_go(conn)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
         self.ensure()
@@ -199,5 +195,14 @@ class PostgresDriveStore(SqlDriveStore):
             conns = list(self._held.values())
             self._held.clear()
         for conn in conns:
-            with suppress(Exception):
-                conn.close()
+            _let_go(conn)
+
+
+def _let_go(conn: Any) -> None:
+    """Unlock at once (the server ends a closed session a moment later), then close."""
+    if conn is None:
+        return
+    with suppress(Exception):
+        conn.execute("SELECT pg_advisory_unlock_all()")
+    with suppress(Exception):
+        conn.close()

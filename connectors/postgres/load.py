@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from drivetrain.errors import MissingExtraError
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
-from .dialect import literal
+from .dialect import arrow_type_sql, literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -116,9 +116,8 @@ class PostgresWindowLoad(WindowLoad):
             self._run(f"DELETE FROM {d.qualified(table)} WHERE {self._where(table)}", wh.where(table, "empty the window of"))
             self._rows[table] = 0
             self._types[table] = wh.table_columns(table)
-        elif not set(batch.schema.names) <= set(self._types[table]):
-            wh.ensure_table(table, batch.schema)
-            self._types[table] = wh.table_columns(table)
+        else:
+            self._add_columns(table, batch.schema)
         if not batch.num_rows:
             return
         ready = ingest_ready(batch)
@@ -132,6 +131,17 @@ class PostgresWindowLoad(WindowLoad):
             cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
             cur.execute(f"DROP TABLE {d.quote(scratch)}")
         self._rows[table] += batch.num_rows
+
+    def _add_columns(self, table: TableRef, schema: pa.Schema) -> None:
+        """Columns a later batch brings, added inside the load's transaction: this transaction
+        holds the table, so DDL on another connection would wait for it."""
+        d, types = self.wh.dialect, self._types[table]
+        for field in schema:
+            if field.name not in types:
+                sql_type = arrow_type_sql(field)
+                self._run(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {sql_type}",
+                          self.wh.where(table, f"add column {field.name!r} to"))
+                types[field.name] = sql_type
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh, d = self.wh, self.wh.dialect

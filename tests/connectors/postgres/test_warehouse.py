@@ -1,0 +1,225 @@
+"""The PostgreSQL warehouse on its own: leases as advisory locks, loads, types, names, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import attrs
+import pyarrow as pa
+import pytest
+
+from drivetrain.drive import new_holder_id
+from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.record import RunRecord, RunStatus
+from drivetrain.warehouse import TableRef
+from drivetrain.window import Window
+from tests.servers.postgres import PostgresServer
+
+from .warehouse import env, make_warehouse, new_schema, section
+
+T0 = datetime(2025, 11, 15, 10, tzinfo=UTC)
+WINDOW = Window(T0, T0 + timedelta(hours=1))
+
+
+@pytest.fixture
+def schema(postgres: PostgresServer) -> str:
+    return new_schema(postgres)
+
+
+@pytest.fixture
+def wh(postgres, monkeypatch, schema):  # noqa: ANN001, ANN201 - a fixture
+    warehouse = make_warehouse(postgres, monkeypatch, schema=schema)
+    yield warehouse
+    warehouse.close()
+
+
+def store_of(wh):  # noqa: ANN001, ANN201
+    store = wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None))
+    store.ensure()
+    return store
+
+
+HOLDER = """
+import sys, time
+from datetime import datetime
+from drivetrain.config import SystemConfig
+from drivetrain.connectors.postgres import PostgresWarehouse
+config = SystemConfig.from_section("drive_table", {section!r})
+wh = PostgresWarehouse(config, config.credentials())
+store = wh.drive_store(wh.table_ref({{"table": "pipeline_execution_drive"}}, None))
+lease = store.acquire_lease("lab", datetime.fromisoformat({start!r}), datetime.fromisoformat({end!r}), "{holder}", 3600)
+print(lease.token, flush=True)
+time.sleep(600)
+"""
+
+
+class TestLease:
+    def test_a_killed_holder_frees_its_window_at_once_and_the_next_token_is_larger(self, wh, postgres, schema):
+        store = store_of(wh)
+        holder = f"otherhost:{os.getpid()}:child"  # another host: never judged dead by its pid
+        code = HOLDER.format(section=section(postgres, schema), start=WINDOW.start.isoformat(), end=WINDOW.end.isoformat(), holder=holder)
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, **env(postgres)})
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "1"
+            assert store.is_held("lab", WINDOW.start)
+            running = RunRecord(pipeline_id="lab_run1", pipeline_name="lab", pipeline_start_timestamp=WINDOW.end,
+                                query_window_start_timestamp=WINDOW.start, query_window_end_timestamp=WINDOW.end,
+                                target_date=date(2025, 11, 15), query_window_duration="1h", lease_holder=holder,
+                                pipeline_status=RunStatus.RUNNING)
+            assert store.dead_reason(running) is None
+            with pytest.raises(LeaseError, match=f"being run by {holder}"):
+                store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+            # the server notices the closed socket at once; the lease row still says "until in an hour"
+            deadline = datetime.now(UTC) + timedelta(seconds=30)
+            while store.is_held("lab", WINDOW.start) and datetime.now(UTC) < deadline:
+                threading.Event().wait(0.05)
+            assert "no session holds the window's lock" in (store.dead_reason(running) or "")
+            assert store.current_lease("lab", WINDOW.start).expires_at > datetime.now(UTC) + timedelta(minutes=50)
+            taken = store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+            assert taken.token == 2
+            store.release_lease(taken)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+    def test_of_many_threads_racing_for_one_window_exactly_one_wins(self, wh, postgres, monkeypatch, schema):
+        store_of(wh)
+        stores = [store_of(make_warehouse(postgres, monkeypatch, schema=schema)) for _ in range(6)]
+        barrier, won, lost = threading.Barrier(len(stores)), [], []
+
+        def race(store) -> None:  # noqa: ANN001
+            barrier.wait()
+            try:
+                won.append(store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60))
+            except LeaseError as exc:
+                lost.append(exc)
+
+        threads = [threading.Thread(target=race, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and len(lost) == len(stores) - 1
+        for store in stores:
+            store.close()
+            store.wh.close()
+
+    def test_a_step_holder_keeps_its_window_between_steps_without_a_lock(self, wh):
+        store = store_of(wh)
+        lease = store.acquire_lease("lab", WINDOW.start, WINDOW.end, "step:dag_run_1", 3600)
+        store.release_lease(lease, keep_row=True)
+        assert not store.is_held("lab", WINDOW.start)
+        with pytest.raises(LeaseError, match="driven step by step"):
+            store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+        again = store.acquire_lease("lab", WINDOW.start, WINDOW.end, "step:dag_run_1", 3600)
+        assert again.token == lease.token
+        store.release_lease(again)
+
+
+class TestLoad:
+    def test_arrow_types_load_and_read_back_and_an_aborted_load_leaves_nothing(self, wh):
+        table = TableRef(name="Typed", query_field="at")
+        batch = pa.RecordBatch.from_pydict({
+            "at": pa.array([T0, T0 + timedelta(minutes=1)], pa.timestamp("ns", tz="UTC")),
+            "small": pa.array([1, None], pa.int8()), "big": pa.array([2**40, 3], pa.uint64()),
+            "price": pa.array([Decimal("1.50"), None], pa.decimal128(10, 2)), "ok": [True, False],
+            "tags": pa.array([["a", "b"], None], pa.list_(pa.string())), "doc": pa.array([{"k": 1}, {"k": None}]),
+            "day": pa.array([date(2025, 1, 1), None], pa.date32()), "blob": [b"\x00\x01", None], "nothing": pa.nulls(2),
+            "@odd name?": ["x", "y%"],
+        })
+        with wh.window_load(WINDOW, "k") as load:
+            load.append(table, batch)
+            load.commit([table])
+        assert wh.count_window(table, WINDOW) == 2
+        assert wh.table_columns(table)["doc"] == "jsonb"
+        [read] = list(wh.read_window(table, WINDOW, 10))
+        got = read.to_pylist()[0]
+        assert (got["small"], got["big"], got["price"], got["ok"], got["day"], got["blob"]) == (1, Decimal(2**40), Decimal("1.50"), True,
+                                                                                                  date(2025, 1, 1), b"\x00\x01")
+        assert got["tags"] == '["a", "b"]' and got["doc"] == '{"k": 1}' and read.column("@odd name?").to_pylist() == ["x", "y%"]
+        with wh.window_load(WINDOW, "k") as load:
+            load.append(table, batch.slice(0, 1))
+            load.abort()
+        assert wh.count_window(table, WINDOW) == 2
+
+    def test_a_later_batch_with_a_new_column_and_a_wider_type_is_loaded(self, wh):
+        table = TableRef(name="grow", query_field="at")
+        with wh.window_load(WINDOW, "k") as load:
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([1], pa.int32())}))
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([2], pa.int64()), "extra": ["e"]}))
+            assert load.commit([table]) == {str(table): 2}
+        with wh.sql("look") as s:
+            assert sorted(s.rows(f'SELECT "n", "extra" FROM {wh.dialect.qualified(table)}'), key=str) == [(1, None), (2, "e")]
+
+    def test_a_value_that_does_not_fit_fails_the_load_naming_the_table_and_keeps_the_old_rows(self, wh):
+        table = TableRef(name="narrow", query_field="at")
+        with wh.window_load(WINDOW, "k") as load:
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([1], pa.int32())}))
+            load.commit([table])
+        with pytest.raises(PermanentError, match=r"load .*narrow"), wh.window_load(WINDOW, "k") as load:
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([2**40], pa.int64())}))
+        assert wh.count_window(table, WINDOW) == 1
+
+
+class TestConfigAndErrors:
+    def test_a_wrong_password_is_a_clear_permanent_error_without_the_password(self, postgres, monkeypatch, schema):
+        monkeypatch.setenv("PG_WH_USER", postgres.user)
+        from drivetrain.config import SystemConfig
+        from drivetrain.connectors.postgres import PostgresWarehouse
+
+        monkeypatch.setenv("PG_WH_PASSWORD", "wrong-Secret-42")
+        config = SystemConfig.from_section("target_system", section(postgres, schema, table="t"))
+        wh = PostgresWarehouse(config, config.credentials())
+        with pytest.raises(PermanentError) as caught:
+            wh.table_columns(TableRef(name="t"))
+        assert "authentication failed" in str(caught.value) and "wrong-Secret-42" not in str(caught.value)
+        assert "wrong-Secret-42" not in repr(wh.options)
+
+    def test_a_section_without_a_user_says_which_variables_to_set(self, postgres, monkeypatch, schema):
+        from drivetrain.config import SystemConfig
+        from drivetrain.connectors.postgres import PostgresWarehouse
+        from drivetrain.errors import ConfigError
+
+        monkeypatch.delenv("NOBODY_USER", raising=False)
+        config = SystemConfig.from_section("target_system", section(postgres, schema, table="t", credentials_ref="nobody"))
+        with pytest.raises(ConfigError, match="NOBODY_USER"):
+            PostgresWarehouse(config, config.credentials())
+
+    def test_config_names_are_stored_lower_case_like_unquoted_names(self, wh, postgres, schema):
+        table = TableRef(name="Lab_Results", query_field="at")
+        with wh.window_load(WINDOW, "k") as load:
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0]}))
+            load.commit([table])
+        with postgres.admin() as conn:
+            assert conn.execute(f"SELECT COUNT(*) FROM {schema}.Lab_Results").fetchone() == (1,)
+
+    def test_the_pipeline_finds_the_warehouse_by_its_type(self):
+        from drivetrain import plugins
+        from drivetrain.connectors.postgres import PostgresWarehouse
+
+        for name in ("postgres", "postgresql"):
+            assert plugins.connector_class("warehouse", name, json_path="target_system.type") is PostgresWarehouse
+
+
+def test_record_round_trips_through_the_drive_table(wh):
+    store = store_of(wh)
+    rec = RunRecord(pipeline_id="lab_run1", pipeline_name="lab", pipeline_start_timestamp=WINDOW.end,
+                    query_window_start_timestamp=WINDOW.start, query_window_end_timestamp=WINDOW.end,
+                    target_date=date(2025, 11, 15), query_window_duration="1h", phases_pending=("pre_validation", "source_count"),
+                    config_snapshot={"x": [1, "two", None]})
+    store.insert(rec)
+    got = store.get("lab_run1")
+    assert got is not None and got.phases_pending == ("pre_validation", "source_count") and got.config_snapshot == {"x": [1, "two", None]}
+    store.update(attrs.evolve(rec, phases_pending=(), phases_completed=("pre_validation",)))
+    assert store.get("lab_run1").phases_pending == ()
