@@ -22,12 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from drivetrain.connectors.sqlsource.text import driver_errors
 from drivetrain.errors import MissingExtraError, TransientError
 
-from drivetrain.connectors.sqlsource.text import driver_errors
-
 from . import errors as pg_errors
-from .types import UTC_MICROS, _NATIVE
+from .types import _NATIVE, UTC_MICROS
 
 if TYPE_CHECKING:
     import pyarrow as pa

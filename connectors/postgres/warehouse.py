@@ -50,6 +50,7 @@ class PostgresWarehouse(Warehouse):
     type_name = "postgres"
     aliases: ClassVar[tuple[str, ...]] = ("postgresql",)
     options_schema: ClassVar[Mapping[str, Any]] = OPTIONS_SCHEMA
+    dialect: PostgresDialect
 
     def __init__(self, config: SystemConfig, credentials: Credentials | None = None) -> None:
         super().__init__(config, credentials)
