@@ -42,10 +42,10 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
         "connect_timeout": {"type": "integer", "minimum": 1, "description": "Seconds to wait for a connection. Default 10."},
         "lock_timeout_seconds": {"type": "integer", "minimum": 0,
                                  "description": "Seconds a statement waits for a table lock (lock_timeout) before it fails "
-                                 "and is retried. Default 300."},
+                                 "with a transient error. Default 300."},
         "ssl": shared.SSL_SCHEMA,
-        "temp_table_prefix": {"type": "string", "description": "Ignored: a window is loaded inside one transaction, "
-                              "without temporary tables."},
+        "temp_table_prefix": {"type": "string", "description": "Ignored: a window is loaded inside one transaction; "
+                              "its batches pass through temporary tables of that session, named by drivetrain."},
     },
 }
 
