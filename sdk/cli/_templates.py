@@ -79,6 +79,26 @@ SOURCES: dict[str, Callable[[str], dict[str, Any]]] = {
     "elasticsearch": _elasticsearch,
     "servicenow": _servicenow,
 }
+def _duckdb_warehouse(name: str) -> dict[str, Any]:
+    return {"type": "duckdb", "path": "warehouse.duckdb"}
+
+
+def _postgres_warehouse(name: str) -> dict[str, Any]:
+    return {
+        "type": "postgres",
+        "credentials_ref": f"{name}_dwh",
+        "host": "postgres.example.com",
+        "port": 5432,
+        "database": "TODO_database",
+        "schema": "public",
+    }
+
+
+#: Warehouses ``drivetrain new --target`` scaffolds stage and target (and so the drive table) in.
+TARGETS: dict[str, Callable[[str], dict[str, Any]]] = {"duckdb": _duckdb_warehouse, "postgres": _postgres_warehouse}
+#: Keys of a warehouse section that only name the server; the folder's test drops them for DuckDB.
+SERVER_KEYS = ("credentials_ref", "host", "port", "database", "schema", "ssl", "connect_timeout", "lock_timeout_seconds")
+
 KEY_COLUMN = {"files": "order_id", "mysql": "id", "postgres": "id", "elasticsearch": "id", "servicenow": "sys_id"}
 #: Why the scaffold merges: its query field is an update time, so records move between windows.
 TARGET_COMMENT = (
@@ -182,11 +202,15 @@ def load_copy(tmp_path: Path) -> Pipeline:
     """Copy this folder to tmp_path and load it; without sample files, the source becomes memory rows."""
     folder = tmp_path / "{name}"
     shutil.copytree(HERE, folder, ignore=shutil.ignore_patterns("warehouse.duckdb*", "archive", "__pycache__", ".pytest_cache"))
+    config = dict(CONFIG)
+    for section in ("stage_system", "target_system"):  # a server warehouse: the test uses a DuckDB file instead
+        if config[section]["type"] != "duckdb":
+            kept = {{k: v for k, v in config[section].items() if k not in {server_keys!r}}}
+            config[section] = {{**kept, "type": "duckdb", "path": "warehouse.duckdb"}}
     if not HAS_SAMPLE_FILES:
-        config = dict(CONFIG)
         config["source_system"] = {{"type": "memory", "name": "{name}", "query_field": CONFIG["source_system"]["query_field"]}}
         MemorySource.registry["{name}"] = sample_rows()
-        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return Pipeline.load(folder)
 
 
@@ -213,20 +237,25 @@ def test_status_is_upper_case_in_the_target(tmp_path: Path) -> None:
 
 
 def test_py(name: str, source_type: str) -> str:
-    return _TEST_PY.format(name=name, has_samples=source_type == "files")
+    return _TEST_PY.format(name=name, has_samples=source_type == "files", server_keys=SERVER_KEYS)
 
 
 GITIGNORE = "warehouse.duckdb\nwarehouse.duckdb.wal\narchive/\n__pycache__/\n"
 
 
-def readme(name: str, source_type: str) -> str:
+def readme(name: str, source_type: str, target_type: str = "duckdb") -> str:
     first = ("The sample in data/ covers the first hours of " + SAMPLE_DAY + ", so it runs as it is."
              if source_type == "files" else
              f"Fill in the TODO placeholders in config.json and set the credentials named by credentials_ref "
              f"(environment variables, see the _comment there). Install the client: pip install 'drivetrain[{source_type}]'.")
+    where = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}[target_type]
+    if target_type == "postgres":
+        first += (f" Stage, target and drive table are in PostgreSQL: fill in its database in stage_system and "
+                  f"target_system and set {name.upper()}_DWH_USER and {name.upper()}_DWH_PASSWORD "
+                  "(pip install 'drivetrain[postgres]').")
     return f"""# {name}
 
-A drivetrain pipeline: {source_type} source -> DuckDB stage -> DuckDB target, one hour at a time.
+A drivetrain pipeline: {source_type} source -> {where} stage -> {where} target, one hour at a time.
 
 {first}
 
@@ -246,9 +275,9 @@ drivetrain history ./{name}     # what ran, newest first
 """
 
 
-def next_steps(folder: Path, name: str, source_type: str) -> list[str]:
+def next_steps(folder: Path, name: str, source_type: str, target_type: str = "duckdb") -> list[str]:
     steps = ["next:"]
-    if source_type != "files":
+    if source_type != "files" or target_type != "duckdb":
         steps.append(f"  edit {folder}/config.json (the TODO placeholders) and set the credentials it names")
     # A folder is written as a path (./orders): a bare name means a registered pipeline.
     shown = str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"

@@ -34,11 +34,15 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
               help="Copy a ready contrib pipeline (lab_results, genetic_tests...) instead, renamed NAME.")
 @click.option("--warehouse", type=click.Choice(["as-is", "duckdb"]), default="as-is", show_default=True,
               help="With --from-contrib: keep the contrib's warehouse, or put stage and target in a local DuckDB file.")
-def new_command(name: str, source_type: str, parent: str, contrib: str | None = None, warehouse: str = "as-is") -> None:
+@click.option("--target", "target_type", type=click.Choice(sorted(t.TARGETS)), default="duckdb", show_default=True,
+              help="Where stage, target and drive table go: the folder's DuckDB file, or a PostgreSQL database.")
+def new_command(name: str, source_type: str, parent: str, contrib: str | None = None, warehouse: str = "as-is",
+                target_type: str = "duckdb") -> None:
     """Create a pipeline folder NAME with config.json, pipeline.py and a test.
 
     NAME is the pipeline name: lower-case letters, digits and underscores, starting with
-    a letter. Stage, target and drive table go to a DuckDB file in the folder. With the
+    a letter. Stage, target and drive table go to a DuckDB file in the folder (or, with
+    --target postgres, to a PostgreSQL database; the folder's test still uses DuckDB). With the
     default files source the folder runs as generated: try
     `drivetrain run NAME` and `pytest NAME`.
     """
@@ -59,21 +63,21 @@ def new_command(name: str, source_type: str, parent: str, contrib: str | None = 
                                  lambda: copy_contrib(contrib, folder, name, warehouse=warehouse))
         out.line(f"Fill in what config.json lists under _comment_fill_in, then: drivetrain validate {shown}")
         return
-    write_new_folder(folder, parent, f"{source_type} source", lambda: scaffold(folder, name, source_type))
-    for step in t.next_steps(folder, name, source_type):
+    write_new_folder(folder, parent, f"{source_type} source", lambda: scaffold(folder, name, source_type, target_type))
+    for step in t.next_steps(folder, name, source_type, target_type):
         out.line(step)
 
 
-def scaffold(folder: Path, name: str, source_type: str) -> list[Path]:
+def scaffold(folder: Path, name: str, source_type: str, target_type: str = "duckdb") -> list[Path]:
     """Write the pipeline folder; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     cls = "".join(part.capitalize() for part in name.split("_")) or "My"
     contents: dict[str, str] = {
-        "config.json": json.dumps(config_for(name, source_type), indent=2) + "\n",
+        "config.json": json.dumps(config_for(name, source_type, target_type), indent=2) + "\n",
         "pipeline.py": t.PIPELINE_PY.format(name=name, cls=cls),
         "test_pipeline.py": t.test_py(name, source_type),
-        "README.md": t.readme(name, source_type),
+        "README.md": t.readme(name, source_type, target_type),
         ".gitignore": t.GITIGNORE,
         f"{name}_dag.py": t.DAG_PY.format(name=name),
         "test_dag.py": t.dag_test_py(name),
@@ -89,10 +93,10 @@ def scaffold(folder: Path, name: str, source_type: str) -> list[Path]:
     return written
 
 
-def config_for(name: str, source_type: str) -> dict[str, Any]:
+def config_for(name: str, source_type: str, target_type: str = "duckdb") -> dict[str, Any]:
     """The scaffold's config.json as a dict."""
     source = t.SOURCES[source_type](name)
-    stage: dict[str, Any] = {"type": "duckdb", "path": "warehouse.duckdb", "table": f"stg_{name}"}
+    stage: dict[str, Any] = {**t.TARGETS[target_type](name), "table": f"stg_{name}"}
     if source_type == "files":
         stage["_comment"] = "Records that do not match these columns go to the table stg_<name>__rejects with the reason."
         stage["columns"] = t.SAMPLE_COLUMNS
@@ -112,8 +116,7 @@ def config_for(name: str, source_type: str) -> dict[str, Any]:
         "source_system": source,
         "stage_system": stage,
         "target_system": {
-            "type": "duckdb",
-            "path": "warehouse.duckdb",
+            **t.TARGETS[target_type](name),
             "table": name,
             "_comment": t.TARGET_COMMENT,
             "load_strategy": "merge",

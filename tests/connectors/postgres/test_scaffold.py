@@ -55,3 +55,36 @@ def test_the_scaffold_test_passes_on_memory_rows(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout  # test_pipeline.py (2) and test_dag.py
+
+
+def test_a_postgres_target_scaffold_validates_runs_into_the_server_and_its_test_passes_offline(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    from .warehouse import new_schema
+
+    done = drivetrain(tmp_path, "new", "shop", "--target", "postgres")
+    assert done.returncode == 0, done.stderr
+    assert "set the credentials it names" in done.stdout
+    config_file = tmp_path / "shop" / "config.json"
+    config = json.loads(config_file.read_text())
+    for name in ("stage_system", "target_system"):
+        assert (config[name]["type"], config[name]["credentials_ref"]) == ("postgres", "shop_dwh")
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "shop")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert tested.returncode == 0 and "3 passed" in tested.stdout, tested.stdout + tested.stderr  # on DuckDB, no server
+
+    schema = new_schema(postgres)
+    for name in ("stage_system", "target_system"):
+        config[name].update(host=postgres.host, port=postgres.port, database=postgres.database, schema=schema)
+    config_file.write_text(json.dumps(config))
+    env = {"SHOP_DWH_USER": postgres.user, "SHOP_DWH_PASSWORD": postgres.password}
+    checked = drivetrain(tmp_path, "validate", "./shop", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ran = drivetrain(tmp_path, "run", "./shop", "--window-start", "2025-01-01T00:00:00Z", env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert not (tmp_path / "shop" / "warehouse.duckdb").exists()
+    with postgres.admin() as conn:
+        statuses = {r[0] for r in conn.execute(f"SELECT DISTINCT status FROM {schema}.shop").fetchall()}
+        runs = conn.execute(f"SELECT pipeline_status FROM {schema}.pipeline_execution_drive").fetchall()
+    assert statuses and all(s == s.upper() for s in statuses)
+    assert runs == [("SUCCESS",)]
