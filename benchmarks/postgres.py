@@ -1,4 +1,4 @@
-"""PostgreSQL -> DuckDB, next to ``psql \\copy ... to /dev/null`` as the limit.
+"""PostgreSQL -> DuckDB and files -> PostgreSQL, next to ``psql \\copy`` as the limit of each.
 
 Usage (from the repository root)::
 
@@ -20,6 +20,11 @@ Each path reads one window ``[start, end)`` in a child process of its own (this 
 - ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling.
 - ``drivetrain_s2s_adbc`` / ``drivetrain_s2s_psycopg``: the source-to-stage phase (extract,
   validate, load into a DuckDB stage, swap in) with each reader.
+- ``load_limit``: ``psql -c "\\copy ... from 'window.csv' csv"`` into an empty table: the
+  server's own COPY of the window's rows, the limit of loading into PostgreSQL.
+- ``drivetrain_files_to_pg``: the source-to-stage phase from the window's rows in a Parquet file
+  (files source) into a PostgreSQL stage (its bulk load: ADBC binary COPY in one transaction),
+  starting from an empty schema; its ratio is to ``load_limit``.
 
 The report (``postgres-latest.json`` / ``.md`` in ``benchmarks/results``) gives seconds, rows a
 second and peak RSS for each, and each drivetrain path's ratio to the limit (target <= 1.5).
@@ -46,7 +51,10 @@ if str(REPO) not in sys.path:
 START = datetime(2025, 1, 1, tzinfo=UTC)
 TABLE = "bench_narrow"
 COLUMNS = "id, created_at, status, score, amount"
-PATHS = ("limit", "adbc_fetch", "drivetrain_s2s_adbc", "drivetrain_s2s_psycopg")
+PATHS = ("limit", "adbc_fetch", "drivetrain_s2s_adbc", "drivetrain_s2s_psycopg", "load_limit", "drivetrain_files_to_pg")
+#: The limit each path is compared with (default ``limit``).
+LIMIT_OF = {"load_limit": "load_limit", "drivetrain_files_to_pg": "load_limit"}
+LOAD_SCHEMA = "bench_load"
 #: The issue's target: a drivetrain path takes at most this many times the limit's time.
 TARGET_RATIO = 1.5
 
@@ -71,6 +79,47 @@ def build(server: Any, rows: int, days: int) -> None:
 def _window_sql(job: dict[str, Any]) -> str:
     return (f"SELECT {COLUMNS} FROM {TABLE} WHERE created_at >= '{job['start']}'"
             f" AND created_at < '{job['end']}'")
+
+
+def export(server: Any, job: dict[str, Any], folder: Path) -> None:
+    """The window's rows as Parquet (the files path reads it) and CSV (psql loads it)."""
+    import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    with adbc.connect(server.url(admin=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(_window_sql(job))
+        table = cursor.fetch_arrow_table()
+    import pyarrow as pa
+
+    amount = pa.chunked_array([c.storage for c in table.column("amount").chunks], pa.string()).cast(pa.decimal128(12, 2))
+    table = table.set_column(table.schema.get_field_index("amount"), "amount", amount)  # numeric arrives as text
+    pq.write_table(table, folder / "window.parquet")
+    pcsv.write_csv(table, folder / "window.csv", pcsv.WriteOptions(include_header=False))
+    job["parquet"], job["csv"] = str(folder / "window.parquet"), str(folder / "window.csv")
+
+
+def empty_load_schema(server: Any) -> None:
+    """A fresh schema for the load paths, with ``load_limit``'s table, owned by the test role."""
+    with server.admin() as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {LOAD_SCHEMA} CASCADE")
+        conn.execute(f"CREATE SCHEMA {LOAD_SCHEMA} AUTHORIZATION {server.user}")
+        conn.execute(f"CREATE TABLE {LOAD_SCHEMA}.copied (id bigint, created_at timestamptz, status text,"
+                     " score double precision, amount numeric(12, 2))")
+        conn.execute(f"ALTER TABLE {LOAD_SCHEMA}.copied OWNER TO {server.user}")
+
+
+def _files_config(job: dict[str, Any], folder: Path) -> dict[str, Any]:
+    from benchmarks.paths import pipeline_config
+
+    config = pipeline_config(job, reader="pymysql", warehouse=folder / "warehouse.duckdb")
+    source = job["source"]
+    config["source_system"] = {"type": "files", "path": job["parquet"], "query_field": "created_at"}
+    for name, table in (("stage_system", "stg"), ("target_system", "events")):
+        config[name] = {**{k: v for k, v in config[name].items() if k not in ("path", "type")},
+                        "type": "postgres", "host": source["host"], "port": source["port"], "database": source["database"],
+                        "schema": LOAD_SCHEMA, "table": table, "credentials_ref": "bench_pg"}
+    return config
 
 
 def _config(job: dict[str, Any], reader: str, folder: Path) -> dict[str, Any]:
@@ -105,6 +154,19 @@ def child(name: str, job_file: str) -> int:
             for batch in cursor.fetch_record_batch():
                 rows += batch.num_rows
         outcome: dict[str, Any] = {"rows": rows}
+    elif name == "drivetrain_files_to_pg":
+        from benchmarks.paths import phase_context
+        from drivetrain import Pipeline
+
+        folder = Path(job["scratch"]) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(_files_config(job, folder)))
+        os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
+        pipeline = Pipeline.load(folder)
+        began = time.perf_counter()
+        with pipeline, pipeline.session():
+            result = pipeline.phase("source_to_stage_transfer").run(phase_context(pipeline, job))
+        outcome = {"rows": result.rows_written}
     else:
         from benchmarks.paths import phase_context
         from drivetrain import Pipeline
@@ -127,12 +189,16 @@ def child(name: str, job_file: str) -> int:
     return 0
 
 
-def measure(name: str, job_file: Path, job: dict[str, Any], bin_dir: Path, python: str) -> dict[str, Any]:
-    if name == "limit":
+def measure(name: str, job_file: Path, job: dict[str, Any], bin_dir: Path, python: str, server: Any) -> dict[str, Any]:
+    if name in LIMIT_OF:
+        empty_load_schema(server)
+    if name in ("limit", "load_limit"):
         env = {**os.environ, "PGPASSWORD": job["source"]["password"]}
         s = job["source"]
+        copy = (f"\\copy ({_window_sql(job)}) to '/dev/null'" if name == "limit"
+                else f"\\copy {LOAD_SCHEMA}.copied from '{job['csv']}' csv")
         args = [str(bin_dir / "psql"), "-h", s["host"], "-p", str(s["port"]), "-U", s["user"], "-d", s["database"],
-                "-v", "ON_ERROR_STOP=1", "-c", f"\\copy ({_window_sql(job)}) to '/dev/null'"]
+                "-v", "ON_ERROR_STOP=1", "-c", copy]
         began = time.perf_counter()
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -174,6 +240,8 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
             job = {"source": source, "start": START.isoformat(), "end": end.isoformat(),
                    "work": str(root / f"work_{days}d"), "scratch": str(root / f"scratch_{days}d"),
                    "expected_rows": args.rows * days // args.days}
+            (root / f"data_{days}d").mkdir()
+            export(server, job, root / f"data_{days}d")
             job_file = root / f"job_{days}d.json"
             job_file.write_text(json.dumps(job))
             jobs[f"{days}d"] = (job_file, job)
@@ -181,7 +249,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         for rep in range(args.repetitions + (0 if args.smoke else 1)):  # the first round warms up
             for size, (job_file, job) in jobs.items():
                 for name in PATHS:
-                    outcome = measure(name, job_file, job, server.bin_dir, args.python)
+                    outcome = measure(name, job_file, job, server.bin_dir, args.python, server)
                     if rep or args.smoke:
                         runs[size][name].append(outcome)
                         state = outcome.get("error") or f"{outcome['seconds']:.2f}s"
@@ -215,18 +283,19 @@ def _summary(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]
                                "rows_per_s": round(mid["rows"] / mid["seconds"]),
                                "rss_mb": round(max(r.get("rss_mb", 0) for r in ok)),
                                "errors": [r["error"] for r in done if "error" in r]}
-        limit = out[size].get("limit", {}).get("seconds")
-        for values in out[size].values():
+        for name, values in out[size].items():
+            limit = out[size].get(LIMIT_OF.get(name, "limit"), {}).get("seconds")
             if limit and "seconds" in values:
                 values["ratio_to_limit"] = round(values["seconds"] / limit, 2)
     return out
 
 
 def _markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
-    lines = ["# PostgreSQL -> DuckDB benchmark", "",
+    lines = ["# PostgreSQL -> DuckDB benchmark (and files -> PostgreSQL)", "",
              f"- when: {meta['finished_at']}; {meta['rows']} rows over {meta['days']} days; "
              f"median of {meta['repetitions']}; load average after: {meta['load_after']}",
-             f"- target: drivetrain_s2s_adbc <= {TARGET_RATIO} x limit (psql \\copy to /dev/null)", "",
+             f"- target: drivetrain_s2s_adbc <= {TARGET_RATIO} x limit (psql \\copy to /dev/null); "
+             f"drivetrain_files_to_pg <= {TARGET_RATIO} x load_limit (psql \\copy from a CSV file)", "",
              "| window | path | seconds | rows/s | peak RSS MB | x limit |", "|---|---|---|---|---|---|"]
     for size, paths in summary.items():
         for name, v in paths.items():
