@@ -176,7 +176,12 @@ class PgSession:
     def execute(self, sql: str, params: Sequence[Any] = (), *, hints: dict[str, Any] | None = None) -> int:
         def run(conn: Any) -> int:
             with conn.cursor() as cur:
-                cur.execute(to_pyformat(sql), list(params))
+                try:
+                    cur.execute(to_pyformat(sql), list(params))
+                except Exception as exc:
+                    if not _lost_creation_race(conn, sql, exc):
+                        raise
+                    cur.execute(to_pyformat(sql), list(params))  # the object exists now: a no-op
                 return -1 if cur.rowcount is None else int(cur.rowcount)
 
         return self._run(run)
@@ -229,6 +234,17 @@ class PgSession:
             raise
         with self.pool.errors(f"{self.what}: commit"):
             tx.__exit__(None, None, None)
+
+
+#: SQLSTATEs of a ``CREATE ... IF NOT EXISTS`` (or ``ADD COLUMN IF NOT EXISTS``) that ran at the
+#: same moment as another session's: both passed the check, the other one committed first.
+_CREATION_RACE = {"23505", "42P07", "42P06", "42701", "42710"}
+
+
+def _lost_creation_race(conn: Any, sql: str, exc: BaseException) -> bool:
+    """Whether ``exc`` only says another session created the object first (outside a transaction)."""
+    return (getattr(exc, "sqlstate", None) in _CREATION_RACE and "IF NOT EXISTS" in sql.upper()
+            and conn.info.transaction_status == 0)
 
 
 #: Hints for a warehouse where the source's would send the reader to ``source_system``.

@@ -127,6 +127,32 @@ class TestLease:
         store.release_lease(again)
 
 
+class TestConcurrentFirstUse:
+    def test_processes_creating_the_drive_tables_at_the_same_moment_all_succeed(self, postgres, monkeypatch):
+        """Two sessions' CREATE TABLE IF NOT EXISTS can both pass the check; the loser's catalog
+        insert fails (23505 on pg_type). The session runs it again, and now it is a no-op."""
+        for _ in range(5):
+            schema = new_schema(postgres)
+            warehouses = [make_warehouse(postgres, monkeypatch, schema=schema) for _ in range(8)]
+            barrier, errors = threading.Barrier(len(warehouses)), []
+
+            def ensure(wh) -> None:  # noqa: ANN001
+                barrier.wait()
+                try:
+                    wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None)).ensure()
+                except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=ensure, args=(wh,)) for wh in warehouses]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for wh in warehouses:
+                wh.close()
+            assert errors == []
+
+
 class TestLoad:
     def test_arrow_types_load_and_read_back_and_an_aborted_load_leaves_nothing(self, wh):
         table = TableRef(name="Typed", query_field="at")
