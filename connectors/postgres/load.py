@@ -3,10 +3,11 @@
 The load has an ADBC connection of its own (``adbc-driver-postgresql``, part of the postgres
 extra): its bulk ingest streams Arrow as binary COPY in C, about 2.5 times faster than psycopg's
 COPY ``write_row`` on 200k rows (see benchmarks/postgres.py). Its first append opens the
-transaction and deletes the window from the table it loads; each batch is ingested into a
-temporary table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so
-a column created from another Arrow type (or by hand) still takes the rows, and a value that does
-not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit` empties the
+transaction and deletes the window from the table it loads. A batch whose Arrow types are what
+the table's columns read in binary COPY goes straight in; any other is ingested into a temporary
+table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so a column
+created from another Arrow type (or by hand, e.g. jsonb) still takes the rows, and a value that
+does not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit` empties the
 window of tables that got no rows, calls the fence, and commits. Nothing is visible to other
 sessions before, and an abort or a crash (the server ends the session) rolls everything back.
 """
@@ -71,6 +72,21 @@ def _widened(t: pa.DataType) -> pa.DataType | None:
     return next((target for check, target in pairs if check(t)), None)
 
 
+def _binary_fits(t: pa.DataType, column_type: str) -> bool:
+    """Whether the ingest's binary COPY of Arrow type ``t`` is what a column of ``column_type`` reads."""
+    import pyarrow as pa
+
+    column_type = column_type.lower()
+    if pa.types.is_decimal(t):
+        return column_type.startswith("numeric")
+    if pa.types.is_timestamp(t):
+        return column_type == ("timestamp with time zone" if t.tz else "timestamp without time zone")
+    natural = {pa.int16(): ("smallint",), pa.int32(): ("integer",), pa.int64(): ("bigint",), pa.float32(): ("real",),
+               pa.float64(): ("double precision",), pa.bool_(): ("boolean",), pa.string(): ("text", "character varying"),
+               pa.binary(): ("bytea",), pa.date32(): ("date",)}
+    return column_type in natural.get(t, ())
+
+
 def adbc_dbapi() -> Any:
     try:
         import adbc_driver_postgresql.dbapi
@@ -121,15 +137,19 @@ class PostgresWindowLoad(WindowLoad):
         if not batch.num_rows:
             return
         ready = ingest_ready(batch)
-        scratch = f"_drivetrain_load_{next(_names)}"
         types = self._types[table]
-        names = ", ".join(d.quote(n) for n in ready.schema.names)
-        casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
         what = wh.where(table, "load")
         with wh.pool.errors(what), self._connection().cursor() as cur:
-            cur.adbc_ingest(scratch, ready, mode="create", temporary=True)
-            cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
-            cur.execute(f"DROP TABLE {d.quote(scratch)}")
+            if all(_binary_fits(f.type, types[f.name]) for f in ready.schema):  # COPY straight into the table
+                schema, name = wh._parts(table)
+                cur.adbc_ingest(name, ready, mode="append", db_schema_name=schema)
+            else:
+                scratch = f"_drivetrain_load_{next(_names)}"
+                names = ", ".join(d.quote(n) for n in ready.schema.names)
+                casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
+                cur.adbc_ingest(scratch, ready, mode="create", temporary=True)
+                cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
+                cur.execute(f"DROP TABLE {d.quote(scratch)}")
         self._rows[table] += batch.num_rows
 
     def _add_columns(self, table: TableRef, schema: pa.Schema) -> None:
