@@ -136,14 +136,14 @@ class TestConcurrentFirstUse:
             warehouses = [make_warehouse(postgres, monkeypatch, schema=schema) for _ in range(8)]
             barrier, errors = threading.Barrier(len(warehouses)), []
 
-            def ensure(wh) -> None:  # noqa: ANN001
+            def ensure(wh, barrier: threading.Barrier, errors: list[Exception]) -> None:  # noqa: ANN001
                 barrier.wait()
                 try:
                     wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None)).ensure()
                 except Exception as exc:  # noqa: BLE001 - collected for the assertion
                     errors.append(exc)
 
-            threads = [threading.Thread(target=ensure, args=(wh,)) for wh in warehouses]
+            threads = [threading.Thread(target=ensure, args=(wh, barrier, errors)) for wh in warehouses]
             for t in threads:
                 t.start()
             for t in threads:
