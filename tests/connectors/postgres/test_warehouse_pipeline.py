@@ -1,5 +1,5 @@
 """The runner end to end with PostgreSQL as drive table, stage and target: files -> PostgreSQL,
-and PostgreSQL / MySQL sources -> PostgreSQL."""
+and PostgreSQL / MariaDB sources -> PostgreSQL."""
 
 from __future__ import annotations
 
@@ -166,10 +166,17 @@ class TestFilesToPostgres:
         assert (rate.runs, rate.succeeded, rate.failed, rate.success_rate) == (2, 1, 1, 50.0)
 
 
-class TestPostgresToPostgres:
-    def test_a_postgres_table_is_loaded_into_postgres_window_by_window(self, tmp_path, postgres, schema, monkeypatch):
+class TestDatabasesToPostgres:
+    @pytest.mark.parametrize("source", ["postgres", "mariadb"])
+    def test_a_table_is_loaded_into_postgres_window_by_window(self, tmp_path, postgres, schema, monkeypatch, request, source):
         rows = make_rows(300, hours=2, invalid_every=0, duplicates=0)
-        folder, _ = postgres_pipeline(tmp_path / "lab", postgres, rows, monkeypatch, **sections(postgres, schema))
+        if source == "postgres":
+            folder, _ = postgres_pipeline(tmp_path / "lab", postgres, rows, monkeypatch, **sections(postgres, schema))
+        else:
+            from tests.reliability.sources import mysql_pipeline
+
+            folder = mysql_pipeline(tmp_path / "lab", request.getfixturevalue("mariadb"), rows, monkeypatch,
+                                    **sections(postgres, schema))
         with Pipeline.load(folder) as pipeline:
             window = pipeline.grid.window_starting(DAY)
             for _ in range(2):
