@@ -119,7 +119,7 @@ class PostgresDialect(SqlDialect):
         return f"(CASE WHEN {text} ~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN ({text})::double precision END)"
 
     def seconds_between(self, start: str, end: str) -> str:
-        return f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+        return f"CAST(EXTRACT(EPOCH FROM ({end}) - ({start})) AS DOUBLE PRECISION)"
 
     def array_contains(self, column: str, value_sql: str) -> str:
         return f"({value_sql}) = ANY({self.quote(column)})"

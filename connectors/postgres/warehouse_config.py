@@ -78,6 +78,8 @@ class PostgresWarehouseOptions:
         kwargs: dict[str, Any] = {
             "host": self.host, "port": self.port, "dbname": self.database, "connect_timeout": self.connect_timeout,
             "application_name": "drivetrain",
+            # a run keeps its lease's connection idle for hours: keep NAT and firewall entries alive
+            "keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 6,
             "options": f"-c TimeZone=UTC -c lock_timeout={self.lock_timeout_seconds * 1000}",
         }
         if self.user:
