@@ -266,7 +266,9 @@ def classify(exc: BaseException) -> tuple[bool, str | None, str]:
 def _arrow_type(conn: Any, oid: int) -> pa.DataType | None:
     """The Arrow type a column of this type is read as (None: inferred from the values)."""
     info = conn.adapters.types.get(oid)
-    name = info.name if info is not None else ""
+    if info is None or info.array_oid == oid:  # arrays are registered under their element's name
+        return None
+    name = info.name
     if name == "timestamptz":
         return UTC_MICROS
     if name == "numeric":

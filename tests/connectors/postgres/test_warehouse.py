@@ -179,6 +179,14 @@ class TestLoad:
             load.abort()
         assert wh.count_window(table, WINDOW) == 2
 
+    def test_a_table_made_by_hand_with_arrays_json_and_intervals_reads_as_text(self, wh, postgres, schema):
+        with postgres.admin() as conn:
+            conn.execute(f"CREATE TABLE {schema}.hand (at timestamptz, tags text[], doc jsonb, took interval, n numeric)")
+            conn.execute(f"INSERT INTO {schema}.hand VALUES (%s, ARRAY['a', 'b'], '{{\"k\": 1}}', interval '90 seconds', 1.5)", [T0])
+            conn.execute(f"GRANT SELECT ON {schema}.hand TO {postgres.user}")
+        [batch] = list(wh.read_window(TableRef(name="hand", query_field="at"), WINDOW, 10))
+        assert batch.to_pylist() == [{"at": T0, "tags": '["a", "b"]', "doc": '{"k": 1}', "took": "0:01:30", "n": Decimal("1.5")}]
+
     def test_a_later_batch_with_a_new_column_and_a_wider_type_is_loaded(self, wh):
         table = TableRef(name="grow", query_field="at")
         with wh.window_load(WINDOW, "k") as load:
