@@ -1,6 +1,7 @@
 """``warehouse_backend``: every SQL warehouse backend, for store-level suites written once.
 
-A third backend plugs in by adding its name to ``BACKENDS`` and a branch to ``_make``.
+Another backend plugs in by adding its name to ``BACKENDS`` and a branch to ``_make`` (PostgreSQL:
+a schema of its own per test on the session's server, see tests/connectors/postgres/warehouse.py).
 """
 
 from __future__ import annotations
