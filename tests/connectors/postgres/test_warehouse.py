@@ -115,6 +115,40 @@ class TestLease:
             store.close()
             store.wh.close()
 
+    def test_a_run_whose_lock_session_was_ended_is_fenced_out_by_the_next_holder(self, wh, postgres, monkeypatch, schema):
+        """The server ends the lease's session (a restart, pg_terminate_backend, a dropped link) while
+        the run lives on: another run takes the window, and every write of the first one is refused."""
+        first_store = store_of(wh)
+        first = first_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 3600)
+        running = RunRecord(pipeline_id="lab_run1", pipeline_name="lab", pipeline_start_timestamp=WINDOW.end,
+                            query_window_start_timestamp=WINDOW.start, query_window_end_timestamp=WINDOW.end,
+                            target_date=date(2025, 11, 15), query_window_duration="1h", lease_holder=first.holder)
+        first_store.insert(running, fence=first)
+        [lock_session] = first_store._held.values()
+        with postgres.admin() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [lock_session.info.backend_pid])
+        other = make_warehouse(postgres, monkeypatch, schema=schema)
+        second_store = store_of(other)
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while second_store.is_held("lab", WINDOW.start) and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.05)
+        second = second_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+        assert second.token == first.token + 1
+        with pytest.raises(LeaseError, match="lost its lease"):
+            first_store.verify_lease(first)
+        with pytest.raises(LeaseError):
+            first_store.renew_lease(first, 60)
+        with pytest.raises(LeaseError):
+            first_store.update(attrs.evolve(running, pipeline_status=RunStatus.SUCCESS), fence=first)
+        table = TableRef(name="fenced", query_field="at")
+        with pytest.raises(LeaseError), wh.window_load(WINDOW, "k") as load:
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0]}))
+            load.commit([table], fence=lambda: first_store.verify_lease(first))
+        assert wh.count_window(table, WINDOW) == 0
+        assert first_store.get("lab_run1").pipeline_status is RunStatus.RUNNING
+        second_store.release_lease(second)
+        other.close()
+
     def test_a_step_holder_keeps_its_window_between_steps_without_a_lock(self, wh):
         store = store_of(wh)
         lease = store.acquire_lease("lab", WINDOW.start, WINDOW.end, "step:dag_run_1", 3600)
