@@ -291,3 +291,27 @@ def test_record_round_trips_through_the_drive_table(wh):
     assert got is not None and got.phases_pending == ("pre_validation", "source_count") and got.config_snapshot == {"x": [1, "two", None]}
     store.update(attrs.evolve(rec, phases_pending=(), phases_completed=("pre_validation",)))
     assert store.get("lab_run1").phases_pending == ()
+
+
+@pytest.mark.parametrize("server_version", [150000, 140000], ids=["merge", "delete-insert"])
+def test_a_merge_keeps_the_newer_version_with_merge_and_on_servers_before_15(wh, server_version):
+    """PostgreSQL 15 has MERGE; before it, the same upsert runs as DELETE of older versions + INSERT."""
+    from drivetrain.warehouse import PushDown
+
+    wh._version = server_version
+    wh.dialect.merge = server_version >= 150000
+    stage, target = TableRef(name="stg", query_field="at"), TableRef(name="tgt", query_field="at")
+    spec = PushDown(stage=stage, target=target, columns=[("id", '"id"'), ("v", '"v"'), ("at", '"at"')], merge_keys=("id",))
+    later = Window(WINDOW.end, WINDOW.end + timedelta(hours=1))
+    for window, version, minute in ((later, "new", 70), (WINDOW, "old", 10), (WINDOW, "old2", 11)):
+        with wh.window_load(window, "k") as load:
+            load.append(stage, pa.RecordBatch.from_pylist([{"id": 1, "v": version, "at": T0 + timedelta(minutes=minute)},
+                                                           {"id": 2 if window is later else 3, "v": version,
+                                                            "at": T0 + timedelta(minutes=minute)}]))
+            load.commit([stage])
+        lineage = {"_drivetrain_pipeline_id": "r", "_drivetrain_window_start": window.start, "_drivetrain_window_end": window.end,
+                   "_drivetrain_target_date": window.target_date, "_drivetrain_loaded_at": T0}
+        stats = wh.push_down(spec, window, lineage)
+    assert (stats.rows_read, stats.rows_written, stats.rows_superseded) == (2, 2, 1)
+    with wh.sql("look") as s:
+        assert sorted(s.rows(f'SELECT "id", "v" FROM {wh.dialect.qualified(target)}')) == [(1, "new"), (2, "new"), (3, "old2")]
