@@ -115,6 +115,16 @@ class TestCommandLine:
                   "drivetrain.cli.demo", "drivetrain.cli.plugin_scaffold", "pyarrow.parquet")
         assert loaded(modules, others) == []
 
+    def test_status_of_the_demo_loads_no_arrow_compute(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_command(["status", str(demo_folder)], tmp_path)
+        assert loaded(modules, ("pyarrow.compute", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+
+class TestPipelineModule:
+    def test_importing_the_pipeline_and_its_phases_loads_no_arrow_compute(self, tmp_path: Path) -> None:
+        modules = modules_after_import("from drivetrain.pipeline import Pipeline\nimport drivetrain.runner", tmp_path)
+        assert loaded(modules, ("pyarrow.compute", "duckdb", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
 
 class TestConnectorModules:
     @pytest.mark.parametrize("module", [
