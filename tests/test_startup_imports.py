@@ -92,6 +92,12 @@ class TestImportDrivetrain:
         modules = modules_after_import("from drivetrain import Pipeline, Window, hookimpl", tmp_path)
         assert {"drivetrain.pipeline", "drivetrain.window", "drivetrain.plugins"} <= modules
 
+    def test_dir_lists_the_public_names_before_they_are_used(self) -> None:
+        import drivetrain
+
+        names = [name for name in dir(drivetrain) if not name.startswith("_")]
+        assert names == sorted(drivetrain.__all__)
+
 
 class TestCommandLine:
     def test_help_loads_nothing_heavy(self, tmp_path: Path) -> None:
