@@ -15,18 +15,18 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from drivetrain.base import Archive, ArchiveReceipt
 from drivetrain.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from drivetrain.config import Credentials, SystemConfig
 
 
 def _loaders(batch: pa.RecordBatch) -> list[str]:
+    import pyarrow.compute as pc
+
     if "_drivetrain_pipeline_id" not in batch.schema.names:
         return []
     return [v for v in pc.unique(batch.column("_drivetrain_pipeline_id")).to_pylist() if v]
@@ -70,6 +70,8 @@ class LocalArchive(Archive):
         return [f"archive folder {self.root} is writable"]
 
     def write(self, pipeline_name: str, target_date: date, run_id: str, batches: Iterator[pa.RecordBatch]) -> ArchiveReceipt:
+        import pyarrow.parquet as pq
+
         folder = self.root / f"pipeline_name={pipeline_name}" / f"target_date={target_date.isoformat()}"
         tmp = folder / f".part-{run_id}.parquet.tmp"
         rows = 0

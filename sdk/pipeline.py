@@ -18,7 +18,6 @@ import inspect
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -30,7 +29,7 @@ from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
 from drivetrain.user_code import import_file, import_problem, script_imports
-from drivetrain.window import WindowGrid
+from drivetrain.window import EARLIEST_WINDOW, LATEST_WINDOW, WindowGrid
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +284,6 @@ class Pipeline:
         from drivetrain.runner import Runner
 
         return Runner(self, **kwargs)
-
-
-#: Windows are built and run between these instants only: far enough out for any real data,
-#: and clear of datetime's limits (years 1 and 9999), where window ends, target dates and the
-#: stage-cleaning cutoff would overflow.
-EARLIEST_WINDOW = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST_WINDOW = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def _check_start_date(config: PipelineConfig) -> None:

@@ -58,6 +58,8 @@ from .durations import is_calendar_duration, parse_duration
 
 __all__ = [
     "ARROW_LOCAL_RULES",
+    "EARLIEST_WINDOW",
+    "LATEST_WINDOW",
     "Window",
     "WindowGrid",
     "local_instant",
@@ -66,6 +68,11 @@ __all__ = [
     "wall_clock_kind",
 ]
 
+#: Windows are built and run between these instants only: far enough out for any real data,
+#: and clear of datetime's limits (years 1 and 9999), where window ends, target dates and the
+#: stage-cleaning cutoff would overflow.
+EARLIEST_WINDOW = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_WINDOW = datetime(3000, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)  # the resolution of datetime

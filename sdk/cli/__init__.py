@@ -45,13 +45,6 @@ from ._output import (
     setup_logging,
 )
 from ._pipelines import config_message
-from .demo import demo_command
-from .docs import docs_command
-from .inspect import history_command, show_command, status_command
-from .plugin_scaffold import new_plugin_command
-from .run import run_command
-from .scaffold import new_command
-from .validate import validate_command
 
 __all__ = ["main", "cli"]
 
@@ -64,9 +57,21 @@ version; `drivetrain docs configuration` prints one.
 """
 
 
-#: Commands whose module is imported only when they are looked up (to run them, or for --help):
-#: ``report`` needs the monitoring package (HTML, e-mail), which ``run`` does not.
-LAZY_COMMANDS = {"report": ("drivetrain.monitoring.cli", "report_command")}
+#: Every command, by name: its module is imported only when the command is looked up (to run
+#: it, or for --help), so ``drivetrain run`` loads neither the scaffolding templates nor the
+#: monitoring package (HTML, e-mail) that ``report`` needs (tests/test_startup_imports.py).
+LAZY_COMMANDS = {
+    "demo": ("drivetrain.cli.demo", "demo_command"),
+    "docs": ("drivetrain.cli.docs", "docs_command"),
+    "history": ("drivetrain.cli.inspect", "history_command"),
+    "new": ("drivetrain.cli.scaffold", "new_command"),
+    "new-plugin": ("drivetrain.cli.plugin_scaffold", "new_plugin_command"),
+    "report": ("drivetrain.monitoring.cli", "report_command"),
+    "run": ("drivetrain.cli.run", "run_command"),
+    "show": ("drivetrain.cli.inspect", "show_command"),
+    "status": ("drivetrain.cli.inspect", "status_command"),
+    "validate": ("drivetrain.cli.validate", "validate_command"),
+}
 
 
 class DrivetrainGroup(click.Group):
@@ -147,11 +152,6 @@ def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
         from drivetrain.monitoring.logs import configure_logging
 
         configure_logging(logging.getLogger().level, json=True)
-
-
-for command in (demo_command, new_command, validate_command, run_command, status_command, history_command, show_command,
-                docs_command, new_plugin_command):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.errors import ConfigError, DrivetrainError, PipelineNotFound
-from drivetrain.pipeline import EARLIEST_WINDOW, LATEST_WINDOW
+from drivetrain.window import EARLIEST_WINDOW, LATEST_WINDOW
 
 from ._output import EXIT_USAGE, CliError, output
 

@@ -13,11 +13,14 @@
 See docs/operations.md.
 """
 
-from drivetrain.monitoring.gaps import Gap, GapRange, find_gaps
-from drivetrain.monitoring.logs import JsonFormatter, configure_logging
-from drivetrain.monitoring.metrics import Metrics, compute
-from drivetrain.monitoring.notify import Alert, EmailNotifier, Notifier, SlackNotifier
-from drivetrain.monitoring.plugin import check_freshness
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drivetrain.monitoring.gaps import Gap, GapRange, find_gaps
+    from drivetrain.monitoring.logs import JsonFormatter, configure_logging
+    from drivetrain.monitoring.metrics import Metrics, compute
+    from drivetrain.monitoring.notify import Alert, EmailNotifier, Notifier, SlackNotifier
+    from drivetrain.monitoring.plugin import check_freshness
 
 __all__ = [
     "Alert",
@@ -33,3 +36,31 @@ __all__ = [
     "configure_logging",
     "find_gaps",
 ]
+
+#: Where each name lives: imported on first use, so the alerting plugin (loaded by every run)
+#: does not bring in the report, the metrics and the gap finder (tests/test_startup_imports.py).
+_EXPORTS = {
+    "Alert": "drivetrain.monitoring.notify",
+    "EmailNotifier": "drivetrain.monitoring.notify",
+    "Gap": "drivetrain.monitoring.gaps",
+    "GapRange": "drivetrain.monitoring.gaps",
+    "JsonFormatter": "drivetrain.monitoring.logs",
+    "Metrics": "drivetrain.monitoring.metrics",
+    "Notifier": "drivetrain.monitoring.notify",
+    "SlackNotifier": "drivetrain.monitoring.notify",
+    "check_freshness": "drivetrain.monitoring.plugin",
+    "compute": "drivetrain.monitoring.metrics",
+    "configure_logging": "drivetrain.monitoring.logs",
+    "find_gaps": "drivetrain.monitoring.gaps",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivetrain.monitoring' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -28,21 +28,19 @@ import json
 import logging
 import os
 import re
-import smtplib
 import socket
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from email.message import EmailMessage
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from drivetrain.config.hosts import credentials_in_url
 from drivetrain.errors import ConfigError, PermanentError, TransientError
 from drivetrain.secrets import Secret, redact, register_secret
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 log = logging.getLogger("drivetrain.alerts")
 
@@ -168,6 +166,8 @@ class EmailNotifier(Notifier):
 
         :param recipients: the checked addresses, when the caller has them already.
         """
+        from email.message import EmailMessage
+
         msg = EmailMessage()
         msg["Subject"] = header_text(f"[drivetrain] {alert.subject}")
         msg["From"] = header_text(self.sender)
@@ -181,6 +181,9 @@ class EmailNotifier(Notifier):
         recipients = _addresses(alert.emails)
         if not recipients:
             return False
+        import smtplib
+        import ssl
+
         msg = self.message(alert, recipients)
         where = f"SMTP server {self.host}:{self.port}"
         try:
@@ -259,6 +262,9 @@ class SlackNotifier(Notifier):
         return data
 
     def send(self, alert: Alert) -> bool:
+        import urllib.error
+        import urllib.request
+
         body = json.dumps(self.payload(alert)).encode()
         request = urllib.request.Request(
             self.webhook_url.reveal(), data=body, method="POST",

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drivetrain.errors import ConnectorError, PermanentError
 from drivetrain.tables import Stage, Target
@@ -136,6 +135,8 @@ class TransformedWindow:
 
     def _check_window(self, out: pa.RecordBatch) -> None:
         """A row moved out of the window would never be replaced by a later run: refuse it."""
+        import pyarrow.compute as pc
+
         column = out.column(self.query_field)
         if not pa.types.is_timestamp(column.type):
             return  # compared by the warehouse; the push-down counts what falls outside

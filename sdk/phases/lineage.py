@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS
 from drivetrain.sql.session import utc_now
@@ -48,6 +47,8 @@ _COUNTING = pa.array([], type=pa.int64())
 
 def _row_numbers(first: int, n: int) -> pa.Array:
     """``first, first + 1, ... first + n - 1`` as int64."""
+    import pyarrow.compute as pc
+
     global _COUNTING
     counting = _COUNTING
     if len(counting) < n:

@@ -20,7 +20,6 @@ from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.tables import Stage, Target
 from drivetrain.transitions import reference_attempt
-from drivetrain.validation import REJECTS_SCHEMA, ColumnSpec, RecordValidator, raw_json
 from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 
 from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
@@ -30,6 +29,7 @@ from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
     from drivetrain.config import SourceToStageConfig, StageToTargetConfig
+    from drivetrain.validation import RecordValidator
 
 __all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
@@ -45,6 +45,8 @@ class SourceToStageTransfer(BasePhase):
         return self.pipeline.config.phases.source_to_stage_transfer
 
     def validator(self, ctx: PhaseContext) -> RecordValidator:
+        from drivetrain.validation import ColumnSpec, RecordValidator
+
         stage_cfg = ctx.config.stage
         columns = [ColumnSpec(name=c.name, type=c.type, required=c.required, nullable=c.nullable,
                               max_length=c.max_length, min=c.min, max=c.max) for c in stage_cfg.columns]
@@ -93,6 +95,8 @@ class SourceToStageTransfer(BasePhase):
         return TransferResult(rows_read=read, rows_written=committed, rows_rejected=rejected, reject_reasons=dict(reasons))
 
     def _rejects(self, ctx: PhaseContext, rows: list[dict[str, Any]], reasons: list[str]) -> pa.RecordBatch:
+        from drivetrain.validation import REJECTS_SCHEMA, raw_json
+
         n = len(rows)
         now = datetime.now(UTC)
         columns = {

@@ -8,8 +8,8 @@ The manager is built lazily on first use. Built-in connectors register through
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,8 @@ from drivetrain import hookspecs
 from drivetrain.errors import ConfigError
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from drivetrain.base import Connector
 
 hookimpl = pluggy.HookimplMarker("drivetrain")
@@ -47,7 +49,7 @@ def _build() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     for name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
-    for ep in entry_points(group="drivetrain"):
+    for ep in plugin_entry_points():
         if pm.has_plugin(ep.value) or pm.get_plugin(ep.name) is not None:
             continue
         try:
@@ -58,6 +60,38 @@ def _build() -> pluggy.PluginManager:
         if not pm.is_registered(plugin):
             pm.register(plugin, name=ep.value)
     return pm
+
+
+def plugin_entry_points(group: str = "drivetrain") -> list[EntryPoint]:
+    """The entry points of ``group``: what ``importlib.metadata.entry_points(group=group)`` returns.
+
+    That call parses the ``entry_points.txt`` of every installed distribution (hundreds where
+    Airflow is installed); this one parses only the files that mention ``group``, keeping the
+    same rule for a distribution installed twice on ``sys.path``: the first copy counts.
+    """
+    from importlib import metadata
+
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        text = dist.read_text("entry_points.txt")
+        if not text or group not in text:
+            continue
+        name = dist.metadata["Name"]
+        if name:
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if key in seen or not _first_copy(metadata, name, text):
+                continue  # an earlier copy of the distribution on sys.path hides this one
+            seen.add(key)
+        found += dist.entry_points.select(group=group)
+    return found
+
+
+def _first_copy(metadata: Any, name: str, text: str) -> bool:
+    try:
+        return metadata.distribution(name).read_text("entry_points.txt") == text
+    except metadata.PackageNotFoundError:
+        return True
 
 
 def _role_of(cls: type) -> str:

@@ -1,0 +1,30 @@
+"""The start-up benchmark end to end, one round: every command runs and the report is written.
+
+Timings are not checked (speed is the benchmark's business); what is checked is that each
+command ran on the demo pipeline, that its heavy imports were listed, and that the report
+compares the run with the target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import startup
+
+
+@pytest.mark.slow
+def test_one_round_times_every_command_and_writes_the_report(tmp_path: Path) -> None:
+    assert startup.main(["--rounds", "1", "--out", str(tmp_path), "--name", "smoke"]) == 0
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    rows = {row["command"]: row for row in result["commands"]}
+    assert set(rows) == {"python -c pass", 'python -c "import duckdb"', 'python -c "import drivetrain"',
+                         "drivetrain --help", "drivetrain validate DEMO", "drivetrain status DEMO", startup.RUN}
+    assert all(row["wall_median"] > 0 and row["cpu_median"] > 0 for row in rows.values())
+    assert rows['python -c "import duckdb"']["heavy_modules"] == ["duckdb"]
+    assert {"duckdb", "pyarrow.compute", "jsonschema"} <= set(rows[startup.RUN]["heavy_modules"])
+    assert rows['python -c "import drivetrain"']["heavy_modules"] == []
+    text = (tmp_path / "smoke.md").read_text()
+    assert text.startswith("# Start-up of the drivetrain command") and "against a target of 0.5 s" in text

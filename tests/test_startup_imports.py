@@ -1,0 +1,150 @@
+"""Start-up paths load only the heavy modules they use.
+
+Each check runs the path in a child interpreter and reads its ``sys.modules`` at the end: what
+a command imported, not how long it took (the time is in ``benchmarks/startup.py``). A failure
+names the modules; ``python -X importtime -c "..."`` shows who imported them. The cure is a
+lazy import inside the function that needs the module (with a ``TYPE_CHECKING`` import for
+annotations), or a lazy name in a package's ``__init__``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Client libraries and extras that only a config naming them needs.
+CONNECTOR_CLIENTS = (
+    "snowflake", "elasticsearch", "pysnow", "boto3", "botocore", "psycopg", "adbc_driver_manager",
+    "adbc_driver_postgresql", "connectorx", "pymysql", "openlineage",
+)
+#: Never needed to start drivetrain: Airflow (the operator's own import), test tools, pandas,
+#: and the e-mail sender (loaded when an alert is sent).
+NEVER_AT_START = ("airflow", "hypothesis", "pandas", "numpy", "smtplib")
+#: What the demo pipeline (JSONL files into DuckDB) needs to validate or run.
+DEMO_NEEDS = ("pyarrow", "pyarrow.compute", "duckdb", "jsonschema")
+
+#: Runs drivetrain's command line with ``argv`` in this interpreter and prints ``sys.modules``.
+_COMMAND = """
+import json, runpy, sys
+sys.argv = ["drivetrain", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("drivetrain", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+sys.stderr.write("\\nSTARTUP-PROBE " + json.dumps({"exit": code, "modules": sorted(sys.modules)}) + "\\n")
+"""
+
+
+def _probe(args: list[str], cwd: Path) -> tuple[int | str | None, set[str]]:
+    done = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          check=False)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("STARTUP-PROBE ")]
+    assert lines, f"the child interpreter failed:\n{done.stdout}\n{done.stderr}"
+    found = json.loads(lines[-1].removeprefix("STARTUP-PROBE "))
+    return found["exit"], set(found["modules"])
+
+
+def modules_after_command(argv: list[str], cwd: Path) -> set[str]:
+    """``sys.modules`` after ``drivetrain ARGV...`` ran to its end (it must succeed)."""
+    code, modules = _probe([_COMMAND, json.dumps(argv)], cwd)
+    assert code in (0, None), f"drivetrain {' '.join(argv)} exited {code}"
+    return modules
+
+
+def modules_after_import(statement: str, cwd: Path) -> set[str]:
+    code = f"{statement}\nimport json, sys\nsys.stderr.write('\\nSTARTUP-PROBE ' + json.dumps({{'exit': 0, 'modules': sorted(sys.modules)}}) + '\\n')"
+    return _probe([code], cwd)[1]
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """The names (packages or dotted modules) present in ``modules``."""
+    return sorted(name for name in names if name in modules)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo pipeline's folder as ``drivetrain demo`` leaves it, without running its day."""
+    from drivetrain.demo import demo_overrides, demo_paths, generate_source, write_folder_config
+    from drivetrain.pipeline import Pipeline
+
+    folder = tmp_path_factory.mktemp("startup-demo")
+    generate_source(demo_paths(folder)["source"])
+    write_folder_config(Pipeline.load("demo", overrides=demo_overrides(folder)), folder)
+    return folder
+
+
+class TestImportDrivetrain:
+    def test_loads_nothing_heavy(self, tmp_path: Path) -> None:
+        modules = modules_after_import("import drivetrain", tmp_path)
+        assert loaded(modules, (*DEMO_NEEDS, *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_loads_no_phase_and_no_config_model(self, tmp_path: Path) -> None:
+        modules = modules_after_import("import drivetrain", tmp_path)
+        assert loaded(modules, ("drivetrain.phases", "drivetrain.config", "drivetrain.pipeline", "attrs")) == []
+
+    def test_a_public_name_still_imports_on_use(self, tmp_path: Path) -> None:
+        modules = modules_after_import("from drivetrain import Pipeline, Window, hookimpl", tmp_path)
+        assert {"drivetrain.pipeline", "drivetrain.window", "drivetrain.plugins"} <= modules
+
+    def test_dir_lists_the_public_names_before_they_are_used(self) -> None:
+        import drivetrain
+
+        names = [name for name in dir(drivetrain) if not name.startswith("_")]
+        assert names == sorted(drivetrain.__all__)
+
+
+class TestCommandLine:
+    def test_help_loads_nothing_heavy(self, tmp_path: Path) -> None:
+        modules = modules_after_command(["--help"], tmp_path)
+        assert loaded(modules, (*DEMO_NEEDS, *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_validate_of_the_demo_loads_only_what_files_and_duckdb_need(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_command(["validate", str(demo_folder)], tmp_path)
+        assert loaded(modules, (*CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_run_of_an_empty_window_loads_only_what_files_and_duckdb_need(
+        self, demo_folder: Path, tmp_path: Path
+    ) -> None:
+        modules = modules_after_command(["run", str(demo_folder), "--window-start", "2025-11-17T03:00:00Z"], tmp_path)
+        assert loaded(modules, (*CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_run_loads_neither_the_report_nor_the_scaffolding(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_command(["run", str(demo_folder), "--window-start", "2025-11-17T04:00:00Z"], tmp_path)
+        others = ("drivetrain.monitoring.cli", "drivetrain.monitoring.metrics", "drivetrain.monitoring.report_html",
+                  "drivetrain.monitoring.gaps", "drivetrain.cli.scaffold", "drivetrain.cli._templates",
+                  "drivetrain.cli.demo", "drivetrain.cli.plugin_scaffold", "pyarrow.parquet")
+        assert loaded(modules, others) == []
+
+    def test_status_of_the_demo_loads_no_arrow_compute(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_command(["status", str(demo_folder)], tmp_path)
+        assert loaded(modules, ("pyarrow.compute", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+
+class TestPipelineModule:
+    def test_importing_the_pipeline_and_its_phases_loads_no_arrow_compute(self, tmp_path: Path) -> None:
+        modules = modules_after_import("from drivetrain.pipeline import Pipeline\nimport drivetrain.runner", tmp_path)
+        assert loaded(modules, ("pyarrow.compute", "duckdb", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+
+class TestConnectorModules:
+    @pytest.mark.parametrize("module", [
+        "drivetrain.connectors.mysql", "drivetrain.connectors.postgres", "drivetrain.connectors.snowflake",
+        "drivetrain.connectors.elasticsearch", "drivetrain.connectors.servicenow", "drivetrain.connectors.s3",
+        "drivetrain.connectors.files", "drivetrain.connectors.duckdb", "drivetrain.connectors.local_archive",
+    ])
+    def test_importing_a_connector_loads_no_client_library(self, module: str, tmp_path: Path) -> None:
+        modules = modules_after_import(f"import {module}", tmp_path)
+        assert loaded(modules, (*CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_plugin_discovery_imports_no_connector_module(self, tmp_path: Path) -> None:
+        statement = ("from drivetrain.plugins import connector_types\n"
+                     "assert 'snowflake' in connector_types('warehouse') and 'mysql' in connector_types('source')")
+        modules = modules_after_import(statement, tmp_path)
+        assert sorted(m for m in modules if m.startswith("drivetrain.connectors.")) == []
+        assert loaded(modules, (*DEMO_NEEDS, *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
