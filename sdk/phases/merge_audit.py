@@ -9,6 +9,9 @@ stage rows whose record the target holds at that row's version or a newer one. A
 replaced by a newer one (a later copy in the same window, or an update loaded by a later
 window) is accounted for, not lost; a row whose record the target lacks, or holds older, is
 missing. The audit compares this count with the stage count as for a replace.
+
+With the publish gate the count is taken against the pending table (one row per key, the newest
+of the window), before the merge into the target happens at publish.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     transfer = ctx.pipeline.phase("stage_to_target_transfer")
     if not isinstance(transfer, StageToTargetTransfer):
         return None
-    stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+    from .publish import written_table
+
+    stage, target = ctx.pipeline.stage(), written_table(ctx)  # the pending rows before publish
     projection = dict(transfer.select_columns(ctx, list(stage.columns())))
     keys = list(target_cfg.get("merge_keys") or ())
     version = target_cfg.get("version_column") or target.ref.query_field or ""
