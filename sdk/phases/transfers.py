@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import pyarrow as pa
 
-from drivetrain.phase_names import PUBLISH, SOURCE_COUNT
+from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
-from drivetrain.record import PhaseState, PhaseStatus
+from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.tables import Stage, Target
 from drivetrain.transitions import reference_attempt
@@ -283,7 +283,7 @@ class StageToTargetTransfer(BasePhase):
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
         expected = state.phase_specific_details.get("rows_written")
         if gated(ctx.config):
-            return _pending_still_valid(ctx, expected)
+            return _pending_still_valid(ctx, state)
         if expected is None or ctx.config.target.get("load_strategy") == "merge":
             return None
         actual = ctx.pipeline.target().count(ctx.window)
@@ -305,20 +305,21 @@ def with_pending(result: TransferResult, ctx: PhaseContext) -> TransferResult:
     return attrs.evolve(result, details={**result.details, **pending_details(ctx)})
 
 
-def _pending_still_valid(ctx: PhaseContext, expected: int | None) -> str | None:
+def _pending_still_valid(ctx: PhaseContext, state: PhaseState) -> str | None:
     """A carried transfer of the gate holds while its rows still wait in the pending table, or
-    once the attempt it comes from published them."""
+    once they were published (the publish may have committed without being recorded)."""
+    expected = state.phase_specific_details.get("rows_written")
     if expected is None:
         return None
-    pending = ctx.pipeline.target().pending()
-    held = pending.count(ctx.window)
+    target = ctx.pipeline.target()
+    held = target.pending().count(ctx.window)
     if held == expected:
         return None
     reference = reference_attempt(ctx.previous_attempts)
-    published = reference is not None and reference.phases[PUBLISH].status is PhaseStatus.COMPLETED
-    if published and held == 0:
-        return None
-    return f"{pending.ref} holds {held} rows for the window, not the {expected} the earlier run wrote"
+    writer = state.carried_from or (reference.pipeline_id if reference is not None else None)
+    if held == 0 and expected and writer is not None and target.count_written_by(ctx.window, writer):
+        return None  # published: the publish phase finds it so and records it
+    return f"{target.pending().ref} holds {held} rows for the window, not the {expected} the earlier run wrote"
 
 
 def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
