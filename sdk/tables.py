@@ -166,8 +166,8 @@ class Target(WarehouseTable):
         a newer version, and with ``delete_missing`` the window's rows whose key is not pending
         go. The pending window is emptied in the same transaction.
         """
-        from drivetrain.sql.pushdown import pending_columns, run_publish
         from drivetrain.sql.names import PushDown
+        from drivetrain.sql.pushdown import pending_columns, run_publish
 
         pending = self.pending().ref
         spec = PushDown(stage=pending, target=self.ref, columns=pending_columns(self.warehouse, pending),

@@ -10,7 +10,11 @@ from typing import Any
 from drivetrain import Pipeline, RunStatus
 from drivetrain.record import PhaseStatus, RunRecord
 from tests.connectors.snowflake.conftest import database, sf_env, sf_rows  # noqa: F401 - fixtures
-from tests.connectors.snowflake.scenario import make_snowflake_pipeline, register_snowflake, target_rows
+from tests.connectors.snowflake.scenario import (
+    make_snowflake_pipeline,
+    register_snowflake,
+    target_rows,
+)
 from tests.sdk.factory import DAY, expected_target, make_rows
 
 from .conftest import HOUR, changed
