@@ -123,6 +123,19 @@ def phase_rows(record: RunRecord) -> list[list[str]]:
 PHASE_COLUMNS = ["phase", "status", "started", "duration", "retries", "details"]
 
 
+def pending_lines(record: RunRecord) -> list[str]:
+    """Where a run's written but unpublished rows wait, and the query that shows them."""
+    details = record.phases["stage_to_target_transfer"].phase_specific_details
+    publish = record.phases["publish"]
+    if not details.get("pending_table") or publish.status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED):
+        return []
+    return [
+        f"pending rows (written, not published, not visible in the target): {details['pending_table']}",
+        f"  query them: {details.get('pending_query', '')}",
+        "  they stay until the window's next attempt replaces or publishes them",
+    ]
+
+
 def header_rows(record: RunRecord) -> list[list[str]]:
     """Key facts of a run, as (field, value) rows."""
     return [
