@@ -37,7 +37,7 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     transfer = ctx.pipeline.phase("stage_to_target_transfer")
     if not isinstance(transfer, StageToTargetTransfer):
         return None
-    from .publish import written_table
+    from .publish import gated, written_table
 
     stage, target = ctx.pipeline.stage(), written_table(ctx)  # the pending rows before publish
     projection = dict(transfer.select_columns(ctx, list(stage.columns())))
@@ -49,6 +49,10 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     if counted is None:
         return None
     held, newer = counted
+    if gated(ctx.config):  # versions the target already holds newer stay there at publish
+        published = stage.count_merged(ctx.pipeline.target(), ctx.window, [(k, projection[k]) for k in keys],
+                                       (version, projection[version]))
+        newer = min(newer + (published[1] if published else 0), held)
     in_window = target.count(ctx.window)
     details = {
         "counted_as": "stage rows of the window whose record the target holds at that version or a newer one (merge)",

@@ -258,7 +258,7 @@ class StageToTargetTransfer(BasePhase):
             empty_scratch_window(ctx, target, scratch)
         reasons: dict[str, int] = {}
         if stats.rows_dropped:
-            reasons[key_drop_reason(spec)] = stats.rows_dropped
+            reasons[key_drop_reason(spec, merge=bool(target_keys(ctx)[1]))] = stats.rows_dropped
         outside = stream.rows_out - stats.rows_read  # only when the query field is not a timestamp any more
         if outside > 0:
             reasons[f"placed outside the window by {type(self).__name__}.transform()"] = outside
@@ -346,9 +346,10 @@ def guard_details(guard: ShrinkGuard) -> dict[str, Any]:
     return {"shrink_guard": guard.details} if guard.details else {}
 
 
-def key_drop_reason(spec: PushDown) -> str:
-    """Why a push-down with keys selected fewer rows than it read."""
-    if spec.merge_keys:
+def key_drop_reason(spec: PushDown, *, merge: bool | None = None) -> str:
+    """Why a push-down with keys selected fewer rows than it read (``merge``: whether the load
+    merges, when ``spec`` is the gate's write to the pending table, which has no merge keys)."""
+    if spec.merge_keys if merge is None else merge:
         return "duplicate of another row with the same key, or an older version of a row the target holds newer"
     return "duplicate of another row with the same key"
 
