@@ -190,3 +190,19 @@ class TestSharedTarget:
             pending = conn.execute("SELECT count(*) FROM orders__pending").fetchone()
         assert counts == {"A": 30, "B": 20}
         assert pending == (0,)
+
+
+class TestMetrics:
+    def test_published_rows_count_only_windows_whose_audit_passed(self, tmp_path: Path) -> None:
+        from drivetrain.monitoring import metrics
+
+        rows = make_rows()
+        folder = make_pipeline_dir(tmp_path / "lab", rows)
+        good = run(folder)
+        set_tolerance(folder, 0.0)
+        failed = run(folder)
+        assert failed.phase_failed == "audit"
+        with Pipeline.load(folder) as pipeline:
+            computed = metrics.compute(pipeline.drive_store(), ["lab"], days=7)
+        [counts] = computed.count_mismatches
+        assert counts.published == good.phases["publish"].phase_specific_details["rows_published"] > 0
