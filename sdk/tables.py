@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,6 +36,13 @@ class WarehouseTable:
 
     def exists(self) -> bool:
         return self.warehouse.table_exists(self.ref)
+
+    def window_query(self, window: Window) -> str:
+        """A query an operator can paste to see the window's rows (this owner's, when shared)."""
+        d, ref = self.warehouse.dialect, self.ref
+        start, end = (f"'{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}'" for t in (window.start, window.end))
+        field = d.quote(ref.query_field or "")
+        return f"SELECT * FROM {d.qualified(ref)} WHERE {field} >= {start} AND {field} < {end}{d.scope(ref)}"
 
     def columns(self) -> dict[str, str]:
         return self.warehouse.table_columns(self.ref)

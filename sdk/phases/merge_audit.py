@@ -49,15 +49,18 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     if counted is None:
         return None
     held, newer = counted
+    extra: dict[str, Any] = {}
     if gated(ctx.config):  # versions the target already holds newer stay there at publish
         published = stage.count_merged(ctx.pipeline.target(), ctx.window, [(k, projection[k]) for k in keys],
                                        (version, projection[version]))
         newer = min(newer + (published[1] if published else 0), held)
-    in_window = target.count(ctx.window)
+        extra = {"pending_rows_in_window": target.count(ctx.window)}
+        target = ctx.pipeline.target()
     details = {
         "counted_as": "stage rows of the window whose record the target holds at that version or a newer one (merge)",
         "held_at_their_version": held - newer,
         "held_at_a_newer_version": newer,
-        "target_rows_in_window": in_window,
+        "target_rows_in_window": target.count(ctx.window),
+        **extra,
     }
     return held, details

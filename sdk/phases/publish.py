@@ -44,20 +44,12 @@ def written_table(ctx: PhaseContext) -> Target:
     return target.pending() if gated(ctx.config) else target
 
 
-def pending_query(ctx: PhaseContext, table: Target) -> str:
-    """A query an operator can paste to see the window's pending rows."""
-    d, ref = table.warehouse.dialect, table.ref
-    start, end = (f"'{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}'" for t in (ctx.window.start, ctx.window.end))
-    field = d.quote(ref.query_field or "")
-    return f"SELECT * FROM {d.qualified(ref)} WHERE {field} >= {start} AND {field} < {end}{d.scope(ref)}"
-
-
 def pending_details(ctx: PhaseContext) -> dict[str, Any]:
     """What the transfer's details say about the pending rows (empty without the gate)."""
     if not gated(ctx.config):
         return {"publish": DIRECT}
     pending = ctx.pipeline.target().pending()
-    return {"publish": AFTER_AUDIT, "pending_table": str(pending.ref), "pending_query": pending_query(ctx, pending)}
+    return {"publish": AFTER_AUDIT, "pending_table": str(pending.ref), "pending_query": pending.window_query(ctx.window)}
 
 
 class Publish(BasePhase):
