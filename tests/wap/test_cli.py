@@ -18,6 +18,8 @@ def test_show_of_a_failed_audit_names_the_pending_table_and_the_query(cli: Cli, 
     result = cli("show", "shop_20250101T000000Z_run1", "--dir", "shop")
     assert result.returncode == 0, result
     assert "outcome: failed at audit" in result.stdout
+    history = cli("history", "./shop").stdout
+    assert "target unchanged: " in history and "4 rows wait in main.shop__pending" in history
     assert "pending rows (written, not published, not visible in the target): " in result.stdout
     query = next(line for line in result.stdout.splitlines() if "query them: " in line).split("query them: ", 1)[1]
     with duckdb.connect(str(next(shop.glob("*.duckdb"))), read_only=True) as conn:
@@ -32,3 +34,4 @@ def test_show_of_a_published_run_has_no_pending_lines(cli: Cli, shop) -> None:  
     result = cli("show", "shop_20250101T000000Z_run1", "--dir", "shop")
     assert "pending rows" not in result.stdout
     assert "publish" in result.stdout and "rows_published=4" in result.stdout
+    assert "published 4" in cli("history", "./shop").stdout
