@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
 from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER
+from drivetrain.record import PhaseStatus
 from drivetrain.results import PhaseResult
 
 from .base import BasePhase, PhaseContext
@@ -60,6 +61,10 @@ class Publish(BasePhase):
     def not_needed(self, ctx: PhaseContext) -> str | None:
         if not gated(ctx.config):
             return "target_system.publish is 'direct': the transfer wrote straight to the target"
+        transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
+        done = transfer is not None and (transfer.status is PhaseStatus.COMPLETED or transfer.carried_from is not None)
+        if not done:  # publishing an empty pending window would empty the target's window
+            return "stage_to_target_transfer wrote nothing in this attempt (disabled or skipped): nothing to publish"
         return None
 
     def run(self, ctx: PhaseContext) -> PhaseResult:

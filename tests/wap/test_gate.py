@@ -206,3 +206,22 @@ class TestMetrics:
             computed = metrics.compute(pipeline.drive_store(), ["lab"], days=7)
         [counts] = computed.count_mismatches
         assert counts.published == good.phases["publish"].phase_specific_details["rows_published"] > 0
+
+
+class TestNothingToPublish:
+    def test_a_disabled_transfer_publishes_nothing_and_leaves_the_target(self, tmp_path: Path) -> None:
+        rows = make_rows()
+        folder = make_pipeline_dir(tmp_path / "lab", rows)
+        assert run(folder).pipeline_status is RunStatus.SUCCESS
+        before = snapshot(folder)
+        import json
+
+        config = json.loads((folder / "config.json").read_text())
+        config["phases"]["stage_to_target_transfer"] = {"enabled": False}
+        config["phases"]["target_count"] = {"enabled": False}
+        (folder / "config.json").write_text(json.dumps(config))
+        record = run(folder)
+        assert record.pipeline_status is RunStatus.SUCCESS
+        assert record.phases["publish"].status is PhaseStatus.SKIPPED
+        assert "nothing to publish" in (record.phases["publish"].skip_reason or "")
+        assert snapshot(folder) == before
