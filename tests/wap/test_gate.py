@@ -225,3 +225,25 @@ class TestNothingToPublish:
         assert record.phases["publish"].status is PhaseStatus.SKIPPED
         assert "nothing to publish" in (record.phases["publish"].skip_reason or "")
         assert snapshot(folder) == before
+
+
+class TestPublishFailure:
+    def test_a_publish_that_fails_inside_its_transaction_is_resumed_at_publish_only(self, tmp_path: Path) -> None:
+        from drivetrain.testing import FaultPlugin
+
+        rows = make_rows()
+        folder = make_pipeline_dir(tmp_path / "lab", rows)
+        assert run(folder).pipeline_status is RunStatus.SUCCESS
+        before = snapshot(folder)
+        new_rows = changed(rows)
+        write_rows(folder, new_rows)
+        with FaultPlugin(fail={"publish": 1}).installed():
+            failed = run(folder)
+        assert failed.phase_failed == "publish"
+        assert snapshot(folder) == before
+        assert pending_rows(folder, failed) == expected_pairs(new_rows)
+        resumed = run(folder)
+        assert resumed.pipeline_status is RunStatus.SUCCESS
+        for name in ("source_to_stage_transfer", "stage_to_target_transfer", "target_count", "audit"):
+            assert resumed.phases[name].carried_from == failed.pipeline_id, name
+        assert snapshot(folder)["window"] == expected_pairs(new_rows)

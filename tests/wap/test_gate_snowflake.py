@@ -89,3 +89,23 @@ def test_merge_with_delete_missing_is_applied_at_publish(tmp_path, fakesnow_serv
     assert fixed.pipeline_status is RunStatus.SUCCESS
     assert target_rows(fakesnow_server, database, DAY, DAY + HOUR) == pairs(kept)
     assert fixed.phases["publish"].phase_specific_details["rows_removed_missing_at_source"] == 10
+
+
+def test_a_publish_that_fails_inside_its_transaction_is_resumed_at_publish_only(tmp_path, fakesnow_server, database, sf_env):  # noqa: F811
+    from drivetrain.testing import FaultPlugin
+
+    rows = make_rows(100, hours=1, seed=13)
+    folder = make_snowflake_pipeline(tmp_path / "lab", fakesnow_server, database, rows)
+    assert run(folder).pipeline_status is RunStatus.SUCCESS
+    before = checksum(fakesnow_server, database)
+    new_rows = changed(rows)
+    reconfigure(folder, new_rows)
+    with FaultPlugin(fail={"publish": 1}).installed():
+        failed = run(folder)
+    assert failed.phase_failed == "publish"
+    assert checksum(fakesnow_server, database) == before  # the publish transaction rolled back whole
+    resumed = run(folder)
+    assert resumed.pipeline_status is RunStatus.SUCCESS
+    for name in ("stage_to_target_transfer", "target_count", "audit"):
+        assert resumed.phases[name].carried_from == failed.pipeline_id, name
+    assert target_rows(fakesnow_server, database, DAY, DAY + HOUR) == pairs(new_rows)
