@@ -61,17 +61,18 @@ class Publish(BasePhase):
     def not_needed(self, ctx: PhaseContext) -> str | None:
         if not gated(ctx.config):
             return "target_system.publish is 'direct': the transfer wrote straight to the target"
-        transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
-        done = transfer is not None and (transfer.status is PhaseStatus.COMPLETED or transfer.carried_from is not None)
-        if not done:  # publishing an empty pending window would empty the target's window
-            return "stage_to_target_transfer wrote nothing in this attempt (disabled or skipped): nothing to publish"
+        if not ctx.config.phases.get(STAGE_TO_TARGET_TRANSFER).enabled:
+            return "stage_to_target_transfer is disabled: nothing is written to publish"
         return None
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         target = ctx.pipeline.target()
         pending = target.pending()
         transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
-        details = transfer.phase_specific_details if transfer is not None else {}
+        if transfer is None or not (transfer.status is PhaseStatus.COMPLETED or transfer.carried_from is not None):
+            # publishing an empty pending window would empty the target's window
+            return PhaseResult(details={"rows_published": 0, "note": "nothing to publish: the transfer did not run"})
+        details = transfer.phase_specific_details
         expected = details.get("rows_written")
         written_by = (transfer.carried_from if transfer is not None else None) or ctx.run_id
         held = pending.count(ctx.window)

@@ -223,7 +223,7 @@ class TestNothingToPublish:
         record = run(folder)
         assert record.pipeline_status is RunStatus.SUCCESS
         assert record.phases["publish"].status is PhaseStatus.SKIPPED
-        assert "nothing to publish" in (record.phases["publish"].skip_reason or "")
+        assert "nothing is written to publish" in (record.phases["publish"].skip_reason or "")
         assert snapshot(folder) == before
 
 
@@ -247,3 +247,12 @@ class TestPublishFailure:
         for name in ("source_to_stage_transfer", "stage_to_target_transfer", "target_count", "audit"):
             assert resumed.phases[name].carried_from == failed.pipeline_id, name
         assert snapshot(folder)["window"] == expected_pairs(new_rows)
+
+
+class TestPlan:
+    @pytest.mark.parametrize("mode, action", [("after_audit", "run"), ("direct", "skip")])
+    def test_a_dry_run_plan_says_whether_publish_runs(self, tmp_path: Path, mode: str, action: str) -> None:
+        folder = make_pipeline_dir(tmp_path / "lab", target_system__publish=mode)
+        with Pipeline.load(folder) as pipeline:
+            plan = {step.phase: step for step in pipeline.runner().plan(pipeline.grid.window_starting(DAY))}
+        assert plan["publish"].action == action
