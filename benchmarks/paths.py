@@ -188,12 +188,14 @@ def pipeline_config(job: Job, *, reader: str, warehouse: Path) -> dict[str, Any]
     }
 
 
-def load_pipeline(job: Job, *, reader: str, folder: Path) -> Any:
-    """Write the config to ``folder`` and load it as a drivetrain Pipeline."""
+def load_pipeline(job: Job, *, reader: str, folder: Path, target: dict[str, Any] | None = None) -> Any:
+    """Write the config to ``folder`` and load it as a drivetrain Pipeline (``target``: keys to
+    set in its target_system)."""
     from drivetrain import Pipeline
 
     folder.mkdir(parents=True, exist_ok=True)
     config = pipeline_config(job, reader=reader, warehouse=folder / "warehouse.duckdb")
+    config["target_system"].update(target or {})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     os.environ["BENCH_MYSQL_USER"] = job["source"]["user"]
     os.environ["BENCH_MYSQL_PASSWORD"] = job["source"]["password"]
@@ -275,10 +277,20 @@ def drivetrain_counts(job: Job) -> dict[str, Any]:
 
 @path("drivetrain_pipeline")
 def drivetrain_pipeline(job: Job) -> dict[str, Any]:
-    """A whole run: ten phases, drive-table rows, lease, heartbeat, counts, audit, cleaning."""
+    """A whole run: every phase, drive-table rows, lease, heartbeat, counts, audit, publish, cleaning."""
+    return _whole_run(job, "dt_pipeline")
+
+
+@path("drivetrain_pipeline_direct")
+def drivetrain_pipeline_direct(job: Job) -> dict[str, Any]:
+    """The same whole run without the publish gate (``target_system.publish: direct``)."""
+    return _whole_run(job, "dt_pipeline_direct", {"publish": "direct"})
+
+
+def _whole_run(job: Job, folder: str, target: dict[str, Any] | None = None) -> dict[str, Any]:
     from drivetrain.window import Window
 
-    pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / "dt_pipeline")
+    pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / folder, target=target)
     with pipeline:
         record = pipeline.runner().run(Window(*bounds(job)))
     if record.phase_failed:

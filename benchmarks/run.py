@@ -53,6 +53,7 @@ ALL_PATHS = (
     "duckdb_merge_named",
     "drivetrain_counts",
     "drivetrain_pipeline",
+    "drivetrain_pipeline_direct",
 )
 #: Paths that take minutes on the full data set: only with --slow, on the smallest window.
 SLOW_PATHS = ("dlt_default", "duckdb_merge_star")

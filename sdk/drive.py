@@ -25,7 +25,8 @@ __all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindo
            "is_partial", "new_holder_id"]
 
 #: Version of the drive table's layout; stores migrate older layouts on first use.
-SCHEMA_VERSION = 1
+#: 2: ``publish_phase`` (the publish gate's phase) after ``audit_phase``.
+SCHEMA_VERSION = 2
 
 #: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
 #: window ended (``run --allow-partial``): its success does not complete the window. The

@@ -1,4 +1,4 @@
-"""The ten phases, in run order, and the drive-table column that holds each one's state."""
+"""The eleven phases, in run order, and the drive-table column that holds each one's state."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ STAGE_COUNT = "stage_count"
 STAGE_TO_TARGET_TRANSFER = "stage_to_target_transfer"
 TARGET_COUNT = "target_count"
 AUDIT = "audit"
+PUBLISH = "publish"
 STAGE_CLEANING = "stage_cleaning"
 TARGET_CLEANING = "target_cleaning"
 
@@ -22,6 +23,7 @@ PHASE_NAMES: tuple[str, ...] = (
     STAGE_TO_TARGET_TRANSFER,
     TARGET_COUNT,
     AUDIT,
+    PUBLISH,
     STAGE_CLEANING,
     TARGET_CLEANING,
 )

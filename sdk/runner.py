@@ -105,6 +105,8 @@ class Runner:
                 out.append(PlannedPhase(phase.name, "skip", transitions.DISABLED))
             elif phase.name in carried:
                 out.append(PlannedPhase(phase.name, "skip", carried[phase.name].skip_reason or "completed earlier"))
+            elif (unneeded := phase.not_needed(ctx)) is not None:
+                out.append(PlannedPhase(phase.name, "skip", unneeded))
             else:
                 reason = phase.describe()
                 if phase.name == PRE_VALIDATION and notes:
@@ -331,6 +333,10 @@ class Runner:
         settings = self.pipeline.config.phases.get(name)
         if not settings.enabled:
             self._mark_skipped(ctx, transitions.disabled([name]))
+            return ctx.record.phases[name]
+        unneeded = phase.not_needed(ctx)
+        if unneeded is not None:
+            self._mark_skipped(ctx, {name: PhaseState(status=PhaseStatus.SKIPPED, skip_reason=unneeded)})
             return ctx.record.phases[name]
         result, state = self._execute(phase, ctx)
         if result is not None and state.status is PhaseStatus.COMPLETED:

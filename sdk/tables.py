@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,6 +36,13 @@ class WarehouseTable:
 
     def exists(self) -> bool:
         return self.warehouse.table_exists(self.ref)
+
+    def window_query(self, window: Window) -> str:
+        """A query an operator can paste to see the window's rows (this owner's, when shared)."""
+        d, ref = self.warehouse.dialect, self.ref
+        start, end = (f"'{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}'" for t in (window.start, window.end))
+        field = d.quote(ref.query_field or "")
+        return f"SELECT * FROM {d.qualified(ref)} WHERE {field} >= {start} AND {field} < {end}{d.scope(ref)}"
 
     def columns(self) -> dict[str, str]:
         return self.warehouse.table_columns(self.ref)
@@ -127,12 +134,52 @@ class Stage(WarehouseTable):
         return self.warehouse.gather_statistics(self.ref)
 
 
+#: Suffix of the table beside a target that holds windows written but not yet published.
+PENDING_SUFFIX = "__pending"
+
+
 @attrs.define
 class Target(WarehouseTable):
     """The target table."""
 
     config: PipelineConfig | None = None
     """The pipeline's config, for the notes :meth:`check` adds about its load strategy."""
+
+    def pending(self) -> Target:
+        """``<target>__pending``: same warehouse, schema, window column and owner scope.
+
+        With ``target_system.publish: after_audit`` the stage-to-target transfer writes each
+        window there; the publish phase moves it into the target once the audit passed.
+        """
+        return attrs.evolve(self, ref=self.ref.sibling(PENDING_SUFFIX, query_field=self.ref.query_field))
+
+    def count_written_by(self, window: Window, run_id: str) -> int:
+        """Rows of the window whose lineage names run ``run_id`` (0 when the table does not exist)."""
+        if not self.exists():
+            return 0
+        wh, ref = self.warehouse, self.ref
+        d = wh.dialect
+        with wh.sql(wh.where(ref, "count the rows of one run in")) as s:
+            rows = s.rows(f"SELECT COUNT(*) FROM {d.qualified(ref)} WHERE {d.window_sql(ref)} AND {d.quote(ref.owner_column)} = ?",
+                          [window.start, window.end, run_id])
+        return int(rows[0][0])
+
+    def publish(self, window: Window, *, merge_keys: Sequence[str] = (), version_column: str | None = None,
+                delete_missing: bool = False, fence: Fence | None = None) -> PushDownStats:
+        """Move the window's rows from :meth:`pending` into this table in one transaction.
+
+        Replace (no ``merge_keys``): the window's rows (this owner's, for a shared target) are
+        deleted and the pending ones inserted. Merge: the pending rows are upserted, never over
+        a newer version, and with ``delete_missing`` the window's rows whose key is not pending
+        go. The pending window is emptied in the same transaction.
+        """
+        from drivetrain.sql.names import PushDown
+        from drivetrain.sql.pushdown import pending_columns, run_publish
+
+        pending = self.pending().ref
+        spec = PushDown(stage=pending, target=self.ref, columns=pending_columns(self.warehouse, pending),
+                        merge_keys=tuple(merge_keys), version_column=version_column, delete_missing=delete_missing)
+        return run_publish(self.warehouse, spec, window, fence)
 
     def check(self) -> list[str]:
         lines = super().check()

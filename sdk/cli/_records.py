@@ -45,6 +45,7 @@ def counts(record: RunRecord) -> dict[str, int | None]:
         "target": detail("target_count", "count"),
         "rejected": detail("source_to_stage_transfer", "records_failed"),
         "dropped": detail("stage_to_target_transfer", "rows_dropped"),
+        "published": detail("publish", "rows_published"),
     }
 
 
@@ -52,6 +53,16 @@ def counts_text(record: RunRecord) -> str:
     parts = [f"{name} {value:,}" for name, value in counts(record).items()
              if value is not None and (value or name in ("source", "stage", "target"))]
     return ", ".join(parts)
+
+
+def unpublished_text(record: RunRecord) -> str:
+    """``; target unchanged: N rows wait in <pending table>`` for a run whose written rows were
+    not published (the publish gate stopped them), else nothing."""
+    details = record.phases["stage_to_target_transfer"].phase_specific_details
+    if not details.get("pending_table") or record.phases["publish"].status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED):
+        return ""
+    written = details.get("rows_written")
+    return f"; target unchanged: {written if isinstance(written, int) else 'its'} rows wait in {details['pending_table']}"
 
 
 def carried_phases(record: RunRecord) -> list[str]:
@@ -66,7 +77,7 @@ def outcome_text(record: RunRecord) -> str:
     if record.pipeline_status is RunStatus.FAILED:
         phase = record.phase_failed or "?"
         error = record.phases[phase].error_message if phase in record.phases else None
-        return f"failed at {phase}: {error or 'no message'}"
+        return f"failed at {phase}: {error or 'no message'}{unpublished_text(record)}"
     text = counts_text(record)
     carried = carried_phases(record)
     if carried:
@@ -121,6 +132,19 @@ def phase_rows(record: RunRecord) -> list[list[str]]:
 
 
 PHASE_COLUMNS = ["phase", "status", "started", "duration", "retries", "details"]
+
+
+def pending_lines(record: RunRecord) -> list[str]:
+    """Where a run's written but unpublished rows wait, and the query that shows them."""
+    details = record.phases["stage_to_target_transfer"].phase_specific_details
+    publish = record.phases["publish"]
+    if not details.get("pending_table") or publish.status in (PhaseStatus.COMPLETED, PhaseStatus.SKIPPED):
+        return []
+    return [
+        f"pending rows (written, not published, not visible in the target): {details['pending_table']}",
+        f"  query them: {details.get('pending_query', '')}",
+        "  they stay until the window's next attempt replaces or publishes them",
+    ]
 
 
 def header_rows(record: RunRecord) -> list[list[str]]:

@@ -32,6 +32,7 @@ from ._records import (
     RUN_COLUMNS,
     header_rows,
     outcome_text,
+    pending_lines,
     phase_rows,
     run_line,
     window_label,
@@ -160,7 +161,7 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
         return
     out.table(["field", "value"], header_rows(record), title=f"run {record.pipeline_id}")
     out.table(PHASE_COLUMNS, phase_rows(record), title="phases")
-    for line in unplaceable_lines(record):
+    for line in unplaceable_lines(record) + pending_lines(record):
         out.line(line)
     if record.pipeline_status is RunStatus.FAILED:
         out.line(f"outcome: {outcome_text(record)}")

@@ -59,7 +59,7 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
         "target_system": frozenset(
             {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
-             "delete_missing", "version_column"}
+             "delete_missing", "version_column", "publish"}
         ),
         "drive_table": frozenset({"type", "credentials_ref", "table"}),
         "archive": frozenset({"type", "location"}),

@@ -162,6 +162,8 @@ class PhasesConfig:
     """Counts the window in target."""
     audit: AuditConfig
     """Compares the counts against the tolerances."""
+    publish: PhaseConfig
+    """Makes the audited window visible in the target (skipped with ``target_system.publish: direct``)."""
     stage_cleaning: StageCleaningConfig
     """Archives and deletes old stage rows."""
     target_cleaning: TargetCleaningConfig

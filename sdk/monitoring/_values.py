@@ -101,6 +101,8 @@ class CountMismatch:
     """Rows removed on purpose on the way into target (duplicates, filters)."""
     unplaceable: int = 0
     """The most records in no window (no readable query field) a run's source count found."""
+    published: int = 0
+    """Rows the publish phase made visible in the target (after their audit passed)."""
 
 
 @attrs.frozen(kw_only=True)

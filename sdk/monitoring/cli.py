@@ -189,9 +189,9 @@ def _print_tables(m: Metrics, out: Any) -> None:
                    for r in m.reloads[:10]], title="windows reloaded for late data, newest first")
     if m.count_mismatches:
         out.table(["pipeline", "audits", "passed", "source->stage loss", "stage->target loss", "rejected", "dropped",
-                   "in no window"],
+                   "in no window", "published"],
                   [[c.pipeline, str(c.audits), _pct(c.audit_pass_rate), _pct(c.source_to_stage_loss_percent),
-                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped), str(c.unplaceable)]
+                    _pct(c.stage_to_target_loss_percent), str(c.rejected), str(c.dropped), str(c.unplaceable), str(c.published)]
                    for c in m.count_mismatches],
                   title="data quality")
 

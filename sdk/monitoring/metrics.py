@@ -266,6 +266,7 @@ def _counts(r: dict[str, Any]) -> CountMismatch:
         avg_source_to_stage_loss_percent=_float(r["avg_s2s_loss"]), max_source_to_stage_loss_percent=_float(r["max_s2s_loss"]),
         avg_stage_to_target_loss_percent=_float(r["avg_s2t_loss"]), max_stage_to_target_loss_percent=_float(r["max_s2t_loss"]),
         rejected=_int(r["rejected"]), dropped=_int(r["dropped"]), unplaceable=_int(r.get("unplaceable")),
+        published=_int(r.get("published")),
     )
 
 

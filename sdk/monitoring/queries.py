@@ -218,7 +218,9 @@ class Queries:
             f"{self._number(s2s, 'phase_specific_details', 'records_failed')} AS rejected, "
             f"{self._text(s2t, 'status')} AS move_status, "
             f"{self._number(s2t, 'phase_specific_details', 'rows_dropped')} AS dropped, "
-            f"{self._number('source_count', 'phase_specific_details', 'unplaceable', 'records')} AS unplaceable "
+            f"{self._number('source_count', 'phase_specific_details', 'unplaceable', 'records')} AS unplaceable, "
+            f"{self._text('publish', 'status')} AS publish_status, "
+            f"{self._number('publish', 'phase_specific_details', 'rows_published')} AS published "
             f"FROM {self.table}{where}"
         )
         audited = "audit_status IN ('COMPLETED', 'FAILED')"
@@ -236,7 +238,8 @@ class Queries:
             f"MAX(CASE WHEN {audited} THEN s2t_loss END) AS max_s2t_loss, "
             "SUM(CASE WHEN load_status = 'COMPLETED' THEN rejected END) AS rejected, "
             "SUM(CASE WHEN move_status = 'COMPLETED' THEN dropped END) AS dropped, "
-            "MAX(unplaceable) AS unplaceable "
+            "MAX(unplaceable) AS unplaceable, "
+            "SUM(CASE WHEN publish_status = 'COMPLETED' THEN published END) AS published "
             f"FROM ({inner}) audits GROUP BY pipeline_name"
         )
         return Query(sql, params)

@@ -192,7 +192,7 @@ def _quality(m: Metrics) -> str:
          str(c.stage_rows if c.stage_rows is not None else "–"), str(c.target_rows if c.target_rows is not None else "–"),
          escape(_pct(c.source_to_stage_loss_percent, 2)), escape(_pct(c.max_source_to_stage_loss_percent, 2)),
          escape(_pct(c.stage_to_target_loss_percent, 2)), escape(_pct(c.max_stage_to_target_loss_percent, 2)),
-         str(c.rejected), str(c.dropped), str(c.unplaceable)]
+         str(c.rejected), str(c.dropped), str(c.unplaceable), str(c.published)]
         for c in counts
     ]
     return (
@@ -203,7 +203,7 @@ def _quality(m: Metrics) -> str:
         + "<figcaption>Rows lost from source to stage, over all audited windows</figcaption></figure></div>"
         + _table("quality", ["Pipeline", "Audits", "Pass rate", "Source rows", "Stage rows", "Target rows", "Source→stage loss",
                              "Worst window", "Stage→target loss", "Worst window", "Rejected", "Dropped",
-                             "In no window"],
+                             "In no window", "Published"],
                  rows, empty="No audit ran in this period.")
         + "<h3>Windows reloaded for late data</h3>"
         + _table("reloads", ["Pipeline", "Window", "Reload run", "Status", "Source count before", "Source count now", "Why"],

@@ -1,10 +1,11 @@
-"""The phase classes: BasePhase, the ten defaults, and the adapter for spec-style scripts."""
+"""The phase classes: BasePhase, the eleven defaults, and the adapter for spec-style scripts."""
 
 from .audit import Audit
 from .base import BasePhase, PhaseContext
 from .cleaning import StageCleaning, TargetCleaning
 from .counts import SourceCount, StageCount, TargetCount
 from .housekeeping import PreValidation, PreValidationResult, StalePipelineHandling
+from .publish import Publish
 from .scripts import ScriptPhase, load_user_scripts
 from .transfers import SourceToStageTransfer, StageToTargetTransfer
 
@@ -20,6 +21,7 @@ DEFAULT_PHASES: dict[str, type[BasePhase]] = {
         StageToTargetTransfer,
         TargetCount,
         Audit,
+        Publish,
         StageCleaning,
         TargetCleaning,
     )
@@ -32,6 +34,7 @@ __all__ = [
     "PhaseContext",
     "PreValidation",
     "PreValidationResult",
+    "Publish",
     "ScriptPhase",
     "SourceCount",
     "SourceToStageTransfer",

@@ -140,6 +140,14 @@ class BasePhase(abc.ABC):
         """
         return None
 
+    def not_needed(self, ctx: PhaseContext) -> str | None:
+        """Why this phase has nothing to do in this pipeline, or None to run it.
+
+        The runner records a phase that returns a reason as SKIPPED with it, without running
+        it (the publish phase of a pipeline that writes straight to its target). Default: None.
+        """
+        return None
+
     def describe(self) -> str:
         """One line for plans and docs."""
         return (type(self).__doc__ or self.name).strip().splitlines()[0]

@@ -80,7 +80,7 @@ class StageCount(BasePhase):
 
 
 class TargetCount(BasePhase):
-    """Count the target table's rows in the window."""
+    """Count the window's rows the transfer wrote: pending until published (or in the target, with publish: direct)."""
 
     name = "target_count"
 
@@ -91,6 +91,9 @@ class TargetCount(BasePhase):
         if merged is not None:
             ctx.log.info("target count: %d (merge: %s)", merged[0], merged[1])
             return CountResult(count=merged[0], details=merged[1])
-        count = ctx.pipeline.target().count(ctx.window)
-        ctx.log.info("target count: %d", count)
-        return CountResult(count=count)
+        from .publish import written_table
+
+        table = written_table(ctx)  # the pending rows the audit decides on, unless publish is direct
+        count = table.count(ctx.window)
+        ctx.log.info("target count: %d (in %s)", count, table.ref)
+        return CountResult(count=count, details={"counted_in": str(table.ref)})

@@ -9,6 +9,9 @@ stage rows whose record the target holds at that row's version or a newer one. A
 replaced by a newer one (a later copy in the same window, or an update loaded by a later
 window) is accounted for, not lost; a row whose record the target lacks, or holds older, is
 missing. The audit compares this count with the stage count as for a replace.
+
+With the publish gate the count is taken against the pending table (one row per key, the newest
+of the window), before the merge into the target happens at publish.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     transfer = ctx.pipeline.phase("stage_to_target_transfer")
     if not isinstance(transfer, StageToTargetTransfer):
         return None
-    stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+    from .publish import gated, written_table
+
+    stage, target = ctx.pipeline.stage(), written_table(ctx)  # the pending rows before publish
     projection = dict(transfer.select_columns(ctx, list(stage.columns())))
     keys = list(target_cfg.get("merge_keys") or ())
     version = target_cfg.get("version_column") or target.ref.query_field or ""
@@ -44,11 +49,18 @@ def merged_target_count(ctx: PhaseContext) -> tuple[int, dict[str, Any]] | None:
     if counted is None:
         return None
     held, newer = counted
-    in_window = target.count(ctx.window)
+    extra: dict[str, Any] = {}
+    if gated(ctx.config):  # versions the target already holds newer stay there at publish
+        published = stage.count_merged(ctx.pipeline.target(), ctx.window, [(k, projection[k]) for k in keys],
+                                       (version, projection[version]))
+        newer = min(newer + (published[1] if published else 0), held)
+        extra = {"pending_rows_in_window": target.count(ctx.window)}
+        target = ctx.pipeline.target()
     details = {
         "counted_as": "stage rows of the window whose record the target holds at that version or a newer one (merge)",
         "held_at_their_version": held - newer,
         "held_at_a_newer_version": newer,
-        "target_rows_in_window": in_window,
+        "target_rows_in_window": target.count(ctx.window),
+        **extra,
     }
     return held, details

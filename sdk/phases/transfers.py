@@ -25,6 +25,7 @@ from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
 from .base import BasePhase, PhaseContext
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
+from .publish import gated, pending_details, written_table
 from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
@@ -182,12 +183,12 @@ class StageToTargetTransfer(BasePhase):
         return "; ".join(parts) or "copied unchanged"
 
     def run(self, ctx: PhaseContext) -> TransferResult:
-        stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+        stage, target = ctx.pipeline.stage(), written_table(ctx)  # the pending table, unless publish is direct
         guard = ShrinkGuard(ctx)  # before anything touches the target
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
         if self.uses_arrow_path(ctx):
-            return with_guard(self._arrow(ctx, stage, target), guard)
+            return with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -199,7 +200,7 @@ class StageToTargetTransfer(BasePhase):
             delete_missing=bool(ctx.config.target.get("delete_missing")),
             version_column=ctx.config.target.get("version_column"),
         )
-        stats = stage.push_down(spec, ctx.window, lineage_values(ctx), fence=ctx.fence)
+        stats = stage.push_down(into_pending(spec, ctx), ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
@@ -208,7 +209,8 @@ class StageToTargetTransfer(BasePhase):
             reject_reasons=reasons,
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
                      "rows_removed_missing_at_source": stats.rows_removed,
-                     "transformations_applied": self.describe_transformations(ctx), **guard_details(guard)},
+                     "transformations_applied": self.describe_transformations(ctx), **guard_details(guard),
+                     **pending_details(ctx)},
         )
 
     def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
@@ -226,11 +228,11 @@ class StageToTargetTransfer(BasePhase):
                 ctx.check_cancelled()
                 written = load.commit([target.ref], fence=ctx.fence).get(str(target.ref), 0)
             return self._arrow_result(ctx, stream, written, {}, {"method": "arrow"})
-        spec = PushDown(stage=scratch_table(target.ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
+        spec = PushDown(stage=scratch_table(ctx.pipeline.target().ref), target=target.ref, columns=(), dedup_keys=dedup_keys,
                         order_by=(target.ref.query_field or "", ROW_COLUMN), merge_keys=merge_keys,
                         delete_missing=bool(ctx.config.target.get("delete_missing")),
                         version_column=ctx.config.target.get("version_column"))
-        return self._arrow_keyed(ctx, stream, target, spec)
+        return self._arrow_keyed(ctx, stream, target, into_pending(spec, ctx))
 
     def _arrow_keyed(self, ctx: PhaseContext, stream: TransformedWindow, target: Target, spec: PushDown) -> TransferResult:
         """Transformed rows -> scratch table (committed), then push-down scratch -> target.
@@ -260,7 +262,7 @@ class StageToTargetTransfer(BasePhase):
             empty_scratch_window(ctx, target, scratch)
         reasons: dict[str, int] = {}
         if stats.rows_dropped:
-            reasons[key_drop_reason(spec)] = stats.rows_dropped
+            reasons[key_drop_reason(spec, merge=bool(target_keys(ctx)[1]))] = stats.rows_dropped
         outside = stream.rows_out - stats.rows_read  # only when the query field is not a timestamp any more
         if outside > 0:
             reasons[f"placed outside the window by {type(self).__name__}.transform()"] = outside
@@ -284,12 +286,44 @@ class StageToTargetTransfer(BasePhase):
 
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
         expected = state.phase_specific_details.get("rows_written")
+        if gated(ctx.config):
+            return _pending_still_valid(ctx, state)
         if expected is None or ctx.config.target.get("load_strategy") == "merge":
             return None
         actual = ctx.pipeline.target().count(ctx.window)
         if actual != expected:
             return f"the target holds {actual} rows for the window, not the {expected} the earlier run wrote"
         return None
+
+
+def into_pending(spec: PushDown, ctx: PhaseContext) -> PushDown:
+    """``spec`` as the gate runs it: the window's final rows (one per dedup or merge key) replace
+    the pending table's window; the merge and ``delete_missing`` happen at publish."""
+    if not gated(ctx.config):
+        return spec
+    return attrs.evolve(spec, dedup_keys=tuple(spec.dedup_keys or spec.merge_keys), merge_keys=(), delete_missing=False)
+
+
+def with_pending(result: TransferResult, ctx: PhaseContext) -> TransferResult:
+    """``result`` with where its rows wait for the publish phase, in its details."""
+    return attrs.evolve(result, details={**result.details, **pending_details(ctx)})
+
+
+def _pending_still_valid(ctx: PhaseContext, state: PhaseState) -> str | None:
+    """A carried transfer of the gate holds while its rows still wait in the pending table, or
+    once they were published (the publish may have committed without being recorded)."""
+    expected = state.phase_specific_details.get("rows_written")
+    if expected is None:
+        return None
+    target = ctx.pipeline.target()
+    held = target.pending().count(ctx.window)
+    if held == expected:
+        return None
+    reference = reference_attempt(ctx.previous_attempts)
+    writer = state.carried_from or (reference.pipeline_id if reference is not None else None)
+    if held == 0 and expected and writer is not None and target.count_written_by(ctx.window, writer):
+        return None  # published: the publish phase finds it so and records it
+    return f"{target.pending().ref} holds {held} rows for the window, not the {expected} the earlier run wrote"
 
 
 def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -316,9 +350,10 @@ def guard_details(guard: ShrinkGuard) -> dict[str, Any]:
     return {"shrink_guard": guard.details} if guard.details else {}
 
 
-def key_drop_reason(spec: PushDown) -> str:
-    """Why a push-down with keys selected fewer rows than it read."""
-    if spec.merge_keys:
+def key_drop_reason(spec: PushDown, *, merge: bool | None = None) -> str:
+    """Why a push-down with keys selected fewer rows than it read (``merge``: whether the load
+    merges, when ``spec`` is the gate's write to the pending table, which has no merge keys)."""
+    if spec.merge_keys if merge is None else merge:
         return "duplicate of another row with the same key, or an older version of a row the target holds newer"
     return "duplicate of another row with the same key"
 

@@ -136,7 +136,7 @@ class SqlDriveStore(DriveStore):
                   f"(SELECT 1 FROM {meta} WHERE {k} = ?)", [key, value, key])
 
     def _migrate(self, s: SqlSession, version: int) -> None:
-        """Add the columns of newer layouts (version 1 is the first)."""
+        """Add the columns of newer layouts (version 1 is the first; 2 added publish_phase)."""
         existing = {name.upper() for name in self.wh.table_columns(self.table)}
         for name, kind, _ in DRIVE_COLUMNS:
             if name.upper() not in existing:

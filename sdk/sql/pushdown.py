@@ -11,6 +11,11 @@ in the target at its version or a newer one, which is what ``rows_written`` coun
 A missing target is created beforehand from the projection with typed lineage columns, and
 columns the stage gained are added (DDL stays outside the transaction: some engines commit
 before DDL). The lease check (``fence``) runs inside the transaction, just before COMMIT.
+
+Publish (:func:`run_publish`) is the same statement with a pending table as its stage: the
+window's audited rows, already projected and deduplicated, move from ``<target>__pending`` into
+the target (replaced or merged as above, their lineage kept) and leave the pending table, all in
+one transaction, so a reader sees the window before or after, never half of it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
-from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats
+from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats, TableRef
 
 if TYPE_CHECKING:
     from drivetrain.sql.names import Fence
@@ -27,17 +32,20 @@ if TYPE_CHECKING:
     from drivetrain.window import Window
 
 
-def _projection(wh: Warehouse, spec: PushDown, *, typed: bool) -> str:
+def _projection(wh: Warehouse, spec: PushDown, *, typed: bool, keep_lineage: bool = False) -> str:
     d = wh.dialect
     exprs = [f"{expr} AS {d.quote(name)}" for name, expr in spec.columns]
-    exprs += [f"{d.typed_null(kind) if typed else '?'} AS {d.quote(c)}" for c, kind in LINEAGE]
+    if keep_lineage:  # publish: the rows keep the run that wrote them
+        exprs += [f"{d.quote(c)} AS {d.quote(c)}" for c in LINEAGE_COLUMNS]
+    else:
+        exprs += [f"{d.typed_null(kind) if typed else '?'} AS {d.quote(c)}" for c, kind in LINEAGE]
     return ", ".join(exprs)
 
 
-def select_sql(wh: Warehouse, spec: PushDown) -> str:
-    """The stage's window through the projection (binds lineage, then window bounds)."""
+def select_sql(wh: Warehouse, spec: PushDown, *, keep_lineage: bool = False) -> str:
+    """The stage's window through the projection (binds lineage unless kept, then window bounds)."""
     d, stage = wh.dialect, spec.stage
-    sql = f"SELECT {_projection(wh, spec, typed=False)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
+    sql = f"SELECT {_projection(wh, spec, typed=False, keep_lineage=keep_lineage)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
     if keys:
         order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
@@ -73,20 +81,53 @@ def prepare_target(wh: Warehouse, spec: PushDown) -> None:
 
 
 def run_push_down(wh: Warehouse, spec: PushDown, window: Window, lineage: Mapping[str, Any], fence: Fence | None) -> PushDownStats:
-    d, stage, target = wh.dialect, spec.stage, spec.target
-    wh.claim_table(target)  # before any row changes: another pipeline's table is refused
-    if not wh.table_exists(stage):
+    wh.claim_table(spec.target)  # before any row changes: another pipeline's table is refused
+    if not wh.table_exists(spec.stage):
         return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)
     prepare_target(wh, spec)
+    return _apply(wh, spec, window, [lineage[c] for c in LINEAGE_COLUMNS], fence, publish=False)
+
+
+def pending_columns(wh: Warehouse, pending: TableRef) -> list[tuple[str, str]]:
+    """(column, expression) of a pending table's data columns, for :func:`run_publish`."""
+    d = wh.dialect
+    lineage = {c.lower() for c in LINEAGE_COLUMNS}
+    return [(name, d.quote(name)) for name in wh.table_columns(pending) if name.lower() not in lineage]
+
+
+def run_publish(wh: Warehouse, spec: PushDown, window: Window, fence: Fence | None) -> PushDownStats:
+    """Move the window's rows from ``spec.stage`` (a pending table) into ``spec.target`` in one
+    transaction: replaced or merged as :func:`run_push_down` does, lineage kept, pending emptied.
+
+    ``spec.columns`` are the pending table's data columns (see :func:`pending_columns`); the
+    pending rows are already one per key, so ``spec.dedup_keys`` should be empty.
+    """
+    wh.claim_table(spec.target)
+    if wh.table_exists(spec.stage):
+        prepare_target(wh, spec)
+    elif not wh.table_exists(spec.target):
+        return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)  # nothing pending, nothing to replace
+    return _apply(wh, spec, window, [], fence, publish=True)
+
+
+def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fence: Fence | None, *,
+           publish: bool) -> PushDownStats:
+    d, stage, target = wh.dialect, spec.stage, spec.target
     bounds = [window.start, window.end]
-    params = [lineage[c] for c in LINEAGE_COLUMNS] + bounds
-    select = select_sql(wh, spec)
+    params = lineage + bounds
+    has_stage = wh.table_exists(stage)
+    select = select_sql(wh, spec, keep_lineage=publish) if has_stage else None
     tq_name = d.qualified(target)
-    superseded = removed = 0
-    with wh.sql(wh.where(target, f"push down {stage} into")) as s, s.transaction():
-        rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
+    superseded = removed = rows_read = 0
+    with wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s, s.transaction():
+        if has_stage:
+            rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
         columns = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
-        if spec.merge_keys:
+        if select is None:  # publish with no pending table: the window is empty at the source
+            written = 0
+            if not spec.merge_keys or spec.delete_missing:
+                removed = max(s.execute(f"DELETE FROM {tq_name} WHERE {d.window_sql(target)}", bounds), 0)
+        elif spec.merge_keys:
             on = " AND ".join(f"t.{d.quote(k)} = s.{d.quote(k)}" for k in spec.merge_keys) + d.scope(target, "t.")
             version = d.quote(spec.version)  # the query field, or the declared version column
             superseded = int(s.rows(
@@ -104,6 +145,8 @@ def run_push_down(wh: Warehouse, spec: PushDown, window: Window, lineage: Mappin
             s.execute(f"DELETE FROM {tq_name} WHERE {d.window_sql(target)}", bounds)
             names = ", ".join(d.quote(c) for c in columns)
             written = max(s.execute(f"INSERT INTO {tq_name} ({names}) {select}", params), 0)
+        if publish and has_stage:
+            s.execute(f"DELETE FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)
         if fence is not None:
             fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0

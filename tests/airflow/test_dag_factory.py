@@ -90,7 +90,7 @@ class TestBuildDag:
         folder = make_pipeline_dir(tmp_path / "lab", phases__audit={"enabled": False})
         dag = build_dag(folder)
         assert "audit" not in dag.task_dict and "target_cleaning" not in dag.task_dict
-        assert upstream(dag, "stage_cleaning") == ["target_count"]
+        assert upstream(dag, "publish") == ["target_count"] and upstream(dag, "stage_cleaning") == ["publish"]
 
     def test_dag_arguments_override_config_and_default_args_merge(self, folder):
         dag = build_dag(folder, dag_id="lab_custom", max_active_runs=3, default_args={"retries": 2})
@@ -106,7 +106,7 @@ class TestBuildDag:
         copied = copy.deepcopy(dag)
         subset = dag.partial_subset(task_ids=["audit"], include_downstream=True, include_upstream=False)
         assert copied.task_dict["audit"].pipeline.config is pipeline.config
-        assert sorted(subset.task_dict) == ["audit", "finalize_pipeline", "notify_result", "stage_cleaning", "watch_for_failure"]
+        assert sorted(subset.task_dict) == ["audit", "finalize_pipeline", "notify_result", "publish", "stage_cleaning", "watch_for_failure"]
 
     def test_building_opens_no_connection(self, tmp_path):
         folder = make_pipeline_dir(tmp_path / "lab", stage_system__path="wh/lab.duckdb", target_system__path="wh/lab.duckdb")

@@ -24,7 +24,7 @@ HOUR = timedelta(hours=1)
 FIRST = (DAY, DAY + HOUR)
 BEFORE_LOAD = ["stale_pipeline_handling", "pre_validation"]
 LOADING = ["source_count", "source_to_stage_transfer", "stage_count"]
-AFTER_FAILURE = ["target_count", "audit", "stage_cleaning"]
+AFTER_FAILURE = ["target_count", "audit", "publish", "stage_cleaning"]
 ENABLED = [*BEFORE_LOAD, *LOADING, "stage_to_target_transfer", *AFTER_FAILURE]
 
 FLAKY_PIPELINE = """

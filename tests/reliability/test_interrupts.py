@@ -161,7 +161,8 @@ class TestSigterm:
         assert row["phase_failed"] == "source_to_stage_transfer"
         assert tuple(row["phases_completed"]) == BEFORE_TRANSFER
         assert tuple(row["phases_skipped"]) == ("target_cleaning",)
-        assert tuple(row["phases_pending"]) == ("stage_count", "stage_to_target_transfer", "target_count", "audit", "stage_cleaning")
+        assert tuple(row["phases_pending"]) == ("stage_count", "stage_to_target_transfer", "target_count", "audit", "publish",
+                                                "stage_cleaning")
         assert row["pipeline_end_timestamp"] is not None
         assert "stopped by SIGTERM" in phase_error(folder, "source_to_stage_transfer")
 
@@ -183,9 +184,9 @@ class TestSigterm:
         row = drive_row(folder)
         assert row["phase_failed"] == "target_count"
         assert tuple(row["phases_completed"])[-2:] == ("stage_count", "stage_to_target_transfer")
-        assert tuple(row["phases_pending"]) == ("audit", "stage_cleaning")
+        assert tuple(row["phases_pending"]) == ("audit", "publish", "stage_cleaning")
         assert phase_error(folder, "target_count") == "not started: stopped by SIGTERM"
-        assert query(folder, "SELECT count(*) FROM tests")[0][0] > 0
+        assert query(folder, "SELECT count(*) FROM tests__pending")[0][0] > 0  # written, not yet published
         resume_and_check(folder)
 
     def test_a_transient_error_met_after_sigterm_is_not_retried_and_says_why(self, tmp_path: Path) -> None:

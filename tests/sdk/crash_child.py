@@ -1,7 +1,8 @@
 """Runs one window in a child process and kills itself at a chosen point (see test_crash.py).
 
 Usage: python crash_child.py FOLDER WINDOW_START POINT [--arrow]
-POINT: none | before:PHASE | after:PHASE | commit:PHASE | batch:N | s2t_batch:N
+POINT: none | before:PHASE | after:PHASE | commit:PHASE | batch:N | s2t_batch:N | published
+(published: SIGKILL once the publish transaction committed, before the drive row records it)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from drivetrain import Pipeline, StageToTargetTransfer, parse_timestamp  # noqa: E402
+from drivetrain.phases import Publish  # noqa: E402
 from drivetrain.testing import FaultPlugin, FaultySource  # noqa: E402
 
 
@@ -31,16 +33,22 @@ class KillingTransfer(StageToTargetTransfer):
         return batch
 
 
-class ArrowPipeline(Pipeline):
-    phase_classes = {"stage_to_target_transfer": KillingTransfer}
+class KillAfterPublish(Publish):
+    """Publish, then SIGKILL before the runner records that it did."""
+
+    def run(self, ctx):
+        super().run(ctx)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main() -> None:
     folder, start, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     arrow = "--arrow" in sys.argv
     kind, _, arg = point.partition(":")
-    cls = ArrowPipeline if arrow else Pipeline
-    pipeline = cls(folder / "config.json")
+    classes = {"stage_to_target_transfer": KillingTransfer} if arrow else {}
+    if kind == "published":
+        classes["publish"] = KillAfterPublish
+    pipeline = type("CrashPipeline", (Pipeline,), {"phase_classes": classes})(folder / "config.json")
     plugin = FaultPlugin(
         kill_before=[arg] if kind == "before" else [],
         kill_after=[arg] if kind == "after" else [],

@@ -948,7 +948,7 @@ class TestPhases:
 
     def test_phase_names_constant_is_the_run_order(self) -> None:
         assert PHASE_NAMES[0] == "stale_pipeline_handling" and PHASE_NAMES[-1] == "target_cleaning"
-        assert len(PHASE_NAMES) == 10
+        assert len(PHASE_NAMES) == 11
 
 
 class TestRetryDelay:

@@ -30,8 +30,10 @@ POINTS = (
     [f"before:{p}" for p in PHASE_NAMES]
     + [f"after:{p}" for p in PHASE_NAMES]
     + ["batch:1", "batch:3", "commit:source_to_stage_transfer", "commit:stage_to_target_transfer", "commit:stage_cleaning"]
+    + ["commit:publish", "published"]  # inside the publish transaction, and after it committed unrecorded
 )
-ARROW_POINTS = ["s2t_batch:0", "commit:stage_to_target_transfer"]
+ARROW_POINTS = ["s2t_batch:0", "commit:stage_to_target_transfer", "after:stage_to_target_transfer", "after:audit",
+                "commit:publish", "published"]
 
 
 def rows():

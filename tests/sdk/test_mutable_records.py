@@ -178,7 +178,7 @@ class TestHardDeletes:
         write_jsonl(folder, sample()[1:])  # order 1000 deleted at the source
         record = run_window(folder, 0)
         assert [r[0] for r in target(folder, "orders", "order_id", "updated_at")] == [1001, 1002, 1003]
-        assert record.phases["stage_to_target_transfer"].phase_specific_details["rows_removed_missing_at_source"] == 1
+        assert record.phases["publish"].phase_specific_details["rows_removed_missing_at_source"] == 1
         audit = record.phases["audit"].phase_specific_details
         assert audit["stage_count"] == audit["target_count"] == 3
 

@@ -48,7 +48,7 @@ class TestFreshRuns:
         record = run(folder)
         assert record.phases_completed == (
             "stale_pipeline_handling", "pre_validation", "source_count", "source_to_stage_transfer",
-            "stage_count", "stage_to_target_transfer", "target_count", "audit", "stage_cleaning",
+            "stage_count", "stage_to_target_transfer", "target_count", "audit", "publish", "stage_cleaning",
         )
         assert record.phases_skipped == ("target_cleaning",)
         assert record.phases_pending == ()
@@ -96,9 +96,9 @@ class TestFailureAndResume:
         assert failed.phase_failed == "stage_to_target_transfer"
         assert "injected failure" in failed.phases["stage_to_target_transfer"].error_message
         assert failed.phases_completed == ("stale_pipeline_handling", "pre_validation", "source_count", "source_to_stage_transfer", "stage_count")
-        assert failed.phases_pending == ("target_count", "audit", "stage_cleaning")
-        # the target table is created before the transfer; the failed transaction left no row in it
-        assert query(folder, "SELECT count(*) FROM tests")[0][0] == 0
+        assert failed.phases_pending == ("target_count", "audit", "publish", "stage_cleaning")
+        # the pending table is created before the transfer; the failed transaction left no row in it
+        assert query(folder, "SELECT count(*) FROM tests__pending")[0][0] == 0
 
         resumed = run(folder)
         assert resumed.pipeline_status is RunStatus.SUCCESS

@@ -158,6 +158,6 @@ class TestRules:
         record = transitions.finished(record, "source_count", PhaseState(), error=None, now=T0, attempt=0, details={},
                                       continue_on_failure=False)
         later = transitions.ended_early(record, "source_count", PhaseResult(skip_remaining=True, details={"note": "empty"}))
-        assert list(later) == list(PHASE_NAMES[3:9])
+        assert list(later) == list(PHASE_NAMES[3:10])
         assert all(s.skip_reason == transitions.EARLY_END + "empty" for s in later.values())
         assert transitions.final_status(transitions.skipped(record, later)) is RunStatus.SKIPPED

@@ -45,7 +45,8 @@ class TestMergeOnSnowflake:
         counted = record.phases["target_count"].phase_specific_details
         assert counted["count"] == record.phases["stage_count"].phase_specific_details["count"] == 10
         assert counted["held_at_a_newer_version"] == 1
-        assert counted["target_rows_in_window"] == 9
+        assert counted["pending_rows_in_window"] == 10  # counted before publish, which keeps the newer version
+        assert sf_rows(fakesnow_server, database, 'SELECT COUNT(*) FROM TESTS WHERE "reported_at" < ?', [DAY + HOUR]) == [(9,)]
 
     def test_windows_in_order_then_again_keep_one_newest_row_per_key(self, folder, fakesnow_server, database):
         for hour in (0, 1, 2, 0):
