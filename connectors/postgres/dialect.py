@@ -7,16 +7,13 @@ Column names from data keep their exact spelling and are always quoted.
 
 PostgreSQL has no ``QUALIFY``: one row per key is kept by a ``ctid IN (SELECT DISTINCT ON ...)``
 clause over the stage window. Its bounds are written as literals (timestamps we format, never
-user text), because the clause is appended to a statement whose parameters are already fixed;
-:meth:`PostgresDialect.deduplicating` tells the dialect which stage window a push-down reads.
+user text), because the clause is appended to a statement whose parameters are already fixed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,8 +26,6 @@ if TYPE_CHECKING:
 
     from drivetrain.sql.names import TableRef
     from drivetrain.window import Window
-
-_reading: ContextVar[tuple[TableRef, Window] | None] = ContextVar("drivetrain_postgres_dedup", default=None)
 
 
 def literal(value: datetime) -> str:
@@ -73,21 +68,8 @@ class PostgresDialect(SqlDialect):
 
     # -- statements -----------------------------------------------------------------------
 
-    @staticmethod
-    @contextmanager
-    def deduplicating(stage: TableRef, window: Window) -> Iterator[None]:
-        """While the block runs, :meth:`one_row_per_key` reads ``window`` of ``stage``."""
-        token = _reading.set((stage, window))
-        try:
-            yield
-        finally:
-            _reading.reset(token)
-
-    def one_row_per_key(self, keys: Sequence[str], order: Sequence[str]) -> str:  # type: ignore[override]
-        reading = _reading.get()
-        if reading is None:
-            raise PermanentError("PostgreSQL: one row per key asked for outside a push-down (no stage window known)")
-        stage, window = reading
+    def one_row_per_key(self, keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window) -> str:  # type: ignore[override]
+        """No QUALIFY in PostgreSQL: the first row per key by its ``ctid``, from ``window`` of ``stage``."""
         field = self.quote(stage.query_field or "")
         parts = ", ".join(self.quote(k) for k in keys)
         ordered = ", ".join(f"{term} NULLS LAST" for term in order)

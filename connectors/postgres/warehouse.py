@@ -139,10 +139,9 @@ class PostgresWarehouse(Warehouse):
         return PostgresWindowLoad(self, window, key)
 
     def push_down(self, spec: PushDown, window: Window, lineage: Mapping[str, Any], *, fence: Fence | None = None) -> PushDownStats:
-        """The shared push-down; the dialect learns the stage window its dedup clause reads."""
-        self.server_version()  # MERGE or DELETE + INSERT
-        with self.dialect.deduplicating(spec.stage, window):
-            return super().push_down(spec, window, lineage, fence=fence)
+        """The shared push-down, once the server's version says MERGE or DELETE + INSERT."""
+        self.server_version()
+        return super().push_down(spec, window, lineage, fence=fence)
 
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
         """VACUUM (outside a transaction); never raises: autovacuum reclaims the space anyway."""

@@ -18,6 +18,7 @@ from drivetrain.sql.names import quote_name
 
 if TYPE_CHECKING:
     from drivetrain.sql.names import TableRef
+    from drivetrain.window import Window
 
 
 class SqlDialect:
@@ -95,8 +96,9 @@ class SqlDialect:
     # -- statements -----------------------------------------------------------------------
 
     @staticmethod
-    def one_row_per_key(keys: Sequence[str], order: Sequence[str]) -> str:
-        """The clause keeping the first row per key by ``order`` (already ``... DESC`` terms)."""
+    def one_row_per_key(keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window) -> str:  # noqa: ARG004 - for engines without QUALIFY
+        """The clause keeping the first row per key by ``order`` (already ``... DESC`` terms),
+        appended to a select of ``window`` of ``stage``."""
         parts = ", ".join(quote_name(k) for k in keys)
         return f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {parts} ORDER BY {', '.join(order)}) = 1"
 

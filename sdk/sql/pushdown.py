@@ -42,15 +42,15 @@ def _projection(wh: Warehouse, spec: PushDown, *, typed: bool, keep_lineage: boo
     return ", ".join(exprs)
 
 
-def select_sql(wh: Warehouse, spec: PushDown, *, keep_lineage: bool = False) -> str:
-    """The stage's window through the projection (binds lineage unless kept, then window bounds)."""
+def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, keep_lineage: bool = False) -> str:
+    """The stage's ``window`` through the projection (binds lineage unless kept, then window bounds)."""
     d, stage = wh.dialect, spec.stage
     sql = f"SELECT {_projection(wh, spec, typed=False, keep_lineage=keep_lineage)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
     if keys:
         order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
         order = [f"{d.quote(c)} DESC" for c in order_by] or [f"{d.quote(stage.query_field or '')} DESC"]
-        sql += d.one_row_per_key(keys, order)
+        sql += d.one_row_per_key(keys, order, stage, window)
     return sql
 
 
@@ -116,7 +116,7 @@ def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fe
     bounds = [window.start, window.end]
     params = lineage + bounds
     has_stage = wh.table_exists(stage)
-    select = select_sql(wh, spec, keep_lineage=publish) if has_stage else None
+    select = select_sql(wh, spec, window, keep_lineage=publish) if has_stage else None
     tq_name = d.qualified(target)
     superseded = removed = rows_read = 0
     with wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s, s.transaction():
