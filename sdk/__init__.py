@@ -7,7 +7,9 @@ by the next run from the phase that failed; counts are audited from source to st
 The names below are the public API; everything else may change between releases.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drivetrain._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from drivetrain.base import Archive, ArchiveReceipt, Connector, Source
@@ -177,15 +179,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drivetrain' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

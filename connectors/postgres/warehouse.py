@@ -145,21 +145,20 @@ class PostgresWarehouse(Warehouse):
 
     def vacuum(self, table: TableRef) -> tuple[bool, str]:
         """VACUUM (outside a transaction); never raises: autovacuum reclaims the space anyway."""
-        try:
-            with self.sql(self.where(table, "vacuum")) as s:
-                s.execute(f"VACUUM {self.dialect.qualified(table)}")
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return False, f"not vacuumed now ({str(exc).splitlines()[0]}); autovacuum reclaims the space later"
-        return True, f"VACUUM {table}"
+        return self._maintain(table, "VACUUM", "not vacuumed now ({}); autovacuum reclaims the space later")
 
     def gather_statistics(self, table: TableRef) -> tuple[bool, str]:
         """ANALYZE the table, so the planner sees the rows now in it."""
+        return self._maintain(table, "ANALYZE", "not gathered: {}")
+
+    def _maintain(self, table: TableRef, command: str, failed: str) -> tuple[bool, str]:
+        """Run ``command`` on ``table``; (done, what happened), ``failed`` formatted with the error."""
         try:
-            with self.sql(self.where(table, "analyze")) as s:
-                s.execute(f"ANALYZE {self.dialect.qualified(table)}")
+            with self.sql(self.where(table, command.lower())) as s:
+                s.execute(f"{command} {self.dialect.qualified(table)}")
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return False, f"not gathered: {str(exc).splitlines()[0]}"
-        return True, f"ANALYZE {table}"
+            return False, failed.format(str(exc).splitlines()[0])
+        return True, f"{command} {table}"
 
     def write_problem(self, table: TableRef) -> str | None:
         """Insert nothing into the table (or create a scratch table beside it) and roll back."""

@@ -13,7 +13,9 @@
 See docs/operations.md.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drivetrain._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from drivetrain.monitoring.gaps import Gap, GapRange, find_gaps
@@ -55,12 +57,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drivetrain.monitoring' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

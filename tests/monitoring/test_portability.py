@@ -1,10 +1,11 @@
-"""The report queries run on Snowflake's SQL too, as drivetrain ships them.
+"""The report queries run on Snowflake's and PostgreSQL's SQL too, as drivetrain ships them.
 
-The drive rows of the DuckDB history are written into a Snowflake drive table by the shipped
-``SnowflakeDriveStore.insert`` (the real connector against the fakesnow server), and every
-metric, dashboard and gap query is then run by that store, with its own ``SnowflakeDialect``
-and table name, and must answer what the DuckDB store answers. No stand-in dialect: a change
-to the shipped Snowflake SQL (parameter style, VARIANT paths, casts) is what runs here.
+The drive rows of the DuckDB history are written into a drive table of the other warehouse by
+its shipped store's ``insert`` (the real Snowflake connector against the fakesnow server; psycopg
+against the test PostgreSQL server), and every metric, dashboard and gap query is then run by
+that store, with its own dialect and table name, and must answer what the DuckDB store answers.
+No stand-in dialect: a change to the shipped SQL (parameter style, VARIANT or jsonb paths,
+casts) is what runs here.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from typing import Any
 
 import pytest
 
+from drivetrain.connectors.postgres.dialect import PostgresDialect
+from drivetrain.connectors.postgres.drive import PostgresDriveStore
 from drivetrain.connectors.snowflake.drive import SnowflakeDialect, SnowflakeDriveStore
+from drivetrain.drive import DriveStore
 from drivetrain.monitoring import metrics
 from drivetrain.monitoring.queries import Queries, Query, rows_of
 from drivetrain.warehouse import TableRef
+from tests.connectors.postgres.warehouse import make_warehouse as make_postgres_warehouse
 from tests.connectors.snowflake.conftest import ENV, make_warehouse
 
 #: Arguments for the Queries methods that take some; every other public method takes none.
@@ -47,14 +52,38 @@ def snowflake_store(history, fakesnow_server) -> Iterator[SnowflakeDriveStore]:
         try:
             store = warehouse.drive_store(TableRef(name="pipeline_execution_drive"))
             assert isinstance(store, SnowflakeDriveStore) and isinstance(store.dialect, SnowflakeDialect)
-            with history.pipeline() as pipeline:
-                records = pipeline.drive_store().history("lab")
-            assert len(records) == len(history.runs)
-            for record in reversed(records):
-                store.insert(record)
-            yield store
+            yield _with_history(store, history)
         finally:
             warehouse.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_store(history, postgres) -> Iterator[PostgresDriveStore]:
+    """The history's drive rows, written by the shipped PostgreSQL drive store into a schema of its own."""
+    with pytest.MonkeyPatch.context() as patch:
+        warehouse = make_postgres_warehouse(postgres, patch, table="pipeline_execution_drive")
+        try:
+            store = warehouse.drive_store(TableRef(name="pipeline_execution_drive"))
+            assert isinstance(store, PostgresDriveStore) and isinstance(store.dialect, PostgresDialect)
+            yield _with_history(store, history)
+        finally:
+            warehouse.close()
+
+
+@pytest.fixture(params=["snowflake", "postgres"])
+def shipped_store(request) -> DriveStore:
+    """The history in another warehouse's drive table, written and read by its shipped store."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def _with_history(store: DriveStore, history: Any) -> DriveStore:
+    """``store`` after the shipped ``insert`` wrote every drive row of the DuckDB history into it."""
+    with history.pipeline() as pipeline:
+        records = pipeline.drive_store().history("lab")
+    assert len(records) == len(history.runs)
+    for record in reversed(records):
+        store.insert(record)
+    return store
 
 
 def close(a: Any, b: Any, path: str = "") -> None:
@@ -91,35 +120,35 @@ def comparable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(norm, key=lambda r: repr(sorted(r.items(), key=lambda kv: kv[0])))
 
 
-class TestSnowflakeSql:
-    def test_every_query_builder_answers_as_on_duckdb(self, history, snowflake_store):
+class TestShippedSql:
+    def test_every_query_builder_answers_as_on_duckdb(self, history, shipped_store):
         with history.pipeline() as pipeline:
             duck = pipeline.drive_store()
             since = min(r.pipeline_start_timestamp for r in history.runs)
             on_duck = every_query(Queries(duck.dialect, duck.table_sql, ("lab",), since))
-            on_snow = every_query(Queries(snowflake_store.dialect, snowflake_store.table_sql, ("lab",), since))
-            assert on_duck.keys() == on_snow.keys() and {"counts", "daily", "failed_runs", "runs_over"} <= on_duck.keys()
+            on_other = every_query(Queries(shipped_store.dialect, shipped_store.table_sql, ("lab",), since))
+            assert on_duck.keys() == on_other.keys() and {"counts", "daily", "failed_runs", "runs_over"} <= on_duck.keys()
             for name in on_duck:
-                want, got = rows_of(duck, on_duck[name]), rows_of(snowflake_store, on_snow[name])
+                want, got = rows_of(duck, on_duck[name]), rows_of(shipped_store, on_other[name])
                 if name in NO_ROWS_HERE:
                     assert want == got == [], name
                     continue
                 assert want, f"{name}: no rows on DuckDB, so nothing is compared"
                 close(comparable(want), comparable(got), name)
 
-    def test_every_metric_and_dashboard_matches_duckdb(self, history, snowflake_store):
+    def test_every_metric_and_dashboard_matches_duckdb(self, history, shipped_store):
         with history.pipeline() as pipeline:
             duck = metrics.compute(pipeline.drive_store(), ["lab"], days=7)
-        snow = metrics.compute(snowflake_store, ["lab"], since=duck.since, now=duck.generated_at)
-        assert snow.success_rates and snow.failed_runs and snow.durations
-        a, b = duck.to_json(), snow.to_json()
+        other = metrics.compute(shipped_store, ["lab"], since=duck.since, now=duck.generated_at)
+        assert other.success_rates and other.failed_runs and other.durations
+        a, b = duck.to_json(), other.to_json()
         a.pop("sources"), b.pop("sources")
         close(a, b)
 
-    def test_gaps_read_the_same_windows(self, history, snowflake_store):
+    def test_gaps_read_the_same_windows(self, history, shipped_store):
         from drivetrain.monitoring.gaps import find_gaps
 
         with history.pipeline() as pipeline:
             duck = find_gaps(pipeline)
-            snow = find_gaps(pipeline, store=snowflake_store)
-        assert snow == duck
+            other = find_gaps(pipeline, store=shipped_store)
+        assert other == duck
