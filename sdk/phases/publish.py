@@ -74,7 +74,7 @@ class Publish(BasePhase):
             return PhaseResult(details={"rows_published": 0, "note": "nothing to publish: the transfer did not run"})
         details = transfer.phase_specific_details
         expected = details.get("rows_written")
-        written_by = (transfer.carried_from if transfer is not None else None) or ctx.run_id
+        written_by = transfer.carried_from or ctx.run_id
         held = pending.count(ctx.window)
         base = {"target_table": str(target.ref), "pending_table": str(pending.ref)}
         if expected and held == 0:

@@ -84,21 +84,13 @@ def schema(postgres, monkeypatch) -> str:  # noqa: ANN001
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", POINTS)
-def test_kill_then_rerun_recovers_push_down_path(tmp_path, postgres, schema, point):
+@pytest.mark.parametrize(("point", "arrow"), [*((p, False) for p in POINTS), *((p, True) for p in ARROW_POINTS)],
+                         ids=[*(f"push_down-{p}" for p in POINTS), *(f"arrow-{p}" for p in ARROW_POINTS)])
+def test_kill_then_rerun_recovers(tmp_path, postgres, schema, point, arrow):
     folder = prepare(tmp_path, postgres, schema)
-    killed = child(folder, point, arrow=False)
+    killed = child(folder, point, arrow=arrow)
     assert killed.returncode == -9, f"expected SIGKILL at {point}: rc={killed.returncode}\n{killed.stdout}\n{killed.stderr[-3000:]}"
-    check_recovered(folder, postgres, schema, arrow=False)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("point", ARROW_POINTS)
-def test_kill_then_rerun_recovers_arrow_path(tmp_path, postgres, schema, point):
-    folder = prepare(tmp_path, postgres, schema)
-    killed = child(folder, point, arrow=True)
-    assert killed.returncode == -9, f"expected SIGKILL at {point}: rc={killed.returncode}\n{killed.stderr[-3000:]}"
-    check_recovered(folder, postgres, schema, arrow=True)
+    check_recovered(folder, postgres, schema, arrow=arrow)
 
 
 @pytest.mark.slow
