@@ -9,12 +9,23 @@ held for the whole run, plus a row in ``drivetrain_leases`` carrying the holder 
 token. The kernel drops the file lock when the holder dies, even by SIGKILL, so a crashed
 run's window is free at once; a paused one keeps it. Lock files are never deleted: removing a
 file another process has open would let two processes lock two different files.
+
+The drive table has its own file (the warehouse's ``drive_path``, default ``drive.duckdb``
+beside the warehouse file; lock files in ``<drive file>.locks``), opened for one statement at a
+time by writers and readers alike, while a phase keeps the warehouse file for its whole length:
+readers wait at most for one drive-row write, never for a phase. A warehouse file that still holds
+a drive table from the one-file layout is read in place until the first write, which copies its
+rows, leases and meta into the drive file once (in one transaction of the drive file, so two
+processes never both copy) and leaves a ``moved_to`` row in the old file's ``drivetrain_meta``.
+The old rows stay where they were; nothing reads them again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
 _LOCK = threading.RLock()
+log = logging.getLogger(__name__)
 __all__ = ["DuckDBDialect", "DuckDBDriveStore"]  # the dialect moved to .sql
 
 
@@ -50,19 +62,80 @@ class DuckDBDriveStore(SqlDriveStore):
     lock: ClassVar[Any] = _LOCK
 
     def __init__(self, warehouse: DuckDBWarehouse, table: TableRef) -> None:
-        super().__init__(warehouse, table)
-        self.wh: DuckDBWarehouse = warehouse
+        self.home = warehouse.drive_home()
+        super().__init__(self.home, table)
+        self.warehouse = warehouse
+        """The warehouse the config names: where a one-file layout kept the drive table."""
+        self.wh: DuckDBWarehouse = self.home
         self.leases = self.leases_ref
-        self.location = f"{warehouse.path}: {table}"
+        self.location = f"{self.home.path}: {table}"
         self._file_locks: dict[tuple[str, datetime], int] = {}
 
+    def _use(self, wh: DuckDBWarehouse) -> None:
+        self.wh, self.location = wh, f"{wh.path}: {self.table}"
+
+    def _holds_drive_table(self, wh: DuckDBWarehouse) -> bool:
+        return wh.path.exists() and wh.table_exists(self.table) and wh.table_exists(self.leases)
+
     def exists(self) -> bool:
-        """True when the drive table is there; never creates the file or the table."""
+        """True when the drive table is there; never creates the file or the table. Before the
+        first write of this version, a one-file layout's drive table is read where it is."""
         if self._ready:
             return True
-        if not self.wh.path.exists():
-            return False
-        return self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+        self._use(self.home)
+        if self._holds_drive_table(self.home):
+            return True
+        if self.home is not self.warehouse and self._holds_drive_table(self.warehouse):
+            self._use(self.warehouse)
+            return True
+        return False
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        self._use(self.home)
+        if self.home is self.warehouse or (self.home.path.exists() and self.home.table_exists(self.table)):
+            super().ensure()
+            return
+        self.home.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="drivetrain-move-", dir=self.home.path.parent) as folder:
+            exported = self._export_old_rows(Path(folder))
+            try:
+                with _LOCK, self.home.connect() as conn, duckdb_errors(self.location), transaction(conn):
+                    if self.home.table_exists(self.table):  # one process creates and fills it; the others find it
+                        exported = {}
+                    super().ensure()
+                    for ref, path in exported.items():
+                        self._import(conn, ref, path)
+            except BaseException:
+                self._ready = False
+                raise
+            if not exported:
+                return
+        with _LOCK, self.warehouse.connect() as conn, duckdb_errors(f"{self.warehouse.path}: {self.meta}"):
+            conn.execute(f"INSERT INTO {qualified(self.meta)} VALUES ('moved_to', ?)", [str(self.home.path)])
+        log.warning("%s: moved the drive table %s into %s (this happens once; the old rows stay in place, unread)",
+                    self.warehouse.path, self.table, self.home.path)
+
+    def _export_old_rows(self, folder: Path) -> dict[TableRef, Path]:
+        """Parquet copies of a one-file layout's drive, lease and meta tables (none if it has none)."""
+        if not self._holds_drive_table(self.warehouse):
+            return {}
+        out = {}
+        with _LOCK, self.warehouse.connect() as conn, duckdb_errors(f"{self.warehouse.path}: {self.table}"):
+            for ref in (self.table, self.leases, self.meta):
+                if self.warehouse.table_exists(ref):
+                    out[ref] = folder / f"{ref.name}.parquet"
+                    conn.execute(f"COPY (SELECT * FROM {qualified(ref)}) TO {_literal(out[ref])} (FORMAT parquet)")
+        return out
+
+    def _import(self, conn: Any, ref: TableRef, path: Path) -> None:
+        source = f"read_parquet({_literal(path)})"
+        if ref == self.meta:  # this version's schema_version row is there already
+            conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source} "
+                         f"WHERE key NOT IN (SELECT key FROM {qualified(ref)})")
+        else:
+            conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source}")
 
     def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
         if lease is None:
@@ -94,7 +167,7 @@ class DuckDBDriveStore(SqlDriveStore):
             )
 
     def _lock_path(self, pipeline_name: str, window_start: datetime, *, create: bool = True) -> Path:
-        folder = self.wh.path.with_name(self.wh.path.name + ".locks")
+        folder = self.wh.path.with_name(self.wh.path.name + ".locks")  # the drive file's, or the old layout's
         if create:
             folder.mkdir(parents=True, exist_ok=True)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pipeline_name)
@@ -216,3 +289,8 @@ class DuckDBDriveStore(SqlDriveStore):
             return None
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             return self._lease_row(conn, pipeline_name, window_start)
+
+
+def _literal(path: Path) -> str:
+    """A file name as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"

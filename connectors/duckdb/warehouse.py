@@ -1,4 +1,9 @@
-"""DuckDB as warehouse: stage, target and drive table in one embedded file.
+"""DuckDB as warehouse: stage and target in one embedded file, the drive table beside it.
+
+The drive table lives in its own small file (``drive_path``, default ``drive.duckdb`` beside the
+warehouse file) that every process opens only for the moment of one read or write, so a phase
+holding the warehouse file for its whole length never makes ``status`` or a report wait, and
+pipelines with their own warehouse files can share one drive table (see :mod:`.drive`).
 
 Loads are Arrow scans (no row-by-row INSERT, see :mod:`.load`); everything else is the shared
 SQL layer (:mod:`drivetrain.sql`) in DuckDB's dialect (:mod:`.sql`). What is DuckDB's own: the
@@ -7,9 +12,10 @@ connection pool and its file lock, schema creation, DDL from Arrow schemas, VACU
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +57,12 @@ class DuckDBWarehouse(Warehouse):
             "lock_timeout_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for another process to release the file. Default 120."},
             "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
             "threads": {"type": "integer", "minimum": 1, "description": "DuckDB worker threads. Default: all cores."},
+            "drive_path": {"type": "string", "description": (
+                "DuckDB file holding the drive table and its leases, opened only for the moment of each read or "
+                "write, so status and reports never wait for a running phase; relative to the config's folder. "
+                "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
+                "The same file as 'path' keeps the drive table inside the warehouse file (the layout before 0.9: "
+                "readers then wait for a running phase).")},
         },
         "required": ["type"],
         "additionalProperties": False,
@@ -67,6 +79,21 @@ class DuckDBWarehouse(Warehouse):
             settings["threads"] = int(config.get("threads"))
         self.pool = ConnectionPool(self.path, lock_timeout=float(config.get("lock_timeout_seconds", 120)), settings=settings)
         self._known_schemas: set[str] = set()
+        self.drive_path: Path = (config.path("drive_path") or self.path.with_name("drive.duckdb")).resolve()
+        self.momentary = False
+        """True for the drive file's own warehouse: never held between statements."""
+
+    def drive_home(self) -> DuckDBWarehouse:
+        """The warehouse over :attr:`drive_path`: same settings, its own connection pool, and a
+        connection that lives for one statement (never kept for a phase or a run)."""
+        if self.drive_path == self.path:
+            return self
+        home = copy.copy(self)
+        home.path, home.momentary, home._known_schemas = self.drive_path, True, set()
+        home.__dict__.pop("_drivetrain_schemas", None)
+        home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings={
+            k: v for k, v in self.pool.settings.items() if k not in ("temp_directory",)})
+        return home
 
     def describe(self) -> str:
         return f"duckdb:{self.path}"
@@ -74,11 +101,13 @@ class DuckDBWarehouse(Warehouse):
     def connect(self):  # noqa: ANN201 - context manager of a DuckDB connection
         return self.pool.connect()
 
-    def session(self):  # noqa: ANN201 - holds this thread's connection for the block
-        return self.pool.connect()
+    def session(self) -> AbstractContextManager[object]:
+        """Holds this thread's connection for the block (not for the drive file: see :meth:`drive_home`)."""
+        return nullcontext() if self.momentary else self.pool.connect()
 
-    def keep_open(self):  # noqa: ANN201 - keeps the connection between uses (see ConnectionPool)
-        return self.pool.keep_open()
+    def keep_open(self) -> AbstractContextManager[object]:
+        """Keeps the connection between uses (see ConnectionPool); never for the drive file."""
+        return nullcontext() if self.momentary else self.pool.keep_open()
 
     @contextmanager
     def sql(self, what: str, *, retry: bool = False) -> Iterator[DuckDBSession]:
