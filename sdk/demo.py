@@ -177,6 +177,7 @@ MARKER = ".drivetrain-demo"
 DEMO_ENTRIES = frozenset({
     MARKER, "config.json", "source", "archive",
     "warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.tmp", "warehouse.duckdb.locks",
+    "drive.duckdb", "drive.duckdb.wal", "drive.duckdb.tmp", "drive.duckdb.locks",
 })
 _CONFIG_COMMENT = "Written by `drivetrain demo`"
 
@@ -246,9 +247,9 @@ def reset_folder(folder: Path) -> None:
     """
     check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "config.json"):
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "drive.duckdb", "drive.duckdb.wal", "config.json"):
         (folder / name).unlink(missing_ok=True)
-    for name in ("archive", "source", "warehouse.duckdb.tmp"):
+    for name in ("archive", "source", "warehouse.duckdb.tmp", "drive.duckdb.tmp"):
         sub = folder / name
         if sub.is_symlink():
             sub.unlink()
