@@ -23,22 +23,27 @@ The old rows stay where they were; nothing reads them again.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pyarrow as pa
+
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
-from drivetrain.sql.drive import SqlDriveStore
+from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
 from drivetrain.sql.session import utc_now as _now
 
 from .connection import duckdb_errors, transaction
-from .sql import DuckDBDialect, qualified
+from .sql import DuckDBDialect, qualified, quote
 
 if TYPE_CHECKING:
     from drivetrain.warehouse import TableRef
@@ -96,6 +101,7 @@ class DuckDBDriveStore(SqlDriveStore):
         self._use(self.home)
         if self.home is self.warehouse or (self.home.path.exists() and self.home.table_exists(self.table)):
             super().ensure()
+            self._index()
             return
         self.home.path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="drivetrain-move-", dir=self.home.path.parent) as folder:
@@ -110,12 +116,21 @@ class DuckDBDriveStore(SqlDriveStore):
             except BaseException:
                 self._ready = False
                 raise
+            self._index()
             if not exported:
                 return
         with _LOCK, self.warehouse.connect() as conn, duckdb_errors(f"{self.warehouse.path}: {self.meta}"):
             conn.execute(f"INSERT INTO {qualified(self.meta)} VALUES ('moved_to', ?)", [str(self.home.path)])
         log.warning("%s: moved the drive table %s into %s (this happens once; the old rows stay in place, unread)",
                     self.warehouse.path, self.table, self.home.path)
+
+    def _index(self) -> None:
+        """Indexes for the reads of a fleet: one pipeline's runs (status, history, next window)
+        and one run by id (show, every update). Created once; DuckDB keeps them up to date."""
+        name = self.table.name
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            for column in ("pipeline_name", "pipeline_id"):
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {quote(f'{name}__{column}')} ON {self.table_sql} ({column})")
 
     def _export_old_rows(self, folder: Path) -> dict[TableRef, Path]:
         """Parquet copies of a one-file layout's drive, lease and meta tables (none if it has none)."""
@@ -136,6 +151,31 @@ class DuckDBDriveStore(SqlDriveStore):
                          f"WHERE key NOT IN (SELECT key FROM {qualified(ref)})")
         else:
             conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source}")
+
+    def reading(self) -> AbstractContextManager[object]:
+        """Keep the drive file open for a block of reads, politely: a writer waiting for it
+        marks it wanted, and the connection closes after the read under way (see ConnectionPool)."""
+        return self.wh.pool.keep_open()
+
+    def insert_many(self, records: Iterable[RunRecord], *, chunk: int = 50_000) -> int:
+        """Insert finished rows in bulk, ``chunk`` at a time as one Arrow scan (see the base class)."""
+        self.ensure()
+        done = 0
+        for part in chunks(records, chunk):
+            rows = [self._row(r) for r in part]
+            for row in rows:
+                for name, kind, _ in DRIVE_COLUMNS:
+                    if kind == "json" and row[name] is not None:
+                        row[name] = json.dumps(row[name], default=str)
+            table = pa.Table.from_pylist(rows)
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+                conn.register("_drivetrain_drive_rows", table)
+                try:
+                    conn.execute(f"INSERT INTO {self.table_sql} BY NAME SELECT * FROM _drivetrain_drive_rows")
+                finally:
+                    conn.unregister("_drivetrain_drive_rows")
+            done += len(rows)
+        return done
 
     def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
         if lease is None:

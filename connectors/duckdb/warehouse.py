@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from drivetrain.window import Window
 
 _batch_names = itertools.count()
+#: Up to this many matching rows, DuckDB reads the drive table through its indexes (pipeline_name,
+#: pipeline_id) rather than scanning it: one pipeline's year of hourly runs is about 9,000 rows,
+#: above DuckDB's default (2,048), and a scan of a fleet's 4.4M rows costs 10x the index read.
+INDEX_SCAN_ROWS = 50_000
 __all__ = ["DuckDBWarehouse", "qualified", "quote"]
 
 
@@ -91,8 +95,9 @@ class DuckDBWarehouse(Warehouse):
         home = copy.copy(self)
         home.path, home.momentary, home._known_schemas = self.drive_path, True, set()
         home.__dict__.pop("_drivetrain_schemas", None)
-        home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings={
-            k: v for k, v in self.pool.settings.items() if k not in ("temp_directory",)})
+        settings = {k: v for k, v in self.pool.settings.items() if k != "temp_directory"}
+        settings["index_scan_max_count"] = INDEX_SCAN_ROWS
+        home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings=settings)
         return home
 
     def describe(self) -> str:

@@ -47,10 +47,11 @@ from ._output import (
 from ._pipelines import config_message
 from .demo import demo_command
 from .docs import docs_command
-from .inspect import history_command, show_command, status_command
+from .inspect import history_command, show_command
 from .plugin_scaffold import new_plugin_command
 from .run import run_command
 from .scaffold import new_command
+from .status import status_command
 from .validate import validate_command
 
 __all__ = ["main", "cli"]

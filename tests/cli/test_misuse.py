@@ -139,7 +139,7 @@ class TestCorruptFile:
     @pytest.fixture
     def corrupt(self, cli: Cli, shop: Path) -> Path:
         assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
-        path = shop / "warehouse.duckdb"
+        path = shop / "drive.duckdb"  # the drive table's file: every command below reads it
         flip_bytes(path, 5000, 4000)
         return path
 
