@@ -75,6 +75,7 @@ class DuckDBDriveStore(SqlDriveStore):
         self.leases = self.leases_ref
         self.location = f"{self.home.path}: {table}"
         self._file_locks: dict[tuple[str, datetime], int] = {}
+        self._found = False
 
     def _use(self, wh: DuckDBWarehouse) -> None:
         self.wh, self.location = wh, f"{wh.path}: {self.table}"
@@ -85,10 +86,11 @@ class DuckDBDriveStore(SqlDriveStore):
     def exists(self) -> bool:
         """True when the drive table is there; never creates the file or the table. Before the
         first write of this version, a one-file layout's drive table is read where it is."""
-        if self._ready:
+        if self._ready or self._found:
             return True
         self._use(self.home)
         if self._holds_drive_table(self.home):
+            self._found = True  # a drive table does not go away: no need to look again
             return True
         if self.home is not self.warehouse and self._holds_drive_table(self.warehouse):
             self._use(self.warehouse)

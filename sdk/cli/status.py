@@ -8,15 +8,13 @@ asked only for the pipelines printed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from drivetrain.errors import DrivetrainError
-from drivetrain.monitoring.fleet import PipelineState, fleet_states
+from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading
 from drivetrain.record import RunRecord
 
 from ._output import EXIT_FAILED, CliError, output
@@ -52,7 +50,7 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
         out.note("looked at: " + "; ".join(where))
     try:
         found = [c for c in found if not tags or (c.pipeline is not None and set(tags) & set(c.pipeline.config.metadata.tags))]
-        with _reading(found):
+        with reading(c.pipeline for c in found if c.pipeline is not None):
             states = _states(found)
             now = datetime.now(UTC)
             shown = [c for c in found if _wanted(c, states.get(id(c)), failed=failed, stale=stale, now=now)]
@@ -88,17 +86,6 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
         for item in found:
             if item.pipeline is not None:
                 item.pipeline.close()
-
-
-@contextmanager
-def _reading(found: list[Candidate]) -> Iterator[None]:
-    """Hold each drive table's reading connection for the command (see DriveStore.reading)."""
-    with ExitStack() as stack:
-        for item in found:
-            if item.pipeline is not None:
-                with suppress(DrivetrainError):  # said in its row
-                    stack.enter_context(item.pipeline.drive_store().reading())
-        yield
 
 
 def _states(found: list[Candidate]) -> dict[int, PipelineState | DrivetrainError]:

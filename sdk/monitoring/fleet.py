@@ -17,17 +17,34 @@ left: ``status`` asks it only for the pipelines it prints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from drivetrain.drive import DriveStore
+from drivetrain.errors import DrivetrainError
 from drivetrain.monitoring.queries import OK_STATUSES
 from drivetrain.record import RunRecord, RunStatus
 
-__all__ = ["PipelineState", "fleet_states"]
+if TYPE_CHECKING:
+    from drivetrain.pipeline import Pipeline
+
+__all__ = ["PipelineState", "fleet_states", "reading"]
+
+
+@contextmanager
+def reading(pipelines: Iterable[Pipeline]) -> Iterator[None]:
+    """Hold each pipeline's drive-table connection for a block of reads (one command); see
+    :meth:`DriveStore.reading`. A pipeline whose drive table cannot be opened is left alone
+    (its own reads say why)."""
+    with ExitStack() as stack:
+        for pipeline in pipelines:
+            with suppress(DrivetrainError):
+                stack.enter_context(pipeline.drive_store().reading())
+        yield
 
 
 @attrs.frozen
