@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 _LOCK = threading.RLock()
 log = logging.getLogger(__name__)
+#: (file, table) of drive tables this process has seen: a drive table never goes away, and
+#: ``status`` of a fleet asks once per pipeline.
+_FOUND: set[tuple[Path, str]] = set()
 __all__ = ["DuckDBDialect", "DuckDBDriveStore"]  # the dialect moved to .sql
 
 
@@ -81,7 +84,16 @@ class DuckDBDriveStore(SqlDriveStore):
         self.wh, self.location = wh, f"{wh.path}: {self.table}"
 
     def _holds_drive_table(self, wh: DuckDBWarehouse) -> bool:
-        return wh.path.exists() and wh.table_exists(self.table) and wh.table_exists(self.leases)
+        key = (wh.path, str(self.table))
+        if not wh.path.exists():
+            return False
+        if key in _FOUND:
+            return True
+        with wh.connect():  # one opening for both questions
+            found = wh.table_exists(self.table) and wh.table_exists(self.leases)
+        if found:
+            _FOUND.add(key)
+        return found
 
     def exists(self) -> bool:
         """True when the drive table is there; never creates the file or the table. Before the

@@ -48,7 +48,7 @@ DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, 
 def history_command(pipeline: str, limit: int, statuses: tuple[str, ...], as_json: bool) -> None:
     """Runs of PIPELINE (a registered name or a folder), newest first."""
     out = output()
-    with opened(pipeline) as pipe:
+    with opened(pipeline) as pipe, pipe.drive_store().reading():  # one opening of the drive file
         records: list[RunRecord] = []
         if drive_exists(pipe):
             records = pipe.drive_store().history(pipe.name, status=[RunStatus(s.upper()) for s in statuses], limit=limit)
@@ -107,7 +107,7 @@ def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[Ru
     from drivetrain.pipeline import Pipeline
 
     if pipeline:
-        with opened(pipeline) as pipe:
+        with opened(pipeline) as pipe, pipe.drive_store().reading():
             return (pipe.drive_store().get(run_id) if drive_exists(pipe) else None), [pipe.name]
     found, _ = candidates(folder)
     # Run ids are <pipeline>_<window>_run<n>: a folder named like the pipeline, here, is a candidate too.

@@ -97,24 +97,26 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
 
 
 def _open_failures(store: DriveStore, among: str, params: list[Any]) -> dict[str, int]:
+    """Per pipeline, the windows whose newest attempt FAILED, or is RUNNING in a dead process."""
     table = store.table_sql
-    rows = store.query(
-        f"SELECT d.* FROM {table} d JOIN (SELECT DISTINCT pipeline_name AS w_name, query_window_start_timestamp AS w_start, "
-        f"query_window_end_timestamp AS w_end FROM {table} WHERE {among} AND pipeline_status IN ('FAILED', 'RUNNING')) w "
-        "ON d.pipeline_name = w.w_name AND d.query_window_start_timestamp = w.w_start "
-        "AND d.query_window_end_timestamp = w.w_end", params)
-    newest: dict[tuple[str, datetime, datetime], RunRecord] = {}
-    for row in rows:
-        record = _record(row, store)
-        key = (record.pipeline_name, record.query_window_start_timestamp, record.query_window_end_timestamp)
-        held = newest.get(key)
-        if held is None or (record.pipeline_start_timestamp, record.pipeline_id) > (held.pipeline_start_timestamp, held.pipeline_id):
-            newest[key] = record
+    on = ("{a}.pipeline_name = {b}_name AND {a}.query_window_start_timestamp = {b}_start "
+          "AND {a}.query_window_end_timestamp = {b}_end")
+    rows = _lower(store.query(
+        f"WITH w AS (SELECT DISTINCT pipeline_name AS w_name, query_window_start_timestamp AS w_start, "
+        f"query_window_end_timestamp AS w_end FROM {table} WHERE {among} AND pipeline_status IN ('FAILED', 'RUNNING')), "
+        "a AS (SELECT d.pipeline_name, d.query_window_start_timestamp, d.query_window_end_timestamp, d.pipeline_id, "
+        f"d.pipeline_status, d.pipeline_start_timestamp FROM {table} d JOIN w ON {on.format(a='d', b='w')}), "
+        "n AS (SELECT pipeline_name AS n_name, query_window_start_timestamp AS n_start, query_window_end_timestamp AS n_end, "
+        "MAX(pipeline_start_timestamp) AS n_at FROM a GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp) "
+        f"SELECT a.pipeline_name, a.pipeline_id, a.pipeline_status FROM a JOIN n ON {on.format(a='a', b='n')} "
+        "AND a.pipeline_start_timestamp = n.n_at WHERE a.pipeline_status IN ('FAILED', 'RUNNING')", params))
     counts: dict[str, int] = {}
-    for (name, _, _), record in newest.items():
-        if record.pipeline_status is RunStatus.FAILED or (
-                record.pipeline_status is RunStatus.RUNNING and store.dead_reason(record) is not None):  # its process is gone
-            counts[name] = counts.get(name, 0) + 1
+    for row in rows:
+        if row["pipeline_status"] == RunStatus.RUNNING.value:
+            record = store.get(str(row["pipeline_id"]))
+            if record is None or store.dead_reason(record) is None:
+                continue  # alive: not a failure (yet)
+        counts[str(row["pipeline_name"])] = counts.get(str(row["pipeline_name"]), 0) + 1
     return counts
 
 
