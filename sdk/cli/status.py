@@ -49,11 +49,11 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
         found, where = candidates(folder)
         out.note("looked at: " + "; ".join(where))
     try:
-        found = [c for c in found if not tags or (c.pipeline is not None and set(tags) & set(c.pipeline.config.metadata.tags))]
-        with reading(c.pipeline for c in found if c.pipeline is not None):
-            states = _states(found)
+        tagged = [c for c in found if not tags or (c.pipeline is not None and set(tags) & set(c.pipeline.config.metadata.tags))]
+        with reading(c.pipeline for c in tagged if c.pipeline is not None):
+            states = _states(tagged)
             now = datetime.now(UTC)
-            shown = [c for c in found if _wanted(c, states.get(id(c)), failed=failed, stale=stale, now=now)]
+            shown = [c for c in tagged if _wanted(c, states.get(id(c)), failed=failed, stale=stale, now=now)]
             total = len(shown)
             shown = shown[offset:offset + limit] if limit else shown[offset:]
             rows, latest = [], []
