@@ -65,7 +65,7 @@ class DuckDBWarehouse(Warehouse):
                 "DuckDB file holding the drive table and its leases, opened only for the moment of each read or "
                 "write, so status and reports never wait for a running phase; relative to the config's folder. "
                 "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
-                "The same file as 'path' keeps the drive table inside the warehouse file (the layout before 0.9: "
+                "The same file as 'path' keeps the drive table inside the warehouse file (the layout of drivetrain 0.1: "
                 "readers then wait for a running phase).")},
         },
         "required": ["type"],
