@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -77,7 +76,8 @@ def build(args: argparse.Namespace, workspace: Path, say: Any) -> dict[str, Any]
 
     began = time.perf_counter()
     with Pipeline.load(folders[0]) as pipeline:
-        rows = pipeline.drive_store().insert_many(fleet_history.fleet_history(args.pipelines, args.days, now))  # type: ignore[attr-defined]
+        rows = pipeline.drive_store().insert_many(  # type: ignore[attr-defined]
+            fleet_history.fleet_history(args.pipelines, args.days, now), chunk=10_000)
     meta = {**wanted, "now": now.isoformat(), "rows": rows, "build_seconds": round(time.perf_counter() - began, 1)}
     marker.write_text(json.dumps(meta))
     say(f"built {rows:,} drive rows for {args.pipelines} pipelines in {meta['build_seconds']}s")
@@ -161,10 +161,6 @@ def write_report(args: argparse.Namespace, document: dict[str, Any]) -> None:
             lines.append(f"| {name}: errors | {r['errors']} | | | | |")
     lines += ["", *fleet_measures.NOTES]
     (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -252,6 +252,17 @@ def next_window_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return rows[0][0].replace(tzinfo=UTC).isoformat() if rows[0][0] else None
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak RSS (VmHWM, which, unlike ru_maxrss, does not carry the parent's over exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main(argv: list[str]) -> int:
     import resource
 
@@ -269,7 +280,7 @@ def main(argv: list[str]) -> int:
     began = time.perf_counter()
     answer = fn(workspace, meta)
     seconds = time.perf_counter() - began
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
     return 0
 

@@ -127,9 +127,14 @@ def default_settings(path: Path, threads: int | None = None) -> dict[str, Any]:
 class ConnectionPool:
     """Per-thread, re-entrant connections to one DuckDB file."""
 
-    def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None,
+                 retry: tuple[float, float] = (0.02, 0.5), init: tuple[str, ...] = ()) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+        self.retry = retry
+        """First and longest pause between two tries to open a locked file (seconds)."""
+        self.init = init
+        """Statements run on each new connection after the settings."""
         threads = (settings or {}).get("threads")
         self.settings = {"TimeZone": "UTC", **default_settings(path, threads), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
@@ -210,13 +215,15 @@ class ConnectionPool:
                 f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
             ) from exc
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
+        delay, longest = self.retry
         while True:
             try:
                 with _CONNECT_LOCK:
                     conn = duckdb.connect(str(self.path))
                     for key, value in self.settings.items():
                         conn.execute(f"SET {key} = ?", [value])
+                    for statement in self.init:
+                        conn.execute(statement)
                 break
             except duckdb.IOException as exc:
                 text = str(exc)
@@ -232,7 +239,7 @@ class ConnectionPool:
                         "pipelines that share the file one after another"
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 1.5, 0.5)
+                delay = min(delay * 1.5, longest)
             except duckdb.Error as exc:  # damaged file, checksum mismatch, out of memory...
                 raise unusable_file(self.path, exc) from exc
         return conn

@@ -166,6 +166,16 @@ class DuckDBDriveStore(SqlDriveStore):
         else:
             conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source}")
 
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with _LOCK, self.wh.connect():  # the fence check and the write: one opening of the drive file
+            super().insert(record, fence=fence)
+
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with _LOCK, self.wh.connect():
+            super().update(record, fence=fence)
+
     def reading(self) -> AbstractContextManager[object]:
         """Keep the drive file open for a block of reads, politely: a writer waiting for it
         marks it wanted, and the connection closes after the read under way (see ConnectionPool)."""
