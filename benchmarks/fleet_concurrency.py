@@ -8,6 +8,7 @@ process of its own; all start together. Layouts:
 
 * ``shared drive``: every pipeline names one ``drive_path`` (the fleet layout);
 * ``separate``: each pipeline has its own drive file beside its warehouse file;
+* ``one warehouse``: one warehouse file for all eight, and the default drive file beside it;
 * ``one file (0.1)``: the drive table inside one warehouse file that all eight share, the
   layout of drivetrain 0.1, for reference (every phase takes its turn on that file).
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2025, 11, 15, tzinfo=UTC)
-LAYOUTS = ("shared drive", "separate", "one file (0.1)")
+LAYOUTS = ("shared drive", "separate", "one warehouse", "one file (0.1)")
 
 
 def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Path:
@@ -40,9 +41,10 @@ def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Pa
         for i in range(rows):
             at = START + timedelta(seconds=(i * hours * 3600) // rows)
             fh.write(json.dumps({"id": f"{name}-{i}", "value": i, "at": at.isoformat().replace("+00:00", "Z")}) + "\n")
-    warehouse = str(root / "one" / "warehouse.duckdb") if layout == "one file (0.1)" else "warehouse.duckdb"
+    shared_file = layout in ("one warehouse", "one file (0.1)")
+    warehouse = str(root / layout.split()[0] / "warehouse.duckdb") if shared_file else "warehouse.duckdb"
     drive = {"shared drive": str(root / "shared" / "drive.duckdb"), "separate": "drive.duckdb",
-             "one file (0.1)": warehouse}[layout]
+             "one warehouse": str(root / "one" / "drive.duckdb"), "one file (0.1)": warehouse}[layout]
     system = {"type": "duckdb", "path": warehouse, "drive_path": drive}
     config = {
         "pipeline_metadata": {"pipeline_name": name, "owner_name": "Bench", "owner_email": "bench@example.com"},
