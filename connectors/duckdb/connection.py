@@ -21,6 +21,7 @@ joins bigger than the limit spill. A ``memory_limit`` in the config replaces the
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
@@ -128,13 +129,17 @@ class ConnectionPool:
     """Per-thread, re-entrant connections to one DuckDB file."""
 
     def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None,
-                 retry: tuple[float, float] = (0.02, 0.5), init: tuple[str, ...] = ()) -> None:
+                 retry: tuple[float, float] = (0.02, 0.5), init: tuple[str, ...] = (), gate: Path | None = None) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self.retry = retry
         """First and longest pause between two tries to open a locked file (seconds)."""
         self.init = init
         """Statements run on each new connection after the settings."""
+        self.gate = gate
+        """A lock file drivetrain processes take before opening the database and give back after
+        closing it: waiting on it costs a system call, not a failed DuckDB opening, so a file
+        many processes open for moments (the drive file) changes hands at once."""
         threads = (settings or {}).get("threads")
         self.settings = {"TimeZone": "UTC", **default_settings(path, threads), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
@@ -160,7 +165,7 @@ class ConnectionPool:
             self._local.depth -= 1
             if self._local.depth == 0 and not (getattr(self._local, "keep", 0) and not self._wanted()):
                 self._local.conn = None
-                conn.close()
+                self._close(conn)
 
     @contextmanager
     def keep_open(self) -> Iterator[None]:
@@ -175,7 +180,14 @@ class ConnectionPool:
             conn = getattr(self._local, "conn", None)
             if not self._local.keep and conn is not None and not self._local.depth:
                 self._local.conn = None
-                conn.close()
+                self._close(conn)
+
+    def _close(self, conn: duckdb.DuckDBPyConnection) -> None:
+        try:
+            conn.close()
+        finally:
+            if self.gate is not None:
+                _leave_gate(self.gate)
 
     def _wanted(self) -> bool:
         """Whether another process asked for the file since this thread opened it."""
@@ -215,6 +227,16 @@ class ConnectionPool:
                 f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
             ) from exc
         deadline = time.monotonic() + self.lock_timeout
+        if self.gate is not None:
+            _enter_gate(self.gate, deadline, self._ask_for_the_file, self.path)
+        try:
+            return self._connect(deadline)
+        except BaseException:
+            if self.gate is not None:
+                _leave_gate(self.gate)
+            raise
+
+    def _connect(self, deadline: float) -> duckdb.DuckDBPyConnection:
         delay, longest = self.retry
         while True:
             try:
@@ -243,6 +265,50 @@ class ConnectionPool:
             except duckdb.Error as exc:  # damaged file, checksum mismatch, out of memory...
                 raise unusable_file(self.path, exc) from exc
         return conn
+
+
+#: Gate file -> [descriptor, users in this process]. The gate is a process's: its threads share
+#: the DuckDB database, so one holds it for all (a thread waiting on another would deadlock).
+_GATES: dict[Path, list[int]] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _enter_gate(gate: Path, deadline: float, waiting: Any, path: Path) -> None:
+    """Take ``gate`` for this process (or join the thread of it that has it); poll every 2 ms."""
+    asked = False
+    while True:
+        with _GATES_LOCK:
+            entry = _GATES.get(gate)
+            if entry is not None:
+                entry[1] += 1
+                return
+            gate.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+            else:
+                _GATES[gate] = [fd, 1]
+                return
+        if not asked:
+            waiting()  # a process keeping the file for a block of reads lets go
+            asked = True
+        if time.monotonic() >= deadline:
+            raise TransientError(f"{path}: another process kept the DuckDB file for longer than the lock timeout; "
+                                 "raise stage_system.lock_timeout_seconds")
+        time.sleep(0.002)
+
+
+def _leave_gate(gate: Path) -> None:
+    with _GATES_LOCK:
+        entry = _GATES.get(gate)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            os.close(entry[0])  # closing the descriptor releases the lock
+            del _GATES[gate]
 
 
 def _is_lock_conflict(text: str) -> bool:

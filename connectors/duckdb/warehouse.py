@@ -102,7 +102,8 @@ class DuckDBWarehouse(Warehouse):
         # does not checkpoint (committed rows are safe in the WAL): a drive-row write opened,
         # wrote and closed in 20-50 ms more with a checkpoint at every close.
         home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings=settings,
-                                   retry=(0.005, 0.05), init=("PRAGMA disable_checkpoint_on_shutdown",))
+                                   retry=(0.005, 0.05), init=("PRAGMA disable_checkpoint_on_shutdown",),
+                                   gate=self.drive_path.with_name(self.drive_path.name + ".locks") / "open.gate")
         return home
 
     def describe(self) -> str:
