@@ -85,11 +85,13 @@ class DuckDBWarehouse(Warehouse):
         self._known_schemas: set[str] = set()
         self.drive_path: Path = (config.path("drive_path") or self.path.with_name("drive.duckdb")).resolve()
         self.momentary = False
-        """True for the drive file's own warehouse: never held between statements."""
+        """True for the drive file's own warehouse: never held for a phase (a session), only
+        kept between statements by a run that lets go as soon as another process asks."""
 
     def drive_home(self) -> DuckDBWarehouse:
         """The warehouse over :attr:`drive_path`: same settings, its own connection pool, and a
-        connection that lives for one statement (never kept for a phase or a run)."""
+        connection that is never held for a phase: a run keeps it between its drive writes and
+        closes it as soon as another process asks for the file (see :mod:`.handover`)."""
         if self.drive_path == self.path:
             return self
         home = copy.copy(self)
@@ -98,9 +100,9 @@ class DuckDBWarehouse(Warehouse):
         settings = {k: v for k, v in self.pool.settings.items() if k != "temp_directory"}
         settings["index_scan_max_count"] = INDEX_SCAN_ROWS
         settings["checkpoint_threshold"] = "1MB"  # the WAL a next opening replays stays small
-        # Held for milliseconds at a time, so a waiting process tries again soon; and closing
-        # does not checkpoint (committed rows are safe in the WAL): a drive-row write opened,
-        # wrote and closed in 20-50 ms more with a checkpoint at every close.
+        # Handed over within milliseconds, so a waiting process tries again soon; and closing
+        # does not checkpoint (committed rows are safe in the WAL): a hand-over cost 20-50 ms
+        # more with a checkpoint at every close.
         home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings=settings,
                                    retry=(0.005, 0.05), init=("PRAGMA disable_checkpoint_on_shutdown",),
                                    gate=self.drive_path.with_name(self.drive_path.name + ".locks") / "open.gate")
@@ -117,8 +119,10 @@ class DuckDBWarehouse(Warehouse):
         return nullcontext() if self.momentary else self.pool.connect()
 
     def keep_open(self) -> AbstractContextManager[object]:
-        """Keeps the connection between uses (see ConnectionPool); never for the drive file."""
-        return nullcontext() if self.momentary else self.pool.keep_open()
+        """Keeps the connection between uses for a run (see ConnectionPool.keep_open); the drive
+        file's too, which another process asking for it gets within milliseconds, even in the
+        middle of a phase."""
+        return self.pool.keep_open()
 
     @contextmanager
     def sql(self, what: str, *, retry: bool = False) -> Iterator[DuckDBSession]:
