@@ -67,3 +67,47 @@ def test_status_history_and_show_answer_while_another_process_is_inside_its_extr
         out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert json.loads(out)[-1]["pipeline_status"] == "SUCCESS"
+
+
+def drive_file_holder(path: Path) -> int | None:
+    """The PID of the process that has the DuckDB file open now (None when it is free)."""
+    import re
+
+    import duckdb
+
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.IOException as exc:
+        found = re.search(r"\(PID (\d+)\)", str(exc))
+        assert found, exc
+        return int(found.group(1))
+    return None
+
+
+@pytest.mark.slow
+def test_a_reader_gets_the_drive_file_a_run_keeps_open_through_a_long_phase(tmp_path: Path, es: EsEmulator) -> None:
+    """The run keeps the drive file open between its drive writes (opening it costs 20-50 ms, a run
+    writes its row about thirty times) and gives it up while it is inside a long phase as soon as a
+    reader asks; its next drive write opens the file again."""
+    folder = es_pipeline(tmp_path / "lab", es, make_rows(n=120, hours=1))
+    es.stall_next(1, seconds=STALL_SECONDS, path="/_search")
+    run = subprocess.Popen([str(SCRIPT), "run", str(folder), "--window-start", WINDOW, "--json"], cwd=folder,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: es.requests_to("/_search") or run.poll() is not None, "the run's first search")
+        assert run.poll() is None, run.communicate()
+        # the run wrote its row and the extract phase's start, and still holds the drive file
+        assert drive_file_holder(folder / "drive.duckdb") == run.pid
+
+        status = drivetrain(folder, "status", str(folder), "--json")
+        assert status.returncode == 0, status.stderr
+        (latest,) = json.loads(status.stdout)
+        assert latest["source_to_stage_transfer_phase"]["status"] == "RUNNING"  # answered inside the phase
+        assert run.poll() is None
+        assert drive_file_holder(folder / "drive.duckdb") is None  # let go, and not taken back while idle
+    finally:
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    final = json.loads(out)[-1]
+    assert final["pipeline_status"] == "SUCCESS"  # its later drive writes opened the file again
+    assert final["pipeline_id"] == latest["pipeline_id"]
