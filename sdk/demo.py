@@ -377,13 +377,14 @@ def _one_connection(pipeline: Any) -> Iterator[None]:
     The DuckDB connector opens the file for each operation so that other processes can use it
     between operations; a run makes dozens of them, and reopening the file dominates a small
     demo's time. The demo owns its folder, so it holds the connection throughout; nested uses
-    on this thread share it. Warehouses without ``connect()`` are left alone.
+    on this thread share it. Warehouses without ``connect()`` are left alone. The drive file is
+    kept open between runs too (and handed over at once if another process asks for it).
     """
     connect = getattr(pipeline.stage().warehouse, "connect", None)
     if connect is None:
         yield
         return
-    with connect():
+    with connect(), pipeline.drive_store().keep_open():
         yield
 
 
