@@ -47,3 +47,14 @@ class TestFleetSmoke:
         text = (out / "smoke.md").read_text()
         assert text.startswith("# Fleet benchmark")
         assert all(f"| {name} |" in text for name in fleet_measures.MEASURES)
+
+
+@pytest.mark.slow
+def test_the_demo_benchmark_reads_every_windows_run_from_the_demos_drive_table(tmp_path: Path) -> None:
+    from benchmarks import fleet_concurrency_demo
+
+    out = fleet_concurrency_demo.main(["--rounds", "1", "--out", str(tmp_path)])
+    ((wall, window),) = out.values()
+    assert 0 < window < wall  # one window's run is a part of the demo
+    table = (tmp_path / "fleet-concurrency-demo.md").read_text()
+    assert "| this checkout |" in table
