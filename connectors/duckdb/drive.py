@@ -11,9 +11,10 @@ run's window is free at once; a paused one keeps it. Lock files are never delete
 file another process has open would let two processes lock two different files.
 
 The drive table has its own file (the warehouse's ``drive_path``, default ``drive.duckdb``
-beside the warehouse file; lock files in ``<drive file>.locks``), opened for one statement at a
-time by writers and readers alike, while a phase keeps the warehouse file for its whole length:
-readers wait at most for one drive-row write, never for a phase. A warehouse file that still holds
+beside the warehouse file; lock files in ``<drive file>.locks``). A phase keeps the warehouse
+file for its whole length; a run keeps the drive file open between its drive writes but hands it
+over within milliseconds to any process that asks for it, even in the middle of a phase (see
+:mod:`.handover`): readers wait at most for one drive-row write, never for a phase. A warehouse file that still holds
 a drive table from the one-file layout is read in place until the first write, which copies its
 rows, leases and meta into the drive file once (in one transaction of the drive file, so two
 processes never both copy) and leaves a ``moved_to`` row in the old file's ``drivetrain_meta``.
