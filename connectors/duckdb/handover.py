@@ -92,7 +92,7 @@ class Watcher:
                 if not hold.lock.acquire(blocking=False):
                     continue  # its thread is opening or leaving the connection; next round
                 try:
-                    if hold.conn is not None and hold.depth == 0:
+                    if hold.conn is not None and hold.depth == 0 and asked >= hold.opened:
                         self.close(hold)
                 finally:
                     hold.lock.release()
