@@ -62,8 +62,9 @@ class DuckDBWarehouse(Warehouse):
             "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
             "threads": {"type": "integer", "minimum": 1, "description": "DuckDB worker threads. Default: all cores."},
             "drive_path": {"type": "string", "description": (
-                "DuckDB file holding the drive table and its leases, opened only for the moment of each read or "
-                "write, so status and reports never wait for a running phase; relative to the config's folder. "
+                "DuckDB file holding the drive table and its leases, kept open by a run between its writes but "
+                "handed over within milliseconds to any process that asks, so status and reports never wait for a "
+                "running phase; relative to the config's folder. "
                 "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
                 "The same file as 'path' keeps the drive table inside the warehouse file (the layout of drivetrain 0.1: "
                 "readers then wait for a running phase).")},
