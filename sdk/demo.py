@@ -177,6 +177,7 @@ MARKER = ".drivetrain-demo"
 DEMO_ENTRIES = frozenset({
     MARKER, "config.json", "source", "archive",
     "warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.tmp", "warehouse.duckdb.locks",
+    "drive.duckdb", "drive.duckdb.wal", "drive.duckdb.tmp", "drive.duckdb.locks",
 })
 _CONFIG_COMMENT = "Written by `drivetrain demo`"
 
@@ -246,9 +247,9 @@ def reset_folder(folder: Path) -> None:
     """
     check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "config.json"):
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "drive.duckdb", "drive.duckdb.wal", "config.json"):
         (folder / name).unlink(missing_ok=True)
-    for name in ("archive", "source", "warehouse.duckdb.tmp"):
+    for name in ("archive", "source", "warehouse.duckdb.tmp", "drive.duckdb.tmp"):
         sub = folder / name
         if sub.is_symlink():
             sub.unlink()
@@ -376,13 +377,14 @@ def _one_connection(pipeline: Any) -> Iterator[None]:
     The DuckDB connector opens the file for each operation so that other processes can use it
     between operations; a run makes dozens of them, and reopening the file dominates a small
     demo's time. The demo owns its folder, so it holds the connection throughout; nested uses
-    on this thread share it. Warehouses without ``connect()`` are left alone.
+    on this thread share it. Warehouses without ``connect()`` are left alone. The drive file is
+    kept open between runs too (and handed over at once if another process asks for it).
     """
     connect = getattr(pipeline.stage().warehouse, "connect", None)
     if connect is None:
         yield
         return
-    with connect():
+    with connect(), pipeline.drive_store().keep_open():
         yield
 
 

@@ -295,5 +295,10 @@ class DriveStore(abc.ABC):
         """Keep the store's connection for a whole run (see Warehouse.keep_open)."""
         return nullcontext()
 
+    def reading(self) -> AbstractContextManager[object]:
+        """Keep the store's connection for a block of reads (one command: status, a report).
+        A store whose file other processes write lets go between two reads when one asks."""
+        return nullcontext()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -55,6 +55,11 @@ def _live(store: DriveStore, pipeline: Pipeline) -> set[tuple[datetime, datetime
 
 def next_window(pipeline: Pipeline, now: datetime) -> Window | None:
     """The window a plain run takes at ``now``; None when every ended window is complete."""
+    with pipeline.drive_store().reading():  # its few queries share one opening of the drive file
+        return _next_window(pipeline, now)
+
+
+def _next_window(pipeline: Pipeline, now: datetime) -> Window | None:
     begin = beginning(pipeline, now)
     if begin is None:
         return None

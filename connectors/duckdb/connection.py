@@ -10,7 +10,9 @@ A run keeps its connection between operations (:meth:`ConnectionPool.keep_open`)
 the file and closing it (which checkpoints) costs about 10 ms each, ten phases and their
 drive-row writes opened it fifteen times. It does so politely: a process that finds the file
 locked touches ``<db>.locks/wanted``, and a holder that sees the mark newer than its own
-connection closes it the next time it is idle (between phases), as if it had not kept it.
+connection closes it as soon as it is idle: a watcher thread looks at the mark every 10 ms, so
+a holder in the middle of a phase that does not use the file lets go at once (see
+:mod:`.handover`).
 
 Memory is bounded by default (:func:`default_settings`): DuckDB's own ``memory_limit`` is 80%
 of the machine's memory, and it keeps the pages it wrote cached up to that limit, so one
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from drivetrain.errors import PermanentError, TransientError
+
+from .handover import Hold, Watcher, ask_for, enter_gate, leave_gate
 
 try:  # duckdb is a core dependency, but keep the import error readable
     import duckdb
@@ -127,14 +131,30 @@ def default_settings(path: Path, threads: int | None = None) -> dict[str, Any]:
 class ConnectionPool:
     """Per-thread, re-entrant connections to one DuckDB file."""
 
-    def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, *, lock_timeout: float = 120.0, settings: dict[str, Any] | None = None,
+                 retry: tuple[float, float] = (0.02, 0.5), init: tuple[str, ...] = (), gate: Path | None = None) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+        self.retry = retry
+        """First and longest pause between two tries to open a locked file (seconds)."""
+        self.init = init
+        """Statements run on each new connection after the settings."""
+        self.gate = gate
+        """A lock file drivetrain processes take before opening the database and give back after
+        closing it: waiting on it costs a system call, not a failed DuckDB opening, so a file
+        many processes open for moments (the drive file) changes hands at once."""
         threads = (settings or {}).get("threads")
         self.settings = {"TimeZone": "UTC", **default_settings(path, threads), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
         """Touched by a process waiting for the file; see :meth:`keep_open`."""
         self._local = threading.local()
+        self._watcher = Watcher(self.wanted_mark, self._let_go)
+
+    def _hold(self) -> Hold:
+        hold = getattr(self._local, "hold", None)
+        if hold is None:
+            hold = self._local.hold = Hold()
+        return hold
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -144,48 +164,58 @@ class ConnectionPool:
         Users may leave in any order (a generator reading the table can finish while a
         window load that started after it still holds the connection).
         """
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._open()
-            self._local.conn, self._local.depth, self._local.opened = conn, 0, time.time_ns()
-        self._local.depth += 1
+        hold = self._hold()
+        with hold.lock:  # the watcher never closes the connection between this check and depth += 1
+            if hold.conn is None:
+                hold.conn = self._open()
+                hold.opened = time.time_ns()
+            conn = hold.conn
+            hold.depth += 1
         try:
             yield conn
         finally:
-            self._local.depth -= 1
-            if self._local.depth == 0 and not (getattr(self._local, "keep", 0) and not self._wanted()):
-                self._local.conn = None
-                conn.close()
+            with hold.lock:
+                hold.depth -= 1
+                if hold.depth == 0 and hold.conn is conn and not (hold.keep and not self._wanted(hold)):
+                    self._let_go(hold)
 
     @contextmanager
     def keep_open(self) -> Iterator[None]:
         """Keep this thread's connection open between uses for the block (a whole run), unless
-        another process asks for the file meanwhile: then it closes when next idle, and the
-        following use opens the file again, waiting its turn like any other process."""
-        self._local.keep = getattr(self._local, "keep", 0) + 1
+        another process asks for the file meanwhile: then it closes as soon as it is idle (at
+        once, or when the statement or transaction under way ends), even in the middle of a
+        long phase that does not use it, and the following use opens the file again, waiting
+        its turn like any other process (see :mod:`.handover`)."""
+        hold = self._hold()
+        with hold.lock:
+            hold.keep += 1
+        self._watcher.watch(hold)
         try:
             yield
         finally:
-            self._local.keep -= 1
-            conn = getattr(self._local, "conn", None)
-            if not self._local.keep and conn is not None and not self._local.depth:
-                self._local.conn = None
-                conn.close()
+            with hold.lock:
+                hold.keep -= 1
+                if not hold.keep:
+                    self._watcher.unwatch(hold)
+                    if hold.conn is not None and not hold.depth:
+                        self._let_go(hold)
 
-    def _wanted(self) -> bool:
-        """Whether another process asked for the file since this thread opened it."""
+    def _let_go(self, hold: Hold) -> None:
+        """Close the thread's connection (the caller holds ``hold.lock``; nobody uses it)."""
+        conn, hold.conn = hold.conn, None
         try:
-            return self.wanted_mark.stat().st_mtime_ns >= self._local.opened
-        except OSError:
-            return False
+            conn.close()
+        finally:
+            if self.gate is not None:
+                leave_gate(self.gate)
+
+    def _wanted(self, hold: Hold) -> bool:
+        """Whether another process asked for the file since this thread opened it."""
+        return self._watcher.wanted_since() >= hold.opened
 
     def _ask_for_the_file(self) -> None:
         """Tell a process keeping the file open (see :meth:`keep_open`) that this one waits."""
-        try:
-            self.wanted_mark.parent.mkdir(exist_ok=True)
-            self.wanted_mark.touch()
-        except OSError:
-            pass  # a read-only folder: the holder lets go at the end of its run instead
+        ask_for(self.wanted_mark)
 
     @contextmanager
     def lend(self, conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -194,12 +224,15 @@ class ConnectionPool:
         A window load runs its statements, including those of helpers that call
         :meth:`connect`, in its own transaction this way.
         """
-        saved = getattr(self._local, "conn", None), getattr(self._local, "depth", 0)
-        self._local.conn, self._local.depth = conn, 1
+        hold = self._hold()
+        with hold.lock:
+            saved = hold.conn, hold.depth
+            hold.conn, hold.depth = conn, 1
         try:
             yield conn
         finally:
-            self._local.conn, self._local.depth = saved
+            with hold.lock:
+                hold.conn, hold.depth = saved
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -210,13 +243,25 @@ class ConnectionPool:
                 f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
             ) from exc
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
+        if self.gate is not None:
+            enter_gate(self.gate, deadline, self._ask_for_the_file, self.path)
+        try:
+            return self._connect(deadline)
+        except BaseException:
+            if self.gate is not None:
+                leave_gate(self.gate)
+            raise
+
+    def _connect(self, deadline: float) -> duckdb.DuckDBPyConnection:
+        delay, longest = self.retry
         while True:
             try:
                 with _CONNECT_LOCK:
                     conn = duckdb.connect(str(self.path))
                     for key, value in self.settings.items():
                         conn.execute(f"SET {key} = ?", [value])
+                    for statement in self.init:
+                        conn.execute(statement)
                 break
             except duckdb.IOException as exc:
                 text = str(exc)
@@ -232,7 +277,7 @@ class ConnectionPool:
                         "pipelines that share the file one after another"
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 1.5, 0.5)
+                delay = min(delay * 1.5, longest)
             except duckdb.Error as exc:  # damaged file, checksum mismatch, out of memory...
                 raise unusable_file(self.path, exc) from exc
         return conn

@@ -9,25 +9,42 @@ held for the whole run, plus a row in ``drivetrain_leases`` carrying the holder 
 token. The kernel drops the file lock when the holder dies, even by SIGKILL, so a crashed
 run's window is free at once; a paused one keeps it. Lock files are never deleted: removing a
 file another process has open would let two processes lock two different files.
+
+The drive table has its own file (the warehouse's ``drive_path``, default ``drive.duckdb``
+beside the warehouse file; lock files in ``<drive file>.locks``). A phase keeps the warehouse
+file for its whole length; a run keeps the drive file open between its drive writes but hands it
+over within milliseconds to any process that asks for it, even in the middle of a phase (see
+:mod:`.handover`): readers wait at most for one drive-row write, never for a phase. A warehouse file that still holds
+a drive table from the one-file layout is read in place until the first write, which copies its
+rows, leases and meta into the drive file once (in one transaction of the drive file, so two
+processes never both copy) and leaves a ``moved_to`` row in the old file's ``drivetrain_meta``.
+The old rows stay where they were; nothing reads them again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
+import tempfile
 import threading
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pyarrow as pa
+
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
-from drivetrain.sql.drive import SqlDriveStore
+from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
 from drivetrain.sql.session import utc_now as _now
 
 from .connection import duckdb_errors, transaction
-from .sql import DuckDBDialect, qualified
+from .sql import DuckDBDialect, qualified, quote
 
 if TYPE_CHECKING:
     from drivetrain.warehouse import TableRef
@@ -35,6 +52,10 @@ if TYPE_CHECKING:
     from .warehouse import DuckDBWarehouse
 
 _LOCK = threading.RLock()
+log = logging.getLogger(__name__)
+#: (file, table) of drive tables this process has seen: a drive table never goes away, and
+#: ``status`` of a fleet asks once per pipeline.
+_FOUND: set[tuple[Path, str]] = set()
 __all__ = ["DuckDBDialect", "DuckDBDriveStore"]  # the dialect moved to .sql
 
 
@@ -50,19 +71,136 @@ class DuckDBDriveStore(SqlDriveStore):
     lock: ClassVar[Any] = _LOCK
 
     def __init__(self, warehouse: DuckDBWarehouse, table: TableRef) -> None:
-        super().__init__(warehouse, table)
-        self.wh: DuckDBWarehouse = warehouse
+        self.home = warehouse.drive_home()
+        super().__init__(self.home, table)
+        self.warehouse = warehouse
+        """The warehouse the config names: where a one-file layout kept the drive table."""
+        self.wh: DuckDBWarehouse = self.home
         self.leases = self.leases_ref
-        self.location = f"{warehouse.path}: {table}"
+        self.location = f"{self.home.path}: {table}"
         self._file_locks: dict[tuple[str, datetime], int] = {}
+        self._found = False
+
+    def _use(self, wh: DuckDBWarehouse) -> None:
+        self.wh, self.location = wh, f"{wh.path}: {self.table}"
+
+    def _holds_drive_table(self, wh: DuckDBWarehouse) -> bool:
+        key = (wh.path, str(self.table))
+        if not wh.path.exists():
+            return False
+        if key in _FOUND:
+            return True
+        with wh.connect():  # one opening for both questions
+            found = wh.table_exists(self.table) and wh.table_exists(self.leases)
+        if found:
+            _FOUND.add(key)
+        return found
 
     def exists(self) -> bool:
-        """True when the drive table is there; never creates the file or the table."""
-        if self._ready:
+        """True when the drive table is there; never creates the file or the table. Before the
+        first write of this version, a one-file layout's drive table is read where it is."""
+        if self._ready or self._found:
             return True
-        if not self.wh.path.exists():
-            return False
-        return self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+        self._use(self.home)
+        if self._holds_drive_table(self.home):
+            self._found = True  # a drive table does not go away: no need to look again
+            return True
+        if self.home is not self.warehouse and self._holds_drive_table(self.warehouse):
+            self._use(self.warehouse)
+            return True
+        return False
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        self._use(self.home)
+        if self.home is self.warehouse or (self.home.path.exists() and self.home.table_exists(self.table)):
+            super().ensure()
+            self._index()
+            return
+        self.home.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="drivetrain-move-", dir=self.home.path.parent) as folder:
+            exported = self._export_old_rows(Path(folder))
+            try:
+                with _LOCK, self.home.connect() as conn, duckdb_errors(self.location), transaction(conn):
+                    if self.home.table_exists(self.table):  # one process creates and fills it; the others find it
+                        exported = {}
+                    super().ensure()
+                    for ref, path in exported.items():
+                        self._import(conn, ref, path)
+            except BaseException:
+                self._ready = False
+                raise
+            self._index()
+            if not exported:
+                return
+        with _LOCK, self.warehouse.connect() as conn, duckdb_errors(f"{self.warehouse.path}: {self.meta}"):
+            conn.execute(f"INSERT INTO {qualified(self.meta)} VALUES ('moved_to', ?)", [str(self.home.path)])
+        log.warning("%s: moved the drive table %s into %s (this happens once; the old rows stay in place, unread)",
+                    self.warehouse.path, self.table, self.home.path)
+
+    def _index(self) -> None:
+        """Indexes for the reads of a fleet: one pipeline's runs (status, history, next window)
+        and one run by id (show, every update). Created once; DuckDB keeps them up to date."""
+        name = self.table.name
+        with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            for column in ("pipeline_name", "pipeline_id"):
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {quote(f'{name}__{column}')} ON {self.table_sql} ({column})")
+
+    def _export_old_rows(self, folder: Path) -> dict[TableRef, Path]:
+        """Parquet copies of a one-file layout's drive, lease and meta tables (none if it has none)."""
+        if not self._holds_drive_table(self.warehouse):
+            return {}
+        out = {}
+        with _LOCK, self.warehouse.connect() as conn, duckdb_errors(f"{self.warehouse.path}: {self.table}"):
+            for ref in (self.table, self.leases, self.meta):
+                if self.warehouse.table_exists(ref):
+                    out[ref] = folder / f"{ref.name}.parquet"
+                    conn.execute(f"COPY (SELECT * FROM {qualified(ref)}) TO {_literal(out[ref])} (FORMAT parquet)")
+        return out
+
+    def _import(self, conn: Any, ref: TableRef, path: Path) -> None:
+        source = f"read_parquet({_literal(path)})"
+        if ref == self.meta:  # this version's schema_version row is there already
+            conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source} "
+                         f"WHERE key NOT IN (SELECT key FROM {qualified(ref)})")
+        else:
+            conn.execute(f"INSERT INTO {qualified(ref)} BY NAME SELECT * FROM {source}")
+
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with _LOCK, self.wh.connect():  # the fence check and the write: one opening of the drive file
+            super().insert(record, fence=fence)
+
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with _LOCK, self.wh.connect():
+            super().update(record, fence=fence)
+
+    def reading(self) -> AbstractContextManager[object]:
+        """Keep the drive file open for a block of reads, politely: a writer waiting for it
+        marks it wanted, and the connection closes after the read under way (see ConnectionPool)."""
+        return self.wh.pool.keep_open()
+
+    def insert_many(self, records: Iterable[RunRecord], *, chunk: int = 50_000) -> int:
+        """Insert finished rows in bulk, ``chunk`` at a time as one Arrow scan (see the base class)."""
+        self.ensure()
+        done = 0
+        for part in chunks(records, chunk):
+            rows = [self._row(r) for r in part]
+            for row in rows:
+                for name, kind, _ in DRIVE_COLUMNS:
+                    if kind == "json" and row[name] is not None:
+                        row[name] = json.dumps(row[name], default=str)
+            table = pa.Table.from_pylist(rows)
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+                conn.register("_drivetrain_drive_rows", table)
+                try:
+                    conn.execute(f"INSERT INTO {self.table_sql} BY NAME SELECT * FROM _drivetrain_drive_rows")
+                finally:
+                    conn.unregister("_drivetrain_drive_rows")
+            done += len(rows)
+        return done
 
     def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
         if lease is None:
@@ -94,7 +232,7 @@ class DuckDBDriveStore(SqlDriveStore):
             )
 
     def _lock_path(self, pipeline_name: str, window_start: datetime, *, create: bool = True) -> Path:
-        folder = self.wh.path.with_name(self.wh.path.name + ".locks")
+        folder = self.wh.path.with_name(self.wh.path.name + ".locks")  # the drive file's, or the old layout's
         if create:
             folder.mkdir(parents=True, exist_ok=True)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pipeline_name)
@@ -216,3 +354,8 @@ class DuckDBDriveStore(SqlDriveStore):
             return None
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
             return self._lease_row(conn, pipeline_name, window_start)
+
+
+def _literal(path: Path) -> str:
+    """A file name as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"

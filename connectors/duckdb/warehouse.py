@@ -1,4 +1,9 @@
-"""DuckDB as warehouse: stage, target and drive table in one embedded file.
+"""DuckDB as warehouse: stage and target in one embedded file, the drive table beside it.
+
+The drive table lives in its own small file (``drive_path``, default ``drive.duckdb`` beside the
+warehouse file) that every process opens only for the moment of one read or write, so a phase
+holding the warehouse file for its whole length never makes ``status`` or a report wait, and
+pipelines with their own warehouse files can share one drive table (see :mod:`.drive`).
 
 Loads are Arrow scans (no row-by-row INSERT, see :mod:`.load`); everything else is the shared
 SQL layer (:mod:`drivetrain.sql`) in DuckDB's dialect (:mod:`.sql`). What is DuckDB's own: the
@@ -7,9 +12,10 @@ connection pool and its file lock, schema creation, DDL from Arrow schemas, VACU
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +36,10 @@ if TYPE_CHECKING:
     from drivetrain.window import Window
 
 _batch_names = itertools.count()
+#: Up to this many matching rows, DuckDB reads the drive table through its indexes (pipeline_name,
+#: pipeline_id) rather than scanning it: one pipeline's year of hourly runs is about 9,000 rows,
+#: above DuckDB's default (2,048), and a scan of a fleet's 4.4M rows costs 10x the index read.
+INDEX_SCAN_ROWS = 50_000
 __all__ = ["DuckDBWarehouse", "qualified", "quote"]
 
 
@@ -51,6 +61,13 @@ class DuckDBWarehouse(Warehouse):
             "lock_timeout_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for another process to release the file. Default 120."},
             "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
             "threads": {"type": "integer", "minimum": 1, "description": "DuckDB worker threads. Default: all cores."},
+            "drive_path": {"type": "string", "description": (
+                "DuckDB file holding the drive table and its leases, kept open by a run between its writes but "
+                "handed over within milliseconds to any process that asks, so status and reports never wait for a "
+                "running phase; relative to the config's folder. "
+                "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
+                "The same file as 'path' keeps the drive table inside the warehouse file (the layout of drivetrain 0.1: "
+                "readers then wait for a running phase).")},
         },
         "required": ["type"],
         "additionalProperties": False,
@@ -67,6 +84,30 @@ class DuckDBWarehouse(Warehouse):
             settings["threads"] = int(config.get("threads"))
         self.pool = ConnectionPool(self.path, lock_timeout=float(config.get("lock_timeout_seconds", 120)), settings=settings)
         self._known_schemas: set[str] = set()
+        self.drive_path: Path = (config.path("drive_path") or self.path.with_name("drive.duckdb")).resolve()
+        self.momentary = False
+        """True for the drive file's own warehouse: never held for a phase (a session), only
+        kept between statements by a run that lets go as soon as another process asks."""
+
+    def drive_home(self) -> DuckDBWarehouse:
+        """The warehouse over :attr:`drive_path`: same settings, its own connection pool, and a
+        connection that is never held for a phase: a run keeps it between its drive writes and
+        closes it as soon as another process asks for the file (see :mod:`.handover`)."""
+        if self.drive_path == self.path:
+            return self
+        home = copy.copy(self)
+        home.path, home.momentary, home._known_schemas = self.drive_path, True, set()
+        home.__dict__.pop("_drivetrain_schemas", None)
+        settings = {k: v for k, v in self.pool.settings.items() if k != "temp_directory"}
+        settings["index_scan_max_count"] = INDEX_SCAN_ROWS
+        settings["checkpoint_threshold"] = "1MB"  # the WAL a next opening replays stays small
+        # Handed over within milliseconds, so a waiting process tries again soon; and closing
+        # does not checkpoint (committed rows are safe in the WAL): a hand-over cost 20-50 ms
+        # more with a checkpoint at every close.
+        home.pool = ConnectionPool(self.drive_path, lock_timeout=self.pool.lock_timeout, settings=settings,
+                                   retry=(0.005, 0.05), init=("PRAGMA disable_checkpoint_on_shutdown",),
+                                   gate=self.drive_path.with_name(self.drive_path.name + ".locks") / "open.gate")
+        return home
 
     def describe(self) -> str:
         return f"duckdb:{self.path}"
@@ -74,10 +115,14 @@ class DuckDBWarehouse(Warehouse):
     def connect(self):  # noqa: ANN201 - context manager of a DuckDB connection
         return self.pool.connect()
 
-    def session(self):  # noqa: ANN201 - holds this thread's connection for the block
-        return self.pool.connect()
+    def session(self) -> AbstractContextManager[object]:
+        """Holds this thread's connection for the block (not for the drive file: see :meth:`drive_home`)."""
+        return nullcontext() if self.momentary else self.pool.connect()
 
-    def keep_open(self):  # noqa: ANN201 - keeps the connection between uses (see ConnectionPool)
+    def keep_open(self) -> AbstractContextManager[object]:
+        """Keeps the connection between uses for a run (see ConnectionPool.keep_open); the drive
+        file's too, which another process asking for it gets within milliseconds, even in the
+        middle of a phase."""
         return self.pool.keep_open()
 
     @contextmanager

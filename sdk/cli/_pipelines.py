@@ -107,7 +107,9 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
         in_homes = ", ".join(sorted(homes)) or "none"
         where.append(f"{HOME_ENV} {', '.join(str(h) for h in pipelines_homes())} ({in_homes})")
     for name in sorted(set(homes) - set(registered)):
-        found.append(try_load(name, lambda n=name: Pipeline.load(n)))
+        # one folder: load it (by name, every load would list the homes again: 500 pipelines, 250,000 stats)
+        only = homes[name][0] if len(homes[name]) == 1 else None
+        found.append(try_load(name, lambda n=name, f=only: Pipeline.from_folder(f) if f else Pipeline.load(n)))
     base = Path(folder) if folder else Path.cwd()
     seen = {c.pipeline.config.base_dir.resolve() for c in found if c.pipeline is not None}
     if (base / "config.json").is_file() and base.resolve() in seen:

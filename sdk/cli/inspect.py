@@ -1,4 +1,4 @@
-"""``drivetrain status``, ``history`` and ``show``: reading the drive table.
+"""``drivetrain history`` and ``show``: reading the drive table (``status``: :mod:`.status`).
 
 With ``--json`` each prints drive-table rows keyed by the spec's column names (phase columns as
 nested objects): a list for ``status`` and ``history``, one object for ``show``.
@@ -7,7 +7,6 @@ nested objects): a list for ``status`` and ``history``, one object for ``show``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -16,16 +15,13 @@ from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.unplaceable import from_details
 
-from ._output import EXIT_FAILED, EXIT_USAGE, CliError, output
+from ._output import EXIT_USAGE, CliError, output
 from ._pipelines import (
-    Candidate,
     candidates,
     drive_exists,
     drive_location,
-    load,
     opened,
     try_load,
-    window_of,
 )
 from ._records import (
     PHASE_COLUMNS,
@@ -35,7 +31,6 @@ from ._records import (
     pending_lines,
     phase_rows,
     run_line,
-    window_label,
 )
 
 #: The most runs ``history`` lists at once (the database's LIMIT must stay a 64-bit number).
@@ -43,77 +38,6 @@ MAX_LIMIT = 1_000_000
 JSON_HELP = "Print drive-table rows as JSON, keyed by the drive table's column names."
 UNREADABLE = "UNREADABLE"
 DIR_HELP = "Also look at the pipeline folder PATH (default: the working folder, if it holds config.json)."
-
-
-@click.command("status")
-@click.argument("pipeline", required=False)
-@click.option("--dir", "folder", metavar="PATH", help=DIR_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " One row per pipeline: its latest run.")
-def status_command(pipeline: str | None, folder: str | None, as_json: bool) -> None:
-    """The latest run of PIPELINE, or of every pipeline found.
-
-    Without PIPELINE: every registered pipeline, plus the folder given by --dir (or the
-    working folder) when it holds config.json. Where it looked is printed on stderr.
-    """
-    out = output()
-    if pipeline:
-        found = [Candidate(label=pipeline, pipeline=load(pipeline))]
-    else:
-        found, where = candidates(folder)
-        out.note("looked at: " + "; ".join(where))
-    rows, latest = [], []
-    for item in found:
-        cells, record = _status_of(item)
-        rows.append(cells)
-        if record is not None:
-            latest.append(record)
-    if pipeline and rows[0][2] == UNREADABLE:  # the one pipeline asked for: its drive table is the answer
-        raise CliError(f"{rows[0][0]}: cannot read its drive table: {rows[0][-1]}", EXIT_FAILED)
-    if as_json:
-        out.json([r.to_json() for r in latest])
-    elif rows:
-        out.table(["pipeline", "latest run", "status", "window", "open failures", "next window", "drive table"], rows)
-        for record in latest:
-            lost = unplaceable_lines(record, sample=False)
-            if lost:
-                out.line(f"{record.pipeline_name} ({record.pipeline_id}): {lost[0]}")
-        for item in found:
-            if pipeline and item.pipeline is not None and drive_exists(item.pipeline):
-                from drivetrain.monitoring.cli import drift_lines, gap_lines
-
-                for line in gap_lines(item.pipeline) + drift_lines(item.pipeline):
-                    out.line(line)
-    else:
-        out.note("no pipelines found")
-
-
-def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
-    """One status row, and the latest record when there is one."""
-    if item.pipeline is None:
-        return [item.label, "", "CONFIG ERROR", "", "", "", item.problem or ""], None
-    pipe = item.pipeline
-    name = pipe.name if item.label == pipe.name else f"{pipe.name} ({item.label})"
-    try:
-        where = drive_location(pipe)
-        if not drive_exists(pipe):
-            return [name, "", "no runs yet", "", "", "", f"{where} (not created yet)"], None
-        store = pipe.drive_store()
-        history = store.history(pipe.name)
-        if not history:
-            return [name, "", "no runs yet", "", "", "", where], None
-        latest = history[0]
-        newest: dict[tuple[Any, Any], RunRecord] = {}
-        for record in reversed(history):
-            newest[(record.query_window_start_timestamp, record.query_window_end_timestamp)] = record
-        failures = sum(1 for r in newest.values() if r.pipeline_status is RunStatus.FAILED
-                       or (r.pipeline_status is RunStatus.RUNNING and store.dead_reason(r) is not None))  # its process is gone
-        due = pipe.runner().next_window()
-        return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
-                str(failures), window_of(due) if due else "none due", where], latest
-    except DrivetrainError as exc:
-        return [name, "", UNREADABLE, "", "", "", str(exc)], None
-    finally:
-        pipe.close()
 
 
 @click.command("history")
@@ -125,7 +49,7 @@ def _status_of(item: Candidate) -> tuple[list[str], RunRecord | None]:
 def history_command(pipeline: str, limit: int, statuses: tuple[str, ...], as_json: bool) -> None:
     """Runs of PIPELINE (a registered name or a folder), newest first."""
     out = output()
-    with opened(pipeline) as pipe:
+    with opened(pipeline) as pipe, pipe.drive_store().reading():  # one opening of the drive file
         records: list[RunRecord] = []
         if drive_exists(pipe):
             records = pipe.drive_store().history(pipe.name, status=[RunStatus(s.upper()) for s in statuses], limit=limit)
@@ -184,7 +108,7 @@ def _find_run(run_id: str, pipeline: str | None, folder: str | None) -> tuple[Ru
     from drivetrain.pipeline import Pipeline
 
     if pipeline:
-        with opened(pipeline) as pipe:
+        with opened(pipeline) as pipe, pipe.drive_store().reading():
             return (pipe.drive_store().get(run_id) if drive_exists(pipe) else None), [pipe.name]
     found, _ = candidates(folder)
     # Run ids are <pipeline>_<window>_run<n>: a folder named like the pipeline, here, is a candidate too.

@@ -17,9 +17,9 @@ import click
 
 from drivetrain.durations import format_duration
 from drivetrain.errors import DrivetrainError
+from drivetrain.monitoring import fleet, report_html
 from drivetrain.monitoring import gaps as gap_mod
 from drivetrain.monitoring import metrics as metrics_mod
-from drivetrain.monitoring import report_html
 from drivetrain.monitoring._values import ALERT, WARNING, Metrics
 
 if TYPE_CHECKING:
@@ -270,7 +270,8 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
             continue
         usable.append(item.pipeline)
     try:
-        metrics = build_metrics(usable, days=days)
+        with fleet.reading(usable):  # one opening of each drive file for the whole report
+            metrics = build_metrics(usable, days=days)
         if send_alerts:
             _send_alerts(usable, out, fleet_threshold=fleet_threshold, days=days)
     finally:

@@ -116,6 +116,12 @@ def find_gaps(
     :param now: the current time (for tests).
     :param store: the drive store (default: the pipeline's).
     """
+    with pipeline.drive_store().reading():  # its queries share one opening of the drive file
+        return _find_gaps(pipeline, start=start, end=end, now=now, store=store)
+
+
+def _find_gaps(pipeline: Pipeline, *, start: datetime | None, end: datetime | None, now: datetime | None,
+               store: ReportSource | None) -> list[Gap]:
     now = now or datetime.now(UTC)
     grid = pipeline.grid
     if start is None:

@@ -9,7 +9,7 @@ and heartbeats are written here, in the warehouse's dialect, through its session
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -191,6 +191,27 @@ class SqlDriveStore(DriveStore):
         if changed < 1 and self.get(record.pipeline_id) is None:
             raise self._lost(record, fence)
 
+    def insert_many(self, records: Iterable[RunRecord], *, chunk: int = 200) -> int:
+        """Insert finished rows in bulk (an import, a benchmark's history): no fence, no
+        de-duplication; ``chunk`` rows per statement. Returns how many rows were inserted."""
+        self.ensure()
+        names = ", ".join(name for name, _, _ in DRIVE_COLUMNS)
+        done = 0
+        for part in chunks(records, chunk):
+            selects, params = [], []
+            for record in part:
+                row = self._row(record)
+                exprs = []
+                for name, _, _ in DRIVE_COLUMNS:
+                    sql, values = self._value(name, row[name])
+                    exprs.append(sql)
+                    params.extend(values)
+                selects.append(f"SELECT {', '.join(exprs)}")
+            with self.sql() as s:
+                s.execute(f"INSERT INTO {self.table_sql} ({names}) {' UNION ALL '.join(selects)}", params)
+            done += len(part)
+        return done
+
     def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
         self.ensure()
         row = self._row(record)
@@ -274,6 +295,17 @@ class SqlDriveStore(DriveStore):
 
     def keep_open(self) -> AbstractContextManager[object]:
         return self.wh.keep_open()
+
+
+def chunks(records: Iterable[RunRecord], size: int) -> Iterator[list[RunRecord]]:
+    part: list[RunRecord] = []
+    for record in records:
+        part.append(record)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
 
 
 def _hints(record: RunRecord) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class TestDemoCommand:
 
     def test_one_window_fails_on_purpose_and_the_retry_resumes_it(self, demo_run: tuple[Result, Path, Cli]) -> None:
         result, out, _ = demo_run
-        rows = drive_rows(out / "warehouse.duckdb")
+        rows = drive_rows(out / "drive.duckdb")
         assert len(rows) == 25
         failed = [r for r in rows if r[1] == "FAILED"]
         assert [(r[0], r[2]) for r in failed] == [("demo_20251115T130000Z_run1", "stage_to_target_transfer")]
@@ -163,7 +163,7 @@ class TestDemoFolderOnTheCommandLine:
         assert (out / MARKER).is_file()
         again = cli("demo", "--dir", str(out))
         assert again.returncode == 0, again
-        assert len(drive_rows(out / "warehouse.duckdb")) == 25
+        assert len(drive_rows(out / "drive.duckdb")) == 25
 
 
 class TestRegisteredDemoPipeline:

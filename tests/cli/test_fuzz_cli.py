@@ -302,6 +302,6 @@ class TestGeneratedDriveRows:
         if arrays is not None:
             sets.append("phases_completed = ?")
             params.append(arrays)
-        with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
             conn.execute(f"UPDATE pipeline_execution_drive SET {', '.join(sets)}", params)
         check(command)

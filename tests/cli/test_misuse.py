@@ -139,7 +139,7 @@ class TestCorruptFile:
     @pytest.fixture
     def corrupt(self, cli: Cli, shop: Path) -> Path:
         assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
-        path = shop / "warehouse.duckdb"
+        path = shop / "drive.duckdb"  # the drive table's file: every command below reads it
         flip_bytes(path, 5000, 4000)
         return path
 
@@ -184,7 +184,7 @@ class TestDamagedRow:
     @pytest.fixture
     def damaged(self, cli: Cli, shop: Path) -> str:
         assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
-        with duckdb.connect(str(shop / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(shop / "drive.duckdb")) as conn:
             conn.execute("UPDATE pipeline_execution_drive SET audit_phase = '[1, 2]', pipeline_status = 'DONE'")
         return "shop_20250101T000000Z_run1"
 

@@ -110,7 +110,7 @@ class TestDriveStore:
     def test_schema_version_is_recorded_and_a_newer_one_refused(self, wh):
         store = wh.drive_store(TableRef(name="pipeline_execution_drive"))
         store.ensure()
-        with duckdb.connect(str(wh.path)) as conn:
+        with duckdb.connect(str(wh.drive_path)) as conn:
             assert conn.execute("SELECT value FROM drivetrain_meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
             conn.execute("UPDATE drivetrain_meta SET value = '99' WHERE key = 'schema_version'")
         with pytest.raises(PermanentError, match="newer than this drivetrain"):
@@ -129,10 +129,12 @@ class TestDriveStore:
         store.verify_lease(second)
         store.release_lease(second)
 
-    def test_lock_files_live_beside_the_database(self, wh):
+    def test_lock_files_live_beside_the_drive_file(self, wh):
         store = wh.drive_store(TableRef(name="pipeline_execution_drive"))
         lease = store.acquire_lease("p", WINDOW.start, WINDOW.end, "me:1:x", 60)
-        assert os.listdir(wh.path.with_name("w.duckdb.locks")) == ["p__20251115T100000Z.lock"]
+        assert wh.drive_path == wh.path.with_name("drive.duckdb")
+        locks = wh.path.with_name("drive.duckdb.locks")
+        assert [n for n in os.listdir(locks) if n.endswith(".lock")] == ["p__20251115T100000Z.lock"]  # beside open.gate
         store.release_lease(lease)
 
 

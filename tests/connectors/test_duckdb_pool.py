@@ -26,6 +26,21 @@ OTHER_PROCESS = textwrap.dedent(
     """
 )
 
+#: The same through the drive file's pool: a gate (lock file) queue, and a short lock timeout.
+GATED_PROCESS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from drivetrain.connectors.duckdb.connection import ConnectionPool
+
+    path = Path(sys.argv[1])
+    pool = ConnectionPool(path, lock_timeout=float(sys.argv[2]), gate=path.with_name(path.name + ".locks") / "open.gate")
+    with pool.connect() as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+    print("written")
+    """
+)
+
 
 @pytest.fixture
 def pool(tmp_path: Path) -> ConnectionPool:
@@ -33,6 +48,22 @@ def pool(tmp_path: Path) -> ConnectionPool:
     with pool.connect() as conn:
         conn.execute("CREATE TABLE t (v INTEGER)")
     return pool
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> ConnectionPool:
+    """A pool like the drive file's: processes queue on a lock file before opening it."""
+    path = tmp_path / "drive.duckdb"
+    pool = ConnectionPool(path, lock_timeout=60, gate=path.with_name(path.name + ".locks") / "open.gate")
+    with pool.connect() as conn:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+    return pool
+
+
+def other_process(pool: ConnectionPool, lock_timeout: float = 60) -> subprocess.Popen[str]:
+    script, args = (GATED_PROCESS, [str(lock_timeout)]) if pool.gate else (OTHER_PROCESS, [])
+    return subprocess.Popen([sys.executable, "-c", script, str(pool.path), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def file_is_free(path: Path) -> bool:
@@ -99,3 +130,63 @@ class TestKeepOpen:
             asked = pool.wanted_mark.exists()
         assert other.wait(timeout=60) == 0  # and once the holder left, it got the file
         assert asked
+
+
+class TestLettingGoInTheMiddleOfWork:
+    """A kept connection is given up while its thread does something else (a long phase that does
+    not use the file), not only when the thread next uses it; never under a statement in flight."""
+
+    @pytest.mark.parametrize("which", ["pool", "gated"])
+    def test_a_waiting_process_gets_the_file_while_the_holder_keeps_it_and_does_other_work(
+            self, which: str, request: pytest.FixtureRequest) -> None:
+        pool: ConnectionPool = request.getfixturevalue(which)
+        with pool.keep_open():
+            with pool.connect() as kept:
+                kept.execute("INSERT INTO t VALUES (1)")
+            assert not file_is_free(pool.path)  # kept after its use
+            other = other_process(pool, lock_timeout=20)
+            try:  # the holder's thread never touches the pool meanwhile: it waits for the other process
+                out, err = other.communicate(timeout=60)
+            finally:
+                if other.poll() is None:
+                    other.kill()
+            assert other.returncode == 0, err
+            assert out.strip() == "written"
+            with pool.connect() as again:  # the next use opens the file again, and sees the other write
+                assert again.execute("SELECT count(*) FROM t").fetchone() == (2,)
+        assert again is not kept
+
+    @pytest.mark.parametrize("which", ["pool", "gated"])
+    def test_a_transaction_in_flight_is_never_closed_under_it(self, which: str, request: pytest.FixtureRequest) -> None:
+        pool: ConnectionPool = request.getfixturevalue(which)
+        with pool.keep_open():
+            with pool.connect() as conn:
+                conn.execute("BEGIN TRANSACTION")
+                conn.execute("INSERT INTO t VALUES (1)")
+                other = other_process(pool)
+                deadline = time.monotonic() + 30
+                while not pool.wanted_mark.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert pool.wanted_mark.exists()  # asked for the file...
+                time.sleep(0.3)  # ...and the watcher looked many times meanwhile
+                assert other.poll() is None  # but the transaction keeps it
+                conn.execute("INSERT INTO t VALUES (3)")
+                conn.execute("COMMIT")
+            out, err = other.communicate(timeout=60)  # let go when the last user left
+            assert other.returncode == 0, err
+            with pool.connect() as again:
+                assert sorted(v for (v,) in again.execute("SELECT v FROM t").fetchall()) == [1, 2, 3]
+
+    def test_the_watcher_stops_with_the_last_keeping_block(self, gated: ConnectionPool) -> None:
+        import threading
+
+        def watchers() -> int:
+            return sum(t.name.startswith("drivetrain-watch") and t.is_alive() for t in threading.enumerate())
+
+        before = watchers()
+        with gated.keep_open(), gated.keep_open():
+            assert watchers() == before + 1
+        deadline = time.monotonic() + 10
+        while watchers() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watchers() == before

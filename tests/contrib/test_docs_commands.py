@@ -84,8 +84,11 @@ def runbook(getting_started: Session) -> Session:
 
 @pytest.fixture(scope="module")
 def demo_file(runbook: Session) -> Iterator[Any]:
-    """The demo's DuckDB file, read-only, once every command has run."""
-    with duckdb.connect(str(runbook.folder / "demo-output" / "warehouse.duckdb"), read_only=True) as conn:
+    """The demo's DuckDB file, read-only, once every command has run, with its drive file attached."""
+    out = runbook.folder / "demo-output"
+    with duckdb.connect(str(out / "warehouse.duckdb"), read_only=True) as conn:
+        conn.execute(f"ATTACH '{out / 'drive.duckdb'}' AS drive (READ_ONLY)")
+        conn.execute("SET search_path = 'warehouse.main,drive.main'")
         yield conn
 
 

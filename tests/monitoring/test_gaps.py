@@ -41,7 +41,7 @@ class TestFindGaps:
     def test_a_run_in_progress_is_a_running_gap(self, history_copy):
         import duckdb
 
-        with duckdb.connect(str(history_copy.folder / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(history_copy.folder / "drive.duckdb")) as conn:
             conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
                          [history_copy.runs[4].pipeline_id])
         with history_copy.pipeline() as pipe:
@@ -52,7 +52,7 @@ class TestFindGaps:
     def test_a_running_row_whose_process_is_gone_is_a_failed_gap(self, history_copy):
         import duckdb
 
-        with duckdb.connect(str(history_copy.folder / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(history_copy.folder / "drive.duckdb")) as conn:
             conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
                          [history_copy.runs[4].pipeline_id])
         with history_copy.pipeline() as pipe:  # nobody holds the window's lock: its process is gone

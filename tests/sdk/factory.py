@@ -94,7 +94,11 @@ def make_pipeline_dir(root: Path, rows: list[dict[str, Any]] | None = None, **ch
 
 
 def query(root: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Read the pipeline's warehouse file, with its drive file (drive.duckdb) attached beside it."""
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        if (root / "drive.duckdb").exists():
+            conn.execute(f"ATTACH '{root / 'drive.duckdb'}' AS drive (READ_ONLY)")
+            conn.execute("SET search_path = 'warehouse.main,drive.main'")
         return conn.execute(sql, params or []).fetchall()
 
 

@@ -97,7 +97,7 @@ def run(folder: Path, window_index: int = 0) -> RunRecord:
 
 
 def damage(folder: Path, column: str, value_sql: str, run_id: str) -> None:
-    with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+    with duckdb.connect(str(folder / "drive.duckdb")) as conn:
         conn.execute(f'UPDATE pipeline_execution_drive SET "{column}" = {value_sql} WHERE pipeline_id = ?', [run_id])
 
 
@@ -140,7 +140,7 @@ class TestDamagedRowIsRead:
         assert len(warnings) == 1
         assert first.pipeline_id in warnings[0]
         assert "audit_phase: expected a JSON object, found a list [1, 2]" in warnings[0]
-        assert "warehouse.duckdb" in warnings[0]
+        assert "drive.duckdb" in warnings[0]
 
     def test_a_sound_row_has_no_damage_and_no_damage_key_in_json(self, folder: Path) -> None:
         run(folder)
@@ -178,12 +178,12 @@ class TestDamagedRowIsSteppedAround:
 
     def test_closing_a_dead_damaged_row_keeps_the_unreadable_value(self, folder: Path) -> None:
         first = run(folder)
-        with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
             conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING', audit_phase = '[7]' "
                          "WHERE pipeline_id = ?", [first.pipeline_id])
         again = run(folder)
         assert again.pipeline_status is RunStatus.SUCCESS
-        with duckdb.connect(str(folder / "warehouse.duckdb")) as conn:
+        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
             (stored,) = conn.execute("SELECT audit_phase FROM pipeline_execution_drive WHERE pipeline_id = ?",
                                      [first.pipeline_id]).fetchone()
         assert json.loads(stored)["phase_specific_details"] == {"unreadable": [7]}

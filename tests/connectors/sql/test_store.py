@@ -55,7 +55,7 @@ class TestDriveStore:
     def test_a_row_written_by_hand_gets_its_timestamps_and_retry_number_from_the_table(self, warehouse_backend):
         """The spec's drive table: created_at / updated_at default to the time of the insert."""
         store = store_of(warehouse_backend)
-        with warehouse_backend.sql("hand-written row") as session:
+        with store.wh.sql("hand-written row") as session:  # the store's own: DuckDB's drive table has a file of its own
             session.execute(
                 f"INSERT INTO {store.table_sql} (pipeline_id, pipeline_name, pipeline_status, pipeline_start_timestamp, "
                 "query_window_start_timestamp, query_window_end_timestamp, target_date, query_window_duration) "
@@ -63,7 +63,7 @@ class TestDriveStore:
                 ["by_hand_run1", "lab", "SUCCESS", T0, WINDOW.start, WINDOW.end, date(2025, 11, 15), "1h"],
             )
         [(retries, created, updated)] = rows(
-            warehouse_backend,
+            store.wh,
             f"SELECT pipeline_retry_number, created_at, updated_at FROM {store.table_sql} WHERE pipeline_id = ?", ["by_hand_run1"])
         assert retries == 0
         assert created is not None and updated is not None
@@ -93,8 +93,8 @@ class TestDriveStore:
         store = store_of(warehouse_backend)
         key, value = store.meta_columns
         meta = store.dialect.qualified(store.meta)
-        assert rows(warehouse_backend, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
-        with warehouse_backend.sql("test") as s:
+        assert rows(store.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        with store.wh.sql("test") as s:
             s.execute(f"UPDATE {meta} SET {value} = '99' WHERE {key} = 'schema_version'")
         with pytest.raises(PermanentError, match="newer than this drivetrain"):
             store_of(warehouse_backend)

@@ -1,0 +1,167 @@
+"""Fleet benchmark: the drive-table reads of 500 pipelines with a year of hourly history each.
+
+Usage, from the repository root::
+
+    python -m benchmarks.fleet                          # 500 pipelines x 365 days (4.4M drive rows)
+    python -m benchmarks.fleet --pipelines 50 --days 30 # smaller
+    python -m benchmarks.fleet --smoke                  # seconds: checks that everything runs
+    python -m benchmarks.fleet --backend snowflake      # the drive table on fakesnow (see below)
+
+It builds a workspace (:mod:`benchmarks.fleet_history`), then measures each command, each in a
+child process of its own (time around the work, imports excluded; peak RSS of the child), next
+to a hand-written SQL query returning the same answer from the same table. Targets: each command
+within 2x its query; the whole fleet's ``status`` under 2 s; one pipeline's ``history`` under
+0.3 s. The report goes to ``benchmarks/results/<name>.md`` and ``.json``.
+
+On Snowflake the table lives in fakesnow (DuckDB behind Snowflake's HTTP API): it shows the
+queries run there and how many round trips a command makes, not Snowflake's speed (no
+micro-partitions, no warehouse start-up, no result cache, JSON result transfer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import fleet_history, fleet_measures  # noqa: E402
+
+TARGET_RATIO = 2.0
+LIMITS = {"status": 2.0, "history": 0.3}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pipelines", type=int, default=500)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--backend", choices=["duckdb", "snowflake"], default="duckdb")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--workspace", type=Path, help="Keep the workspace here (reused when it holds a fleet of the same size).")
+    parser.add_argument("--measures", help="Comma-separated measures (default: all): " + ", ".join(fleet_measures.MEASURES))
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--name", default="fleet")
+    parser.add_argument("--smoke", action="store_true", help="5 pipelines x 3 days, one round.")
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.pipelines, args.days, args.repetitions = 5, 3, 1
+    return args
+
+
+def build(args: argparse.Namespace, workspace: Path, say: Any) -> dict[str, Any]:
+    """The fleet's folders and its history, unless ``workspace`` holds this very fleet already."""
+    marker = workspace / "fleet.json"
+    wanted = {"pipelines": args.pipelines, "days": args.days, "backend": args.backend}
+    if marker.exists():
+        meta = json.loads(marker.read_text())
+        if {k: meta.get(k) for k in wanted} == wanted:
+            return meta
+    now = fleet_history.fleet_now()
+    drive = fleet_measures.drive_section(args.backend, workspace)
+    folders = fleet_history.write_fleet(workspace, args.pipelines, args.days, now, drive)
+    from drivetrain import Pipeline
+
+    began = time.perf_counter()
+    with Pipeline.load(folders[0]) as pipeline:
+        rows = pipeline.drive_store().insert_many(  # type: ignore[attr-defined]
+            fleet_history.fleet_history(args.pipelines, args.days, now), chunk=10_000)
+    meta = {**wanted, "now": now.isoformat(), "rows": rows, "build_seconds": round(time.perf_counter() - began, 1)}
+    marker.write_text(json.dumps(meta))
+    say(f"built {rows:,} drive rows for {args.pipelines} pipelines in {meta['build_seconds']}s")
+    return meta
+
+
+def measure(args: argparse.Namespace, workspace: Path, name: str, side: str) -> dict[str, Any]:
+    """One run of one measure in a child process: seconds, peak RSS and what it answered."""
+    env = {**os.environ, "DRIVETRAIN_PIPELINES_HOME": str(workspace / "pipelines"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([args.python, "-m", "benchmarks.fleet_measures", name, side, str(workspace)],
+                          capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no result"]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
+    workspace_ctx = tempfile.TemporaryDirectory(prefix="drivetrain-fleet-") if args.workspace is None else None
+    workspace = Path(workspace_ctx.name) if workspace_ctx else args.workspace
+    workspace.mkdir(parents=True, exist_ok=True)
+    server = fleet_measures.start_backend(args.backend, workspace)
+    try:
+        meta = build(args, workspace, say)
+        names = args.measures.split(",") if args.measures else list(fleet_measures.MEASURES)
+        results: dict[str, Any] = {}
+        for name in names:
+            runs: dict[str, list[dict[str, Any]]] = {"drivetrain": [], "sql": []}
+            for _ in range(args.repetitions):
+                for side in runs:
+                    if side == "sql" and not fleet_measures.has_baseline(name, args.backend):
+                        continue
+                    runs[side].append(measure(args, workspace, name, side))
+            results[name] = summarize(name, runs)
+            say(f"{name:<16} {results[name]}")
+    finally:
+        fleet_measures.stop_backend(server)
+        if workspace_ctx:
+            workspace_ctx.cleanup()
+    document = {"meta": {**meta, "smoke": args.smoke, "repetitions": args.repetitions, "cpus": os.cpu_count(),
+                         "python": platform.python_version(), "measured_at": datetime.now(UTC).isoformat()},
+                "results": results}
+    write_report(args, document)
+    return document
+
+
+def summarize(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"errors": [r["error"] for side in runs.values() for r in side if "error" in r]}
+    for side, items in runs.items():
+        good = [r for r in items if "error" not in r]
+        if good:
+            out[side] = {"seconds": statistics.median(r["seconds"] for r in good),
+                         "rss_mb": max(r["rss_mb"] for r in good), "answer": good[-1].get("answer")}
+    if "drivetrain" in out and "sql" in out and out["sql"]["seconds"] > 0:
+        out["ratio"] = out["drivetrain"]["seconds"] / out["sql"]["seconds"]
+    return out
+
+
+def write_report(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+    meta = document["meta"]
+    lines = [
+        "# Fleet benchmark: drive-table reads at fleet size",
+        "",
+        f"{meta['pipelines']} hourly pipelines x {meta['days']} days = {meta['rows']:,} drive rows on "
+        f"{meta['backend']}; {meta['cpus']} cores, Python {meta['python']}, {meta['measured_at'][:16]} UTC; "
+        f"median of {meta['repetitions']} round(s), each measure in a process of its own (imports excluded). "
+        "Produced by `python -m benchmarks.fleet` (see benchmarks/README.md).",
+        "",
+        "| measure | drivetrain (s) | hand-written SQL (s) | ratio (target <= 2) | limit | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in document["results"].items():
+        ours, sql = r.get("drivetrain", {}), r.get("sql", {})
+        ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
+        limit = f"< {LIMITS[name]} s" if name in LIMITS else ""
+        lines.append(f"| {name} | {ours.get('seconds', float('nan')):.3f} | "
+                     f"{sql.get('seconds', float('nan')):.3f} | {ratio} | {limit} | {ours.get('rss_mb', 0):.0f} |")
+        if r["errors"]:
+            lines.append(f"| {name}: errors | {r['errors']} | | | | |")
+    lines += ["", *fleet_measures.NOTES]
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    run(parse_args())

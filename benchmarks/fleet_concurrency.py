@@ -1,0 +1,106 @@
+"""Eight pipelines running at once: one shared drive file versus eight separate layouts.
+
+Usage: ``python -m benchmarks.fleet_concurrency [--pipelines 8] [--hours 6] [--rows 20000]``.
+
+Each pipeline has its own files source (``rows`` records over ``hours`` hourly windows) and its
+own warehouse file, and runs its windows with ``drivetrain run FOLDER --from .. --to ..`` in a
+process of its own; all start together. Layouts:
+
+* ``shared drive``: every pipeline names one ``drive_path`` (the fleet layout);
+* ``separate``: each pipeline has its own drive file beside its warehouse file;
+* ``one warehouse``: one warehouse file for all eight, and the default drive file beside it;
+* ``one file (0.1)``: the drive table inside one warehouse file that all eight share, the
+  layout of drivetrain 0.1, for reference (every phase takes its turn on that file).
+
+Wall time from the first start to the last exit, median of the rounds; target: shared within
+1.3x of separate. Writes ``benchmarks/results/fleet-concurrency.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+START = datetime(2025, 11, 15, tzinfo=UTC)
+LAYOUTS = ("shared drive", "separate", "one warehouse", "one file (0.1)")
+
+
+def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Path:
+    name = f"conc_{index}"
+    folder = root / layout.split()[0] / name
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    with open(folder / "data" / "records.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(rows):
+            at = START + timedelta(seconds=(i * hours * 3600) // rows)
+            fh.write(json.dumps({"id": f"{name}-{i}", "value": i, "at": at.isoformat().replace("+00:00", "Z")}) + "\n")
+    shared_file = layout in ("one warehouse", "one file (0.1)")
+    warehouse = str(root / layout.split()[0] / "warehouse.duckdb") if shared_file else "warehouse.duckdb"
+    drive = {"shared drive": str(root / "shared" / "drive.duckdb"), "separate": "drive.duckdb",
+             "one warehouse": str(root / "one" / "drive.duckdb"), "one file (0.1)": warehouse}[layout]
+    system = {"type": "duckdb", "path": warehouse, "drive_path": drive}
+    config = {
+        "pipeline_metadata": {"pipeline_name": name, "owner_name": "Bench", "owner_email": "bench@example.com"},
+        "dag_schedule": {"frequency": "hourly", "timezone": "UTC", "start_date": START.date().isoformat()},
+        "query_window": {"type": "hourly", "duration": "1h"},
+        "source_system": {"type": "files", "path": "data/records.jsonl", "query_field": "at", "batch_size": 10_000},
+        "stage_system": {**system, "table": f"stg_{name}", "columns": [
+            {"name": "id", "type": "string"}, {"name": "value", "type": "integer"}, {"name": "at", "type": "timestamp"}]},
+        "target_system": {**system, "table": name, "dedup_keys": ["id"]},
+        "phases": {"stage_cleaning": {"archive_location": "archive", "delete_after_days": 1}},
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    return folder
+
+
+def run_layout(root: Path, layout: str, pipelines: int, hours: int, rows: int) -> float:
+    folders = [folder_for(root, i, layout, hours, rows) for i in range(pipelines)]
+    until = (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+    began = time.perf_counter()
+    procs = [subprocess.Popen([str(Path(sys.executable).with_name("drivetrain")), "run", str(f), "--from",
+                               START.isoformat().replace("+00:00", "Z"), "--to", until], cwd=f,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for f in folders]
+    errors = [p.communicate()[1] for p in procs if p.wait() != 0]
+    seconds = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{layout}: {len(errors)} run(s) failed: {errors[0][-500:]}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet_concurrency")
+    parser.add_argument("--pipelines", type=int, default=8)
+    parser.add_argument("--hours", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    times: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
+    for _ in range(args.rounds):
+        for layout in LAYOUTS:  # interleaved, so a busier minute hurts every layout alike
+            with tempfile.TemporaryDirectory(prefix="drivetrain-conc-") as root:
+                times[layout].append(run_layout(Path(root), layout, args.pipelines, args.hours, args.rows))
+    medians = {layout: statistics.median(t) for layout, t in times.items()}
+    lines = ["# Eight pipelines at once: shared drive file vs separate layouts", "",
+             f"{args.pipelines} pipelines, each {args.rows:,} records over {args.hours} hourly windows (files source, "
+             f"own warehouse file), all started together; wall time to the last exit, median of {args.rounds} rounds "
+             f"(interleaved). Produced by `python -m benchmarks.fleet_concurrency`.", "",
+             "| layout | seconds | vs separate |", "|---|---|---|"]
+    for layout, seconds in medians.items():
+        lines.append(f"| {layout} | {seconds:.1f} | {seconds / medians['separate']:.2f}x |")
+    lines += ["", "Target: the shared drive file within 1.3x of separate layouts."]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fleet-concurrency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return medians
+
+
+if __name__ == "__main__":
+    main()

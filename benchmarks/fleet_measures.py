@@ -1,0 +1,289 @@
+"""What the fleet benchmark measures, and the hand-written SQL each is compared with.
+
+Usage (by :mod:`benchmarks.fleet`, one process per measurement)::
+
+    python -m benchmarks.fleet_measures NAME drivetrain|sql WORKSPACE
+
+prints ``RESULT {"seconds": ..., "rss_mb": ..., "answer": ...}``. ``answer`` is a small digest of
+what was found (row counts, a window), so the report shows both sides answered the same.
+The commands run in-process through the CLI's click entry point with their output discarded;
+the SQL runs on a connection of its own (opened inside the timed region, as the command opens
+its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+Measure = Callable[[Path, dict[str, Any]], Any]
+MEASURES: dict[str, Measure] = {}
+BASELINES: dict[str, Measure] = {}
+SF_ENV = {"SF_FLEET_USER": "fake", "SF_FLEET_PASSWORD": "fleet-Pa55word"}
+ONE = "fleet_0001"
+NOTES = [
+    "What the hand-written SQL answers: `status` the newest run and the open failed windows of every pipeline;",
+    "`history` the newest 20 runs of one pipeline; `show` one run by id; `gaps` every hourly window since",
+    "`start_date` without a SUCCESS/SKIPPED run, for every pipeline; `metrics` and `report*` the runs by outcome,",
+    "the failed windows and whether a later run completed them, per pipeline, over the 7-day period;",
+    "`next_window` the oldest failed-or-never-completed window of one pipeline.",
+    "",
+    "On Snowflake (fakesnow) the numbers show the queries' shape and round trips only: fakesnow is DuckDB behind",
+    "an HTTP emulation of Snowflake's API, without micro-partition pruning, clustering, warehouse start-up or",
+    "the result cache.",
+]
+
+
+def measure(name: str, *, baseline: bool = False) -> Callable[[Measure], Measure]:
+    def register(fn: Measure) -> Measure:
+        (BASELINES if baseline else MEASURES)[name] = fn
+        return fn
+    return register
+
+
+def has_baseline(name: str, backend: str) -> bool:
+    return name in BASELINES and backend == "duckdb"
+
+
+# -- backends ------------------------------------------------------------------------------
+
+def drive_section(backend: str, workspace: Path) -> dict[str, Any]:
+    if backend == "duckdb":
+        return {"type": "duckdb", "drive_path": str(workspace / "drive.duckdb")}
+    port = json.loads((workspace / "fakesnow.json").read_text())["port"]
+    return {"type": "snowflake", "account": "fakesnow", "host": "127.0.0.1", "port": port, "protocol": "http",
+            "database": "FLEET", "schema": "PUBLIC", "credentials_ref": "sf_fleet", "network_timeout": 30}
+
+
+def start_backend(backend: str, workspace: Path) -> Any:
+    if backend != "snowflake":
+        return None
+    import os
+
+    from tests.servers.fakesnow_server import FakeSnowServer
+
+    os.environ.update(SF_ENV)
+    server = FakeSnowServer().start()
+    (workspace / "fakesnow.json").write_text(json.dumps({"port": server.port}))
+    (workspace / "fleet.json").unlink(missing_ok=True)  # fakesnow keeps nothing between runs: build again
+    return server
+
+
+def stop_backend(server: Any) -> None:
+    if server is not None:
+        server.stop()
+
+
+# -- drivetrain ----------------------------------------------------------------------------
+
+def cli(*args: str) -> str:
+    from drivetrain.cli import cli as group
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+        group.main(list(args), standalone_mode=False)
+    return out.getvalue()
+
+
+@measure("status")
+def status(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(json.loads(cli("status", "--json")))
+
+
+@measure("status_failed")
+def status_failed(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(json.loads(cli("status", "--failed", "--json")))
+
+
+@measure("history")
+def history(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(json.loads(cli("history", ONE, "--json")))
+
+
+@measure("show")
+def show(workspace: Path, meta: dict[str, Any]) -> Any:
+    return json.loads(cli("show", _newest_id(meta), "--pipeline", ONE, "--json"))["pipeline_id"]
+
+
+@measure("gaps")
+def gaps(workspace: Path, meta: dict[str, Any]) -> Any:
+    from drivetrain import Pipeline
+    from drivetrain.monitoring.gaps import find_gaps
+
+    found = 0
+    now = datetime.fromisoformat(meta["now"])
+    for folder in sorted((workspace / "pipelines").iterdir()):
+        with Pipeline.load(folder) as pipeline:
+            found += len(find_gaps(pipeline, now=now))
+    return found
+
+
+@measure("metrics")
+def metrics(workspace: Path, meta: dict[str, Any]) -> Any:
+    from drivetrain import Pipeline
+    from drivetrain.monitoring import metrics as m
+
+    with Pipeline.load(ONE) as pipeline:
+        computed = m.compute(pipeline.drive_store(), days=7, now=datetime.fromisoformat(meta["now"]))
+    return len(computed.success_rates)
+
+
+@measure("report")
+def report(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(cli("report").splitlines())
+
+
+@measure("report_json")
+def report_json(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(json.loads(cli("report", "--json")))
+
+
+@measure("report_html")
+def report_html(workspace: Path, meta: dict[str, Any]) -> Any:
+    target = workspace / "report.html"
+    cli("report", "--html", str(target))
+    return target.stat().st_size // 1024
+
+
+@measure("next_window")
+def next_window(workspace: Path, meta: dict[str, Any]) -> Any:
+    from drivetrain import Pipeline
+
+    with Pipeline.load(ONE) as pipeline:
+        window = pipeline.runner().next_window()
+    return window.start.isoformat() if window else None
+
+
+def _newest_id(meta: dict[str, Any]) -> str:
+    now = datetime.fromisoformat(meta["now"])
+    return f"{ONE}_{now - timedelta(hours=1):%Y%m%dT%H%M%S}Z_run1"
+
+
+# -- hand-written SQL ------------------------------------------------------------------------
+
+def sql(workspace: Path, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    with duckdb.connect(str(workspace / "drive.duckdb"), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(text, params or []).fetchall()
+
+
+NEWEST_PER_WINDOW = ("SELECT pipeline_name, query_window_start_timestamp AS ws, "
+                     "arg_max(pipeline_status, pipeline_start_timestamp) AS newest FROM pipeline_execution_drive "
+                     "GROUP BY pipeline_name, query_window_start_timestamp")
+
+
+@measure("status", baseline=True)
+def status_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(sql(workspace, (
+        "SELECT d.pipeline_name, arg_max(pipeline_id, pipeline_start_timestamp), arg_max(pipeline_status, pipeline_start_timestamp), "
+        f"any_value(f.failed) FROM pipeline_execution_drive d LEFT JOIN (SELECT pipeline_name, count(*) AS failed FROM ({NEWEST_PER_WINDOW}) "
+        "WHERE newest = 'FAILED' GROUP BY 1) f USING (pipeline_name) GROUP BY d.pipeline_name")))
+
+
+@measure("status_failed", baseline=True)
+def status_failed_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(sql(workspace, (
+        "SELECT pipeline_name FROM pipeline_execution_drive GROUP BY pipeline_name "
+        "HAVING arg_max(pipeline_status, pipeline_start_timestamp) = 'FAILED'")))
+
+
+@measure("history", baseline=True)
+def history_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(sql(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_name = ? "
+                              "ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT 20", [ONE]))
+
+
+@measure("show", baseline=True)
+def show_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    return sql(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_id = ?", [_newest_id(meta)])[0][0]
+
+
+def _gap_sql(one: bool) -> str:
+    names = "(SELECT ? AS pipeline_name)" if one else "(SELECT DISTINCT pipeline_name FROM pipeline_execution_drive)"
+    return (f"SELECT n.pipeline_name, w.ws FROM {names} n, range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), INTERVAL 1 HOUR) w(ws) "
+            "WHERE NOT EXISTS (SELECT 1 FROM pipeline_execution_drive d WHERE d.pipeline_name = n.pipeline_name "
+            "AND d.query_window_start_timestamp = w.ws AND d.pipeline_status IN ('SUCCESS', 'SKIPPED'))")
+
+
+def _bounds(meta: dict[str, Any]) -> tuple[datetime, datetime]:
+    now = datetime.fromisoformat(meta["now"]).astimezone(UTC).replace(tzinfo=None)
+    first = datetime.combine((now - timedelta(days=meta["days"])).date(), datetime.min.time())
+    return first, now
+
+
+@measure("gaps", baseline=True)
+def gaps_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    first, now = _bounds(meta)
+    return len(sql(workspace, _gap_sql(False) + " AND w.ws + INTERVAL 1 HOUR <= ?", [first, now, now]))
+
+
+def _metrics_sql(workspace: Path, meta: dict[str, Any]) -> int:
+    since = datetime.fromisoformat(meta["now"]).astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
+    rows = sql(workspace, (
+        "SELECT pipeline_name, count(*), count(*) FILTER (pipeline_status IN ('SUCCESS', 'SKIPPED')), "
+        "count(*) FILTER (pipeline_status = 'FAILED'), avg(epoch(pipeline_end_timestamp) - epoch(pipeline_start_timestamp)), "
+        "max(pipeline_end_timestamp) FILTER (pipeline_status = 'SUCCESS') "
+        "FROM pipeline_execution_drive WHERE pipeline_start_timestamp >= ? GROUP BY pipeline_name"), [since])
+    sql(workspace, (
+        "SELECT pipeline_name, count(*), count(*) FILTER (ok > failed_at) FROM (SELECT pipeline_name, query_window_start_timestamp, "
+        "min(pipeline_start_timestamp) FILTER (pipeline_status = 'FAILED') AS failed_at, "
+        "max(pipeline_start_timestamp) FILTER (pipeline_status = 'SUCCESS') AS ok FROM pipeline_execution_drive "
+        "WHERE pipeline_start_timestamp >= ? GROUP BY ALL) WHERE failed_at IS NOT NULL GROUP BY ALL"), [since])
+    return len(rows)
+
+
+for _name in ("metrics", "report", "report_json", "report_html"):
+    measure(_name, baseline=True)(_metrics_sql)
+
+
+@measure("next_window", baseline=True)
+def next_window_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    first, now = _bounds(meta)
+    rows = sql(workspace, f"SELECT min(ws) FROM ({_gap_sql(True)} AND w.ws + INTERVAL 1 HOUR <= ?)", [ONE, first, now, now])
+    return rows[0][0].replace(tzinfo=UTC).isoformat() if rows[0][0] else None
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak RSS (VmHWM, which, unlike ru_maxrss, does not carry the parent's over exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def main(argv: list[str]) -> int:
+    import resource
+
+    name, side, workspace = argv[0], argv[1], Path(argv[2])
+    meta = json.loads((workspace / "fleet.json").read_text())
+    import os
+
+    os.environ.update(SF_ENV)
+    import duckdb  # noqa: F401
+
+    import drivetrain.cli  # noqa: F401 - imports outside the timed region
+    import drivetrain.monitoring.metrics  # noqa: F401
+
+    fn = (BASELINES if side == "sql" else MEASURES)[name]
+    began = time.perf_counter()
+    answer = fn(workspace, meta)
+    seconds = time.perf_counter() - began
+    rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

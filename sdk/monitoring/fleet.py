@@ -1,0 +1,134 @@
+"""The state of many pipelines at once, in a few queries per drive table (``drivetrain status``).
+
+Reading a fleet pipeline by pipeline costs a query (and, on the embedded default, an opening of
+the drive file) per pipeline and question; reading each pipeline's whole history into Python
+costs its whole history. Here every pipeline sharing a drive table is answered together:
+
+* the newest run of each pipeline: the rows at each pipeline's latest ``pipeline_start_timestamp``
+  (a join on a grouped maximum, not a window function over the whole table);
+* its open failures: windows whose newest attempt FAILED, or is RUNNING in a process known to be
+  gone. Only windows with a FAILED or RUNNING row can be open, so the query starts from those
+  rows (a few per cent of the table) and reads the other attempts of just those windows;
+* when it last succeeded (for ``--stale``), one grouped maximum.
+
+The next window of each pipeline (what a plain run would take) is the one per-pipeline question
+left: ``status`` asks it only for the pipelines it prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from drivetrain.drive import DriveStore
+from drivetrain.errors import DrivetrainError
+from drivetrain.monitoring.queries import OK_STATUSES
+from drivetrain.record import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from drivetrain.pipeline import Pipeline
+
+__all__ = ["PipelineState", "fleet_states", "reading"]
+
+
+@contextmanager
+def reading(pipelines: Iterable[Pipeline]) -> Iterator[None]:
+    """Hold each pipeline's drive-table connection for a block of reads (one command); see
+    :meth:`DriveStore.reading`. A pipeline whose drive table cannot be opened is left alone
+    (its own reads say why)."""
+    with ExitStack() as stack:
+        for pipeline in pipelines:
+            with suppress(DrivetrainError):
+                stack.enter_context(pipeline.drive_store().reading())
+        yield
+
+
+@attrs.frozen
+class PipelineState:
+    """What ``status`` shows about one pipeline."""
+
+    name: str
+    latest: RunRecord | None = None
+    open_failures: int = 0
+    """Windows whose newest attempt failed (or ran in a process that is gone)."""
+    last_success_at: datetime | None = None
+    """When its newest SUCCESS or SKIPPED run ended."""
+
+    @property
+    def failing(self) -> bool:
+        return self.open_failures > 0 or (self.latest is not None and self.latest.pipeline_status is RunStatus.FAILED)
+
+    def stale(self, threshold_seconds: float | None, now: datetime) -> bool:
+        """Older than ``threshold_seconds`` (never stale without one), or never succeeded."""
+        if threshold_seconds is None or self.latest is None:
+            return False
+        if self.last_success_at is None:
+            return True
+        return (now - self.last_success_at).total_seconds() > threshold_seconds
+
+
+def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineState]:
+    """The state of each pipeline of ``names`` in ``store`` (all in one drive table)."""
+    if not names or not store.exists():
+        return {name: PipelineState(name) for name in names}
+    p = store.dialect.param
+    table = store.table_sql
+    among = f"pipeline_name IN ({', '.join(p for _ in names)})"
+    params = list(names)
+    newest: dict[str, RunRecord] = {}
+    for row in store.query(
+        f"SELECT d.* FROM {table} d JOIN (SELECT pipeline_name AS newest_name, MAX(pipeline_start_timestamp) AS newest_start "
+        f"FROM {table} WHERE {among} GROUP BY pipeline_name) m "
+        "ON d.pipeline_name = m.newest_name AND d.pipeline_start_timestamp = m.newest_start", params):
+        record = _record(row, store)
+        held = newest.get(record.pipeline_name)
+        if held is None or record.pipeline_id > held.pipeline_id:
+            newest[record.pipeline_name] = record
+    failures = _open_failures(store, among, params)
+    ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+    last_ok = {str(r["pipeline_name"]): _aware(r["last_ok"]) for r in _lower(store.query(
+        f"SELECT pipeline_name, MAX(pipeline_end_timestamp) AS last_ok FROM {table} "
+        f"WHERE {among} AND pipeline_status IN ({ok}) GROUP BY pipeline_name", params))}
+    return {name: PipelineState(name, newest.get(name), failures.get(name, 0), last_ok.get(name)) for name in names}
+
+
+def _open_failures(store: DriveStore, among: str, params: list[Any]) -> dict[str, int]:
+    """Per pipeline, the windows whose newest attempt FAILED, or is RUNNING in a dead process."""
+    table = store.table_sql
+    on = ("{a}.pipeline_name = {b}_name AND {a}.query_window_start_timestamp = {b}_start "
+          "AND {a}.query_window_end_timestamp = {b}_end")
+    rows = _lower(store.query(
+        f"WITH w AS (SELECT DISTINCT pipeline_name AS w_name, query_window_start_timestamp AS w_start, "
+        f"query_window_end_timestamp AS w_end FROM {table} WHERE {among} AND pipeline_status IN ('FAILED', 'RUNNING')), "
+        "a AS (SELECT d.pipeline_name, d.query_window_start_timestamp, d.query_window_end_timestamp, d.pipeline_id, "
+        f"d.pipeline_status, d.pipeline_start_timestamp FROM {table} d JOIN w ON {on.format(a='d', b='w')}), "
+        "n AS (SELECT pipeline_name AS n_name, query_window_start_timestamp AS n_start, query_window_end_timestamp AS n_end, "
+        "MAX(pipeline_start_timestamp) AS n_at FROM a GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp) "
+        f"SELECT a.pipeline_name, a.pipeline_id, a.pipeline_status FROM a JOIN n ON {on.format(a='a', b='n')} "
+        "AND a.pipeline_start_timestamp = n.n_at WHERE a.pipeline_status IN ('FAILED', 'RUNNING')", params))
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["pipeline_status"] == RunStatus.RUNNING.value:
+            record = store.get(str(row["pipeline_id"]))
+            if record is None or store.dead_reason(record) is None:
+                continue  # alive: not a failure (yet)
+        counts[str(row["pipeline_name"])] = counts.get(str(row["pipeline_name"]), 0) + 1
+    return counts
+
+
+def _lower(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{str(k).lower(): v for k, v in row.items()} for row in rows]
+
+
+def _record(row: dict[str, Any], store: DriveStore) -> RunRecord:
+    return RunRecord.from_row({str(k).lower(): v for k, v in row.items()}, where=getattr(store, "location", None))
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
