@@ -69,7 +69,7 @@ LAZY_COMMANDS = {
     "report": ("drivetrain.monitoring.cli", "report_command"),
     "run": ("drivetrain.cli.run", "run_command"),
     "show": ("drivetrain.cli.inspect", "show_command"),
-    "status": ("drivetrain.cli.inspect", "status_command"),
+    "status": ("drivetrain.cli.status", "status_command"),
     "validate": ("drivetrain.cli.validate", "validate_command"),
 }
 
