@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from drivetrain.drive import Lease
+from drivetrain.drive import SCHEMA_VERSION, Lease
 from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
 from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
+from drivetrain.sql.session import SqlSession
 from drivetrain.sql.session import utc_now as _now
 
 from .connection import duckdb_errors, transaction
@@ -139,13 +140,25 @@ class DuckDBDriveStore(SqlDriveStore):
         log.warning("%s: moved the drive table %s into %s (this happens once; the old rows stay in place, unread)",
                     self.warehouse.path, self.table, self.home.path)
 
+    def index_names(self) -> dict[str, str]:
+        """The drive table's indexes, name -> column (quoted)."""
+        return {quote(f"{self.table.name}__{column}"): column for column in ("pipeline_name", "pipeline_id")}
+
     def _index(self) -> None:
         """Indexes for the reads of a fleet: one pipeline's runs (status, history, next window)
         and one run by id (show, every update). Created once; DuckDB keeps them up to date."""
-        name = self.table.name
         with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
-            for column in ("pipeline_name", "pipeline_id"):
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {quote(f'{name}__{column}')} ON {self.table_sql} ({column})")
+            for index, column in self.index_names().items():
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.table_sql} ({column})")
+
+    def _migrate(self, s: SqlSession, version: int) -> None:
+        """DuckDB refuses ALTER TABLE on a table with indexes ("entries that depend on it"): a
+        layout that adds columns drops them first; :meth:`ensure` creates them again after."""
+        if version < SCHEMA_VERSION:
+            schema = f"{quote(self.table.schema)}." if self.table.schema else ""
+            for index in self.index_names():
+                s.execute(f"DROP INDEX IF EXISTS {schema}{index}")
+        super()._migrate(s, version)
 
     def _export_old_rows(self, folder: Path) -> dict[TableRef, Path]:
         """Parquet copies of a one-file layout's drive, lease and meta tables (none if it has none)."""

@@ -22,7 +22,7 @@ def test_show_of_a_failed_audit_names_the_pending_table_and_the_query(cli: Cli, 
     assert "target unchanged: " in history and "4 rows wait in main.shop__pending" in history
     assert "pending rows (written, not published, not visible in the target): " in result.stdout
     query = next(line for line in result.stdout.splitlines() if "query them: " in line).split("query them: ", 1)[1]
-    with duckdb.connect(str(next(shop.glob("*.duckdb"))), read_only=True) as conn:
+    with duckdb.connect(str(shop / "warehouse.duckdb"), read_only=True) as conn:
         pending = conn.execute(query).fetchall()
     shown = cli("show", "shop_20250101T000000Z_run1", "--dir", "shop", "--json").json()
     assert len(pending) == shown["target_count_phase"]["phase_specific_details"]["count"] > 0
