@@ -114,15 +114,27 @@ def show(workspace: Path, meta: dict[str, Any]) -> Any:
 
 @measure("gaps")
 def gaps(workspace: Path, meta: dict[str, Any]) -> Any:
+    """Every pipeline's gap counts, as ``report`` asks them (one set of queries for the fleet)."""
+    from drivetrain import Pipeline
+    from drivetrain.monitoring.gaps import gap_summaries
+
+    now = datetime.fromisoformat(meta["now"])
+    pipelines = [Pipeline.load(folder) for folder in sorted((workspace / "pipelines").iterdir())]
+    try:
+        return sum(s.missing + s.failed for s in gap_summaries(pipelines, now=now))
+    finally:
+        for pipeline in pipelines:
+            pipeline.close()
+
+
+@measure("gaps_one")
+def gaps_one(workspace: Path, meta: dict[str, Any]) -> Any:
+    """One pipeline's gaps, window by window (``status PIPELINE``, ``run --from/--to``)."""
     from drivetrain import Pipeline
     from drivetrain.monitoring.gaps import find_gaps
 
-    found = 0
-    now = datetime.fromisoformat(meta["now"])
-    for folder in sorted((workspace / "pipelines").iterdir()):
-        with Pipeline.load(folder) as pipeline:
-            found += len(find_gaps(pipeline, now=now))
-    return found
+    with Pipeline.load(ONE) as pipeline:
+        return len(find_gaps(pipeline, now=datetime.fromisoformat(meta["now"])))
 
 
 @measure("metrics")
@@ -150,6 +162,25 @@ def report_html(workspace: Path, meta: dict[str, Any]) -> Any:
     target = workspace / "report.html"
     cli("report", "--html", str(target))
     return target.stat().st_size // 1024
+
+
+@measure("report_browser")
+def report_browser(workspace: Path, meta: dict[str, Any]) -> Any:
+    """Headless Chromium loading and rendering the fleet's HTML report (written before, untimed)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    page = workspace / "report-browser.html"
+    cli("report", "--html", str(page))  # not timed: the measure gives the browser's seconds (see main)
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+    with tempfile.TemporaryDirectory() as profile:
+        began = time.perf_counter()
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+                              "--dump-dom", page.as_uri()], capture_output=True, text=True, check=True, timeout=120).stdout
+        seconds = time.perf_counter() - began
+    return {"seconds": seconds, "links": dom.count('href="#pipeline-'), "rows": dom.count('<tr id="pipeline-')}
 
 
 @measure("next_window")
@@ -226,6 +257,12 @@ def gaps_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(sql(workspace, _gap_sql(False) + " AND w.ws + INTERVAL 1 HOUR <= ?", [first, now, now]))
 
 
+@measure("gaps_one", baseline=True)
+def gaps_one_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    first, now = _bounds(meta)
+    return len(sql(workspace, _gap_sql(True) + " AND w.ws + INTERVAL 1 HOUR <= ?", [ONE, first, now, now]))
+
+
 def _metrics_sql(workspace: Path, meta: dict[str, Any]) -> int:
     since = datetime.fromisoformat(meta["now"]).astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
     rows = sql(workspace, (
@@ -280,6 +317,8 @@ def main(argv: list[str]) -> int:
     began = time.perf_counter()
     answer = fn(workspace, meta)
     seconds = time.perf_counter() - began
+    if isinstance(answer, dict) and "seconds" in answer:  # the measure timed its own part
+        seconds = answer.pop("seconds")
     rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
     return 0
