@@ -6,14 +6,16 @@ pipelines sharing it, and answers come from three small results per pipeline:
 
 * its **islands of completed windows**: the windows some run completed (SUCCESS or SKIPPED,
   started after the window ended), joined into runs where each window starts where the one
-  before ends (``LAG`` over the windows, a running ``SUM`` numbering the islands). A year of
-  hourly windows with a handful of holes is a handful of islands;
+  before ends. Only the edges are read: the completed windows no completed window ends
+  before (an island's start) or starts after (its end), two anti-joins. A year of hourly
+  windows with a handful of holes is a handful of islands;
 * its **open windows**: windows with runs but none that completed them (failed, running, or
   only run partially): few, they are the exceptions;
 * the start of its oldest window (for ``catchup: false``).
 
-Everything is plain SQL (``LAG``, ``SUM() OVER``, ``GROUP BY``, the dialect's seconds between
-two timestamps) that DuckDB, Snowflake and PostgreSQL run alike.
+Everything is plain SQL (``NOT EXISTS``, ``UNION ALL``, ``GROUP BY``, the dialect's seconds
+between two timestamps) that DuckDB, Snowflake and PostgreSQL run alike. (Numbering islands
+with ``LAG`` and a running ``SUM`` sorts the whole table: 1.4 s against 0.8 s here at 374k rows.)
 
 The answers are exactly :func:`drivetrain.window_choice.next_window`'s and
 :func:`drivetrain.monitoring.gaps.find_gaps`'s. They rely on each island being made of the
@@ -41,14 +43,10 @@ __all__ = ["Island", "OpenRun", "WindowFacts", "beginning", "by_store", "next_wi
 
 @attrs.frozen
 class Island:
-    """Consecutive completed windows ``[start, end)``: ``windows`` of them, each lasting
-    between ``shortest`` and ``longest`` seconds."""
+    """Consecutive completed windows covering ``[start, end)``."""
 
     start: datetime
     end: datetime
-    windows: int
-    shortest: float
-    longest: float
 
 
 @attrs.frozen
@@ -69,17 +67,24 @@ class WindowFacts:
     islands: tuple[Island, ...] = ()
     open: tuple[OpenRun, ...] = ()
     earliest: datetime | None = None
+    lengths: tuple[float, float] | None = None
+    """The shortest and longest completed window, in seconds (None: none completed)."""
+    paired: bool = True
+    """Whether every island start found its end (windows that overlap break the pairing)."""
 
     def regular(self, pipeline: Pipeline) -> bool:
-        """Whether every island is made of the pipeline's grid windows (see the module docstring)."""
+        """Whether every island is made of the pipeline's grid windows (see the module docstring).
+
+        Every completed window lasting the grid's step and every island starting on the grid
+        is enough: a window that does not start an island follows one that ends where it
+        starts, so walking back it lines up with an island's start."""
+        if not self.islands:
+            return True
         grid = pipeline.grid
-        if grid.is_calendar:
-            return not self.islands
-        step = grid.window_at(grid.first().start).duration.total_seconds()
-        return all(
-            island.shortest == step == island.longest and grid.window_at(island.start).start == island.start
-            for island in self.islands
-        )
+        if grid.is_calendar or not self.paired:
+            return False
+        step = grid.first().duration.total_seconds()
+        return self.lengths == (step, step) and all(grid.window_at(i.start).start == i.start for i in self.islands)
 
     def island_at(self, instant: datetime) -> Island | None:
         """The island holding ``instant``, if any."""
@@ -105,15 +110,17 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
     complete = f"pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp"
     length = store.dialect.seconds_between("ws", "we")
+    # island edges by anti-joins on the distinct completed windows (no window function: no
+    # sort of the whole table), and each pipeline's shortest and longest completed window
     islands_sql = (
         "WITH done AS (SELECT DISTINCT pipeline_name AS pn, query_window_start_timestamp AS ws, "
-        f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}), "
-        "marked AS (SELECT pn, ws, we, CASE WHEN LAG(we) OVER (PARTITION BY pn ORDER BY ws, we) = ws "
-        "THEN 0 ELSE 1 END AS fresh FROM done), "
-        "numbered AS (SELECT pn, ws, we, SUM(fresh) OVER (PARTITION BY pn ORDER BY ws, we "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island FROM marked) "
-        f"SELECT pn, MIN(ws) AS island_start, MAX(we) AS island_end, COUNT(*) AS windows, MIN({length}) AS shortest, "
-        f"MAX({length}) AS longest FROM numbered GROUP BY pn, island"
+        f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}) "
+        # the typed branch first: PostgreSQL types a UNION's NULL columns pair by pair
+        f"SELECT pn, NULL AS edge, 2 AS starts, MIN({length}) AS shortest, MAX({length}) AS longest FROM done GROUP BY pn "
+        "UNION ALL SELECT pn, ws AS edge, 1 AS starts, NULL AS shortest, NULL AS longest FROM done d "
+        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.we = d.ws) "
+        "UNION ALL SELECT pn, we AS edge, 0 AS starts, NULL AS shortest, NULL AS longest FROM done d "
+        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.ws = d.we)"
     )
     open_sql = (
         "SELECT pipeline_name AS pn, query_window_start_timestamp AS ws, query_window_end_timestamp AS we, "
@@ -124,10 +131,15 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     )
     earliest_sql = f"SELECT pipeline_name AS pn, MIN(query_window_start_timestamp) AS first_start FROM {table} WHERE {among} GROUP BY pipeline_name"
     params = tuple(names)
-    islands: dict[str, list[Island]] = {}
+    edges: dict[str, tuple[list[datetime], list[datetime]]] = {}
+    lengths: dict[str, tuple[float, float]] = {}
     for r in rows_of(store, Query(islands_sql, params)):
-        islands.setdefault(str(r["pn"]), []).append(Island(
-            _utc(r["island_start"]), _utc(r["island_end"]), int(r["windows"]), float(r["shortest"]), float(r["longest"])))
+        kind = int(r["starts"])
+        if kind == 2:
+            lengths[str(r["pn"])] = (float(r["shortest"]), float(r["longest"]))
+        else:
+            edges.setdefault(str(r["pn"]), ([], []))[1 - kind].append(_utc(r["edge"]))
+    islands = {name: _pair(*found) for name, found in edges.items()}
     opened: dict[str, list[OpenRun]] = {}
     for r in rows_of(store, Query(open_sql, params)):
         opened.setdefault(str(r["pn"]), []).append(OpenRun(
@@ -135,12 +147,22 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     earliest = {str(r["pn"]): _utc(r["first_start"]) for r in rows_of(store, Query(earliest_sql, params)) if r["first_start"] is not None}
     return {
         name: WindowFacts(
-            tuple(sorted(islands.get(name, ()), key=lambda i: (i.start, i.end))),
+            islands.get(name, ((), True))[0],
             tuple(sorted(opened.get(name, ()), key=lambda o: (o.start, o.end))),
             earliest.get(name),
+            lengths.get(name),
+            islands.get(name, ((), True))[1],
         )
         for name in names
     }
+
+
+def _pair(starts: list[datetime], ends: list[datetime]) -> tuple[tuple[Island, ...], bool]:
+    """Islands from their starts and ends (each sorted), and whether they pair up in order."""
+    starts, ends = sorted(starts), sorted(ends)
+    paired = len(starts) == len(ends) and all(s < e for s, e in zip(starts, ends, strict=False)) and all(
+        e <= s for e, s in zip(ends, starts[1:], strict=False))
+    return tuple(Island(s, e) for s, e in zip(starts, ends, strict=False)), paired
 
 
 def by_store(pipelines: Iterable[Pipeline]) -> list[tuple[Any, list[Pipeline]]]:

@@ -154,7 +154,7 @@ class TestShippedSql:
         assert other == duck
 
     def test_islands_of_completed_windows_are_the_same(self, history, shipped_store):
-        """The fleet's window facts (islands by LAG and a running SUM, open windows, oldest start)."""
+        """The fleet's window facts (island edges by anti-joins, window lengths, open windows, oldest start)."""
         from drivetrain.monitoring.fleet_windows import window_facts
 
         with history.pipeline() as pipeline:
