@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from drivetrain.errors import DrivetrainError
-from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading
+from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading, store_key
 from drivetrain.monitoring.fleet_windows import next_windows
 from drivetrain.record import RunRecord
 from drivetrain.window import Window
@@ -102,7 +102,7 @@ def _states(found: list[Candidate]) -> dict[int, PipelineState | DrivetrainError
             except DrivetrainError as exc:  # e.g. its credentials are not set
                 states[id(item)] = exc
                 continue
-            groups.setdefault((type(store), f"{store.location} {getattr(store, 'table_sql', '')}"), []).append(item)
+            groups.setdefault(store_key(store), []).append(item)
     for items in groups.values():
         try:
             found_states = fleet_states(items[0].pipeline.drive_store(), sorted({c.pipeline.name for c in items}))
@@ -143,11 +143,10 @@ def _row(item: Candidate, state: Any, due_windows: dict[int, Window | None]) -> 
         if isinstance(state, DrivetrainError):
             raise state
         where = drive_location(pipe)
-        if not pipe.drive_store().exists():
-            return [name, "", "no runs yet", "", "", "", f"{where} (not created yet)"], None
         latest = state.latest if isinstance(state, PipelineState) else None
-        if latest is None:
-            return [name, "", "no runs yet", "", "", "", where], None
+        if latest is None:  # a pipeline with runs has a drive table: only the others are asked
+            created = pipe.drive_store().exists()
+            return [name, "", "no runs yet", "", "", "", where if created else f"{where} (not created yet)"], None
         due = due_windows[id(pipe)] if id(pipe) in due_windows else pipe.runner().next_window()
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(state.open_failures), window_of(due) if due else "none due", where], latest

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.monitoring._values import GapSummary
-from drivetrain.monitoring.fleet_windows import WindowFacts, beginning, by_store, window_facts
+from drivetrain.monitoring.fleet_windows import (
+    WindowFacts,
+    beginning,
+    by_store,
+    grid_of,
+    window_facts,
+)
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window
 
@@ -124,7 +130,7 @@ def find_gaps(
 def _find_gaps(pipeline: Pipeline, *, start: datetime | None, end: datetime | None, now: datetime | None,
                store: ReportSource | None) -> list[Gap]:
     now = now or datetime.now(UTC)
-    grid = pipeline.grid
+    grid = grid_of(pipeline)
     if start is None:
         first = gaps_begin(pipeline, now)
         if first is None:
@@ -167,7 +173,7 @@ def _holes(facts: WindowFacts, first: datetime, stop: datetime) -> list[tuple[da
 
 def _gaps_from(pipeline: Pipeline, facts: WindowFacts, begin: datetime, stop: datetime) -> Iterator[Gap]:
     """The gaps of ``[begin, stop)``: only the windows outside the islands are looked at."""
-    grid = pipeline.grid
+    grid = grid_of(pipeline)
     first, last = grid.window_at(begin).start, grid.window_at(stop).start
     opened = {(o.start, o.end): o for o in facts.open}
     live: set[tuple[datetime, datetime]] | None = None
@@ -204,7 +210,7 @@ def _summary(pipeline: Pipeline, facts: WindowFacts, now: datetime, store: Repor
     begin = beginning(pipeline, facts, now)
     if begin is None or now <= begin:
         return summarize(pipeline.name, [])
-    grid = pipeline.grid
+    grid = grid_of(pipeline)
     first, last = grid.window_at(begin).start, grid.window_at(now).start
     holes = _holes(facts, first, last)
     if grid.is_calendar:
