@@ -3,6 +3,10 @@
 Everything is inline (stylesheet, SVG charts, a few lines of script that sort tables when a
 header is clicked), so the file reads the same offline, attached to an email or archived.
 Every value from the drive table is escaped.
+
+At fleet size (500 pipelines: thousands of table rows) the page stays quick to open: the fleet
+summary comes first, and the dashboards below it are laid out only when scrolled to
+(``content-visibility: auto``; they still print and are found by the browser's search).
 """
 
 from __future__ import annotations
@@ -344,6 +348,7 @@ svg .tick{font-size:10px;fill:var(--soft)}svg .track{fill:#f0f3f6}svg .ok{fill:v
 svg .warn{fill:var(--warn)}svg .muted{fill:var(--muted)}svg .axis{stroke:#c9d0d7}svg .marker{stroke:var(--ink);stroke-width:2}svg .marker-off{fill:var(--ink)}
 svg .guide{stroke:var(--soft);stroke-dasharray:4 3}svg .guide-label{fill:var(--soft);font-size:11px}
 footer{color:var(--soft);font-size:12px;padding:0 28px 24px}
+main>section:not(.cards):not(#fleet){content-visibility:auto;contain-intrinsic-size:auto 1200px}
 ul.attention{margin:0;padding-left:18px}ul.index{list-style:none;margin:0;padding:0;columns:11em auto;column-gap:18px;font-size:13px}
 ul.index li{break-inside:avoid}details summary{cursor:pointer;margin:8px 0;color:var(--soft);font-weight:600}#fleet a{color:#0b5cad;text-decoration:none}tr:target td{background:#fff3c4}
 @media print{nav,footer{display:none}section{break-inside:avoid}}
