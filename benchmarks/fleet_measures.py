@@ -31,9 +31,13 @@ ONE = "fleet_0001"
 NOTES = [
     "What the hand-written SQL answers: `status` the newest run and the open failed windows of every pipeline;",
     "`history` the newest 20 runs of one pipeline; `show` one run by id; `gaps` every hourly window since",
-    "`start_date` without a SUCCESS/SKIPPED run, for every pipeline; `metrics` and `report*` the runs by outcome,",
-    "the failed windows and whether a later run completed them, per pipeline, over the 7-day period;",
-    "`next_window` the oldest failed-or-never-completed window of one pipeline.",
+    "`start_date` without a SUCCESS/SKIPPED run, for every pipeline (drivetrain: the gap counts `report` shows);",
+    "`gaps_one` the same for one pipeline (drivetrain: its gaps window by window, as `status PIPELINE` lists them);",
+    "`metrics` and `report*` the runs by outcome, the failed windows and whether a later run completed them, per",
+    "pipeline, over the 7-day period; `next_window` the oldest failed-or-never-completed window of one pipeline.",
+    "`report_browser` is headless Chromium loading and rendering the 500-pipeline HTML report (`--dump-dom`, start-up",
+    "included), next to the same browser opening an empty page; the report is written first, not timed.",
+    "Configs that passed validation are remembered in the workspace's cache folder: the first round fills it.",
     "",
     "On Snowflake (fakesnow) the numbers show the queries' shape and round trips only: fakesnow is DuckDB behind",
     "an HTTP emulation of Snowflake's API, without micro-partition pruning, clustering, warehouse start-up or",
@@ -114,15 +118,27 @@ def show(workspace: Path, meta: dict[str, Any]) -> Any:
 
 @measure("gaps")
 def gaps(workspace: Path, meta: dict[str, Any]) -> Any:
+    """Every pipeline's gap counts, as ``report`` asks them (one set of queries for the fleet)."""
+    from drivetrain import Pipeline
+    from drivetrain.monitoring.gaps import gap_summaries
+
+    now = datetime.fromisoformat(meta["now"])
+    pipelines = [Pipeline.load(folder) for folder in sorted((workspace / "pipelines").iterdir())]
+    try:
+        return sum(s.missing + s.failed for s in gap_summaries(pipelines, now=now))
+    finally:
+        for pipeline in pipelines:
+            pipeline.close()
+
+
+@measure("gaps_one")
+def gaps_one(workspace: Path, meta: dict[str, Any]) -> Any:
+    """One pipeline's gaps, window by window (``status PIPELINE``, ``run --from/--to``)."""
     from drivetrain import Pipeline
     from drivetrain.monitoring.gaps import find_gaps
 
-    found = 0
-    now = datetime.fromisoformat(meta["now"])
-    for folder in sorted((workspace / "pipelines").iterdir()):
-        with Pipeline.load(folder) as pipeline:
-            found += len(find_gaps(pipeline, now=now))
-    return found
+    with Pipeline.load(ONE) as pipeline:
+        return len(find_gaps(pipeline, now=datetime.fromisoformat(meta["now"])))
 
 
 @measure("metrics")
@@ -150,6 +166,39 @@ def report_html(workspace: Path, meta: dict[str, Any]) -> Any:
     target = workspace / "report.html"
     cli("report", "--html", str(target))
     return target.stat().st_size // 1024
+
+
+def _chromium(page: Path) -> tuple[float, str]:
+    """Seconds for headless Chromium to start, load and render ``page`` (``--dump-dom``), and the DOM."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+    with tempfile.TemporaryDirectory() as profile:
+        began = time.perf_counter()
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+                              "--dump-dom", page.as_uri()], capture_output=True, text=True, check=True, timeout=120).stdout
+        return time.perf_counter() - began, dom
+
+
+@measure("report_browser")
+def report_browser(workspace: Path, meta: dict[str, Any]) -> Any:
+    """Headless Chromium loading and rendering the fleet's HTML report (written first, not timed)."""
+    page = workspace / "report-browser.html"
+    cli("report", "--html", str(page))  # not timed: the measure gives the browser's seconds (see main)
+    seconds, dom = _chromium(page)
+    return {"seconds": seconds, "links": dom.count('href="#pipeline-'), "rows": dom.count('<tr id="pipeline-')}
+
+
+@measure("report_browser", baseline=True)
+def report_browser_empty(workspace: Path, meta: dict[str, Any]) -> Any:
+    """The reference: the same browser opening an empty page (its own start-up)."""
+    page = workspace / "empty.html"
+    page.write_text("<!DOCTYPE html><html><body></body></html>")
+    seconds, _dom = _chromium(page)
+    return {"seconds": seconds}
 
 
 @measure("next_window")
@@ -226,6 +275,12 @@ def gaps_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(sql(workspace, _gap_sql(False) + " AND w.ws + INTERVAL 1 HOUR <= ?", [first, now, now]))
 
 
+@measure("gaps_one", baseline=True)
+def gaps_one_sql(workspace: Path, meta: dict[str, Any]) -> Any:
+    first, now = _bounds(meta)
+    return len(sql(workspace, _gap_sql(True) + " AND w.ws + INTERVAL 1 HOUR <= ?", [ONE, first, now, now]))
+
+
 def _metrics_sql(workspace: Path, meta: dict[str, Any]) -> int:
     since = datetime.fromisoformat(meta["now"]).astimezone(UTC).replace(tzinfo=None) - timedelta(days=7)
     rows = sql(workspace, (
@@ -280,6 +335,8 @@ def main(argv: list[str]) -> int:
     began = time.perf_counter()
     answer = fn(workspace, meta)
     seconds = time.perf_counter() - began
+    if isinstance(answer, dict) and "seconds" in answer:  # the measure timed its own part
+        seconds = answer.pop("seconds")
     rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
     return 0

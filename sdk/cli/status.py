@@ -14,8 +14,10 @@ from typing import Any
 import click
 
 from drivetrain.errors import DrivetrainError
-from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading
+from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading, store_key
+from drivetrain.monitoring.fleet_windows import next_windows
 from drivetrain.record import RunRecord
+from drivetrain.window import Window
 
 from ._output import EXIT_FAILED, CliError, output
 from ._pipelines import Candidate, candidates, drive_location, load, window_of
@@ -56,9 +58,10 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
             shown = [c for c in tagged if _wanted(c, states.get(id(c)), failed=failed, stale=stale, now=now)]
             total = len(shown)
             shown = shown[offset:offset + limit] if limit else shown[offset:]
+            due = _next_windows(shown, states, now)
             rows, latest = [], []
             for item in shown:
-                cells, record = _row(item, states.get(id(item)))
+                cells, record = _row(item, states.get(id(item)), due)
                 rows.append(cells)
                 if record is not None:
                     latest.append(record)
@@ -99,7 +102,7 @@ def _states(found: list[Candidate]) -> dict[int, PipelineState | DrivetrainError
             except DrivetrainError as exc:  # e.g. its credentials are not set
                 states[id(item)] = exc
                 continue
-            groups.setdefault((type(store), f"{store.location} {getattr(store, 'table_sql', '')}"), []).append(item)
+            groups.setdefault(store_key(store), []).append(item)
     for items in groups.values():
         try:
             found_states = fleet_states(items[0].pipeline.drive_store(), sorted({c.pipeline.name for c in items}))
@@ -119,7 +122,18 @@ def _wanted(item: Candidate, state: Any, *, failed: bool, stale: bool, now: date
     return (failed and state.failing) or (stale and state.stale(threshold.total_seconds() if threshold else None, now))
 
 
-def _row(item: Candidate, state: Any) -> tuple[list[str], RunRecord | None]:
+def _next_windows(shown: list[Candidate], states: dict[int, Any], now: datetime) -> dict[int, Window | None]:
+    """The next window of each pipeline shown that has runs, in a few queries per drive table
+    (keyed by ``id`` of the pipeline); a drive table that cannot be read is left to its rows."""
+    asked = [c.pipeline for c in shown if c.pipeline is not None and isinstance(states.get(id(c)), PipelineState)
+             and states[id(c)].latest is not None]
+    try:
+        return next_windows(asked, now)
+    except DrivetrainError:
+        return {}
+
+
+def _row(item: Candidate, state: Any, due_windows: dict[int, Window | None]) -> tuple[list[str], RunRecord | None]:
     """One status row, and the latest record when there is one."""
     if item.pipeline is None:
         return [item.label, "", "CONFIG ERROR", "", "", "", item.problem or ""], None
@@ -129,12 +143,11 @@ def _row(item: Candidate, state: Any) -> tuple[list[str], RunRecord | None]:
         if isinstance(state, DrivetrainError):
             raise state
         where = drive_location(pipe)
-        if not pipe.drive_store().exists():
-            return [name, "", "no runs yet", "", "", "", f"{where} (not created yet)"], None
         latest = state.latest if isinstance(state, PipelineState) else None
-        if latest is None:
-            return [name, "", "no runs yet", "", "", "", where], None
-        due = pipe.runner().next_window()
+        if latest is None:  # a pipeline with runs has a drive table: only the others are asked
+            created = pipe.drive_store().exists()
+            return [name, "", "no runs yet", "", "", "", where if created else f"{where} (not created yet)"], None
+        due = due_windows[id(pipe)] if id(pipe) in due_windows else pipe.runner().next_window()
         return [name, latest.pipeline_id, latest.pipeline_status.value, window_label(latest),
                 str(state.open_failures), window_of(due) if due else "none due", where], latest
     except DrivetrainError as exc:

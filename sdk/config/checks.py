@@ -267,6 +267,10 @@ def validate_document(data: Any, source: str) -> tuple[dict[str, Any], dict[str,
         problems.add((), f"the top level must be a JSON object, found {show(clean)}")
         problems.raise_if_any()
     stripped = strip_ignored(clean)
+    from . import validated_cache  # a document that passed before passes again: see that module
+
+    if not problems and validated_cache.known_valid(clean):
+        return clean, stripped
     secret_key_problems(stripped, problems)
     from drivetrain.config.hosts import embedded_credential_problems
 
@@ -274,4 +278,5 @@ def validate_document(data: Any, source: str) -> tuple[dict[str, Any], dict[str,
     schema_problems(config_validator(), stripped, problems)
     semantic_problems(stripped, problems)
     problems.raise_if_any()
+    validated_cache.remember(clean)
     return clean, stripped

@@ -111,14 +111,15 @@ def build_metrics(pipelines: Sequence[Pipeline], *, days: float = 7, now: dateti
 
     now = now or datetime.now(UTC)
     groups: dict[str, tuple[Any, list[str]]] = {}
-    gap_summaries = []
+    present = []
     for pipe in pipelines:
         if not drive_exists(pipe):
             continue
+        present.append(pipe)
         store = pipe.drive_store()
         key = store.location or str(id(store))
         groups.setdefault(key, (store, []))[1].append(pipe.name)
-        gap_summaries.append(gap_mod.summarize(pipe.name, gap_mod.find_gaps(pipe, now=now, store=store)))
+    gap_summaries = gap_mod.gap_summaries(present, now=now)
     parts = [metrics_mod.compute(store, names, days=days, now=now) for store, names in groups.values()]
     if not parts:
         return Metrics(generated_at=now, since=now, sources=()).with_gaps(gap_summaries)

@@ -32,19 +32,30 @@ from drivetrain.record import RunRecord, RunStatus
 if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline
 
-__all__ = ["PipelineState", "fleet_states", "reading"]
+__all__ = ["PipelineState", "fleet_states", "reading", "store_key"]
 
 
 @contextmanager
 def reading(pipelines: Iterable[Pipeline]) -> Iterator[None]:
-    """Hold each pipeline's drive-table connection for a block of reads (one command); see
-    :meth:`DriveStore.reading`. A pipeline whose drive table cannot be opened is left alone
-    (its own reads say why)."""
+    """Hold a drive-table connection for a block of reads (one command); see
+    :meth:`DriveStore.reading`. One per drive table: the first pipeline's store of each is
+    held, and the fleet queries run on it (a fleet of 500 sharing one drive file opened it 500
+    times, 3 s). A pipeline whose drive table cannot be opened is left alone (its own reads
+    say why)."""
     with ExitStack() as stack:
+        held: set[tuple[type, str]] = set()
         for pipeline in pipelines:
             with suppress(DrivetrainError):
-                stack.enter_context(pipeline.drive_store().reading())
+                store = pipeline.drive_store()
+                if store_key(store) not in held:
+                    held.add(store_key(store))
+                    stack.enter_context(store.reading())
         yield
+
+
+def store_key(store: DriveStore) -> tuple[type, str]:
+    """What identifies a drive table: pipelines with the same key share it."""
+    return type(store), f"{store.location} {getattr(store, 'table_sql', '')}"
 
 
 @attrs.frozen

@@ -3,6 +3,10 @@
 Everything is inline (stylesheet, SVG charts, a few lines of script that sort tables when a
 header is clicked), so the file reads the same offline, attached to an email or archived.
 Every value from the drive table is escaped.
+
+At fleet size (500 pipelines: thousands of table rows) the page stays quick to open: the fleet
+summary comes first, and the dashboards below it are laid out only when scrolled to
+(``content-visibility: auto``; they still print and are found by the browser's search).
 """
 
 from __future__ import annotations
@@ -59,13 +63,55 @@ def _status(text: str | None) -> str:
     return f'<span class="badge s-{escape(text.lower())}">{escape(text)}</span>'
 
 
-def _table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str) -> str:
-    """A sortable table; cells are HTML already escaped by the caller."""
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+def _table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str,
+           row_ids: Sequence[str] = ()) -> str:
+    """A sortable table; cells are HTML already escaped by the caller; ``row_ids`` anchor rows."""
+    ids = [f' id="{escape(i, quote=True)}"' for i in row_ids]
+    body = "".join(f"<tr{ids[n] if n < len(ids) else ''}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for n, row in enumerate(rows))
     if not body:
         return f'<p class="empty">{escape(empty)}</p>'
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
     return f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+#: Charts draw one bar per pipeline up to this many; past it, the worst ones (the table has all).
+CHART_PIPELINES = 30
+
+
+def _anchor(pipeline: str) -> str:
+    """The id of a pipeline's row in the health table (the fleet summary links to it)."""
+    return f"pipeline-{pipeline}"
+
+
+def _link(pipeline: str) -> str:
+    return f'<a href="#{escape(_anchor(pipeline), quote=True)}">{escape(pipeline)}</a>'
+
+
+def _worst(bars: list[_svg.Bar], key: Any, what: str) -> tuple[list[_svg.Bar], str]:
+    """At most CHART_PIPELINES bars, the worst by ``key`` (smallest first), and a caption note."""
+    if len(bars) <= CHART_PIPELINES:
+        return bars, ""
+    return sorted(bars, key=key)[:CHART_PIPELINES], f" ({what} {CHART_PIPELINES} of {len(bars)} pipelines; the table lists all)"
+
+
+def _fleet(health: list[PipelineHealth]) -> str:
+    """The fleet summary: what needs attention, then every pipeline one click from its row."""
+    def items(level: str) -> str:
+        return "".join(
+            f'<li><span class="light {h.level}" title="{LEVEL_TEXT[h.level]}"></span> {_link(h.pipeline)}: '
+            f'{escape("; ".join(h.notes) or LEVEL_TEXT[h.level])}</li>'
+            for h in sorted(health, key=lambda h: h.pipeline) if h.level == level)
+
+    alerts, warnings = sum(1 for h in health if h.level == ALERT), sum(1 for h in health if h.level == WARNING)
+    needs = f'<ul class="attention">{items(ALERT)}</ul>' if alerts else '<p class="empty">No alert.</p>'
+    if warnings:  # listed open when few, one click away when many
+        needs += (f'<details{" open" if warnings <= CHART_PIPELINES else ""}><summary>{warnings} pipeline(s) with a warning'
+                  f'</summary><ul class="attention">{items(WARNING)}</ul></details>')
+    index = "".join(f'<li><span class="light {h.level}" title="{LEVEL_TEXT[h.level]}"></span> {_link(h.pipeline)}</li>'
+                    for h in sorted(health, key=lambda h: h.pipeline))
+    return (f"<h3>Needs attention: {alerts} alert(s), {warnings} warning(s) among {len(health)} pipelines</h3>{needs}"
+            f'<h3>Every pipeline ({len(health)})</h3><ul class="index">{index}</ul>')
 
 
 def _health(m: Metrics, health: list[PipelineHealth]) -> str:
@@ -89,11 +135,11 @@ def _health(m: Metrics, health: list[PipelineHealth]) -> str:
             str(h.gaps),
             escape("; ".join(h.notes)) or "–",
         ])
-    bars = [
+    bars, rate_note = _worst([
         _svg.Bar(label=s.pipeline, segments=((s.success_rate or 0.0, "ok" if (s.success_rate or 0) >= SUCCESS_TARGET else "bad"),),
                  text=f"{_pct(s.success_rate)} of {s.runs - s.running}")
         for s in m.success_rates
-    ]
+    ], lambda b: b.segments[0][0], "the lowest")
     days = [d.day.isoformat() for d in m.daily]
     series = [
         ("succeeded", "ok", [d.succeeded for d in m.daily]),
@@ -104,9 +150,9 @@ def _health(m: Metrics, health: list[PipelineHealth]) -> str:
     headers = ["Health", "Pipeline", "Latest run", "Window", "Failed at", "Last success", "Age",
                "Success rate", "Runs", "Open failures", "Gaps", "Notes"]
     return (
-        _table("health", headers, rows, empty="No pipeline has run yet.")
+        _table("health", headers, rows, empty="No pipeline has run yet.", row_ids=[_anchor(h.pipeline) for h in health])
         + '<div class="charts"><figure>' + _svg.hbars("Success rate per pipeline", bars, scale=100.0, guide=(SUCCESS_TARGET, f"target {SUCCESS_TARGET:g}%"))
-        + "<figcaption>Success rate per pipeline (runs that did not fail)</figcaption></figure>"
+        + f"<figcaption>Success rate per pipeline (runs that did not fail){escape(rate_note)}</figcaption></figure>"
         + "<figure>" + _svg.columns("Runs per target date", days, series) + "<figcaption>Runs per target date</figcaption></figure></div>"
     )
 
@@ -177,16 +223,16 @@ def _performance(m: Metrics) -> str:
 
 def _quality(m: Metrics) -> str:
     counts = m.count_mismatches
-    audit_bars = [
+    audit_bars, audit_note = _worst([
         _svg.Bar(label=c.pipeline, segments=((c.audits_passed, "ok"), (c.audits_failed, "bad")),
                  text=f"{c.audits_passed} passed, {c.audits_failed} failed")
         for c in counts if c.audits
-    ]
-    loss_bars = [
+    ], lambda b: -b.segments[1][0], "the most failed audits:")
+    loss_bars, loss_note = _worst([
         _svg.Bar(label=c.pipeline, segments=((max(c.source_to_stage_loss_percent or 0.0, 0.0), "warn"),),
                  text=f"{_pct(c.source_to_stage_loss_percent, 2)} source→stage")
         for c in counts if c.audits
-    ]
+    ], lambda b: -b.segments[0][0], "the largest losses:")
     rows = [
         [escape(c.pipeline), str(c.audits), escape(_pct(c.audit_pass_rate)), str(c.source_rows if c.source_rows is not None else "–"),
          str(c.stage_rows if c.stage_rows is not None else "–"), str(c.target_rows if c.target_rows is not None else "–"),
@@ -197,10 +243,10 @@ def _quality(m: Metrics) -> str:
     ]
     return (
         '<div class="charts"><figure>' + _svg.hbars("Audits passed and failed", audit_bars)
-        + "<figcaption>Audits passed (green) and failed (red)</figcaption></figure><figure>"
+        + f"<figcaption>Audits passed (green) and failed (red){escape(audit_note)}</figcaption></figure><figure>"
         + _svg.hbars("Rows lost from source to stage", loss_bars,
                      scale=max([10.0] + [c.source_to_stage_loss_percent or 0.0 for c in counts]))
-        + "<figcaption>Rows lost from source to stage, over all audited windows</figcaption></figure></div>"
+        + f"<figcaption>Rows lost from source to stage, over all audited windows{escape(loss_note)}</figcaption></figure></div>"
         + _table("quality", ["Pipeline", "Audits", "Pass rate", "Source rows", "Stage rows", "Target rows", "Source→stage loss",
                              "Worst window", "Stage→target loss", "Worst window", "Rejected", "Dropped",
                              "In no window", "Published"],
@@ -238,6 +284,7 @@ def render(metrics: Metrics, *, title: str = "drivetrain pipeline report") -> st
         period=escape(f"{_when(metrics.since)} → {_when(metrics.generated_at)} ({days:g} days)"),
         sources=escape("; ".join(metrics.sources)),
         cards=_cards(metrics, health),
+        fleet=_fleet(health),
         health=_health(metrics, health),
         failures=_failures(metrics),
         performance=_performance(metrics),
@@ -261,10 +308,11 @@ _PAGE = Template("""<!DOCTYPE html>
 <body>
 <header><h1>$title</h1>
 <p class="meta">Period: $period<br>Drive tables: $sources</p>
-<nav><a href="#health">Pipeline health</a><a href="#failures">Failure analysis</a>
+<nav><a href="#fleet">Fleet</a><a href="#health">Pipeline health</a><a href="#failures">Failure analysis</a>
 <a href="#performance">Performance</a><a href="#quality">Data quality</a></nav></header>
 <main>
 <section class="cards">$cards</section>
+<section id="fleet"><h2>Fleet summary</h2>$fleet</section>
 <section id="health"><h2>1. Pipeline health</h2>$health</section>
 <section id="failures"><h2>2. Failure analysis</h2>$failures</section>
 <section id="performance"><h2>3. Performance</h2>$performance</section>
@@ -300,6 +348,9 @@ svg .tick{font-size:10px;fill:var(--soft)}svg .track{fill:#f0f3f6}svg .ok{fill:v
 svg .warn{fill:var(--warn)}svg .muted{fill:var(--muted)}svg .axis{stroke:#c9d0d7}svg .marker{stroke:var(--ink);stroke-width:2}svg .marker-off{fill:var(--ink)}
 svg .guide{stroke:var(--soft);stroke-dasharray:4 3}svg .guide-label{fill:var(--soft);font-size:11px}
 footer{color:var(--soft);font-size:12px;padding:0 28px 24px}
+main>section:not(.cards):not(#fleet){content-visibility:auto;contain-intrinsic-size:auto 1200px}
+ul.attention{margin:0;padding-left:18px}ul.index{list-style:none;margin:0;padding:0;columns:11em auto;column-gap:18px;font-size:13px}
+ul.index li{break-inside:avoid}details summary{cursor:pointer;margin:8px 0;color:var(--soft);font-weight:600}#fleet a{color:#0b5cad;text-decoration:none}tr:target td{background:#fff3c4}
 @media print{nav,footer{display:none}section{break-inside:avoid}}
 """
 

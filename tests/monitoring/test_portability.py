@@ -152,3 +152,13 @@ class TestShippedSql:
             duck = find_gaps(pipeline)
             other = find_gaps(pipeline, store=shipped_store)
         assert other == duck
+
+    def test_islands_of_completed_windows_are_the_same(self, history, shipped_store):
+        """The fleet's window facts (island edges by anti-joins, window lengths, open windows, oldest start)."""
+        from drivetrain.monitoring.fleet_windows import window_facts
+
+        with history.pipeline() as pipeline:
+            duck = window_facts(pipeline.drive_store(), ["lab", "nobody"])
+        other = window_facts(shipped_store, ["lab", "nobody"])
+        assert duck["lab"].islands and duck["nobody"].islands == ()
+        assert other == duck
