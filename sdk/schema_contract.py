@@ -217,3 +217,20 @@ def _cast_each(values: pa.Array, target: pa.DataType | None) -> tuple[pa.Array |
             out.append(None)
             failed.append(True)
     return pa.array(out, type=target), pa.array(failed)
+
+
+def schema_lines(phases: Mapping[str, Any]) -> list[str]:
+    """What ``drivetrain show`` prints about a run's schema: each change, each discard count.
+
+    ``phases`` maps phase name -> its state (``phase_specific_details``), as a RunRecord holds them.
+    """
+    lines = []
+    for name, state in phases.items():
+        details = getattr(state, "phase_specific_details", None) or {}
+        for c in details.get("schema_changes") or ():
+            types = f"{c['old_type']} -> {c['new_type']}" if "old_type" in c else c.get("new_type", "")
+            lines.append(f"schema change ({name}): {c['table']} column {c['column']!r} {c['change']} {types}".rstrip())
+        discards = details.get("schema_discards") or {}
+        lines += [f"schema contract ({name}): {n} record(s) rejected: {why}" for why, n in (discards.get("rows") or {}).items()]
+        lines += [f"schema contract ({name}): {n} value(s) dropped: {why}" for why, n in (discards.get("values") or {}).items()]
+    return lines

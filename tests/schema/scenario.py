@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from drivetrain import Pipeline
+from drivetrain.errors import PermanentError
 from drivetrain.phases import StageToTargetTransfer
+from drivetrain.phases.publish import Publish
 from drivetrain.record import RunRecord
 from tests.sdk.factory import BASE_CONFIG, DAY
 
@@ -30,6 +32,13 @@ class Transformed(StageToTargetTransfer):
 
     def transform(self, batch: pa.RecordBatch, ctx: Any) -> pa.RecordBatch:
         return batch
+
+
+class StoppedBeforePublish(Publish):
+    """A run stopped after its audit passed: the window waits in the pending table."""
+
+    def run(self, ctx: Any) -> Any:
+        raise PermanentError("stopped before publish (test)")
 
 
 def hour(i: int) -> datetime:
@@ -50,7 +59,7 @@ class Lab:
     """One pipeline folder; ``backend`` is "duckdb" or a fakesnow server and database."""
 
     def __init__(self, root: Path, *, contract: Any = None, keys: bool = False, arrow: bool = False,
-                 snowflake: tuple[Any, str] | None = None, gate: bool = True) -> None:
+                 snowflake: tuple[Any, str] | None = None, gate: bool = True, tolerance: float = 50.0) -> None:
         self.root = root
         self.arrow = arrow
         config = copy.deepcopy(BASE_CONFIG)
@@ -67,12 +76,15 @@ class Lab:
             config["target_system"]["dedup_keys"] = ["test_id"]
         if not gate:
             config["target_system"]["publish"] = "direct"
-        config["phases"]["audit"]["count_tolerances"] = {"source_to_stage_tolerance_percent": 0.0,
+        config["phases"]["audit"]["count_tolerances"] = {"source_to_stage_tolerance_percent": tolerance,
                                                          "stage_to_target_tolerance_percent": 0.0}
         root.mkdir(parents=True, exist_ok=True)
         (root / "data").mkdir(exist_ok=True)
         self.config = config
         self.save()
+        self.hours: dict[int, list[dict[str, Any]]] = {}
+        self.phase_classes: dict[str, type] = {}
+        """Phases replaced for the next runs (a publish that stops, say)."""
         self.feed([])
 
     def save(self) -> None:
@@ -82,20 +94,24 @@ class Lab:
         self.config["stage_system"]["schema_contract"] = contract
         self.save()
 
-    def feed(self, rows: list[dict[str, Any]]) -> None:
-        (self.root / "data" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    def feed(self, rows: list[dict[str, Any]], i: int = 0) -> None:
+        """Make ``rows`` hour ``i``'s records (the file keeps the other hours' records)."""
+        self.hours[i] = rows
+        every = [r for h in sorted(self.hours) for r in self.hours[h]]
+        (self.root / "data" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in every))
 
     def pipeline(self) -> Pipeline:
         if self.root.joinpath("config.json").read_text().find('"snowflake"') >= 0:
             from tests.connectors.snowflake.scenario import register_snowflake
 
             register_snowflake()
-        classes = {"stage_to_target_transfer": Transformed} if self.arrow else {}
+        classes: dict[str, type] = {"stage_to_target_transfer": Transformed} if self.arrow else {}
+        classes.update(self.phase_classes)
         return type("P", (Pipeline,), {"phase_classes": classes})(self.root / "config.json")
 
     def run(self, i: int, rows: list[dict[str, Any]] | None = None) -> RunRecord:
         if rows is not None:
-            self.feed(rows)
+            self.feed(rows, i)
         with self.pipeline() as pipeline:
             return pipeline.runner(heartbeat_seconds=0.2).run(pipeline.grid.window_starting(hour(i)))
 
