@@ -13,7 +13,7 @@ from tests.connectors.snowflake.conftest import database, sf_env  # noqa: F401 -
 from .scenario import Lab
 
 
-@pytest.fixture(params=["duckdb", "snowflake"])
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.slow)])  # fakesnow: ~40 s a scenario
 def make_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Lab]:
     """``make_lab(**options)``: a Lab in the parametrised warehouse (options as Lab takes them)."""
     snowflake = None

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from drivetrain import RunStatus
-from drivetrain.record import PhaseStatus, RunRecord
+from drivetrain.record import RunRecord
 
 from .scenario import Lab, StoppedBeforePublish, details, records
 
