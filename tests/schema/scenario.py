@@ -59,13 +59,20 @@ class Lab:
     """One pipeline folder; ``backend`` is "duckdb" or a fakesnow server and database."""
 
     def __init__(self, root: Path, *, contract: Any = None, keys: bool = False, arrow: bool = False,
-                 snowflake: tuple[Any, str] | None = None, gate: bool = True, tolerance: float = 50.0) -> None:
+                 snowflake: tuple[Any, str] | None = None, postgres: tuple[Any, str] | None = None,
+                 gate: bool = True, tolerance: float = 50.0) -> None:
         self.root = root
         self.arrow = arrow
         config = copy.deepcopy(BASE_CONFIG)
         if snowflake is not None:
             server, database = snowflake
             where = {**server.options(database), "credentials_ref": CREDENTIALS_REF}
+        elif postgres is not None:
+            from tests.connectors.postgres.warehouse import CREDENTIALS_REF as PG_REF
+
+            server, schema = postgres
+            where = {"type": "postgres", "host": server.host, "port": server.port, "database": server.database,
+                     "schema": schema, "credentials_ref": PG_REF}
         else:
             where = {"type": "duckdb", "path": "warehouse.duckdb"}
         config["stage_system"] = {**where, "table": "stg_tests"}
