@@ -149,11 +149,12 @@ class ContractGate:
         target = arrow_type_for(old)
         if fits(old, new):
             return _cast_all(values, target) if target is not None and new.family != "null" else values
+        whole = _cast_whole(values, target)
+        if whole is not None:
+            return whole  # every value converts (2.0 into BIGINT, say): the column holds them as it is
         policy = self.contract.data_type
-        if policy == "evolve":
-            to = widened_type(self.backend, old, new)
-            if to is not None:
-                return values  # the load widens the column
+        if policy == "evolve" and widened_type(self.backend, old, new) is not None:
+            return values  # the load widens the column
         converted, failed = _cast_each(values, target)
         if converted is None or failed is None:  # no conversion at all: every value is non-conforming
             failed = pc.is_valid(values)
@@ -196,6 +197,16 @@ def _cast_all(values: pa.Array, target: pa.DataType) -> pa.Array:
         return pc.cast(values, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return values  # left to the warehouse, as before the contract
+
+
+def _cast_whole(values: pa.Array, target: pa.DataType | None) -> pa.Array | None:
+    """``values`` as ``target`` when every one converts without loss, else None."""
+    if target is None:
+        return None
+    try:
+        return pc.cast(values, target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _cast_each(values: pa.Array, target: pa.DataType | None) -> tuple[pa.Array | None, pa.Array | None]:
