@@ -181,7 +181,7 @@ class ContractGate:
         else:
             why = f"{self.backend} cannot widen {old_sql} ({old.family}) to hold {new.family} values in place"
             fix = f"change the column by hand (ALTER TABLE {self.table} ...) and in the target, or convert the values at the source"
-        return (f"{head}; {why}, so nothing was loaded. {fix.capitalize()}, or set {KEY}.data_type to 'discard_row' "
+        return (f"{head}; {why}, so nothing was loaded. {fix[0].upper()}{fix[1:]}, or set {KEY}.data_type to 'discard_row' "
                 "or 'discard_value' to load the records without those values; the window stays to be resumed")
 
     def details(self) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def test_an_incompatible_type_fails_with_what_to_do_and_loads_nothing(tmp_path: 
     message = failed.phases["source_to_stage_transfer"].error_message or ""
     assert failed.phase_failed == "source_to_stage_transfer"
     assert "'age'" in message and "BIGINT" in message and "cannot widen" in message and "discard_row" in message
+    assert "ALTER TABLE main.stg_tests" in message  # the table named as it is spelled
     assert lab.rows(2, "stage") == []
 
 
