@@ -311,7 +311,7 @@ class StageToTargetTransfer(BasePhase):
 def schema_gate(ctx: PhaseContext, stage: Stage) -> ContractGate:
     """The schema contract between the source's batches and the stage (see drivetrain.schema_contract)."""
     contract = SchemaContract.from_option(ctx.config.stage.get("schema_contract"))
-    return ContractGate(contract, stage.ref, stage.columns(), stage.warehouse.type_name)
+    return ContractGate(contract, stage.ref, stage.columns(), stage.warehouse_type)
 
 
 def into_pending(spec: PushDown, ctx: PhaseContext) -> PushDown:
