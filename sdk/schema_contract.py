@@ -147,8 +147,8 @@ class ContractGate:
     def _known_column(self, field: pa.Field, values: pa.Array, old_sql: str, discard: Any) -> pa.Array:
         old, new = sql_kind(old_sql), arrow_kind(field.type)
         target = arrow_type_for(old)
-        if fits(old, new):
-            return _cast_all(values, target) if target is not None and new.family != "null" else values
+        if fits(old, new):  # another family (an integer into a DOUBLE column) is converted here, not by each warehouse
+            return _cast_all(values, target) if target is not None and new.family not in ("null", old.family) else values
         whole = _cast_whole(values, target)
         if whole is not None:
             return whole  # every value converts (2.0 into BIGINT, say): the column holds them as it is
@@ -245,3 +245,29 @@ def schema_lines(phases: Mapping[str, Any]) -> list[str]:
         lines += [f"schema contract ({name}): {n} record(s) rejected: {why}" for why, n in (discards.get("rows") or {}).items()]
         lines += [f"schema contract ({name}): {n} value(s) dropped: {why}" for why, n in (discards.get("values") or {}).items()]
     return lines
+
+
+def declared_type_note(contract: SchemaContract, backend: str, declared: str, actual_sql: str) -> str | None:
+    """Why a declared type the table's column does not hold is no problem under ``contract``, or None.
+
+    For pre-validation: ``evolve`` widens the column on the next load where ``backend`` can, and
+    the discard policies drop the values that do not fit.
+    """
+    from drivetrain.validation import ARROW_TYPES
+
+    arrow = ARROW_TYPES.get(declared)
+    if arrow is None:
+        return None
+    policy = contract.data_type
+    if policy == "evolve" and widened_type(backend, sql_kind(actual_sql), arrow_kind(arrow)) is not None:
+        return f"the next load widens it ({KEY}.data_type is evolve)"
+    if policy in ("discard_row", "discard_value"):
+        return f"values it cannot hold are discarded ({KEY}.data_type is {policy})"
+    return None
+
+
+def missing_column_note(contract: SchemaContract) -> str | None:
+    """Why a declared column the target lacks is no problem under ``contract`` (evolve adds it), or None."""
+    if contract.columns == "evolve":
+        return f"the stage-to-target transfer adds it ({KEY}.columns is evolve)"
+    return None

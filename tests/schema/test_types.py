@@ -120,3 +120,28 @@ def test_snowflake_cannot_widen_number_to_float_so_evolve_fails_and_discard_valu
     lab.set_contract({"data_type": "discard_value"})
     balanced(lab.run(2))
     assert [r["age"] for r in lab.rows(2)] == [None if k % 4 == 1 else k for k in range(10)]
+
+
+def test_declared_columns_gain_a_column_and_a_wider_type_when_the_config_says_so(tmp_path: Path) -> None:
+    lab = duckdb_lab(tmp_path, contract={"columns": "freeze"})
+    declared = [{"name": "test_id", "type": "string", "required": True}, {"name": "age", "type": "integer"},
+                {"name": "reported_at", "type": "timestamp", "required": True}]
+    lab.config["stage_system"]["columns"] = declared
+    lab.save()
+    history(lab)
+    assert "note" not in lab.columns("stage")
+    lab.config["stage_system"]["columns"] = [*declared[:1], {"name": "age", "type": "float"}, *declared[2:],
+                                             {"name": "note", "type": "string"}]
+    lab.save()
+
+    failed = lab.run(2, records(2, note="n", age=age))  # a declared column is a new column too: freeze refuses it
+
+    assert failed.phase_failed == "pre_validation"  # before any data moves
+    message = failed.phases["pre_validation"].error_message or ""
+    assert "no column 'note'" in message and f"{KEY}.columns to 'evolve' (now 'freeze')" in message
+    assert lab.rows(2, "stage") == []
+    lab.set_contract("evolve")
+    balanced(lab.run(2))
+    target = lab.columns("target")
+    assert target["age"] == "DOUBLE" and target["note"] == "VARCHAR"
+    assert [(r["age"], r["note"]) for r in lab.rows(2)] == [(age(k), "n") for k in range(10)]
