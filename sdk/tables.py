@@ -68,6 +68,11 @@ class WarehouseTable:
             raise ValueError(f"push-down {spec.stage} -> {spec.target} does not involve {self.ref}")
         return self.warehouse.push_down(spec, window, lineage, fence=fence)
 
+    @property
+    def warehouse_type(self) -> str:
+        """The warehouse's type (duckdb, snowflake, postgres...): which column changes it can make."""
+        return self.warehouse.type_name
+
     def describe(self) -> str:
         """The warehouse this table lives in, as messages name it."""
         return self.warehouse.describe()

@@ -142,7 +142,7 @@ class DuckDBWindowLoad(WindowLoad):
                     conn.execute(f"DELETE FROM {qualified(table)} WHERE {wh.dialect.window_sql(table)}", [self.window.start, self.window.end])
                     self._rows[table] = 0
                     self._columns[table] = set(wh.table_columns(table))
-                elif not set(batch.schema.names) <= self._columns[table]:
+                else:  # a new schema: columns added, or values wider than their column
                     wh.ensure_table(table, batch.schema)
                     self._columns[table] = set(wh.table_columns(table))
             self._feed = (table, _Feed(conn, qualified(table), batch.schema))

@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from drivetrain.ownership import OWNERS_TABLE
+from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
 from drivetrain.warehouse import TableRef, Warehouse, WindowLoad, check_identifier
 
 from .connection import ConnectionPool, duckdb_errors
@@ -166,15 +167,19 @@ class DuckDBWarehouse(Warehouse):
                     conn.unregister(name)
                 return
             missing = [f for f in schema if f.name not in existing]
-            if missing:
+            # an existing column whose values got wider is widened where that loses nothing
+            wider = [f for f in schema if f.name in existing and widened_type("duckdb", sql_kind(existing[f.name]), arrow_kind(f.type))]
+            if missing or wider:
                 name = f"_drivetrain_schema_{next(_batch_names)}"
-                conn.register(name, pa.schema(missing).empty_table())
+                conn.register(name, pa.schema(missing + wider).empty_table())
                 try:
                     described = conn.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
                 finally:
                     conn.unregister(name)
                 for column, dtype, *_ in described:
-                    conn.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote(column)} {dtype}")
+                    if column not in existing:
+                        conn.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote(column)} {dtype}")
+                widen_columns(self, table, existing, {c: t for c, t, *_ in described if c in existing})
 
     def claims_location(self, table: TableRef) -> str:
         return f"{self.describe()} {table.schema or 'main'}.{OWNERS_TABLE}"

@@ -20,6 +20,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import MissingExtraError
+from drivetrain.schema_types import arrow_kind, sql_kind, widened_type
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
 from .dialect import arrow_type_sql, literal
@@ -162,6 +163,10 @@ class PostgresWindowLoad(WindowLoad):
                 self._run(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {sql_type}",
                           self.wh.where(table, f"add column {field.name!r} to"))
                 types[field.name] = sql_type
+            elif (wider := widened_type("postgres", sql_kind(types[field.name]), arrow_kind(field.type))) is not None:
+                self._run(f"ALTER TABLE {d.qualified(table)} ALTER COLUMN {d.quote(field.name)} SET DATA TYPE {wider}",
+                          self.wh.where(table, f"widen column {field.name!r} of"))
+                types[field.name] = wider
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh, d = self.wh, self.wh.dialect

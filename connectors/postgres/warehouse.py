@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
 from drivetrain.warehouse import TableRef, Warehouse, WindowLoad
 
 from .dialect import PostgresDialect, arrow_type_sql
@@ -134,6 +135,9 @@ class PostgresWarehouse(Warehouse):
             if field.name not in existing:
                 with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
                     s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
+        # an existing column whose values got wider is widened where that loses nothing
+        widen_columns(self, table, existing, {f.name: arrow_type_sql(f) for f in schema if f.name in existing
+                                              and widened_type("postgres", sql_kind(existing[f.name]), arrow_kind(f.type))})
 
     def window_load(self, window: Window, key: str) -> WindowLoad:
         return PostgresWindowLoad(self, window, key)

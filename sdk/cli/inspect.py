@@ -85,7 +85,9 @@ def show_command(run_id: str, pipeline: str | None, folder: str | None, as_json:
         return
     out.table(["field", "value"], header_rows(record), title=f"run {record.pipeline_id}")
     out.table(PHASE_COLUMNS, phase_rows(record), title="phases")
-    for line in unplaceable_lines(record) + pending_lines(record):
+    from drivetrain.schema_contract import schema_lines
+
+    for line in unplaceable_lines(record) + pending_lines(record) + schema_lines(record.phases):
         out.line(line)
     if record.pipeline_status is RunStatus.FAILED:
         out.line(f"outcome: {outcome_text(record)}")

@@ -56,7 +56,7 @@ CORE_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
         "source_system": frozenset(
             {"type", "credentials_ref", "query_field", "batch_size", "timestamp_unit", "on_unplaceable"}
         ),
-        "stage_system": frozenset({"type", "credentials_ref", "columns", "shared"}),
+        "stage_system": frozenset({"type", "credentials_ref", "columns", "shared", "schema_contract"}),
         "target_system": frozenset(
             {"type", "credentials_ref", "query_field", "dedup_keys", "load_strategy", "merge_keys", "rename", "shared",
              "delete_missing", "version_column", "publish"}
@@ -464,7 +464,7 @@ class PipelineConfig:
                 source_file=source,
             )
         else:
-            options = {k: v for k, v in doc["stage_system"].items() if k not in ("columns", "shared")}
+            options = {k: v for k, v in doc["stage_system"].items() if k not in ("columns", "shared", "schema_contract")}
             drive = SystemConfig._build(
                 "drive_table",
                 {**options, "table": DEFAULT_DRIVE_TABLE},

@@ -11,10 +11,12 @@ What fails:
 * the stage cannot be written (the warehouse tried a write and rolled it back);
 * a declared column exists in a table with a type its values cannot be stored in
   (a ``timestamp`` column that is ``VARCHAR``, an ``integer`` that is ``BOOLEAN``...);
-* an existing target lacks a declared column (after ``target_system.rename``): the built-in
-  stage-to-target transfer names its columns and would fail there. The stage's load adds
-  missing columns itself, so there it is a note. With a stage-to-target phase of your own,
-  target mismatches are notes: your code decides the target's shape;
+* an existing target lacks a declared column (after ``target_system.rename``) and
+  ``stage_system.schema_contract.columns`` is not ``evolve`` (under ``evolve`` the transfer adds
+  it: a note). The stage's load adds missing columns itself, so there it is a note. With a
+  stage-to-target phase of your own, target mismatches are notes: your code decides the
+  target's shape. A declared type the column cannot hold is a note too when the schema
+  contract widens the column or discards the values that do not fit;
 * the target table is missing although a successful run of this pipeline counted rows in it
   (someone dropped it: the drive table says those rows are there).
 """
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from drivetrain.errors import PermanentError
 from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER, TARGET_COUNT
 from drivetrain.record import RunStatus
+from drivetrain.schema_contract import KEY, SchemaContract, declared_type_note, missing_column_note
 
 from .transfers import StageToTargetTransfer
 
@@ -78,7 +81,8 @@ def structure_checks(ctx: PhaseContext) -> list[dict[str, Any]]:
     pipeline = ctx.pipeline
     checks = [writable_check(pipeline.stage())]
     declared = [(c.name, c.type) for c in ctx.config.stage.columns]
-    checks += column_checks("stage_system", pipeline.stage(), declared, required=True, adds_missing=True)
+    contract = SchemaContract.from_option(ctx.config.stage.get("schema_contract"))
+    checks += column_checks("stage_system", pipeline.stage(), declared, required=True, adds_missing=True, contract=contract)
     rename = dict(ctx.config.target.get("rename") or {})
     default_move = pipeline.phase_class(STAGE_TO_TARGET_TRANSFER) is StageToTargetTransfer
     target = pipeline.target()
@@ -86,7 +90,7 @@ def structure_checks(ctx: PhaseContext) -> list[dict[str, Any]]:
         checks.append(missing_target_check(ctx, target))
     else:
         checks += column_checks("target_system", target, [(rename.get(n, n), t) for n, t in declared],
-                                required=default_move, adds_missing=False)
+                                required=default_move, adds_missing=False, contract=contract)
     failed = [c for c in checks if c["status"] == "FAILED"]
     if failed:
         raise PermanentError("pre-validation: " + "; ".join(c["detail"] for c in failed))
@@ -105,7 +109,7 @@ def writable_check(stage: WarehouseTable) -> dict[str, Any]:
 
 
 def column_checks(system: str, table: WarehouseTable, declared: list[tuple[str, str]], *, required: bool,
-                  adds_missing: bool) -> list[dict[str, Any]]:
+                  adds_missing: bool, contract: SchemaContract | None = None) -> list[dict[str, Any]]:
     """Each declared column against the table's columns (names compared without case).
 
     :param required: a mismatch fails (else it is a note: a user's own phase fills the table).
@@ -122,10 +126,20 @@ def column_checks(system: str, table: WarehouseTable, declared: list[tuple[str, 
         if found is None and adds_missing:
             out.append(_check(f"{system}_column", "NOTE", system, table.ref,
                               f"{where} has no column {name!r} (declared {declared_type}); the next load adds it", name))
+        elif found is None and contract is not None and (note := missing_column_note(contract)):
+            out.append(_check(f"{system}_column", "NOTE", system, table.ref,
+                              f"{where} has no column {name!r} (declared {declared_type}); {note}", name))
         elif found is None:
             out.append(_check(f"{system}_column", "FAILED" if required else "NOTE", system, table.ref,
                               f"{where} has no column {name!r} (declared {declared_type} in stage_system.columns); "
-                              "add it to the table, or map it elsewhere with target_system.rename", name))
+                              "add it to the table, or map it elsewhere with target_system.rename"
+                              + (f", or set {KEY}.columns to 'evolve' (now {contract.columns!r}) to have it added"
+                                 if contract is not None else ""), name))
+        elif not type_fits(declared_type, found[1]) and contract is not None and (
+                note := declared_type_note(contract, table.warehouse_type, declared_type, found[1])):
+            out.append(_check(f"{system}_column", "NOTE", system, table.ref,
+                              f"{where} column {found[0]!r} is {found[1]} but stage_system.columns declares it {declared_type}; "
+                              f"{note}", name))
         elif not type_fits(declared_type, found[1]):
             status = "FAILED" if required else "NOTE"
             out.append(_check(f"{system}_column", status, system, table.ref,

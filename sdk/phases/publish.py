@@ -21,6 +21,7 @@ from drivetrain.errors import PermanentError
 from drivetrain.phase_names import STAGE_TO_TARGET_TRANSFER
 from drivetrain.record import PhaseStatus
 from drivetrain.results import PhaseResult
+from drivetrain.schema_types import changes_between
 
 from .base import BasePhase, PhaseContext
 
@@ -93,6 +94,7 @@ class Publish(BasePhase):
         cfg = ctx.config.target
         merge = cfg.get("load_strategy") == "merge"
         ctx.check_cancelled()
+        before = target.columns()  # columns the pending rows bring are added (or widened) on publish
         stats = target.publish(
             ctx.window, merge_keys=tuple(cfg.get("merge_keys") or ()) if merge else (),
             version_column=cfg.get("version_column"), delete_missing=merge and bool(cfg.get("delete_missing")),
@@ -103,4 +105,6 @@ class Publish(BasePhase):
         out: dict[str, Any] = {**base, "rows_published": stats.rows_written, "published_at": datetime.now(UTC).isoformat()}
         if merge:
             out.update(rows_superseded=stats.rows_superseded, rows_removed_missing_at_source=stats.rows_removed)
+        if changes := changes_between(target.ref, before, target.columns()):
+            out["schema_changes"] = changes
         return PhaseResult(details=out)

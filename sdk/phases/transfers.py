@@ -18,6 +18,8 @@ from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
+from drivetrain.schema_contract import ContractBreach, ContractGate, SchemaContract
+from drivetrain.schema_types import changes_between
 from drivetrain.tables import Stage, Target
 from drivetrain.transitions import reference_attempt
 from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
@@ -67,18 +69,25 @@ class SourceToStageTransfer(BasePhase):
         reasons: Counter[str] = Counter()
         read = written = 0
         source = pipeline.source()
+        gate = schema_gate(ctx, stage)
         with (stage.load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load,
               ReadAhead(lambda: source.extract(ctx.window), name="drivetrain-extract") as extracted):
             for batch in extracted:
                 ctx.check_cancelled()
                 read += batch.num_rows
                 checked = validator.validate(self.transform(batch, ctx))
-                if checked.valid.num_rows:
-                    load.append(stage.ref, with_lineage(checked.valid, lineage, first_row=written))
-                    written += checked.valid.num_rows
-                if checked.rejected:
-                    reasons.update(checked.reasons)
-                    load.append(stage.rejects, self._rejects(ctx, checked.rejected_rows, checked.reasons))
+                try:
+                    kept = gate.check(checked.valid)
+                except ContractBreach as exc:
+                    return TransferResult(transfer_completed=False, rows_read=read, rows_written=0,
+                                          error_message=str(exc), details=gate.details())
+                if kept.batch.num_rows:
+                    load.append(stage.ref, with_lineage(kept.batch, lineage, first_row=written))
+                    written += kept.batch.num_rows
+                rejected_rows, why = [*checked.rejected_rows, *kept.discarded_rows], [*checked.reasons, *kept.reasons]
+                if why:
+                    reasons.update(why)
+                    load.append(stage.rejects, self._rejects(ctx, rejected_rows, why))
                 ctx.progress(batch.num_rows)
             ctx.check_cancelled()
             limit = self.settings.max_rejected_percent
@@ -86,14 +95,16 @@ class SourceToStageTransfer(BasePhase):
             if limit is not None and read and rejected * 100.0 / read > limit:
                 return TransferResult(
                     transfer_completed=False, rows_read=read, rows_written=0, rows_rejected=rejected,
-                    reject_reasons=dict(reasons),
+                    reject_reasons=dict(reasons), details=gate.details(),
                     error_message=f"{rejected} of {read} records ({rejected * 100.0 / read:.2f}%) failed validation, "
                                   f"above max_rejected_percent {limit}; nothing was loaded. Top reasons: {_top(reasons)}",
                 )
             counts = load.commit([stage.ref, stage.rejects], fence=ctx.fence)
         committed = counts.get(str(stage.ref), 0)
         ctx.log.info("source -> stage: %d read, %d loaded, %d rejected", read, committed, rejected)
-        return TransferResult(rows_read=read, rows_written=committed, rows_rejected=rejected, reject_reasons=dict(reasons))
+        changes = changes_between(stage.ref, gate.existing, stage.columns())
+        return TransferResult(rows_read=read, rows_written=committed, rows_rejected=rejected, reject_reasons=dict(reasons),
+                              details={**gate.details(), **({"schema_changes": changes} if changes else {})})
 
     def _rejects(self, ctx: PhaseContext, rows: list[dict[str, Any]], reasons: list[str]) -> pa.RecordBatch:
         from drivetrain.validation import REJECTS_SCHEMA, raw_json
@@ -187,8 +198,9 @@ class StageToTargetTransfer(BasePhase):
         guard = ShrinkGuard(ctx)  # before anything touches the target
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
+        before = target.columns()  # the schema changes this transfer makes are recorded
         if self.uses_arrow_path(ctx):
-            return with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx)
+            return with_schema_changes(with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx), target, before)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
             stage=stage.ref,
@@ -204,14 +216,14 @@ class StageToTargetTransfer(BasePhase):
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
-        return TransferResult(
+        return with_schema_changes(TransferResult(
             rows_read=stats.rows_read, rows_written=stats.rows_written, rows_dropped=stats.rows_dropped,
             reject_reasons=reasons,
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
                      "rows_removed_missing_at_source": stats.rows_removed,
                      "transformations_applied": self.describe_transformations(ctx), **guard_details(guard),
                      **pending_details(ctx)},
-        )
+        ), target, before)
 
     def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
         """Stream the window through transform(); keys are applied in the target warehouse."""
@@ -296,12 +308,24 @@ class StageToTargetTransfer(BasePhase):
         return None
 
 
+def schema_gate(ctx: PhaseContext, stage: Stage) -> ContractGate:
+    """The schema contract between the source's batches and the stage (see drivetrain.schema_contract)."""
+    contract = SchemaContract.from_option(ctx.config.stage.get("schema_contract"))
+    return ContractGate(contract, stage.ref, stage.columns(), stage.warehouse_type)
+
+
 def into_pending(spec: PushDown, ctx: PhaseContext) -> PushDown:
     """``spec`` as the gate runs it: the window's final rows (one per dedup or merge key) replace
     the pending table's window; the merge and ``delete_missing`` happen at publish."""
     if not gated(ctx.config):
         return spec
     return attrs.evolve(spec, dedup_keys=tuple(spec.dedup_keys or spec.merge_keys), merge_keys=(), delete_missing=False)
+
+
+def with_schema_changes(result: TransferResult, table: Target, before: dict[str, str]) -> TransferResult:
+    """``result`` with the columns the transfer added to or widened in ``table``, in its details."""
+    changes = changes_between(table.ref, before, table.columns())
+    return attrs.evolve(result, details={**result.details, "schema_changes": changes}) if changes else result
 
 
 def with_pending(result: TransferResult, ctx: PhaseContext) -> TransferResult:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
+from drivetrain.schema_types import widen_columns
 from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats, TableRef
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ def prepare_target(wh: Warehouse, spec: PushDown) -> None:
             )
         with wh.sql(wh.where(target, f"add column {name!r} to")) as s:
             s.execute(f"ALTER TABLE {d.qualified(target)} ADD COLUMN {d.quote(name)} {sql_type}")
+    # a stage column widened by the schema contract widens the target's (pending's) column too
+    copied = {name: next((t for c, t in stage_types.items() if d.quote(c) == expr), None) for name, expr in spec.columns}
+    widen_columns(wh, target, existing, {name: t for name, t in copied.items() if t is not None and name in existing})
 
 
 def run_push_down(wh: Warehouse, spec: PushDown, window: Window, lineage: Mapping[str, Any], fence: Fence | None) -> PushDownStats:

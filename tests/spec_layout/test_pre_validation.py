@@ -75,9 +75,17 @@ class TestStructureChecks:
         assert record.phases["source_count"].status is PhaseStatus.PENDING
 
     def test_a_missing_target_column_fails_before_any_data_moves(self, tmp_path: Path) -> None:
-        folder = make_pipeline_dir(tmp_path / "p")
+        folder = make_pipeline_dir(tmp_path / "p", stage_system__schema_contract={"columns": "freeze"})
         sql(folder, "CREATE TABLE tests (test_id VARCHAR, age BIGINT, reported_at TIMESTAMPTZ)")
         assert "target_system table main.tests has no column 'result' (declared string" in error(run(folder))
+
+    def test_a_missing_target_column_is_a_note_when_the_schema_contract_evolves(self, tmp_path: Path) -> None:
+        folder = make_pipeline_dir(tmp_path / "p")  # schema_contract: evolve is the default
+        sql(folder, "CREATE TABLE tests (test_id VARCHAR, age BIGINT, reported_at TIMESTAMPTZ)")
+        record = run(folder)
+        [missing] = [c for c in checks(record) if c.get("column") == "result" and c["system"] == "target_system"]
+        assert missing["status"] == "NOTE" and "the stage-to-target transfer adds it" in missing["detail"]
+        assert record.pipeline_status is RunStatus.SUCCESS
 
     def test_a_missing_stage_column_is_a_note_the_load_adds_it(self, tmp_path: Path) -> None:
         folder = make_pipeline_dir(tmp_path / "p")
