@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from drivetrain import Pipeline, PhaseStatus, RunStatus, hookimpl
+from drivetrain import PhaseStatus, Pipeline, RunStatus, hookimpl
 from drivetrain.plugins import get_plugin_manager
 from drivetrain.record import RunRecord
 from drivetrain.sql.drive import SqlDriveStore
