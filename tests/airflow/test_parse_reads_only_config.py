@@ -11,6 +11,7 @@ its ``sys.modules`` and the pipeline folder's files afterwards (the time is in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.test_startup_imports import CONNECTOR_CLIENTS
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib_pipelines"
 REPO = CONTRIB.parent
+AIRFLOW_DOC = REPO / "docs" / "airflow.md"
 #: The embedded drive table and warehouse: a DuckDB pipeline's DAG needs neither to be built.
 EMBEDDED = ("duckdb",)
 
@@ -69,17 +71,14 @@ def test_parsing_every_kind_of_pipeline_imports_no_client_and_touches_no_file(ai
     assert not (embedded / "wh").exists()
 
 
-def test_one_file_building_a_fleet_parses_every_dag(airflow_db: Path, tmp_path: Path) -> None:
+def test_the_documented_file_building_a_fleet_parses_every_dag(airflow_db: Path, tmp_path: Path) -> None:
     home = tmp_path / "pipelines"
     for index in range(12):
         make_pipeline_dir(home / f"lab{index}", pipeline_metadata__pipeline_name=f"lab{index}")
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "fleet_dags.py").write_text(
-        "from pathlib import Path\n\nfrom drivetrain.airflow import build_dag\n\n"
-        f"for folder in sorted(Path({str(home)!r}).iterdir()):\n"
-        "    dag = build_dag(folder)\n    globals()[dag.dag_id] = dag\n"
-    )
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", AIRFLOW_DOC.read_text(), flags=re.S) if "globals()" in b]
+    (dags / "fleet_dags.py").write_text(example.replace('"/opt/airflow/pipelines"', repr(str(home))))
     found = parse(dags)
     assert not found["errors"], found["errors"]
     assert found["dags"] == sorted(f"pipeline_lab{i}" for i in range(12))
