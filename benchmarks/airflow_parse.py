@@ -130,12 +130,12 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=500)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULT)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="drivetrain-airflow-parse-") as tmp:
         root = Path(tmp)
@@ -188,6 +188,7 @@ def main() -> None:
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.sdk.factory import make_pipeline_dir
 from tests.test_startup_imports import CONNECTOR_CLIENTS
 
@@ -83,3 +85,13 @@ def test_the_documented_file_building_a_fleet_parses_every_dag(airflow_db: Path,
     assert not found["errors"], found["errors"]
     assert found["dags"] == sorted(f"pipeline_lab{i}" for i in range(12))
     assert not list(home.rglob("*.duckdb")) and not list(home.rglob("*.locks"))
+
+
+@pytest.mark.slow
+def test_the_parse_benchmark_runs_small(tmp_path: Path) -> None:
+    from benchmarks import airflow_parse
+
+    out = tmp_path / "airflow-parse.md"
+    text = airflow_parse.main(["--pipelines", "3", "--samples", "1", "--out", str(out)])
+    assert out.read_text() == text
+    assert "Drive table files created by parsing: 0" in text

@@ -111,3 +111,11 @@ def test_killed_after_the_last_phase_finished_the_run_is_already_closed(tmp_path
     assert row.pipeline_status is RunStatus.SUCCESS, json.dumps(row.phase_failed)
     assert row.phases["target_cleaning"].status is PhaseStatus.COMPLETED
     assert row.pipeline_end_timestamp is not None
+
+
+def test_the_writers_benchmark_runs_small(tmp_path: Path) -> None:
+    from benchmarks import fleet_concurrency_writers
+
+    medians = fleet_concurrency_writers.main(["--writers", "2", "--writes", "2", "--rounds", "1", "--out", str(tmp_path)])
+    assert set(medians) == set(fleet_concurrency_writers.STORES)
+    assert "| SQLite WAL, synchronous=FULL |" in (tmp_path / "fleet-concurrency-writers.md").read_text()
