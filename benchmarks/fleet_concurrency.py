@@ -1,6 +1,7 @@
 """Eight pipelines running at once: one shared drive file versus eight separate layouts.
 
-Usage: ``python -m benchmarks.fleet_concurrency [--pipelines 8] [--hours 6] [--rows 20000]``.
+Usage: ``python -m benchmarks.fleet_concurrency [--pipelines 8] [--hours 6] [--rows 20000]
+[--layouts "shared drive" separate ...] [--drivetrain LABEL=EXECUTABLE ...]``.
 
 Each pipeline has its own files source (``rows`` records over ``hours`` hourly windows) and its
 own warehouse file, and runs its windows with ``drivetrain run FOLDER --from .. --to ..`` in a
@@ -13,7 +14,8 @@ process of its own; all start together. Layouts:
   layout of drivetrain 0.1, for reference (every phase takes its turn on that file).
 
 Wall time from the first start to the last exit, median of the rounds; target: shared within
-1.3x of separate. Writes ``benchmarks/results/fleet-concurrency.md``.
+1.3x of separate. ``--drivetrain`` compares checkouts (each layout run by each executable,
+interleaved); without it, this checkout's ``drivetrain``. Writes ``benchmarks/results/fleet-concurrency.md``.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Pa
     return folder
 
 
-def run_layout(root: Path, layout: str, pipelines: int, hours: int, rows: int) -> float:
+def run_layout(root: Path, layout: str, pipelines: int, hours: int, rows: int, executable: str | None = None) -> float:
     folders = [folder_for(root, i, layout, hours, rows) for i in range(pipelines)]
     until = (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
     began = time.perf_counter()
-    procs = [subprocess.Popen([str(Path(sys.executable).with_name("drivetrain")), "run", str(f), "--from",
+    drivetrain = executable or str(Path(sys.executable).with_name("drivetrain"))
+    procs = [subprocess.Popen([drivetrain, "run", str(f), "--from",
                                START.isoformat().replace("+00:00", "Z"), "--to", until], cwd=f,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for f in folders]
     errors = [p.communicate()[1] for p in procs if p.wait() != 0]
@@ -74,27 +77,38 @@ def run_layout(root: Path, layout: str, pipelines: int, hours: int, rows: int) -
     return seconds
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[tuple[str, str], float]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet_concurrency")
     parser.add_argument("--pipelines", type=int, default=8)
     parser.add_argument("--hours", type=int, default=6)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument("--drivetrain", action="append", default=[], metavar="LABEL=EXECUTABLE",
+                        help="a checkout's drivetrain to measure (repeat to compare); default: this checkout's")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    times: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
+    layouts = [layout for layout in LAYOUTS if layout in args.layouts]
+    if "separate" not in layouts:
+        layouts.insert(1, "separate")  # the denominator
+    runs: list[tuple[str, str | None]] = [tuple(d.split("=", 1)) for d in args.drivetrain] or [("", None)]  # type: ignore[misc]
+    times: dict[tuple[str, str], list[float]] = {(label, layout): [] for label, _ in runs for layout in layouts}
     for _ in range(args.rounds):
-        for layout in LAYOUTS:  # interleaved, so a busier minute hurts every layout alike
-            with tempfile.TemporaryDirectory(prefix="drivetrain-conc-") as root:
-                times[layout].append(run_layout(Path(root), layout, args.pipelines, args.hours, args.rows))
-    medians = {layout: statistics.median(t) for layout, t in times.items()}
+        for layout in layouts:  # interleaved, so a busier minute hurts every layout alike
+            for label, executable in runs:
+                with tempfile.TemporaryDirectory(prefix="drivetrain-conc-") as root:
+                    times[label, layout].append(run_layout(Path(root), layout, args.pipelines, args.hours, args.rows,
+                                                           executable))
+    medians = {key: statistics.median(t) for key, t in times.items()}
     lines = ["# Eight pipelines at once: shared drive file vs separate layouts", "",
              f"{args.pipelines} pipelines, each {args.rows:,} records over {args.hours} hourly windows (files source, "
              f"own warehouse file), all started together; wall time to the last exit, median of {args.rounds} rounds "
              f"(interleaved). Produced by `python -m benchmarks.fleet_concurrency`.", "",
-             "| layout | seconds | vs separate |", "|---|---|---|"]
-    for layout, seconds in medians.items():
-        lines.append(f"| {layout} | {seconds:.1f} | {seconds / medians['separate']:.2f}x |")
+             "| drivetrain | layout | seconds | vs separate |" if args.drivetrain else "| layout | seconds | vs separate |",
+             "|---|---|---|---|" if args.drivetrain else "|---|---|---|"]
+    for (label, layout), seconds in medians.items():
+        first = f"| {label} " if args.drivetrain else ""
+        lines.append(f"{first}| {layout} | {seconds:.1f} | {seconds / medians[label, 'separate']:.2f}x |")
     lines += ["", "Target: the shared drive file within 1.3x of separate layouts."]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fleet-concurrency.md").write_text("\n".join(lines) + "\n")

@@ -72,6 +72,9 @@ class Runner:
         self._stop_reason: str | None = None
         self._lease_ttl = lease_seconds
         self._lease_lost: str | None = None
+        self._unwritten: RunRecord | None = None
+        self._written: RunRecord | None = None
+        self._finished: list[tuple[RunRecord, str, PhaseState]] = []
 
     # -- choosing windows -----------------------------------------------------------------
 
@@ -211,6 +214,7 @@ class Runner:
                 with self.pipeline.session():
                     return self._step(ctx, self.pipeline.phase(phase_name))
             finally:
+                self._flush()  # the task's process ends here: what it recorded must be durable first
                 beat.stop()
         finally:
             self._ctx = None
@@ -242,6 +246,7 @@ class Runner:
         self._lease_lost = None
         self.lease = store.acquire_lease(self.pipeline.name, window.start, window.end, self.holder, self._lease_ttl)
         attempts = store.attempts(self.pipeline.name, window.start, window.end)
+        self._unwritten, self._written, self._finished = None, record, []
         ctx = self._context(record, window, attempts)
         ctx.states.update({n: s for n, s in record.phases.items() if s.status is not PhaseStatus.PENDING})
         self._ctx = ctx
@@ -260,18 +265,23 @@ class Runner:
     def _begin(self, window: Window) -> PhaseContext:
         """Close dead attempts of the window, insert this run's row, build its context."""
         store = self.pipeline.drive_store()
+        attempts = []
         for record in store.attempts(self.pipeline.name, window.start, window.end):
             if record.pipeline_status is RunStatus.RUNNING:  # this run holds the lease: that process is gone
-                self._close(record, "its process stopped before finishing (crash or kill); this run took over the window's lease")
-        attempts = store.attempts(self.pipeline.name, window.start, window.end)
+                record = self._close(record, "its process stopped before finishing (crash or kill); this run took over the window's lease")
+            attempts.append(record)
         record = self._new_record(window, attempts)
+        disabled = transitions.disabled([p.name for p in self.pipeline.phases() if not self.pipeline.config.phases.get(p.name).enabled])
+        if disabled:  # recorded in the row as it is inserted: one write, not two
+            record = transitions.skipped(record, disabled)
         store.insert(record, fence=self.lease)
+        self._unwritten, self._written, self._finished = None, record, []
         ctx = self._context(record, window, attempts)
+        ctx.states.update({name: record.phases[name] for name in disabled})
         self._ctx = ctx
         plugins.notify("drivetrain_run_started", record=record, pipeline=self.pipeline)
-        disabled = [p.name for p in self.pipeline.phases() if not self.pipeline.config.phases.get(p.name).enabled]
-        if disabled:
-            self._mark_skipped(ctx, transitions.disabled(disabled))
+        for name in disabled:
+            plugins.notify("drivetrain_phase_finished", record=record, phase=name, state=record.phases[name], pipeline=self.pipeline)
         return ctx
 
     def _new_record(self, window: Window, attempts: list[RunRecord]) -> RunRecord:
@@ -353,9 +363,8 @@ class Runner:
     def _mark_skipped(self, ctx: PhaseContext, states: Mapping[str, PhaseState]) -> None:
         ctx.record = transitions.skipped(ctx.record, states)
         ctx.states.update({name: ctx.record.phases[name] for name in states})
-        self._write(ctx.record)
-        for name in states:
-            plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=ctx.record.phases[name], pipeline=self.pipeline)
+        self._finished.extend((ctx.record, name, ctx.record.phases[name]) for name in states)
+        self._write(ctx.record, later=True)
 
     def _fail_unstarted(self, ctx: PhaseContext, name: str, reason: str) -> None:
         self._finish_phase(ctx, name, ctx.record.phases[name], None, reason, 0)
@@ -403,19 +412,42 @@ class Runner:
         )
         state = ctx.record.phases[name]
         ctx.states[name] = state
-        self._write(ctx.record)
+        self._finished.append((ctx.record, name, state))
+        self._write(ctx.record, later=True)
         ctx.log.log(logging.ERROR if error else logging.INFO, "%s %s in %s%s", name, state.status.value, state.actual_run_duration,
                     f": {state.error_message}" if error else "")
-        plugins.notify("drivetrain_phase_finished", record=ctx.record, phase=name, state=state, pipeline=self.pipeline)
         return state
 
-    def _write(self, record: RunRecord) -> None:
+    def _write(self, record: RunRecord, *, later: bool = False) -> None:
         """Write this run's row, fenced by its lease.
+
+        ``later``: the row only records how something ended (a phase finished or skipped), which
+        guards no side effect; it is written with the next write, which every path makes before
+        its next side effect (a phase's start, the run's close, the end of an Airflow task; see
+        :meth:`_flush`). A phase's end and the next phase's start are thus one write, and a crash
+        between them is a crash before the end was recorded: the phase is found RUNNING and run
+        again, as after a crash just after its commit. A row equal to the last one written is
+        not written again.
 
         Once the lease is lost (the fence refused a write), the run stops, and what it still
         writes is only how it ended: written unfenced, and only while the row is still RUNNING
         (a run that took the window over may already have closed it).
+
+        ``drivetrain_phase_finished`` goes out once the phase's end is written, so a plugin
+        still sees in the drive table what the hook tells it.
         """
+        if later:
+            self._unwritten = record
+            return
+        self._unwritten = None
+        if record != self._written:
+            self._store_row(record)
+            self._written = record
+        finished, self._finished = self._finished, []
+        for done, name, state in finished:
+            plugins.notify("drivetrain_phase_finished", record=done, phase=name, state=state, pipeline=self.pipeline)
+
+    def _store_row(self, record: RunRecord) -> None:
         store = self.pipeline.drive_store()
         if self._lease_lost is None:
             try:
@@ -428,6 +460,11 @@ class Runner:
         current = store.get(record.pipeline_id)
         if current is not None and current.pipeline_status is RunStatus.RUNNING:
             store.update(record)
+
+    def _flush(self) -> None:
+        """Write the row if a deferred state (see :meth:`_write`) is not written yet."""
+        if self._unwritten is not None:
+            self._write(self._unwritten)
 
     @staticmethod
     def _details(record: RunRecord, name: str, result: PhaseResult | None) -> dict[str, Any]:
@@ -462,10 +499,12 @@ class Runner:
 
     # -- other runs -----------------------------------------------------------------------
 
-    def _close(self, record: RunRecord, reason: str) -> None:
+    def _close(self, record: RunRecord, reason: str) -> RunRecord:
         """Mark a dead attempt FAILED, with ``reason`` on the phase it stopped in (see transitions.closed_record)."""
-        self.pipeline.drive_store().update(transitions.closed_record(record, reason, self.clock()))
+        closed = transitions.closed_record(record, reason, self.clock())
+        self.pipeline.drive_store().update(closed)
         log.warning("closed %s as FAILED: %s", record.pipeline_id, reason)
+        return closed
 
     def _close_if_dead(self, record: RunRecord, reason: str) -> bool:
         """Close another window's RUNNING row, unless a live process still holds its lease.

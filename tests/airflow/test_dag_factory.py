@@ -165,7 +165,8 @@ class TestDocs:
     def test_each_dag_example_parses(self, airflow_db, folder, tmp_path, index):
         from airflow.dag_processing.dagbag import DagBag
 
-        example = re.findall(r"```python\n(.*?)```", self.DOC, flags=re.S)[index]
+        one_dag_each = [b for b in re.findall(r"```python\n(.*?)```", self.DOC, flags=re.S) if "globals()" not in b]
+        example = one_dag_each[index]  # the file building many DAGs: test_parse_reads_only_config.py
         example = example.replace('"/opt/airflow/pipelines/lab_results"', repr(str(folder)))
         example = example.replace('"lab_results"', repr(str(folder)))
         dag_file = tmp_path / "example_dag.py"

@@ -75,14 +75,16 @@ class FileHolder:
 
 
 class QueueAfter:
-    """Starts the holder queueing once ``phase`` has finished (inside the runner's hold)."""
+    """Starts the holder queueing while ``phase`` runs (inside the runner's hold), so it gets the
+    file once that phase is done. (Not on ``drivetrain_phase_finished``: that fires once the
+    phase's end is written, with the next phase's start, inside the next phase's hold.)"""
 
     def __init__(self, holder: FileHolder, phase: str) -> None:
         self.holder, self.phase = holder, phase
         self.active = True
 
     @hookimpl
-    def drivetrain_phase_finished(self, phase: str) -> None:
+    def drivetrain_phase_started(self, phase: str) -> None:
         if phase == self.phase and self.active:
             self.holder.queue_up()
 
