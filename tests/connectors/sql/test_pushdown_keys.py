@@ -16,6 +16,7 @@ import pytest
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
 from drivetrain.connectors.duckdb.sql import DuckDBDialect
+from drivetrain.errors import PermanentError
 from drivetrain.warehouse import PushDown, TableRef, Warehouse
 from drivetrain.window import Window
 
@@ -25,6 +26,7 @@ from .test_store import LATER, T0, WINDOW, lineage, stage_rows
 STAGE, TARGET = TableRef(name="stg", query_field="at"), TableRef(name="tgt", query_field="at")
 COLUMNS = [("id", '"id"'), ("v", '"v"'), ("ver", '"ver"'), ("at", '"at"')]
 DEDUP = PushDown(stage=STAGE, target=TARGET, columns=COLUMNS, dedup_keys=("id",), order_by=("at", "_drivetrain_row"))
+DEDUP_TEXT = attrs.evolve(DEDUP, columns=[("id", '"id"'), ("v", '"v"'), ("at", '"at"')])
 
 
 def row(row_number: int, key: int | None, value: str, *, version: int | None = 1, minute: int = 0) -> dict[str, object]:
@@ -128,9 +130,7 @@ def test_a_duckdb_window_larger_than_the_memory_limit_is_deduplicated(tmp_path):
         with wh.window_load(WINDOW, "k") as window_load:
             window_load.append(STAGE, batch)
             window_load.commit([STAGE])
-        spec = PushDown(stage=STAGE, target=TARGET, columns=[("id", '"id"'), ("v", '"v"'), ("at", '"at"')],
-                        dedup_keys=("id",), order_by=("at", "_drivetrain_row"))
-        stats = wh.push_down(spec, WINDOW, lineage(WINDOW))
+        stats = wh.push_down(DEDUP_TEXT, WINDOW, lineage(WINDOW))
         assert (stats.rows_read, stats.rows_written, stats.rows_dropped) == (n, n // 2, n // 2)
         kept = rows(wh, f'SELECT min("v"), max("v") FROM {wh.dialect.qualified(TARGET)}')
         assert kept == [(f"{n // 2:08d}" * 60, f"{n - 1:08d}" * 60)]  # the later copy of every key
@@ -143,3 +143,23 @@ def test_the_duckdb_clause_names_the_row_identity_only_when_keys_come_first(keys
     clause = DuckDBDialect().one_row_per_key(("id",), ['"at" DESC'], STAGE, WINDOW, keys_first=keys_first)
     assert ("rowid IN (SELECT rowid" in clause) is keys_first
     assert '"at" DESC NULLS LAST' in clause
+
+
+def test_a_duckdb_limit_too_small_for_the_rows_says_which_setting_to_raise(tmp_path):
+    """DuckDB's own message suggests SQL settings; the error names the config keys instead."""
+    wh = DuckDBWarehouse(SystemConfig.from_section(
+        "target_system", {"type": "duckdb", "path": "w.duckdb", "table": "tgt", "memory_limit": "4MB", "threads": 1},
+        base_dir=tmp_path))
+    try:
+        n = 50_000
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(range(n), pa.int64()), pa.array([f"{i:08d}" * 60 for i in range(n)]),
+             pa.repeat(pa.scalar(T0, pa.timestamp("us", tz="UTC")), n), pa.array(range(n), pa.int64())],
+            names=["id", "v", "at", "_drivetrain_row"])
+        with pytest.raises(PermanentError, match=r"ran out of its memory_limit.*raise 'memory_limit'.*'threads': 1"):
+            with wh.window_load(WINDOW, "k") as window_load:
+                window_load.append(STAGE, batch)
+                window_load.commit([STAGE])
+            wh.push_down(DEDUP_TEXT, WINDOW, lineage(WINDOW))
+    finally:
+        wh.close()
