@@ -53,7 +53,9 @@ def duckdb_errors(where: str) -> Iterator[None]:
     """Translate DuckDB exceptions into drivetrain's transient and permanent errors."""
     try:
         yield
-    except duckdb.TransactionException as exc:
+    except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+        if isinstance(exc, duckdb.OutOfMemoryException) or _is_out_of_memory(str(exc)):  # a commit says so in its text
+            raise out_of_memory(where, exc) from exc
         raise TransientError(f"{where}: transaction conflict, retry: {exc}") from exc
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
@@ -64,6 +66,21 @@ def duckdb_errors(where: str) -> Iterator[None]:
     except duckdb.Error as exc:  # a damaged block may only show when a statement reads it
         damaged = unusable_file(Path(where), exc) if _is_damage(str(exc)) else None
         raise (damaged or PermanentError(f"{where}: {exc}")) from exc
+
+
+def _is_out_of_memory(text: str) -> bool:
+    low = text.lower()
+    return "out of memory" in low or "could not allocate" in low or "failed to pin" in low
+
+
+def out_of_memory(where: str, exc: Exception) -> PermanentError:
+    """DuckDB's memory error, with the config keys to change instead of DuckDB's SQL settings."""
+    text = " ".join(str(exc).split("Possible solutions")[0].split())
+    return PermanentError(
+        f"{where}: DuckDB ran out of its memory_limit: {text}; raise 'memory_limit' in this DuckDB section of "
+        f"the config (default: {MEMORY_PER_THREAD_MB} MB per DuckDB thread), or set 'threads': 1 there (each "
+        "thread needs room for the rows it is writing)"
+    )
 
 
 def _is_damage(text: str) -> bool:
@@ -83,13 +100,15 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
-#: Default memory_limit per DuckDB worker thread, in MiB. DuckDB asks for about 125 MB a
-#: thread: below that, a push-down de-duplicating two million rows of 330 bytes on two
-#: threads failed with "Out of Memory" at 128MB (its window operator pins blocks per thread
-#: and partition, which cannot spill). A window load streams into its table whatever the
-#: limit (it does not keep insertion order); what the limit changes is how much of the file
-#: DuckDB keeps cached and how soon a push-down's sort spills to disk.
-MEMORY_PER_THREAD_MB = 128
+#: Default memory_limit per DuckDB worker thread, in MiB. What a thread cannot do without is
+#: the row group it is filling (122,880 rows): about 45 MB for rows of 330 bytes, below which a
+#: push-down fails with "Out of Memory" instead of spilling. The push-down ranks keys only (see
+#: drivetrain.sql.dialect), so a thread needs no more than that; 128 MB a thread (the limit
+#: while it ranked whole rows) took a whole run of 2 million such rows to 480 MB resident
+#: against 390 MB with 64. A window load streams into its table whatever the limit (it does not
+#: keep insertion order); what the limit changes is how much of the file DuckDB keeps cached
+#: and how soon a sort or join spills to disk.
+MEMORY_PER_THREAD_MB = 64
 #: The default never takes more than this share of the memory the process may use.
 MEMORY_SHARE = 4
 

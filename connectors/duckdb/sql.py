@@ -32,6 +32,7 @@ class DuckDBDialect(SqlDialect):
         **SqlDialect.types, "timestamp": "TIMESTAMPTZ", "json": "JSON", "array": "VARCHAR[]",
     }
     default_schema = "main"
+    row_identity = "rowid"
 
     def qualified(self, table: TableRef) -> str:
         return qualified(table)

@@ -68,14 +68,17 @@ class PostgresDialect(SqlDialect):
 
     # -- statements -----------------------------------------------------------------------
 
-    def one_row_per_key(self, keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window) -> str:  # type: ignore[override]
-        """No QUALIFY in PostgreSQL: the first row per key by its ``ctid``, from ``window`` of ``stage``."""
-        field = self.quote(stage.query_field or "")
+    row_identity = "ctid"
+    timestamp_literal = staticmethod(literal)
+
+    def one_row_per_key(self, keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window, *,
+                        keys_first: bool = True) -> str:
+        """No QUALIFY in PostgreSQL: the first row per key by its ``ctid`` (a system column no
+        table column can hide, so always keys first), from ``window`` of ``stage``."""
         parts = ", ".join(self.quote(k) for k in keys)
         ordered = ", ".join(f"{term} NULLS LAST" for term in order)
         return (f" AND ctid IN (SELECT DISTINCT ON ({parts}) ctid FROM {self.qualified(stage)} "
-                f"WHERE {field} >= {literal(window.start)} AND {field} < {literal(window.end)}{self.scope(stage)} "
-                f"ORDER BY {parts}, {ordered})")
+                f"WHERE {self.window_literal_sql(stage, window)} ORDER BY {parts}, {ordered})")
 
     def merge_sql(self, target: str, select: str, on: str, version: str, columns: Sequence[str],
                   keys: Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.ownership import scope_sql
@@ -95,12 +96,42 @@ class SqlDialect:
 
     # -- statements -----------------------------------------------------------------------
 
+    #: A pseudo-column naming each row of a table for the length of a statement (DuckDB's
+    #: ``rowid``, PostgreSQL's ``ctid``), or None where the engine has none (Snowflake).
+    row_identity: str | None = None
+
+    def one_row_per_key(self, keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window, *,
+                        keys_first: bool = True) -> str:
+        """The clause keeping the first row per key by ``order`` (already ``... DESC`` terms; NULLs
+        rank last), appended to a select of ``window`` of ``stage``.
+
+        With a :attr:`row_identity`, keys first: the kept rows are picked by ranking only the
+        keys, the order columns and the row identity of the window, then the select reads the
+        rows that carry a kept identity. Ranking whole rows sorts every column of the window,
+        which spills to disk as soon as the window is larger than the memory limit (2 million
+        rows of 330 bytes: 3x slower than keys first). Without one, or with ``keys_first`` false
+        (a stage column of the identity's name hides it), ``QUALIFY`` on the rows.
+        """
+        parts = ", ".join(self.quote(k) for k in keys)
+        ranking = (f"ROW_NUMBER() OVER (PARTITION BY {parts} "
+                   f"ORDER BY {', '.join(f'{term} NULLS LAST' for term in order)}) = 1")
+        if self.row_identity is None or not keys_first:
+            return f" QUALIFY {ranking}"
+        rid = self.row_identity
+        return (f" AND {rid} IN (SELECT {rid} FROM {self.qualified(stage)} "
+                f"WHERE {self.window_literal_sql(stage, window)} QUALIFY {ranking})")
+
+    def window_literal_sql(self, table: TableRef, window: Window) -> str:
+        """:meth:`window_sql` with the bounds written out, for a clause appended to a statement
+        whose parameters are already fixed (the bounds are timestamps we format, never user text)."""
+        field = self.quote(table.query_field or "")
+        start, end = (self.timestamp_literal(b) for b in (window.start, window.end))
+        return f"{field} >= {start} AND {field} < {end}{self.scope(table)}"
+
     @staticmethod
-    def one_row_per_key(keys: Sequence[str], order: Sequence[str], stage: TableRef, window: Window) -> str:  # noqa: ARG004 - for engines without QUALIFY
-        """The clause keeping the first row per key by ``order`` (already ``... DESC`` terms),
-        appended to a select of ``window`` of ``stage``."""
-        parts = ", ".join(quote_name(k) for k in keys)
-        return f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {parts} ORDER BY {', '.join(order)}) = 1"
+    def timestamp_literal(value: datetime) -> str:
+        """An instant as a literal of the engine's zoned timestamp type, exact to the microsecond."""
+        return f"TIMESTAMP WITH TIME ZONE '{value.isoformat(sep=' ', timespec='microseconds')}'"
 
     def merge_sql(self, target: str, select: str, on: str, version: str, columns: Sequence[str],
                   keys: Sequence[str]) -> list[str]:

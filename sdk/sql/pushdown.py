@@ -43,15 +43,21 @@ def _projection(wh: Warehouse, spec: PushDown, *, typed: bool, keep_lineage: boo
     return ", ".join(exprs)
 
 
-def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, keep_lineage: bool = False) -> str:
-    """The stage's ``window`` through the projection (binds lineage unless kept, then window bounds)."""
+def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: bool = False) -> str:
+    """The stage's ``window`` through the projection (binds lineage unless published, then window bounds).
+
+    With keys, one row per key (see :meth:`~drivetrain.sql.dialect.SqlDialect.one_row_per_key`),
+    except for ``publish``: the pending rows keep their lineage and are already one per key.
+    """
     d, stage = wh.dialect, spec.stage
-    sql = f"SELECT {_projection(wh, spec, typed=False, keep_lineage=keep_lineage)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
+    sql = f"SELECT {_projection(wh, spec, typed=False, keep_lineage=publish)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
-    if keys:
+    if keys and not publish:
         order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
         order = [f"{d.quote(c)} DESC" for c in order_by] or [f"{d.quote(stage.query_field or '')} DESC"]
-        sql += d.one_row_per_key(keys, order, stage, window)
+        identity = d.row_identity
+        hidden = identity is not None and identity.lower() in {c.lower() for c in wh.table_columns(stage)}
+        sql += d.one_row_per_key(keys, order, stage, window, keys_first=not hidden)
     return sql
 
 
@@ -120,7 +126,7 @@ def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fe
     bounds = [window.start, window.end]
     params = lineage + bounds
     has_stage = wh.table_exists(stage)
-    select = select_sql(wh, spec, window, keep_lineage=publish) if has_stage else None
+    select = select_sql(wh, spec, window, publish=publish) if has_stage else None
     tq_name = d.qualified(target)
     superseded = removed = rows_read = 0
     with wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s, s.transaction():

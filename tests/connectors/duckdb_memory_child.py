@@ -5,7 +5,8 @@ Prints one JSON line: ``{"rows", "kept", "memory_limit", "baseline_mb", "peak_mb
 
 The rows (about 350 MB: an id, two timestamps, a uuid text, a 100-character text) are made by
 DuckDB itself, in row groups, as a window load writes them; then they are deduplicated into a
-second table with ``QUALIFY row_number()``, as the push-down does. ``baseline_mb`` is the
+second table keys first, as the push-down does (the kept ``rowid`` ranked by ``QUALIFY
+row_number()`` over the keys, then the rows carrying one). ``baseline_mb`` is the
 resident memory after imports and the first connection; then the kernel's peak mark (VmHWM) is
 reset through /proc/self/clear_refs, and ``peak_mb`` is that mark at the end. (Not ru_maxrss:
 Linux carries it over exec from the parent, so a child of a large pytest process would start
@@ -52,7 +53,8 @@ def main() -> None:
         )
         conn.execute("CREATE TABLE target AS SELECT * FROM stage LIMIT 0")
         conn.execute(
-            "INSERT INTO target SELECT * FROM stage QUALIFY row_number() OVER (PARTITION BY id ORDER BY row_no DESC) = 1"
+            "INSERT INTO target SELECT * FROM stage WHERE rowid IN (SELECT rowid FROM stage"
+            " QUALIFY row_number() OVER (PARTITION BY id ORDER BY row_no DESC NULLS LAST) = 1)"
         )
         rows = conn.execute("SELECT count(*) FROM stage").fetchone()[0]
         kept = conn.execute("SELECT count(*) FROM target").fetchone()[0]

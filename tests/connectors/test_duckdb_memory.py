@@ -70,18 +70,18 @@ class TestDefaults:
             limit, _ = settings_of(conn)
         assert 280 * MiB <= limit <= 300 * MiB  # DuckDB shows 300MB as 286.1 MiB
 
-    def test_the_default_is_128mb_a_thread_within_a_quarter_of_usable_memory(
+    def test_the_default_is_64mb_a_thread_within_a_quarter_of_usable_memory(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         db = tmp_path / "w.duckdb"
-        cases = ((2, 64 * 1024 * MiB, "256MB"), (8, 2048 * MiB, "512MB"), (1, 256 * MiB, "128MB"),
-                 (4, None, "512MB"), (2, 600 * MiB, "150MB"))
+        cases = ((2, 64 * 1024 * MiB, "128MB"), (8, 1024 * MiB, "256MB"), (1, 128 * MiB, "64MB"),
+                 (4, None, "256MB"), (2, 300 * MiB, "75MB"), (2, 100 * MiB, "64MB"))
         for threads, usable, expected in cases:
             monkeypatch.setattr(connection, "usable_memory", lambda usable=usable: usable)
             assert default_settings(db, threads) == {"memory_limit": expected, "temp_directory": str(tmp_path / "w.duckdb.tmp")}
         monkeypatch.setattr(connection, "usable_memory", lambda: 64 * 1024 * MiB)
         monkeypatch.setattr(connection.os, "cpu_count", lambda: 3)
-        assert default_settings(db)["memory_limit"] == "384MB"  # DuckDB's default: a thread per core
+        assert default_settings(db)["memory_limit"] == "192MB"  # DuckDB's default: a thread per core
 
     def test_usable_memory_is_at_most_the_machines(self) -> None:
         import os
@@ -106,7 +106,7 @@ class TestPeakMemory:
     (80% of the machine) DuckDB keeps what it wrote cached and the peak grows with the data."""
 
     def test_the_default_limit_bounds_a_process_writing_more_than_it(self, tmp_path: Path) -> None:
-        bounded = child_peak(tmp_path / "bounded", {"threads": 1})  # the default: 128MB for one thread
+        bounded = child_peak(tmp_path / "bounded", {"threads": 1})  # the default: 64MB for one thread
         unbounded = child_peak(tmp_path / "unbounded", {"threads": 1, "memory_limit": "80%"})
         assert bounded["rows"] == unbounded["rows"] == bounded["kept"] * 2
         assert bounded["memory_limit"] == f"{default_memory_limit_mb(1)}MB"
