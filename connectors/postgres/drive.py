@@ -53,6 +53,8 @@ def lock_key(pipeline_name: str, window_start: datetime) -> str:
 class PostgresDriveStore(SqlDriveStore):
     """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
 
+    #: Reading never creates the tables: a dry run, ``status`` or a report on a new schema changes nothing.
+    create_on_read: ClassVar[bool] = False
     lease_columns: ClassVar[list[tuple[str, str, bool]]] = [
         ("pipeline_name", "text", True), ("window_start", "timestamp", True), ("window_end", "timestamp", True),
         ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
@@ -64,6 +66,19 @@ class PostgresDriveStore(SqlDriveStore):
         self._held: dict[tuple[str, datetime], Any] = {}
         """Window -> the connection holding its advisory lock."""
         self._held_lock = threading.Lock()
+
+    def exists(self) -> bool:
+        """True when the drive table and its lease table are there (brought to this version's layout
+        then, as a write would); never creates them."""
+        if self._ready:
+            return True
+        d = self.dialect
+        with self.sql() as s:
+            found = s.rows("SELECT to_regclass(?) IS NOT NULL AND to_regclass(?) IS NOT NULL",
+                           [d.qualified(self.table), d.qualified(self.leases_ref)])[0][0]
+        if found:
+            self.ensure()
+        return bool(found)
 
     def _value(self, name: str, value: Any) -> tuple[str, list[Any]]:
         kind = KIND[name]
@@ -214,8 +229,7 @@ class PostgresDriveStore(SqlDriveStore):
             _let_go(conn)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
-        self.ensure()
-        return self._lease_row(pipeline_name, window_start)
+        return self._lease_row(pipeline_name, window_start) if self.exists() else None
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while some session (this process's included) holds the window's advisory lock."""
@@ -231,6 +245,8 @@ class PostgresDriveStore(SqlDriveStore):
 
     def lock_lost(self, pipeline_name: str, window_start: datetime) -> str | None:
         """How the window's lock went while its holder may live (see the module), or None."""
+        if not self.exists():
+            return None
         with self.sql() as s:
             found = s.rows(f"SELECT holder, expires_at, acquired_at < pg_postmaster_start_time() FROM "
                            f"{self.dialect.qualified(self.leases_ref)} WHERE {_KEY} ORDER BY token DESC LIMIT 1",
