@@ -200,8 +200,7 @@ class PostgresDriveStore(SqlDriveStore):
             _let_go(fresh)
             raise
         with self._held_lock:
-            old = self._held.get(key)
-            if old is conn or old is None:
+            if self._held.get(key) is conn:  # not released meanwhile
                 self._held[key] = fresh
                 fresh = None
         _let_go(fresh)
