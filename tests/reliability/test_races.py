@@ -69,6 +69,7 @@ def race_all(folder: Path) -> dict[str, list[tuple[int, str, str]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the 150 runs of the module's fixture count against its first test (minutes on a loaded machine)
 class TestSameWindowRaces:
     def test_no_contender_failed(self, outcome: Outcome) -> None:
         *_, by_window = outcome
