@@ -163,6 +163,9 @@ def child(name: str, job_file: str) -> int:
         (folder / "config.json").write_text(json.dumps(_files_config(job, folder)))
         os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
         pipeline = Pipeline.load(folder)
+        with pipeline:  # as the other paths: plugins and connector classes loaded before the clock starts
+            pipeline.phase("source_to_stage_transfer"), pipeline.source(), pipeline.stage()
+        pipeline = Pipeline.load(folder)
         began = time.perf_counter()
         with pipeline, pipeline.session():
             result = pipeline.phase("source_to_stage_transfer").run(phase_context(pipeline, job))

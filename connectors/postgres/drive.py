@@ -13,16 +13,25 @@ one keeps it: stale handling sees a dead holder the way it sees DuckDB's free fi
 lock also serialises acquirers of one window, so the token read and written under it only grows.
 A run driven step by step (holder ``step:...``, e.g. Airflow) holds no lock between its steps;
 its lease row tells, until it expires.
+
+A lock can also vanish while its holder lives: a server restart drops every advisory lock, and
+a terminated session (``pg_terminate_backend``, a network cut) drops its own. So a free lock
+alone does not make a holder dead while its lease row is unexpired and either the lock was taken
+before the server last started (``acquired_at`` < ``pg_postmaster_start_time()``), or the holder
+is a process on this host that still exists. Such a window is neither taken over nor closed as
+failed until the row expires; the live holder takes its lock again at its next heartbeat
+(setting ``acquired_at``), and from then on its lock tells again.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from drivetrain.drive import Lease
+from drivetrain.drive import Lease, holder_is_dead
 from drivetrain.errors import LeaseError
 from drivetrain.sql.drive import KIND, SqlDriveStore
 from drivetrain.sql.session import utc_now as _now
@@ -44,6 +53,8 @@ def lock_key(pipeline_name: str, window_start: datetime) -> str:
 class PostgresDriveStore(SqlDriveStore):
     """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
 
+    #: Reading never creates the tables: a dry run, ``status`` or a report on a new schema changes nothing.
+    create_on_read: ClassVar[bool] = False
     lease_columns: ClassVar[list[tuple[str, str, bool]]] = [
         ("pipeline_name", "text", True), ("window_start", "timestamp", True), ("window_end", "timestamp", True),
         ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
@@ -55,6 +66,19 @@ class PostgresDriveStore(SqlDriveStore):
         self._held: dict[tuple[str, datetime], Any] = {}
         """Window -> the connection holding its advisory lock."""
         self._held_lock = threading.Lock()
+
+    def exists(self) -> bool:
+        """True when the drive table and its lease table are there (brought to this version's layout
+        then, as a write would); never creates them."""
+        if self._ready:
+            return True
+        d = self.dialect
+        with self.sql() as s:
+            found = s.rows("SELECT to_regclass(?) IS NOT NULL AND to_regclass(?) IS NOT NULL",
+                           [d.qualified(self.table), d.qualified(self.leases_ref)])[0][0]
+        if found:
+            self.ensure()
+        return bool(found)
 
     def _value(self, name: str, value: Any) -> tuple[str, list[Any]]:
         kind = KIND[name]
@@ -111,16 +135,23 @@ class PostgresDriveStore(SqlDriveStore):
         now = _now()
         leases = self.dialect.qualified(self.leases_ref)
         with self.wh.pool.errors(f"{self.location}: write the lease"), conn.transaction():
-            found = conn.execute(f"SELECT holder, token, expires_at FROM {leases} WHERE pipeline_name = %s AND window_start = %s "
-                                 "ORDER BY token DESC LIMIT 1", [pipeline_name, window_start]).fetchone()
+            found = conn.execute(f"SELECT holder, token, expires_at, acquired_at < pg_postmaster_start_time() FROM {leases} "
+                                 "WHERE pipeline_name = %s AND window_start = %s ORDER BY token DESC LIMIT 1",
+                                 [pipeline_name, window_start]).fetchone()
             if found is not None:
-                current_holder, current_token, expires = found
+                current_holder, current_token, expires, before_restart = found
                 if current_holder != holder and current_holder.startswith("step:") and expires > now:
                     raise LeaseError(
                         f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
                         f"({current_holder}, e.g. an Airflow DAG run) until {expires.isoformat()}; not starting a second run",
                         holder=current_holder,
                     )
+                lost = _lock_lost_by_live_holder(current_holder, expires, before_restart, now)
+                if current_holder != holder and lost is not None:
+                    raise LeaseError(f"{pipeline_name}: the window {window_start.isoformat()} is being run by {current_holder}, "
+                                     f"whose lock {lost}; it keeps the window until its lease expires at "
+                                     f"{expires.isoformat()} (or it takes its lock again); not starting a second run",
+                                     holder=current_holder)
                 token = int(current_token) if current_holder == holder else int(current_token) + 1
             else:
                 token = 1
@@ -138,7 +169,41 @@ class PostgresDriveStore(SqlDriveStore):
                                 [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
         if changed != 1:
             self.verify_lease(lease)
+        self._keep_locked(lease)
         return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
+
+    def _keep_locked(self, lease: Lease) -> None:
+        """Take the window's lock again when its session is gone (server restart, terminated session).
+
+        On success the lease row's ``acquired_at`` says when, so the lock tells again; when another
+        session holds it for a moment (a contender checking), the next heartbeat tries again.
+        """
+        key = (lease.pipeline_name, lease.window_start)
+        with self._held_lock:
+            conn = self._held.get(key)
+        if conn is None:
+            return
+        try:
+            conn.execute("SELECT 1")
+            return
+        except Exception:  # noqa: BLE001 - its session is gone: the lock went with it
+            _let_go(conn)
+        fresh = self.wh.pool.connect(f"{self.location}: lease")
+        try:
+            if not self._try_lock(fresh, lease.pipeline_name, lease.window_start):
+                fresh.close()
+                return
+            fresh.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET acquired_at = %s "
+                          "WHERE pipeline_name = %s AND window_start = %s AND token = %s AND holder = %s",
+                          [_now(), lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+        except BaseException:
+            _let_go(fresh)
+            raise
+        with self._held_lock:
+            if self._held.get(key) is conn:  # not released meanwhile
+                self._held[key] = fresh
+                fresh = None
+        _let_go(fresh)
 
     def verify_lease(self, lease: Lease) -> None:
         """The fencing check, on this thread's connection (so inside its open transaction)."""
@@ -163,8 +228,7 @@ class PostgresDriveStore(SqlDriveStore):
             _let_go(conn)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
-        self.ensure()
-        return self._lease_row(pipeline_name, window_start)
+        return self._lease_row(pipeline_name, window_start) if self.exists() else None
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while some session (this process's included) holds the window's advisory lock."""
@@ -176,7 +240,20 @@ class PostgresDriveStore(SqlDriveStore):
             free = s.rows("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", [key])[0][0]
             if free:
                 s.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", [key])
-        return not free
+        return not free or self.lock_lost(pipeline_name, window_start) is not None
+
+    def lock_lost(self, pipeline_name: str, window_start: datetime) -> str | None:
+        """How the window's lock went while its holder may live (see the module), or None."""
+        if not self.exists():
+            return None
+        with self.sql() as s:
+            found = s.rows(f"SELECT holder, expires_at, acquired_at < pg_postmaster_start_time() FROM "
+                           f"{self.dialect.qualified(self.leases_ref)} WHERE {_KEY} ORDER BY token DESC LIMIT 1",
+                           [pipeline_name, window_start])
+        if not found:
+            return None
+        holder, expires, before_restart = found[0]
+        return _lock_lost_by_live_holder(holder, expires, before_restart, _now())
 
     def dead_reason(self, record: RunRecord) -> str | None:
         """A run driven by one process holds its window's advisory lock until it ends: once the lock
@@ -196,6 +273,17 @@ class PostgresDriveStore(SqlDriveStore):
             self._held.clear()
         for conn in conns:
             _let_go(conn)
+
+
+def _lock_lost_by_live_holder(holder: str, expires: datetime, before_restart: bool, now: datetime) -> str | None:
+    """Why a free lock does not mean a dead holder (see the module), or None when it does."""
+    if holder.startswith("step:") or expires <= now:
+        return None
+    if before_restart:
+        return "went with a server restart"
+    if holder.split(":", 1)[0] == socket.gethostname() and not holder_is_dead(holder):
+        return "went with its session while its process lives on this host"
+    return None
 
 
 def _let_go(conn: Any) -> None:

@@ -21,11 +21,17 @@ What must hold:
 The last point is a re-run and not simply "after plain runs" on purpose: settling notices late
 records by counts, so a late record and a delete in the same loaded window between two runs
 cancel out and are only found by loading the window again (docs/concepts.md says so).
+
+Every history runs with stage, target and drive table in DuckDB, and again in PostgreSQL (a
+schema of its own per history on the session's server), with fewer examples there: a history
+of runs against a server takes longer than against a file.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,11 +84,28 @@ operation = st.one_of(
 )
 
 
+#: Histories hypothesis tries per warehouse.
+BUDGET = {"duckdb": 25, "postgres": 6}
+
+
+def read_duckdb(folder: Path) -> list[tuple[str, int]]:
+    path = folder / "warehouse.duckdb"
+    if not path.exists():
+        return []
+    with duckdb.connect(str(path), read_only=True) as conn:
+        exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchone()
+        if not exists or not exists[0]:
+            return []
+        return [(str(k), int(v)) for k, v in conn.execute("SELECT id, version FROM records ORDER BY id").fetchall()]
+
+
 class Contract:
     """One simulated history: the source file, the clock, and what the target may hold."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, config: dict[str, Any] | None = None,
+                 read: Callable[[Path], list[tuple[str, int]]] = read_duckdb) -> None:
         self.folder = folder
+        self.read = read
         self.clock = DAY + HOUR  # the first window has just ended
         self.live: dict[str, tuple[datetime, int]] = {}  # id -> (updated_at, version)
         self.next_id = 0
@@ -90,7 +113,7 @@ class Contract:
         self.records: list[RunRecord] = []
         folder.mkdir(parents=True)
         (folder / "data").mkdir()
-        (folder / "config.json").write_text(json.dumps(CONFIG, indent=2))
+        (folder / "config.json").write_text(json.dumps(config or CONFIG, indent=2))
         self.write()
 
     @property
@@ -178,14 +201,7 @@ class Contract:
     # -- what must hold --------------------------------------------------------------------
 
     def target(self) -> list[tuple[str, int]]:
-        path = self.folder / "warehouse.duckdb"
-        if not path.exists():
-            return []
-        with duckdb.connect(str(path), read_only=True) as conn:
-            exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchone()
-            if not exists or not exists[0]:
-                return []
-            return [(str(k), int(v)) for k, v in conn.execute("SELECT id, version FROM records ORDER BY id").fetchall()]
+        return self.read(self.folder)
 
     def check_target(self) -> None:
         rows = self.target()
@@ -211,32 +227,72 @@ class Contract:
         assert self.target() == expected
 
 
+Histories = Callable[[Path], Contract]
+
+
+@pytest.fixture(params=list(BUDGET))
+def warehouse(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_history(warehouse: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Histories:
+    """Makes a history whose stage, target and drive table live in ``warehouse``."""
+    if warehouse == "duckdb":
+        return Contract
+    from tests.connectors.postgres.warehouse import env, new_schema, section
+
+    server = request.getfixturevalue("postgres")
+    for key, value in env(server).items():
+        monkeypatch.setenv(key, value)
+
+    def make(folder: Path) -> Contract:
+        schema = new_schema(server)
+        config = copy.deepcopy(CONFIG)
+        for name in ("stage_system", "target_system"):
+            config[name] = {**{k: v for k, v in config[name].items() if k not in ("type", "path")}, **section(server, schema)}
+
+        def read(_: Path) -> list[tuple[str, int]]:
+            with server.admin() as conn:
+                if conn.execute("SELECT to_regclass(%s)", [f"{schema}.records"]).fetchone()[0] is None:
+                    return []
+                return [(str(k), int(v)) for k, v in conn.execute(f'SELECT "id", "version" FROM {schema}.records ORDER BY "id"')]
+
+        return Contract(folder, config=config, read=read)
+
+    return make
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # 25 histories take about two minutes alone; a loaded machine or a shrink takes longer
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(operations=st.lists(operation, min_size=1, max_size=14), initial=st.integers(0, 8))
 def test_the_target_follows_the_source_and_every_record_is_accounted_for(
-    tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[Any, ...]], initial: int
+    tmp_path_factory: pytest.TempPathFactory, warehouse: str, new_history: Histories
 ) -> None:
-    history = Contract(tmp_path_factory.mktemp("contract") / "contract")
-    for i in range(initial):
-        history.insert(i * 7)
-    for op, *args in operations:
-        if op == "fail":
-            history.plain(fail=True)
-        else:
-            getattr(history, op)(*args)
-    history.settle_fully()
-    history.check_accounting()
-    history.rerun_everything()
-    history.check_accounting()
-    history.check_exact()
+    @settings(max_examples=BUDGET[warehouse], deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(operations=st.lists(operation, min_size=1, max_size=14), initial=st.integers(0, 8))
+    def history_keeps_the_contract(operations: list[tuple[Any, ...]], initial: int) -> None:
+        history = new_history(tmp_path_factory.mktemp("contract") / "contract")
+        for i in range(initial):
+            history.insert(i * 7)
+        for op, *args in operations:
+            if op == "fail":
+                history.plain(fail=True)
+            else:
+                getattr(history, op)(*args)
+        history.settle_fully()
+        history.check_accounting()
+        history.rerun_everything()
+        history.check_accounting()
+        history.check_exact()
+
+    history_keeps_the_contract()
 
 
-def test_an_update_in_the_last_open_window_is_loaded_by_the_final_runs(tmp_path: Path) -> None:
+def test_an_update_in_the_last_open_window_is_loaded_by_the_final_runs(tmp_path: Path, new_history: Histories) -> None:
     """The example CI's random search found when ticks could pass the grid's end: the clock as far
     as it goes, then a record updated into the open window and a late insert."""
-    history = Contract(tmp_path / "contract")
+    history = new_history(tmp_path / "contract")
     history.insert(0)  # r000
     for _ in range(3):
         history.tick()
@@ -249,9 +305,9 @@ def test_an_update_in_the_last_open_window_is_loaded_by_the_final_runs(tmp_path:
     assert history.target() == [("r000", 2), ("r001", 1)]
 
 
-def test_a_late_record_an_update_and_a_delete_end_exactly_as_the_source(tmp_path: Path) -> None:
+def test_a_late_record_an_update_and_a_delete_end_exactly_as_the_source(tmp_path: Path, new_history: Histories) -> None:
     """One history of the property, spelled out: every kind of change and run, in a few steps."""
-    history = Contract(tmp_path / "contract")
+    history = new_history(tmp_path / "contract")
     for minute in (5, 20, 40):
         history.insert(minute)  # r000..r002 in the first window
     history.plain()  # loads 00:00

@@ -11,7 +11,11 @@ POINT adds to the points of tests/sdk/crash_child.py:
   writes the phase's state to the drive table;
 - ``pause:PHASE``: SIGSTOP this process as the phase starts (the test sends SIGCONT), after
   writing its lease's expiry and holder to ``FOLDER/paused.json``;
-- ``before:PHASE`` / ``after:PHASE`` / ``batch:N``: as crash_child.py (for resumed runs).
+- ``before:PHASE`` / ``after:PHASE`` / ``batch:N``: as crash_child.py (for resumed runs);
+- ``commit:PHASE``: SIGKILL inside the phase's commit transaction (as crash_child.py);
+- ``s2t_batch:N``: with ``--arrow``, SIGKILL as the stage-to-target transfer transforms batch N.
+
+``committed:publish`` kills once the publish transaction committed, before the drive row says so.
 
 ``--fail PHASE`` makes that phase fail once before committing (a failed attempt to resume).
 Prints ``{"status": ..., "run_id": ...}``; exits 3 when the window's lease is held or lost.
@@ -40,6 +44,7 @@ from drivetrain import (  # noqa: E402
     parse_timestamp,
 )
 from drivetrain.base import Source  # noqa: E402
+from drivetrain.phases import Publish  # noqa: E402
 from drivetrain.testing import FaultPlugin, FaultySource  # noqa: E402
 
 #: The phase after whose commit ``committed:PHASE`` kills the process.
@@ -68,11 +73,24 @@ class CommittingStageToTarget(StageToTargetTransfer):
 class ArrowStageToTarget(CommittingStageToTarget):
     """Overriding transform() sends stage to target through Arrow instead of push-down SQL."""
 
+    kill_at: int | None = None
+    seen = 0
+
     def transform(self, batch: Any, ctx: Any) -> Any:
+        if ArrowStageToTarget.kill_at is not None and ArrowStageToTarget.seen == ArrowStageToTarget.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        ArrowStageToTarget.seen += 1
         return batch
 
 
 class CommittingStageCleaning(StageCleaning):
+    def run(self, ctx: Any) -> Any:
+        result = super().run(ctx)
+        _kill_if_committed(self.name)
+        return result
+
+
+class CommittingPublish(Publish):
     def run(self, ctx: Any) -> Any:
         result = super().run(ctx)
         _kill_if_committed(self.name)
@@ -84,6 +102,7 @@ class ChildPipeline(Pipeline):
         "source_to_stage_transfer": CommittingSourceToStage,
         "stage_to_target_transfer": CommittingStageToTarget,
         "stage_cleaning": CommittingStageCleaning,
+        "publish": CommittingPublish,
     }
 
 
@@ -139,6 +158,7 @@ def main() -> int:
         fail={phase: 1 for phase in args.fail},
         kill_before=[arg] if kind == "before" else [],
         kill_after=[arg] if kind == "after" else [],
+        kill_before_commit=[arg] if kind == "commit" else [],
     )
     if kind == "committed":
         KILL_AFTER_COMMIT.add(arg)
@@ -146,6 +166,8 @@ def main() -> int:
         pipeline.use(source=KillWhenLoaded(pipeline.source()))
     if kind == "batch":
         pipeline.use(source=FaultySource(pipeline.source(), kill_at_batch=int(arg)))
+    if kind == "s2t_batch":
+        ArrowStageToTarget.kill_at = int(arg)
     window = pipeline.grid.window_starting(parse_timestamp(args.start))
     runner = pipeline.runner(heartbeat_seconds=args.heartbeat, lease_seconds=args.lease)
     try:

@@ -128,8 +128,9 @@ class PostgresServer:
         folder: Path,
         account: pwd.struct_passwd | None,
         certificates: dict[str, Path] | None,
+        port: int | None = None,
     ) -> PostgresServer:
-        port = plumbing.free_port()
+        port = port or plumbing.free_port()
         log = folder / "postgres.log"
         log.unlink(missing_ok=True)
         args = [
@@ -233,6 +234,13 @@ class PostgresServer:
         """A ``postgresql://`` URL (for psql and ADBC)."""
         user, password = (ADMIN_USER, ADMIN_PASSWORD) if admin else (self.user, self.password)
         return f"postgresql://{user}:{password}@{self.host}:{self.port}/{self.database}"
+
+    def restart(self) -> None:
+        """Stop the server (fast shutdown: every session ends, every advisory lock goes) and start
+        it again on the same port and data directory."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        self.process = self._launch(self.bin_dir, self.folder, _run_as(), self.certificates, port=self.port).process
 
     def stop(self) -> None:
         """Shut the server down (SIGINT: fast shutdown, then SIGKILL after 15 s), remove its folder."""

@@ -115,11 +115,15 @@ class TestLease:
             store.close()
             store.wh.close()
 
-    def test_a_run_whose_lock_session_was_ended_is_fenced_out_by_the_next_holder(self, wh, postgres, monkeypatch, schema):
-        """The server ends the lease's session (a restart, pg_terminate_backend, a dropped link) while
-        the run lives on: another run takes the window, and every write of the first one is refused."""
+    def test_a_run_whose_lock_session_was_ended_keeps_its_window_until_its_lease_expires_then_is_fenced_out(
+        self, wh, postgres, monkeypatch, schema
+    ):
+        """The server ends the lease's session (pg_terminate_backend, a dropped link) while the run
+        lives on in a process of this host: no one takes the window while its lease row is
+        unexpired. Once it expired unrenewed, another run takes the window, and every write of
+        the first one is refused."""
         first_store = store_of(wh)
-        first = first_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 3600)
+        first = first_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 2)
         running = RunRecord(pipeline_id="lab_run1", pipeline_name="lab", pipeline_start_timestamp=WINDOW.end,
                             query_window_start_timestamp=WINDOW.start, query_window_end_timestamp=WINDOW.end,
                             target_date=date(2025, 11, 15), query_window_duration="1h", lease_holder=first.holder)
@@ -129,8 +133,11 @@ class TestLease:
             conn.execute("SELECT pg_terminate_backend(%s)", [lock_session.info.backend_pid])
         other = make_warehouse(postgres, monkeypatch, schema=schema)
         second_store = store_of(other)
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while second_store.is_held("lab", WINDOW.start) and datetime.now(UTC) < deadline:
+        assert second_store.is_held("lab", WINDOW.start)
+        assert second_store.dead_reason(running) is None
+        with pytest.raises(LeaseError, match="went with its session while its process lives"):
+            second_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+        while datetime.now(UTC) <= first.expires_at:
             threading.Event().wait(0.05)
         second = second_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
         assert second.token == first.token + 1
@@ -148,6 +155,22 @@ class TestLease:
         assert first_store.get("lab_run1").pipeline_status is RunStatus.RUNNING
         second_store.release_lease(second)
         other.close()
+
+    def test_a_live_holder_whose_session_was_ended_takes_its_lock_again_at_its_next_heartbeat(self, wh, postgres, monkeypatch, schema):
+        first_store = store_of(wh)
+        first = first_store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+        [lock_session] = first_store._held.values()
+        with postgres.admin() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [lock_session.info.backend_pid])
+        renewed = first_store.renew_lease(first, 60)
+        [relocked] = first_store._held.values()
+        assert relocked is not lock_session and not relocked.closed
+        with postgres.admin() as conn:  # the lock is held by a session again: the lock tells, not the host rule
+            held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s AND granted",
+                                [relocked.info.backend_pid]).fetchone()[0]
+        assert held == 1
+        first_store.release_lease(renewed)
+
 
     def test_a_step_holder_keeps_its_window_between_steps_without_a_lock(self, wh):
         store = store_of(wh)
