@@ -14,17 +14,18 @@ grow with the number of successful runs read into Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drivetrain.record import RunStatus
-from drivetrain.window import Window
+from drivetrain.window import Window, WindowGrid
 
 if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
     from drivetrain.pipeline import Pipeline
 
-__all__ = ["beginning", "next_window"]
+__all__ = ["begin_at", "beginning", "choose", "next_window"]
 
 
 def beginning(pipeline: Pipeline, now: datetime) -> datetime | None:
@@ -32,17 +33,23 @@ def beginning(pipeline: Pipeline, now: datetime) -> datetime | None:
 
     None when no window since ``start_date`` has ended yet.
     """
-    grid = pipeline.grid
+    return begin_at(pipeline.grid, now, catchup=pipeline.config.schedule.catchup,
+                    earliest=lambda: pipeline.drive_store().earliest_window(pipeline.name))
+
+
+def begin_at(grid: WindowGrid, now: datetime, *, catchup: bool,
+             earliest: Callable[[], datetime | None]) -> datetime | None:
+    """:func:`beginning`'s rule, given how to find the oldest window ever run (asked only
+    without catchup): shared by a pipeline's own answer and the fleet's."""
     first = grid.first()
     if first.end > now:
         return None
-    if pipeline.config.schedule.catchup:
+    if catchup:
         return first.start
-    earliest = pipeline.drive_store().earliest_window(pipeline.name)
-    if earliest is None:
+    oldest = earliest()
+    if oldest is None:
         return grid.last_complete(now).start
-    return max(earliest, first.start)
-
+    return max(oldest, first.start)
 
 def _live(store: DriveStore, pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
     """Windows a live process is running now."""
@@ -63,19 +70,29 @@ def _next_window(pipeline: Pipeline, now: datetime) -> Window | None:
     begin = beginning(pipeline, now)
     if begin is None:
         return None
-    grid = pipeline.grid
     store = pipeline.drive_store()
-    open_windows = store.open_windows(pipeline.name, begin)
-    live = _live(store, pipeline) if any(w.running for w in open_windows) else set()
+    return choose(pipeline.grid, begin, now, store.open_windows(pipeline.name, begin),
+                  live=lambda: _live(store, pipeline),
+                  first_incomplete=lambda since: store.first_incomplete(pipeline.name, since))
+
+
+def choose(grid: WindowGrid, begin: datetime, now: datetime, open_windows: Sequence[Any], *,
+           live: Callable[[], set[tuple[datetime, datetime]]],
+           first_incomplete: Callable[[datetime], datetime]) -> Window | None:
+    """The rule of the module docstring, from its facts: ``open_windows`` (oldest first, each
+    with ``start``, ``end``, ``failed`` and ``running``), the windows a live process runs
+    (asked only if one is running), and the first incomplete window from a start. Shared by a
+    pipeline's own answer and the fleet's (:mod:`drivetrain.monitoring.fleet_windows`)."""
+    running = live() if any(w.running for w in open_windows) else set()
     for w in open_windows:  # oldest first: a failed (or dead) attempt comes before anything new
         window = Window(w.start, w.end, grid.timezone)
-        if (w.failed or w.running) and w.end <= now and (w.start, w.end) not in live and grid.is_aligned(window):
+        if (w.failed or w.running) and w.end <= now and (w.start, w.end) not in running and grid.is_aligned(window):
             return window
     start = begin
     while True:
-        window = grid.window_at(store.first_incomplete(pipeline.name, start))
+        window = grid.window_at(first_incomplete(start))
         if window.end > now:
             return None
-        if (window.start, window.end) not in live:
+        if (window.start, window.end) not in running:
             return window
         start = window.end

@@ -23,6 +23,7 @@ joins bigger than the limit spill. A ``memory_limit`` in the config replaces the
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -113,8 +114,12 @@ MEMORY_PER_THREAD_MB = 64
 MEMORY_SHARE = 4
 
 
+@functools.cache
 def usable_memory() -> int | None:
-    """Bytes of memory this process may use: the machine's, or its cgroup's limit if lower."""
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit if lower.
+
+    Read once per process: ``status`` of a fleet builds a warehouse per pipeline, and the
+    cgroup files cost about a millisecond each time."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):  # pragma: no cover - every Linux and macOS answers

@@ -191,16 +191,9 @@ def by_store(pipelines: Iterable[Pipeline]) -> list[tuple[Any, list[Pipeline]]]:
 
 def beginning(pipeline: Pipeline, facts: WindowFacts, now: datetime) -> datetime | None:
     """:func:`drivetrain.window_choice.beginning` from the facts (no query)."""
-    grid = grid_of(pipeline)
-    first = grid.first()
-    if first.end > now:
-        return None
-    if pipeline.config.schedule.catchup:
-        return first.start
-    if facts.earliest is None:
-        return grid.last_complete(now).start
-    return max(facts.earliest, first.start)
+    from drivetrain.window_choice import begin_at
 
+    return begin_at(grid_of(pipeline), now, catchup=pipeline.config.schedule.catchup, earliest=lambda: facts.earliest)
 
 def first_incomplete(pipeline: Pipeline, facts: WindowFacts, since: datetime) -> datetime:
     """:meth:`DriveStore.first_incomplete` from regular islands: the end of the island in
@@ -215,6 +208,7 @@ def first_incomplete(pipeline: Pipeline, facts: WindowFacts, since: datetime) ->
 def next_window(pipeline: Pipeline, facts: WindowFacts, now: datetime) -> Window | None:
     """The window a plain run takes at ``now`` (see :mod:`drivetrain.window_choice`), from the facts."""
     from drivetrain.monitoring.gaps import live_windows
+    from drivetrain.window_choice import choose
     from drivetrain.window_choice import next_window as asked
 
     if not facts.regular(pipeline):
@@ -222,21 +216,9 @@ def next_window(pipeline: Pipeline, facts: WindowFacts, now: datetime) -> Window
     begin = beginning(pipeline, facts, now)
     if begin is None:
         return None
-    grid = grid_of(pipeline)
-    candidates = [o for o in facts.open if o.start >= begin]
-    live = live_windows(pipeline) if any(o.running for o in candidates) else set()
-    for o in candidates:  # oldest first: a failed (or dead) attempt comes before anything new
-        window = Window(o.start, o.end, grid.timezone)
-        if (o.failed or o.running) and o.end <= now and (o.start, o.end) not in live and grid.is_aligned(window):
-            return window
-    start = begin
-    while True:
-        window = grid.window_at(first_incomplete(pipeline, facts, start))
-        if window.end > now:
-            return None
-        if (window.start, window.end) not in live:
-            return window
-        start = window.end
+    return choose(grid_of(pipeline), begin, now, [o for o in facts.open if o.start >= begin],
+                  live=lambda: live_windows(pipeline),
+                  first_incomplete=lambda since: first_incomplete(pipeline, facts, since))
 
 
 def next_windows(pipelines: Sequence[Pipeline], now: datetime) -> dict[int, Window | None]:
