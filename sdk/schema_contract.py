@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drivetrain.schema_types import (
     Kind,
@@ -92,6 +91,7 @@ class ContractGate:
 
     def check(self, batch: pa.RecordBatch) -> Checked:
         """The batch as the contract lets it load; raises :class:`ContractBreach` to stop the load."""
+        import pyarrow.compute as pc  # loaded when a batch is checked: importing drivetrain.pipeline stays light
         if not self.existing:
             return Checked(batch, [], [])
         n = batch.num_rows
@@ -126,6 +126,7 @@ class ContractGate:
         return Checked(out.filter(ok), batch.filter(bad).to_pylist(), reasons)
 
     def _new_column(self, field: pa.Field, values: pa.Array, discard: Any) -> pa.Array | None:
+        import pyarrow.compute as pc
         policy, carried = self.contract.columns, len(values) - values.null_count
         what = f"new column {field.name!r} ({field.type})"
         if policy == "evolve":
@@ -145,6 +146,7 @@ class ContractGate:
         return None
 
     def _known_column(self, field: pa.Field, values: pa.Array, old_sql: str, discard: Any) -> pa.Array:
+        import pyarrow.compute as pc
         old, new = sql_kind(old_sql), arrow_kind(field.type)
         target = arrow_type_for(old)
         if fits(old, new):  # another family (an integer into a DOUBLE column) is converted here, not by each warehouse
@@ -193,6 +195,7 @@ class ContractGate:
 
 
 def _cast_all(values: pa.Array, target: pa.DataType) -> pa.Array:
+    import pyarrow.compute as pc
     try:
         return pc.cast(values, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -201,6 +204,7 @@ def _cast_all(values: pa.Array, target: pa.DataType) -> pa.Array:
 
 def _cast_whole(values: pa.Array, target: pa.DataType | None) -> pa.Array | None:
     """``values`` as ``target`` when every one converts without loss, else None."""
+    import pyarrow.compute as pc
     if target is None:
         return None
     try:
@@ -211,6 +215,7 @@ def _cast_whole(values: pa.Array, target: pa.DataType | None) -> pa.Array | None
 
 def _cast_each(values: pa.Array, target: pa.DataType | None) -> tuple[pa.Array | None, pa.Array | None]:
     """(converted, failed mask); (None, None) when the types do not convert at all."""
+    import pyarrow.compute as pc
     if target is None:
         return None, None
     try:

@@ -22,10 +22,9 @@ from drivetrain.record import RunStatus
 from drivetrain.window import Window, WindowGrid
 
 if TYPE_CHECKING:
-    from drivetrain.drive import DriveStore
     from drivetrain.pipeline import Pipeline
 
-__all__ = ["begin_at", "beginning", "choose", "next_window"]
+__all__ = ["begin_at", "beginning", "choose", "live_windows", "next_window"]
 
 
 def beginning(pipeline: Pipeline, now: datetime) -> datetime | None:
@@ -51,14 +50,15 @@ def begin_at(grid: WindowGrid, now: datetime, *, catchup: bool,
         return grid.last_complete(now).start
     return max(oldest, first.start)
 
-def _live(store: DriveStore, pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
-    """Windows a live process is running now."""
+def live_windows(pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
+    """Windows with a RUNNING row whose process may still be alive (see DriveStore.dead_reason):
+    a plain run passes over them, and they are not gaps."""
+    store = pipeline.drive_store()
     return {
         (r.query_window_start_timestamp, r.query_window_end_timestamp)
         for r in store.history(pipeline.name, status=[RunStatus.RUNNING])
         if store.dead_reason(r) is None
     }
-
 
 def next_window(pipeline: Pipeline, now: datetime) -> Window | None:
     """The window a plain run takes at ``now``; None when every ended window is complete."""
@@ -72,7 +72,7 @@ def _next_window(pipeline: Pipeline, now: datetime) -> Window | None:
         return None
     store = pipeline.drive_store()
     return choose(pipeline.grid, begin, now, store.open_windows(pipeline.name, begin),
-                  live=lambda: _live(store, pipeline),
+                  live=lambda: live_windows(pipeline),
                   first_incomplete=lambda since: store.first_incomplete(pipeline.name, since))
 
 

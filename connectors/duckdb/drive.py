@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from drivetrain.drive import SCHEMA_VERSION, Lease
+from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
 from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
@@ -151,14 +151,12 @@ class DuckDBDriveStore(SqlDriveStore):
             for index, column in self.index_names().items():
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.table_sql} ({column})")
 
-    def _migrate(self, s: SqlSession, version: int) -> None:
-        """DuckDB refuses ALTER TABLE on a table with indexes ("entries that depend on it"): a
-        layout that adds columns drops them first; :meth:`ensure` creates them again after."""
-        if version < SCHEMA_VERSION:
-            schema = f"{quote(self.table.schema)}." if self.table.schema else ""
-            for index in self.index_names():
-                s.execute(f"DROP INDEX IF EXISTS {schema}{index}")
-        super()._migrate(s, version)
+    def _before_adding_columns(self, s: SqlSession) -> None:
+        """DuckDB refuses ALTER TABLE on a table with indexes ("entries that depend on it"):
+        drop them; :meth:`ensure` creates them again after the layout is current."""
+        schema = f"{quote(self.table.schema)}." if self.table.schema else ""
+        for index in self.index_names():
+            s.execute(f"DROP INDEX IF EXISTS {schema}{index}")
 
     def _export_old_rows(self, folder: Path) -> dict[TableRef, Path]:
         """Parquet copies of a one-file layout's drive, lease and meta tables (none if it has none)."""

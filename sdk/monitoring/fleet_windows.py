@@ -207,8 +207,7 @@ def first_incomplete(pipeline: Pipeline, facts: WindowFacts, since: datetime) ->
 
 def next_window(pipeline: Pipeline, facts: WindowFacts, now: datetime) -> Window | None:
     """The window a plain run takes at ``now`` (see :mod:`drivetrain.window_choice`), from the facts."""
-    from drivetrain.monitoring.gaps import live_windows
-    from drivetrain.window_choice import choose
+    from drivetrain.window_choice import choose, live_windows
     from drivetrain.window_choice import next_window as asked
 
     if not facts.regular(pipeline):

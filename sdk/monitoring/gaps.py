@@ -38,6 +38,7 @@ from drivetrain.monitoring.fleet_windows import (
 )
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window
+from drivetrain.window_choice import live_windows
 
 if TYPE_CHECKING:
     from drivetrain.pipeline import Pipeline
@@ -235,18 +236,6 @@ def gaps_begin(pipeline: Pipeline, now: datetime) -> datetime | None:
     from drivetrain.window_choice import beginning
 
     return beginning(pipeline, now)
-
-
-def live_windows(pipeline: Pipeline) -> set[tuple[datetime, datetime]]:
-    """Windows with a RUNNING row whose process may still be alive (see DriveStore.dead_reason)."""
-    from drivetrain.record import RunStatus
-
-    store = pipeline.drive_store()
-    return {
-        (r.query_window_start_timestamp, r.query_window_end_timestamp)
-        for r in store.history(pipeline.name, status=[RunStatus.RUNNING])
-        if store.dead_reason(r) is None
-    }
 
 
 def group_gaps(pipeline: str, gaps: Iterable[Gap]) -> list[GapRange]:

@@ -138,12 +138,17 @@ class SqlDriveStore(DriveStore):
     def _migrate(self, s: SqlSession, version: int) -> None:
         """Add the columns of newer layouts (version 1 is the first; 2 added publish_phase)."""
         existing = {name.upper() for name in self.wh.table_columns(self.table)}
-        for name, kind, _ in DRIVE_COLUMNS:
-            if name.upper() not in existing:
-                s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
+        missing = [(name, kind) for name, kind, _ in DRIVE_COLUMNS if name.upper() not in existing]
+        if missing:
+            self._before_adding_columns(s)
+        for name, kind in missing:
+            s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
         if version < SCHEMA_VERSION:
             meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
             s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
+
+    def _before_adding_columns(self, s: SqlSession) -> None:
+        """What a backend must do before ``ALTER TABLE ... ADD COLUMN`` on the drive table (nothing here)."""
 
     # -- the row codec --------------------------------------------------------------------
 

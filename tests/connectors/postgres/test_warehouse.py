@@ -259,7 +259,8 @@ class TestLoad:
             load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([1], pa.int32())}))
             load.commit([table])
         with pytest.raises(PermanentError, match=r"load .*narrow"), wh.window_load(WINDOW, "k") as load:
-            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array([2**40], pa.int64())}))
+            # (a wider integer no longer fails: the load widens the column, see tests/schema)
+            load.append(table, pa.RecordBatch.from_pydict({"at": [T0], "n": pa.array(["not a number"])}))
         assert wh.count_window(table, WINDOW) == 1
 
 
