@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,17 +41,31 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:  # noqa: ANN001
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_status_history_and_show_answer_while_another_process_is_inside_its_extract(
-        tmp_path: Path, es: EsEmulator) -> None:
+@contextmanager
+def run_stalled_in_its_extract(tmp_path: Path, es: EsEmulator) -> Iterator[tuple[Path, subprocess.Popen[str], list[dict]]]:
+    """A real ``drivetrain run`` in another process, held inside its extract by the emulator's
+    stalled first search; yields its folder, the process, and (after the block) its JSON result,
+    which must be a success."""
     folder = es_pipeline(tmp_path / "lab", es, make_rows(n=120, hours=1))
     es.stall_next(1, seconds=STALL_SECONDS, path="/_search")
     run = subprocess.Popen([str(SCRIPT), "run", str(folder), "--window-start", WINDOW, "--json"], cwd=folder,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result: list[dict] = []
     try:
         wait_for(lambda: es.requests_to("/_search") or run.poll() is not None, "the run's first search")
         assert run.poll() is None, run.communicate()
+        yield folder, run, result
+    finally:
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    result.extend(json.loads(out))
+    assert result[-1]["pipeline_status"] == "SUCCESS"
 
+
+@pytest.mark.slow
+def test_status_history_and_show_answer_while_another_process_is_inside_its_extract(
+        tmp_path: Path, es: EsEmulator) -> None:
+    with run_stalled_in_its_extract(tmp_path, es) as (folder, run, _):
         status = drivetrain(folder, "status", str(folder), "--json")
         assert status.returncode == 0, status.stderr
         (latest,) = json.loads(status.stdout)
@@ -63,10 +79,6 @@ def test_status_history_and_show_answer_while_another_process_is_inside_its_extr
         shown = json.loads(show.stdout)
         assert shown["source_to_stage_transfer_phase"]["status"] == "RUNNING"
         assert run.poll() is None  # the answers came while the phase still held the warehouse file
-    finally:
-        out, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
-    assert json.loads(out)[-1]["pipeline_status"] == "SUCCESS"
 
 
 def drive_file_holder(path: Path) -> int | None:
@@ -87,15 +99,9 @@ def drive_file_holder(path: Path) -> int | None:
 @pytest.mark.slow
 def test_a_reader_gets_the_drive_file_a_run_keeps_open_through_a_long_phase(tmp_path: Path, es: EsEmulator) -> None:
     """The run keeps the drive file open between its drive writes (opening it costs 20-50 ms, a run
-    writes its row about thirty times) and gives it up while it is inside a long phase as soon as a
+    writes its row about twenty times) and gives it up while it is inside a long phase as soon as a
     reader asks; its next drive write opens the file again."""
-    folder = es_pipeline(tmp_path / "lab", es, make_rows(n=120, hours=1))
-    es.stall_next(1, seconds=STALL_SECONDS, path="/_search")
-    run = subprocess.Popen([str(SCRIPT), "run", str(folder), "--window-start", WINDOW, "--json"], cwd=folder,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: es.requests_to("/_search") or run.poll() is not None, "the run's first search")
-        assert run.poll() is None, run.communicate()
+    with run_stalled_in_its_extract(tmp_path, es) as (folder, run, result):
         # the run wrote its row and the extract phase's start, and still holds the drive file
         assert drive_file_holder(folder / "drive.duckdb") == run.pid
 
@@ -105,9 +111,5 @@ def test_a_reader_gets_the_drive_file_a_run_keeps_open_through_a_long_phase(tmp_
         assert latest["source_to_stage_transfer_phase"]["status"] == "RUNNING"  # answered inside the phase
         assert run.poll() is None
         assert drive_file_holder(folder / "drive.duckdb") is None  # let go, and not taken back while idle
-    finally:
-        out, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
-    final = json.loads(out)[-1]
-    assert final["pipeline_status"] == "SUCCESS"  # its later drive writes opened the file again
+    final = result[-1]  # a success: its later drive writes opened the file again
     assert final["pipeline_id"] == latest["pipeline_id"]
