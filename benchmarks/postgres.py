@@ -154,33 +154,18 @@ def child(name: str, job_file: str) -> int:
             for batch in cursor.fetch_record_batch():
                 rows += batch.num_rows
         outcome: dict[str, Any] = {"rows": rows}
-    elif name == "drivetrain_files_to_pg":
+    else:  # a drivetrain path: the files -> PostgreSQL load, or a PostgreSQL source read with `reader`
         from benchmarks.paths import phase_context
         from drivetrain import Pipeline
 
         folder = Path(job["scratch"]) / name
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(_files_config(job, folder)))
+        config = (_files_config(job, folder) if name == "drivetrain_files_to_pg"
+                  else _config(job, name.rsplit("_", 1)[1], folder))
+        (folder / "config.json").write_text(json.dumps(config))
         os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
         pipeline = Pipeline.load(folder)
-        with pipeline:  # as the other paths: plugins and connector classes loaded before the clock starts
-            pipeline.phase("source_to_stage_transfer"), pipeline.source(), pipeline.stage()
-        pipeline = Pipeline.load(folder)
-        began = time.perf_counter()
-        with pipeline, pipeline.session():
-            result = pipeline.phase("source_to_stage_transfer").run(phase_context(pipeline, job))
-        outcome = {"rows": result.rows_written}
-    else:
-        from benchmarks.paths import phase_context
-        from drivetrain import Pipeline
-
-        reader = name.rsplit("_", 1)[1]
-        folder = Path(job["scratch"]) / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(_config(job, reader, folder)))
-        os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
-        pipeline = Pipeline.load(folder)
-        with pipeline:
+        with pipeline:  # plugins and connector classes loaded before the clock starts, on every path
             pipeline.phase("source_to_stage_transfer"), pipeline.source(), pipeline.stage()
         pipeline = Pipeline.load(folder)
         began = time.perf_counter()
