@@ -178,7 +178,7 @@ class FilesSource(Source):
         pending_rows = 0
         for path in self.files():
             first = 1  # record number in the file of the batch's first record
-            for batch in self._read(path):
+            for batch in self._read(path, window):
                 selected = self._in_window(batch, window, path, first)
                 first += batch.num_rows
                 if selected.num_rows == 0:
@@ -220,13 +220,17 @@ class FilesSource(Source):
             self._lost.add(f"{self.query_field}: missing or empty", f"{path} record {first}", n=batch.num_rows)
             return batch.slice(0, 0)
         values = batch.column(self.query_field)
-        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        mask, ts, failed = self._window_mask(values, window)
         if ts.null_count:
             self._count_unplaced(values, failed, path, first)
+        return batch.filter(mask)
+
+    def _window_mask(self, values: pa.Array, window: Window) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(inside the window, the values as times, the values that are no time) for query field values."""
+        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
         start = pa.scalar(window.start, pa.timestamp("us", tz="UTC"))
         end = pa.scalar(window.end, pa.timestamp("us", tz="UTC"))
-        mask = pc.fill_null(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)), False)
-        return batch.filter(mask)
+        return pc.fill_null(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)), False), ts, failed
 
     def _count_unplaced(self, values: pa.Array, failed: pa.Array, path: Path, first: int) -> None:
         numbers = numbers_without_unit(values, failed, self.timestamp_unit)
@@ -244,7 +248,8 @@ class FilesSource(Source):
                 self._lost.add(reason, f"{path} record {first + index}", value)
             self._lost.tally(reason, total - len(shown))
 
-    def _read(self, path: Path) -> Iterator[pa.RecordBatch]:
+    def _read(self, path: Path, window: Window | None = None) -> Iterator[pa.RecordBatch]:
+        """The file's records in batches; ``window`` only decides the types of mixed JSONL fields."""
         fmt = self._format(path)
         try:
             if fmt == "parquet":
@@ -259,22 +264,30 @@ class FilesSource(Source):
                                         convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
                 yield from reader
             else:
-                yield from self._read_jsonl(path)
+                yield from self._read_jsonl(path, window)
         except (OSError, pa.ArrowException, OverflowError) as exc:
             hint = f"; if its fields are not separated by {self.delimiter!r}, set {self.config.role}.delimiter" if fmt == "csv" else ""
             raise PermanentError(f"{path}: cannot read as {fmt}: {exc}{hint}") from exc
 
-    def _read_jsonl(self, path: Path) -> Iterator[pa.RecordBatch]:
+    def _read_jsonl(self, path: Path, window: Window | None) -> Iterator[pa.RecordBatch]:
         with open(path, "rb") as fh:
             line = 1
             while True:
                 lines = fh.readlines(1 << 22)
                 if not lines:
                     return
-                yield from self._parse_chunk(lines, path, line)
+                yield from self._parse_chunk(lines, path, line, window)
                 line += len(lines)
 
-    def _parse_chunk(self, lines: list[bytes], path: Path, first_line: int) -> Iterator[pa.RecordBatch]:
+    def _parse_chunk(self, lines: list[bytes], path: Path, first_line: int,
+                     window: Window | None) -> Iterator[pa.RecordBatch]:
+        """The chunk's records; a field whose type differs between lines is typed from the window's lines.
+
+        A value of another type in a record of another window (a text where this window has
+        numbers) must not turn this window's numbers into text: the chunk is one table, so the
+        records outside ``window`` give that field no type and keep only their query field,
+        which :meth:`_in_window` needs to account for them.
+        """
         import pyarrow.json as pajson
 
         chunk = b"".join(lines)
@@ -288,8 +301,13 @@ class FilesSource(Source):
                 pass  # mixed types or a bad line: fall back to one line at a time
         rows = [row for n, line in enumerate(lines, first_line)
                 if (row := self._parse_line(line, f"{path} line {n}")) is not None]
-        if rows:
-            yield from _rows_to_table(rows).to_batches(max_chunksize=self.batch_size)
+        if not rows:
+            return
+        inside = None
+        if window is not None and any(self.query_field in row for row in rows):
+            stamps = _column([row.get(self.query_field) for row in rows])
+            inside = self._window_mask(stamps, window)[0].to_pylist()
+        yield from _rows_to_table(rows, inside, keep=self.query_field).to_batches(max_chunksize=self.batch_size)
 
     def _parse_line(self, line: bytes, where: str = "") -> dict[str, Any] | None:
         """One JSONL line as a record; one that cannot be read becomes a record to reject.
@@ -343,19 +361,33 @@ def _stamp_pattern(field: str) -> re.Pattern[str]:
     return re.compile('"' + re.escape(field) + r'"\s*:\s*"((?:[^"\\]|\\.){1,64})"')
 
 
-def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Build a table from dicts whose values may differ in type: mixed columns become text."""
+def _rows_to_table(rows: list[dict[str, Any]], inside: list[bool] | None = None, keep: str = "") -> pa.Table:
+    """Build a table from dicts whose values may differ in type: mixed columns become text.
+
+    With ``inside``, only those rows give the columns their names, values and types; the other
+    rows keep only the field ``keep`` (they are filtered out afterwards).
+    """
+    chosen = rows if inside is None else [row for row, keep_row in zip(rows, inside) if keep_row]
     names: dict[str, None] = {}
-    for row in rows:
+    for row in chosen:
         names.update(dict.fromkeys(row))
+    if keep and any(keep in row for row in rows):
+        names[keep] = None
     arrays = {}
     for name in names:
-        values = [row.get(name) for row in rows]
-        try:
-            arrays[name] = pa.array(values)
-        except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed, or too wide for Arrow: exact text
-            arrays[name] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], type=pa.string())
-    return pa.table(arrays)
+        if inside is None or name == keep:
+            arrays[name] = _column([row.get(name) for row in rows])
+        else:
+            arrays[name] = _column([row.get(name) if keep_row else None for row, keep_row in zip(rows, inside)])
+    return pa.table(arrays) if arrays else pa.table({keep or "_": pa.nulls(len(rows))})
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """Values as one Arrow array; mixed types, or integers too wide for Arrow, become exact text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], type=pa.string())
 
 
 def _unify(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:

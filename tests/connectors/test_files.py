@@ -69,6 +69,26 @@ class TestBadInput:
         batch = next(source(tmp_path, "a.jsonl", batch_size=100).extract(WINDOW))
         assert batch.column("name").to_pylist()[2] == "42"
 
+    @pytest.mark.parametrize("outside", ["before", "after"])
+    def test_a_text_value_in_another_window_leaves_this_windows_numbers_numbers(self, tmp_path, outside):
+        """The file is read in chunks that span windows; a field's type comes from the window's records."""
+        other = {"id": "about", "name": "x", "at": (START + timedelta(hours=-1 if outside == "before" else 2)).isoformat()}
+        items = rows(60)
+        items[3]["id"] = 3.5
+        write_jsonl(tmp_path / "a.jsonl", [other, *items] if outside == "before" else [*items, other])
+        src = source(tmp_path, "a.jsonl", batch_size=100)
+        got = pa.Table.from_batches(list(src.extract(WINDOW)))
+        assert got.schema.field("id").type == pa.float64()
+        assert got.column("id").to_pylist()[:4] == [0, 1, 2, 3.5] and got.num_rows == 60
+        at = datetime.fromisoformat(other["at"])
+        assert [r["id"] for b in src.extract(Window(at, at + timedelta(minutes=1))) for r in b.to_pylist()] == ["about"]
+
+    def test_records_without_any_field_are_counted_as_belonging_to_no_window(self, tmp_path):
+        write_jsonl(tmp_path / "a.jsonl", ["{}", "{}", '{"id": 1, "at": 5}', '{"id": "x", "at": "2025-11-15T10:00:00Z"}'])
+        src = source(tmp_path, "a.jsonl")
+        assert src.count(WINDOW) == 1
+        assert src.unplaceable().records == 3
+
     def test_unparseable_lines_are_counted_not_loaded(self, tmp_path):
         write_jsonl(tmp_path / "a.jsonl", [*rows(5), "{not json", "[1, 2]"])
         src = source(tmp_path, "a.jsonl")
