@@ -44,6 +44,18 @@ def fresh_plugin_manager():
     reset_plugin_manager()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's validated-config markers go to a folder of its own, not the user's ~/.cache."""
+    before = os.environ.get("DRIVETRAIN_CACHE_DIR")
+    os.environ["DRIVETRAIN_CACHE_DIR"] = str(tmp_path_factory.mktemp("drivetrain-cache"))
+    yield
+    if before is None:
+        os.environ.pop("DRIVETRAIN_CACHE_DIR", None)
+    else:
+        os.environ["DRIVETRAIN_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[FakeSnowServer]:
     """fakesnow in server mode: the real Snowflake connector talks HTTP to it."""
