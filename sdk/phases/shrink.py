@@ -10,11 +10,8 @@ load fails, target unchanged, when it would empty a window that held rows, or br
 than ``phases.stage_to_target_transfer.max_shrink_percent`` below; ``accept_shrink`` in config
 or ``drivetrain run --accept-shrink`` lets it through, and the run's row records that it did.
 
-A plain ``load_strategy: merge`` removes nothing, so it is not guarded. A merge with
-``delete_missing`` removes the window's rows whose key the source no longer has: a purged source
-would empty the target through it, so it is guarded like a replace. A record that moved to another
-window leaves its old window one row shorter, which stays within ``max_shrink_percent`` unless most
-of the window moved at once (then ``--accept-shrink`` is the answer, as for a purge).
+The guard leaves ``load_strategy: merge`` alone. A merge removes rows only with ``delete_missing``,
+where a record that moved to a later window would look like a shrink; that case is not guarded.
 """
 
 from __future__ import annotations
@@ -72,16 +69,15 @@ class ShrinkGuard:
         settings = ctx.config.phases.stage_to_target_transfer
         self.max_percent = settings.max_shrink_percent
         self.accept = settings.accept_shrink
-        target = ctx.config.target
-        removes_nothing = target.get("load_strategy") == "merge" and not target.get("delete_missing")
-        self.last = None if removes_nothing else last_load(ctx.previous_attempts)
+        merge = ctx.config.target.get("load_strategy") == "merge"
+        self.last = None if merge else last_load(ctx.previous_attempts)
         self.details: dict[str, Any] = {}
         """What the guard found, for the phase's details (empty when the window did not shrink)."""
 
     @property
     def active(self) -> bool:
-        """False when there is nothing to protect: no earlier successful load, a merge that removes
-        nothing, or a window the earlier load left empty in the target."""
+        """False when there is nothing to protect: no earlier successful load, a merge, or a window
+        the earlier load left empty in the target."""
         return self.last is not None and self.last.rows > 0 and self.last.target_rows != 0
 
     def check(self, rows: int) -> str | None:

@@ -131,22 +131,6 @@ class TestShrinkGuard:
         assert run(folder, **merge).pipeline_status is RunStatus.SUCCESS
         assert target_count(folder) == 12
 
-    def test_a_merge_that_deletes_missing_keys_is_guarded_like_a_replace(self, tmp_path: Path) -> None:
-        merge = {"target_system.load_strategy": "merge", "target_system.merge_keys": ["test_id"],
-                 "target_system.delete_missing": True}
-        folder = make_pipeline_dir(tmp_path / "lab", rows(12))
-        assert run(folder, **merge).pipeline_status is RunStatus.SUCCESS
-        write_source(folder, rows(11))  # one record gone: within the threshold, deleted
-        assert run(folder, **merge).pipeline_status is RunStatus.SUCCESS
-        assert target_count(folder) == 11
-        write_source(folder, rows(1))  # the source purged: the merge would delete ten of eleven
-        record = run(folder, **merge)
-        assert record.pipeline_status is RunStatus.FAILED
-        assert "shrink guard" in (record.phases["stage_to_target_transfer"].error_message or "")
-        assert target_count(folder) == 11
-        assert run(folder, **merge, **{f"{GUARD}.accept_shrink": True}).pipeline_status is RunStatus.SUCCESS
-        assert target_count(folder) == 1
-
     @pytest.mark.parametrize("dedup_keys", [["test_id"], []], ids=["keyed", "unkeyed"])
     def test_the_arrow_path_is_guarded_before_the_target_changes(self, tmp_path: Path, dedup_keys: list[str]) -> None:
         folder = make_pipeline_dir(tmp_path / "lab", rows(12), target_system__dedup_keys=dedup_keys)
