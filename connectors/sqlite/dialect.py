@@ -92,9 +92,9 @@ class SqliteDialect(SqlDialect):
                 f"THEN CAST(json_extract({col}, '{where}') AS REAL) END)")
 
     def seconds_between(self, start: str, end: str) -> str:
-        """Seconds from ``start`` to ``end``: both are ISO text, which ``julianday`` reads (a
-        ``CAST(x AS TIMESTAMP)`` around one is dropped: in SQLite it would make a number of it)."""
-        return f"((julianday({_uncast(end)}) - julianday({_uncast(start)})) * 86400.0)"
+        """Seconds from ``start`` to ``end``, both ISO text (a ``CAST(x AS TIMESTAMP)`` around
+        one is dropped: in SQLite it would make a number of it)."""
+        return f"({_epoch(_uncast(end))} - {_epoch(_uncast(start))})"
 
     def array_contains(self, column: str, value_sql: str) -> str:
         return f"EXISTS (SELECT 1 FROM json_each({quote_name(column)}) WHERE json_each.value = ({value_sql}))"
@@ -102,6 +102,20 @@ class SqliteDialect(SqlDialect):
 
 def _json_path(path: tuple[str, ...]) -> str:
     return "$." + SqlDialect.dotted(path)
+
+
+def _epoch(text: str) -> str:
+    """Seconds since 1970 of ISO text, to the microsecond.
+
+    SQLite's date functions keep milliseconds (and round a time to them), so the whole seconds
+    come from the text without its fraction (the zone suffix kept), and the fraction is added
+    from the text as it is.
+    """
+    rest = f"substr({text}, 20)"
+    suffix = f"ltrim({rest}, '.0123456789')"
+    whole = f"CAST(strftime('%s', substr({text}, 1, 19) || {suffix}) AS REAL)"
+    fraction = f"CAST('0' || substr({rest}, 1, length({rest}) - length({suffix})) AS REAL)"
+    return f"({whole} + {fraction})"
 
 
 def _uncast(expr: str) -> str:

@@ -16,14 +16,15 @@ written in one ``BEGIN IMMEDIATE`` transaction, so two acquirers never hand out 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
-from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
+from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks
 from drivetrain.sql.session import utc_now
 
 from .locks import WindowLocks
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .warehouse import SqliteWarehouse
 
 _KEY = "pipeline_name = ? AND window_start = ?"
+#: An instant as the drive table stores it (see .session.INSTANT).
+STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 #: The drive table's indexes: column(s) -> what reads them.
 INDEXES = {
     ("pipeline_id",): "one run by id (show, every update)",
@@ -118,6 +121,17 @@ class SqliteDriveStore(SqlDriveStore):
                     s.execute(sql, values)
             done += len(part)
         return done
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A report query (see the base class); an instant under an alias of its own
+        (``MAX(pipeline_end_timestamp) AS last_ok``) is read back as one too, as on the other
+        engines, which return their timestamp type."""
+        rows = super().query(sql, params)
+        for row in rows:
+            for name, value in row.items():
+                if name not in KIND and isinstance(value, str) and STORED_INSTANT.match(value):
+                    row[name] = self.dialect.decode("timestamp", value)
+        return rows
 
     def reading(self) -> AbstractContextManager[object]:
         """One connection for a block of reads (a command); it never blocks a writer (WAL)."""
