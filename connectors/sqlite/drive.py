@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks
-from drivetrain.sql.session import utc_now
+from drivetrain.sql.session import SqlSession, utc_now
 
 from .locks import WindowLocks
-from .session import SqliteSession
+from .move import move_rows
 
 if TYPE_CHECKING:
     from drivetrain.record import RunRecord
@@ -55,27 +55,34 @@ class SqliteDriveStore(SqlDriveStore):
     ]
     create_on_read: ClassVar[bool] = False  # reading never creates the file or the tables
 
-    def __init__(self, warehouse: SqliteWarehouse, table: TableRef) -> None:
+    def __init__(self, warehouse: SqliteWarehouse, table: TableRef, *, previous: SqlDriveStore | None = None,
+                 locks: WindowLocks | None = None) -> None:
         super().__init__(warehouse, table)
         self.wh: SqliteWarehouse = warehouse
         self.leases = self.leases_ref
         self.location = f"{warehouse.path}: {table.name}"
-        self.locks = WindowLocks(warehouse.path)
+        self.locks = locks or WindowLocks(warehouse.path)
+        self.previous = previous
+        """Where this drive table was kept before (a DuckDB drive file): its rows and leases are
+        moved here once, when this file's tables are created (see :mod:`.move`)."""
         self._found = False
 
     @contextmanager
-    def _write(self) -> Iterator[SqliteSession]:
+    def _write(self) -> Iterator[SqlSession]:
         """One connection in one ``BEGIN IMMEDIATE`` transaction for the block."""
         with self.wh.pool.hold(), self.sql() as s, s.transaction():
             yield s
 
     def exists(self) -> bool:
-        """True when the drive table is there; never creates the file or the tables."""
+        """True when the drive table is there; never creates the file or the tables, except to
+        move a previous drive table here (once, on the first use of any kind)."""
         if self._ready or self._found:
             return True
-        if not self.wh.path.exists():
-            return False
-        self._found = self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+        if self.wh.path.exists():
+            self._found = self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+        if not self._found and self.previous is not None and self.previous.exists():
+            self.ensure()  # its rows are read here from now on: move them first
+            self._found = True
         return self._found
 
     def ensure(self) -> None:
@@ -85,12 +92,15 @@ class SqliteDriveStore(SqlDriveStore):
             return
         try:
             with self._write() as s:
+                fresh = not self.wh.table_exists(self.table)  # decided under the write lock: one process moves
                 super().ensure()
                 for columns in INDEXES:
                     name = self.dialect.owned(f"{self.table.name}__{'__'.join(columns)}")
                     s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
+                if fresh and self.previous is not None and self.previous.exists():
+                    move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
         except BaseException:
             self._ready = False
             raise
@@ -145,7 +155,7 @@ class SqliteDriveStore(SqlDriveStore):
 
     # -- leases ---------------------------------------------------------------------------
 
-    def _lease_row(self, s: SqliteSession, pipeline_name: str, window_start: datetime) -> Lease | None:
+    def _lease_row(self, s: SqlSession, pipeline_name: str, window_start: datetime) -> Lease | None:
         found = s.rows(f"SELECT pipeline_name, window_start, window_end, holder, token, expires_at "
                        f"FROM {self.dialect.qualified(self.leases)} WHERE {_KEY} ORDER BY token DESC LIMIT 1",
                        [pipeline_name, window_start])
@@ -192,7 +202,7 @@ class SqliteDriveStore(SqlDriveStore):
                 self._check(s, lease)
         return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
 
-    def _check(self, s: SqliteSession, lease: Lease) -> None:
+    def _check(self, s: SqlSession, lease: Lease) -> None:
         current = self._lease_row(s, lease.pipeline_name, lease.window_start)
         if current is None or current.token != lease.token or current.holder != lease.holder:
             holder = current.holder if current else None

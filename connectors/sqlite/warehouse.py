@@ -66,6 +66,14 @@ class SqliteWarehouse(Warehouse):
         self.path: Path = (config.path("path") or (config.base_dir / DEFAULT_FILE)).resolve()
         self.pool = Connections(self.path, float(config.get("lock_timeout_seconds", 120)))
 
+    @classmethod
+    def at(cls, path: Path, *, lock_timeout: float, source_file: str = "config.json") -> SqliteWarehouse:
+        """The SQLite drive file at ``path`` (for another warehouse keeping its drive table there)."""
+        from drivetrain.config import SystemConfig
+
+        section = {"type": "sqlite", "path": str(path), "lock_timeout_seconds": lock_timeout}
+        return cls(SystemConfig._build("drive_table", section, base_dir=path.parent, source_file=source_file))  # noqa: SLF001
+
     def describe(self) -> str:
         return f"sqlite:{self.path}"
 

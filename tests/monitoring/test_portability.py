@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from drivetrain.config import SystemConfig
 from drivetrain.connectors.postgres.dialect import PostgresDialect
 from drivetrain.connectors.postgres.drive import PostgresDriveStore
-from drivetrain.config import SystemConfig
 from drivetrain.connectors.snowflake.drive import SnowflakeDialect, SnowflakeDriveStore
 from drivetrain.connectors.sqlite import SqliteWarehouse
 from drivetrain.connectors.sqlite.dialect import SqliteDialect

@@ -23,8 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivetrain import Pipeline
-from drivetrain.config import SystemConfig
-from drivetrain.connectors.sqlite import SqliteWarehouse
 from drivetrain.connectors.sqlite.dialect import SqliteDialect
 from drivetrain.connectors.sqlite.session import instant_text
 from drivetrain.errors import ConfigError, PermanentError

@@ -53,3 +53,28 @@ def stop_mid_write(folder: str, run_id: str, ready: Any) -> None:
                   [rec.pipeline_start_timestamp, rec.query_window_start_timestamp, rec.query_window_end_timestamp, rec.target_date])
         ready.set()
         time.sleep(600)
+
+
+def killed_mid_move(folder: str, after_rows: int) -> None:
+    """Open the pipeline's SQLite drive table (which moves the DuckDB rows into it) and die by
+    SIGKILL after ``after_rows`` rows were copied, one row per chunk."""
+    import os
+    import signal
+
+    from drivetrain import Pipeline
+    from drivetrain.connectors.sqlite import move
+
+    copied = [0]
+    real = move._encoded
+
+    def encoded(store: Any, name: str, value: Any) -> list[Any]:
+        if name == "pipeline_id":
+            copied[0] += 1
+            if copied[0] > after_rows:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(store, name, value)
+
+    move.CHUNK = 1
+    move._encoded = encoded
+    with Pipeline.load(folder) as pipeline:
+        pipeline.drive_store().history()
