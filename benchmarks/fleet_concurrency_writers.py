@@ -14,9 +14,13 @@ phases; all start together. Stores:
   connection, ``BEGIN IMMEDIATE`` per write (``synchronous=FULL``: each commit is synced, as
   DuckDB's is; ``NORMAL``: synced at checkpoints, survives a process crash but not a power cut).
 
+* ``drivetrain's SQLite drive store``: the shipped store (``drive_table`` of type ``sqlite``),
+  each writer updating a whole drive row of its own (eleven phase documents, the config
+  snapshot) through ``SqliteDriveStore.update``, connection kept for the run as a run keeps it.
+
 Wall time to the last writer's exit, median of the rounds, interleaved. Writes
 ``benchmarks/results/fleet-concurrency-writers.md``. Not a drivetrain store: no drive table,
-lease or migration; only the cost of the writes themselves.
+lease or migration (except the last store); only the cost of the writes themselves.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"status": "COMPLETED", "details": "x" * 600})
 PAUSE = 0.005
 STORES = ("DuckDB, open per write", "DuckDB, one writer kept open", "SQLite WAL, synchronous=FULL",
-          "SQLite WAL, synchronous=NORMAL")
+          "SQLite WAL, synchronous=NORMAL", "drivetrain's SQLite drive store")
 
 
 def _wait(start: float) -> None:
@@ -84,7 +88,45 @@ def sqlite_writer(path: str, row: int, writes: int, start: float, synchronous: s
     conn.close()
 
 
+def _drive_store(path: str):  # noqa: ANN202 - a SqliteDriveStore
+    from drivetrain.config import SystemConfig
+    from drivetrain.connectors.sqlite import SqliteWarehouse
+
+    folder = Path(path).parent
+    wh = SqliteWarehouse(SystemConfig.from_section("drive_table", {"type": "sqlite", "path": Path(path).name}, base_dir=folder))
+    return wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None))
+
+
+def _run_record(row: int):  # noqa: ANN202 - a RunRecord
+    from datetime import UTC, date, datetime
+
+    from drivetrain.phase_names import PHASE_NAMES
+    from drivetrain.record import RunRecord
+
+    start = datetime(2025, 11, 15, tzinfo=UTC)
+    return RunRecord(pipeline_id=f"writer{row}_run1", pipeline_name=f"writer{row}", pipeline_start_timestamp=start,
+                     query_window_start_timestamp=start, query_window_end_timestamp=start, target_date=date(2025, 11, 15),
+                     query_window_duration="1h", phases_pending=tuple(PHASE_NAMES), lease_holder=f"bench:{row}",
+                     config_snapshot={"details": "x" * 600})
+
+
+def store_writer(path: str, row: int, writes: int, start: float) -> None:
+    import attrs
+
+    store = _drive_store(path)
+    record = _run_record(row)
+    with store.keep_open():
+        _wait(start)
+        for n in range(writes):
+            store.update(attrs.evolve(record, pipeline_retry_number=n + 1))
+            time.sleep(PAUSE)
+
+
 def create(path: Path, store: str, rows: int) -> None:
+    if store == "drivetrain's SQLite drive store":
+        drive = _drive_store(str(path))
+        drive.insert_many(_run_record(row) for row in range(rows))
+        return
     if store.startswith("DuckDB"):
         import duckdb
 
@@ -101,9 +143,11 @@ def create(path: Path, store: str, rows: int) -> None:
 def measure(root: Path, store: str, writers: int, writes: int) -> float:
     path = root / ("drive.duckdb" if store.startswith("DuckDB") else "drive.sqlite")
     create(path, store, writers)
-    start = time.time() + 0.5  # every process started and waiting
+    start = time.time() + (5.0 if store.startswith("drivetrain") else 0.5)  # every process started (and imported) and waiting
     if store == "DuckDB, one writer kept open":
         procs = [multiprocessing.Process(target=duckdb_kept, args=(str(path), writers, writes, start))]
+    elif store == "drivetrain's SQLite drive store":
+        procs = [multiprocessing.Process(target=store_writer, args=(str(path), i, writes, start)) for i in range(writers)]
     elif store.startswith("DuckDB"):
         procs = [multiprocessing.Process(target=duckdb_writer, args=(str(path), i, writes, start)) for i in range(writers)]
     else:

@@ -41,6 +41,8 @@ _batch_names = itertools.count()
 #: pipeline_id) rather than scanning it: one pipeline's year of hourly runs is about 9,000 rows,
 #: above DuckDB's default (2,048), and a scan of a fleet's 4.4M rows costs 10x the index read.
 INDEX_SCAN_ROWS = 50_000
+#: A ``drive_path`` ending so keeps the drive table in SQLite rather than DuckDB.
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3")
 __all__ = ["DuckDBWarehouse", "qualified", "quote"]
 
 
@@ -68,7 +70,9 @@ class DuckDBWarehouse(Warehouse):
                 "running phase; relative to the config's folder. "
                 "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
                 "The same file as 'path' keeps the drive table inside the warehouse file (the layout of drivetrain 0.1: "
-                "readers then wait for a running phase).")},
+                "readers then wait for a running phase). A file ending in .sqlite keeps it in SQLite (WAL) instead: no "
+                "hand-over, so pipelines running at the same time share it without waiting; the runs already in "
+                "drive.duckdb (or the warehouse file) are moved into it once, at its first use.")},
         },
         "required": ["type"],
         "additionalProperties": False,
@@ -201,7 +205,22 @@ class DuckDBWarehouse(Warehouse):
         return True, "VACUUM and CHECKPOINT"
 
     def drive_store(self, table: TableRef) -> DriveStore:
+        if self.drive_path.suffix in SQLITE_SUFFIXES:
+            return self._sqlite_drive_store(table)
         return DuckDBDriveStore(self, table)
+
+    def _sqlite_drive_store(self, table: TableRef) -> DriveStore:
+        """A ``drive_path`` naming a ``.sqlite`` file: the drive table in SQLite (WAL), moved there
+        once from ``drive.duckdb`` (or a one-file layout) beside the warehouse file, window locks
+        kept in the DuckDB drive file's lock folder so runs of either layout exclude each other."""
+        from drivetrain.connectors.sqlite import SqliteWarehouse
+        from drivetrain.connectors.sqlite.drive import SqliteDriveStore
+        from drivetrain.connectors.sqlite.locks import WindowLocks
+
+        old = copy.copy(self)
+        old.drive_path = self.path.with_name("drive.duckdb")
+        home = SqliteWarehouse.at(self.drive_path, lock_timeout=self.pool.lock_timeout, source_file=self.config.source_file)
+        return SqliteDriveStore(home, table, previous=DuckDBDriveStore(old, table), locks=WindowLocks(old.drive_path))
 
     def write_problem(self, table: TableRef) -> str | None:
         """Insert nothing into the table (or create a scratch table beside it) and roll back."""

@@ -20,6 +20,7 @@ CONNECTORS = {
     "warehouse:snowflake": "drivetrain.connectors.snowflake:SnowflakeWarehouse",
     "warehouse:postgres": "drivetrain.connectors.postgres:PostgresWarehouse",
     "warehouse:postgresql": "drivetrain.connectors.postgres:PostgresWarehouse",
+    "warehouse:sqlite": "drivetrain.connectors.sqlite:SqliteWarehouse",
     "source:memory": "drivetrain.testing:MemorySource",
     "archive:local": "drivetrain.connectors.local_archive:LocalArchive",
     "archive:s3": "drivetrain.connectors.s3:S3Archive",

@@ -20,7 +20,7 @@ from drivetrain.plugins import get_plugin_manager
 from drivetrain.record import RunRecord
 from drivetrain.sql.drive import SqlDriveStore
 from tests.sdk.factory import make_pipeline_dir
-from tests.sdk.test_crash import WINDOW_B, check_recovered, child, prepare
+from tests.sdk.test_crash import WINDOW_A, WINDOW_B, check_recovered, child, prepare
 
 
 @pytest.fixture
@@ -38,8 +38,10 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield seen
 
 
-def test_a_run_writes_its_row_once_per_phase_it_runs_plus_insert_and_close(tmp_path: Path, writes: list[str]) -> None:
-    folder = make_pipeline_dir(tmp_path / "lab", phases__target_cleaning={"enabled": False})
+@pytest.mark.parametrize("drive", ["drive.duckdb", "drive.sqlite"])
+def test_a_run_writes_its_row_once_per_phase_it_runs_plus_insert_and_close(tmp_path: Path, writes: list[str], drive: str) -> None:
+    folder = make_pipeline_dir(tmp_path / "lab", phases__target_cleaning={"enabled": False},
+                               stage_system__drive_path=drive, target_system__drive_path=drive)
     with Pipeline.load(folder) as pipeline:
         record = pipeline.runner().run(pipeline.grid.first())
     assert record.pipeline_status is RunStatus.SUCCESS
@@ -89,22 +91,47 @@ def row_of(folder: Path) -> RunRecord:
     return record
 
 
-@pytest.mark.slow
-def test_killed_as_a_phase_starts_the_row_holds_the_previous_end_and_this_start(tmp_path: Path) -> None:
-    """The merged write (stage_count ended, stage_to_target_transfer started) is durable before the transfer runs."""
+def prepared(tmp_path: Path, drive: str) -> Path:
+    """tests/sdk/test_crash.py's folder (window A done); with ``sqlite``, its drive table then
+    kept in drive.sqlite (window A's run moved there by the next use, the child's run)."""
     folder = prepare(tmp_path)
+    if drive == "sqlite":
+        config = json.loads((folder / "config.json").read_text())
+        for section in ("stage_system", "target_system"):
+            config[section]["drive_path"] = "drive.sqlite"
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def recovered(folder: Path, drive: str) -> None:
+    check_recovered(folder, arrow=False)  # the target, stage and archive (and the DuckDB drive file's rows)
+    with Pipeline.load(folder) as pipeline:
+        store = pipeline.drive_store()
+        assert type(store).__name__ == ("SqliteDriveStore" if drive == "sqlite" else "DuckDBDriveStore")
+        runs = store.history(pipeline.name)
+    assert RunStatus.RUNNING not in {r.pipeline_status for r in runs}
+    assert {r.query_window_start_timestamp for r in runs if r.pipeline_status is RunStatus.SUCCESS} == {
+        WINDOW_A[0], WINDOW_B[0]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drive", ["duckdb", "sqlite"])
+def test_killed_as_a_phase_starts_the_row_holds_the_previous_end_and_this_start(tmp_path: Path, drive: str) -> None:
+    """The merged write (stage_count ended, stage_to_target_transfer started) is durable before the transfer runs."""
+    folder = prepared(tmp_path, drive)
     done = child(folder, "before:stage_to_target_transfer", arrow=False)
     assert done.returncode == -9, done.stderr[-3000:]
     row = row_of(folder)
     assert row.phases["stage_count"].status is PhaseStatus.COMPLETED
     assert row.phases["stage_to_target_transfer"].status is PhaseStatus.RUNNING
-    check_recovered(folder, arrow=False)
+    recovered(folder, drive)
 
 
 @pytest.mark.slow
-def test_killed_after_the_last_phase_finished_the_run_is_already_closed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drive", ["duckdb", "sqlite"])
+def test_killed_after_the_last_phase_finished_the_run_is_already_closed(tmp_path: Path, drive: str) -> None:
     """The last phase's end and the run's close are one write: the hook fires after it."""
-    folder = prepare(tmp_path)
+    folder = prepared(tmp_path, drive)
     done = child(folder, "after:target_cleaning", arrow=False)
     assert done.returncode == -9, done.stderr[-3000:]
     row = row_of(folder)

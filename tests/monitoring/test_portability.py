@@ -1,4 +1,4 @@
-"""The report queries run on Snowflake's and PostgreSQL's SQL too, as drivetrain ships them.
+"""The report queries run on Snowflake's, PostgreSQL's and SQLite's SQL too, as drivetrain ships them.
 
 The drive rows of the DuckDB history are written into a drive table of the other warehouse by
 its shipped store's ``insert`` (the real Snowflake connector against the fakesnow server; psycopg
@@ -19,9 +19,13 @@ from typing import Any
 
 import pytest
 
+from drivetrain.config import SystemConfig
 from drivetrain.connectors.postgres.dialect import PostgresDialect
 from drivetrain.connectors.postgres.drive import PostgresDriveStore
 from drivetrain.connectors.snowflake.drive import SnowflakeDialect, SnowflakeDriveStore
+from drivetrain.connectors.sqlite import SqliteWarehouse
+from drivetrain.connectors.sqlite.dialect import SqliteDialect
+from drivetrain.connectors.sqlite.drive import SqliteDriveStore
 from drivetrain.drive import DriveStore
 from drivetrain.monitoring import metrics
 from drivetrain.monitoring.queries import Queries, Query, rows_of
@@ -70,7 +74,20 @@ def postgres_store(history, postgres) -> Iterator[PostgresDriveStore]:
             warehouse.close()
 
 
-@pytest.fixture(params=["snowflake", "postgres"])
+@pytest.fixture(scope="module")
+def sqlite_store(history, tmp_path_factory) -> Iterator[SqliteDriveStore]:
+    """The history's drive rows, written by the shipped SQLite drive store into a file of its own."""
+    section = SystemConfig.from_section("drive_table", {"type": "sqlite"}, base_dir=tmp_path_factory.mktemp("sqlite-drive"))
+    warehouse = SqliteWarehouse(section)
+    try:
+        store = warehouse.drive_store(TableRef(name="pipeline_execution_drive"))
+        assert isinstance(store, SqliteDriveStore) and isinstance(store.dialect, SqliteDialect)
+        yield _with_history(store, history)
+    finally:
+        warehouse.close()
+
+
+@pytest.fixture(params=["snowflake", "postgres", "sqlite"])
 def shipped_store(request) -> DriveStore:
     """The history in another warehouse's drive table, written and read by its shipped store."""
     return request.getfixturevalue(f"{request.param}_store")

@@ -42,18 +42,22 @@ POINTS = {
                  f"commit:{CLEAN}", "commit:publish", "committed:publish"],
     # the other points are in tests/connectors/snowflake/test_crash.py
     "snowflake": [f"loaded:{S2S}", "commit:publish", "committed:publish"],
+    # DuckDB's stage and target with a SQLite drive table: the kills between a commit and the drive write recording it
+    "sqlite": [f"committed:{S2S}", f"committed:{S2T}", f"committed:{CLEAN}"],
 }
 #: warehouse -> Arrow path points (a transform() override moves stage to target in batches).
 ARROW_POINTS = {
     "duckdb": [f"loaded:{S2S}", f"committed:{S2T}"],
     "postgres": ["s2t_batch:0", f"commit:{S2T}", f"committed:{S2T}"],
     "snowflake": [],  # fakesnow is slow: its own file kills the Arrow path twice
+    "sqlite": [],  # the Arrow path writes the drive table as the push-down path does
 }
 #: warehouse -> (phase that fails first, point where the resuming attempt is killed)
 RESUMED = {
     "duckdb": [(S2T, f"before:{S2T}"), (S2T, f"committed:{S2T}"), (CLEAN, f"committed:{CLEAN}")],
     "postgres": [(S2T, f"committed:{S2T}")],
     "snowflake": [(S2T, f"committed:{S2T}")],
+    "sqlite": [(S2T, f"committed:{S2T}")],
 }
 
 
@@ -128,7 +132,7 @@ class TestKillAtCommitEdges:
         assert_killed(child(case, folder, point, "--arrow"), point)
         check_recovered(case, folder, arrow=True)
 
-    @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+    @pytest.mark.parametrize("warehouse", ["duckdb", "postgres", "sqlite"])
     def test_a_kill_after_the_target_commit_is_closed_as_failed_with_the_phase_still_running(
         self, tmp_path: Path, case: WarehouseCase
     ) -> None:

@@ -3,7 +3,8 @@
 Three processes race for each of 50 windows of one pipeline; in each race one of them (a
 different one each time) drives the window step by step as Airflow does, the others run it in
 one go. The races run with the drive table in DuckDB (a file lock per window) and in PostgreSQL
-(an advisory lock per window, and for the step-by-step driver the lease row between its steps);
+(an advisory lock per window, and for the step-by-step driver the lease row between its steps),
+and with DuckDB's stage and target beside a SQLite drive table (a file lock per window, as DuckDB);
 see tests/reliability/warehouses.py. tests/sdk/test_race.py does 20 races of two fresh
 processes; here the contenders live for all the races, as scheduler workers do. Snowflake's
 race is tests/connectors/snowflake/test_race.py (fakesnow is too slow for 150 runs).
@@ -32,7 +33,7 @@ CONTENDERS = 3
 Outcome = tuple[WarehouseCase, Path, dict[str, list[tuple[int, str, str]]]]
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite"])
 def outcome(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
     with pytest.MonkeyPatch.context() as monkeypatch:  # the credentials, inherited by the contenders
         case = make_case(request.param, request, monkeypatch)

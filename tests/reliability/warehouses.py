@@ -1,4 +1,5 @@
-"""The warehouses the store-level reliability scenarios run over: DuckDB, Snowflake, PostgreSQL.
+"""The warehouses the store-level reliability scenarios run over: DuckDB, Snowflake, PostgreSQL
+(and "sqlite": DuckDB with the drive table in a SQLite file).
 
 A :class:`WarehouseCase` puts a pipeline folder's stage, target and drive table in one warehouse
 (a DuckDB file in the folder; a fakesnow database of its own; a PostgreSQL schema of its own on
@@ -26,7 +27,7 @@ from drivetrain import Pipeline, RunRecord
 from tests.sdk.factory import BASE_CONFIG, make_pipeline_dir
 
 SF_CHILD = Path(__file__).resolve().parents[1] / "connectors" / "snowflake" / "child.py"
-WAREHOUSES = ("duckdb", "snowflake", "postgres")
+WAREHOUSES = ("duckdb", "snowflake", "postgres", "sqlite")
 
 
 @attrs.define
@@ -38,6 +39,8 @@ class WarehouseCase:
     """Keys replacing ``path`` in BASE_CONFIG's stage and target sections (empty: DuckDB as it is)."""
     prefix: list[str] = attrs.field(factory=lambda: [sys.executable])
     """What runs a child script (the script and its arguments follow)."""
+    drive: dict[str, Any] = attrs.field(factory=dict)
+    """The ``drive_table`` section (empty: the drive table in the stage's warehouse, or its default)."""
 
     def folder(self, root: Path, rows: list[dict[str, Any]] | None = None, **changes: Any) -> Path:
         """make_pipeline_dir with the stage and target (and so the drive table) in this warehouse."""
@@ -47,6 +50,8 @@ class WarehouseCase:
                 section = {**copy.deepcopy(BASE_CONFIG[name]), **self.connection}
                 section.pop("path")
                 sections[name] = section
+        if self.drive:
+            sections["drive_table"] = copy.deepcopy(self.drive)
         return make_pipeline_dir(root, rows, **sections, **changes)
 
     def pipeline(self, folder: Path) -> Pipeline:
@@ -125,4 +130,6 @@ def make_case(name: str, request: pytest.FixtureRequest, monkeypatch: pytest.Mon
             monkeypatch.setenv(key, value)
         connection = section(server, new_schema(server))
         return WarehouseCase("postgres", connection)
+    if name == "sqlite":  # DuckDB stage and target, the drive table in a SQLite file
+        return WarehouseCase("sqlite", drive={"type": "sqlite", "path": "drive.sqlite"})
     raise ValueError(f"no warehouse case {name!r}; known: {', '.join(WAREHOUSES)}")

@@ -9,7 +9,7 @@ from drivetrain.ownership import owned
 from drivetrain.record import PhaseStatus
 from drivetrain.tables import Target
 from drivetrain.warehouse import TableRef, Warehouse
-from tests.connectors.sql.conftest import database, rows, warehouse_backend  # noqa: F401 - fixtures
+from tests.connectors.sql.conftest import database, drive_backend, rows, warehouse_backend  # noqa: F401 - fixtures
 from tests.connectors.sql.test_store import LATER, WINDOW, lineage, record, stage_rows, store_of
 
 
@@ -71,8 +71,8 @@ class TestPublishSql:
 
 
 class TestDriveMigration:
-    def test_a_version_1_drive_table_gains_publish_phase(self, warehouse_backend):  # noqa: F811
-        wh = warehouse_backend
+    def test_a_version_1_drive_table_gains_publish_phase(self, drive_backend):  # noqa: F811
+        wh = drive_backend
         store = store_of(wh)
         old = record()
         store.insert(old)

@@ -16,9 +16,15 @@ from drivetrain.connectors.duckdb import DuckDBWarehouse
 from drivetrain.warehouse import Warehouse
 
 BACKENDS = ["duckdb", "snowflake", "postgres"]
+#: Backends that hold only a drive table (no stage or target): the drive-store suites run on them too.
+DRIVE_ONLY = ["sqlite"]
 
 
 def _make(name: str, request: pytest.FixtureRequest, tmp_path: Any) -> Warehouse:
+    if name == "sqlite":
+        from drivetrain.connectors.sqlite import SqliteWarehouse
+
+        return SqliteWarehouse(SystemConfig.from_section("drive_table", {"type": "sqlite", "path": "drive.sqlite"}, base_dir=tmp_path))
     if name == "duckdb":
         return DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"},
                                                          base_dir=tmp_path))
@@ -45,6 +51,16 @@ def database() -> str:
 @pytest.fixture(params=BACKENDS)
 def warehouse_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
     """A warehouse of each backend, empty, closed after the test."""
+    wh = _make(request.param, request, tmp_path)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+@pytest.fixture(params=BACKENDS + DRIVE_ONLY)
+def drive_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
+    """A warehouse of each backend that can hold a drive table, empty, closed after the test."""
     wh = _make(request.param, request, tmp_path)
     try:
         yield wh

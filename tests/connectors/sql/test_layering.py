@@ -18,6 +18,8 @@ from drivetrain.connectors.postgres import PostgresWarehouse
 from drivetrain.connectors.postgres.drive import PostgresDriveStore
 from drivetrain.connectors.snowflake import SnowflakeWarehouse
 from drivetrain.connectors.snowflake.drive import SnowflakeDriveStore
+from drivetrain.connectors.sqlite import SqliteWarehouse
+from drivetrain.connectors.sqlite.drive import SqliteDriveStore
 from drivetrain.sql.drive import SqlDriveStore
 from drivetrain.warehouse import Warehouse
 
@@ -125,7 +127,7 @@ class TestLayering:
 
     def test_each_backend_implements_exactly_that_interface(self) -> None:
         for warehouse, store in ((DuckDBWarehouse, DuckDBDriveStore), (SnowflakeWarehouse, SnowflakeDriveStore),
-                                 (PostgresWarehouse, PostgresDriveStore)):
+                                 (PostgresWarehouse, PostgresDriveStore), (SqliteWarehouse, SqliteDriveStore)):
             assert not inspect.isabstract(warehouse) and not inspect.isabstract(store)
             for name in Warehouse.__abstractmethods__:
                 assert name in vars(warehouse), f"{warehouse.__name__} lacks {name}"
@@ -133,7 +135,7 @@ class TestLayering:
                 assert any(name in vars(c) for c in store.__mro__[: store.__mro__.index(SqlDriveStore)]), f"{store.__name__} lacks {name}"
 
     def test_the_backends_share_no_sql_drive_or_push_down_code(self) -> None:
-        for folder in ("duckdb", "snowflake", "postgres"):
+        for folder in ("duckdb", "snowflake", "postgres", "sqlite"):
             names = {p.name for p in (ROOT / "connectors" / folder).glob("*.py")}
             assert "pushdown.py" not in names, f"connectors/{folder} writes its own push-down"
             text = (ROOT / "connectors" / folder / "drive.py").read_text()

@@ -52,9 +52,9 @@ def stage_rows(wh: Warehouse, stage: TableRef, window: Window, items: list[dict[
 
 
 class TestDriveStore:
-    def test_a_row_written_by_hand_gets_its_timestamps_and_retry_number_from_the_table(self, warehouse_backend):
+    def test_a_row_written_by_hand_gets_its_timestamps_and_retry_number_from_the_table(self, drive_backend):
         """The spec's drive table: created_at / updated_at default to the time of the insert."""
-        store = store_of(warehouse_backend)
+        store = store_of(drive_backend)
         with store.wh.sql("hand-written row") as session:  # the store's own: DuckDB's drive table has a file of its own
             session.execute(
                 f"INSERT INTO {store.table_sql} (pipeline_id, pipeline_name, pipeline_status, pipeline_start_timestamp, "
@@ -68,8 +68,8 @@ class TestDriveStore:
         assert retries == 0
         assert created is not None and updated is not None
 
-    def test_insert_get_update_history_and_heartbeat(self, warehouse_backend):
-        store = store_of(warehouse_backend)
+    def test_insert_get_update_history_and_heartbeat(self, drive_backend):
+        store = store_of(drive_backend)
         rec = record()
         store.insert(rec)
         store.insert(rec)  # a retried insert keeps one row
@@ -89,21 +89,21 @@ class TestDriveStore:
         with pytest.raises(PermanentError, match="not in the drive table"):
             store.update(record("lab_20251115T100000Z_run9"))
 
-    def test_the_schema_version_is_recorded_and_a_newer_one_refused(self, warehouse_backend):
-        store = store_of(warehouse_backend)
+    def test_the_schema_version_is_recorded_and_a_newer_one_refused(self, drive_backend):
+        store = store_of(drive_backend)
         key, value = store.meta_columns
         meta = store.dialect.qualified(store.meta)
         assert rows(store.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         with store.wh.sql("test") as s:
             s.execute(f"UPDATE {meta} SET {value} = '99' WHERE {key} = 'schema_version'")
         with pytest.raises(PermanentError, match="newer than this drivetrain"):
-            store_of(warehouse_backend)
+            store_of(drive_backend)
 
-    def test_a_lost_lease_fences_writes_and_tokens_grow(self, warehouse_backend):
-        store = store_of(warehouse_backend)
+    def test_a_lost_lease_fences_writes_and_tokens_grow(self, drive_backend):
+        store = store_of(drive_backend)
         first = store.acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
         with pytest.raises(LeaseError, match="not starting a second run"):
-            store_of(warehouse_backend).acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
+            store_of(drive_backend).acquire_lease("lab", WINDOW.start, WINDOW.end, new_holder_id(), 60)
         rec = record()
         store.insert(rec, fence=first)
         store.release_lease(first)

@@ -1,0 +1,123 @@
+"""SQLite's dialect for the drive table and the report queries over it.
+
+SQLite has no timestamp, date, JSON or array types. The drive table stores:
+
+* instants as fixed-width ISO-8601 text in UTC (``2025-11-15 10:00:00.000000+00:00``, see
+  :func:`.session.instant_text`): text order is time order, ``MIN``/``MAX``/``=`` work on the
+  text, and the row codec reads them back exactly (:meth:`SqliteDialect.decode`);
+* dates as ``YYYY-MM-DD`` text;
+* a phase's state and the config snapshot as JSON text, the ``phases_*`` lists as JSON arrays,
+  read in reports with SQLite's JSON functions (``json_extract``, ``json_type``, ``json_each``).
+
+Every column is declared ``TEXT`` or ``INTEGER`` (never ``TIMESTAMP``, whose NUMERIC affinity
+would turn ``'2025-11-15 ...'`` into the number 2025).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.sql.dialect import SqlDialect
+from drivetrain.sql.names import quote_name
+
+from .session import instant_text
+
+if TYPE_CHECKING:
+    from drivetrain.sql.names import TableRef
+
+#: The time of an insert, in the stored form of an instant (``%f`` is seconds with milliseconds).
+NOW_SQL = "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00')"
+_CAST = re.compile(r"^CAST\((.*) AS TIMESTAMP\)$", re.IGNORECASE | re.DOTALL)
+
+
+class SqliteDialect(SqlDialect):
+    """SQLite: one database per file (no schemas), JSON text, instants as ISO text."""
+
+    types: ClassVar[dict[str, str]] = {
+        "text": "TEXT", "integer": "INTEGER", "bigint": "INTEGER", "boolean": "INTEGER",
+        "timestamp": "TEXT", "date": "TEXT", "json": "TEXT", "array": "TEXT",
+    }
+    row_identity = "rowid"
+
+    def qualified(self, table: TableRef) -> str:
+        """The table's quoted name (a SQLite file is one database: schema and database are ignored)."""
+        return self.owned(table.name)
+
+    def column_sql(self, name: str, kind: str, not_null: bool = False, *, default: str | None = None) -> str:
+        if default == "CURRENT_TIMESTAMP":  # SQLite's own is second-precision text of another shape
+            default = NOW_SQL
+        return super().column_sql(name, kind, not_null, default=default)
+
+    def typed_null(self, kind: str) -> str:
+        return "NULL"
+
+    def json_value(self, value: Any) -> tuple[str, list[Any]]:
+        return "?", [None if value is None else json.dumps(value, default=str)]
+
+    def array_value(self, items: Any) -> tuple[str, list[Any]]:
+        return "?", [None if items is None else json.dumps([str(i) for i in items])]
+
+    @staticmethod
+    def decode(kind: str, value: Any) -> Any:
+        """A stored value as the row codec wants it: instants and dates parsed, JSON loaded."""
+        if isinstance(value, str):
+            if kind == "timestamp":
+                parsed = datetime.fromisoformat(value)
+                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            if kind == "date":
+                return date.fromisoformat(value)
+        if kind == "boolean" and isinstance(value, int):
+            return bool(value)
+        return SqlDialect.decode(kind, value)
+
+    @staticmethod
+    def timestamp_literal(value: datetime) -> str:
+        return f"'{instant_text(value)}'"
+
+    # -- report queries -------------------------------------------------------------------
+
+    def json_text(self, column: str, *path: str) -> str:
+        """Text of the value at ``path``; JSON true/false as ``'true'``/``'false'`` (as DuckDB's
+        ``json_extract_string``), not SQLite's 1/0."""
+        col, where = quote_name(column), _json_path(path)
+        return (f"(CASE json_type({col}, '{where}') WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+                f"WHEN 'null' THEN NULL ELSE CAST(json_extract({col}, '{where}') AS TEXT) END)")
+
+    def json_number(self, column: str, *path: str) -> str:
+        col, where = quote_name(column), _json_path(path)
+        return (f"(CASE WHEN json_type({col}, '{where}') IN ('integer', 'real') "
+                f"THEN CAST(json_extract({col}, '{where}') AS REAL) END)")
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """Seconds from ``start`` to ``end``, both ISO text (a ``CAST(x AS TIMESTAMP)`` around
+        one is dropped: in SQLite it would make a number of it)."""
+        return f"({_epoch(_uncast(end))} - {_epoch(_uncast(start))})"
+
+    def array_contains(self, column: str, value_sql: str) -> str:
+        return f"EXISTS (SELECT 1 FROM json_each({quote_name(column)}) WHERE json_each.value = ({value_sql}))"
+
+
+def _json_path(path: tuple[str, ...]) -> str:
+    return "$." + SqlDialect.dotted(path)
+
+
+def _epoch(text: str) -> str:
+    """Seconds since 1970 of ISO text, to the microsecond.
+
+    SQLite's date functions keep milliseconds (and round a time to them), so the whole seconds
+    come from the text without its fraction (the zone suffix kept), and the fraction is added
+    from the text as it is.
+    """
+    rest = f"substr({text}, 20)"
+    suffix = f"ltrim({rest}, '.0123456789')"
+    whole = f"CAST(strftime('%s', substr({text}, 1, 19) || {suffix}) AS REAL)"
+    fraction = f"CAST('0' || substr({rest}, 1, length({rest}) - length({suffix})) AS REAL)"
+    return f"({whole} + {fraction})"
+
+
+def _uncast(expr: str) -> str:
+    found = _CAST.match(expr.strip())
+    return found.group(1) if found else expr

@@ -1,0 +1,259 @@
+"""The drive table in SQLite: the shared SQL drive store, written in short WAL transactions.
+
+Why SQLite for the drive table: it is read by every ``status``, report and next-window question
+and written by every run about a dozen times per window, in writes of a few milliseconds. In
+WAL mode readers never wait for the writer, and a writer holds the file only for its own
+transaction; a DuckDB file is opened by one process at a time and has to be handed over for
+each write (about 300 ms a write with eight writers; see benchmarks/fleet_concurrency_writers.py).
+
+The lease of a window is an OS file lock (``flock``, :mod:`.locks`) held for the whole run, plus
+a row in ``drivetrain_leases`` carrying the holder and the fencing token, as on DuckDB: the
+kernel drops the lock when the holder dies, even by SIGKILL, so a crashed run's window is free
+at once; a paused one keeps it. A run driven step by step (holder ``step:...``, Airflow) holds
+no lock between its steps; its lease row tells, until it expires. The token is read and
+written in one ``BEGIN IMMEDIATE`` transaction, so two acquirers never hand out the same one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from drivetrain.drive import Lease
+from drivetrain.errors import LeaseError
+from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks
+from drivetrain.sql.session import SqlSession, utc_now
+
+from .locks import WindowLocks
+from .move import move_rows
+
+if TYPE_CHECKING:
+    from drivetrain.record import RunRecord
+    from drivetrain.sql.names import TableRef
+
+    from .warehouse import SqliteWarehouse
+
+_KEY = "pipeline_name = ? AND window_start = ?"
+#: An instant as the drive table stores it (see .session.INSTANT).
+STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
+#: The drive table's indexes: column(s) -> what reads them.
+INDEXES = {
+    ("pipeline_id",): "one run by id (show, every update)",
+    ("pipeline_name", "query_window_start_timestamp"): "one pipeline's runs and windows (status, history, next window)",
+}
+
+
+class SqliteDriveStore(SqlDriveStore):
+    """``pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta`` in one SQLite file."""
+
+    lease_columns: ClassVar[list[tuple[str, str, bool]]] = [
+        ("pipeline_name", "text", True), ("window_start", "timestamp", True), ("window_end", "timestamp", True),
+        ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
+    ]
+    create_on_read: ClassVar[bool] = False  # reading never creates the file or the tables
+
+    def __init__(self, warehouse: SqliteWarehouse, table: TableRef, *, previous: SqlDriveStore | None = None,
+                 locks: WindowLocks | None = None) -> None:
+        super().__init__(warehouse, table)
+        self.wh: SqliteWarehouse = warehouse
+        self.leases = self.leases_ref
+        self.location = f"{warehouse.path}: {table.name}"
+        self.locks = locks or WindowLocks(warehouse.path)
+        self.previous = previous
+        """Where this drive table was kept before (a DuckDB drive file): its rows and leases are
+        moved here once, when this file's tables are created (see :mod:`.move`)."""
+        self._found = False
+
+    @contextmanager
+    def _write(self) -> Iterator[SqlSession]:
+        """One connection in one ``BEGIN IMMEDIATE`` transaction for the block."""
+        with self.wh.pool.hold(), self.sql() as s, s.transaction():
+            yield s
+
+    def exists(self) -> bool:
+        """True when the drive table is there; never creates the file or the tables, except to
+        move a previous drive table here (once, on the first use of any kind)."""
+        if self._ready or self._found:
+            return True
+        if self.wh.path.exists():
+            self._found = self.wh.table_exists(self.table) and self.wh.table_exists(self.leases)
+        if not self._found and self.previous is not None and self.previous.exists():
+            self.ensure()  # its rows are read here from now on: move them first
+            self._found = True
+        return self._found
+
+    def ensure(self) -> None:
+        """Create (or migrate) the tables and their indexes in one transaction: two processes
+        starting on a new file never both create, and a crash leaves all or nothing."""
+        if self._ready:
+            return
+        try:
+            with self._write() as s:
+                fresh = not self.wh.table_exists(self.table)  # decided under the write lock: one process moves
+                super().ensure()
+                for columns in INDEXES:
+                    name = self.dialect.owned(f"{self.table.name}__{'__'.join(columns)}")
+                    s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
+                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
+                          f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
+                if fresh and self.previous is not None and self.previous.exists():
+                    move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
+        except BaseException:
+            self._ready = False
+            raise
+
+    def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with self._write():  # the fence check and the write: one transaction
+            super().insert(record, fence=fence)
+
+    def update(self, record: RunRecord, *, fence: Lease | None = None) -> None:
+        self.ensure()
+        with self._write():
+            super().update(record, fence=fence)
+
+    def insert_many(self, records: Iterable[RunRecord], *, chunk: int = 5_000) -> int:
+        """Insert finished rows in bulk (see the base class), ``chunk`` rows per transaction."""
+        self.ensure()
+        names = [name for name, _, _ in DRIVE_COLUMNS]
+        sql = f"INSERT INTO {self.table_sql} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        done = 0
+        for part in chunks(records, chunk):
+            params = []
+            for record in part:
+                row = self._row(record)
+                params.append([value for name in names for value in self._value(name, row[name])[1]])
+            with self._write() as s:
+                for values in params:
+                    s.execute(sql, values)
+            done += len(part)
+        return done
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A report query (see the base class); an instant under an alias of its own
+        (``MAX(pipeline_end_timestamp) AS last_ok``) is read back as one too, as on the other
+        engines, which return their timestamp type."""
+        rows = super().query(sql, params)
+        for row in rows:
+            for name, value in row.items():
+                if name not in KIND and isinstance(value, str) and STORED_INSTANT.match(value):
+                    row[name] = self.dialect.decode("timestamp", value)
+        return rows
+
+    def reading(self) -> AbstractContextManager[object]:
+        """One connection for a block of reads (a command); it never blocks a writer (WAL)."""
+        return self.wh.pool.hold()
+
+    def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
+        if lease is None:
+            return "", []
+        return (f" AND EXISTS (SELECT 1 FROM {self.dialect.qualified(self.leases)} WHERE {_KEY} AND token = ? AND holder = ?)",
+                [lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _lease_row(self, s: SqlSession, pipeline_name: str, window_start: datetime) -> Lease | None:
+        found = s.rows(f"SELECT pipeline_name, window_start, window_end, holder, token, expires_at "
+                       f"FROM {self.dialect.qualified(self.leases)} WHERE {_KEY} ORDER BY token DESC LIMIT 1",
+                       [pipeline_name, window_start])
+        if not found:
+            return None
+        name, start, end, holder, token, expires = found[0]
+        at = self.dialect.decode
+        return Lease(name, at("timestamp", start), at("timestamp", end), holder, int(token), at("timestamp", expires))
+
+    def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
+        self.locks.take(pipeline_name, window_start, holder)  # first: a loser never waits on the file
+        try:
+            self.ensure()
+            now = utc_now()
+            leases = self.dialect.qualified(self.leases)
+            with self._write() as s:
+                current = self._lease_row(s, pipeline_name, window_start)
+                if (current is not None and current.holder != holder and current.holder.startswith("step:")
+                        and current.expires_at > now):
+                    raise LeaseError(
+                        f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
+                        f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
+                        "not starting a second run", holder=current.holder,
+                    )
+                if current is None:
+                    token = 1
+                else:
+                    token = current.token if current.holder == holder else current.token + 1
+                lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
+                s.execute(f"DELETE FROM {leases} WHERE {_KEY}", [pipeline_name, window_start])
+                s.execute(f"INSERT INTO {leases} (pipeline_name, window_start, window_end, holder, token, acquired_at, expires_at) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)", [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at])
+        except BaseException:
+            self.locks.let_go(pipeline_name, window_start)
+            raise
+        return lease
+
+    def renew_lease(self, lease: Lease, seconds: float) -> Lease:
+        expires = utc_now() + timedelta(seconds=seconds)
+        with self._write() as s:
+            changed = s.execute(f"UPDATE {self.dialect.qualified(self.leases)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
+                                [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+            if changed != 1:
+                self._check(s, lease)
+        return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
+
+    def _check(self, s: SqlSession, lease: Lease) -> None:
+        current = self._lease_row(s, lease.pipeline_name, lease.window_start)
+        if current is None or current.token != lease.token or current.holder != lease.holder:
+            holder = current.holder if current else None
+            raise LeaseError(
+                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
+                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
+            )
+
+    def verify_lease(self, lease: Lease) -> None:
+        """The fencing check, on this thread's connection (so inside its open transaction)."""
+        with self.sql() as s:
+            self._check(s, lease)
+
+    def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
+        try:
+            if not keep_row:
+                # expire rather than delete: the row keeps the token, so the next holder's is larger
+                with self.sql() as s:
+                    s.execute(f"UPDATE {self.dialect.qualified(self.leases)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
+                              [utc_now(), lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+        finally:
+            self.locks.let_go(lease.pipeline_name, lease.window_start)
+
+    def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
+        if not self.exists():
+            return None
+        with self.sql() as s:
+            return self._lease_row(s, pipeline_name, window_start)
+
+    def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
+        """True while some process (this one included) runs the window."""
+        return self.locks.is_held(pipeline_name, window_start)
+
+    def dead_reason(self, record: RunRecord) -> str | None:
+        """A run driven by one process holds its window's file lock until it ends: once the lock
+        is free, that process is gone. A run driven step by step holds none between its steps;
+        its lease row tells instead."""
+        if record.lease_holder is None or self.is_held(record.pipeline_name, record.query_window_start_timestamp):
+            return None
+        if record.lease_holder.startswith("step:"):
+            return super().dead_reason(record)
+        return (f"no process holds the window's lock any more: its process ({record.lease_holder}) "
+                "was killed or crashed")
+
+    def session(self) -> AbstractContextManager[object]:
+        return self.wh.pool.hold()
+
+    def keep_open(self) -> AbstractContextManager[object]:
+        return self.wh.pool.hold()
+
+    def close(self) -> None:
+        """Let go of every window still locked by this store (the drive rows stay as they are)."""
+        self.locks.close()
+
