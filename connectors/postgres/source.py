@@ -157,7 +157,8 @@ class PostgresSource(SqlSource):
     def extract_statement(self, window: Window) -> sql.Statement:
         """The extract statement for ``window`` (bounds as parameters)."""
         info = self._table_info()
-        return sql.Statement(sql.select_sql(self.options, info), self._bounds(info, window))
+        numeric_text = self.extract_reader() != "psycopg"
+        return sql.Statement(sql.select_sql(self.options, info, numeric_text=numeric_text), self._bounds(info, window))
 
     def close(self) -> None:
         """Close the shared connections; extracts in flight keep their own."""
