@@ -17,7 +17,9 @@ on it), and SELECT, INSERT, UPDATE, DELETE on the tables it writes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
@@ -59,6 +61,8 @@ class PostgresWarehouse(Warehouse):
         self.pool = ConnectionPool(self.options)
         self.dialect = PostgresDialect(self.options.schema)
         self._version: int | None = None
+        self._load_lock = threading.Lock()
+        self._idle_load: Any = None
 
     def describe(self) -> str:
         return self.options.describe()
@@ -81,6 +85,29 @@ class PostgresWarehouse(Warehouse):
 
     def close(self) -> None:
         self.pool.close()
+        with self._load_lock:
+            idle, self._idle_load = self._idle_load, None
+        if idle is not None:
+            with suppress(Exception):
+                idle.close()
+
+    def load_connection(self, what: str) -> Any:
+        """An ADBC connection for a window load: the one a committed load gave back when it still
+        answers (no second authentication in a run), else a new one."""
+        from .readers import adbc_connect, adbc_url
+
+        with self._load_lock:
+            idle, self._idle_load = self._idle_load, None
+        url = adbc_url(self.options.connect_kwargs())
+        return adbc_connect(url, lambda action: self.pool.errors(f"{what}: {action}"), reuse=idle)
+
+    def keep_load_connection(self, conn: Any) -> None:
+        """Keep a load's connection (its transaction ended) for the next window's load."""
+        with self._load_lock:
+            conn, self._idle_load = (conn, None) if self._idle_load is not None else (None, conn)
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
     def sql(self, what: str, *, retry: bool = False) -> PgSession:
         """This thread's connection; with ``retry`` each statement is retried on a transient error."""
