@@ -29,6 +29,7 @@ from drivetrain.schema_types import arrow_kind, sql_kind, widened_type
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
 from .dialect import arrow_type_sql, literal
+from .opening import Opening
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -115,6 +116,8 @@ class PostgresWindowLoad(WindowLoad):
         self._types: dict[TableRef, dict[str, str]] = {}
         self._gathered: dict[TableRef, list[pa.RecordBatch]] = {}
         self._conn: Any = None
+        # connects while the first append claims, creates and reads the table on the pool's connection
+        self._opening: Opening | None = Opening(lambda: warehouse.load_connection(f"load window {window}"))
 
     def _where(self, table: TableRef) -> str:
         d = self.wh.dialect
@@ -126,8 +129,9 @@ class PostgresWindowLoad(WindowLoad):
             cur.execute(sql)
 
     def _connection(self) -> Any:
-        if self._conn is None:
-            self._conn = self.wh.load_connection(f"load window {self.window}")  # a transaction is open until commit()
+        if self._conn is None:  # a transaction is open until commit()
+            opening, self._opening = self._opening, None
+            self._conn = opening.get() if opening is not None else self.wh.load_connection(f"load window {self.window}")
         return self._conn
 
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
@@ -215,6 +219,9 @@ class PostgresWindowLoad(WindowLoad):
     def abort(self) -> None:
         """Roll back what was appended (unless committed) and close the connection."""
         conn, self._conn = self._conn, None
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.discard()
         self._rows.clear()
         self._types.clear()
         self._gathered.clear()

@@ -81,6 +81,7 @@ class PostgresSource(SqlSource):
         super().__init__(config, credentials)
         self.options: PostgresOptions = parse_options(config)
         self._adbc: Any = None
+        self._opening: readers.Opening | None = None
         self._table: sql.TableInfo | None = None
 
     # -- public operations -------------------------------------------------------------------
@@ -120,11 +121,15 @@ class PostgresSource(SqlSource):
         The relation is looked up when this is called; the query starts on the first ``next()``.
         Stopping early (closing the iterator) closes the connection without reading the rest.
         """
+        reader = self.extract_reader()
+        if reader == "adbc" and self._adbc is None and self._opening is None:
+            url = readers.adbc_url(self._connect_kwargs())  # connects while the relation is looked up
+            self._opening = readers.Opening(lambda: readers.adbc_connect(url, self._errors))
         info = self._table_info()
         statement = self.extract_statement(window)
         opts = self.options
         log.debug("extract from %s: %s %s", opts.address, statement.sql, statement.params)
-        if self.extract_reader() == "adbc":
+        if reader == "adbc":
             text = statement.sql % tuple(readers.literal(v) for v in statement.params)
             return self._wrap(self._adbc_stream(text, info))
         conn = self._connect(autocommit=False)
@@ -167,14 +172,22 @@ class PostgresSource(SqlSource):
         if adbc is not None:
             with suppress(Exception):
                 adbc.close()
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.discard()
 
     # -- internals ---------------------------------------------------------------------------
 
     def _adbc_stream(self, text: str, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
         cached, self._adbc = self._adbc, None
-        url = readers.adbc_url(self._connect_kwargs())
-        conn = readers.adbc_connect(url, self._errors, reuse=cached)
+        opening, self._opening = self._opening, None
+        if opening is not None and cached is None:
+            conn = opening.get()
+        else:
+            if opening is not None:
+                opening.discard()
+            conn = readers.adbc_connect(readers.adbc_url(self._connect_kwargs()), self._errors, reuse=cached)
 
         def release(conn: Any, complete: bool) -> None:
             if complete and self._adbc is None:
