@@ -138,10 +138,10 @@ class PostgresWindowLoad(WindowLoad):
         wh, d = self.wh, self.wh.dialect
         if table not in self._rows:
             wh.claim_table(table)  # committed on its own, before this load changes a row
-            wh.ensure_table(table, batch.schema)  # committed: the table outlives a failed load
+            types = wh.ensured_columns(table, batch.schema)  # committed: the table outlives a failed load
             self._run(f"DELETE FROM {d.qualified(table)} WHERE {self._where(table)}", wh.where(table, "empty the window of"))
             self._rows[table] = 0
-            self._types[table] = wh.table_columns(table)
+            self._types[table] = types
         else:
             self._add_columns(table, batch.schema)
         if not batch.num_rows:

@@ -150,6 +150,10 @@ class PostgresWarehouse(Warehouse):
             return {name: sql_type for name, sql_type in s.rows(_COLUMNS_SQL, list(self._parts(table)))}
 
     def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        self.ensured_columns(table, schema)
+
+    def ensured_columns(self, table: TableRef, schema: pa.Schema) -> dict[str, str]:
+        """:meth:`ensure_table`, then the table's columns (read once when nothing had to change)."""
         d = self.dialect
         existing = self.table_columns(table)
         if not existing:
@@ -157,14 +161,16 @@ class PostgresWarehouse(Warehouse):
             columns = ", ".join(f"{d.quote(f.name)} {arrow_type_sql(f)}" for f in schema)
             with self.sql(self.where(table, "create")) as s:
                 s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(table)} ({columns})")
-            return
-        for field in schema:
-            if field.name not in existing:
-                with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
-                    s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
+            return self.table_columns(table)
+        added = [f for f in schema if f.name not in existing]
+        for field in added:
+            with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
+                s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
         # an existing column whose values got wider is widened where that loses nothing
-        widen_columns(self, table, existing, {f.name: arrow_type_sql(f) for f in schema if f.name in existing
-                                              and widened_type("postgres", sql_kind(existing[f.name]), arrow_kind(f.type))})
+        wider = {f.name: arrow_type_sql(f) for f in schema if f.name in existing
+                 and widened_type("postgres", sql_kind(existing[f.name]), arrow_kind(f.type))}
+        widen_columns(self, table, existing, wider)
+        return self.table_columns(table) if added or wider else existing
 
     def window_load(self, window: Window, key: str) -> WindowLoad:
         return PostgresWindowLoad(self, window, key)
