@@ -8,7 +8,8 @@ authentication a run); one the server closed meanwhile is replaced by a new one 
 is written. Its first append opens the transaction and deletes the window from the table it
 loads. Batches whose Arrow types are what the table's columns read in binary COPY are gathered
 up to :data:`INGEST_BYTES` and go straight in with one COPY (each COPY has a fixed cost: 40 COPYs
-of 10k rows took twice as long as one of 400k); any other batch is ingested at once into a
+of 10k rows took twice as long as one of 400k), run on a thread while the next batches are read
+and checked; the next use of the connection waits for it and raises its error. Any other batch is ingested at once into a
 temporary table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so
 a column created from another Arrow type (or by hand, e.g. jsonb) still takes the rows, and a
 value that does not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit`
@@ -28,8 +29,8 @@ from drivetrain.errors import MissingExtraError
 from drivetrain.schema_types import arrow_kind, sql_kind, widened_type
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
+from .background import Background
 from .dialect import arrow_type_sql, literal
-from .opening import Opening
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
 
 _names = itertools.count()
 
-#: Arrow bytes of straight batches gathered for one table before they go in by one COPY.
-INGEST_BYTES = 32 * 1024 * 1024
+#: Arrow bytes of straight batches gathered for one table before they go in by one COPY, on a
+#: thread of its own while the next ones are read (one COPY at a time on the connection).
+INGEST_BYTES = 8 * 1024 * 1024
 
 
 def ingest_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -116,8 +118,9 @@ class PostgresWindowLoad(WindowLoad):
         self._types: dict[TableRef, dict[str, str]] = {}
         self._gathered: dict[TableRef, list[pa.RecordBatch]] = {}
         self._conn: Any = None
+        self._copying: Background | None = None
         # connects while the first append claims, creates and reads the table on the pool's connection
-        self._opening: Opening | None = Opening(lambda: warehouse.load_connection(f"load window {window}"))
+        self._opening: Background | None = Background(lambda: warehouse.load_connection(f"load window {window}"))
 
     def _where(self, table: TableRef) -> str:
         d = self.wh.dialect
@@ -129,6 +132,10 @@ class PostgresWindowLoad(WindowLoad):
             cur.execute(sql)
 
     def _connection(self) -> Any:
+        """The load's connection, once the COPY under way on it (if any) has ended; its error raised."""
+        copying, self._copying = self._copying, None
+        if copying is not None:
+            copying.get()
         if self._conn is None:  # a transaction is open until commit()
             opening, self._opening = self._opening, None
             self._conn = opening.get() if opening is not None else self.wh.load_connection(f"load window {self.window}")
@@ -167,16 +174,20 @@ class PostgresWindowLoad(WindowLoad):
         self._rows[table] += batch.num_rows
 
     def _ingest(self, table: TableRef) -> None:
-        """COPY the batches gathered for ``table`` into it, as one stream."""
+        """Start the COPY of the batches gathered for ``table``, as one stream, on a thread."""
         import pyarrow as pa
 
         batches, self._gathered[table] = self._gathered.get(table, []), []
         if not batches:
             return
-        schema, name = self.wh._parts(table)
-        with self.wh.pool.errors(self.wh.where(table, "load")), self._connection().cursor() as cur:
-            cur.adbc_ingest(name, pa.RecordBatchReader.from_batches(batches[0].schema, batches), mode="append",
-                            db_schema_name=schema)
+        conn, (schema, name), what = self._connection(), self.wh._parts(table), self.wh.where(table, "load")
+
+        def copy() -> None:
+            with self.wh.pool.errors(what), conn.cursor() as cur:
+                cur.adbc_ingest(name, pa.RecordBatchReader.from_batches(batches[0].schema, batches), mode="append",
+                                db_schema_name=schema)
+
+        self._copying = Background(copy)
 
     def _add_columns(self, table: TableRef, schema: pa.Schema) -> None:
         """Columns a later batch brings, added inside the load's transaction: this transaction
@@ -199,6 +210,8 @@ class PostgresWindowLoad(WindowLoad):
         wh, d = self.wh, self.wh.dialect
         for table in list(self._gathered):
             self._ingest(table)
+        if self._conn is not None:
+            self._connection()  # the last COPY ended (or raised)
         counts: dict[str, int] = {}
         for table in tables:
             if table not in self._rows:
@@ -218,10 +231,11 @@ class PostgresWindowLoad(WindowLoad):
 
     def abort(self) -> None:
         """Roll back what was appended (unless committed) and close the connection."""
+        for background in (self._copying, self._opening):
+            if background is not None:
+                background.discard()  # its error, if any, is the caller's already or moot
+        self._copying = self._opening = None
         conn, self._conn = self._conn, None
-        opening, self._opening = self._opening, None
-        if opening is not None:
-            opening.discard()
         self._rows.clear()
         self._types.clear()
         self._gathered.clear()

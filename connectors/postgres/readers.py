@@ -25,7 +25,6 @@ from urllib.parse import quote as url_quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drivetrain.connectors.postgres.opening import Opening as Opening  # re-exported for the source
 from drivetrain.connectors.postgres.types import UTC_MICROS, Column, to_batch
 from drivetrain.errors import MissingExtraError
 from drivetrain.window import ARROW_LOCAL_RULES

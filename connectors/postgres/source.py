@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from drivetrain.connectors.postgres import readers, sql
+from drivetrain.connectors.postgres.background import Background
 from drivetrain.connectors.postgres.config import OPTIONS_SCHEMA, PostgresOptions, parse_options
 from drivetrain.connectors.postgres.errors import postgres_errors
 from drivetrain.connectors.postgres.types import arrow_schema
@@ -81,7 +82,7 @@ class PostgresSource(SqlSource):
         super().__init__(config, credentials)
         self.options: PostgresOptions = parse_options(config)
         self._adbc: Any = None
-        self._opening: readers.Opening | None = None
+        self._opening: Background | None = None
         self._table: sql.TableInfo | None = None
 
     # -- public operations -------------------------------------------------------------------
@@ -124,7 +125,7 @@ class PostgresSource(SqlSource):
         reader = self.extract_reader()
         if reader == "adbc" and self._adbc is None and self._opening is None:
             url = readers.adbc_url(self._connect_kwargs())  # connects while the relation is looked up
-            self._opening = readers.Opening(lambda: readers.adbc_connect(url, self._errors))
+            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
         info = self._table_info()
         statement = self.extract_statement(window)
         opts = self.options

@@ -226,3 +226,29 @@ def test_an_aborted_load_gives_no_connection_back(wh, calls) -> None:  # noqa: A
     load(wh, table, hour(0), rows(hour(0), 5, 5))
     assert calls["connect"] == 2
     assert ids(wh, table, hour(0)) == list(range(5, 10))
+
+
+def test_a_window_larger_than_one_copy_goes_in_by_several_each_while_the_next_batches_arrive(wh, calls, monkeypatch) -> None:  # noqa: ANN001
+    from drivetrain.connectors.postgres import load as pg_load
+
+    monkeypatch.setattr(pg_load, "INGEST_BYTES", 20_000)  # about 200 rows of these
+    table = TableRef(name="large", query_field="at")
+    assert load(wh, table, hour(0), *(rows(hour(0), i * 100, 100) for i in range(30))) == {str(table): 3000}
+    assert 5 <= calls["ingest"] <= 30
+    assert ids(wh, table, hour(0)) == list(range(3000))
+
+
+def test_a_copy_that_fails_on_its_thread_fails_the_load_naming_the_table_and_writes_nothing(wh, postgres, monkeypatch) -> None:  # noqa: ANN001
+    from drivetrain.connectors.postgres import load as pg_load
+
+    monkeypatch.setattr(pg_load, "INGEST_BYTES", 1)  # every batch is a COPY of its own
+    table = TableRef(name="refusing", query_field="at")
+    with postgres.admin() as conn:
+        conn.execute(f"CREATE TABLE {table_schema(wh)}.refusing (at timestamptz, id bigint CHECK (id <> 150), label text)")
+        conn.execute(f"ALTER TABLE {table_schema(wh)}.refusing OWNER TO {postgres.user}")
+    load(wh, table, hour(0), rows(hour(0), 1000, 3))
+    with pytest.raises(PermanentError, match=r"load .*refusing"):
+        load(wh, table, hour(0), *(rows(hour(0), i * 100, 100) for i in range(5)))
+    assert ids(wh, table, hour(0)) == [1000, 1001, 1002]
+    load(wh, table, hour(0), rows(hour(0), 0, 100))  # the warehouse loads again afterwards
+    assert ids(wh, table, hour(0)) == list(range(100))
