@@ -17,7 +17,10 @@ Each path reads one window ``[start, end)`` in a child process of its own (this 
 
 - ``limit``: ``psql -c "\\copy (SELECT ... window ...) to '/dev/null'"``, the server's text COPY
   with nothing done to it: no client can move the window faster.
-- ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling.
+- ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling (the
+  statement the source sends: ``numeric`` as the server's text, see
+  :mod:`drivetrain.connectors.postgres.readers`; other ways of reading are compared in
+  :mod:`benchmarks.postgres_readers`).
 - ``drivetrain_s2s_adbc`` / ``drivetrain_s2s_psycopg``: the source-to-stage phase (extract,
   validate, load into a DuckDB stage, swap in) with each reader.
 - ``load_limit``: ``psql -c "\\copy ... from 'window.csv' csv"`` into an empty table: the
@@ -129,7 +132,7 @@ def _config(job: dict[str, Any], reader: str, folder: Path) -> dict[str, Any]:
     source = job["source"]
     config["source_system"] = {
         "type": "postgres", "host": source["host"], "port": source["port"], "database": source["database"],
-        "table": TABLE, "query_field": "created_at", "batch_size": 50_000, "reader": reader,
+        "table": TABLE, "query_field": "created_at", "reader": reader,  # batch_size: the default
         "credentials_ref": "bench_pg",
     }
     return config
@@ -150,7 +153,7 @@ def child(name: str, job_file: str) -> int:
         began = time.perf_counter()
         rows = 0
         with adbc.connect(source["url"]) as conn, conn.cursor() as cursor:
-            cursor.execute(_window_sql(job))
+            cursor.execute(_window_sql(job).replace("amount", "amount::text AS amount"))
             for batch in cursor.fetch_record_batch():
                 rows += batch.num_rows
         outcome: dict[str, Any] = {"rows": rows}

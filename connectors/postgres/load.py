@@ -2,14 +2,20 @@
 
 The load has an ADBC connection of its own (``adbc-driver-postgresql``, part of the postgres
 extra): its bulk ingest streams Arrow as binary COPY in C, about 2.5 times faster than psycopg's
-COPY ``write_row`` on 200k rows (see benchmarks/postgres.py). Its first append opens the
-transaction and deletes the window from the table it loads. A batch whose Arrow types are what
-the table's columns read in binary COPY goes straight in; any other is ingested into a temporary
-table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so a column
-created from another Arrow type (or by hand, e.g. jsonb) still takes the rows, and a value that
-does not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit` empties the
-window of tables that got no rows, calls the fence, and commits. Nothing is visible to other
-sessions before, and an abort or a crash (the server ends the session) rolls everything back.
+COPY ``write_row`` on 200k rows (see benchmarks/postgres.py). The connection outlives the window:
+a committed load hands it back to the warehouse and the next window's load takes it again (one
+authentication a run); one the server closed meanwhile is replaced by a new one before anything
+is written. Its first append opens the transaction and deletes the window from the table it
+loads. Batches whose Arrow types are what the table's columns read in binary COPY are gathered
+up to :data:`INGEST_BYTES` and go straight in with one COPY (each COPY has a fixed cost: 40 COPYs
+of 10k rows took twice as long as one of 400k), run on a thread while the next batches are read
+and checked; the next use of the connection waits for it and raises its error. Any other batch is ingested at once into a
+temporary table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so
+a column created from another Arrow type (or by hand, e.g. jsonb) still takes the rows, and a
+value that does not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit`
+writes what is gathered, empties the window of tables that got no rows, calls the fence, and
+commits. Nothing is visible to other sessions before, and an abort or a crash (the server ends
+the session) rolls everything back.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from drivetrain.errors import MissingExtraError
 from drivetrain.schema_types import arrow_kind, sql_kind, widened_type
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
+from .background import Background
 from .dialect import arrow_type_sql, literal
 
 if TYPE_CHECKING:
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
     from .warehouse import PostgresWarehouse
 
 _names = itertools.count()
+
+#: Arrow bytes of straight batches gathered for one table before they go in by one COPY, on a
+#: thread of its own while the next ones are read (one COPY at a time on the connection).
+INGEST_BYTES = 8 * 1024 * 1024
 
 
 def ingest_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -105,7 +116,11 @@ class PostgresWindowLoad(WindowLoad):
         self.key = key
         self._rows: dict[TableRef, int] = {}
         self._types: dict[TableRef, dict[str, str]] = {}
+        self._gathered: dict[TableRef, list[pa.RecordBatch]] = {}
         self._conn: Any = None
+        self._copying: Background | None = None
+        # connects while the first append claims, creates and reads the table on the pool's connection
+        self._opening: Background | None = Background(lambda: warehouse.load_connection(f"load window {window}"))
 
     def _where(self, table: TableRef) -> str:
         d = self.wh.dialect
@@ -117,46 +132,69 @@ class PostgresWindowLoad(WindowLoad):
             cur.execute(sql)
 
     def _connection(self) -> Any:
-        if self._conn is None:
-            from .readers import adbc_url
-
-            url = adbc_url(self.wh.options.connect_kwargs())
-            with self.wh.pool.errors(f"load window {self.window}: connect"):
-                self._conn = adbc_dbapi().connect(url)  # a transaction is open until commit()
+        """The load's connection, once the COPY under way on it (if any) has ended; its error raised."""
+        copying, self._copying = self._copying, None
+        if copying is not None:
+            copying.get()
+        if self._conn is None:  # a transaction is open until commit()
+            opening, self._opening = self._opening, None
+            self._conn = opening.get() if opening is not None else self.wh.load_connection(f"load window {self.window}")
         return self._conn
 
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
         wh, d = self.wh, self.wh.dialect
         if table not in self._rows:
             wh.claim_table(table)  # committed on its own, before this load changes a row
-            wh.ensure_table(table, batch.schema)  # committed: the table outlives a failed load
+            types = wh.ensured_columns(table, batch.schema)  # committed: the table outlives a failed load
             self._run(f"DELETE FROM {d.qualified(table)} WHERE {self._where(table)}", wh.where(table, "empty the window of"))
             self._rows[table] = 0
-            self._types[table] = wh.table_columns(table)
+            self._types[table] = types
         else:
             self._add_columns(table, batch.schema)
         if not batch.num_rows:
             return
         ready = ingest_ready(batch)
         types = self._types[table]
-        what = wh.where(table, "load")
-        with wh.pool.errors(what), self._connection().cursor() as cur:
-            if all(_binary_fits(f.type, types[f.name]) for f in ready.schema):  # COPY straight into the table
-                schema, name = wh._parts(table)
-                cur.adbc_ingest(name, ready, mode="append", db_schema_name=schema)
-            else:
-                scratch = f"_drivetrain_load_{next(_names)}"
-                names = ", ".join(d.quote(n) for n in ready.schema.names)
-                casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
+        if self._gathered.get(table) and self._gathered[table][0].schema != ready.schema:
+            self._ingest(table)  # one COPY streams batches of one schema
+        if all(_binary_fits(f.type, types[f.name]) for f in ready.schema):  # COPY straight into the table
+            gathered = self._gathered.setdefault(table, [])
+            gathered.append(ready)
+            if sum(b.nbytes for b in gathered) >= INGEST_BYTES:
+                self._ingest(table)
+        else:
+            self._ingest(table)
+            scratch = f"_drivetrain_load_{next(_names)}"
+            names = ", ".join(d.quote(n) for n in ready.schema.names)
+            casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
+            with wh.pool.errors(wh.where(table, "load")), self._connection().cursor() as cur:
                 cur.adbc_ingest(scratch, ready, mode="create", temporary=True)
                 cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
                 cur.execute(f"DROP TABLE {d.quote(scratch)}")
         self._rows[table] += batch.num_rows
 
+    def _ingest(self, table: TableRef) -> None:
+        """Start the COPY of the batches gathered for ``table``, as one stream, on a thread."""
+        import pyarrow as pa
+
+        batches, self._gathered[table] = self._gathered.get(table, []), []
+        if not batches:
+            return
+        conn, (schema, name), what = self._connection(), self.wh._parts(table), self.wh.where(table, "load")
+
+        def copy() -> None:
+            with self.wh.pool.errors(what), conn.cursor() as cur:
+                cur.adbc_ingest(name, pa.RecordBatchReader.from_batches(batches[0].schema, batches), mode="append",
+                                db_schema_name=schema)
+
+        self._copying = Background(copy)
+
     def _add_columns(self, table: TableRef, schema: pa.Schema) -> None:
         """Columns a later batch brings, added inside the load's transaction: this transaction
         holds the table, so DDL on another connection would wait for it."""
         d, types = self.wh.dialect, self._types[table]
+        if any(f.name not in types or widened_type("postgres", sql_kind(types[f.name]), arrow_kind(f.type)) for f in schema):
+            self._ingest(table)  # the gathered rows go in with the columns they were checked against
         for field in schema:
             if field.name not in types:
                 sql_type = arrow_type_sql(field)
@@ -170,6 +208,10 @@ class PostgresWindowLoad(WindowLoad):
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh, d = self.wh, self.wh.dialect
+        for table in list(self._gathered):
+            self._ingest(table)
+        if self._conn is not None:
+            self._connection()  # the last COPY ended (or raised)
         counts: dict[str, int] = {}
         for table in tables:
             if table not in self._rows:
@@ -182,14 +224,21 @@ class PostgresWindowLoad(WindowLoad):
         if self._conn is not None:
             with wh.pool.errors(f"{wh.describe()}: commit window {self.window}"):
                 self._conn.commit()
+            conn, self._conn = self._conn, None
+            wh.keep_load_connection(conn)
         self.abort()
         return counts
 
     def abort(self) -> None:
         """Roll back what was appended (unless committed) and close the connection."""
+        for background in (self._copying, self._opening):
+            if background is not None:
+                background.discard()  # its error, if any, is the caller's already or moot
+        self._copying = self._opening = None
         conn, self._conn = self._conn, None
         self._rows.clear()
         self._types.clear()
+        self._gathered.clear()
         if conn is not None:
             with suppress(Exception):
                 conn.rollback()

@@ -8,8 +8,9 @@
 - **psycopg**: a server-side (named) cursor fetched ``batch_size`` rows at a time in binary.
 
 Both select the same expressions (:func:`~drivetrain.connectors.postgres.sql.select_sql`), so
-they return the same rows with the same values; :func:`normalize` gives both the same Arrow
-types. Each yields batches of at most ``batch_size`` rows; memory is bounded by one batch
+they return the same rows with the same values, except that adbc asks for ``numeric`` columns as
+the server's exact text (the driver's own binary-numeric conversion was most of its read time)
+and casts it back; :func:`normalize` gives both the same Arrow types. Each yields batches of at most ``batch_size`` rows; memory is bounded by one batch
 (plus the driver's buffer of :data:`ADBC_BATCH_BYTES` for adbc) whatever the window holds.
 """
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from drivetrain.connectors.postgres import readers, sql
+from drivetrain.connectors.postgres.background import Background
 from drivetrain.connectors.postgres.config import OPTIONS_SCHEMA, PostgresOptions, parse_options
 from drivetrain.connectors.postgres.errors import postgres_errors
 from drivetrain.connectors.postgres.types import arrow_schema
@@ -81,6 +82,7 @@ class PostgresSource(SqlSource):
         super().__init__(config, credentials)
         self.options: PostgresOptions = parse_options(config)
         self._adbc: Any = None
+        self._opening: Background | None = None
         self._table: sql.TableInfo | None = None
 
     # -- public operations -------------------------------------------------------------------
@@ -120,11 +122,15 @@ class PostgresSource(SqlSource):
         The relation is looked up when this is called; the query starts on the first ``next()``.
         Stopping early (closing the iterator) closes the connection without reading the rest.
         """
+        reader = self.extract_reader()
+        if reader == "adbc" and self._adbc is None and self._opening is None:
+            url = readers.adbc_url(self._connect_kwargs())  # connects while the relation is looked up
+            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
         info = self._table_info()
         statement = self.extract_statement(window)
         opts = self.options
         log.debug("extract from %s: %s %s", opts.address, statement.sql, statement.params)
-        if self.extract_reader() == "adbc":
+        if reader == "adbc":
             text = statement.sql % tuple(readers.literal(v) for v in statement.params)
             return self._wrap(self._adbc_stream(text, info))
         conn = self._connect(autocommit=False)
@@ -157,7 +163,8 @@ class PostgresSource(SqlSource):
     def extract_statement(self, window: Window) -> sql.Statement:
         """The extract statement for ``window`` (bounds as parameters)."""
         info = self._table_info()
-        return sql.Statement(sql.select_sql(self.options, info), self._bounds(info, window))
+        numeric_text = self.extract_reader() != "psycopg"
+        return sql.Statement(sql.select_sql(self.options, info, numeric_text=numeric_text), self._bounds(info, window))
 
     def close(self) -> None:
         """Close the shared connections; extracts in flight keep their own."""
@@ -166,14 +173,22 @@ class PostgresSource(SqlSource):
         if adbc is not None:
             with suppress(Exception):
                 adbc.close()
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.discard()
 
     # -- internals ---------------------------------------------------------------------------
 
     def _adbc_stream(self, text: str, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
         cached, self._adbc = self._adbc, None
-        url = readers.adbc_url(self._connect_kwargs())
-        conn = readers.adbc_connect(url, self._errors, reuse=cached)
+        opening, self._opening = self._opening, None
+        if opening is not None and cached is None:
+            conn = opening.get()
+        else:
+            if opening is not None:
+                opening.discard()
+            conn = readers.adbc_connect(readers.adbc_url(self._connect_kwargs()), self._errors, reuse=cached)
 
         def release(conn: Any, complete: bool) -> None:
             if complete and self._adbc is None:

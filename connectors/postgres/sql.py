@@ -169,9 +169,9 @@ def count_sql(options: PostgresOptions, info: TableInfo) -> str:
     return f"SELECT count(*) {from_where(options, info)}"
 
 
-def select_sql(options: PostgresOptions, info: TableInfo) -> str:
-    """The streaming extract over the window."""
-    listed = ", ".join(c.select_expression(quote(c.name)) for c in info.columns)
+def select_sql(options: PostgresOptions, info: TableInfo, *, numeric_text: bool = False) -> str:
+    """The streaming extract over the window (``numeric_text``: see :meth:`Column.select_expression`)."""
+    listed = ", ".join(c.select_expression(quote(c.name), numeric_text=numeric_text) for c in info.columns)
     return f"SELECT {listed} {from_where(options, info)}"
 
 

@@ -100,11 +100,16 @@ class Column:
             return not self.precision
         return self.type_name not in _NATIVE
 
-    def select_expression(self, quoted: str) -> str:
-        """The SELECT list entry reading this column (``quoted`` is its quoted name)."""
+    def select_expression(self, quoted: str, *, numeric_text: bool = False) -> str:
+        """The SELECT list entry reading this column (``quoted`` is its quoted name).
+
+        ``numeric_text``: numeric columns too are sent as their exact text, which the client
+        casts to the decimal type (ADBC turns binary numeric into text itself, three times slower
+        than the server does).
+        """
         if self.is_array:
             return f"array_to_json({quoted})::text AS {quoted}"
-        if self.as_text:
+        if self.as_text or (numeric_text and self.type_name == "numeric"):
             return f"{quoted}::text AS {quoted}"
         return quoted
 

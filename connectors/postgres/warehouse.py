@@ -17,7 +17,9 @@ on it), and SELECT, INSERT, UPDATE, DELETE on the tables it writes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
@@ -59,6 +61,8 @@ class PostgresWarehouse(Warehouse):
         self.pool = ConnectionPool(self.options)
         self.dialect = PostgresDialect(self.options.schema)
         self._version: int | None = None
+        self._load_lock = threading.Lock()
+        self._idle_load: Any = None
 
     def describe(self) -> str:
         return self.options.describe()
@@ -81,6 +85,29 @@ class PostgresWarehouse(Warehouse):
 
     def close(self) -> None:
         self.pool.close()
+        with self._load_lock:
+            idle, self._idle_load = self._idle_load, None
+        if idle is not None:
+            with suppress(Exception):
+                idle.close()
+
+    def load_connection(self, what: str) -> Any:
+        """An ADBC connection for a window load: the one a committed load gave back when it still
+        answers (no second authentication in a run), else a new one."""
+        from .readers import adbc_connect, adbc_url
+
+        with self._load_lock:
+            idle, self._idle_load = self._idle_load, None
+        url = adbc_url(self.options.connect_kwargs())
+        return adbc_connect(url, lambda action: self.pool.errors(f"{what}: {action}"), reuse=idle)
+
+    def keep_load_connection(self, conn: Any) -> None:
+        """Keep a load's connection (its transaction ended) for the next window's load."""
+        with self._load_lock:
+            conn, self._idle_load = (conn, None) if self._idle_load is not None else (None, conn)
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
     def sql(self, what: str, *, retry: bool = False) -> PgSession:
         """This thread's connection; with ``retry`` each statement is retried on a transient error."""
@@ -123,6 +150,10 @@ class PostgresWarehouse(Warehouse):
             return {name: sql_type for name, sql_type in s.rows(_COLUMNS_SQL, list(self._parts(table)))}
 
     def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        self.ensured_columns(table, schema)
+
+    def ensured_columns(self, table: TableRef, schema: pa.Schema) -> dict[str, str]:
+        """:meth:`ensure_table`, then the table's columns (read once when nothing had to change)."""
         d = self.dialect
         existing = self.table_columns(table)
         if not existing:
@@ -130,14 +161,16 @@ class PostgresWarehouse(Warehouse):
             columns = ", ".join(f"{d.quote(f.name)} {arrow_type_sql(f)}" for f in schema)
             with self.sql(self.where(table, "create")) as s:
                 s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(table)} ({columns})")
-            return
-        for field in schema:
-            if field.name not in existing:
-                with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
-                    s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
+            return self.table_columns(table)
+        added = [f for f in schema if f.name not in existing]
+        for field in added:
+            with self.sql(self.where(table, f"add column {field.name!r} to")) as s:
+                s.execute(f"ALTER TABLE {d.qualified(table)} ADD COLUMN IF NOT EXISTS {d.quote(field.name)} {arrow_type_sql(field)}")
         # an existing column whose values got wider is widened where that loses nothing
-        widen_columns(self, table, existing, {f.name: arrow_type_sql(f) for f in schema if f.name in existing
-                                              and widened_type("postgres", sql_kind(existing[f.name]), arrow_kind(f.type))})
+        wider = {f.name: arrow_type_sql(f) for f in schema if f.name in existing
+                 and widened_type("postgres", sql_kind(existing[f.name]), arrow_kind(f.type))}
+        widen_columns(self, table, existing, wider)
+        return self.table_columns(table) if added or wider else existing
 
     def window_load(self, window: Window, key: str) -> WindowLoad:
         return PostgresWindowLoad(self, window, key)
