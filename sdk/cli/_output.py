@@ -155,12 +155,19 @@ class Output:
         click.echo(plain_table(columns, cells))
 
 
+#: Compact JSON text shorter than this is indented by the standard library.
+SMALL_JSON = 64 * 1024
+
+
 def pretty_json(value: Any) -> str:
     """``json.dumps(value, indent=2, default=str)``, the same text, about 20x faster: the standard
     library encodes with indentation in pure Python (500 status rows took 1 s), so the C encoder
-    writes it compactly and msgspec indents the text, token for token. NaN (not JSON, which
-    msgspec refuses) and a missing msgspec take the standard library's way."""
+    writes it compactly and msgspec indents the text, token for token. Small outputs (where
+    importing msgspec costs more than it saves), NaN (not JSON, which msgspec refuses) and a
+    missing msgspec take the standard library's way."""
     text = json.dumps(value, default=str)
+    if len(text) < SMALL_JSON:
+        return json.dumps(value, indent=2, default=str)
     try:
         import msgspec
     except ImportError:  # pragma: no cover - a dependency; kept working without it

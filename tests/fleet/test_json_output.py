@@ -12,9 +12,11 @@ import json
 import math
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivetrain.cli import _output
 from drivetrain.cli._output import pretty_json
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(),
@@ -25,14 +27,28 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
 
 
 @settings(max_examples=300, deadline=None)
-@given(VALUES)
-def test_the_same_text_as_the_standard_library(value):
+@given(value=VALUES)
+def test_the_same_text_as_the_standard_library(value, monkeypatch_small):
     assert pretty_json(value) == json.dumps(value, indent=2, default=str)
 
 
-def test_a_drive_row_and_not_json_numbers():
+@pytest.fixture(scope="module")
+def monkeypatch_small():
+    """Every generated value through msgspec (they are shorter than a real ``status --json``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_output, "SMALL_JSON", 0)
+        yield
+
+
+def test_a_drive_row_and_not_json_numbers(monkeypatch_small):
     row = {"pipeline_id": "lab_20251115T130000Z_run1", "note": "d\u00e9j\u00e0 vu \u2713\n",
            "pipeline_start_timestamp": datetime(2025, 11, 15, 13, tzinfo=UTC), "phases_completed": [],
            "audit_phase": {"phase_specific_details": {}, "retry_number": 0, "ratio": 0.1 + 0.2},
            "lost": math.nan, "huge": 10**30}
     assert pretty_json([row, row]) == json.dumps([row, row], indent=2, default=str)
+
+
+def test_a_fleet_sized_output_is_the_same_text():
+    rows = [{"pipeline_name": f"fleet_{i:04d}", "audit_phase": {"status": "COMPLETED", "retry_number": 0}} for i in range(2000)]
+    assert len(json.dumps(rows)) > _output.SMALL_JSON
+    assert pretty_json(rows) == json.dumps(rows, indent=2, default=str)
