@@ -142,3 +142,22 @@ def test_a_failing_config_is_never_remembered(fleet: Path) -> None:
     edit(fleet / "beta", "dag_schedule", "timezone", "Mars/Olympus")
     assert "CONFIG ERROR" in status()[1] and "CONFIG ERROR" in status()[1]
     assert [json.loads(p.read_text())["name"] for p in views(fleet)] == ["alpha"]
+
+
+def test_report_reads_views_too_and_answers_as_full_loads(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def timeless(value: Any) -> Any:  # ages and the period move with the clock
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k not in ("age_seconds", "generated_at", "since")}
+        return [timeless(v) for v in value] if isinstance(value, list) else value
+
+    def report() -> dict[str, Any]:
+        result = CliRunner().invoke(cli, ["report", "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return timeless(json.loads(result.stdout))  # type: ignore[no-any-return]
+
+    monkeypatch.setenv("DRIVETRAIN_CONFIG_CACHE", "off")
+    full = report()
+    monkeypatch.delenv("DRIVETRAIN_CONFIG_CACHE")
+    report()
+    assert len(views(fleet)) == 2
+    assert report() == full and full["success_rates"]
