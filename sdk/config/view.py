@@ -84,7 +84,7 @@ class ConfigView:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConfigView:
         seconds = data["freshness_seconds"]
-        metadata = {k: tuple(v) if isinstance(v, list) else v for k, v in data["metadata"].items()}
+        metadata: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data["metadata"].items()}
         return cls(
             name=data["name"], metadata=MetadataConfig(**metadata),
             schedule=ScheduleConfig(**{**data["schedule"], "start_date": date.fromisoformat(data["schedule"]["start_date"])}),

@@ -129,7 +129,8 @@ class Queries:
         parsed, reads = [], []
         for n, (column, group) in enumerate(columns.items()):
             parsed.append(f"{many(column, [f.path for f in group])} AS json_{n}")
-            reads += [f"{self.dialect.json_item(f'json_{n}', i, number=f.number)} AS {f.alias}" for i, f in enumerate(group)]
+            reads += [f"{self.dialect.json_item(f'json_{n}', i, number=f.number)} AS {f.alias}"  # type: ignore[attr-defined]
+                      for i, f in enumerate(group)]
         return f"SELECT {keep}, {', '.join(reads)} FROM (SELECT *, {', '.join(parsed)} FROM {self.table}{where}) parsed"
 
     def failed_phase_error(self) -> str:
