@@ -220,6 +220,25 @@ class Queries:
         )
         return Query(sql, inner.params)
 
+    def phase_stats(self) -> Query:
+        """Metrics 2, 3 and 6 in one pass over the phases: per pipeline, phase and expected
+        duration, :meth:`phase_outcomes`' counts and :meth:`phase_durations`' times (``runs``:
+        the executions timed). Summed over ``expected``, the counts are ``phase_outcomes``'."""
+        inner = self.phase_rows()
+        timed = self.TIMED
+        sql = (
+            "SELECT pipeline_name, phase, expected, "
+            "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
+            "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
+            "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok, "
+            f"SUM(CASE WHEN {timed} THEN 1 ELSE 0 END) AS runs, "
+            f"AVG(CASE WHEN {timed} THEN {self._seconds()} END) AS avg_seconds, "
+            f"MAX(CASE WHEN {timed} THEN {self._seconds()} END) AS max_seconds "
+            f"FROM ({inner.sql}) phases GROUP BY pipeline_name, phase, expected"
+        )
+        return Query(sql, inner.params)
+
     def runs_over(self, limits: Sequence[tuple[str, str, str, float]]) -> Query:
         """Metric 3: how many runs of each (pipeline, phase, expected) took over its limit (s);
         only the phases named in ``limits`` are read."""

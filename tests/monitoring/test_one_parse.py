@@ -42,13 +42,13 @@ class FieldByField(DuckDBDialect):
 def _queries(dialect: Any) -> dict[str, Query]:
     q = Queries(dialect, TABLE, (), SINCE)
     built = {name: getattr(q, name)(*ARGUMENTS.get(name, ())) for name in ("phase_rows", "phase_outcomes", "phase_durations",
-                                                                           "counts", "runs_over")}
+                                                                           "phase_stats", "counts", "runs_over")}
     built["runs_over_generated"] = q.runs_over([("p0", "audit", "30s", 1.0), ("p1", "publish", "1m", 0.0)])
     return built
 
 
 class TestOneParse:
-    @pytest.mark.parametrize("name", ["phase_rows", "phase_outcomes", "phase_durations", "counts", "runs_over"])
+    @pytest.mark.parametrize("name", ["phase_rows", "phase_outcomes", "phase_durations", "phase_stats", "counts", "runs_over"])
     def test_each_phase_column_is_parsed_once_per_row(self, name):
         sql = _queries(DuckDBDialect())[name].sql
         for column in VARIANT_COLUMN.values():
@@ -78,24 +78,45 @@ ROW = st.tuples(st.sampled_from(["p0", "p1"]), st.integers(-5, 48), st.lists(PHA
                                                                                max_size=len(PHASE_NAMES)))
 
 
+def _table(conn: duckdb.DuckDBPyConnection, rows: list[Any]) -> None:
+    columns = ", ".join(f"{VARIANT_COLUMN[name]} JSON" for name in PHASE_NAMES)
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute(f"CREATE TABLE {TABLE} (pipeline_name VARCHAR, pipeline_id VARCHAR, pipeline_start_timestamp TIMESTAMPTZ, "
+                 f"{columns})")
+    for n, (pipeline, hour, phases) in enumerate(rows):
+        values = [json.dumps(p) if p is not None else None for p in phases]
+        conn.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, {', '.join('?' for _ in PHASE_NAMES)})",
+                     [pipeline, f"{pipeline}_run{n}", SINCE + timedelta(hours=hour), *values])
+
+
+def _answer(conn: duckdb.DuckDBPyConnection, query: Query) -> list[dict[str, Any]]:
+    cur = conn.execute(query.sql, list(query.params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(ROW, max_size=25))
+def test_phase_stats_is_phase_outcomes_and_phase_durations_in_one_pass(rows):
+    """``metrics.compute`` reads metrics 2, 3 and 6 from one pass (``phase_stats``): the same rows
+    as the two queries it replaced."""
+    from drivetrain.monitoring.metrics import _outcomes
+
+    q = Queries(DuckDBDialect(), TABLE, (), SINCE)
+    with duckdb.connect() as conn:
+        _table(conn, rows)
+        stats = _answer(conn, q.phase_stats())
+        assert comparable(_outcomes(stats)) == comparable(_answer(conn, q.phase_outcomes()))
+        keep = ("pipeline_name", "phase", "expected", "runs", "avg_seconds", "max_seconds")
+        timed = [{k: r[k] for k in keep} for r in stats if r["runs"]]
+        assert comparable(timed) == comparable(_answer(conn, q.phase_durations()))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(ROW, max_size=25))
 def test_one_parse_answers_as_field_by_field(rows):
-    columns = ", ".join(f"{VARIANT_COLUMN[name]} JSON" for name in PHASE_NAMES)
     with duckdb.connect() as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.execute(f"CREATE TABLE {TABLE} (pipeline_name VARCHAR, pipeline_id VARCHAR, pipeline_start_timestamp TIMESTAMPTZ, "
-                     f"{columns})")
-        for n, (pipeline, hour, phases) in enumerate(rows):
-            values = [json.dumps(p) if p is not None else None for p in phases]
-            conn.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, {', '.join('?' for _ in PHASE_NAMES)})",
-                         [pipeline, f"{pipeline}_run{n}", SINCE + timedelta(hours=hour), *values])
+        _table(conn, rows)
         one, each = _queries(DuckDBDialect()), _queries(FieldByField())
-
-        def answer(query: Query) -> list[dict[str, Any]]:
-            cur = conn.execute(query.sql, list(query.params))
-            names = [d[0] for d in cur.description]
-            return comparable([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
-
         for name in one:
-            assert answer(one[name]) == answer(each[name]), name
+            assert comparable(_answer(conn, one[name])) == comparable(_answer(conn, each[name])), name
