@@ -89,6 +89,9 @@ def measure(args: argparse.Namespace, workspace: Path, name: str, side: str) -> 
     # validated configs are remembered in the workspace: the first round fills it, like a user's first command
     env = {**os.environ, "DRIVETRAIN_PIPELINES_HOME": str(workspace / "pipelines"), "PYTHONPATH": str(REPO),
            "DRIVETRAIN_CACHE_DIR": str(workspace / "cache")}
+    # an installed drivetrain has its bytecode compiled (pip does it): without it every import
+    # compiles its module again, which a shell's PYTHONDONTWRITEBYTECODE would add to each command
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run([args.python, "-m", "benchmarks.fleet_measures", name, side, str(workspace)],
                           capture_output=True, text=True, env=env, cwd=REPO, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

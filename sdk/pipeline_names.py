@@ -129,8 +129,9 @@ def locate(reference: str | os.PathLike[str]) -> Located:
         return _path(reference)
     name = str(reference).strip()
     registered = plugins.registered_pipelines()
-    homes = home_pipelines()
-    matches = [Located(name, "home", folder) for folder in homes.get(name, [])]
+    # <home>/<name> in each home, not a listing of every home (a fleet's home holds hundreds)
+    matches = [Located(name, "home", home / name) for home in pipelines_homes()
+               if name not in ("", ".", "..") and (home / name / "config.json").is_file()]
     if name in registered:
         mine = Located(name, "registered", _registered_target(registered[name]))
         matches = [mine, *(m for m in matches if m.target != mine.target)]
@@ -143,7 +144,7 @@ def locate(reference: str | os.PathLike[str]) -> Located:
     if matches:
         _warn_about_folder_here(matches[0])
         return matches[0]
-    raise PipelineNotFound(_not_found(name, registered, homes))
+    raise PipelineNotFound(_not_found(name, registered, home_pipelines()))
 
 
 def _not_found(name: str, registered: dict[str, Any], homes: dict[str, list[Path]]) -> str:

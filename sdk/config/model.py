@@ -26,7 +26,7 @@ import attrs
 
 from drivetrain.errors import ConfigError
 
-from . import checks, jsondoc, schema_check
+from . import checks, jsondoc, schema_check, validated_cache
 from ._convert import _duration, _freeze_options, _optional_duration
 from .core_keys import SourceKeys, StageKeys, TargetKeys
 from .hosts import embedded_credential_problems
@@ -295,8 +295,13 @@ class SystemConfig:
         # an archive's own keys are written under phases.stage_cleaning.archive_options
         problems = Problems(self.source_file, where + ("archive_options",) if self.role == "archive" else where)
         also_known = sorted(core) if self.role != "archive" else []
+        # a section that passed this very schema before passes again (see validated_cache)
+        checked = {"connector_schema": jsondoc.thaw(schema), "section": section, "also_known": also_known}
+        if validated_cache.known_valid(checked):
+            return
         schema_check.schema_problems(schema_check.make_validator(schema), section, problems, also_known=also_known)
         problems.raise_if_any()
+        validated_cache.remember(checked)
 
     def credentials(self, environ: Mapping[str, str] | None = None) -> Credentials | None:
         """Resolve ``credentials_ref`` (None when the section has none)."""

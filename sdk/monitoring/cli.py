@@ -249,12 +249,14 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     """
     from drivetrain.cli._output import output
     from drivetrain.cli._pipelines import Candidate, candidates, drive_exists, load
+    from drivetrain.monitoring.pipeline_view import SharedStores, load_folder
 
     out = output()
+    shared = SharedStores()
     if pipelines:
         found = [Candidate(label=name, pipeline=load(name)) for name in pipelines]
-    else:
-        found, where = candidates(folder)
+    else:  # alerts need each pipeline's own notification settings: loaded in full
+        found, where = candidates(folder, None if send_alerts else lambda path: load_folder(path, shared))
         out.note("looked at: " + "; ".join(where))
     for item in found:
         if item.pipeline is None:
@@ -278,6 +280,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     finally:
         for pipe in usable:
             pipe.close()
+        shared.close()
     if html_file is not None:
         report_html.write(metrics, html_file)
         out.note(f"wrote {html_file}")

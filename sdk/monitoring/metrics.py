@@ -111,9 +111,10 @@ def compute(
     settings = {r.pipeline: r for r in latest}
     recovered = {r["pipeline_name"]: _int(r["recovered"]) for r in rows_of(store, q.recovered_failures())}
     success = [_success(r, recovered.get(r["pipeline_name"], 0)) for r in rows_of(store, q.run_outcomes())]
-    phase_rows = rows_of(store, q.phase_outcomes())
+    stats = rows_of(store, q.phase_stats())  # one pass over the phases for metrics 2, 3 and 6
+    phase_rows = _outcomes(stats)
     failures = [_phase_failure(r) for r in phase_rows]
-    durations = _durations(store, q, settings)
+    durations = _durations(store, q, settings, [r for r in stats if _int(r["runs"]) > 0])
     counts = [_counts(r) for r in rows_of(store, q.counts())]
     fresh = [_freshness(r, settings.get(r["pipeline_name"]), now) for r in rows_of(store, q.freshness())]
     retries = _retries(rows_of(store, q.window_recovery()), phase_rows)
@@ -226,8 +227,19 @@ def _phase_failure(r: dict[str, Any]) -> PhaseFailureRate:
                               failure_rate=_pct(failed, ran))
 
 
-def _durations(store: ReportSource, q: Queries, settings: dict[str, LatestRun]) -> list[PhaseDuration]:
-    rows = rows_of(store, q.phase_durations())
+def _outcomes(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:meth:`Queries.phase_outcomes`' rows from :meth:`Queries.phase_stats`': summed over ``expected``."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in stats:
+        row = out.setdefault((r["pipeline_name"], r["phase"]), {"pipeline_name": r["pipeline_name"], "phase": r["phase"],
+                                                                "ran": 0, "failed": 0, "retried": 0, "retried_ok": 0})
+        for key in ("ran", "failed", "retried", "retried_ok"):
+            row[key] += _int(r[key])
+    return list(out.values())
+
+
+def _durations(store: ReportSource, q: Queries, settings: dict[str, LatestRun], rows: list[dict[str, Any]]) -> list[PhaseDuration]:
+    """Metric 3 from :meth:`Queries.phase_stats`' timed rows (those of :meth:`Queries.phase_durations`)."""
     limits = []
     for r in rows:
         expected = _seconds(r["expected"])

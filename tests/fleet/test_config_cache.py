@@ -95,3 +95,22 @@ def test_turned_off_or_unwritable_the_cache_is_not_used_and_loads_still_work(tmp
     blocker.write_text("a file where the cache folder would be")
     monkeypatch.setenv("DRIVETRAIN_CACHE_DIR", str(blocker))
     assert Pipeline.load(folder).name == "lab"
+
+
+def test_a_connector_section_that_passed_its_schema_is_remembered_and_a_failing_one_never(tmp_path: Path, cache: Path) -> None:
+    """A connector's own schema check (``validate_against``) is remembered like the document:
+    by the section, the connector's schema and the keys the core knows; a section it refuses is
+    refused again on every load."""
+    folder = make_pipeline_dir(tmp_path / "lab", [])
+    with Pipeline.load(folder) as pipeline:
+        pipeline.source()
+    remembered = len(markers(cache))
+    assert remembered >= 2  # the document, and the source section checked against the files schema
+    with Pipeline.load(folder) as pipeline:
+        assert pipeline.source().delimiter == ","
+    assert len(markers(cache)) == remembered
+    edit(folder, {"source_system.delimiter": ";;"})
+    for _ in range(2):
+        with Pipeline.load(folder) as pipeline, pytest.raises(ConfigError, match=r"source_system\.delimiter"):
+            pipeline.source()
+    assert len(markers(cache)) == remembered + 1  # the changed document only: its source section failed
