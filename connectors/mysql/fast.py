@@ -159,7 +159,7 @@ def installed() -> bool:
 #: Most rows per page (rounded up to a multiple of batch_size).
 PAGE_ROWS = 100_000
 #: Arrow bytes a page should hold, about: wide rows get pages of fewer rows (see :func:`stream`).
-PAGE_BYTES = 8 * 1024 * 1024
+PAGE_BYTES = 4 * 1024 * 1024
 #: Key-range pages need the window's keys this dense: MAX - MIN + 1 <= RANGE_DENSITY * rows.
 RANGE_DENSITY = 4
 
