@@ -10,6 +10,7 @@ the old window until then. The kill points around the same steps are in test_cra
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,9 +30,8 @@ def pairs(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def run(folder: Path, *, fail: str | None = None) -> RunRecord:
-    with Pipeline.load(folder) as pipeline:
-        with FaultPlugin(fail={fail: 1} if fail else {}).installed():
-            return pipeline.runner(heartbeat_seconds=0.2).run(pipeline.grid.window_starting(DAY))
+    with Pipeline.load(folder) as pipeline, FaultPlugin(fail={fail: 1} if fail else {}).installed():
+        return pipeline.runner(heartbeat_seconds=0.2).run(pipeline.grid.window_starting(DAY))
 
 
 def refill_stage(folder: Path, run_id: str, *, suffix: str | None) -> None:
@@ -55,7 +55,7 @@ def test_a_stage_window_changed_after_the_numbers_were_written_is_transferred_ag
     folder = make_pipeline_dir(tmp_path / "lab", rows)
     assert run(folder).pipeline_status is RunStatus.SUCCESS
     old, new_rows = snapshot(folder)["window"], changed(rows)
-    (folder / "data" / "records.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in new_rows))
+    (folder / "data" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new_rows))
 
     held = run(folder, fail="publish")
     assert held.phase_failed == "publish"
