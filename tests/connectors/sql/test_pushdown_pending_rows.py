@@ -133,3 +133,26 @@ def test_a_merge_or_a_stage_without_row_numbers_keeps_whole_pending_rows(warehou
         load.append(plain, pa.RecordBatch.from_pylist([{"id": 1, "at": T0}]))
         load.commit([plain])
     assert pending_rows.usable(wh, plain, merge=False) is False
+
+
+def test_duckdb_inserts_without_keeping_order_inside_the_push_down_and_publish_only(tmp_path):
+    """The fence runs inside each transaction: the setting is off there, back on after."""
+    from drivetrain.config import SystemConfig
+    from drivetrain.connectors.duckdb import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(SystemConfig.from_section("target_system", {"type": "duckdb", "path": "w.duckdb", "table": "tgt"},
+                                                   base_dir=tmp_path))
+    seen: list[object] = []
+
+    def setting() -> object:
+        return rows(wh, "SELECT current_setting('preserve_insertion_order')")[0][0]
+
+    try:
+        fill(wh, WINDOW, "lab_load_run", [(1, "a", 0), (2, "b", 1)])
+        pending_rows.write_row_numbers(wh, DEDUP, WINDOW, TRANSFER, NUMBERS, lambda: seen.append(setting()))
+        pending_rows.publish_rows(wh, STAGE, TARGET, NUMBERS, COLUMNS, WINDOW, lambda: seen.append(setting()))
+        wh.push_down(attrs.evolve(DEDUP, target=TARGET), WINDOW, TRANSFER, fence=lambda: seen.append(setting()))
+        assert seen == [False, False, False]
+        assert setting() is True  # other statements of the session keep DuckDB's default
+    finally:
+        wh.close()
