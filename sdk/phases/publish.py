@@ -28,6 +28,7 @@ from .base import BasePhase, PhaseContext
 if TYPE_CHECKING:
     from drivetrain.config import PipelineConfig
     from drivetrain.tables import Target
+    from drivetrain.window import Window
 
 #: ``target_system.publish`` values.
 AFTER_AUDIT = "after_audit"
@@ -50,12 +51,18 @@ def written_table(ctx: PhaseContext) -> Target:
     if not gated(ctx.config):
         return target
     transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
-    return pending_table(target, transfer.phase_specific_details if transfer is not None else {})
+    return pending_table(target, transfer.phase_specific_details if transfer is not None else {}, ctx.window)
 
 
-def pending_table(target: Target, transfer_details: dict[str, Any]) -> Target:
-    """The pending table a transfer with these details wrote: rows, or the numbers of stage rows."""
-    return target.pending_rows() if transfer_details.get(PENDING_ROWS) else target.pending()
+def pending_table(target: Target, transfer_details: Any, window: Window) -> Target:
+    """The pending table a transfer with these details wrote: rows, or the numbers of stage rows.
+
+    A ``run()`` of the user's may return details of its own: then the table that holds the window
+    tells (the transfer empties the window of the one it does not use)."""
+    if PENDING_ROWS in transfer_details or "pending_table" in transfer_details:
+        return target.pending_rows() if transfer_details.get(PENDING_ROWS) else target.pending()
+    rows = target.pending_rows()
+    return rows if rows.count(window) else target.pending()
 
 
 def pending_details(ctx: PhaseContext, row_numbers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -70,7 +77,7 @@ def pending_details(ctx: PhaseContext, row_numbers: dict[str, Any] | None = None
     from drivetrain.sql.pending_rows import window_query
 
     rows, stage = target.pending_rows(), ctx.pipeline.stage()
-    query = window_query(target.warehouse, stage.ref, rows.ref, row_numbers["columns"], ctx.window)
+    query = window_query(target.warehouse, stage.ref, rows.ref, [tuple(c) for c in row_numbers["columns"]], ctx.window)
     return {"publish": AFTER_AUDIT, "pending_table": str(rows.ref), "pending_query": query, PENDING_ROWS: row_numbers}
 
 
@@ -93,7 +100,7 @@ class Publish(BasePhase):
             # publishing an empty pending window would empty the target's window
             return PhaseResult(details={"rows_published": 0, "note": "nothing to publish: the transfer did not run"})
         details = transfer.phase_specific_details
-        pending = pending_table(target, details)
+        pending = pending_table(target, details, ctx.window)
         expected = details.get("rows_written")
         written_by = transfer.carried_from or ctx.run_id
         held = pending.count(ctx.window)
@@ -115,9 +122,8 @@ class Publish(BasePhase):
         merge = cfg.get("load_strategy") == "merge"
         ctx.check_cancelled()
         before = target.columns()  # columns the pending rows bring are added (or widened) on publish
-        if numbers := details.get(PENDING_ROWS):  # one copy: the kept rows straight from the stage
-            stats = target.publish_rows(ctx.pipeline.stage(), [tuple(c) for c in numbers["columns"]], ctx.window,
-                                        fence=ctx.fence)
+        if pending.ref == target.pending_rows().ref:  # one copy: the kept rows straight from the stage
+            stats = target.publish_rows(ctx.pipeline.stage(), ctx.window, fence=ctx.fence)
         else:
             stats = target.publish(
                 ctx.window, merge_keys=tuple(cfg.get("merge_keys") or ()) if merge else (),

@@ -28,7 +28,7 @@ from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
 from .base import BasePhase, PhaseContext
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
-from .publish import PENDING_ROWS, gated, pending_details, pending_table
+from .publish import gated, pending_details, pending_table
 from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
@@ -202,6 +202,8 @@ class StageToTargetTransfer(BasePhase):
             return shrunk(guard, problem)
         before = target.columns()  # the schema changes this transfer makes are recorded
         if self.uses_arrow_path(ctx):
+            if gated(ctx.config):  # whole rows pending this time: no numbers may stand for the window
+                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
             return with_schema_changes(with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx), target, before)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
@@ -217,9 +219,12 @@ class StageToTargetTransfer(BasePhase):
         numbers = gated(ctx.config) and pending_rows.usable(stage.warehouse, stage.ref, bool(merge_keys))
         if numbers:  # publish copies the kept rows from the stage: only their numbers are written now
             rows = ctx.pipeline.target().pending_rows()
+            pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending().ref, ctx.window)
             stats = pending_rows.write_row_numbers(stage.warehouse, attrs.evolve(spec, target=rows.ref), ctx.window,
                                                    lineage_values(ctx), rows.ref, ctx.fence)
         else:
+            if gated(ctx.config):
+                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
             stats = stage.push_down(into_pending(spec, ctx), ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
@@ -230,7 +235,7 @@ class StageToTargetTransfer(BasePhase):
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
                      "rows_removed_missing_at_source": stats.rows_removed,
                      "transformations_applied": self.describe_transformations(ctx), **guard_details(guard),
-                     **pending_details(ctx, {"stage": str(stage.ref), "columns": spec.columns} if numbers else None)},
+                     **pending_details(ctx, {"stage": str(stage.ref), "columns": [list(c) for c in spec.columns]} if numbers else None)},
         ), target, before)
 
     def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
@@ -348,10 +353,10 @@ def _pending_still_valid(ctx: PhaseContext, state: PhaseState) -> str | None:
     if expected is None:
         return None
     target = ctx.pipeline.target()
-    pending = pending_table(target, state.phase_specific_details)
+    pending = pending_table(target, state.phase_specific_details, ctx.window)
     held = pending.count(ctx.window)
     if held == expected:
-        if state.phase_specific_details.get(PENDING_ROWS):  # the numbers must still name the stage's rows
+        if pending.ref == target.pending_rows().ref:  # the numbers must still name the stage's rows
             return pending_rows.rows_problem(target.warehouse, ctx.pipeline.stage().ref, pending.ref, ctx.window)
         return None
     reference = reference_attempt(ctx.previous_attempts)

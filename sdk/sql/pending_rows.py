@@ -18,6 +18,7 @@ failed publish was resumed -- :func:`rows_problem` says so: the transfer is then
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ PENDING_ROWS_SUFFIX = "__pending_rows"
 STAGE_ROW = "_drivetrain_row"
 #: The run that loaded the stage window the numbers point into.
 STAGE_RUN = "_drivetrain_stage_run"
+#: The transfer's projection (JSON ``[[column, expression], ...]``): what publish copies.
+PROJECTION = "_drivetrain_projection"
 
 
 def usable(wh: Warehouse, stage: TableRef, merge: bool) -> bool:
@@ -64,20 +67,20 @@ def write_row_numbers(wh: Warehouse, spec: PushDown, window: Window, lineage: Ma
     picked = f"{_query_field(spec, spec.target)} AS {field}, {d.quote(STAGE_ROW)}, {d.quote(LINEAGE_COLUMNS[0])} AS {d.quote(STAGE_RUN)}"
     if not wh.table_exists(rows):
         wh.ensure_schema(rows)
-        nulls = ", ".join(f"{d.typed_null(kind)} AS {d.quote(c)}" for c, kind in LINEAGE)
+        nulls = ", ".join(f"{d.typed_null(kind)} AS {d.quote(c)}" for c, kind in (*LINEAGE, (PROJECTION, "text")))
         with wh.sql(wh.where(rows, "create")) as s:
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(rows)} AS SELECT {picked}, {nulls} "
                       f"FROM {d.qualified(stage)} WHERE 1 = 0")
     kept = window_rows_sql(wh, spec, window)  # the push-down's keys-first selection, reading only what names a row
     bounds = [window.start, window.end]
-    params = [lineage[c] for c in LINEAGE_COLUMNS]
-    names = ", ".join(d.quote(c) for c in (rows.query_field or "", STAGE_ROW, STAGE_RUN, *LINEAGE_COLUMNS))
+    params = [lineage[c] for c in LINEAGE_COLUMNS] + [json.dumps([list(c) for c in spec.columns])]
+    names = ", ".join(d.quote(c) for c in (rows.query_field or "", STAGE_ROW, STAGE_RUN, *LINEAGE_COLUMNS, PROJECTION))
     with (unordered_inserts(wh), wh.sql(wh.where(rows, "write the kept stage rows' numbers to")) as s,
           s.transaction()):
         rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
         s.execute(f"DELETE FROM {d.qualified(rows)} WHERE {d.window_sql(rows)}", bounds)
         written = max(s.execute(f"INSERT INTO {d.qualified(rows)} ({names}) SELECT {picked}, "
-                                f"{', '.join('?' for _ in LINEAGE_COLUMNS)} {kept}", [*params, *bounds]), 0)
+                                f"{', '.join('?' for _ in params)} {kept}", [*params, *bounds]), 0)
         if fence is not None:
             fence()
     dropped = rows_read - written if spec.dedup_keys else 0
@@ -91,6 +94,14 @@ def window_query(wh: Warehouse, stage: TableRef, rows: TableRef, columns: Sequen
     return (f"SELECT * FROM (SELECT {exprs} FROM {d.qualified(stage)} AS s WHERE {d.window_literal_sql(stage, window)} "
             f"AND EXISTS (SELECT 1 FROM {d.qualified(rows)} AS p WHERE {d.window_literal_sql(rows, window)} AND "
             f"p.{d.quote(STAGE_ROW)} = s.{d.quote(STAGE_ROW)} AND p.{d.quote(STAGE_RUN)} = s.{d.quote(LINEAGE_COLUMNS[0])})) AS pending")
+
+
+def forget(wh: Warehouse, table: TableRef, window: Window) -> None:
+    """Empty ``table``'s window if the table exists: the pending table the transfer does not use
+    this time holds nothing that publish or target_count could take for this window's."""
+    if wh.table_exists(table):
+        with wh.sql(wh.where(table, "empty a window of")) as s:
+            s.execute(f"DELETE FROM {wh.dialect.qualified(table)} WHERE {wh.dialect.window_sql(table)}", [window.start, window.end])
 
 
 def rows_problem(wh: Warehouse, stage: TableRef, rows: TableRef, window: Window, expected: int | None = None) -> str | None:
@@ -120,17 +131,31 @@ def rows_problem(wh: Warehouse, stage: TableRef, rows: TableRef, window: Window,
     return None
 
 
-def publish_rows(wh: Warehouse, stage: TableRef, target: TableRef, rows: TableRef, columns: Sequence[tuple[str, str]],
-                 window: Window, fence: Fence | None) -> PushDownStats:
-    """Replace the target's window with the stage rows ``rows`` names, through ``columns`` (the
-    transfer's projection), their lineage from ``rows``; empty the pending window. One transaction."""
+def projection(wh: Warehouse, rows: TableRef, window: Window) -> list[tuple[str, str]] | None:
+    """The projection the window's numbers were written with (None: no numbers pending)."""
+    d = wh.dialect
+    if not wh.table_exists(rows):
+        return None
+    with wh.sql(wh.where(rows, "read the projection of")) as s:
+        found = s.rows(f"SELECT DISTINCT {d.quote(PROJECTION)} FROM {d.qualified(rows)} WHERE {d.window_sql(rows)}",
+                       [window.start, window.end])
+    if len(found) > 1:
+        raise PermanentError(f"publish: {rows} holds the window from {len(found)} transfers; run the window again")
+    return [(str(n), str(e)) for n, e in json.loads(found[0][0])] if found else None
+
+
+def publish_rows(wh: Warehouse, stage: TableRef, target: TableRef, rows: TableRef, window: Window,
+                 fence: Fence | None) -> PushDownStats:
+    """Replace the target's window with the stage rows ``rows`` names, through the transfer's
+    projection, their lineage from ``rows``; empty the pending window. One transaction."""
     from drivetrain.sql.names import PushDown
     from drivetrain.sql.pushdown import prepare_target, unordered_inserts
 
     d = wh.dialect
     wh.claim_table(target)
     bounds = [window.start, window.end]
-    if not wh.table_exists(rows) or not wh.table_exists(stage):
+    columns = projection(wh, rows, window) if wh.table_exists(stage) else None
+    if columns is None:
         return _publish_nothing(wh, target, window, fence)
     prepare_target(wh, PushDown(stage=stage, target=target, columns=list(columns)))  # columns the stage gained
     names = ", ".join(d.quote(c) for c in [*(n for n, _ in columns), *LINEAGE_COLUMNS])

@@ -55,7 +55,7 @@ def write(wh: Warehouse, window: Window = WINDOW) -> int:
 
 
 def publish(wh: Warehouse, window: Window = WINDOW) -> int:
-    return pending_rows.publish_rows(wh, STAGE, TARGET, NUMBERS, COLUMNS, window, None).rows_written
+    return pending_rows.publish_rows(wh, STAGE, TARGET, NUMBERS, window, None).rows_written
 
 
 def test_the_published_window_is_what_a_push_down_writes_with_the_transfers_lineage(warehouse_backend):
@@ -150,7 +150,7 @@ def test_duckdb_inserts_without_keeping_order_inside_the_push_down_and_publish_o
     try:
         fill(wh, WINDOW, "lab_load_run", [(1, "a", 0), (2, "b", 1)])
         pending_rows.write_row_numbers(wh, DEDUP, WINDOW, TRANSFER, NUMBERS, lambda: seen.append(setting()))
-        pending_rows.publish_rows(wh, STAGE, TARGET, NUMBERS, COLUMNS, WINDOW, lambda: seen.append(setting()))
+        pending_rows.publish_rows(wh, STAGE, TARGET, NUMBERS, WINDOW, lambda: seen.append(setting()))
         wh.push_down(attrs.evolve(DEDUP, target=TARGET), WINDOW, TRANSFER, fence=lambda: seen.append(setting()))
         assert seen == [False, False, False]
         assert setting() is True  # other statements of the session keep DuckDB's default
