@@ -287,6 +287,16 @@ def drivetrain_pipeline_direct(job: Job) -> dict[str, Any]:
     return _whole_run(job, "dt_pipeline_direct", {"publish": "direct"})
 
 
+@path("drivetrain_pipeline_rows_pending")
+def drivetrain_pipeline_rows_pending(job: Job) -> dict[str, Any]:
+    """The whole run with the gate as before pending row numbers: the transfer copies the kept
+    rows into ``<target>__pending`` and publish copies them a second time, into the target."""
+    from drivetrain.connectors.duckdb.sql import DuckDBDialect
+
+    DuckDBDialect.pending_row_numbers = False  # this child process only
+    return _whole_run(job, "dt_pipeline_rows_pending")
+
+
 def _whole_run(job: Job, folder: str, target: dict[str, Any] | None = None) -> dict[str, Any]:
     from drivetrain.window import Window
 

@@ -29,6 +29,7 @@ LABELS: dict[str, str] = {
     "drivetrain_counts": "drivetrain source + stage + target counts",
     "drivetrain_pipeline": "drivetrain whole run (every phase, drive table, audit, publish gate)",
     "drivetrain_pipeline_direct": "drivetrain whole run with publish: direct (no gate)",
+    "drivetrain_pipeline_rows_pending": "the same whole run with whole rows pending (publish copies the window again)",
 }
 
 

@@ -54,13 +54,14 @@ ALL_PATHS = (
     "drivetrain_counts",
     "drivetrain_pipeline",
     "drivetrain_pipeline_direct",
+    "drivetrain_pipeline_rows_pending",
 )
 #: Paths that take minutes on the full data set: only with --slow, on the smallest window.
 SLOW_PATHS = ("dlt_default", "duckdb_merge_star")
 #: Python modules a path needs; a path whose module is missing is reported as not run.
 NEEDS = {"dlt_": "dlt", "connectorx_": "connectorx", "drivetrain_s2s_fast": "connectorx",
          "drivetrain_pipeline": "connectorx", "drivetrain_counts": "connectorx",
-         "drivetrain_push_down": "connectorx"}
+         "drivetrain_push_down": "connectorx"}  # drivetrain_pipeline* by its prefix
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -367,7 +367,7 @@ def _rows_to_table(rows: list[dict[str, Any]], inside: list[bool] | None = None,
     With ``inside``, only those rows give the columns their names, values and types; the other
     rows keep only the field ``keep`` (they are filtered out afterwards).
     """
-    chosen = rows if inside is None else [row for row, keep_row in zip(rows, inside, strict=False) if keep_row]
+    chosen = rows if inside is None else [row for row, keep_row in zip(rows, inside, strict=True) if keep_row]
     names: dict[str, None] = {}
     for row in chosen:
         names.update(dict.fromkeys(row))
@@ -378,7 +378,7 @@ def _rows_to_table(rows: list[dict[str, Any]], inside: list[bool] | None = None,
         if inside is None or name == keep:
             arrays[name] = _column([row.get(name) for row in rows])
         else:
-            arrays[name] = _column([row.get(name) if keep_row else None for row, keep_row in zip(rows, inside, strict=False)])
+            arrays[name] = _column([row.get(name) if keep_row else None for row, keep_row in zip(rows, inside, strict=True)])
     return pa.table(arrays) if arrays else pa.table({keep or "_": pa.nulls(len(rows))})
 
 

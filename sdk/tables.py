@@ -158,6 +158,20 @@ class Target(WarehouseTable):
         """
         return attrs.evolve(self, ref=self.ref.sibling(PENDING_SUFFIX, query_field=self.ref.query_field))
 
+    def pending_rows(self) -> Target:
+        """``<target>__pending_rows``: the numbers of the stage rows a window will publish, where
+        the warehouse keeps those instead of the rows (see :mod:`drivetrain.sql.pending_rows`)."""
+        from drivetrain.sql.pending_rows import PENDING_ROWS_SUFFIX
+
+        return attrs.evolve(self, ref=self.ref.sibling(PENDING_ROWS_SUFFIX, query_field=self.ref.query_field))
+
+    def publish_rows(self, stage: Stage, window: Window, *, fence: Fence | None = None) -> PushDownStats:
+        """Replace the window with the ``stage`` rows :meth:`pending_rows` names, through the
+        transfer's projection, and empty the pending window: one transaction."""
+        from drivetrain.sql.pending_rows import publish_rows
+
+        return publish_rows(self.warehouse, stage.ref, self.ref, self.pending_rows().ref, window, fence)
+
     def count_written_by(self, window: Window, run_id: str) -> int:
         """Rows of the window whose lineage names run ``run_id`` (0 when the table does not exist)."""
         if not self.exists():

@@ -33,6 +33,9 @@ class DuckDBDialect(SqlDialect):
     }
     default_schema = "main"
     row_identity = "rowid"
+    #: DuckDB then writes an INSERT ... SELECT from all its threads without buffering rows to keep order.
+    pending_row_numbers = True
+    unordered_inserts = ("SET SESSION preserve_insertion_order = false", "RESET SESSION preserve_insertion_order")
 
     def qualified(self, table: TableRef) -> str:
         return qualified(table)

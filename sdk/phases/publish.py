@@ -28,6 +28,7 @@ from .base import BasePhase, PhaseContext
 if TYPE_CHECKING:
     from drivetrain.config import PipelineConfig
     from drivetrain.tables import Target
+    from drivetrain.window import Window
 
 #: ``target_system.publish`` values.
 AFTER_AUDIT = "after_audit"
@@ -40,18 +41,44 @@ def gated(config: PipelineConfig) -> bool:
     return (config.target.get("publish") or AFTER_AUDIT) == AFTER_AUDIT
 
 
+#: Key of the transfer's details when it wrote pending row numbers: the stage and the projection.
+PENDING_ROWS = "pending_row_numbers"
+
+
 def written_table(ctx: PhaseContext) -> Target:
     """Where the stage-to-target transfer writes the window, and target_count counts it."""
     target = ctx.pipeline.target()
-    return target.pending() if gated(ctx.config) else target
+    if not gated(ctx.config):
+        return target
+    transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
+    return pending_table(target, transfer.phase_specific_details if transfer is not None else {}, ctx.window)
 
 
-def pending_details(ctx: PhaseContext) -> dict[str, Any]:
-    """What the transfer's details say about the pending rows (empty without the gate)."""
+def pending_table(target: Target, transfer_details: Any, window: Window) -> Target:
+    """The pending table a transfer with these details wrote: rows, or the numbers of stage rows.
+
+    A ``run()`` of the user's may return details of its own: then the table that holds the window
+    tells (the transfer empties the window of the one it does not use)."""
+    if PENDING_ROWS in transfer_details or "pending_table" in transfer_details:
+        return target.pending_rows() if transfer_details.get(PENDING_ROWS) else target.pending()
+    rows = target.pending_rows()
+    return rows if rows.count(window) else target.pending()
+
+
+def pending_details(ctx: PhaseContext, row_numbers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the transfer's details say about the pending rows (empty without the gate); with
+    ``row_numbers`` (stage and projection), the transfer wrote pending row numbers."""
     if not gated(ctx.config):
         return {"publish": DIRECT}
-    pending = ctx.pipeline.target().pending()
-    return {"publish": AFTER_AUDIT, "pending_table": str(pending.ref), "pending_query": pending.window_query(ctx.window)}
+    target = ctx.pipeline.target()
+    if not row_numbers:
+        pending = target.pending()
+        return {"publish": AFTER_AUDIT, "pending_table": str(pending.ref), "pending_query": pending.window_query(ctx.window)}
+    from drivetrain.sql.pending_rows import window_query
+
+    rows, stage = target.pending_rows(), ctx.pipeline.stage()
+    query = window_query(target.warehouse, stage.ref, rows.ref, [tuple(c) for c in row_numbers["columns"]], ctx.window)
+    return {"publish": AFTER_AUDIT, "pending_table": str(rows.ref), "pending_query": query, PENDING_ROWS: row_numbers}
 
 
 class Publish(BasePhase):
@@ -68,12 +95,12 @@ class Publish(BasePhase):
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         target = ctx.pipeline.target()
-        pending = target.pending()
         transfer = ctx.states.get(STAGE_TO_TARGET_TRANSFER)
         if transfer is None or not (transfer.status is PhaseStatus.COMPLETED or transfer.carried_from is not None):
             # publishing an empty pending window would empty the target's window
             return PhaseResult(details={"rows_published": 0, "note": "nothing to publish: the transfer did not run"})
         details = transfer.phase_specific_details
+        pending = pending_table(target, details, ctx.window)
         expected = details.get("rows_written")
         written_by = transfer.carried_from or ctx.run_id
         held = pending.count(ctx.window)
@@ -95,11 +122,14 @@ class Publish(BasePhase):
         merge = cfg.get("load_strategy") == "merge"
         ctx.check_cancelled()
         before = target.columns()  # columns the pending rows bring are added (or widened) on publish
-        stats = target.publish(
-            ctx.window, merge_keys=tuple(cfg.get("merge_keys") or ()) if merge else (),
-            version_column=cfg.get("version_column"), delete_missing=merge and bool(cfg.get("delete_missing")),
-            fence=ctx.fence,
-        )
+        if pending.ref == target.pending_rows().ref:  # one copy: the kept rows straight from the stage
+            stats = target.publish_rows(ctx.pipeline.stage(), ctx.window, fence=ctx.fence)
+        else:
+            stats = target.publish(
+                ctx.window, merge_keys=tuple(cfg.get("merge_keys") or ()) if merge else (),
+                version_column=cfg.get("version_column"), delete_missing=merge and bool(cfg.get("delete_missing")),
+                fence=ctx.fence,
+            )
         ctx.progress(stats.rows_read)
         ctx.log.info("publish: %d rows made visible in %s", stats.rows_written, target.ref)
         out: dict[str, Any] = {**base, "rows_published": stats.rows_written, "published_at": datetime.now(UTC).isoformat()}

@@ -20,6 +20,7 @@ from drivetrain.record import PhaseState
 from drivetrain.results import TransferResult
 from drivetrain.schema_contract import ContractBreach, ContractGate, SchemaContract
 from drivetrain.schema_types import changes_between
+from drivetrain.sql import pending_rows
 from drivetrain.tables import Stage, Target
 from drivetrain.transitions import reference_attempt
 from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
@@ -27,7 +28,7 @@ from drivetrain.warehouse import PushDown, PushDownStats, quote_expr
 from .arrow_path import REMOVED_BY_TRANSFORM, TransformedWindow, empty_scratch_window, scratch_table
 from .base import BasePhase, PhaseContext
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
-from .publish import gated, pending_details, written_table
+from .publish import gated, pending_details, pending_table
 from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
@@ -194,12 +195,15 @@ class StageToTargetTransfer(BasePhase):
         return "; ".join(parts) or "copied unchanged"
 
     def run(self, ctx: PhaseContext) -> TransferResult:
-        stage, target = ctx.pipeline.stage(), written_table(ctx)  # the pending table, unless publish is direct
+        stage, target = ctx.pipeline.stage(), ctx.pipeline.target()
+        target = target.pending() if gated(ctx.config) else target  # the pending table, unless publish is direct
         guard = ShrinkGuard(ctx)  # before anything touches the target
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
         before = target.columns()  # the schema changes this transfer makes are recorded
         if self.uses_arrow_path(ctx):
+            if gated(ctx.config):  # whole rows pending this time: no numbers may stand for the window
+                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
             return with_schema_changes(with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx), target, before)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
@@ -212,7 +216,16 @@ class StageToTargetTransfer(BasePhase):
             delete_missing=bool(ctx.config.target.get("delete_missing")),
             version_column=ctx.config.target.get("version_column"),
         )
-        stats = stage.push_down(into_pending(spec, ctx), ctx.window, lineage_values(ctx), fence=ctx.fence)
+        numbers = gated(ctx.config) and pending_rows.usable(stage.warehouse, stage.ref, bool(merge_keys))
+        if numbers:  # publish copies the kept rows from the stage: only their numbers are written now
+            rows = ctx.pipeline.target().pending_rows()
+            pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending().ref, ctx.window)
+            stats = pending_rows.write_row_numbers(stage.warehouse, attrs.evolve(spec, target=rows.ref), ctx.window,
+                                                   lineage_values(ctx), rows.ref, ctx.fence)
+        else:
+            if gated(ctx.config):
+                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
+            stats = stage.push_down(into_pending(spec, ctx), ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
         ctx.log.info("stage -> target (SQL): %d read, %d written, %d duplicates dropped", stats.rows_read, stats.rows_written, stats.rows_dropped)
@@ -222,7 +235,7 @@ class StageToTargetTransfer(BasePhase):
             details={"stage_count": stats.rows_read, "target_count": stats.rows_written, "method": "push-down SQL",
                      "rows_removed_missing_at_source": stats.rows_removed,
                      "transformations_applied": self.describe_transformations(ctx), **guard_details(guard),
-                     **pending_details(ctx)},
+                     **pending_details(ctx, {"stage": str(stage.ref), "columns": [list(c) for c in spec.columns]} if numbers else None)},
         ), target, before)
 
     def _arrow(self, ctx: PhaseContext, stage: Stage, target: Target) -> TransferResult:
@@ -340,14 +353,17 @@ def _pending_still_valid(ctx: PhaseContext, state: PhaseState) -> str | None:
     if expected is None:
         return None
     target = ctx.pipeline.target()
-    held = target.pending().count(ctx.window)
+    pending = pending_table(target, state.phase_specific_details, ctx.window)
+    held = pending.count(ctx.window)
     if held == expected:
+        if pending.ref == target.pending_rows().ref:  # the numbers must still name the stage's rows
+            return pending_rows.rows_problem(target.warehouse, ctx.pipeline.stage().ref, pending.ref, ctx.window)
         return None
     reference = reference_attempt(ctx.previous_attempts)
     writer = state.carried_from or (reference.pipeline_id if reference is not None else None)
     if held == 0 and expected and writer is not None and target.count_written_by(ctx.window, writer):
         return None  # published: the publish phase finds it so and records it
-    return f"{target.pending().ref} holds {held} rows for the window, not the {expected} the earlier run wrote"
+    return f"{pending.ref} holds {held} rows for the window, not the {expected} the earlier run wrote"
 
 
 def target_keys(ctx: PhaseContext) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -36,6 +36,12 @@ class SqlDialect:
     default_schema: str | None = None
     #: Database used when a table names none (engines with databases).
     default_database: str | None = None
+    #: (set, reset) statements around a push-down or publish whose inserts need not keep the
+    #: select's order (rows are never read back by their place in a table), or None.
+    unordered_inserts: tuple[str, str] | None = None
+    #: Whether the publish gate keeps pending row numbers instead of rows for a replaced window
+    #: (:mod:`drivetrain.sql.pending_rows`): publish then copies the window once, from the stage.
+    pending_row_numbers = False
 
     # -- names ----------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ one transaction, so a reader sees the window before or after, never half of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
@@ -49,8 +50,13 @@ def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: bool =
     With keys, one row per key (see :meth:`~drivetrain.sql.dialect.SqlDialect.one_row_per_key`),
     except for ``publish``: the pending rows keep their lineage and are already one per key.
     """
+    return f"SELECT {_projection(wh, spec, typed=False, keep_lineage=publish)} {window_rows_sql(wh, spec, window, publish=publish)}"
+
+
+def window_rows_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: bool = False) -> str:
+    """``FROM <stage> WHERE <window> [one row per key]``: the rows :func:`select_sql` reads (binds the bounds)."""
     d, stage = wh.dialect, spec.stage
-    sql = f"SELECT {_projection(wh, spec, typed=False, keep_lineage=publish)} FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
+    sql = f"FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}"
     keys = spec.dedup_keys or spec.merge_keys
     if keys and not publish:
         order_by = [spec.version_column, *spec.order_by] if spec.version_column else list(spec.order_by)
@@ -59,6 +65,22 @@ def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: bool =
         hidden = identity is not None and identity.lower() in {c.lower() for c in wh.table_columns(stage)}
         sql += d.one_row_per_key(keys, order, stage, window, keys_first=not hidden)
     return sql
+
+
+@contextmanager
+def unordered_inserts(wh: Warehouse) -> Iterator[None]:
+    """Inside: the warehouse's inserts need not keep the select's order (see
+    :attr:`~drivetrain.sql.dialect.SqlDialect.unordered_inserts`); the setting is reset after."""
+    statements = wh.dialect.unordered_inserts
+    if statements is None:
+        yield
+        return
+    with wh.sql("set up an unordered insert") as s:
+        s.execute(statements[0])
+        try:
+            yield
+        finally:
+            s.execute(statements[1])
 
 
 def prepare_target(wh: Warehouse, spec: PushDown) -> None:
@@ -129,7 +151,8 @@ def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fe
     select = select_sql(wh, spec, window, publish=publish) if has_stage else None
     tq_name = d.qualified(target)
     superseded = removed = rows_read = 0
-    with wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s, s.transaction():
+    with (unordered_inserts(wh), wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s,
+          s.transaction()):
         if has_stage:
             rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
         columns = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)

@@ -128,6 +128,12 @@ class Lab:
             table = {"stage": p.stage(), "target": p.target(), "pending": p.target().pending()}[which]
             return {c: t for c, t in table.columns().items() if not c.lower().startswith("_drivetrain_")}
 
+    def pending_count(self, i: int) -> int:
+        """Rows hour ``i`` will publish: pending rows, or pending stage-row numbers (push-down on DuckDB)."""
+        with self.pipeline() as p:
+            window = p.grid.window_starting(hour(i))
+            return p.target().pending().count(window) + p.target().pending_rows().count(window)
+
     def rows(self, i: int, which: str = "target") -> list[dict[str, Any]]:
         """The rows of hour ``i`` (data columns only), by test_id."""
         with self.pipeline() as p:

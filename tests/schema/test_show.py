@@ -21,7 +21,7 @@ def test_show_prints_each_change_and_each_discard_count(tmp_path: Path, cli: Cli
     assert shown.returncode == 0, shown
     lines = shown.stdout.splitlines()
     assert "schema change (source_to_stage_transfer): main.stg_tests column 'age' widened BIGINT -> DOUBLE" in lines
-    assert "schema change (stage_to_target_transfer): main.tests__pending column 'age' widened BIGINT -> DOUBLE" in lines
+    assert not any(line.startswith("schema change (stage_to_target_transfer)") for line in lines)  # row numbers pending
     assert "schema change (publish): main.tests column 'age' widened BIGINT -> DOUBLE" in lines
     assert any(line.startswith("schema contract (source_to_stage_transfer): 4 value(s) dropped: new column 'note'")
                for line in lines), shown.stdout

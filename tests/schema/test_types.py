@@ -29,12 +29,12 @@ def test_evolve_widens_an_integer_column_to_double_in_stage_pending_and_target(t
     record = lab.run(2, records(2, age=age))
 
     balanced(record)
-    for which in ("stage", "pending", "target"):
+    for which in ("stage", "pending", "target") if arrow else ("stage", "target"):  # push-down: row numbers pending
         assert lab.columns(which)["age"] == "DOUBLE", which
     assert [r["age"] for r in lab.rows(2)] == [age(k) for k in range(10)]
     assert [r["age"] for r in lab.rows(0)] == list(range(10))  # older windows keep their values
-    for phase, table in (("source_to_stage_transfer", "main.stg_tests"), ("stage_to_target_transfer", "main.tests__pending"),
-                         ("publish", "main.tests")):
+    pending = [("stage_to_target_transfer", "main.tests__pending")] if arrow else []
+    for phase, table in (("source_to_stage_transfer", "main.stg_tests"), *pending, ("publish", "main.tests")):
         assert details(record, phase)["schema_changes"] == [
             {"table": table, "column": "age", "change": "widened", "old_type": "BIGINT", "new_type": "DOUBLE"}]
 

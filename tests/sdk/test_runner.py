@@ -98,7 +98,7 @@ class TestFailureAndResume:
         assert failed.phases_completed == ("stale_pipeline_handling", "pre_validation", "source_count", "source_to_stage_transfer", "stage_count")
         assert failed.phases_pending == ("target_count", "audit", "publish", "stage_cleaning")
         # the pending table is created before the transfer; the failed transaction left no row in it
-        assert query(folder, "SELECT count(*) FROM tests__pending")[0][0] == 0
+        assert query(folder, "SELECT count(*) FROM tests__pending_rows")[0][0] == 0
 
         resumed = run(folder)
         assert resumed.pipeline_status is RunStatus.SUCCESS

@@ -71,7 +71,7 @@ class TestReplaceWindow:
         assert failed.phases["publish"].status is PhaseStatus.PENDING
         assert pending_rows(folder, failed) == expected_pairs(new_rows)
         transfer = failed.phases["stage_to_target_transfer"].phase_specific_details
-        assert transfer["pending_table"] == "main.tests__pending" and transfer["publish"] == "after_audit"
+        assert transfer["pending_table"] == "main.tests__pending_rows" and transfer["publish"] == "after_audit"
 
         set_tolerance(folder, 5.0)  # the fix
         fixed = run(folder)
@@ -100,7 +100,7 @@ class TestReplaceWindow:
         window = snapshot(folder)["window"]
         assert len(window) == audited == record.phases["publish"].phase_specific_details["rows_published"]
         assert window == expected_pairs(rows)
-        assert record.phases["target_count"].phase_specific_details["counted_in"] == "main.tests__pending"
+        assert record.phases["target_count"].phase_specific_details["counted_in"] == "main.tests__pending_rows"
 
 
 class TestDirect:
@@ -187,7 +187,7 @@ class TestSharedTarget:
         assert run(a).pipeline_status is RunStatus.SUCCESS
         with duckdb.connect(db, read_only=True) as conn:
             counts = dict(conn.execute("SELECT left(test_id, 1), count(*) FROM orders GROUP BY 1").fetchall())
-            pending = conn.execute("SELECT count(*) FROM orders__pending").fetchone()
+            pending = conn.execute("SELECT count(*) FROM orders__pending_rows").fetchone()
         assert counts == {"A": 30, "B": 20}
         assert pending == (0,)
 

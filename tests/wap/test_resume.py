@@ -58,7 +58,8 @@ def test_a_kill_around_publish_shows_a_whole_window_and_resumes_at_publish(tmp_p
     assert snapshot(folder)["window"] == pairs(new_rows)
     total, distinct = query(folder, "SELECT count(*), count(DISTINCT test_id) FROM tests")[0]
     assert total == distinct == len(pairs(new_rows))  # 0 lost, 0 duplicated
-    assert query(folder, "SELECT count(*) FROM tests__pending")[0][0] == 0
+    pending = "tests__pending" if arrow else "tests__pending_rows"  # the push-down keeps row numbers pending
+    assert query(folder, f"SELECT count(*) FROM {pending}")[0][0] == 0
     killed_run = f"lab_{DAY.strftime('%Y%m%dT%H%M%SZ')}_run2"
     for name in POINTS[point]:
         assert record.phases[name].status is PhaseStatus.SKIPPED and record.phases[name].carried_from == killed_run, name
