@@ -3,11 +3,10 @@ with ``--json``, stdout holds one JSON object (``{"error": {...}}``) on error.""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import contextlib
+import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 

@@ -155,3 +155,15 @@ def sqlite_drive_tables(path: Path) -> list[tuple[str, list[str], list[tuple[Any
 
 def target_rows(root: Path, start: datetime, end: datetime) -> list[tuple[str, str]]:
     return query(root, "SELECT test_id, result FROM tests WHERE reported_at >= ? AND reported_at < ? ORDER BY test_id", [start, end])
+
+
+def drive_execute(root: Path, sql: str, params: list[Any] | None = None) -> None:
+    """Change the folder's drive table by hand (damage a row, as another tool might): in its
+    default ``drive.sqlite`` with :mod:`sqlite3` (JSON and list values as JSON text), else in a
+    pinned ``drive.duckdb``."""
+    if (root / "drive.sqlite").exists():
+        with contextlib.closing(sqlite3.connect(root / "drive.sqlite", timeout=60)) as conn, conn:
+            conn.execute(sql, [json.dumps(p) if isinstance(p, list) else p for p in params or []])
+        return
+    with duckdb.connect(str(root / "drive.duckdb")) as conn:
+        conn.execute(sql, params or [])
