@@ -7,11 +7,14 @@ Each pipeline has its own files source (``rows`` records over ``hours`` hourly w
 own warehouse file, and runs its windows with ``drivetrain run FOLDER --from .. --to ..`` in a
 process of its own; all start together. Layouts:
 
-* ``shared drive``: every pipeline names one ``drive_path`` (a DuckDB drive file handed over
-  between processes for each write);
+* ``shared drive``: every pipeline names one ``drive_path``, a file of the default kind
+  (``drive.sqlite``: SQLite in WAL mode, writes are short transactions, no hand-over);
+* ``separate``: each pipeline has the default drive file (no ``drive_path``) beside its
+  warehouse file;
+* ``shared duckdb``: every pipeline names one ``drive_path`` ending in ``.duckdb`` (a DuckDB
+  drive file handed over between processes for each write; the default before ``drive.sqlite``);
 * ``shared sqlite``: every pipeline names one ``drive_table: {"type": "sqlite", "path": ...}``
-  (the drive table in a SQLite file in WAL mode: writes are short transactions, no hand-over);
-* ``separate``: each pipeline has its own drive file beside its warehouse file;
+  (the same store as the default, named by a section of its own);
 * ``one warehouse``: one warehouse file for all eight, and the default drive file beside it;
 * ``one file (0.1)``: the drive table inside one warehouse file that all eight share, the
   layout of drivetrain 0.1, for reference (every phase takes its turn on that file).
@@ -36,7 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2025, 11, 15, tzinfo=UTC)
-LAYOUTS = ("shared drive", "separate", "shared sqlite", "one warehouse", "one file (0.1)")
+LAYOUTS = ("shared drive", "separate", "shared duckdb", "shared sqlite", "one warehouse", "one file (0.1)")
 
 
 def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Path:
@@ -49,10 +52,10 @@ def folder_for(root: Path, index: int, layout: str, hours: int, rows: int) -> Pa
             fh.write(json.dumps({"id": f"{name}-{i}", "value": i, "at": at.isoformat().replace("+00:00", "Z")}) + "\n")
     shared_file = layout in ("one warehouse", "one file (0.1)")
     warehouse = str(root / layout.split()[0] / "warehouse.duckdb") if shared_file else "warehouse.duckdb"
-    drive = {"shared drive": str(root / "shared" / "drive.duckdb"), "separate": "drive.duckdb",
-             "shared sqlite": str(root / "shared" / "drive.duckdb"),
-             "one warehouse": str(root / "one" / "drive.duckdb"), "one file (0.1)": warehouse}[layout]
-    system = {"type": "duckdb", "path": warehouse, "drive_path": drive}
+    drive = {"shared drive": str(root / "shared" / "drive.sqlite"), "separate": None,
+             "shared duckdb": str(root / "shared" / "drive.duckdb"), "shared sqlite": None,
+             "one warehouse": None, "one file (0.1)": warehouse}[layout]
+    system = {"type": "duckdb", "path": warehouse, **({"drive_path": drive} if drive else {})}  # None: the default
     config = {
         "pipeline_metadata": {"pipeline_name": name, "owner_name": "Bench", "owner_email": "bench@example.com"},
         "dag_schedule": {"frequency": "hourly", "timezone": "UTC", "start_date": START.date().isoformat()},

@@ -13,6 +13,8 @@ to compare. Writes ``benchmarks/results/fleet-concurrency-demo.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def window_runs(folder: Path) -> list[float]:
     """Run durations (seconds) of every attempt in a demo folder's drive table, wherever it lives."""
+    if (folder / "drive.sqlite").exists():  # the default drive file
+        with contextlib.closing(sqlite3.connect(f"file:{folder / 'drive.sqlite'}?mode=ro", uri=True)) as drive:
+            rows = drive.execute("SELECT pipeline_run_duration FROM pipeline_execution_drive "
+                                 "WHERE pipeline_status = 'SUCCESS'").fetchall()
+        return [parse_duration(r[0]).total_seconds() for r in rows if r[0]]
     for name in ("drive.duckdb", "warehouse.duckdb"):
         path = folder / name
         if not path.exists():

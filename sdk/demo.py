@@ -178,6 +178,7 @@ DEMO_ENTRIES = frozenset({
     MARKER, "config.json", "source", "archive",
     "warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.tmp", "warehouse.duckdb.locks",
     "drive.duckdb", "drive.duckdb.wal", "drive.duckdb.tmp", "drive.duckdb.locks",
+    "drive.sqlite", "drive.sqlite-wal", "drive.sqlite-shm", "drive.sqlite-journal",
 })
 _CONFIG_COMMENT = "Written by `drivetrain demo`"
 
@@ -247,7 +248,8 @@ def reset_folder(folder: Path) -> None:
     """
     check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "drive.duckdb", "drive.duckdb.wal", "config.json"):
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "drive.duckdb", "drive.duckdb.wal", "drive.sqlite",
+                 "drive.sqlite-wal", "drive.sqlite-shm", "drive.sqlite-journal", "config.json"):
         (folder / name).unlink(missing_ok=True)
     for name in ("archive", "source", "warehouse.duckdb.tmp", "drive.duckdb.tmp"):
         sub = folder / name

@@ -1,9 +1,12 @@
 """DuckDB as warehouse: stage and target in one embedded file, the drive table beside it.
 
-The drive table lives in its own small file (``drive_path``, default ``drive.duckdb`` beside the
-warehouse file) that every process opens only for the moment of one read or write, so a phase
-holding the warehouse file for its whole length never makes ``status`` or a report wait, and
-pipelines with their own warehouse files can share one drive table (see :mod:`.drive`).
+The drive table lives in its own small file (``drive_path``, default ``drive.sqlite`` beside the
+warehouse file): a SQLite file in WAL mode, written in transactions of a few milliseconds and read
+without waiting (see :mod:`drivetrain.connectors.sqlite`), so a phase holding the warehouse file for
+its whole length never makes ``status`` or a report wait, and pipelines with their own warehouse
+files can share one drive table. A ``drive_path`` naming a DuckDB file keeps the drive table there,
+handed over between processes (see :mod:`.drive`); the runs of a folder written before the SQLite
+default (``drive.duckdb``, or the one-file layout) move into ``drive.sqlite`` once, at its first use.
 
 Loads are Arrow scans (no row-by-row INSERT, see :mod:`.load`); everything else is the shared
 SQL layer (:mod:`drivetrain.sql`) in DuckDB's dialect (:mod:`.sql`). What is DuckDB's own: the
@@ -43,18 +46,22 @@ _batch_names = itertools.count()
 INDEX_SCAN_ROWS = 50_000
 #: A ``drive_path`` ending so keeps the drive table in SQLite rather than DuckDB.
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3")
+#: The drive file beside the warehouse file when the config names no ``drive_path``.
+DEFAULT_DRIVE_FILE = "drive.sqlite"
+#: The DuckDB drive file of earlier versions' default: a SQLite drive file's runs move from it.
+DUCKDB_DRIVE_FILE = "drive.duckdb"
 __all__ = ["DuckDBWarehouse", "qualified", "quote"]
 
 
 class DuckDBWarehouse(Warehouse):
-    """Stage, target and drive table in a local DuckDB file."""
+    """Stage and target in a local DuckDB file, the drive table beside it (SQLite by default)."""
 
     type_name = "duckdb"
     dialect = DuckDBDialect()
     options_schema: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {
-            "type": {"const": "duckdb", "description": "An embedded DuckDB file: stage, target and drive table in one file."},
+            "type": {"const": "duckdb", "description": "An embedded DuckDB file holding stage and target; the drive table beside it (see drive_path)."},
             "credentials_ref": {"type": "string", "description": "Unused by DuckDB; allowed for symmetry."},
             "path": {"type": "string", "description": "DuckDB file; relative to the config's folder. Default warehouse.duckdb."},
             "schema": {"type": "string", "description": "Schema holding the table. Default main."},
@@ -65,14 +72,15 @@ class DuckDBWarehouse(Warehouse):
             "memory_limit": {"type": "string", "description": "DuckDB memory_limit, e.g. '2GB'."},
             "threads": {"type": "integer", "minimum": 1, "description": "DuckDB worker threads. Default: all cores."},
             "drive_path": {"type": "string", "description": (
-                "DuckDB file holding the drive table and its leases, kept open by a run between its writes but "
-                "handed over within milliseconds to any process that asks, so status and reports never wait for a "
-                "running phase; relative to the config's folder. "
-                "Default drive.duckdb beside 'path'. Give pipelines the same drive_path to share one drive table. "
+                "File holding the drive table and its leases, so status and reports never wait for a running phase; "
+                "relative to the config's folder. A DuckDB file is kept open by a run between its writes but handed "
+                "over within milliseconds to any process that asks. "
+                "Default drive.sqlite beside 'path'. Give pipelines the same drive_path to share one drive table. "
                 "The same file as 'path' keeps the drive table inside the warehouse file (the layout of drivetrain 0.1: "
-                "readers then wait for a running phase). A file ending in .sqlite keeps it in SQLite (WAL) instead: no "
-                "hand-over, so pipelines running at the same time share it without waiting; the runs already in "
-                "drive.duckdb (or the warehouse file) are moved into it once, at its first use.")},
+                "readers then wait for a running phase). A file ending in .sqlite (the default) keeps it in SQLite (WAL): "
+                "no hand-over, so pipelines running at the same time share it without waiting; the runs already in "
+                "drive.duckdb (or the warehouse file) are moved into it once, at its first use. Name a .duckdb file "
+                "(drive.duckdb was the default before) to keep the drive table in DuckDB.")},
         },
         "required": ["type"],
         "additionalProperties": False,
@@ -89,7 +97,7 @@ class DuckDBWarehouse(Warehouse):
             settings["threads"] = int(config.get("threads"))
         self.pool = ConnectionPool(self.path, lock_timeout=float(config.get("lock_timeout_seconds", 120)), settings=settings)
         self._known_schemas: set[str] = set()
-        self.drive_path: Path = (config.path("drive_path") or self.path.with_name("drive.duckdb")).resolve()
+        self.drive_path: Path = (config.path("drive_path") or self.path.with_name(DEFAULT_DRIVE_FILE)).resolve()
         self.momentary = False
         """True for the drive file's own warehouse: never held for a phase (a session), only
         kept between statements by a run that lets go as soon as another process asks."""
@@ -218,7 +226,7 @@ class DuckDBWarehouse(Warehouse):
         from drivetrain.connectors.sqlite.locks import WindowLocks
 
         old = copy.copy(self)
-        old.drive_path = self.path.with_name("drive.duckdb")
+        old.drive_path = self.path.with_name(DUCKDB_DRIVE_FILE)
         home = SqliteWarehouse.at(self.drive_path, lock_timeout=self.pool.lock_timeout, source_file=self.config.source_file)
         return SqliteDriveStore(home, table, previous=DuckDBDriveStore(old, table), locks=WindowLocks(old.drive_path))
 

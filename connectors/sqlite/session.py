@@ -56,20 +56,27 @@ def to_sqlite(value: Any) -> Any:
     return value
 
 
+#: Words of SQLite's errors for a file that is damaged or not a database at all.
+DAMAGED = ("malformed", "not a database", "disk image")
+
+
 @contextmanager
 def sqlite_errors(what: str) -> Iterator[None]:
     """sqlite3 errors raised in the block become TransientError (a lock held too long) or
     PermanentError, naming ``what``."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
+    except sqlite3.Error as exc:
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        if any(words in text for words in DAMAGED):
+            raise PermanentError(
+                f"{what}: the SQLite drive file is damaged ({text}); restore it from a backup, or move it aside so that "
+                "drivetrain starts a new file (its runs then no longer count: windows run again); see 'A damaged DuckDB "
+                "file' in docs/runbook.md") from exc
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
             raise TransientError(f"{what}: {text} (another process kept the drive file's write lock for longer than "
                                  "the lock timeout; raise drive_table.lock_timeout_seconds)") from exc
         raise PermanentError(f"{what}: {text}") from exc
-    except sqlite3.Error as exc:
-        raise PermanentError(f"{what}: {exc}") from exc
 
 
 class Connections:

@@ -240,7 +240,8 @@ def test_py(name: str, source_type: str) -> str:
     return _TEST_PY.format(name=name, has_samples=source_type == "files", server_keys=SERVER_KEYS)
 
 
-GITIGNORE = "warehouse.duckdb\nwarehouse.duckdb.wal\ndrive.duckdb\ndrive.duckdb.wal\narchive/\n__pycache__/\n"
+GITIGNORE = ("warehouse.duckdb\nwarehouse.duckdb.wal\ndrive.sqlite\ndrive.sqlite-wal\ndrive.sqlite-shm\n"
+             "drive.duckdb\ndrive.duckdb.wal\ndrive.duckdb.locks/\narchive/\n__pycache__/\n")
 
 
 def readme(name: str, source_type: str, target_type: str = "duckdb") -> str:

@@ -63,6 +63,7 @@ def demo_command(folder: str | None) -> None:
 
 def summarize(result: object, out: Output) -> None:
     from drivetrain import demo
+    from drivetrain.connectors.duckdb.warehouse import DEFAULT_DRIVE_FILE
 
     assert isinstance(result, demo.DemoResult)
     totals = result.totals()
@@ -90,17 +91,18 @@ def summarize(result: object, out: Output) -> None:
     out.line(f"  time             {result.seconds:.1f}s for {len(result.outcomes)} runs "
              f"({result.seconds / max(1, len(result.outcomes)):.2f}s per run)")
     out.line(f"  DuckDB file      {result.warehouse}")
-    drive = result.warehouse.with_name("drive.duckdb")  # the drive table's own file (DuckDB's default)
+    drive = result.warehouse.with_name(DEFAULT_DRIVE_FILE)  # the drive table's own SQLite file (the default)
     out.line(f"  drive table      {drive}")
     out.line("  rejects          table stg_genetic_tests__rejects (reason and raw record of each)")
     out.line("")
     query = demo.example_query()
     python = shlex.quote(sys.executable)
-    snippet = f'import duckdb; duckdb.connect("{drive}", read_only=True).sql("{query}").show(max_rows=60)'
+    snippet = (f'import sqlite3; rows = sqlite3.connect("file:{drive}?mode=ro", uri=True).execute("{query}"); '
+               'print(*(" | ".join(map(str, row)) for row in rows), sep="\\n")')
     out.line("the drive table, one row per run: paste this")
     out.line(f"  {python} -c {shlex.quote(snippet)}")
-    out.line("or, with the duckdb command-line tool installed:")
-    out.line(f"  duckdb -readonly {shlex.quote(str(drive))} {shlex.quote(query)}")
+    out.line("or, with the sqlite3 command-line tool installed:")
+    out.line(f"  sqlite3 -readonly -header -column {shlex.quote(str(drive))} {shlex.quote(query)}")
     out.line("")
     out.line("or with drivetrain:")
     out.line(f"  drivetrain history {shlex.quote(str(result.folder))} --limit 30")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -32,12 +35,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path, Cl
     return result, root / "out", cli
 
 
-def drive_rows(warehouse: Path) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(
+def drive_rows(drive: Path) -> list[tuple]:
+    """The demo's runs, read from its SQLite drive file (the default) as a user would."""
+    with contextlib.closing(sqlite3.connect(f"file:{drive}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
             "SELECT pipeline_id, pipeline_status, phase_failed, phases_skipped FROM pipeline_execution_drive "
             "ORDER BY query_window_start_timestamp, pipeline_retry_number"
         ).fetchall()
+    return [(*row[:3], json.loads(row[3]) if row[3] else row[3]) for row in rows]
 
 
 class TestDemoCommand:
@@ -50,9 +55,20 @@ class TestDemoCommand:
         assert "FROM pipeline_execution_drive" in result.stdout
         assert "Traceback" not in result.stdout + result.stderr
 
+    def test_the_commands_it_prints_for_the_drive_table_answer_when_pasted(self, demo_run: tuple[Result, Path, Cli]) -> None:
+        result, out, _ = demo_run
+        assert f"drive table      {out.resolve() / 'drive.sqlite'}" in result.stdout
+        lines = result.stdout.splitlines()
+        python = lines[lines.index("the drive table, one row per run: paste this") + 1].strip()
+        cli = lines[lines.index("or, with the sqlite3 command-line tool installed:") + 1].strip()
+        for command in (python, cli):
+            pasted = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, check=False)  # noqa: S602 - the printed line, as a user pastes it
+            assert pasted.returncode == 0, (command, pasted.stderr)
+            assert pasted.stdout.count("demo_2025") == 25, (command, pasted.stdout)
+
     def test_one_window_fails_on_purpose_and_the_retry_resumes_it(self, demo_run: tuple[Result, Path, Cli]) -> None:
         result, out, _ = demo_run
-        rows = drive_rows(out / "drive.duckdb")
+        rows = drive_rows(out / "drive.sqlite")
         assert len(rows) == 25
         failed = [r for r in rows if r[1] == "FAILED"]
         assert [(r[0], r[2]) for r in failed] == [("demo_20251115T130000Z_run1", "stage_to_target_transfer")]
@@ -163,7 +179,7 @@ class TestDemoFolderOnTheCommandLine:
         assert (out / MARKER).is_file()
         again = cli("demo", "--dir", str(out))
         assert again.returncode == 0, again
-        assert len(drive_rows(out / "drive.duckdb")) == 25
+        assert len(drive_rows(out / "drive.sqlite")) == 25
 
 
 class TestRegisteredDemoPipeline:

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, example, given, settings
@@ -32,6 +31,7 @@ from hypothesis import strategies as st
 
 from drivetrain.cli import cli
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
+from tests.sdk.factory import drive_execute
 
 from .conftest import SAMPLE_DAY
 
@@ -302,6 +302,5 @@ class TestGeneratedDriveRows:
         if arrays is not None:
             sets.append("phases_completed = ?")
             params.append(arrays)
-        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
-            conn.execute(f"UPDATE pipeline_execution_drive SET {', '.join(sets)}", params)
+        drive_execute(folder, f"UPDATE pipeline_execution_drive SET {', '.join(sets)}", params)
         check(command)

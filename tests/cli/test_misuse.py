@@ -3,10 +3,11 @@ with ``--json``, stdout holds one JSON object (``{"error": {...}}``) on error.""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from drivetrain import Pipeline
@@ -139,30 +140,30 @@ class TestCorruptFile:
     @pytest.fixture
     def corrupt(self, cli: Cli, shop: Path) -> Path:
         assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
-        path = shop / "drive.duckdb"  # the drive table's file: every command below reads it
-        flip_bytes(path, 5000, 4000)
+        path = shop / "drive.sqlite"  # the drive table's file (the default): every command below reads it
+        flip_bytes(path, 0, 9000)  # its header and first pages: damage every command meets as it opens the file
         return path
 
     @pytest.mark.parametrize("args", [["run", "./shop"], ["history", "./shop"], ["status", "./shop"],
                                       ["show", "shop_20250101T000000Z_run1", "-p", "./shop"]])
     def test_every_command_names_the_file_and_the_fix(self, cli: Cli, corrupt: Path, args: list[str]) -> None:
         stderr = clean_error(cli(*args), 1)
-        assert f"{corrupt}: the DuckDB file is damaged" in stderr
+        assert f"{corrupt}: " in stderr and "the SQLite drive file is damaged" in stderr
         assert "restore it from a backup" in stderr
 
     def test_status_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
         body = json_error(cli("status", "./shop", "--json"), 1, "failed")
-        assert "the DuckDB file is damaged" in str(body["message"])
+        assert "drive file is damaged" in str(body["message"])
 
     def test_history_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
         body = json_error(cli("history", "./shop", "--json"), 1, "failed")
-        assert "the DuckDB file is damaged" in str(body["message"])
+        assert "drive file is damaged" in str(body["message"])
 
     def test_report_skips_the_pipeline_and_says_why(self, cli: Cli, corrupt: Path) -> None:
         result = cli("report", "./shop")
         assert "Traceback" not in result.stderr
         assert "shop: skipped: cannot read its drive table" in result.stderr
-        assert "the DuckDB file is damaged" in result.stderr
+        assert "the SQLite drive file is damaged" in result.stderr
 
 
 class TestBrokenPipelineModule:
@@ -184,7 +185,7 @@ class TestDamagedRow:
     @pytest.fixture
     def damaged(self, cli: Cli, shop: Path) -> str:
         assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
-        with duckdb.connect(str(shop / "drive.duckdb")) as conn:
+        with contextlib.closing(sqlite3.connect(shop / "drive.sqlite")) as conn, conn:  # the default drive file
             conn.execute("UPDATE pipeline_execution_drive SET audit_phase = '[1, 2]', pipeline_status = 'DONE'")
         return "shop_20250101T000000Z_run1"
 

@@ -22,7 +22,9 @@ WINDOW = Window(START, START + timedelta(hours=1))
 
 @pytest.fixture
 def wh(tmp_path):
-    return DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"}, base_dir=tmp_path))
+    """A DuckDB warehouse whose drive table is pinned to a DuckDB file (these tests are about that store)."""
+    section = {"type": "duckdb", "path": "w.duckdb", "table": "stg", "drive_path": "drive.duckdb"}
+    return DuckDBWarehouse(SystemConfig.from_section("stage_system", section, base_dir=tmp_path))
 
 
 def batch(ids, minute=0):
@@ -107,6 +109,17 @@ class TestPushDown:
 
 
 class TestDriveStore:
+    def test_the_default_drive_table_is_drive_sqlite_beside_the_warehouse_file(self, tmp_path):
+        from drivetrain.connectors.sqlite.drive import SqliteDriveStore
+
+        default = DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"},
+                                                            base_dir=tmp_path))
+        assert default.drive_path == (tmp_path / "drive.sqlite").resolve()
+        store = default.drive_store(TableRef(name="pipeline_execution_drive"))
+        assert isinstance(store, SqliteDriveStore)
+        store.ensure()
+        assert (tmp_path / "drive.sqlite").exists() and not (tmp_path / "drive.duckdb").exists()
+
     def test_schema_version_is_recorded_and_a_newer_one_refused(self, wh):
         store = wh.drive_store(TableRef(name="pipeline_execution_drive"))
         store.ensure()

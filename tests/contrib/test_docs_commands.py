@@ -22,6 +22,8 @@ import attrs
 import duckdb
 import pytest
 
+from tests.sdk.factory import attach_drive
+
 from . import doc_blocks
 
 SCRIPT = Path(sys.executable).with_name("drivetrain")
@@ -87,8 +89,7 @@ def demo_file(runbook: Session) -> Iterator[Any]:
     """The demo's DuckDB file, read-only, once every command has run, with its drive file attached."""
     out = runbook.folder / "demo-output"
     with duckdb.connect(str(out / "warehouse.duckdb"), read_only=True) as conn:
-        conn.execute(f"ATTACH '{out / 'drive.duckdb'}' AS drive (READ_ONLY)")
-        conn.execute("SET search_path = 'warehouse.main,drive.main'")
+        attach_drive(conn, out)  # drive.sqlite (the default), its tables readable by name
         yield conn
 
 

@@ -92,9 +92,10 @@ def row_of(folder: Path) -> RunRecord:
 
 
 def prepared(tmp_path: Path, drive: str) -> Path:
-    """tests/sdk/test_crash.py's folder (window A done); with ``sqlite``, its drive table then
-    kept in drive.sqlite (window A's run moved there by the next use, the child's run)."""
-    folder = prepare(tmp_path)
+    """tests/sdk/test_crash.py's folder (window A done, its run in a pinned drive.duckdb); with
+    ``sqlite``, its drive table then kept in drive.sqlite (window A's run moved there by the next
+    use, the child's run)."""
+    folder = prepare(tmp_path, stage_system__drive_path="drive.duckdb", target_system__drive_path="drive.duckdb")
     if drive == "sqlite":
         config = json.loads((folder / "config.json").read_text())
         for section in ("stage_system", "target_system"):

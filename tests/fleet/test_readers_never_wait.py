@@ -3,7 +3,9 @@
 A real run in another process is held inside its extract phase by the Elasticsearch emulator,
 which answers the run's first search only after a long stall; meanwhile ``status``, ``history``
 and ``show`` must answer, and what they show is the run still inside that phase (a reader that
-waited for the file would only see the run after the phase, or after the run).
+waited for the file would only see the run after the phase, or after the run). They must hold on
+the default layout (the drive table in ``drive.sqlite``) and on a drive table pinned to a DuckDB
+file (``drive_path: drive.duckdb``, handed over between processes).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from tests.reliability.sources import es_pipeline
 from tests.sdk.factory import make_rows
 
 SCRIPT = Path(sys.executable).with_name("drivetrain")
+#: The drive table pinned to a DuckDB file (the default before drive.sqlite).
+DUCKDB_DRIVE = {"stage_system__drive_path": "drive.duckdb", "target_system__drive_path": "drive.duckdb"}
 STALL_SECONDS = 12.0
 WINDOW = "2025-11-15T00:00:00Z"
 
@@ -42,11 +46,11 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:  # noqa: ANN001
 
 
 @contextmanager
-def run_stalled_in_its_extract(tmp_path: Path, es: EsEmulator) -> Iterator[tuple[Path, subprocess.Popen[str], list[dict]]]:
+def run_stalled_in_its_extract(tmp_path: Path, es: EsEmulator, **changes: object) -> Iterator[tuple[Path, subprocess.Popen[str], list[dict]]]:
     """A real ``drivetrain run`` in another process, held inside its extract by the emulator's
     stalled first search; yields its folder, the process, and (after the block) its JSON result,
-    which must be a success."""
-    folder = es_pipeline(tmp_path / "lab", es, make_rows(n=120, hours=1))
+    which must be a success. ``changes`` are config changes (see make_pipeline_dir)."""
+    folder = es_pipeline(tmp_path / "lab", es, make_rows(n=120, hours=1), **changes)
     es.stall_next(1, seconds=STALL_SECONDS, path="/_search")
     run = subprocess.Popen([str(SCRIPT), "run", str(folder), "--window-start", WINDOW, "--json"], cwd=folder,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -63,9 +67,12 @@ def run_stalled_in_its_extract(tmp_path: Path, es: EsEmulator) -> Iterator[tuple
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("layout", ["default", "drive.duckdb"])
 def test_status_history_and_show_answer_while_another_process_is_inside_its_extract(
-        tmp_path: Path, es: EsEmulator) -> None:
-    with run_stalled_in_its_extract(tmp_path, es) as (folder, run, _):
+        tmp_path: Path, es: EsEmulator, layout: str) -> None:
+    with run_stalled_in_its_extract(tmp_path, es, **(DUCKDB_DRIVE if layout == "drive.duckdb" else {})) as (folder, run, _):
+        drive_file = "drive.duckdb" if layout == "drive.duckdb" else "drive.sqlite"
+        assert (folder / drive_file).exists() and not (folder / ({"drive.duckdb", "drive.sqlite"} - {drive_file}).pop()).exists()
         status = drivetrain(folder, "status", str(folder), "--json")
         assert status.returncode == 0, status.stderr
         (latest,) = json.loads(status.stdout)
@@ -101,7 +108,7 @@ def test_a_reader_gets_the_drive_file_a_run_keeps_open_through_a_long_phase(tmp_
     """The run keeps the drive file open between its drive writes (opening it costs 20-50 ms, a run
     writes its row about twenty times) and gives it up while it is inside a long phase as soon as a
     reader asks; its next drive write opens the file again."""
-    with run_stalled_in_its_extract(tmp_path, es) as (folder, run, result):
+    with run_stalled_in_its_extract(tmp_path, es, **DUCKDB_DRIVE) as (folder, run, result):
         # the run wrote its row and the extract phase's start, and still holds the drive file
         assert drive_file_holder(folder / "drive.duckdb") == run.pid
 

@@ -39,22 +39,20 @@ class TestFindGaps:
         assert kinds(found) == [(4 * HOUR, "missing", 0)]
 
     def test_a_run_in_progress_is_a_running_gap(self, history_copy):
-        import duckdb
+        from tests.sdk.factory import drive_execute
 
-        with duckdb.connect(str(history_copy.folder / "drive.duckdb")) as conn:
-            conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
-                         [history_copy.runs[4].pipeline_id])
+        drive_execute(history_copy.folder, "UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
+                      [history_copy.runs[4].pipeline_id])
         with history_copy.pipeline() as pipe:
             run = history_copy.runs[4]  # a live process (this one) holds the window, as a running run does
             pipe.drive_store().acquire_lease(pipe.name, run.query_window_start_timestamp, run.query_window_end_timestamp, "live", 60)
             assert kinds(gaps.find_gaps(pipe, now=NOW))[0] == (2 * HOUR, "running", 1)
 
     def test_a_running_row_whose_process_is_gone_is_a_failed_gap(self, history_copy):
-        import duckdb
+        from tests.sdk.factory import drive_execute
 
-        with duckdb.connect(str(history_copy.folder / "drive.duckdb")) as conn:
-            conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
-                         [history_copy.runs[4].pipeline_id])
+        drive_execute(history_copy.folder, "UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING' WHERE pipeline_id = ?",
+                      [history_copy.runs[4].pipeline_id])
         with history_copy.pipeline() as pipe:  # nobody holds the window's lock: its process is gone
             assert kinds(gaps.find_gaps(pipe, now=NOW))[0] == (2 * HOUR, "failed", 1)
 

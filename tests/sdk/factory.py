@@ -6,14 +6,17 @@ every valid row of the window once, the latest copy of each duplicated key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 DAY = datetime(2025, 11, 15, tzinfo=UTC)
 
@@ -94,13 +97,73 @@ def make_pipeline_dir(root: Path, rows: list[dict[str, Any]] | None = None, **ch
 
 
 def query(root: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Read the pipeline's warehouse file, with its drive file (drive.duckdb) attached beside it."""
+    """Read the pipeline's warehouse file with its drive table beside it, in DuckDB's SQL: the
+    drive file (``drive.sqlite``, the default, or a pinned ``drive.duckdb``) is read as it is and
+    its tables are visible by name, with DuckDB's types (see :func:`attach_drive`)."""
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
-        if (root / "drive.duckdb").exists():
-            conn.execute(f"ATTACH '{root / 'drive.duckdb'}' AS drive (READ_ONLY)")
-            conn.execute("SET search_path = 'warehouse.main,drive.main'")
+        attach_drive(conn, root)
         return conn.execute(sql, params or []).fetchall()
+
+
+#: How DuckDB reads back a column of the SQLite drive file, by logical type (the rest as stored).
+_TYPED = {"timestamp": "CAST({0} AS TIMESTAMPTZ)", "date": "CAST({0} AS DATE)", "json": "CAST({0} AS JSON)",
+          "array": "CAST(CAST({0} AS JSON) AS VARCHAR[])"}
+
+
+def attach_drive(conn: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Make the drive table, its leases and meta rows of the folder ``root`` readable by name in
+    ``conn``: ``drive.duckdb`` is attached read-only; ``drive.sqlite`` (which DuckDB cannot
+    attach offline) is read with :mod:`sqlite3` and copied into temporary tables typed as the
+    DuckDB drive store types them (instants TIMESTAMPTZ, JSON, VARCHAR[] lists)."""
+    if (root / "drive.duckdb").exists() and not (root / "drive.sqlite").exists():
+        conn.execute(f"ATTACH '{root / 'drive.duckdb'}' AS drive (READ_ONLY)")
+        conn.execute("SET search_path = 'warehouse.main,drive.main'")
+        return
+    for table, names, rows in sqlite_drive_tables(root / "drive.sqlite"):
+        kind = kinds(table)
+        raw = pa.table({name: pa.array([row[i] for row in rows], pa.int64() if kind.get(name) in ("integer", "bigint") else None)
+                        for i, name in enumerate(names)})
+        conn.register("_drive_raw", raw)
+        columns = ", ".join(f"{_TYPED[kind[n]].format(n) if kind.get(n) in _TYPED else n} AS {n}" for n in names)
+        conn.execute(f"CREATE TEMP TABLE {table} AS SELECT {columns} FROM _drive_raw")
+        conn.unregister("_drive_raw")
+
+
+def kinds(table: str) -> dict[str, str]:
+    """Column -> logical type of the drivetrain tables in a SQLite drive file."""
+    from drivetrain.connectors.sqlite.drive import SqliteDriveStore
+    from drivetrain.sql.drive import KIND
+
+    if table == "drivetrain_leases":
+        return {name: kind for name, kind, _ in SqliteDriveStore.lease_columns}
+    return dict(KIND) if table == "pipeline_execution_drive" else {}
+
+
+def sqlite_drive_tables(path: Path) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+    """(table, column names, rows) of every table in the SQLite drive file (none if it is missing),
+    read in one read-only transaction."""
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        conn.execute("BEGIN")  # one snapshot for every table
+        found = []
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall():
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            found.append((table, [d[0] for d in cursor.description], cursor.fetchall()))
+        return found
 
 
 def target_rows(root: Path, start: datetime, end: datetime) -> list[tuple[str, str]]:
     return query(root, "SELECT test_id, result FROM tests WHERE reported_at >= ? AND reported_at < ? ORDER BY test_id", [start, end])
+
+
+def drive_execute(root: Path, sql: str, params: list[Any] | None = None) -> None:
+    """Change the folder's drive table by hand (damage a row, as another tool might): in its
+    default ``drive.sqlite`` with :mod:`sqlite3` (JSON and list values as JSON text), else in a
+    pinned ``drive.duckdb``."""
+    if (root / "drive.sqlite").exists():
+        with contextlib.closing(sqlite3.connect(root / "drive.sqlite", timeout=60)) as conn, conn:
+            conn.execute(sql, [json.dumps(p) if isinstance(p, list) else p for p in params or []])
+        return
+    with duckdb.connect(str(root / "drive.duckdb")) as conn:
+        conn.execute(sql, params or [])

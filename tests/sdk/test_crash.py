@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -40,12 +41,14 @@ def rows():
     return make_rows(400, seed=3) + make_rows(400, seed=4, start=DAY2, prefix="U")
 
 
-def prepare(tmp_path: Path) -> Path:
+def prepare(tmp_path: Path, **changes: Any) -> Path:
+    """The crash folder with window A done (``changes``: more config changes, see make_pipeline_dir)."""
     folder = make_pipeline_dir(
         tmp_path / "crash", rows(),
         phases__stage_cleaning={"archive_location": "archive", "delete_after_days": 0},
         phases__target_cleaning={"enabled": True},
         source_system__batch_size=20,
+        **changes,
     )
     with Pipeline.load(folder) as pipeline:
         record = pipeline.runner().run(pipeline.grid.window_starting(WINDOW_A[0]))

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import PhaseStatus, RunRecord
 from drivetrain.testing import FaultPlugin
 
-from .factory import DAY, make_pipeline_dir
+from .factory import DAY, drive_execute, make_pipeline_dir, query
 
 HOUR = timedelta(hours=1)
 
@@ -42,9 +41,9 @@ DAMAGE: list[tuple[str, str]] = [
     ("audit_phase", "'{\"status\": \"COMPLETED\", \"phase_specific_details\": [1]}'"),
     ("pipeline_status", "'DONE'"),
     ("pipeline_status", "''"),
-    ("phases_completed", "['audit', 'no_such_phase']"),
-    ("phases_skipped", "[NULL]"),
-    ("phases_pending", "['x']"),
+    ("phases_completed", """'["audit", "no_such_phase"]'"""),  # SQL of the default SQLite drive file: lists as JSON
+    ("phases_skipped", "'[null]'"),
+    ("phases_pending", """'["x"]'"""),
     ("phase_failed", "'no_such_phase'"),
     ("config_snapshot", "'[\"not\", \"an\", \"object\"]'"),
 ]
@@ -97,8 +96,7 @@ def run(folder: Path, window_index: int = 0) -> RunRecord:
 
 
 def damage(folder: Path, column: str, value_sql: str, run_id: str) -> None:
-    with duckdb.connect(str(folder / "drive.duckdb")) as conn:
-        conn.execute(f'UPDATE pipeline_execution_drive SET "{column}" = {value_sql} WHERE pipeline_id = ?', [run_id])
+    drive_execute(folder, f'UPDATE pipeline_execution_drive SET "{column}" = {value_sql} WHERE pipeline_id = ?', [run_id])
 
 
 def history(folder: Path) -> list[RunRecord]:
@@ -140,7 +138,7 @@ class TestDamagedRowIsRead:
         assert len(warnings) == 1
         assert first.pipeline_id in warnings[0]
         assert "audit_phase: expected a JSON object, found a list [1, 2]" in warnings[0]
-        assert "drive.duckdb" in warnings[0]
+        assert "drive.sqlite" in warnings[0]  # the default drive file
 
     def test_a_sound_row_has_no_damage_and_no_damage_key_in_json(self, folder: Path) -> None:
         run(folder)
@@ -178,21 +176,19 @@ class TestDamagedRowIsSteppedAround:
 
     def test_closing_a_dead_damaged_row_keeps_the_unreadable_value(self, folder: Path) -> None:
         first = run(folder)
-        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
-            conn.execute("UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING', audit_phase = '[7]' "
-                         "WHERE pipeline_id = ?", [first.pipeline_id])
+        drive_execute(folder, "UPDATE pipeline_execution_drive SET pipeline_status = 'RUNNING', audit_phase = '[7]' "
+                              "WHERE pipeline_id = ?", [first.pipeline_id])
         again = run(folder)
         assert again.pipeline_status is RunStatus.SUCCESS
-        with duckdb.connect(str(folder / "drive.duckdb")) as conn:
-            (stored,) = conn.execute("SELECT audit_phase FROM pipeline_execution_drive WHERE pipeline_id = ?",
-                                     [first.pipeline_id]).fetchone()
+        (stored,) = query(folder, "SELECT CAST(audit_phase AS VARCHAR) FROM pipeline_execution_drive WHERE pipeline_id = ?",
+                          [first.pipeline_id])[0]
         assert json.loads(stored)["phase_specific_details"] == {"unreadable": [7]}
 
 
 class TestUnreadableRow:
     def test_a_window_that_ends_before_it_starts_is_a_clear_error_naming_the_row(self, one_run: tuple[Path, str]) -> None:
         folder, run_id = one_run
-        damage(folder, "query_window_end_timestamp", "query_window_start_timestamp - INTERVAL 1 HOUR", run_id)
+        damage(folder, "query_window_end_timestamp", "'2000-01-01 00:00:00.000000+00:00'", run_id)
         with pytest.raises(PermanentError, match=rf"row '{run_id}' has a window that ends .* before it starts"):
             history(folder)
 

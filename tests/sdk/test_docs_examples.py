@@ -10,7 +10,7 @@ import duckdb
 
 from drivetrain import Pipeline, RunStatus
 
-from .factory import make_rows, ts_of
+from .factory import make_rows, query, ts_of
 
 
 def query_db(path, sql):
@@ -93,4 +93,4 @@ def test_the_testing_example_runs_each_of_its_tests(tmp_path, monkeypatch):
         (folder / "data" / "part1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         monkeypatch.chdir(folder.parent)
         test()
-        assert query_db(folder / "drive.duckdb", "SELECT count(*) FROM pipeline_execution_drive")[0][0] >= 1
+        assert query(folder, "SELECT count(*) FROM pipeline_execution_drive")[0][0] >= 1

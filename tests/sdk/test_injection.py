@@ -6,6 +6,8 @@ ones (MemorySource, FaultySource, DuckDBWarehouse, LocalArchive), built as a use
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -127,8 +129,8 @@ class TestGivenWarehouses:
 
         with duckdb.connect(str(tmp_path / "elsewhere.duckdb"), read_only=True) as conn:
             tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        with duckdb.connect(str(tmp_path / "drive.duckdb"), read_only=True) as conn:  # its drive file, beside it
-            runs = conn.execute("SELECT pipeline_status FROM pipeline_execution_drive").fetchall()
+        with contextlib.closing(sqlite3.connect(tmp_path / "drive.sqlite")) as drive:  # its drive file, beside it (the default)
+            runs = drive.execute("SELECT pipeline_status FROM pipeline_execution_drive").fetchall()
         assert {"stg_tests", "tests"} <= tables
         assert runs == [("SUCCESS",)]
 

@@ -222,7 +222,7 @@ class HeartbeatInFlight:
         self.error: BaseException | None = None
 
     def _renew(self, pipeline: Pipeline, record) -> None:
-        # The drive table now has a file of its own (drive.duckdb), so the runner's heartbeat no
+        # The drive table now has a file of its own (drive.sqlite), so the runner's heartbeat no
         # longer writes the warehouse file; another writer's open transaction on it stands in.
         try:
             warehouse = pipeline.stage().warehouse
