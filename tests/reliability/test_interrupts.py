@@ -186,7 +186,7 @@ class TestSigterm:
         assert tuple(row["phases_completed"])[-2:] == ("stage_count", "stage_to_target_transfer")
         assert tuple(row["phases_pending"]) == ("audit", "publish", "stage_cleaning")
         assert phase_error(folder, "target_count") == "not started: stopped by SIGTERM"
-        assert query(folder, "SELECT count(*) FROM tests__pending")[0][0] > 0  # written, not yet published
+        assert query(folder, "SELECT count(*) FROM tests__pending_rows")[0][0] > 0  # written (the row numbers), not yet published
         resume_and_check(folder)
 
     def test_a_transient_error_met_after_sigterm_is_not_retried_and_says_why(self, tmp_path: Path) -> None:
