@@ -23,10 +23,8 @@ The old rows stay where they were; nothing reads them again.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -40,9 +38,10 @@ import pyarrow as pa
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
-from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks
+from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks, next_token
 from drivetrain.sql.session import SqlSession
 from drivetrain.sql.session import utc_now as _now
+from drivetrain.sql.window_locks import WindowLocks
 
 from .connection import duckdb_errors, transaction
 from .sql import DuckDBDialect, qualified, quote
@@ -79,11 +78,12 @@ class DuckDBDriveStore(SqlDriveStore):
         self.wh: DuckDBWarehouse = self.home
         self.leases = self.leases_ref
         self.location = f"{self.home.path}: {table}"
-        self._file_locks: dict[tuple[str, datetime], int] = {}
+        self.locks = WindowLocks(self.wh.path)
         self._found = False
 
     def _use(self, wh: DuckDBWarehouse) -> None:
         self.wh, self.location = wh, f"{wh.path}: {self.table}"
+        self.locks.folder = WindowLocks(wh.path).folder  # the drive file's, or the old layout's
 
     def _holds_drive_table(self, wh: DuckDBWarehouse) -> bool:
         key = (wh.path, str(self.table))
@@ -242,48 +242,13 @@ class DuckDBDriveStore(SqlDriveStore):
                 f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
             )
 
-    def _lock_path(self, pipeline_name: str, window_start: datetime, *, create: bool = True) -> Path:
-        folder = self.wh.path.with_name(self.wh.path.name + ".locks")  # the drive file's, or the old layout's
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in pipeline_name)
-        return folder / f"{safe}__{window_start.astimezone(UTC):%Y%m%dT%H%M%S}Z.lock"
-
-    def _take_file_lock(self, pipeline_name: str, window_start: datetime, holder: str) -> int:
-        """An OS lock held for the whole run: released by the kernel if the process dies."""
-        path = self._lock_path(pipeline_name, window_start)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            current = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise LeaseError(
-                f"{pipeline_name}: the window {window_start.isoformat()} is being run by {current}; "
-                "not starting a second run", holder=current,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
-        return fd
-
     def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
-        fd = self._take_file_lock(pipeline_name, window_start, holder)  # first: a loser never waits on the file
+        self.locks.take(pipeline_name, window_start, holder)  # first: a loser never waits on the file
         now = _now()
         try:
             self.ensure()
             with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), transaction(conn):
-                current = self._lease_row(conn, pipeline_name, window_start)
-                if (current is not None and current.holder != holder and current.holder.startswith("step:")
-                        and current.expires_at > now):
-                    raise LeaseError(
-                        f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
-                        f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
-                        "not starting a second run", holder=current.holder,
-                    )
-                if current is not None and current.holder == holder:
-                    token = current.token
-                else:
-                    token = (current.token + 1) if current is not None else 1
+                token = next_token(self._lease_row(conn, pipeline_name, window_start), holder, now)
                 conn.execute(f"DELETE FROM {qualified(self.leases)} WHERE pipeline_name = ? AND window_start = ?", [pipeline_name, window_start])
                 lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
                 conn.execute(
@@ -291,26 +256,13 @@ class DuckDBDriveStore(SqlDriveStore):
                     [pipeline_name, window_start, window_end, holder, token, now, lease.expires_at],
                 )
         except BaseException:
-            os.close(fd)
+            self.locks.let_go(pipeline_name, window_start)
             raise
-        self._file_locks[(pipeline_name, window_start)] = fd
         return lease
 
     def is_held(self, pipeline_name: str, window_start: datetime) -> bool:
         """True while some process (this one included) runs the window."""
-        if (pipeline_name, window_start) in self._file_locks:
-            return True
-        path = self._lock_path(pipeline_name, window_start, create=False)
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return self.locks.is_held(pipeline_name, window_start)
 
     def dead_reason(self, record: RunRecord) -> str | None:
         """A run driven by one process holds its window's file lock until it ends: once the lock
@@ -341,9 +293,7 @@ class DuckDBDriveStore(SqlDriveStore):
 
     def close(self) -> None:
         """Let go of any window still locked by this process (the drive rows stay as they are)."""
-        for fd in self._file_locks.values():
-            os.close(fd)
-        self._file_locks.clear()
+        self.locks.close()
 
     def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
         try:
@@ -356,9 +306,7 @@ class DuckDBDriveStore(SqlDriveStore):
                     [_now(), lease.pipeline_name, lease.window_start, lease.token],
                 )
         finally:
-            fd = self._file_locks.pop((lease.pipeline_name, lease.window_start), None)
-            if fd is not None:
-                os.close(fd)  # closing the descriptor releases the lock; the file stays (see module doc)
+            self.locks.let_go(lease.pipeline_name, lease.window_start)  # the lock file stays (see module doc)
 
     def current_lease(self, pipeline_name: str, window_start: datetime) -> Lease | None:
         if not self.exists():

@@ -223,7 +223,7 @@ class DuckDBWarehouse(Warehouse):
         kept in the DuckDB drive file's lock folder so runs of either layout exclude each other."""
         from drivetrain.connectors.sqlite import SqliteWarehouse
         from drivetrain.connectors.sqlite.drive import SqliteDriveStore
-        from drivetrain.connectors.sqlite.locks import WindowLocks
+        from drivetrain.sql.window_locks import WindowLocks
 
         old = copy.copy(self)
         old.drive_path = self.path.with_name(DUCKDB_DRIVE_FILE)

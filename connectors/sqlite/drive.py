@@ -6,7 +6,7 @@ WAL mode readers never wait for the writer, and a writer holds the file only for
 transaction; a DuckDB file is opened by one process at a time and has to be handed over for
 each write (about 300 ms a write with eight writers; see benchmarks/fleet_concurrency_writers.py).
 
-The lease of a window is an OS file lock (``flock``, :mod:`.locks`) held for the whole run, plus
+The lease of a window is an OS file lock (``flock``, :mod:`drivetrain.sql.window_locks`) held for the whole run, plus
 a row in ``drivetrain_leases`` carrying the holder and the fencing token, as on DuckDB: the
 kernel drops the lock when the holder dies, even by SIGKILL, so a crashed run's window is free
 at once; a paused one keeps it. A run driven step by step (holder ``step:...``, Airflow) holds
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease
 from drivetrain.errors import LeaseError
-from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks
+from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
+from drivetrain.sql.window_locks import WindowLocks
 
-from .locks import WindowLocks
 from .move import move_rows
 
 if TYPE_CHECKING:
@@ -172,18 +172,7 @@ class SqliteDriveStore(SqlDriveStore):
             now = utc_now()
             leases = self.dialect.qualified(self.leases)
             with self._write() as s:
-                current = self._lease_row(s, pipeline_name, window_start)
-                if (current is not None and current.holder != holder and current.holder.startswith("step:")
-                        and current.expires_at > now):
-                    raise LeaseError(
-                        f"{pipeline_name}: the window {window_start.isoformat()} belongs to a run driven step by step "
-                        f"({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
-                        "not starting a second run", holder=current.holder,
-                    )
-                if current is None:
-                    token = 1
-                else:
-                    token = current.token if current.holder == holder else current.token + 1
+                token = next_token(self._lease_row(s, pipeline_name, window_start), holder, now)
                 lease = Lease(pipeline_name, window_start, window_end, holder, token, now + timedelta(seconds=seconds))
                 s.execute(f"DELETE FROM {leases} WHERE {_KEY}", [pipeline_name, window_start])
                 s.execute(f"INSERT INTO {leases} (pipeline_name, window_start, window_end, holder, token, acquired_at, expires_at) "

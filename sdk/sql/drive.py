@@ -57,6 +57,24 @@ KIND.update({name.upper(): kind for name, kind, _ in DRIVE_COLUMNS})
 _NOT_UPDATED = ("pipeline_id", "created_at")
 
 
+def next_token(current: Lease | None, holder: str, now: datetime) -> int:
+    """The fencing token ``holder`` takes over ``current`` (the window's lease row, if any).
+
+    A run driven step by step (an Airflow DAG run, holder ``step:...``) keeps its window while its
+    lease is valid, though it holds no process lock between steps: LeaseError then. The same
+    holder keeps its token; anyone else takes the next one, so the old holder's writes are fenced.
+    """
+    if current is None:
+        return 1
+    if current.holder != holder and current.holder.startswith("step:") and current.expires_at > now:
+        raise LeaseError(
+            f"{current.pipeline_name}: the window {current.window_start.isoformat()} belongs to a run driven step by "
+            f"step ({current.holder}, e.g. an Airflow DAG run) until {current.expires_at.isoformat()}; "
+            "not starting a second run", holder=current.holder,
+        )
+    return current.token if current.holder == holder else current.token + 1
+
+
 class SqlDriveStore(DriveStore):
     """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
 
