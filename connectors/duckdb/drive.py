@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from drivetrain.drive import Lease
-from drivetrain.errors import LeaseError
 from drivetrain.record import RunRecord
-from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, chunks, next_token
+from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession
 from drivetrain.sql.session import utc_now as _now
 from drivetrain.sql.window_locks import WindowLocks
@@ -234,13 +233,7 @@ class DuckDBDriveStore(SqlDriveStore):
         return Lease(row[0], row[1].astimezone(UTC), row[2].astimezone(UTC), row[3], int(row[4]), row[5].astimezone(UTC))
 
     def _check_fence(self, conn: Any, lease: Lease) -> None:
-        current = self._lease_row(conn, lease.pipeline_name, lease.window_start)
-        if current is None or current.token != lease.token:
-            holder = current.holder if current else None
-            raise LeaseError(
-                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
-                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
-            )
+        check_fence(lease, self._lease_row(conn, lease.pipeline_name, lease.window_start))
 
     def acquire_lease(self, pipeline_name: str, window_start: datetime, window_end: datetime, holder: str, seconds: float) -> Lease:
         self.locks.take(pipeline_name, window_start, holder)  # first: a loser never waits on the file

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease, holder_is_dead
 from drivetrain.errors import LeaseError
-from drivetrain.sql.drive import KIND, SqlDriveStore
+from drivetrain.sql.drive import KIND, SqlDriveStore, check_fence
 from drivetrain.sql.session import utc_now as _now
 
 if TYPE_CHECKING:
@@ -165,8 +165,7 @@ class PostgresDriveStore(SqlDriveStore):
     def renew_lease(self, lease: Lease, seconds: float) -> Lease:
         expires = _now() + timedelta(seconds=seconds)
         with self.sql() as s:
-            changed = s.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
-                                [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+            changed = self._set_lease_expiry(s, lease, expires)
         if changed != 1:
             self.verify_lease(lease)
         self._keep_locked(lease)
@@ -207,21 +206,13 @@ class PostgresDriveStore(SqlDriveStore):
 
     def verify_lease(self, lease: Lease) -> None:
         """The fencing check, on this thread's connection (so inside its open transaction)."""
-        current = self._lease_row(lease.pipeline_name, lease.window_start)
-        if current is None or current.token != lease.token or current.holder != lease.holder:
-            holder = current.holder if current else None
-            raise LeaseError(
-                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
-                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
-            )
+        check_fence(lease, self._lease_row(lease.pipeline_name, lease.window_start))
 
     def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
         try:
             if not keep_row:
-                # expire rather than delete: the row keeps the token, so the next holder's is larger
                 with self.sql() as s:
-                    s.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
-                              [_now(), lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+                    self._set_lease_expiry(s, lease, _now())
         finally:
             with self._held_lock:
                 conn = self._held.pop((lease.pipeline_name, lease.window_start), None)

@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease
-from drivetrain.errors import LeaseError
-from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, chunks, next_token
+from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
 
@@ -185,20 +184,12 @@ class SqliteDriveStore(SqlDriveStore):
     def renew_lease(self, lease: Lease, seconds: float) -> Lease:
         expires = utc_now() + timedelta(seconds=seconds)
         with self._write() as s:
-            changed = s.execute(f"UPDATE {self.dialect.qualified(self.leases)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
-                                [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
-            if changed != 1:
+            if self._set_lease_expiry(s, lease, expires) != 1:
                 self._check(s, lease)
         return Lease(lease.pipeline_name, lease.window_start, lease.window_end, lease.holder, lease.token, expires)
 
     def _check(self, s: SqlSession, lease: Lease) -> None:
-        current = self._lease_row(s, lease.pipeline_name, lease.window_start)
-        if current is None or current.token != lease.token or current.holder != lease.holder:
-            holder = current.holder if current else None
-            raise LeaseError(
-                f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
-                f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
-            )
+        check_fence(lease, self._lease_row(s, lease.pipeline_name, lease.window_start))
 
     def verify_lease(self, lease: Lease) -> None:
         """The fencing check, on this thread's connection (so inside its open transaction)."""
@@ -208,10 +199,8 @@ class SqliteDriveStore(SqlDriveStore):
     def release_lease(self, lease: Lease, *, keep_row: bool = False) -> None:
         try:
             if not keep_row:
-                # expire rather than delete: the row keeps the token, so the next holder's is larger
                 with self.sql() as s:
-                    s.execute(f"UPDATE {self.dialect.qualified(self.leases)} SET expires_at = ? WHERE {_KEY} AND token = ? AND holder = ?",
-                              [utc_now(), lease.pipeline_name, lease.window_start, lease.token, lease.holder])
+                    self._set_lease_expiry(s, lease, utc_now())
         finally:
             self.locks.let_go(lease.pipeline_name, lease.window_start)
 

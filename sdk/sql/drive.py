@@ -75,6 +75,16 @@ def next_token(current: Lease | None, holder: str, now: datetime) -> int:
     return current.token if current.holder == holder else current.token + 1
 
 
+def check_fence(lease: Lease, current: Lease | None) -> None:
+    """LeaseError unless ``current`` (the window's lease row now) is still ``lease``."""
+    if current is None or current.token != lease.token or current.holder != lease.holder:
+        holder = current.holder if current else None
+        raise LeaseError(
+            f"{lease.pipeline_name} window starting {lease.window_start.isoformat()}: this run lost its "
+            f"lease (now held by {holder or 'nobody'}); it stops without writing", holder=holder,
+        )
+
+
 class SqlDriveStore(DriveStore):
     """``<schema>.pipeline_execution_drive`` plus ``drivetrain_leases`` and ``drivetrain_meta``."""
 
@@ -104,6 +114,16 @@ class SqlDriveStore(DriveStore):
     @abc.abstractmethod
     def fence_sql(self, lease: Lease | None) -> tuple[str, list[Any]]:
         """`` AND <condition>`` that holds only while ``lease`` is its window's lease, and its parameters."""
+
+    def _set_lease_expiry(self, s: SqlSession, lease: Lease, expires: datetime) -> int:
+        """Move ``lease``'s row's expiry (still its holder's and token's); the rows changed (0 or 1).
+
+        Releasing sets it to now rather than deleting the row: the row keeps the token, so the
+        next holder's is larger.
+        """
+        return s.execute(f"UPDATE {self.dialect.qualified(self.leases_ref)} SET expires_at = ? "
+                         "WHERE pipeline_name = ? AND window_start = ? AND token = ? AND holder = ?",
+                         [expires, lease.pipeline_name, lease.window_start, lease.token, lease.holder])
 
     # -- plumbing ---------------------------------------------------------------------------
 
