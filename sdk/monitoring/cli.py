@@ -261,7 +261,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     for item in found:
         if item.pipeline is None:
             out.note(f"{item.label}: skipped: {item.problem}")
-    usable = []
+    usable, unreadable = [], []
     for item in found:
         if item.pipeline is None:
             continue
@@ -269,6 +269,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
             drive_exists(item.pipeline)  # builds the drive store: a config it cannot use says so here
         except DrivetrainError as exc:
             out.note(f"{item.label}: skipped: cannot read its drive table: {exc}")
+            unreadable.append(item.label)
             item.pipeline.close()
             continue
         usable.append(item.pipeline)
@@ -284,12 +285,17 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     if html_file is not None:
         report_html.write(metrics, html_file)
         out.note(f"wrote {html_file}")
-    if as_json:
+    failed = bool(unreadable) and bool(pipelines or send_alerts)  # named, or alerts depend on it: not a success
+    if as_json and not failed:
         out.json(metrics.to_json())
-        return
-    if not metrics.pipelines:
+    elif not as_json and not metrics.pipelines:
         out.note("no runs recorded for any pipeline found")
-        return
-    _print_tables(metrics, out)
-    levels = [h.level for h in metrics.health()]
-    out.note(f"{levels.count(ALERT)} pipeline(s) need attention, {levels.count(WARNING)} with warnings")
+    elif not as_json:
+        _print_tables(metrics, out)
+        levels = [h.level for h in metrics.health()]
+        out.note(f"{levels.count(ALERT)} pipeline(s) need attention, {levels.count(WARNING)} with warnings")
+    if failed:
+        from drivetrain.cli._output import CliError
+
+        raise CliError(f"cannot read the drive table of {', '.join(unreadable)} (why: above); the report covers "
+                       "the other pipelines", extra={"unreadable": unreadable, "report": metrics.to_json()})

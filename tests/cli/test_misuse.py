@@ -159,11 +159,20 @@ class TestCorruptFile:
         body = json_error(cli("history", "./shop", "--json"), 1, "failed")
         assert "drive file is damaged" in str(body["message"])
 
-    def test_report_skips_the_pipeline_and_says_why(self, cli: Cli, corrupt: Path) -> None:
+    def test_report_of_a_named_pipeline_says_why_and_fails(self, cli: Cli, corrupt: Path) -> None:
         result = cli("report", "./shop")
         assert "Traceback" not in result.stderr
         assert "shop: skipped: cannot read its drive table" in result.stderr
         assert "the SQLite drive file is damaged" in result.stderr
+        assert result.returncode == 1 and "cannot read the drive table of ./shop" in result.stderr
+
+    def test_report_json_of_a_named_pipeline_is_one_json_error_with_the_rest_of_the_report(self, cli: Cli, corrupt: Path) -> None:
+        body = json_error(cli("report", "./shop", "--json"), 1, "failed")
+        assert body["unreadable"] == ["./shop"] and body["report"]["success_rates"] == []
+
+    def test_report_over_the_fleet_skips_the_pipeline_and_goes_on(self, cli: Cli, corrupt: Path, shop: Path) -> None:
+        result = cli("report", "--dir", str(shop))
+        assert "skipped: cannot read its drive table" in result.stderr and result.returncode == 0
 
 
 class TestBrokenPipelineModule:
