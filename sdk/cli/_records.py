@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from drivetrain.drive import is_partial
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseStatus, RunRecord, RunStatus
 from drivetrain.settle import reload_reason
@@ -65,6 +66,10 @@ def unpublished_text(record: RunRecord) -> str:
     return f"; target unchanged: {written if isinstance(written, int) else 'its'} rows wait in {details['pending_table']}"
 
 
+#: How a run that started before its window ended (``run --allow-partial``) is labelled.
+PARTIAL_TEXT = "partial: started before the window ended; a plain run loads the window again"
+
+
 def carried_phases(record: RunRecord) -> list[str]:
     """Phases this run skipped because an earlier attempt had completed them."""
     return [name for name in record.phases_skipped if record.phases[name].carried_from]
@@ -85,6 +90,8 @@ def outcome_text(record: RunRecord) -> str:
         text += f"{'; ' if text else ''}resumed: skipped {', '.join(carried)} (done by {origin})"
     if record.pipeline_status is RunStatus.SKIPPED:
         text += f"{'; ' if text else ''}window skipped"
+    if is_partial(record):
+        text += f"{'; ' if text else ''}{PARTIAL_TEXT}"
     if (reason := reload_reason(record)) is not None:
         text += f"{'; ' if text else ''}reload: {reason}"
     return text
@@ -151,7 +158,7 @@ def header_rows(record: RunRecord) -> list[list[str]]:
     """Key facts of a run, as (field, value) rows."""
     return [
         ["pipeline", record.pipeline_name],
-        ["status", record.pipeline_status.value],
+        ["status", record.pipeline_status.value + (f" ({PARTIAL_TEXT})" if is_partial(record) else "")],
         ["window", window_label(record)],
         ["target date", record.target_date.isoformat()],
         ["attempt", f"{record.pipeline_retry_number + 1} (retry number {record.pipeline_retry_number})"],

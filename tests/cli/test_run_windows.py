@@ -65,6 +65,10 @@ class TestWindowsThatHaveNotEnded:
         assert result.returncode == 0, result
         (row,) = result.json()
         assert row["pre_validation_phase"]["phase_specific_details"]["partial_window"] is True
+        label = "partial: started before the window ended; a plain run loads the window again"
+        assert label in cli("history", "./shop").stdout
+        shown = cli("show", row["pipeline_id"], "-p", "./shop").stdout
+        assert f"SUCCESS ({label})" in shown
 
     def test_allow_partial_without_a_window_is_a_usage_error(self, cli: Cli, shop: Path) -> None:
         result = cli("run", "./shop", "--allow-partial")
