@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivetrain.config.view import ConfigView, cached_view, needs_full_load, remember_view, view_of
 from drivetrain.errors import DrivetrainError
+from drivetrain.monitoring.fleet import store_key
 
 if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
@@ -26,8 +27,9 @@ __all__ = ["PipelineView", "SharedStores", "drive_key", "load_folder"]
 
 
 def drive_key(store: DriveStore) -> str:
-    """Which drive table a store reads, as text (the same as :func:`~drivetrain.monitoring.fleet.store_key`)."""
-    return f"{type(store).__module__}.{type(store).__qualname__} {store.location} {getattr(store, 'table_sql', '')}"
+    """Which drive table a store reads, as text: :func:`~drivetrain.monitoring.fleet.store_key` written out."""
+    kind, where = store_key(store)
+    return f"{kind.__module__}.{kind.__qualname__} {where}"
 
 
 class SharedStores:

@@ -48,24 +48,23 @@ def database() -> str:
     return f"T_{uuid.uuid4().hex[:12].upper()}"
 
 
-@pytest.fixture(params=BACKENDS)
-def warehouse_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
-    """A warehouse of each backend, empty, closed after the test."""
-    wh = _make(request.param, request, tmp_path)
+def _closed_after(wh: Warehouse) -> Iterator[Warehouse]:
     try:
         yield wh
     finally:
         wh.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
+    """A warehouse of each backend, empty, closed after the test."""
+    yield from _closed_after(_make(request.param, request, tmp_path))
 
 
 @pytest.fixture(params=BACKENDS + DRIVE_ONLY)
 def drive_backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Warehouse]:
     """A warehouse of each backend that can hold a drive table, empty, closed after the test."""
-    wh = _make(request.param, request, tmp_path)
-    try:
-        yield wh
-    finally:
-        wh.close()
+    yield from _closed_after(_make(request.param, request, tmp_path))
 
 
 def rows(wh: Warehouse, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
