@@ -295,6 +295,8 @@ class FilesSource(Source):
             try:
                 chunk.decode("utf-8")  # Arrow's JSON reader lets invalid UTF-8 through; the warehouse would not
                 table = pajson.read_json(io.BytesIO(chunk))
+                if window is not None:
+                    table = self._typed_by_window(table, lines, path, first_line, window)
                 yield from table.to_batches(max_chunksize=self.batch_size)
                 return
             except (pa.ArrowInvalid, UnicodeDecodeError):
@@ -308,6 +310,35 @@ class FilesSource(Source):
             stamps = _column([row.get(self.query_field) for row in rows])
             inside = self._window_mask(stamps, window)[0].to_pylist()
         yield from _rows_to_table(rows, inside, keep=self.query_field).to_batches(max_chunksize=self.batch_size)
+
+    def _typed_by_window(self, table: pa.Table, lines: list[bytes], path: Path, first_line: int,
+                         window: Window) -> pa.Table:
+        """``table`` (the whole chunk) with the window's records typed as they would be alone.
+
+        Arrow types a column from the whole chunk: an integer field becomes a double when a record
+        of another window holds 0.5. The window's lines are read again on their own; the other
+        records keep only their query field (for :meth:`_in_window` to account for them).
+        """
+        if self.query_field not in table.column_names:
+            return table
+        inside = self._window_mask(table.column(self.query_field), window)[0].to_pylist()
+        chosen = sum(inside)
+        nonblank = [line for line in lines if line.strip()]
+        if chosen in (0, table.num_rows) or len(nonblank) != table.num_rows:
+            return table  # nothing of another window to type it, or lines and rows do not pair up
+        own = pa.Table.from_batches(list(self._parse_chunk(
+            [line for line, keep in zip(nonblank, inside, strict=True) if keep], path, first_line, None)))
+        if own.num_rows != chosen:
+            return table
+        positions, seen = [], 0
+        for keep in inside:
+            positions.append(seen if keep else None)
+            seen += keep
+        take = pa.array(positions, pa.int64())
+        columns = {name: table.column(name) if name == self.query_field else own.column(name).take(take)
+                   for name in own.column_names}
+        columns.setdefault(self.query_field, table.column(self.query_field))
+        return pa.table(columns)
 
     def _parse_line(self, line: bytes, where: str = "") -> dict[str, Any] | None:
         """One JSONL line as a record; one that cannot be read becomes a record to reject.
