@@ -32,7 +32,16 @@ from drivetrain.errors import ConfigError
 CONFIGS = Path(__file__).parent / "configs"
 FULL = CONFIGS / "full.json"
 MINIMAL = CONFIGS / "minimal.json"
-DELETE = object()
+
+
+class _Delete:
+    """The marker for "remove this key" in INVALID (its repr names the case the same way in every process)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def full_data() -> dict[str, Any]:
