@@ -256,3 +256,35 @@ def test_a_value_the_server_refuses_mid_stream_fails_the_load_naming_the_table_a
     assert ids(wh, table, hour(0)) == [1000, 1001, 1002]
     load(wh, table, hour(0), rows(hour(0), 0, 100))  # the warehouse loads again afterwards
     assert ids(wh, table, hour(0)) == list(range(100))
+
+
+def test_a_claim_is_one_statement_once_the_owners_table_exists_and_judges_as_before(wh, postgres, monkeypatch) -> None:  # noqa: ANN001
+    """The first claim creates the owners table; the next ones insert and read the claims in one
+    statement, with the same answers: a new claim, one already held, another pipeline refused."""
+    from drivetrain.ownership import owned
+
+    from .warehouse import make_warehouse
+
+    executed: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self, query, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        executed.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    first, second = TableRef(name="one", query_field="at"), TableRef(name="two", query_field="at")
+    wh.claim_table(owned(first, "alpha", False, "stage_system"))  # creates drivetrain_table_owners
+    executed.clear()
+    assert wh.record_claim(owned(second, "alpha", True, "stage_system"))[1] is True
+    assert len(executed) == 1
+    again = make_warehouse(postgres, monkeypatch, schema=wh.options.schema)  # the next run
+    try:
+        claims, new = again.record_claim(owned(second, "alpha", True, "stage_system"))
+        assert (new, [(c.pipeline, c.shared) for c in claims]) == (False, [("alpha", True)])
+        again.claim_table(owned(first, "alpha", False, "stage_system"))
+        with pytest.raises(PermanentError, match="belongs to pipeline 'alpha'"):
+            again.claim_table(owned(first, "beta", False, "stage_system"))
+        assert [c.pipeline for c in again.table_claims(first)] == ["alpha"]
+    finally:
+        again.close()
