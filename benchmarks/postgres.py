@@ -316,9 +316,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def window_delete(server: Any, rows: int = 400_000, windows: int = 30, repetitions: int = 5) -> dict[str, float]:
-    """Median seconds to count and to DELETE one window of a stage table holding ``windows``
-    windows, without and with the index drivetrain now gives the query field (each DELETE rolled
-    back, so every repetition deletes the same rows)."""
+    """Median seconds to count, to DELETE and to insert (the index's cost at load) one window of
+    a stage table holding ``windows`` windows, without and with the index drivetrain now gives
+    the query field (each change rolled back, so every repetition changes the same rows)."""
     step = windows * 86_400_000_000 // rows
     out: dict[str, float] = {}
     with server.admin() as conn:
@@ -330,12 +330,14 @@ def window_delete(server: Any, rows: int = 400_000, windows: int = 30, repetitio
                      f" 'run_' || (g * {windows} / {rows}), now(), g FROM generate_series(1, {rows}) g")
         conn.execute("VACUUM ANALYZE bench_stage")
         where = "created_at >= '2025-01-15 00:00:00+00' AND created_at < '2025-01-16 00:00:00+00'"
+        conn.execute(f"CREATE TEMPORARY TABLE bench_window AS SELECT * FROM bench_stage WHERE {where}")
         for label in ("without index", "with index"):
             if label == "with index":
                 conn.execute("CREATE INDEX ON bench_stage (created_at)")
                 conn.execute("ANALYZE bench_stage")
             for what, sql in (("count", f"SELECT count(*) FROM bench_stage WHERE {where}"),
-                              ("delete", f"DELETE FROM bench_stage WHERE {where}")):
+                              ("delete", f"DELETE FROM bench_stage WHERE {where}"),
+                              ("insert", "INSERT INTO bench_stage SELECT * FROM bench_window")):
                 times = []
                 for _ in range(repetitions):
                     conn.execute("BEGIN")
