@@ -331,9 +331,10 @@ def window_delete(server: Any, rows: int = 400_000, windows: int = 30, repetitio
         conn.execute("VACUUM ANALYZE bench_stage")
         where = "created_at >= '2025-01-15 00:00:00+00' AND created_at < '2025-01-16 00:00:00+00'"
         conn.execute(f"CREATE TEMPORARY TABLE bench_window AS SELECT * FROM bench_stage WHERE {where}")
-        for label in ("without index", "with index"):
-            if label == "with index":
-                conn.execute("CREATE INDEX ON bench_stage (created_at)")
+        for label in ("without index", "with brin", "with btree"):
+            conn.execute("DROP INDEX IF EXISTS bench_stage_window")
+            if label != "without index":
+                conn.execute(f"CREATE INDEX bench_stage_window ON bench_stage USING {label.split()[1]} (created_at)")
                 conn.execute("ANALYZE bench_stage")
             for what, sql in (("count", f"SELECT count(*) FROM bench_stage WHERE {where}"),
                               ("delete", f"DELETE FROM bench_stage WHERE {where}"),
