@@ -288,3 +288,17 @@ def test_a_claim_is_one_statement_once_the_owners_table_exists_and_judges_as_bef
         assert [c.pipeline for c in again.table_claims(first)] == ["alpha"]
     finally:
         again.close()
+
+
+def test_a_load_without_the_copy_encoder_installed_names_the_extra_and_writes_nothing(wh, monkeypatch) -> None:  # noqa: ANN001
+    import sys
+
+    from drivetrain.errors import MissingExtraError
+
+    table = TableRef(name="noencoder", query_field="at")
+    load(wh, table, hour(0), rows(hour(0), 0, 2))
+    monkeypatch.setitem(sys.modules, "pgpq", None)
+    with pytest.raises(MissingExtraError, match="postgres"):
+        load(wh, table, hour(0), rows(hour(0), 10, 2))
+    monkeypatch.delitem(sys.modules, "pgpq")
+    assert ids(wh, table, hour(0)) == [0, 1]
