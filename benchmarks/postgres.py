@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python -m benchmarks.postgres                    # 2M narrow rows over 10 days; 1- and 10-day windows
     python -m benchmarks.postgres --smoke            # seconds: checks it all runs
     python -m benchmarks.run --postgres [ARGS...]    # the same, through the main runner
+    python -m benchmarks.postgres window-delete      # count and DELETE of one window of 30, index or not
 
 A throwaway PostgreSQL server (:mod:`tests.servers.postgres`) holds one narrow table, ``rows``
 rows spread evenly over ``days`` days, each value a function of the row number::
@@ -314,10 +315,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def window_delete(server: Any, rows: int = 400_000, windows: int = 30, repetitions: int = 5) -> dict[str, float]:
+    """Median seconds to count, to DELETE and to insert (the index's cost at load) one window of
+    a stage table holding ``windows`` windows, without and with the index drivetrain now gives
+    the query field (each change rolled back, so every repetition changes the same rows)."""
+    step = windows * 86_400_000_000 // rows
+    out: dict[str, float] = {}
+    with server.admin() as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_stage")
+        conn.execute("CREATE TABLE bench_stage (id bigint, created_at timestamptz, status text, amount numeric(12, 2),"
+                     " _drivetrain_pipeline_id text, _drivetrain_loaded_at timestamptz, _drivetrain_row bigint)")
+        conn.execute(f"INSERT INTO bench_stage SELECT g, timestamptz '2025-01-01 00:00:00+00'"
+                     f" + make_interval(secs => (g - 1)::bigint * {step} / 1000000.0), 'done', (g % 1000) / 7.0,"
+                     f" 'run_' || (g * {windows} / {rows}), now(), g FROM generate_series(1, {rows}) g")
+        conn.execute("VACUUM ANALYZE bench_stage")
+        where = "created_at >= '2025-01-15 00:00:00+00' AND created_at < '2025-01-16 00:00:00+00'"
+        conn.execute(f"CREATE TEMPORARY TABLE bench_window AS SELECT * FROM bench_stage WHERE {where}")
+        for label in ("without index", "with brin", "with btree"):
+            conn.execute("DROP INDEX IF EXISTS bench_stage_window")
+            if label != "without index":
+                conn.execute(f"CREATE INDEX bench_stage_window ON bench_stage USING {label.split()[1]} (created_at)")
+                conn.execute("ANALYZE bench_stage")
+            for what, sql in (("count", f"SELECT count(*) FROM bench_stage WHERE {where}"),
+                              ("delete", f"DELETE FROM bench_stage WHERE {where}"),
+                              ("insert", "INSERT INTO bench_stage SELECT * FROM bench_window")):
+                times = []
+                for _ in range(repetitions):
+                    conn.execute("BEGIN")
+                    began = time.perf_counter()
+                    conn.execute(sql)
+                    times.append(time.perf_counter() - began)
+                    conn.execute("ROLLBACK")
+                out[f"{what} {label}"] = sorted(times)[len(times) // 2]
+        conn.execute("DROP TABLE bench_stage")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["child"]:
         return child(*argv[1:])
+    if argv[:1] == ["window-delete"]:
+        from tests.servers.postgres import PostgresServer
+
+        server = PostgresServer.start()
+        try:
+            for name, seconds in window_delete(server).items():
+                print(f"| {name} | {seconds * 1000:.1f} ms |")
+        finally:
+            server.stop()
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return 0
     document = run(parse_args(argv), say=lambda text: print(text, flush=True))
     failed = [f"{s} {n}" for s, paths in document["summary"].items() for n, v in paths.items() if v["errors"]]
     if failed:

@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python -m benchmarks.postgres_readers                 # 400k rows over 4 days; 1- and 4-day windows
-    python -m benchmarks.postgres_readers --smoke
+    python -m benchmarks.postgres_readers --smoke        # 2,000 rows, every reader once (tests/benchmarks)
 
 The table is :func:`benchmarks.postgres.build`'s. Every reader connects, reads the window into
 Arrow batches of the types the source delivers (decimal amounts, UTC microsecond timestamps) and
@@ -200,44 +200,65 @@ def measure(name: str, job_file: Path, job: dict[str, Any], bin_dir: Path, pytho
     return json.loads(lines[-1][7:]) if lines else {"error": out.stderr[-400:]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["child"]:
-        return child(*argv[1:])
+def run(server: Any, args: argparse.Namespace, say: Any = print) -> dict[str, dict[str, list[float]]]:
+    """Seconds of each reader per window size (``{"1d": {"adbc": [...]}}``) on ``server``.
+
+    ``args.in_process`` reads in this process instead of a child per reader (the smoke test's
+    way: the clock then includes no start-up, so its numbers compare nothing).
+    """
+    root = Path(tempfile.mkdtemp(prefix="dt-bench-pgr-"))
+    names = args.readers.split(",")
+    results: dict[str, dict[str, list[float]]] = {}
+    build(server, args.rows, args.days)
+    source = {"host": server.host, "port": server.port, "database": server.database, "user": server.user,
+              "password": server.password, "url": server.url()}
+    for days in (int(d) for d in args.windows.split(",")):
+        job = {"source": source, "start": START.isoformat(), "end": (START + timedelta(days=days)).isoformat(),
+               "expected_rows": args.rows * days // args.days}
+        job_file = root / f"job_{days}.json"
+        job_file.write_text(json.dumps(job))
+        results[f"{days}d"] = {n: [] for n in names}
+        for rep in range(args.repetitions + (0 if args.smoke else 1)):  # the first round warms up
+            for name in names:
+                if args.in_process and name != "limit":
+                    began = time.perf_counter()
+                    outcome = {"rows": read(name, job)}
+                    outcome["seconds"] = time.perf_counter() - began
+                else:
+                    outcome = measure(name, job_file, job, server.bin_dir, sys.executable)
+                if "error" in outcome or outcome["rows"] != job["expected_rows"]:
+                    say(f"{days}d {name}: {outcome}")
+                    continue
+                if rep or args.smoke:
+                    results[f"{days}d"][name].append(outcome["seconds"])
+    return results
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres_readers")
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--windows", default="1,4")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--readers", default=",".join(READERS))
-    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="2,000 rows, one round, no warm-up")
+    parser.add_argument("--in-process", action="store_true", help="read in this process (no child per reader)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rows, args.days, args.windows, args.repetitions = 20_000, 2, "1", 1
+        args.rows, args.days, args.windows, args.repetitions = 2_000, 2, "1", 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:
+        return child(*argv[1:])
+    args = parse_args(argv)
     from tests.servers.postgres import PostgresServer
 
     server = PostgresServer.start()
-    root = Path(tempfile.mkdtemp(prefix="dt-bench-pgr-"))
-    names = args.readers.split(",")
-    results: dict[str, dict[str, list[float]]] = {}
     try:
-        build(server, args.rows, args.days)
-        source = {"host": server.host, "port": server.port, "database": server.database, "user": server.user,
-                  "password": server.password, "url": server.url()}
-        for days in (int(d) for d in args.windows.split(",")):
-            job = {"source": source, "start": START.isoformat(), "end": (START + timedelta(days=days)).isoformat(),
-                   "expected_rows": args.rows * days // args.days}
-            job_file = root / f"job_{days}.json"
-            job_file.write_text(json.dumps(job))
-            results[f"{days}d"] = {n: [] for n in names}
-            for rep in range(args.repetitions + 1):
-                for name in names:
-                    outcome = measure(name, job_file, job, server.bin_dir, sys.executable)
-                    if "error" in outcome or outcome["rows"] != job["expected_rows"]:
-                        print(f"{days}d {name}: {outcome}", flush=True)
-                        continue
-                    if rep:
-                        results[f"{days}d"][name].append(outcome["seconds"])
+        results = run(server, args, say=lambda text: print(text, flush=True))
     finally:
         server.stop()
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -1,4 +1,4 @@
-"""Work on a thread of its own while the caller does other work: opening a connection, a COPY."""
+"""Work on a thread of its own while the caller does other work: opening a connection."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 class Background:
     """A call run on a thread of its own while the caller does other work.
 
-    Opening a connection: authenticating (SCRAM) and the ADBC driver's read of the type
-    catalogue take a few round trips and some CPU on both ends; the source looks up the relation
-    and the load claims and creates its table meanwhile. A load's COPY: the next batches are
-    read and checked meanwhile. :meth:`get` waits for the result (or raises the call's error);
-    :meth:`discard` waits and closes a connection nobody took.
+    Opening a connection: authenticating (SCRAM) takes a few round trips and some CPU on both
+    ends, and the ADBC driver reads the server's type catalogue on a connection of its own; the
+    source looks up the relation and the load claims and creates its table meanwhile.
+    :meth:`get` waits for the result (or raises the call's error); :meth:`discard` waits and
+    closes a connection nobody took.
     """
 
     def __init__(self, call: Callable[[], Any]) -> None:

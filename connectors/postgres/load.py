@@ -1,21 +1,22 @@
 """Loading one window into PostgreSQL: Arrow batches go in by binary COPY, inside one transaction.
 
-The load has an ADBC connection of its own (``adbc-driver-postgresql``, part of the postgres
-extra): its bulk ingest streams Arrow as binary COPY in C, about 2.5 times faster than psycopg's
-COPY ``write_row`` on 200k rows (see benchmarks/postgres.py). The connection outlives the window:
-a committed load hands it back to the warehouse and the next window's load takes it again (one
-authentication a run); one the server closed meanwhile is replaced by a new one before anything
-is written. Its first append opens the transaction and deletes the window from the table it
-loads. Batches whose Arrow types are what the table's columns read in binary COPY are gathered
-up to :data:`INGEST_BYTES` and go straight in with one COPY (each COPY has a fixed cost: 40 COPYs
-of 10k rows took twice as long as one of 400k), run on a thread while the next batches are read
-and checked; the next use of the connection waits for it and raises its error. Any other batch is ingested at once into a
-temporary table and moved into the real one by ``INSERT ... SELECT`` with a cast per column, so
-a column created from another Arrow type (or by hand, e.g. jsonb) still takes the rows, and a
-value that does not fit fails the load with the server's reason. :meth:`PostgresWindowLoad.commit`
-writes what is gathered, empties the window of tables that got no rows, calls the fence, and
-commits. Nothing is visible to other sessions before, and an abort or a crash (the server ends
-the session) rolls everything back.
+The load has a psycopg connection of its own, opened while the first append claims and creates
+its table on the pool's connection. Batches are encoded into PostgreSQL's binary COPY format by
+``pgpq`` (in Rust, part of the postgres extra) and written to one ``COPY ... FROM STDIN`` per
+table and window as they arrive, so the server inserts the first rows while the next ones are
+read: one COPY has a fixed cost (40 COPYs of 10k rows took twice as long as one of 400k), and
+the ADBC ingest this replaced needed a second connection and a read of the type catalogue at
+every start (0.1-0.25 s of a 1-day window, see benchmarks/postgres.py). The connection outlives
+the window: a committed load hands it back to the warehouse and the next window's load takes it
+again (one authentication a run); one the server closed meanwhile is replaced before anything is
+written. Its first append opens the transaction and deletes the window from the table it loads.
+Batches whose Arrow types are what the table's columns read in binary COPY go straight in; any
+other batch goes into a temporary table and moves into the real one by ``INSERT ... SELECT``
+with a cast per column, so a column created from another Arrow type (or by hand, e.g. jsonb)
+still takes the rows, and a value that does not fit fails the load with the server's reason.
+:meth:`PostgresWindowLoad.commit` ends the COPY, empties the window of tables that got no rows,
+calls the fence, and commits. Nothing is visible to other sessions before, and an abort or a
+crash (the server ends the session) rolls everything back.
 """
 
 from __future__ import annotations
@@ -41,14 +42,9 @@ if TYPE_CHECKING:
 
 _names = itertools.count()
 
-#: Arrow bytes of straight batches gathered for one table before they go in by one COPY, on a
-#: thread of its own while the next ones are read (one COPY at a time on the connection).
-INGEST_BYTES = 8 * 1024 * 1024
-
-
 def ingest_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch in Arrow types the ADBC ingest writes: nested values as JSON text, unsigned and
-    small types widened, dictionaries decoded, durations as their count."""
+    """The batch in Arrow types the COPY encoder writes: nested values as JSON text, unsigned and
+    small types widened, dictionaries decoded, durations as their count, wide decimals as text."""
     import json
 
     import pyarrow as pa
@@ -59,7 +55,9 @@ def ingest_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
         if pa.types.is_dictionary(t):
             array, t = array.dictionary_decode(), t.value_type
         target = _widened(t)
-        if pa.types.is_nested(t):
+        if pa.types.is_decimal256(t):  # pgpq encodes decimal128 only: the exact text, cast by the server
+            array, t = array.cast(pa.string()), pa.string()
+        elif pa.types.is_nested(t):
             array = pa.array([None if v is None else json.dumps(v, default=str) for v in array.to_pylist()], pa.string())
         elif target is not None and target != t:
             array = array.cast(target, safe=not pa.types.is_timestamp(t))
@@ -89,7 +87,7 @@ def _binary_fits(t: pa.DataType, column_type: str) -> bool:
     import pyarrow as pa
 
     column_type = column_type.lower()
-    if pa.types.is_decimal(t):
+    if pa.types.is_decimal128(t):
         return column_type.startswith("numeric")
     if pa.types.is_timestamp(t):
         return column_type == ("timestamp with time zone" if t.tz else "timestamp without time zone")
@@ -99,12 +97,48 @@ def _binary_fits(t: pa.DataType, column_type: str) -> bool:
     return column_type in natural.get(t, ())
 
 
-def adbc_dbapi() -> Any:
+#: Arrow bytes of batches held for a table while another table's COPY is open (the rejects
+#: while the stage's rows stream) before the open COPY ends and they go in.
+HOLD_BYTES = 8 * 1024 * 1024
+
+
+def copy_encoder(schema: pa.Schema) -> Any:
+    """A ``pgpq`` encoder of batches of ``schema`` into binary COPY data."""
     try:
-        import adbc_driver_postgresql.dbapi
+        from pgpq import ArrowToPostgresBinaryEncoder
     except ImportError:
-        raise MissingExtraError("adbc-driver-postgresql", "postgres") from None
-    return adbc_driver_postgresql.dbapi
+        raise MissingExtraError("pgpq", "postgres") from None
+    return ArrowToPostgresBinaryEncoder(schema)
+
+
+class _Copy:
+    """One ``COPY <table> (<columns>) FROM STDIN (FORMAT binary)`` open on a connection: batches
+    of one schema are encoded and written as they come; :meth:`finish` ends it (the server's
+    refusal of a value is raised there at the latest)."""
+
+    def __init__(self, conn: Any, table: TableRef, target_sql: str, schema: pa.Schema, quote: Any) -> None:
+        self.table, self.schema = table, schema
+        self._encoder = copy_encoder(schema)
+        names = ", ".join(quote(n) for n in schema.names)
+        self._cursor = conn.cursor()
+        self._block = self._cursor.copy(f"COPY {target_sql} ({names}) FROM STDIN (FORMAT binary)")
+        self._copy = self._block.__enter__()
+        self._copy.write(self._encoder.write_header())
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._copy.write(self._encoder.write_batch(batch))
+
+    def finish(self) -> None:
+        self._copy.write(self._encoder.finish())
+        self._block.__exit__(None, None, None)
+        self._cursor.close()
+
+    def fail(self) -> None:
+        """End the COPY as failed (the transaction is rolled back after)."""
+        with suppress(Exception):
+            self._block.__exit__(RuntimeError, RuntimeError("load aborted"), None)
+        with suppress(Exception):
+            self._cursor.close()
 
 
 class PostgresWindowLoad(WindowLoad):
@@ -116,9 +150,10 @@ class PostgresWindowLoad(WindowLoad):
         self.key = key
         self._rows: dict[TableRef, int] = {}
         self._types: dict[TableRef, dict[str, str]] = {}
-        self._gathered: dict[TableRef, list[pa.RecordBatch]] = {}
         self._conn: Any = None
-        self._copying: Background | None = None
+        self._copy: _Copy | None = None
+        self._held: dict[TableRef, list[pa.RecordBatch]] = {}
+        self._streamed: TableRef | None = None
         # connects while the first append claims, creates and reads the table on the pool's connection
         self._opening: Background | None = Background(lambda: warehouse.load_connection(f"load window {window}"))
 
@@ -132,14 +167,22 @@ class PostgresWindowLoad(WindowLoad):
             cur.execute(sql)
 
     def _connection(self) -> Any:
-        """The load's connection, once the COPY under way on it (if any) has ended; its error raised."""
-        copying, self._copying = self._copying, None
-        if copying is not None:
-            copying.get()
+        """The load's connection, once the COPY open on it (if any) has ended; its error raised."""
+        self._end_copy()
         if self._conn is None:  # a transaction is open until commit()
             opening, self._opening = self._opening, None
             self._conn = opening.get() if opening is not None else self.wh.load_connection(f"load window {self.window}")
         return self._conn
+
+    def _end_copy(self) -> None:
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            try:
+                with self.wh.pool.errors(self.wh.where(copy.table, "load")):
+                    copy.finish()
+            except BaseException:
+                copy.fail()
+                raise
 
     def append(self, table: TableRef, batch: pa.RecordBatch) -> None:
         wh, d = self.wh, self.wh.dialect
@@ -155,46 +198,69 @@ class PostgresWindowLoad(WindowLoad):
             return
         ready = ingest_ready(batch)
         types = self._types[table]
-        if self._gathered.get(table) and self._gathered[table][0].schema != ready.schema:
-            self._ingest(table)  # one COPY streams batches of one schema
         if all(_binary_fits(f.type, types[f.name]) for f in ready.schema):  # COPY straight into the table
-            gathered = self._gathered.setdefault(table, [])
-            gathered.append(ready)
-            if sum(b.nbytes for b in gathered) >= INGEST_BYTES:
-                self._ingest(table)
+            copy, streamed = self._copy, self._streamed or table
+            self._streamed = streamed
+            if table != streamed:  # one COPY at a time: the first table's rows stream, others' wait
+                held = self._held.setdefault(table, [])
+                held.append(ready)
+                if sum(b.nbytes for tb in self._held.values() for b in tb) >= HOLD_BYTES:
+                    self._write_held()
+            else:
+                if copy is None or copy.table != table or copy.schema != ready.schema:
+                    conn = self._connection()  # ends the COPY of another shape
+                    with wh.pool.errors(wh.where(table, "load")):
+                        self._copy = _Copy(conn, table, d.qualified(table), ready.schema, d.quote)
+                self._write(ready)
         else:
-            self._ingest(table)
-            scratch = f"_drivetrain_load_{next(_names)}"
+            scratch = d.quote(f"_drivetrain_load_{next(_names)}")
             names = ", ".join(d.quote(n) for n in ready.schema.names)
             casts = ", ".join(f"CAST({d.quote(n)} AS {types[n]})" for n in ready.schema.names)
-            with wh.pool.errors(wh.where(table, "load")), self._connection().cursor() as cur:
-                cur.adbc_ingest(scratch, ready, mode="create", temporary=True)
-                cur.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {d.quote(scratch)}")
-                cur.execute(f"DROP TABLE {d.quote(scratch)}")
+            columns = ", ".join(f"{d.quote(f.name)} {arrow_type_sql(f)}" for f in ready.schema)
+            conn = self._connection()
+            with wh.pool.errors(wh.where(table, "load")):
+                conn.execute(f"CREATE TEMPORARY TABLE {scratch} ({columns})")
+                copy = _Copy(conn, table, scratch, ready.schema, d.quote)
+                try:
+                    copy.write(ready)
+                    copy.finish()
+                except BaseException:
+                    copy.fail()
+                    raise
+                conn.execute(f"INSERT INTO {d.qualified(table)} ({names}) SELECT {casts} FROM {scratch}")
+                conn.execute(f"DROP TABLE {scratch}")
         self._rows[table] += batch.num_rows
 
-    def _ingest(self, table: TableRef) -> None:
-        """Start the COPY of the batches gathered for ``table``, as one stream, on a thread."""
-        import pyarrow as pa
+    def _write(self, batch: pa.RecordBatch) -> None:
+        copy = self._copy
+        assert copy is not None
+        try:
+            with self.wh.pool.errors(self.wh.where(copy.table, "load")):
+                copy.write(batch)
+        except BaseException:
+            self._copy = None
+            copy.fail()
+            raise
 
-        batches, self._gathered[table] = self._gathered.get(table, []), []
-        if not batches:
-            return
-        conn, (schema, name), what = self._connection(), self.wh._parts(table), self.wh.where(table, "load")
-
-        def copy() -> None:
-            with self.wh.pool.errors(what), conn.cursor() as cur:
-                cur.adbc_ingest(name, pa.RecordBatchReader.from_batches(batches[0].schema, batches), mode="append",
-                                db_schema_name=schema)
-
-        self._copying = Background(copy)
+    def _write_held(self) -> None:
+        """COPY the batches that waited for another table's COPY (one COPY per table and shape)."""
+        held, self._held = self._held, {}
+        d = self.wh.dialect
+        for table, batches in held.items():
+            for batch in batches:
+                if self._copy is None or self._copy.table != table or self._copy.schema != batch.schema:
+                    conn = self._connection()
+                    with self.wh.pool.errors(self.wh.where(table, "load")):
+                        self._copy = _Copy(conn, table, d.qualified(table), batch.schema, d.quote)
+                self._write(batch)
+        self._end_copy()
 
     def _add_columns(self, table: TableRef, schema: pa.Schema) -> None:
         """Columns a later batch brings, added inside the load's transaction: this transaction
         holds the table, so DDL on another connection would wait for it."""
         d, types = self.wh.dialect, self._types[table]
         if any(f.name not in types or widened_type("postgres", sql_kind(types[f.name]), arrow_kind(f.type)) for f in schema):
-            self._ingest(table)  # the gathered rows go in with the columns they were checked against
+            self._write_held()  # waiting rows go in with the columns they were checked against
         for field in schema:
             if field.name not in types:
                 sql_type = arrow_type_sql(field)
@@ -208,10 +274,8 @@ class PostgresWindowLoad(WindowLoad):
 
     def commit(self, tables: Sequence[TableRef], *, fence: Fence | None = None) -> dict[str, int]:
         wh, d = self.wh, self.wh.dialect
-        for table in list(self._gathered):
-            self._ingest(table)
-        if self._conn is not None:
-            self._connection()  # the last COPY ended (or raised)
+        self._end_copy()
+        self._write_held()
         counts: dict[str, int] = {}
         for table in tables:
             if table not in self._rows:
@@ -231,14 +295,16 @@ class PostgresWindowLoad(WindowLoad):
 
     def abort(self) -> None:
         """Roll back what was appended (unless committed) and close the connection."""
-        for background in (self._copying, self._opening):
-            if background is not None:
-                background.discard()  # its error, if any, is the caller's already or moot
-        self._copying = self._opening = None
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            copy.fail()
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.discard()  # its error, if any, is the caller's already or moot
         conn, self._conn = self._conn, None
         self._rows.clear()
         self._types.clear()
-        self._gathered.clear()
+        self._held.clear()
         if conn is not None:
             with suppress(Exception):
                 conn.rollback()

@@ -81,7 +81,7 @@ class ConnectionPool:
         from urllib.parse import quote
 
         password = self.options.password.reveal() if self.options.password is not None else None
-        quoted = quote(password, safe="") if password else None  # as written in the ADBC load's URL
+        quoted = quote(password, safe="") if password else None  # as written in an ADBC URL
         return driver_errors("PostgreSQL", what, is_driver_error=pg_errors._is_driver_error, classify=classify,
                              text=pg_errors._server_text, secrets=(password, quoted))
 

@@ -2,9 +2,9 @@
 
 - The ADBC reader asks the server for numeric columns as their exact text (ADBC's own binary
   numeric conversion was most of its read time) and casts them to the delivered decimal type.
-- A window load gathers its batches into one COPY per table, and keeps its ADBC connection for
-  the next window's load; a kept connection the server closed is replaced before anything is
-  written.
+- A window load streams its batches into one COPY per table (binary, encoded by pgpq on the
+  load's psycopg connection), and keeps that connection for the next window's load; a kept
+  connection the server closed is replaced before anything is written.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import adbc_driver_manager.dbapi
-import adbc_driver_postgresql.dbapi
+import psycopg
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -111,20 +110,20 @@ def wh(postgres, monkeypatch):  # noqa: ANN001, ANN201 - a fixture
 
 @pytest.fixture
 def calls(monkeypatch):  # noqa: ANN001, ANN201 - a fixture
-    """Counts of the real driver's connects and ingests (each still runs)."""
+    """Counts of the real driver's load connections (the ones not in autocommit) and COPYs (each still runs)."""
     counted = {"connect": 0, "ingest": 0}
-    connect, ingest = adbc_driver_postgresql.dbapi.connect, adbc_driver_manager.dbapi.Cursor.adbc_ingest
+    connect, copy = psycopg.connect, psycopg.Cursor.copy
 
     def counting_connect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        counted["connect"] += 1
+        counted["connect"] += kwargs.get("autocommit") is False
         return connect(*args, **kwargs)
 
-    def counting_ingest(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        counted["ingest"] += 1
-        return ingest(self, *args, **kwargs)
+    def counting_copy(self, statement, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        counted["ingest"] += statement.startswith("COPY")
+        return copy(self, statement, *args, **kwargs)
 
-    monkeypatch.setattr(adbc_driver_postgresql.dbapi, "connect", counting_connect)
-    monkeypatch.setattr(adbc_driver_manager.dbapi.Cursor, "adbc_ingest", counting_ingest)
+    monkeypatch.setattr(psycopg, "connect", counting_connect)
+    monkeypatch.setattr(psycopg.Cursor, "copy", counting_copy)
     return counted
 
 
@@ -228,20 +227,25 @@ def test_an_aborted_load_gives_no_connection_back(wh, calls) -> None:  # noqa: A
     assert ids(wh, table, hour(0)) == list(range(5, 10))
 
 
-def test_a_window_larger_than_one_copy_goes_in_by_several_each_while_the_next_batches_arrive(wh, calls, monkeypatch) -> None:  # noqa: ANN001
+def test_a_second_tables_rows_wait_for_the_streaming_copy_and_all_arrive(wh, calls, monkeypatch) -> None:  # noqa: ANN001
+    """The stage's rows stream in one COPY; the rejects' (another table) are held, and go in when
+    they grow past HOLD_BYTES (ending the stream, which then reopens) or at the commit."""
     from drivetrain.connectors.postgres import load as pg_load
 
-    monkeypatch.setattr(pg_load, "INGEST_BYTES", 20_000)  # about 200 rows of these
-    table = TableRef(name="large", query_field="at")
-    assert load(wh, table, hour(0), *(rows(hour(0), i * 100, 100) for i in range(30))) == {str(table): 3000}
-    assert 5 <= calls["ingest"] <= 30
-    assert ids(wh, table, hour(0)) == list(range(3000))
+    monkeypatch.setattr(pg_load, "HOLD_BYTES", 5_000)  # about 50 rows of these
+    stage, rejects = TableRef(name="streamed", query_field="at"), TableRef(name="held", query_field="at")
+    w = hour(0)
+    with wh.window_load(w, "k") as job:
+        for i in range(20):
+            job.append(stage, rows(w, i * 100, 100))
+            job.append(rejects, rows(w, 10_000 + i * 10, 10))
+        assert job.commit([stage, rejects]) == {str(stage): 2000, str(rejects): 200}
+    assert ids(wh, stage, w) == list(range(2000))
+    assert ids(wh, rejects, w) == list(range(10_000, 10_200))
+    assert 3 <= calls["ingest"] < 40  # the stream reopened after each flush of the held rows, never a COPY a batch
 
 
-def test_a_copy_that_fails_on_its_thread_fails_the_load_naming_the_table_and_writes_nothing(wh, postgres, monkeypatch) -> None:  # noqa: ANN001
-    from drivetrain.connectors.postgres import load as pg_load
-
-    monkeypatch.setattr(pg_load, "INGEST_BYTES", 1)  # every batch is a COPY of its own
+def test_a_value_the_server_refuses_mid_stream_fails_the_load_naming_the_table_and_writes_nothing(wh, postgres) -> None:  # noqa: ANN001
     table = TableRef(name="refusing", query_field="at")
     with postgres.admin() as conn:
         conn.execute(f"CREATE TABLE {table_schema(wh)}.refusing (at timestamptz, id bigint CHECK (id <> 150), label text)")
@@ -252,3 +256,49 @@ def test_a_copy_that_fails_on_its_thread_fails_the_load_naming_the_table_and_wri
     assert ids(wh, table, hour(0)) == [1000, 1001, 1002]
     load(wh, table, hour(0), rows(hour(0), 0, 100))  # the warehouse loads again afterwards
     assert ids(wh, table, hour(0)) == list(range(100))
+
+
+def test_a_claim_is_one_statement_once_the_owners_table_exists_and_judges_as_before(wh, postgres, monkeypatch) -> None:  # noqa: ANN001
+    """The first claim creates the owners table; the next ones insert and read the claims in one
+    statement, with the same answers: a new claim, one already held, another pipeline refused."""
+    from drivetrain.ownership import owned
+
+    from .warehouse import make_warehouse
+
+    executed: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self, query, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        executed.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    first, second = TableRef(name="one", query_field="at"), TableRef(name="two", query_field="at")
+    wh.claim_table(owned(first, "alpha", False, "stage_system"))  # creates drivetrain_table_owners
+    executed.clear()
+    assert wh.record_claim(owned(second, "alpha", True, "stage_system"))[1] is True
+    assert len(executed) == 1
+    again = make_warehouse(postgres, monkeypatch, schema=wh.options.schema)  # the next run
+    try:
+        claims, new = again.record_claim(owned(second, "alpha", True, "stage_system"))
+        assert (new, [(c.pipeline, c.shared) for c in claims]) == (False, [("alpha", True)])
+        again.claim_table(owned(first, "alpha", False, "stage_system"))
+        with pytest.raises(PermanentError, match="belongs to pipeline 'alpha'"):
+            again.claim_table(owned(first, "beta", False, "stage_system"))
+        assert [c.pipeline for c in again.table_claims(first)] == ["alpha"]
+    finally:
+        again.close()
+
+
+def test_a_load_without_the_copy_encoder_installed_names_the_extra_and_writes_nothing(wh, monkeypatch) -> None:  # noqa: ANN001
+    import sys
+
+    from drivetrain.errors import MissingExtraError
+
+    table = TableRef(name="noencoder", query_field="at")
+    load(wh, table, hour(0), rows(hour(0), 0, 2))
+    monkeypatch.setitem(sys.modules, "pgpq", None)
+    with pytest.raises(MissingExtraError, match="postgres"):
+        load(wh, table, hour(0), rows(hour(0), 10, 2))
+    monkeypatch.delitem(sys.modules, "pgpq")
+    assert ids(wh, table, hour(0)) == [0, 1]
