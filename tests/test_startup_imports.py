@@ -131,6 +131,17 @@ class TestPipelineModule:
         modules = modules_after_import("from drivetrain.pipeline import Pipeline\nimport drivetrain.runner", tmp_path)
         assert loaded(modules, ("pyarrow.compute", "duckdb", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
 
+    def test_importing_the_pipeline_loads_neither_the_phases_nor_arrow(self, tmp_path: Path) -> None:
+        """Commands that read (status, history, show) import drivetrain.pipeline: the phases and
+        pyarrow come with the first phase a run needs, or with a folder's user_scripts."""
+        modules = modules_after_import("from drivetrain.pipeline import Pipeline", tmp_path)
+        assert loaded(modules, ("drivetrain.phases", "drivetrain.schema_types", *DEMO_NEEDS)) == []
+
+    def test_loading_the_demo_pipeline_loads_neither_the_phases_nor_arrow(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_import(f"from drivetrain.pipeline import Pipeline\nPipeline.load({str(demo_folder)!r})",
+                                       tmp_path)
+        assert loaded(modules, ("drivetrain.phases", "pyarrow", "pyarrow.compute", "importlib.metadata")) == []
+
 
 class TestConnectorModules:
     @pytest.mark.parametrize("module", [
