@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import glob
 import io
+import itertools
 import json
 import logging
 import re
@@ -136,7 +137,9 @@ class FilesSource(Source):
         files = self.files()
         checks = [f"{len(files)} file(s) match {self.pattern}"]
         for path in files[:1]:
-            batch = next(self._read(path), None)
+            batch = next(self._read(path, sample=True), None)
+            if batch is None or self.query_field not in batch.schema.names:
+                batch = next(self._read(path), None)  # not in the first lines: the whole first chunk decides
             if batch is not None:
                 self._require_query_field(path, batch)
             checks.append(f"{path.name} has the query field {self.query_field!r}")
@@ -248,8 +251,12 @@ class FilesSource(Source):
                 self._lost.add(reason, f"{path} record {first + index}", value)
             self._lost.tally(reason, total - len(shown))
 
-    def _read(self, path: Path, window: Window | None = None) -> Iterator[pa.RecordBatch]:
-        """The file's records in batches; ``window`` only decides the types of mixed JSONL fields."""
+    def _read(self, path: Path, window: Window | None = None, *, sample: bool = False) -> Iterator[pa.RecordBatch]:
+        """The file's records in batches; ``window`` only decides the types of mixed JSONL fields.
+
+        ``sample``: only the first batch is wanted (:meth:`check`); a JSONL file then parses its
+        first ``batch_size`` lines, not its first 4 MB.
+        """
         fmt = self._format(path)
         try:
             if fmt == "parquet":
@@ -264,13 +271,16 @@ class FilesSource(Source):
                                         convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
                 yield from reader
             else:
-                yield from self._read_jsonl(path, window)
+                yield from self._read_jsonl(path, window, sample=sample)
         except (OSError, pa.ArrowException, OverflowError) as exc:
             hint = f"; if its fields are not separated by {self.delimiter!r}, set {self.config.role}.delimiter" if fmt == "csv" else ""
             raise PermanentError(f"{path}: cannot read as {fmt}: {exc}{hint}") from exc
 
-    def _read_jsonl(self, path: Path, window: Window | None) -> Iterator[pa.RecordBatch]:
+    def _read_jsonl(self, path: Path, window: Window | None, *, sample: bool = False) -> Iterator[pa.RecordBatch]:
         with open(path, "rb") as fh:
+            if sample:
+                yield from self._parse_chunk(list(itertools.islice(fh, self.batch_size)), path, 1, window)
+                return
             line = 1
             while True:
                 lines = fh.readlines(1 << 22)
