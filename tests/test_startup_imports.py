@@ -104,6 +104,14 @@ class TestCommandLine:
         modules = modules_after_command(["--help"], tmp_path)
         assert loaded(modules, (*DEMO_NEEDS, *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
 
+    def test_help_imports_no_command(self, tmp_path: Path) -> None:
+        """The list of commands comes from their summaries (drivetrain.cli.SUMMARIES)."""
+        modules = modules_after_command(["--help"], tmp_path)
+        commands = ("drivetrain.cli.run", "drivetrain.cli.status", "drivetrain.cli.inspect", "drivetrain.cli.validate",
+                    "drivetrain.cli.demo", "drivetrain.cli.docs", "drivetrain.cli.scaffold", "drivetrain.monitoring.cli",
+                    "drivetrain.config", "drivetrain.pipeline")
+        assert loaded(modules, commands) == []
+
     def test_validate_of_the_demo_loads_only_what_files_and_duckdb_need(self, demo_folder: Path, tmp_path: Path) -> None:
         modules = modules_after_command(["validate", str(demo_folder)], tmp_path)
         assert loaded(modules, (*CONNECTOR_CLIENTS, *NEVER_AT_START)) == []

@@ -72,6 +72,21 @@ LAZY_COMMANDS = {
     "status": ("drivetrain.cli.status", "status_command"),
     "validate": ("drivetrain.cli.validate", "validate_command"),
 }
+#: The first paragraph of each lazy command's help, what ``drivetrain --help`` shortens into its
+#: list of commands without importing them all (tests/cli keeps them equal to the commands' own).
+SUMMARIES = {
+    "demo": "Generate a day of synthetic genetic test results and load it hour by hour.",
+    "docs": "List the documentation pages, or print PAGE (e.g. configuration, plugins).",
+    "history": "Runs of PIPELINE (a registered name or a folder), newest first.",
+    "new": "Create a pipeline folder NAME with config.json, pipeline.py and a test.",
+    "new-plugin": "Create NAME/, a plugin package: a source, a phase, a pipeline, its entry point and a test.",
+    "report": "Health of PIPELINES (default: every pipeline found): success rate, failures, durations against "
+              "expected, count mismatches, freshness, retries and gaps.",
+    "run": "Run windows of PIPELINE (a registered name or a folder holding config.json).",
+    "show": "Everything the drive table holds about one run, phase by phase.",
+    "status": "The latest run of PIPELINE, or of every pipeline found.",
+    "validate": "Check PIPELINE's config, then connect to each system it names.",
+}
 
 
 class DrivetrainGroup(click.Group):
@@ -89,6 +104,17 @@ class DrivetrainGroup(click.Group):
             module, name = LAZY_COMMANDS[cmd_name]
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, from :data:`SUMMARIES` for commands not imported yet."""
+        names = [name for name in self.list_commands(ctx) if name not in self.commands or not self.commands[name].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["drivetrain.args"] = list(args)
