@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from drivetrain.base import Archive, Connector, Source
-    from drivetrain.phases import BasePhase
     from drivetrain.drive import DriveStore
+    from drivetrain.phases import BasePhase
     from drivetrain.warehouse import Warehouse
 
 
@@ -135,7 +135,8 @@ class Pipeline:
             if name in classes:
                 check_phase_classes(classes, origin)
                 return classes[name]
-        from drivetrain.phases import DEFAULT_PHASES  # here, not at import: reading commands need no phase
+        # imported here, not with this module: commands that only read need no phase
+        from drivetrain.phases import DEFAULT_PHASES
 
         return DEFAULT_PHASES[name]
 

@@ -91,7 +91,8 @@ def _client() -> Any:
 
 
 def _producer() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # 20 ms: only when an event is sent
+    # imported here (20 ms), only when an event is sent
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return f"{PRODUCER}/tree/v{version('drivetrain')}"

@@ -108,7 +108,8 @@ def prepare_target(wh: Warehouse, spec: PushDown) -> None:
             s.execute(f"ALTER TABLE {d.qualified(target)} ADD COLUMN {d.quote(name)} {sql_type}")
     # a stage column widened by the schema contract widens the target's (pending's) column too
     copied = {name: next((t for c, t in stage_types.items() if d.quote(c) == expr), None) for name, expr in spec.columns}
-    from drivetrain.schema_types import widen_columns  # pyarrow: not loaded by commands that only read
+    # imported here: pyarrow is not loaded by commands that only read
+    from drivetrain.schema_types import widen_columns
 
     widen_columns(wh, target, existing, {name: t for name, t in copied.items() if t is not None and name in existing})
 
