@@ -18,6 +18,7 @@ header reads as one column holding ``;``, tab or ``|`` names the ``delimiter`` t
 
 from __future__ import annotations
 
+import copy
 import functools
 import glob
 import io
@@ -109,6 +110,10 @@ class FilesSource(Source):
         self.timestamp_unit = config.get("timestamp_unit")
         self.unreadable_lines = 0
         self._lost = Unplaceable()
+        self._nothing_in: tuple[Window, tuple[tuple[Any, ...], ...] | None, Unplaceable, int] | None = None
+        """The window the last count found no record in, the files as they were then, and what
+        that count found unplaceable: :meth:`extract` of the same window over the same bytes has
+        nothing to read again."""
 
     def unplaceable(self) -> Unplaceable:
         """The records the last count or extract found in no window (see the module docstring)."""
@@ -172,14 +177,31 @@ class FilesSource(Source):
         return lines
 
     def count(self, window: Window) -> int:
-        return sum(batch.num_rows for batch in self.extract(window))
+        self._nothing_in = None
+        files = self.files()
+        before = _stats(files)
+        found = sum(batch.num_rows for batch in self._extract(window, files))
+        kept = found == 0 and before is not None and _stats(files) == before  # not changed while it was read
+        self._nothing_in = (window, before, copy.deepcopy(self._lost), self.unreadable_lines) if kept else None
+        return found
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
+        files = self.files()
+        known = self._nothing_in
+        if known is not None and known[0] == window and known[1] is not None and known[1] == _stats(files):
+            # the count just read these very files (same size, times and inode) and found nothing
+            self._lost, self.unreadable_lines = copy.deepcopy(known[2]), known[3]
+            if self._lost.records:
+                log.warning("%s: %s", self.pattern, self._lost.summary())
+            return
+        yield from self._extract(window, files)
+
+    def _extract(self, window: Window, files: list[Path]) -> Iterator[pa.RecordBatch]:
         self.unreadable_lines = 0
         self._lost = Unplaceable()
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
-        for path in self.files():
+        for path in files:
             first = 1  # record number in the file of the batch's first record
             for batch in self._read(path, window):
                 selected = self._in_window(batch, window, path, first)
@@ -395,6 +417,19 @@ class FilesSource(Source):
             return str(json.loads(f'"{match.group(1)}"'))
         except ValueError:
             return None
+
+
+def _stats(files: list[Path]) -> tuple[tuple[Any, ...], ...] | None:
+    """What tells a file's bytes changed (a rewrite changes its ctime even when size and mtime
+    are kept); None when a file cannot be looked at (reading it will say why)."""
+    found = []
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        found.append((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+    return tuple(found)
 
 
 @functools.cache
