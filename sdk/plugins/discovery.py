@@ -8,9 +8,10 @@ rewritten, so the entry points found are kept in a small JSON file under the cac
 
 * the interpreter and ``sys.path`` (another virtualenv, or ``PYTHONPATH``, has its own file);
 * the modification time of every ``sys.path`` folder: installing or removing a distribution
-  adds or removes its ``*.dist-info`` folder there, which changes the folder's time. This is
-  the rule ``importlib.metadata`` itself uses to cache a folder's listing;
-* the size and time of each ``entry_points.txt`` that named the group (one rewritten in place).
+  adds or removes its ``*.dist-info`` folder there, which changes the folder's time (the rule
+  ``importlib.metadata`` itself uses to cache a folder's listing);
+* the size and time of every distribution's ``entry_points.txt`` in those folders (one
+  rewritten in place, as ``setup.py develop`` does in a project's ``*.egg-info``).
 
 Any difference scans again. ``DRIVETRAIN_CONFIG_CACHE=off`` turns remembering off; a cache that
 cannot be read or written is simply not used.
@@ -66,34 +67,36 @@ def plugin_entry_points(group: str = "drivetrain") -> list[FoundEntryPoint]:
         kept = _read(cache)
         if kept is not None:
             return kept
-    found, files = _scan(group)
-    if cache is not None and files is not None:
-        _write(cache, found, files)
+    found, everywhere = _scan(group)
+    if cache is not None and everywhere:
+        _write(cache, found)
     return found
 
 
-def _path_times() -> list[str]:
-    times = []
+def _installed() -> list[str]:
+    """Every ``sys.path`` entry's time, and the size and time of the ``entry_points.txt`` of every
+    distribution in it (a stat each: a millisecond or two where hundreds are installed)."""
+    found = []
     for entry in sys.path:
         try:
             stat = os.stat(entry or ".")
         except OSError:
-            times.append(f"{entry}\0-")
-        else:
-            times.append(f"{entry}\0{stat.st_mtime_ns}")
-    return times
-
-
-def _file_times(files: list[str]) -> list[str]:
-    times = []
-    for name in files:
+            found.append(f"{entry}\0-")
+            continue
+        found.append(f"{entry}\0{stat.st_mtime_ns}")
         try:
-            stat = os.stat(name)
-        except OSError:
-            times.append(f"{name}\0-")
-        else:
-            times.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}")
-    return times
+            with os.scandir(entry or ".") as listing:
+                infos = sorted(e.path for e in listing if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file: its own time says it changed
+            continue
+        for info in infos:
+            try:
+                stat = os.stat(os.path.join(info, "entry_points.txt"))
+            except OSError:
+                found.append(f"{info}\0-")
+            else:
+                found.append(f"{info}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return found
 
 
 def _cache_file(group: str) -> Path | None:
@@ -107,7 +110,7 @@ def _cache_file(group: str) -> Path | None:
 def _read(cache: Path) -> list[FoundEntryPoint] | None:
     try:
         kept = json.loads(cache.read_text())
-        if kept["paths"] != _path_times() or kept["files"] != _file_times([f.split("\0")[0] for f in kept["files"]]):
+        if kept["installed"] != _installed():
             return None
         return [FoundEntryPoint(e["name"], e["value"], e["group"], Distribution(*e["dist"]) if e["dist"] else None)
                 for e in kept["entry_points"]]
@@ -115,12 +118,11 @@ def _read(cache: Path) -> list[FoundEntryPoint] | None:
         return None
 
 
-def _write(cache: Path, found: list[FoundEntryPoint], files: list[str]) -> None:
+def _write(cache: Path, found: list[FoundEntryPoint]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)  # first: it may change a sys.path folder's time
         kept = {
-            "paths": _path_times(),
-            "files": _file_times(files),
+            "installed": _installed(),
             "entry_points": [{"name": e.name, "value": e.value, "group": e.group,
                               "dist": list(e.dist) if e.dist else None} for e in found],
         }
@@ -131,12 +133,13 @@ def _write(cache: Path, found: list[FoundEntryPoint], files: list[str]) -> None:
         return
 
 
-def _scan(group: str) -> tuple[list[FoundEntryPoint], list[str] | None]:
-    """The entry points, and the ``entry_points.txt`` files read for them (None: do not remember)."""
+def _scan(group: str) -> tuple[list[FoundEntryPoint], bool]:
+    """The entry points, and whether each came from a folder on disk (else: do not remember,
+    :func:`_installed` could not tell when it changes)."""
     from importlib import metadata
 
     found: list[FoundEntryPoint] = []
-    files: list[str] | None = []
+    on_disk = True
     seen: set[str] = set()
     for dist in metadata.distributions():
         text = dist.read_text("entry_points.txt")
@@ -148,14 +151,10 @@ def _scan(group: str) -> tuple[list[FoundEntryPoint], list[str] | None]:
             if key in seen or not _first_copy(metadata, name, text):
                 continue  # an earlier copy of the distribution on sys.path hides this one
             seen.add(key)
-        where = getattr(dist, "_path", None)  # a folder on disk (PathDistribution); else not remembered
-        if files is not None and isinstance(where, os.PathLike):
-            files.append(os.fspath(Path(where) / "entry_points.txt"))
-        else:
-            files = None
+        on_disk = on_disk and isinstance(getattr(dist, "_path", None), os.PathLike)  # a PathDistribution
         owner = Distribution(name, dist.version) if name else None
         found += [FoundEntryPoint(ep.name, ep.value, ep.group, owner) for ep in dist.entry_points.select(group=group)]
-    return found, files
+    return found, on_disk
 
 
 def _first_copy(metadata: Any, name: str, text: str) -> bool:

@@ -86,6 +86,15 @@ class TestFoundAgain:
         assert found() == named("drivetrain")
         assert ("one", "one_mod_v2") in found() and ("more", "m") in found()
 
+    def test_a_distribution_that_starts_naming_the_group_in_place_is_found(self, site: Path) -> None:
+        """``setup.py develop`` rewrites a project's egg-info in place: no folder changes its time."""
+        install(site, "tool", "[console_scripts]\ntool = tool:main\n")
+        assert ("late", "late_mod") not in found()
+        folder_time = site.stat().st_mtime_ns
+        (site / "tool-1.0.dist-info" / "entry_points.txt").write_text("[drivetrain]\nlate = late_mod\n")
+        assert site.stat().st_mtime_ns == folder_time
+        assert ("late", "late_mod") in found() and found() == named("drivetrain")
+
     def test_a_damaged_cache_file_is_scanned_again(self, site: Path) -> None:
         install(site, "one-plugin", "[drivetrain]\none = one_mod\n")
         first = found()
