@@ -100,3 +100,13 @@ class TestEmptyWindow:
         src = source(tmp_path, "a.jsonl")
         assert src.count(WINDOW) == 3
         assert [row["id"] for row in extracted(src)] == [0, 1, 2]
+
+    def test_a_subclass_extract_still_decides_the_count(self, tmp_path: Path) -> None:
+        class EvenIds(FilesSource):
+            def extract(self, window):  # type: ignore[no-untyped-def]
+                for batch in super().extract(window):
+                    yield batch.filter(pa.array([n % 2 == 0 for n in batch.column("id").to_pylist()]))
+
+        write_jsonl(tmp_path / "a.jsonl", [{"id": n, "at": f"2025-11-15T10:{n:02d}:00Z"} for n in range(5)])
+        src = EvenIds(source(tmp_path, "a.jsonl").config)
+        assert src.count(WINDOW) == 3 == sum(b.num_rows for b in src.extract(WINDOW))
