@@ -94,6 +94,7 @@ except SystemExit:
     pass
 mark("close the run and the connections")
 sys.stderr.write("\nBREAKDOWN " + json.dumps({"marks": marks, "spans": spans}) + "\n")
+getattr(drivetrain.cli, "exit_now", lambda code: None)(0)  # as the drivetrain script ends, where it can
 """
 
 
