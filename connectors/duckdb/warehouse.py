@@ -160,9 +160,8 @@ class DuckDBWarehouse(Warehouse):
     def table_columns(self, table: TableRef) -> dict[str, str]:
         with self.connect() as conn, duckdb_errors(self.describe()):
             rows = conn.execute(
-                # duckdb_columns() answers what information_schema.columns does in half the time
-                "SELECT column_name, data_type FROM duckdb_columns() "
-                "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                 [table.schema or "main", table.name],
             ).fetchall()
         return {name: dtype for name, dtype in rows}

@@ -169,24 +169,3 @@ class TestMerge:
             assert conn.execute("SELECT id, v FROM tgt ORDER BY id").fetchall() == [(1, "new"), (2, "new")]
         # both records are held, in a newer version: accounted for, not dropped
         assert (stats.rows_read, stats.rows_written, stats.rows_dropped, stats.rows_superseded) == (2, 2, 0, 2)
-
-
-class TestTableColumns:
-    def test_the_same_answer_as_information_schema_for_every_kind_of_column(self, wh):
-        """table_columns reads duckdb_columns() (faster): names, order and type spellings are
-        those information_schema.columns gives, in any schema, and a missing table has none."""
-        kinds = ["DECIMAL(18,4)", "TIMESTAMPTZ", "VARCHAR", "STRUCT(x INTEGER, y VARCHAR)", "INTEGER[]", "JSON",
-                 "TIMESTAMP", "DOUBLE", "UUID", "MAP(VARCHAR, INTEGER)", "BLOB", "HUGEINT", "INTEGER[3]", "INTERVAL",
-                 "DATE", "TIME", "BOOLEAN"]
-        columns = ", ".join(f'"c{n} x" {kind}' for n, kind in enumerate(kinds))
-        with wh.connect() as conn:
-            conn.execute("CREATE SCHEMA other")
-            conn.execute(f"CREATE TABLE main.wide ({columns})")
-            conn.execute("CREATE TABLE other.wide (only_here BIGINT)")
-            expected = conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' AND table_name = 'wide' ORDER BY ordinal_position").fetchall()
-        assert list(wh.table_columns(TableRef(name="wide")).items()) == expected
-        assert len(expected) == 17
-        assert wh.table_columns(TableRef(name="wide", schema="other")) == {"only_here": "BIGINT"}
-        assert wh.table_columns(TableRef(name="absent")) == {}
