@@ -131,12 +131,29 @@ def import_ms(python: str, statement: str, env: dict[str, str]) -> float:
     return _top_level_ms(python, statement, env) - _top_level_ms(python, "pass", env)
 
 
-def measure(rounds: int, work: Path, pythons: dict[str, str]) -> dict[str, Any]:
+#: The demo's folder without loading its day (``--quick``: the tables are made by the warm-up run).
+_QUICK_DEMO = """
+import sys
+from pathlib import Path
+from drivetrain.demo import demo_overrides, demo_paths, generate_source, write_folder_config
+from drivetrain.pipeline import Pipeline
+folder = Path(sys.argv[1])
+generate_source(demo_paths(folder)["source"])
+write_folder_config(Pipeline.load("demo", overrides=demo_overrides(folder)), folder)
+"""
+
+
+def make_demo(python: str, folder: Path, env: dict[str, str], *, quick: bool = False) -> None:
+    """``drivetrain demo`` in ``folder`` (its day loaded), or with ``quick`` only its files and config."""
+    make = [python, "-c", _QUICK_DEMO, str(folder)] if quick else [*drivetrain_command(python), "demo", "--dir", str(folder)]
+    subprocess.run(make, env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(rounds: int, work: Path, pythons: dict[str, str], *, quick: bool = False) -> dict[str, Any]:
     env = child_env(work / "pycache")
+    env["DRIVETRAIN_CACHE_DIR"] = str(work / "cache")  # remembered configs and plugins, as on a user's machine
     folder = work / "demo"
-    main_python = next(iter(pythons.values()))
-    subprocess.run([*drivetrain_command(main_python), "demo", "--dir", str(folder)], env=env, check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    make_demo(next(iter(pythons.values())), folder, env, quick=quick)
     todo = {(label, name): (python, argv) for n, (label, python) in enumerate(pythons.items())
             for name, argv in commands(folder, python, references=n == 0).items()}
     for _, argv in todo.values():  # warm-up: fills the bytecode cache and the OS's file cache
@@ -236,13 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-label", default="baseline", help="name of the baseline in the report")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the report")
     parser.add_argument("--name", default="startup", help="report name: NAME.md and NAME.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="make the demo folder without loading its day (a smoke test; the tables start empty)")
     args = parser.parse_args(argv)
     pythons = {args.label: sys.executable}
     if args.baseline:
         pythons[args.baseline_label] = args.baseline
     work = Path(tempfile.mkdtemp(prefix="drivetrain-startup-"))
     try:
-        result = measure(args.rounds, work, pythons)
+        result = measure(args.rounds, work, pythons, quick=args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)

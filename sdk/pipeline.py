@@ -26,9 +26,8 @@ from drivetrain.config import PipelineConfig, SystemConfig
 from drivetrain.errors import ConfigError, DrivetrainError, TransientError
 from drivetrain.ownership import owned
 from drivetrain.phase_names import PHASE_NAMES
-from drivetrain.phases import DEFAULT_PHASES, BasePhase, load_user_scripts
 from drivetrain.tables import Stage, Target
-from drivetrain.user_code import import_file, import_problem, script_imports
+from drivetrain.user_code import import_file, import_problem, script_folders, script_imports
 from drivetrain.window import EARLIEST_WINDOW, LATEST_WINDOW, WindowGrid
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from drivetrain.base import Archive, Connector, Source
     from drivetrain.drive import DriveStore
+    from drivetrain.phases import BasePhase
     from drivetrain.warehouse import Warehouse
 
 
@@ -109,7 +109,10 @@ class Pipeline:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's __init__ failed: say where
             raise ConfigError(import_problem(module_file, exc, f"creating {pipeline_cls.__name__}")) from exc
-        pipeline.extra_phases = load_user_scripts(folder)
+        if script_folders(folder):  # the phases (and pyarrow) are imported for scripts, else when a run needs them
+            from drivetrain.phases import load_user_scripts
+
+            pipeline.extra_phases = load_user_scripts(folder)
         return pipeline
 
     # -- phases ---------------------------------------------------------------------------
@@ -132,6 +135,9 @@ class Pipeline:
             if name in classes:
                 check_phase_classes(classes, origin)
                 return classes[name]
+        # imported here, not with this module: commands that only read need no phase
+        from drivetrain.phases import DEFAULT_PHASES
+
         return DEFAULT_PHASES[name]
 
     def phases(self) -> list[BasePhase]:
@@ -301,6 +307,8 @@ def check_phase_classes(classes: Mapping[str, object], origin: str) -> None:
     :param origin: where the mapping comes from, for the message.
     :raises ConfigError: naming the key, the class and its ``name``, and what to change.
     """
+    from drivetrain.phases import BasePhase
+
     problems = []
     for key, cls in classes.items():
         if key not in PHASE_NAMES:

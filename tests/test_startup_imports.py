@@ -104,6 +104,14 @@ class TestCommandLine:
         modules = modules_after_command(["--help"], tmp_path)
         assert loaded(modules, (*DEMO_NEEDS, *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
 
+    def test_help_imports_no_command(self, tmp_path: Path) -> None:
+        """The list of commands comes from their summaries (drivetrain.cli.SUMMARIES)."""
+        modules = modules_after_command(["--help"], tmp_path)
+        commands = ("drivetrain.cli.run", "drivetrain.cli.status", "drivetrain.cli.inspect", "drivetrain.cli.validate",
+                    "drivetrain.cli.demo", "drivetrain.cli.docs", "drivetrain.cli.scaffold", "drivetrain.monitoring.cli",
+                    "drivetrain.config", "drivetrain.pipeline")
+        assert loaded(modules, commands) == []
+
     def test_validate_of_the_demo_loads_only_what_files_and_duckdb_need(self, demo_folder: Path, tmp_path: Path) -> None:
         modules = modules_after_command(["validate", str(demo_folder)], tmp_path)
         assert loaded(modules, (*CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
@@ -130,6 +138,17 @@ class TestPipelineModule:
     def test_importing_the_pipeline_and_its_phases_loads_no_arrow_compute(self, tmp_path: Path) -> None:
         modules = modules_after_import("from drivetrain.pipeline import Pipeline\nimport drivetrain.runner", tmp_path)
         assert loaded(modules, ("pyarrow.compute", "duckdb", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+    def test_importing_the_pipeline_loads_neither_the_phases_nor_arrow(self, tmp_path: Path) -> None:
+        """Commands that read (status, history, show) import drivetrain.pipeline: the phases and
+        pyarrow come with the first phase a run needs, or with a folder's user_scripts."""
+        modules = modules_after_import("from drivetrain.pipeline import Pipeline", tmp_path)
+        assert loaded(modules, ("drivetrain.phases", "drivetrain.schema_types", *DEMO_NEEDS)) == []
+
+    def test_loading_the_demo_pipeline_loads_neither_the_phases_nor_arrow(self, demo_folder: Path, tmp_path: Path) -> None:
+        modules = modules_after_import(f"from drivetrain.pipeline import Pipeline\nPipeline.load({str(demo_folder)!r})",
+                                       tmp_path)
+        assert loaded(modules, ("drivetrain.phases", "pyarrow", "pyarrow.compute", "importlib.metadata")) == []
 
 
 class TestConnectorModules:

@@ -46,7 +46,7 @@ from ._output import (
 )
 from ._pipelines import config_message
 
-__all__ = ["main", "cli"]
+__all__ = ["main", "cli", "console"]
 
 EPILOG = """\b
 Exit status: 0 success (also when no window is due), 1 a run ended FAILED or a
@@ -72,6 +72,21 @@ LAZY_COMMANDS = {
     "status": ("drivetrain.cli.status", "status_command"),
     "validate": ("drivetrain.cli.validate", "validate_command"),
 }
+#: The first paragraph of each lazy command's help, what ``drivetrain --help`` shortens into its
+#: list of commands without importing them all (tests/cli keeps them equal to the commands' own).
+SUMMARIES = {
+    "demo": "Generate a day of synthetic genetic test results and load it hour by hour.",
+    "docs": "List the documentation pages, or print PAGE (e.g. configuration, plugins).",
+    "history": "Runs of PIPELINE (a registered name or a folder), newest first.",
+    "new": "Create a pipeline folder NAME with config.json, pipeline.py and a test.",
+    "new-plugin": "Create NAME/, a plugin package: a source, a phase, a pipeline, its entry point and a test.",
+    "report": "Health of PIPELINES (default: every pipeline found): success rate, failures, durations against "
+              "expected, count mismatches, freshness, retries and gaps.",
+    "run": "Run windows of PIPELINE (a registered name or a folder holding config.json).",
+    "show": "Everything the drive table holds about one run, phase by phase.",
+    "status": "The latest run of PIPELINE, or of every pipeline found.",
+    "validate": "Check PIPELINE's config, then connect to each system it names.",
+}
 
 
 class DrivetrainGroup(click.Group):
@@ -89,6 +104,17 @@ class DrivetrainGroup(click.Group):
             module, name = LAZY_COMMANDS[cmd_name]
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, from :data:`SUMMARIES` for commands not imported yet."""
+        names = [name for name in self.list_commands(ctx) if name not in self.commands or not self.commands[name].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["drivetrain.args"] = list(args)
@@ -155,5 +181,47 @@ def cli(ctx: click.Context, verbose: int, quiet: int, log_format: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (``drivetrain``)."""
+    """The command line (``python -m drivetrain``, and :func:`console`)."""
     cli.main(args=argv, prog_name="drivetrain")
+
+
+def console() -> None:
+    """Console-script entry point (``drivetrain``): :func:`main`, then :func:`exit_now`."""
+    try:
+        main()
+    except SystemExit as exc:
+        exit_now(exc.code)
+        raise
+    exit_now(0)
+
+
+def exit_now(code: object) -> None:
+    """End the process at once with ``code`` when nothing else runs in it; else return.
+
+    An interpreter that loaded DuckDB and pyarrow takes 50-250 ms to tear itself down after the
+    command is done (their thread pools and memory pools, every module's objects), about a tenth
+    of a run of an empty window. Everything the command owes is done first, as a normal exit
+    does it: the ``atexit`` handlers run (logging's flush, a plugin's), then stdout and stderr
+    are flushed. Only the teardown is skipped, and only when the main thread is the only one
+    (a plugin's thread still running is waited for by the normal exit) and the status is a
+    number. ``DRIVETRAIN_SLOW_EXIT=1`` keeps the normal exit.
+    """
+    import atexit
+    import os
+    import sys
+    import threading
+
+    if code is None:
+        code = 0
+    if not isinstance(code, int) or threading.active_count() > 1 or os.environ.get("DRIVETRAIN_SLOW_EXIT"):
+        return
+    try:
+        atexit._run_exitfuncs()  # what a normal exit runs first (it runs them once: they are cleared)
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except BaseException:  # noqa: BLE001 - a stream closed early (a pipe): the normal exit reports it
+        return
+    if threading.active_count() > 1:  # an atexit handler started a thread: let the normal exit wait for it
+        return
+    os._exit(code)

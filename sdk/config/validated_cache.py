@@ -22,20 +22,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from drivetrain._cache_dir import cache_base
 
 __all__ = ["cache_folder", "known_valid", "remember"]
 
 def cache_folder() -> Path | None:
     """Where the markers live, or None when remembering is off."""
-    if os.environ.get("DRIVETRAIN_CONFIG_CACHE", "").lower() in ("off", "0", "false", "no"):
-        return None
-    base = os.environ.get("DRIVETRAIN_CACHE_DIR")
-    if not base:
-        base = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drivetrain")
-    return Path(base) / "validated-configs"
+    base = cache_base()
+    return None if base is None else base / "validated-configs"
 
 
 @functools.cache

@@ -7,7 +7,6 @@ import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import MissingExtraError
@@ -92,6 +91,9 @@ def _client() -> Any:
 
 
 def _producer() -> str:
+    # imported here (20 ms), only when an event is sent
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return f"{PRODUCER}/tree/v{version('drivetrain')}"
     except PackageNotFoundError:

@@ -8,7 +8,6 @@ The manager is built lazily on first use. Built-in connectors register through
 from __future__ import annotations
 
 import importlib
-import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +16,9 @@ import pluggy
 
 from drivetrain import hookspecs
 from drivetrain.errors import ConfigError
+from drivetrain.plugins.discovery import plugin_entry_points
 
 if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
-
     from drivetrain.base import Connector
 
 hookimpl = pluggy.HookimplMarker("drivetrain")
@@ -60,38 +58,6 @@ def _build() -> pluggy.PluginManager:
         if not pm.is_registered(plugin):
             pm.register(plugin, name=ep.value)
     return pm
-
-
-def plugin_entry_points(group: str = "drivetrain") -> list[EntryPoint]:
-    """The entry points of ``group``: what ``importlib.metadata.entry_points(group=group)`` returns.
-
-    That call parses the ``entry_points.txt`` of every installed distribution (hundreds where
-    Airflow is installed); this one parses only the files that mention ``group``, keeping the
-    same rule for a distribution installed twice on ``sys.path``: the first copy counts.
-    """
-    from importlib import metadata
-
-    found: list[EntryPoint] = []
-    seen: set[str] = set()
-    for dist in metadata.distributions():
-        text = dist.read_text("entry_points.txt")
-        if not text or group not in text:
-            continue
-        name = dist.metadata["Name"]
-        if name:
-            key = re.sub(r"[-_.]+", "-", name).lower()
-            if key in seen or not _first_copy(metadata, name, text):
-                continue  # an earlier copy of the distribution on sys.path hides this one
-            seen.add(key)
-        found += dist.entry_points.select(group=group)
-    return found
-
-
-def _first_copy(metadata: Any, name: str, text: str) -> bool:
-    try:
-        return metadata.distribution(name).read_text("entry_points.txt") == text
-    except metadata.PackageNotFoundError:
-        return True
 
 
 def _role_of(cls: type) -> str:

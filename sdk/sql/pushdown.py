@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
-from drivetrain.schema_types import widen_columns
 from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats, TableRef
 
 if TYPE_CHECKING:
@@ -109,6 +108,9 @@ def prepare_target(wh: Warehouse, spec: PushDown) -> None:
             s.execute(f"ALTER TABLE {d.qualified(target)} ADD COLUMN {d.quote(name)} {sql_type}")
     # a stage column widened by the schema contract widens the target's (pending's) column too
     copied = {name: next((t for c, t in stage_types.items() if d.quote(c) == expr), None) for name, expr in spec.columns}
+    # imported here: pyarrow is not loaded by commands that only read
+    from drivetrain.schema_types import widen_columns
+
     widen_columns(wh, target, existing, {name: t for name, t in copied.items() if t is not None and name in existing})
 
 

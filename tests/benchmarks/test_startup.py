@@ -17,7 +17,7 @@ from benchmarks import startup
 
 @pytest.mark.slow
 def test_one_round_times_every_command_and_writes_the_report(tmp_path: Path) -> None:
-    assert startup.main(["--rounds", "1", "--out", str(tmp_path), "--name", "smoke"]) == 0
+    assert startup.main(["--rounds", "1", "--quick", "--out", str(tmp_path), "--name", "smoke"]) == 0
     result = json.loads((tmp_path / "smoke.json").read_text())
     rows = {row["command"]: row for row in result["commands"]}
     assert set(rows) == {"python -c pass", 'python -c "import duckdb"', 'python -c "import drivetrain"',
@@ -29,3 +29,18 @@ def test_one_round_times_every_command_and_writes_the_report(tmp_path: Path) -> 
     assert rows['python -c "import drivetrain"']["heavy_modules"] == []
     text = (tmp_path / "smoke.md").read_text()
     assert text.startswith("# Start-up of the drivetrain command") and "against a target of 0.5 s" in text
+
+
+@pytest.mark.slow
+def test_the_breakdown_names_every_part_of_one_run(tmp_path: Path) -> None:
+    from benchmarks import startup_breakdown
+
+    assert startup_breakdown.main(["--runs", "1", "--quick", "--out", str(tmp_path), "--name", "smoke"]) == 0
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    parts = {part["part"]: part for part in result["parts"]}
+    phases = [name for name in parts if name.startswith("phase ")]
+    assert phases[0] == "phase stale_pipeline_handling" and phases[-1] == "phase stage_cleaning" and len(phases) == 10
+    assert any(name.startswith("of which drive-table writes") for name in parts)
+    assert parts["total"]["wall_ms"] >= sum(p["wall_ms"] for n, p in parts.items() if n.startswith("phase "))
+    assert "duckdb" in result["imports_ms"] and "pyarrow" in result["imports_ms"]
+    assert (tmp_path / "smoke.md").read_text().startswith("# Where `drivetrain run` of an empty window")

@@ -103,3 +103,13 @@ class TestBadInput:
         write_jsonl(tmp_path / "a.jsonl", [{"id": 1}])
         with pytest.raises(PermanentError, match="query_field"):
             source(tmp_path, "a.jsonl").check()
+
+    def test_check_samples_the_first_batch_and_finds_a_query_field_that_starts_later(self, tmp_path):
+        """check() parses only the first batch's lines; a query field absent from them is looked
+        for in the whole first chunk, as before, instead of failing the check."""
+        later = [{"id": n, "at": f"2025-11-15T10:{n:02d}:00Z"} for n in range(5)]
+        write_jsonl(tmp_path / "a.jsonl", [{"id": n} for n in range(3)] + later)
+        lines = source(tmp_path, "a.jsonl", batch_size=2).check()
+        assert "a.jsonl has the query field 'at'" in lines
+        write_jsonl(tmp_path / "b.jsonl", later + [{"id": 9, "at": 12}])
+        assert "b.jsonl has the query field 'at'" in source(tmp_path, "b.jsonl", batch_size=2).check()
