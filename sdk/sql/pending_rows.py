@@ -59,7 +59,7 @@ def write_row_numbers(wh: Warehouse, spec: PushDown, window: Window, lineage: Ma
                       fence: Fence | None) -> PushDownStats:
     """Replace the window of ``rows`` with the numbers of the stage rows the push-down ``spec``
     keeps (one per key with ``spec.dedup_keys``), in one transaction."""
-    from drivetrain.sql.pushdown import unordered_inserts, window_rows_sql
+    from drivetrain.sql.pushdown import unordered_inserts, window_rows_sql, without_ranking
 
     d, stage = wh.dialect, spec.stage
     wh.claim_table(rows)
@@ -71,20 +71,22 @@ def write_row_numbers(wh: Warehouse, spec: PushDown, window: Window, lineage: Ma
         with wh.sql(wh.where(rows, "create")) as s:
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(rows)} AS SELECT {picked}, {nulls} "
                       f"FROM {d.qualified(stage)} WHERE 1 = 0")
-    kept = window_rows_sql(wh, spec, window)  # the push-down's keys-first selection, reading only what names a row
     bounds = [window.start, window.end]
     params = [lineage[c] for c in LINEAGE_COLUMNS] + [json.dumps([list(c) for c in spec.columns])]
     names = ", ".join(d.quote(c) for c in (rows.query_field or "", STAGE_ROW, STAGE_RUN, *LINEAGE_COLUMNS, PROJECTION))
     with (unordered_inserts(wh), wh.sql(wh.where(rows, "write the kept stage rows' numbers to")) as s,
           s.transaction()):
         rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
+        selected = without_ranking(s, wh, spec, window) if rows_read else spec
+        kept = window_rows_sql(wh, selected, window)  # the push-down's keys-first selection, reading only what names a row
         s.execute(f"DELETE FROM {d.qualified(rows)} WHERE {d.window_sql(rows)}", bounds)
         written = max(s.execute(f"INSERT INTO {d.qualified(rows)} ({names}) SELECT {picked}, "
                                 f"{', '.join('?' for _ in params)} {kept}", [*params, *bounds]), 0)
         if fence is not None:
             fence()
     dropped = rows_read - written if spec.dedup_keys else 0
-    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0))
+    return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0),
+                         ranked=bool(selected.dedup_keys and rows_read))
 
 
 def window_query(wh: Warehouse, stage: TableRef, rows: TableRef, columns: Sequence[tuple[str, str]], window: Window) -> str:
