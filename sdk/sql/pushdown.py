@@ -87,8 +87,12 @@ def keys_unique(s: SqlSession, wh: Warehouse, spec: PushDown, window: Window) ->
 
 def without_ranking(s: SqlSession, wh: Warehouse, spec: PushDown, window: Window) -> PushDown:
     """``spec`` without its dedup keys when the window's keys are unique (:func:`keys_unique`):
-    the same rows, selected without ranking them. A merge keeps its keys (they are its join)."""
-    if not spec.dedup_keys or spec.merge_keys or not keys_unique(s, wh, spec, window):
+    the same rows, selected without ranking them. A merge keeps its keys (they are its join).
+
+    Only where the warehouse ranks keys first (a :attr:`~drivetrain.sql.dialect.SqlDialect.row_identity`,
+    DuckDB and PostgreSQL): there the ranking is a sort and a join of its own. Snowflake ranks
+    the rows inside the insert's own statement, where the check would be one more round trip."""
+    if not spec.dedup_keys or spec.merge_keys or wh.dialect.row_identity is None or not keys_unique(s, wh, spec, window):
         return spec
     return attrs.evolve(spec, dedup_keys=())
 

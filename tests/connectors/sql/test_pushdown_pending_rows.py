@@ -169,7 +169,7 @@ def test_numbers_of_a_window_with_unique_keys_are_written_without_ranking(wareho
     wh = warehouse_backend
     fill(wh, WINDOW, "lab_load_run", items)
     stats = pending_rows.write_row_numbers(wh, DEDUP, WINDOW, TRANSFER, NUMBERS, None)
-    assert (stats.rows_read, stats.ranked) == (3, ranked)
+    assert (stats.rows_read, stats.ranked) == (3, ranked or wh.dialect.row_identity is None)
     assert stats.rows_written == (2 if ranked else 3)
     assert publish(wh) == stats.rows_written
     kept = {(k, v) for k, v, _ in items if (k, v) not in {(1, "a"), (None, "a")} or not ranked}
