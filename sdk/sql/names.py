@@ -131,3 +131,6 @@ class PushDownStats:
     """Merge: selected records the target already held in a newer version, left as they were."""
     rows_removed: int = 0
     """Merge with ``delete_missing``: target rows of the window deleted, their key gone from the stage's window."""
+    ranked: bool = False
+    """Replace with dedup keys: whether rows were ranked per key. A window in which no two rows
+    share a key keeps every row, so the ranking is skipped (see :func:`drivetrain.sql.pushdown.keys_unique`)."""

@@ -24,11 +24,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from drivetrain.errors import PermanentError
 from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats, TableRef
 
 if TYPE_CHECKING:
     from drivetrain.sql.names import Fence
+    from drivetrain.sql.session import SqlSession
     from drivetrain.warehouse import Warehouse
     from drivetrain.window import Window
 
@@ -64,6 +67,33 @@ def window_rows_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: b
         hidden = identity is not None and identity.lower() in {c.lower() for c in wh.table_columns(stage)}
         sql += d.one_row_per_key(keys, order, stage, window, keys_first=not hidden)
     return sql
+
+
+def keys_unique(s: SqlSession, wh: Warehouse, spec: PushDown, window: Window) -> bool:
+    """Whether no two rows of the stage's ``window`` share a dedup key (NULLs equal to each
+    other, as in the ranking's partitions): the ranking would then keep every row.
+
+    Counting the keys is a hash aggregate over the key columns alone; the ranking sorts the keys
+    with the order columns and then joins the kept row identities back (2 million rows on
+    DuckDB: about 0.3 s of CPU against 0.8 s). A window with a duplicate pays for both.
+    """
+    d, stage = wh.dialect, spec.stage
+    keys = ", ".join(d.quote(k) for k in spec.dedup_keys)
+    shared = s.rows(f"SELECT 1 FROM {d.qualified(stage)} WHERE {d.window_sql(stage)} GROUP BY {keys} "
+                    "HAVING COUNT(*) > 1 LIMIT 1", [window.start, window.end])
+    return not shared
+
+
+def without_ranking(s: SqlSession, wh: Warehouse, spec: PushDown, window: Window) -> PushDown:
+    """``spec`` without its dedup keys when the window's keys are unique (:func:`keys_unique`):
+    the same rows, selected without ranking them. A merge keeps its keys (they are its join).
+
+    Only where the warehouse ranks keys first (a :attr:`~drivetrain.sql.dialect.SqlDialect.row_identity`,
+    DuckDB and PostgreSQL): there the ranking is a sort and a join of its own. Snowflake ranks
+    the rows inside the insert's own statement, where the check would be one more round trip."""
+    if not spec.dedup_keys or spec.merge_keys or wh.dialect.row_identity is None or not keys_unique(s, wh, spec, window):
+        return spec
+    return attrs.evolve(spec, dedup_keys=())
 
 
 @contextmanager
@@ -150,13 +180,17 @@ def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fe
     bounds = [window.start, window.end]
     params = lineage + bounds
     has_stage = wh.table_exists(stage)
-    select = select_sql(wh, spec, window, publish=publish) if has_stage else None
     tq_name = d.qualified(target)
     superseded = removed = rows_read = 0
+    ranked = False
     with (unordered_inserts(wh), wh.sql(wh.where(target, f"{'publish' if publish else 'push down'} {stage} into")) as s,
           s.transaction()):
+        select = None
         if has_stage:
             rows_read = int(s.rows(f"SELECT COUNT(*) FROM {d.qualified(stage)} WHERE {d.window_sql(stage)}", bounds)[0][0])
+            selected = spec if publish or not rows_read else without_ranking(s, wh, spec, window)
+            ranked = bool(selected.dedup_keys and rows_read) and not publish
+            select = select_sql(wh, selected, window, publish=publish)
         columns = [name for name, _ in spec.columns] + list(LINEAGE_COLUMNS)
         if select is None:  # publish with no pending table: the window is empty at the source
             written = 0
@@ -186,4 +220,4 @@ def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fe
             fence()
     dropped = rows_read - written if (spec.dedup_keys or spec.merge_keys) else 0
     return PushDownStats(rows_read=rows_read, rows_written=written, rows_dropped=max(dropped, 0),
-                         rows_superseded=superseded, rows_removed=removed)
+                         rows_superseded=superseded, rows_removed=removed, ranked=ranked)

@@ -12,6 +12,8 @@ from datetime import timedelta
 import attrs
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
@@ -112,6 +114,80 @@ class TestOneRowPerKey:
         stats = wh.push_down(spec, WINDOW, lineage(WINDOW))
         assert (stats.rows_written, stats.rows_dropped) == (2, 1)
         assert sorted(rows(wh, f'SELECT "id", "rowid" FROM {wh.dialect.qualified(TARGET)}')) == [(1, 5), (2, 5)]
+
+
+class TestUniqueKeysAreNotRanked:
+    """A window in which no two rows share a key keeps every row: the push-down then selects them
+    without ranking (a count of the keys proves it). Any shared key, NULL keys included, ranks."""
+
+    def test_unique_keys_keep_every_row_without_a_ranking(self, warehouse_backend):
+        wh = warehouse_backend
+        load(wh, WINDOW, [row(0, 1, "a"), row(1, 2, "b", minute=3), row(2, None, "no key", minute=1)])
+        stats = wh.push_down(DEDUP, WINDOW, lineage(WINDOW))
+        ranks_rows = wh.dialect.row_identity is None  # Snowflake: the ranking is inside the insert, no check
+        assert (stats.rows_read, stats.rows_written, stats.rows_dropped, stats.ranked) == (3, 3, 0, ranks_rows)
+        assert target(wh) == [(1, "a"), (2, "b"), (None, "no key")]
+
+    @pytest.mark.parametrize("shared", [1, None], ids=["key", "null-key"])
+    def test_one_shared_key_ranks_the_window(self, warehouse_backend, shared):
+        wh = warehouse_backend
+        load(wh, WINDOW, [row(0, shared, "old"), row(1, 2, "b"), row(2, shared, "new", minute=4)])
+        stats = wh.push_down(DEDUP, WINDOW, lineage(WINDOW))
+        assert (stats.rows_written, stats.rows_dropped, stats.ranked) == (2, 1, True)
+        assert target(wh) == sorted([(shared, "new"), (2, "b")], key=repr)
+
+    def test_keys_shared_only_with_the_next_window_are_unique_here(self, warehouse_backend):
+        wh = warehouse_backend
+        load(wh, LATER, [row(0, 1, "next window", minute=70)])
+        load(wh, WINDOW, [row(0, 1, "this window")])
+        stats = wh.push_down(DEDUP, WINDOW, lineage(WINDOW))
+        assert (stats.rows_written, stats.ranked) == (1, wh.dialect.row_identity is None)
+
+    def test_a_merge_still_ranks_its_keys(self, warehouse_backend):
+        wh = warehouse_backend
+        spec = PushDown(stage=STAGE, target=TARGET, columns=COLUMNS, merge_keys=("id",), dedup_keys=("id",),
+                        order_by=("at", "_drivetrain_row"))
+        load(wh, WINDOW, [row(0, 1, "a1"), row(1, 2, "b1")])
+        stats = wh.push_down(spec, WINDOW, lineage(WINDOW))
+        assert (stats.rows_written, stats.ranked) == (2, True)
+
+
+def _kept_by_ranking(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """The ranking's answer written out: per key (NULLs one key), the latest by (at, row)."""
+    best: dict[object, dict[str, object]] = {}
+    for item in items:
+        held = best.get(item["id"])
+        if held is None or (item["at"], item["_drivetrain_row"]) > (held["at"], held["_drivetrain_row"]):  # type: ignore[operator]
+            best[item["id"]] = item
+    return sorted(((i["id"], i["v"]) for i in best.values()), key=repr)
+
+
+_KEYED_ROWS = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 6)), st.integers(0, 3)), max_size=12)
+
+
+def test_duckdb_keeps_what_the_ranking_keeps_whether_or_not_keys_repeat(tmp_path):
+    """Property: unique windows (skipped ranking) and windows with shared or NULL keys (ranked)
+    give the target the rows the ranking defines, and ``ranked`` says which way was taken. One
+    warehouse for every example: each loads the stage window and replaces the target's."""
+    wh = DuckDBWarehouse(SystemConfig.from_section("stage_system", {"type": "duckdb", "path": "w.duckdb", "table": "stg"},
+                                                   base_dir=tmp_path))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(keyed=_KEYED_ROWS)
+    def check(keyed: list[tuple[int | None, int]]) -> None:
+        items = [row(n, key, f"v{n}", minute=minute) for n, (key, minute) in enumerate(keyed)]
+        load(wh, WINDOW, items)
+        stats = wh.push_down(DEDUP, WINDOW, lineage(WINDOW))
+        expected = _kept_by_ranking(items)
+        assert target(wh) == expected
+        assert stats.rows_written == len(expected)
+        assert stats.ranked is (len({k for k, _ in keyed}) < len(keyed))
+
+    try:
+        with wh.session():
+            check()
+    finally:
+        wh.close()
 
 
 def test_a_duckdb_window_larger_than_the_memory_limit_is_deduplicated(tmp_path):

@@ -156,3 +156,39 @@ def test_duckdb_inserts_without_keeping_order_inside_the_push_down_and_publish_o
         assert setting() is True  # other statements of the session keep DuckDB's default
     finally:
         wh.close()
+
+
+@pytest.mark.parametrize("items, ranked", [
+    ([(1, "a", 0), (2, "b", 1), (None, "no key", 2)], False),
+    ([(1, "a", 0), (2, "b", 1), (1, "newer a", 2)], True),
+    ([(None, "a", 0), (2, "b", 1), (None, "newer", 2)], True),
+], ids=["unique", "shared-key", "two-null-keys"])
+def test_numbers_of_a_window_with_unique_keys_are_written_without_ranking(warehouse_backend, items, ranked):
+    """Every row of a window whose keys are unique is kept: the numbers are written without the
+    ranking. A shared key, or two rows without one, ranks as before; publish writes the same rows."""
+    wh = warehouse_backend
+    fill(wh, WINDOW, "lab_load_run", items)
+    stats = pending_rows.write_row_numbers(wh, DEDUP, WINDOW, TRANSFER, NUMBERS, None)
+    assert (stats.rows_read, stats.ranked) == (3, ranked or wh.dialect.row_identity is None)
+    assert stats.rows_written == (2 if ranked else 3)
+    assert publish(wh) == stats.rows_written
+    kept = {(k, v) for k, v, _ in items if (k, v) not in {(1, "a"), (None, "a")} or not ranked}
+    assert {(k, v) for k, v, _ in target(wh)} == kept
+
+
+def test_the_projection_is_written_once_per_window_and_read_from_older_tables_too(warehouse_backend):
+    """The projection's text goes on one row of the window, not on every row; a table written by
+    an earlier version (the text on every row) is read alike, and publishes the same rows."""
+    wh = warehouse_backend
+    q, numbers = wh.dialect.quote, wh.dialect.qualified(NUMBERS)
+    fill(wh, WINDOW, "lab_load_run", [(1, "a", 0), (2, "b", 1), (3, "c", 2)])
+    assert write(wh) == 3
+    assert rows(wh, f"SELECT COUNT({q(pending_rows.PROJECTION)}) FROM {numbers}") == [(1,)]
+    assert pending_rows.projection(wh, NUMBERS, WINDOW) == [tuple(c) for c in COLUMNS]
+
+    with wh.sql("as an earlier version wrote it") as s:
+        s.execute(f"UPDATE {numbers} SET {q(pending_rows.PROJECTION)} = (SELECT MAX({q(pending_rows.PROJECTION)}) FROM {numbers})")
+    assert rows(wh, f"SELECT COUNT({q(pending_rows.PROJECTION)}) FROM {numbers}") == [(3,)]
+    assert pending_rows.projection(wh, NUMBERS, WINDOW) == [tuple(c) for c in COLUMNS]
+    assert publish(wh) == 3
+    assert target(wh) == [(1, "a", "lab_transfer_run"), (2, "b", "lab_transfer_run"), (3, "c", "lab_transfer_run")]
