@@ -60,6 +60,12 @@ def to_sqlite(value: Any) -> Any:
 DAMAGED = ("malformed", "not a database", "disk image")
 
 
+def about(path: Path, what: str) -> str:
+    """``what`` prefixed with the file's path, unless it already names the file (the drive store's
+    location does: ``sqlite:PATH: TABLE``), so an error names the path once."""
+    return what if str(path) in what else f"{path}: {what}"
+
+
 @contextmanager
 def sqlite_errors(what: str) -> Iterator[None]:
     """sqlite3 errors raised in the block become TransientError (a lock held too long) or
@@ -106,11 +112,11 @@ class Connections:
         held = getattr(self._local, "held", None)
         if held is not None:
             if held[0] is None:
-                with sqlite_errors(f"{self.path}: {what}"):
+                with sqlite_errors(about(self.path, what)):
                     held[0] = self._open()
             yield held[0]
             return
-        with sqlite_errors(f"{self.path}: {what}"):
+        with sqlite_errors(about(self.path, what)):
             conn = self._open()
         try:
             yield conn

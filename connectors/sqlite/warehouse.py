@@ -21,7 +21,7 @@ from drivetrain.warehouse import TableRef, Warehouse, WindowLoad
 
 from .dialect import SqliteDialect
 from .drive import SqliteDriveStore
-from .session import Connections, SqliteSession
+from .session import Connections, SqliteSession, about
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +82,7 @@ class SqliteWarehouse(Warehouse):
         """A connection for the block (this thread's held one inside :meth:`session`); SQLite's
         busy timeout already waits for a writer, so nothing is retried here."""
         with self.pool.connect(what) as conn:
-            yield SqliteSession(conn, f"{self.path}: {what}")
+            yield SqliteSession(conn, about(self.path, what))
 
     def session(self) -> AbstractContextManager[object]:
         return self.pool.hold()

@@ -150,6 +150,7 @@ class TestCorruptFile:
         stderr = clean_error(cli(*args), 1)
         assert f"{corrupt}: " in stderr and "the SQLite drive file is damaged" in stderr
         assert "restore it from a backup" in stderr
+        assert stderr.count(str(corrupt)) == 1, stderr  # the file is named once, not by each layer
 
     def test_status_json_prints_a_json_error(self, cli: Cli, corrupt: Path) -> None:
         body = json_error(cli("status", "./shop", "--json"), 1, "failed")

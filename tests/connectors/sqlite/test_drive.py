@@ -164,3 +164,20 @@ class TestPipeline:
         plan = drivetrain(folder, "run", str(folder), "--dry-run", "--json")
         assert plan.returncode == 0, plan.stderr
         assert "2025-11-15T02:00:00" in plan.stdout  # the next window comes from the SQLite drive table
+
+
+class TestDamagedFile:
+    def test_damage_past_the_header_names_the_file_once_and_the_fix(self, tmp_path: Path) -> None:
+        store = store_at(str(tmp_path))
+        store.insert_many([record(f"lab_{i:04d}") for i in range(300)])  # rows on pages past the schema's
+        path = tmp_path / "drive.sqlite"
+        data = bytearray(path.read_bytes())
+        page = 4096
+        assert len(data) > 4 * page
+        data[2 * page:] = b"\xa5" * (len(data) - 2 * page)  # every page after the schema's: damaged
+        path.write_bytes(bytes(data))
+        with pytest.raises(PermanentError) as raised:
+            store_at(str(tmp_path)).history("lab")
+        message = str(raised.value)
+        assert "the SQLite drive file is damaged" in message and "restore it from a backup" in message
+        assert message.count(str(path)) == 1, message
