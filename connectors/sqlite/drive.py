@@ -41,8 +41,12 @@ STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\+00:00
 #: The drive table's indexes: column(s) -> what reads them.
 INDEXES = {
     ("pipeline_id",): "one run by id (show, every update)",
-    ("pipeline_name", "query_window_start_timestamp"): "one pipeline's runs and windows (status, history, next window)",
+    ("pipeline_name", "query_window_start_timestamp"): "one pipeline's runs of a window (attempts, the summary's refresh)",
+    ("pipeline_name", "pipeline_start_timestamp"): "one pipeline's newest runs (status, history)",
 }
+#: The window summary's index (see drivetrain.sql.drive_windows): one window's row (each write's
+#: refresh), one pipeline's windows in order (status, the next windows, gaps).
+SUMMARY_INDEX = ("pipeline_name", "window_start", "window_end")
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -98,8 +102,11 @@ class SqliteDriveStore(SqlDriveStore):
                     s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
+                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.windows_ref.name + '__window')} "
+                          f"ON {self.dialect.qualified(self.windows_ref)} ({', '.join(SUMMARY_INDEX)})")
                 if fresh and self.previous is not None and self.previous.exists():
                     move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
+                    self.rebuild_windows(s)
         except BaseException:
             self._ready = False
             raise
@@ -126,8 +133,8 @@ class SqliteDriveStore(SqlDriveStore):
                 row = self._row(record)
                 params.append([value for name in names for value in self._value(name, row[name])[1]])
             with self._write() as s:
-                for values in params:
-                    s.execute(sql, values)
+                s.execute_many(sql, params)  # one statement prepared once, one transaction
+                self.refresh_windows(s, part)
             done += len(part)
         return done
 
