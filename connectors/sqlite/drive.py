@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease
+from drivetrain.sql import drive_windows
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
@@ -57,6 +58,7 @@ class SqliteDriveStore(SqlDriveStore):
         ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
     ]
     create_on_read: ClassVar[bool] = False  # reading never creates the file or the tables
+    summary_by_trigger: ClassVar[bool] = True  # any write keeps the window summary, one by hand too
 
     def __init__(self, warehouse: SqliteWarehouse, table: TableRef, *, previous: SqlDriveStore | None = None,
                  locks: WindowLocks | None = None) -> None:
@@ -104,9 +106,10 @@ class SqliteDriveStore(SqlDriveStore):
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.windows_ref.name + '__window')} "
                           f"ON {self.dialect.qualified(self.windows_ref)} ({', '.join(SUMMARY_INDEX)})")
+                for trigger in drive_windows.trigger_sql(self.dialect, self.table):
+                    s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():
                     move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
-                    self.rebuild_windows(s)
         except BaseException:
             self._ready = False
             raise

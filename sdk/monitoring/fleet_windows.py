@@ -13,6 +13,11 @@ pipelines sharing it, and answers come from three small results per pipeline:
   only run partially): few, they are the exceptions;
 * the start of its oldest window (for ``catchup: false``).
 
+Where the drive table has its window summary (:mod:`drivetrain.sql.drive_windows`, one narrow
+row per window, kept by the store with every write), the three are read from it: the completed
+windows are its rows with ``completed > 0``, the open ones those with none. A drive table of an
+older layout not yet written by this version is read directly.
+
 Everything is plain SQL (``NOT EXISTS``, ``UNION ALL``, ``GROUP BY``, the dialect's seconds
 between two timestamps) that DuckDB, Snowflake and PostgreSQL run alike. (Numbering islands
 with ``LAG`` and a running ``SUM`` sorts the whole table: 1.4 s against 0.8 s here at 374k rows.)
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain.monitoring.fleet import summarized
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window, WindowGrid
 
@@ -123,11 +129,28 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
     complete = f"pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp"
     length = store.dialect.seconds_between("ws", "we")
+    if summarized(store):
+        done = f"SELECT pipeline_name AS pn, window_start AS ws, window_end AS we FROM {store.windows_sql} WHERE {among} AND completed > 0"
+        open_sql = (f"SELECT pipeline_name AS pn, window_start AS ws, window_end AS we, attempts, failed, running "
+                    f"FROM {store.windows_sql} WHERE {among} AND completed = 0")
+        earliest_sql = (f"SELECT pipeline_name AS pn, MIN(window_start) AS first_start FROM {store.windows_sql} "
+                        f"WHERE {among} GROUP BY pipeline_name")
+    else:
+        done = (f"SELECT DISTINCT pipeline_name AS pn, query_window_start_timestamp AS ws, "
+                f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}")
+        open_sql = (
+            "SELECT pipeline_name AS pn, query_window_start_timestamp AS ws, query_window_end_timestamp AS we, "
+            "COUNT(*) AS attempts, SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+            "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
+            f"FROM {table} WHERE {among} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp "
+            f"HAVING SUM(CASE WHEN {complete} THEN 1 ELSE 0 END) = 0"
+        )
+        earliest_sql = (f"SELECT pipeline_name AS pn, MIN(query_window_start_timestamp) AS first_start FROM {table} "
+                        f"WHERE {among} GROUP BY pipeline_name")
     # island edges by anti-joins on the distinct completed windows (no window function: no
     # sort of the whole table), and each pipeline's shortest and longest completed window
     islands_sql = (
-        "WITH done AS (SELECT DISTINCT pipeline_name AS pn, query_window_start_timestamp AS ws, "
-        f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}) "
+        f"WITH done AS ({done}) "
         # the typed branch first: PostgreSQL types a UNION's NULL columns pair by pair
         f"SELECT pn, NULL AS edge, 2 AS starts, MIN({length}) AS shortest, MAX({length}) AS longest FROM done GROUP BY pn "
         "UNION ALL SELECT pn, ws AS edge, 1 AS starts, NULL AS shortest, NULL AS longest FROM done d "
@@ -135,14 +158,6 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
         "UNION ALL SELECT pn, we AS edge, 0 AS starts, NULL AS shortest, NULL AS longest FROM done d "
         "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.ws = d.we)"
     )
-    open_sql = (
-        "SELECT pipeline_name AS pn, query_window_start_timestamp AS ws, query_window_end_timestamp AS we, "
-        "COUNT(*) AS attempts, SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
-        "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
-        f"FROM {table} WHERE {among} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp "
-        f"HAVING SUM(CASE WHEN {complete} THEN 1 ELSE 0 END) = 0"
-    )
-    earliest_sql = f"SELECT pipeline_name AS pn, MIN(query_window_start_timestamp) AS first_start FROM {table} WHERE {among} GROUP BY pipeline_name"
     params = tuple(names)
     edges: dict[str, tuple[list[datetime], list[datetime]]] = {}
     lengths: dict[str, tuple[float, float]] = {}

@@ -97,6 +97,8 @@ class SqlDriveStore(DriveStore):
     meta_rows: ClassVar[dict[str, str]] = {}
     #: Whether a read creates the tables (True) or finds nothing while they are missing (False).
     create_on_read: ClassVar[bool] = True
+    #: Whether the database keeps the window summary itself (triggers: see drive_windows.trigger_sql).
+    summary_by_trigger: ClassVar[bool] = False
     #: Held around every statement (a process-wide lock for engines whose threads share a file).
     lock: ClassVar[AbstractContextManager[Any] | None] = None
 
@@ -111,6 +113,7 @@ class SqlDriveStore(DriveStore):
         self.table_sql = self.dialect.qualified(table)
         self.location = f"{warehouse.describe()}: {table}"
         self._ready = False
+        self._summarized = False
 
     # -- the backend's lease strategy ------------------------------------------------------
 
@@ -135,6 +138,18 @@ class SqlDriveStore(DriveStore):
         """A session for drive-table statements (each retried on a transient error)."""
         with self.lock or nullcontext(), self.wh.sql(self.location, retry=True) as session:
             yield session
+
+    def summarized(self) -> bool:
+        """Whether the window summary can be read (a drive table of an older layout, not yet
+        written by this version, has none: its readers ask the drive table itself)."""
+        if not self._summarized:
+            self._summarized = self._ready or (self.exists() and self.wh.table_exists(self.windows_ref))
+        return self._summarized
+
+    @property
+    def windows_sql(self) -> str:
+        """The window summary's qualified name."""
+        return self.dialect.qualified(self.windows_ref)
 
     def _readable(self) -> bool:
         if self.create_on_read:
@@ -289,11 +304,15 @@ class SqlDriveStore(DriveStore):
             raise self._lost(record, fence)
 
     def _refresh(self, s: SqlSession, record: RunRecord) -> None:
+        if self.summary_by_trigger:
+            return
         drive_windows.refresh(s, self.dialect, self.table, record.pipeline_name,
                               record.query_window_start_timestamp, record.query_window_end_timestamp)
 
     def refresh_windows(self, s: SqlSession, records: Sequence[RunRecord]) -> None:
         """The summary rows of the windows of ``records`` again (after a bulk insert)."""
+        if self.summary_by_trigger:
+            return
         keys = [(r.pipeline_name, r.query_window_start_timestamp) for r in records]
         drive_windows.refresh_spans(s, self.dialect, self.table, drive_windows.spans_of(keys))
 

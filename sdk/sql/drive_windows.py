@@ -5,13 +5,14 @@ a run completed, which are open, whether a window's newest attempt failed. Answe
 the drive table reads every run's wide row (ten phase documents each); this table keeps, per
 window, the few numbers those questions read, so they scan narrow rows through an index.
 
-It is written by the drive store itself, in the same transaction as the drive row it follows
-(:meth:`drivetrain.sql.drive.SqlDriveStore.insert` and ``update``): the window's row is computed
+It is written in the same transaction as the drive row it follows: the window's row is computed
 again from the window's attempts, read through the drive table's index, so it can never say
-something the drive table does not. Layout version 3 added it; an older drive table gets it
-built from its rows on first use (:func:`rebuild`), as do rows moved in from an older layout.
-Rows written into the drive table by other tools (not through a store) are not in it until the
-next rebuild.
+something the drive table does not. On SQLite (the embedded default) triggers do it, so a row
+changed by hand (the runbook's ``UPDATE``) is followed too; on the other engines the drive store
+does it in :meth:`drivetrain.sql.drive.SqlDriveStore.insert` and ``update``, and a row changed
+there by hand is followed once a store next writes that window. Layout version 3 added the
+summary; an older drive table gets it built from its rows on first use (:func:`rebuild`), as do
+rows moved in from an older layout.
 """
 
 from __future__ import annotations
@@ -100,6 +101,26 @@ def rebuild(s: SqlSession, dialect: SqlDialect, drive: TableRef) -> None:
     summary = dialect.qualified(summary_ref(drive))
     s.execute(f"DELETE FROM {summary}")
     s.execute(_fill_sql(dialect.qualified(drive), summary, "1 = 1"))
+
+
+def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
+    """Triggers keeping the summary for every write to the drive table, a hand-written one
+    included (engines with ``CREATE TRIGGER ... BEGIN ... END``: SQLite)."""
+    summary, table = dialect.qualified(summary_ref(drive)), dialect.qualified(drive)
+
+    def refresh_of(row: str) -> str:
+        where = " AND ".join(f"d.{c} = {row}.{c}" for c in _WINDOW)
+        return (f"DELETE FROM {summary} WHERE pipeline_name = {row}.pipeline_name AND window_start = {row}.query_window_start_timestamp "
+                f"AND window_end = {row}.query_window_end_timestamp; {_fill_sql(table, summary, where)};")
+
+    name = drive.name + "__windows"
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_insert')} AFTER INSERT ON {table} BEGIN {refresh_of('NEW')} END",
+        f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_update')} AFTER UPDATE OF pipeline_name, pipeline_status, "
+        "pipeline_start_timestamp, pipeline_end_timestamp, query_window_start_timestamp, query_window_end_timestamp "
+        f"ON {table} BEGIN {refresh_of('OLD')} {refresh_of('NEW')} END",
+        f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_delete')} AFTER DELETE ON {table} BEGIN {refresh_of('OLD')} END",
+    ]
 
 
 def spans_of(keys: Sequence[tuple[str, datetime]]) -> dict[str, tuple[datetime, datetime]]:

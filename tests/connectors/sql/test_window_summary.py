@@ -146,3 +146,20 @@ def test_an_older_drive_table_gets_its_summary_built_on_first_use(backend: Wareh
     again.ensure()
     assert summary(again) == want
     assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+def test_on_sqlite_a_row_changed_by_hand_is_followed_by_the_summary(tmp_path: Any, request: pytest.FixtureRequest) -> None:
+    """The runbook changes drive rows with SQL: on the default drive file triggers keep the summary."""
+    import sqlite3
+
+    wh = _make("sqlite", request, tmp_path)
+    try:
+        store = new_store(wh)
+        apply(store, [("run", "lab", 0, 5, RunStatus.SUCCESS, False), ("run", "lab", 1, 5, RunStatus.SUCCESS, False)])
+        with sqlite3.connect(tmp_path / "drive.sqlite") as conn:
+            conn.execute(f"UPDATE {store.table_sql} SET pipeline_status = 'FAILED' WHERE pipeline_id = 'lab_w0_a0'")
+            conn.execute(f"DELETE FROM {store.table_sql} WHERE pipeline_id = 'lab_w1_a0'")
+        assert summary(store) == drive_windows.expected(store.history())
+        assert [r[4] for r in summary(store)] == [1]  # window 0 failed; window 1 has no runs, so no row
+    finally:
+        wh.close()
