@@ -45,9 +45,12 @@ INDEXES = {
     ("pipeline_name", "query_window_start_timestamp"): "one pipeline's runs of a window (attempts, the summary's refresh)",
     ("pipeline_name", "pipeline_start_timestamp"): "one pipeline's newest runs (status, history)",
 }
-#: The window summary's index (see drivetrain.sql.drive_windows): one window's row (each write's
-#: refresh), one pipeline's windows in order (status, the next windows, gaps).
-SUMMARY_INDEX = ("pipeline_name", "window_start", "window_end")
+#: The window summary's indexes (see drivetrain.sql.drive_windows), covering what the fleet
+#: queries read, so they never visit the rows: one window's row (each write's refresh), one
+#: pipeline's windows in order with their lengths (the next windows, gaps), and the window
+#: ending where another starts (the islands' anti-joins).
+SUMMARY_INDEXES = {"window": ("pipeline_name", "window_start", "window_end", "completed", "window_seconds"),
+                   "end": ("pipeline_name", "window_end", "completed")}
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -104,8 +107,9 @@ class SqliteDriveStore(SqlDriveStore):
                     s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
-                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.windows_ref.name + '__window')} "
-                          f"ON {self.dialect.qualified(self.windows_ref)} ({', '.join(SUMMARY_INDEX)})")
+                for suffix, columns in SUMMARY_INDEXES.items():
+                    s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
+                              f"ON {self.dialect.qualified(self.windows_ref)} ({', '.join(columns)})")
                 for trigger in drive_windows.trigger_sql(self.dialect, self.table):
                     s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():

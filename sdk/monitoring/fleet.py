@@ -130,12 +130,13 @@ def _open_failures_summarized(store: Any, among: str, params: list[Any]) -> dict
             f"SELECT pipeline_name, SUM(newest_failed) AS failed FROM {store.windows_sql} "
             f"WHERE {among} AND newest_failed > 0 GROUP BY pipeline_name", params)):
         counts[str(row["pipeline_name"])] = int(row["failed"])
-    running = _lower(store.query(
-        f"SELECT d.pipeline_name, d.pipeline_id FROM {store.table_sql} d JOIN {store.windows_sql} w "
-        "ON d.pipeline_name = w.pipeline_name AND d.query_window_start_timestamp = w.window_start "
-        "AND d.query_window_end_timestamp = w.window_end AND d.pipeline_start_timestamp = w.newest_start "
-        f"WHERE {among.replace('pipeline_name', 'w.pipeline_name', 1)} AND w.newest_running > 0 "
-        "AND d.pipeline_status = 'RUNNING'", params))
+    running = []  # the windows first (few, from the summary), then their runs through the drive table's index
+    for w in _lower(store.query(
+            f"SELECT pipeline_name, window_start, window_end, newest_start FROM {store.windows_sql} "
+            f"WHERE {among} AND newest_running > 0", params)):
+        runs = store.attempts(str(w["pipeline_name"]), _aware(w["window_start"]), _aware(w["window_end"]))  # type: ignore[arg-type]
+        running += [{"pipeline_name": r.pipeline_name, "pipeline_id": r.pipeline_id} for r in runs
+                    if r.pipeline_status is RunStatus.RUNNING and r.pipeline_start_timestamp == _aware(w["newest_start"])]
     _count_dead(store, running, counts)
     return counts
 

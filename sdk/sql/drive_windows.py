@@ -40,6 +40,7 @@ WINDOW_COLUMNS: list[tuple[str, str, bool]] = [
     ("newest_failed", "integer", True),   # attempts at newest_start that FAILED
     ("newest_running", "integer", True),  # attempts at newest_start that are RUNNING
     ("ok_end", "timestamp", False),       # when its newest SUCCESS or SKIPPED run ended
+    ("window_seconds", "bigint", True),   # the window's length (whole seconds)
 ]
 #: Runs that ended without failing (as drivetrain.monitoring.queries.OK_STATUSES).
 _OK = "('SUCCESS', 'SKIPPED')"
@@ -56,7 +57,7 @@ def create_sql(dialect: SqlDialect, summary: TableRef) -> str:
     return f"CREATE TABLE IF NOT EXISTS {dialect.qualified(summary)} ({columns})"
 
 
-def _fill_sql(drive: str, summary: str, where: str) -> str:
+def _fill_sql(dialect: SqlDialect, drive: str, summary: str, where: str) -> str:
     """``INSERT`` the summary rows of the drive rows matching ``where`` (written for columns of
     alias ``d``; used twice, so its parameters are bound twice)."""
     names = ", ".join(name for name, _, _ in WINDOW_COLUMNS)
@@ -69,7 +70,9 @@ def _fill_sql(drive: str, summary: str, where: str) -> str:
         f"SUM(CASE WHEN {status} IN {_OK} AND {start} >= d.query_window_end_timestamp THEN 1 ELSE 0 END), MAX({start}), "
         f"SUM(CASE WHEN {status} = 'FAILED' AND {newest} THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN {status} = 'RUNNING' AND {newest} THEN 1 ELSE 0 END), "
-        f"MAX(CASE WHEN {status} IN {_OK} THEN d.pipeline_end_timestamp END) "
+        f"MAX(CASE WHEN {status} IN {_OK} THEN d.pipeline_end_timestamp END), "
+        f"CAST(ROUND(MAX({dialect.seconds_between('d.query_window_start_timestamp', 'd.query_window_end_timestamp')})) "
+        f"AS {dialect.types['bigint']}) "
         f"FROM {drive} d JOIN (SELECT {', '.join(f'd.{c} AS n_{i}' for i, c in enumerate(_WINDOW))}, MAX({start}) AS newest "
         f"FROM {drive} d WHERE {where} GROUP BY {', '.join(f'd.{c}' for c in _WINDOW)}) n ON {on} "
         f"WHERE {where} GROUP BY {', '.join(f'd.{c}' for c in _WINDOW)}"
@@ -82,7 +85,7 @@ def refresh(s: SqlSession, dialect: SqlDialect, drive: TableRef, name: str, star
     key = [name, start, end]
     s.execute(f"DELETE FROM {summary} WHERE pipeline_name = ? AND window_start = ? AND window_end = ?", key)
     where = "d.pipeline_name = ? AND d.query_window_start_timestamp = ? AND d.query_window_end_timestamp = ?"
-    s.execute(_fill_sql(table, summary, where), key + key)
+    s.execute(_fill_sql(dialect, table, summary, where), key + key)
 
 
 def refresh_spans(s: SqlSession, dialect: SqlDialect, drive: TableRef, spans: dict[str, tuple[datetime, datetime]]) -> None:
@@ -93,14 +96,14 @@ def refresh_spans(s: SqlSession, dialect: SqlDialect, drive: TableRef, spans: di
     for name, (first, last) in spans.items():
         key = [name, first, last]
         s.execute(f"DELETE FROM {summary} WHERE pipeline_name = ? AND window_start >= ? AND window_start <= ?", key)
-        s.execute(_fill_sql(table, summary, where), key + key)
+        s.execute(_fill_sql(dialect, table, summary, where), key + key)
 
 
 def rebuild(s: SqlSession, dialect: SqlDialect, drive: TableRef) -> None:
     """The whole summary again from the drive table (a migration, or rows moved in)."""
     summary = dialect.qualified(summary_ref(drive))
     s.execute(f"DELETE FROM {summary}")
-    s.execute(_fill_sql(dialect.qualified(drive), summary, "1 = 1"))
+    s.execute(_fill_sql(dialect, dialect.qualified(drive), summary, "1 = 1"))
 
 
 def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
@@ -111,7 +114,7 @@ def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
     def refresh_of(row: str) -> str:
         where = " AND ".join(f"d.{c} = {row}.{c}" for c in _WINDOW)
         return (f"DELETE FROM {summary} WHERE pipeline_name = {row}.pipeline_name AND window_start = {row}.query_window_start_timestamp "
-                f"AND window_end = {row}.query_window_end_timestamp; {_fill_sql(table, summary, where)};")
+                f"AND window_end = {row}.query_window_end_timestamp; {_fill_sql(dialect, table, summary, where)};")
 
     name = drive.name + "__windows"
     return [
@@ -148,5 +151,6 @@ def expected(records: Sequence[Any]) -> set[tuple[Any, ...]]:
         out.add((*key, len(runs), status.count("FAILED"), status.count("RUNNING"),
                  sum(1 for r in runs if r.pipeline_status.value in ("SUCCESS", "SKIPPED")
                      and r.pipeline_start_timestamp >= r.query_window_end_timestamp),
-                 newest, at_newest.count("FAILED"), at_newest.count("RUNNING"), max(ok_ends) if ok_ends else None))
+                 newest, at_newest.count("FAILED"), at_newest.count("RUNNING"), max(ok_ends) if ok_ends else None,
+                 round((key[2] - key[1]).total_seconds())))
     return out
