@@ -41,6 +41,7 @@ WINDOW_COLUMNS: list[tuple[str, str, bool]] = [
     ("newest_running", "integer", True),  # attempts at newest_start that are RUNNING
     ("ok_end", "timestamp", False),       # when its newest SUCCESS or SKIPPED run ended
     ("window_seconds", "bigint", True),   # the window's length (whole seconds)
+    ("ok_start", "timestamp", False),     # when its newest SUCCESS or SKIPPED run started
 ]
 #: Runs that ended without failing (as drivetrain.monitoring.queries.OK_STATUSES).
 _OK = "('SUCCESS', 'SKIPPED')"
@@ -72,7 +73,7 @@ def _fill_sql(dialect: SqlDialect, drive: str, summary: str, where: str) -> str:
         f"SUM(CASE WHEN {status} = 'RUNNING' AND {newest} THEN 1 ELSE 0 END), "
         f"MAX(CASE WHEN {status} IN {_OK} THEN d.pipeline_end_timestamp END), "
         f"CAST(ROUND(MAX({dialect.seconds_between('d.query_window_start_timestamp', 'd.query_window_end_timestamp')})) "
-        f"AS {dialect.types['bigint']}) "
+        f"AS {dialect.types['bigint']}), MAX(CASE WHEN {status} IN {_OK} THEN {start} END) "
         f"FROM {drive} d JOIN (SELECT {', '.join(f'd.{c} AS n_{i}' for i, c in enumerate(_WINDOW))}, MAX({start}) AS newest "
         f"FROM {drive} d WHERE {where} GROUP BY {', '.join(f'd.{c}' for c in _WINDOW)}) n ON {on} "
         f"WHERE {where} GROUP BY {', '.join(f'd.{c}' for c in _WINDOW)}"
@@ -146,11 +147,11 @@ def expected(records: Sequence[Any]) -> set[tuple[Any, ...]]:
         status = [r.pipeline_status.value for r in runs]
         newest = max(r.pipeline_start_timestamp for r in runs)
         at_newest = [r.pipeline_status.value for r in runs if r.pipeline_start_timestamp == newest]
-        ok_ends = [r.pipeline_end_timestamp for r in runs if r.pipeline_status.value in ("SUCCESS", "SKIPPED")
-                   and r.pipeline_end_timestamp is not None]
+        ok = [r for r in runs if r.pipeline_status.value in ("SUCCESS", "SKIPPED")]
+        ok_ends = [r.pipeline_end_timestamp for r in ok if r.pipeline_end_timestamp is not None]
         out.add((*key, len(runs), status.count("FAILED"), status.count("RUNNING"),
                  sum(1 for r in runs if r.pipeline_status.value in ("SUCCESS", "SKIPPED")
                      and r.pipeline_start_timestamp >= r.query_window_end_timestamp),
                  newest, at_newest.count("FAILED"), at_newest.count("RUNNING"), max(ok_ends) if ok_ends else None,
-                 round((key[2] - key[1]).total_seconds())))
+                 round((key[2] - key[1]).total_seconds()), max((r.pipeline_start_timestamp for r in ok), default=None)))
     return out
