@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivetrain.drive import Lease
 from drivetrain.sql import drive_windows
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from drivetrain.record import RunRecord
     from drivetrain.sql.names import TableRef
 
+    from .session import SqliteSession
     from .warehouse import SqliteWarehouse
 
 _KEY = "pipeline_name = ? AND window_start = ?"
@@ -140,7 +141,7 @@ class SqliteDriveStore(SqlDriveStore):
                 row = self._row(record)
                 params.append([value for name in names for value in self._value(name, row[name])[1]])
             with self._write() as s:
-                s.execute_many(sql, params)  # one statement prepared once, one transaction
+                cast("SqliteSession", s).execute_many(sql, params)  # one statement prepared once, one transaction
                 self.refresh_windows(s, part)
             done += len(part)
         return done

@@ -61,7 +61,7 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
             total = len(shown)
             shown = shown[offset:offset + limit] if limit else shown[offset:]
             # --json answers with the latest runs: no next windows to compute
-            due = {id(c.pipeline): None for c in shown} if as_json else _next_windows(shown, states, now)
+            due: dict[int, Window | None] = {id(c.pipeline): None for c in shown} if as_json else _next_windows(shown, states, now)
             rows, latest = [], []
             for item in shown:
                 cells, record = _row(item, states.get(id(item)), due)

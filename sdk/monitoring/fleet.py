@@ -104,9 +104,10 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
         held = newest.get(record.pipeline_name)
         if held is None or record.pipeline_id > held.pipeline_id:
             newest[record.pipeline_name] = record
-    if summarized(store):
-        failures = _open_failures_summarized(store, among, params)
-        last_ok_sql = f"SELECT pipeline_name, MAX(ok_end) AS last_ok FROM {store.windows_sql} WHERE {among} GROUP BY pipeline_name"
+    windows = windows_of(store)
+    if windows:
+        failures = _open_failures_summarized(store, windows, among, params)
+        last_ok_sql = f"SELECT pipeline_name, MAX(ok_end) AS last_ok FROM {windows} WHERE {among} GROUP BY pipeline_name"
     else:
         failures = _open_failures(store, among, params)
         ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
@@ -116,23 +117,24 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
     return {name: PipelineState(name, newest.get(name), failures.get(name, 0), last_ok.get(name)) for name in names}
 
 
-def summarized(store: Any) -> bool:
-    """Whether ``store`` has a window summary to read (see :mod:`drivetrain.sql.drive_windows`)."""
+def windows_of(store: Any) -> str | None:
+    """The qualified name of ``store``'s window summary, when it has one to read (see
+    :mod:`drivetrain.sql.drive_windows`); None: read the drive table itself."""
     check = getattr(store, "summarized", None)
-    return bool(check is not None and check())
+    return str(store.windows_sql) if check is not None and check() else None
 
 
-def _open_failures_summarized(store: Any, among: str, params: list[Any]) -> dict[str, int]:
+def _open_failures_summarized(store: DriveStore, windows: str, among: str, params: list[Any]) -> dict[str, int]:
     """:func:`_open_failures` from the window summary: the FAILED newest attempts are counted
     there; the RUNNING ones (few) are read from the drive table to ask whether their process is gone."""
     counts: dict[str, int] = {}
     for row in _lower(store.query(
-            f"SELECT pipeline_name, SUM(newest_failed) AS failed FROM {store.windows_sql} "
+            f"SELECT pipeline_name, SUM(newest_failed) AS failed FROM {windows} "
             f"WHERE {among} AND newest_failed > 0 GROUP BY pipeline_name", params)):
         counts[str(row["pipeline_name"])] = int(row["failed"])
     running = []  # the windows first (few, from the summary), then their runs through the drive table's index
     for w in _lower(store.query(
-            f"SELECT pipeline_name, window_start, window_end, newest_start FROM {store.windows_sql} "
+            f"SELECT pipeline_name, window_start, window_end, newest_start FROM {windows} "
             f"WHERE {among} AND newest_running > 0", params)):
         runs = store.attempts(str(w["pipeline_name"]), _aware(w["window_start"]), _aware(w["window_end"]))  # type: ignore[arg-type]
         running += [{"pipeline_name": r.pipeline_name, "pipeline_id": r.pipeline_id} for r in runs

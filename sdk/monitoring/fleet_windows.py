@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.monitoring.fleet import summarized
+from drivetrain.monitoring.fleet import windows_of
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window, WindowGrid
 
@@ -125,8 +125,9 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
         return {}
     p = store.dialect.param
     among = f"pipeline_name IN ({', '.join(p for _ in names)})"
-    if summarized(store):
-        islands_sql, open_sql, earliest_sql = _summary_sql(store.windows_sql, among)
+    windows = windows_of(store)
+    if windows:
+        islands_sql, open_sql, earliest_sql = _summary_sql(windows, among)
     else:
         islands_sql, open_sql, earliest_sql = _drive_sql(store, among)
     params = tuple(names)
