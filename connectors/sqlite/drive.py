@@ -48,10 +48,13 @@ INDEXES = {
 }
 #: The window summary's indexes (see drivetrain.sql.drive_windows), covering what the fleet
 #: queries read, so they never visit the rows: one window's row (each write's refresh), one
-#: pipeline's windows in order with their lengths (the next windows, gaps), and the window
-#: ending where another starts (the islands' anti-joins).
+#: pipeline's windows in order with their lengths (the next windows, gaps), the window ending
+#: where another starts (the islands' anti-joins), and the few windows whose newest attempt
+#: failed or runs, the open ones and the newest success (status).
 SUMMARY_INDEXES = {"window": ("pipeline_name", "window_start", "window_end", "completed", "window_seconds"),
-                   "end": ("pipeline_name", "window_end", "completed")}
+                   "end": ("pipeline_name", "window_end", "completed"),
+                   "failed": ("pipeline_name", "newest_failed"), "running": ("pipeline_name", "newest_running"),
+                   "open": ("pipeline_name", "completed"), "ok": ("pipeline_name", "ok_end")}
 
 
 class SqliteDriveStore(SqlDriveStore):

@@ -124,7 +124,7 @@ def apply(store: Any, writes: list[tuple[Any, ...]]) -> None:
             store.update(attrs.evolve(record, pipeline_status=status, pipeline_end_timestamp=started + timedelta(minutes=3)))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(writes=WRITES)
 def test_the_summary_is_what_the_drive_table_says_after_any_writes(backend: Warehouse, writes: list[tuple[Any, ...]]) -> None:
     store = new_store(backend)
