@@ -51,10 +51,14 @@ INDEXES = {
 #: pipeline's windows in order with their lengths (the next windows, gaps), the window ending
 #: where another starts (the islands' anti-joins), and the few windows whose newest attempt
 #: failed or runs, the open ones and the newest success (status).
-SUMMARY_INDEXES = {"window": ("pipeline_name", "window_start", "window_end", "completed", "window_seconds"),
-                   "end": ("pipeline_name", "window_end", "completed"),
-                   "failed": ("pipeline_name", "newest_failed"), "running": ("pipeline_name", "newest_running"),
-                   "open": ("pipeline_name", "completed"), "ok": ("pipeline_name", "ok_end")}
+#: The few-rows ones are partial (``WHERE``), so the planner never takes them for the islands'
+#: reads of all completed windows (a plain index on (pipeline_name, completed) did: 15 s).
+SUMMARY_INDEXES = {"window": ("pipeline_name, window_start, window_end, completed, window_seconds", ""),
+                   "end": ("pipeline_name, window_end, completed", ""),
+                   "ok": ("pipeline_name, ok_end", ""),
+                   "failed_windows": ("pipeline_name, newest_failed", "newest_failed > 0"),
+                   "running_windows": ("pipeline_name, newest_running", "newest_running > 0"),
+                   "open_windows": ("pipeline_name", "completed = 0")}
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -111,9 +115,9 @@ class SqliteDriveStore(SqlDriveStore):
                     s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
-                for suffix, columns in SUMMARY_INDEXES.items():
+                for suffix, (columns, where) in SUMMARY_INDEXES.items():
                     s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
-                              f"ON {self.dialect.qualified(self.windows_ref)} ({', '.join(columns)})")
+                              f"ON {self.dialect.qualified(self.windows_ref)} ({columns}){f' WHERE {where}' if where else ''}")
                 for trigger in drive_windows.trigger_sql(self.dialect, self.table):
                     s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():
