@@ -115,9 +115,9 @@ class SqliteDriveStore(SqlDriveStore):
                     s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
                 s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
                           f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
-                for suffix, (columns, where) in SUMMARY_INDEXES.items():
+                for suffix, (listed, where) in SUMMARY_INDEXES.items():
                     s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
-                              f"ON {self.dialect.qualified(self.windows_ref)} ({columns}){f' WHERE {where}' if where else ''}")
+                              f"ON {self.dialect.qualified(self.windows_ref)} ({listed}){f' WHERE {where}' if where else ''}")
                 for trigger in drive_windows.trigger_sql(self.dialect, self.table):
                     s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():
