@@ -5,6 +5,7 @@ Usage, from the repository root::
     python -m benchmarks.fleet                          # 500 pipelines x 365 days (4.4M drive rows)
     python -m benchmarks.fleet --pipelines 50 --days 30 # smaller
     python -m benchmarks.fleet --smoke                  # seconds: checks that everything runs
+    python -m benchmarks.fleet --backend duckdb         # a pinned drive.duckdb instead of the default drive.sqlite
     python -m benchmarks.fleet --backend snowflake      # the drive table on fakesnow (see below)
 
 It builds a workspace (:mod:`benchmarks.fleet_history`), then measures each command, each in a
@@ -47,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipelines", type=int, default=500)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--backend", choices=["duckdb", "snowflake"], default="duckdb")
+    parser.add_argument("--backend", choices=["sqlite", "duckdb", "snowflake"], default="sqlite",
+                        help="sqlite: the default layout (drive.sqlite beside the warehouse); duckdb: a pinned drive.duckdb")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--workspace", type=Path, help="Keep the workspace here (reused when it holds a fleet of the same size).")
     parser.add_argument("--measures", help="Comma-separated measures (default: all): " + ", ".join(fleet_measures.MEASURES))
@@ -77,7 +79,7 @@ def build(args: argparse.Namespace, workspace: Path, say: Any) -> dict[str, Any]
     began = time.perf_counter()
     with Pipeline.load(folders[0]) as pipeline:
         rows = pipeline.drive_store().insert_many(  # type: ignore[attr-defined]
-            fleet_history.fleet_history(args.pipelines, args.days, now), chunk=10_000)
+            fleet_history.fleet_history(args.pipelines, args.days, now), chunk=20_000)
     meta = {**wanted, "now": now.isoformat(), "rows": rows, "build_seconds": round(time.perf_counter() - began, 1)}
     marker.write_text(json.dumps(meta))
     say(f"built {rows:,} drive rows for {args.pipelines} pipelines in {meta['build_seconds']}s")

@@ -2,8 +2,10 @@
 
 Every pipeline is an hourly pipeline (files source, its own DuckDB warehouse file, ``catchup``
 from ``days`` ago) whose folder sits under ``<workspace>/pipelines`` (the CLI finds them through
-``DRIVETRAIN_PIPELINES_HOME``). They all name one drive table: ``<workspace>/drive.duckdb`` on
-the embedded default, or a Snowflake database (fakesnow) with ``--backend snowflake``.
+``DRIVETRAIN_PIPELINES_HOME``). They all share one drive table: on the default layout their
+warehouse is ``<workspace>/warehouse.duckdb`` with no drive setting, so the drive table is the
+``drive.sqlite`` beside it; ``--backend duckdb`` pins ``<workspace>/drive.duckdb``, and
+``--backend snowflake`` puts it in a Snowflake database (fakesnow).
 
 The history is what a year of hourly runs leaves behind, written through the drive store's
 public bulk API (:meth:`~drivetrain.sql.drive.SqlDriveStore.insert_many`), the same for every
@@ -54,7 +56,9 @@ def config_of(index: int, days: int, now: datetime, drive: dict[str, Any]) -> di
         "target_system": {"type": "duckdb", "path": "warehouse.duckdb", "table": name},
         "phases": {"stage_cleaning": {"archive_location": "archive", "delete_after_days": 1}},
     }
-    if drive["type"] == "duckdb":  # every pipeline's warehouse names the fleet's one drive file
+    if drive["type"] == "sqlite":  # the default layout: one warehouse file, the drive.sqlite beside it
+        config["stage_system"]["path"] = config["target_system"]["path"] = drive["warehouse"]
+    elif drive["type"] == "duckdb":  # every pipeline's warehouse names the fleet's one drive file
         config["stage_system"]["drive_path"] = config["target_system"]["drive_path"] = drive["drive_path"]
     else:
         config["drive_table"] = drive

@@ -38,6 +38,9 @@ NOTES = [
     "`report_browser` is headless Chromium loading and rendering the 500-pipeline HTML report (`--dump-dom`, start-up",
     "included), next to the same browser opening an empty page; the report is written first, not timed.",
     "Configs that passed validation are remembered in the workspace's cache folder: the first round fills it.",
+    "On the default layout (`sqlite`) the drive table is `drive.sqlite` and the hand-written SQL runs through the",
+    "standard library's `sqlite3` over the drive table itself (SQLite's bare columns beside `MAX()` for the newest",
+    "rows, a recursive CTE for the hourly grid); drivetrain reads the window summary it keeps beside it where it can.",
     "",
     "On Snowflake (fakesnow) the numbers show the queries' shape and round trips only: fakesnow is DuckDB behind",
     "an HTTP emulation of Snowflake's API, without micro-partition pruning, clustering, warehouse start-up or",
@@ -53,12 +56,17 @@ def measure(name: str, *, baseline: bool = False) -> Callable[[Measure], Measure
 
 
 def has_baseline(name: str, backend: str) -> bool:
-    return name in BASELINES and backend == "duckdb"
+    return name in BASELINES and backend in ("sqlite", "duckdb")
 
 
 # -- backends ------------------------------------------------------------------------------
 
 def drive_section(backend: str, workspace: Path) -> dict[str, Any]:
+    """How the fleet's pipelines name their one drive table. ``sqlite``, the default layout: no
+    drive setting at all, every pipeline's warehouse in ``<workspace>/warehouse.duckdb``, so
+    the drive table is the ``drive.sqlite`` beside it."""
+    if backend == "sqlite":
+        return {"type": "sqlite", "warehouse": str(workspace / "warehouse.duckdb")}
     if backend == "duckdb":
         return {"type": "duckdb", "drive_path": str(workspace / "drive.duckdb")}
     port = json.loads((workspace / "fakesnow.json").read_text())["port"]
@@ -218,6 +226,7 @@ def _newest_id(meta: dict[str, Any]) -> str:
 # -- hand-written SQL ------------------------------------------------------------------------
 
 def sql(workspace: Path, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """``text`` on the drive file: DuckDB SQL on ``drive.duckdb`` (SQLite SQL goes to :func:`lite`)."""
     import duckdb
 
     with duckdb.connect(str(workspace / "drive.duckdb"), read_only=True) as conn:
@@ -230,7 +239,6 @@ NEWEST_PER_WINDOW = ("SELECT pipeline_name, query_window_start_timestamp AS ws, 
                      "GROUP BY pipeline_name, query_window_start_timestamp")
 
 
-@measure("status", baseline=True)
 def status_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(sql(workspace, (
         "SELECT d.pipeline_name, arg_max(pipeline_id, pipeline_start_timestamp), arg_max(pipeline_status, pipeline_start_timestamp), "
@@ -238,20 +246,17 @@ def status_sql(workspace: Path, meta: dict[str, Any]) -> Any:
         "WHERE newest = 'FAILED' GROUP BY 1) f USING (pipeline_name) GROUP BY d.pipeline_name")))
 
 
-@measure("status_failed", baseline=True)
 def status_failed_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(sql(workspace, (
         "SELECT pipeline_name FROM pipeline_execution_drive GROUP BY pipeline_name "
         "HAVING arg_max(pipeline_status, pipeline_start_timestamp) = 'FAILED'")))
 
 
-@measure("history", baseline=True)
 def history_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(sql(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_name = ? "
                               "ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT 20", [ONE]))
 
 
-@measure("show", baseline=True)
 def show_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     return sql(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_id = ?", [_newest_id(meta)])[0][0]
 
@@ -269,13 +274,11 @@ def _bounds(meta: dict[str, Any]) -> tuple[datetime, datetime]:
     return first, now
 
 
-@measure("gaps", baseline=True)
 def gaps_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     first, now = _bounds(meta)
     return len(sql(workspace, _gap_sql(False) + " AND w.ws + INTERVAL 1 HOUR <= ?", [first, now, now]))
 
 
-@measure("gaps_one", baseline=True)
 def gaps_one_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     first, now = _bounds(meta)
     return len(sql(workspace, _gap_sql(True) + " AND w.ws + INTERVAL 1 HOUR <= ?", [ONE, first, now, now]))
@@ -296,16 +299,134 @@ def _metrics_sql(workspace: Path, meta: dict[str, Any]) -> int:
     return len(rows)
 
 
-for _name in ("metrics", "report", "report_json", "report_html"):
-    measure(_name, baseline=True)(_metrics_sql)
-
-
-@measure("next_window", baseline=True)
 def next_window_sql(workspace: Path, meta: dict[str, Any]) -> Any:
     first, now = _bounds(meta)
     rows = sql(workspace, f"SELECT min(ws) FROM ({_gap_sql(True)} AND w.ws + INTERVAL 1 HOUR <= ?)", [ONE, first, now, now])
     return rows[0][0].replace(tzinfo=UTC).isoformat() if rows[0][0] else None
 
+
+# -- hand-written SQL on SQLite (the default drive file), stdlib sqlite3 ----------------------
+
+def lite(workspace: Path, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """``text`` on ``drive.sqlite``, read-only. Instants are stored as fixed-width ISO text in UTC."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{workspace / 'drive.sqlite'}?mode=ro", uri=True)
+    try:
+        return conn.execute(text, params or []).fetchall()
+    finally:
+        conn.close()
+
+
+def _text(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+
+
+LITE_NEWEST_PER_WINDOW = (  # SQLite's bare columns: the row holding each group's MAX
+    "SELECT pipeline_name, pipeline_status, MAX(pipeline_start_timestamp) FROM pipeline_execution_drive "
+    "GROUP BY pipeline_name, query_window_start_timestamp")
+
+
+def _lite_status(workspace: Path) -> int:
+    newest = lite(workspace, "SELECT pipeline_name, pipeline_id, pipeline_status, MAX(pipeline_start_timestamp) "
+                             "FROM pipeline_execution_drive GROUP BY pipeline_name")
+    lite(workspace, f"SELECT pipeline_name, count(*) FROM ({LITE_NEWEST_PER_WINDOW}) WHERE pipeline_status = 'FAILED' GROUP BY 1")
+    return len(newest)
+
+
+def _lite_status_failed(workspace: Path) -> int:
+    return len([r for r in lite(workspace, "SELECT pipeline_name, pipeline_status, MAX(pipeline_start_timestamp) "
+                                           "FROM pipeline_execution_drive GROUP BY pipeline_name") if r[1] == "FAILED"])
+
+
+def _lite_gap_sql(one: bool) -> str:
+    names = "(SELECT ? AS pipeline_name)" if one else "(SELECT DISTINCT pipeline_name FROM pipeline_execution_drive)"
+    return ("WITH RECURSIVE h(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM h WHERE i + 1 < ?), "
+            "w(ws) AS (SELECT strftime('%Y-%m-%d %H:%M:%S', ?, '+' || i || ' hours') || '.000000+00:00' FROM h) "
+            f"SELECT n.pipeline_name, w.ws FROM {names} n, w WHERE NOT EXISTS (SELECT 1 FROM pipeline_execution_drive d "
+            "WHERE d.pipeline_name = n.pipeline_name AND d.query_window_start_timestamp = w.ws "
+            "AND d.pipeline_status IN ('SUCCESS', 'SKIPPED'))")
+
+
+def _lite_gaps(workspace: Path, meta: dict[str, Any], one: bool) -> list[tuple[Any, ...]]:
+    first, now = _bounds(meta)
+    hours = int((now - first).total_seconds() // 3600)
+    start = first.strftime("%Y-%m-%d %H:%M:%S")
+    return lite(workspace, _lite_gap_sql(one), [hours, start, ONE] if one else [hours, start])
+
+
+def _lite_metrics(workspace: Path, meta: dict[str, Any]) -> int:
+    since = _text(datetime.fromisoformat(meta["now"]).astimezone(UTC) - timedelta(days=7))
+    rows = lite(workspace, (
+        "SELECT pipeline_name, count(*), count(*) FILTER (WHERE pipeline_status IN ('SUCCESS', 'SKIPPED')), "
+        "count(*) FILTER (WHERE pipeline_status = 'FAILED'), "
+        "avg((julianday(substr(pipeline_end_timestamp, 1, 26)) - julianday(substr(pipeline_start_timestamp, 1, 26))) * 86400), "
+        "max(pipeline_end_timestamp) FILTER (WHERE pipeline_status = 'SUCCESS') "
+        "FROM pipeline_execution_drive WHERE pipeline_start_timestamp >= ? GROUP BY pipeline_name"), [since])
+    lite(workspace, (
+        "SELECT pipeline_name, count(*), count(*) FILTER (WHERE ok > failed_at) FROM (SELECT pipeline_name, "
+        "query_window_start_timestamp, min(pipeline_start_timestamp) FILTER (WHERE pipeline_status = 'FAILED') AS failed_at, "
+        "max(pipeline_start_timestamp) FILTER (WHERE pipeline_status = 'SUCCESS') AS ok FROM pipeline_execution_drive "
+        "WHERE pipeline_start_timestamp >= ? GROUP BY 1, 2) WHERE failed_at IS NOT NULL GROUP BY 1"), [since])
+    return len(rows)
+
+
+# -- the baselines, by backend -----------------------------------------------------------------
+
+def _on(meta: dict[str, Any]) -> bool:
+    """Whether the drive table is the SQLite file (the default layout)."""
+    return meta.get("backend", "duckdb") == "sqlite"
+
+
+@measure("status", baseline=True)
+def status_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    return _lite_status(workspace) if _on(meta) else status_sql(workspace, meta)
+
+
+@measure("status_failed", baseline=True)
+def status_failed_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    return _lite_status_failed(workspace) if _on(meta) else status_failed_sql(workspace, meta)
+
+
+@measure("history", baseline=True)
+def history_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    if not _on(meta):
+        return history_sql(workspace, meta)
+    return len(lite(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_name = ? "
+                               "ORDER BY pipeline_start_timestamp DESC, pipeline_id DESC LIMIT 20", [ONE]))
+
+
+@measure("show", baseline=True)
+def show_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    if not _on(meta):
+        return show_sql(workspace, meta)
+    return lite(workspace, "SELECT * FROM pipeline_execution_drive WHERE pipeline_id = ?", [_newest_id(meta)])[0][0]
+
+
+@measure("gaps", baseline=True)
+def gaps_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(_lite_gaps(workspace, meta, False)) if _on(meta) else gaps_sql(workspace, meta)
+
+
+@measure("gaps_one", baseline=True)
+def gaps_one_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    return len(_lite_gaps(workspace, meta, True)) if _on(meta) else gaps_one_sql(workspace, meta)
+
+
+def _metrics_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    return _lite_metrics(workspace, meta) if _on(meta) else _metrics_sql(workspace, meta)
+
+
+for _name in ("metrics", "report", "report_json", "report_html"):
+    measure(_name, baseline=True)(_metrics_baseline)
+
+
+@measure("next_window", baseline=True)
+def next_window_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    if not _on(meta):
+        return next_window_sql(workspace, meta)
+    found = sorted(ws for _, ws in _lite_gaps(workspace, meta, True))
+    return datetime.fromisoformat(found[0]).isoformat() if found else None
 
 def peak_rss_mb() -> float | None:
     """This process's peak RSS (VmHWM, which, unlike ru_maxrss, does not carry the parent's over exec)."""

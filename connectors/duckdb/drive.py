@@ -43,7 +43,7 @@ from drivetrain.sql.session import utc_now as _now
 from drivetrain.sql.window_locks import WindowLocks
 
 from .connection import duckdb_errors, transaction
-from .sql import DuckDBDialect, qualified, quote
+from .sql import DuckDBDialect, DuckDBSession, qualified, quote
 
 if TYPE_CHECKING:
     from drivetrain.warehouse import TableRef
@@ -128,6 +128,8 @@ class DuckDBDriveStore(SqlDriveStore):
                     super().ensure()
                     for ref, path in exported.items():
                         self._import(conn, ref, path)
+                    if exported:
+                        self.rebuild_windows(DuckDBSession(conn))
             except BaseException:
                 self._ready = False
                 raise
@@ -203,12 +205,13 @@ class DuckDBDriveStore(SqlDriveStore):
                     if kind == "json" and row[name] is not None:
                         row[name] = json.dumps(row[name], default=str)
             table = pa.Table.from_pylist(rows)
-            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location):
+            with _LOCK, self.wh.connect() as conn, duckdb_errors(self.location), self.sql() as s, s.transaction():
                 conn.register("_drivetrain_drive_rows", table)
                 try:
                     conn.execute(f"INSERT INTO {self.table_sql} BY NAME SELECT * FROM _drivetrain_drive_rows")
                 finally:
                     conn.unregister("_drivetrain_drive_rows")
+                self.refresh_windows(s, part)
             done += len(rows)
         return done
 

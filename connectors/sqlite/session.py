@@ -153,6 +153,11 @@ class SqliteSession:
             cursor = self.conn.execute(sql, [to_sqlite(p) for p in params])
         return cursor.rowcount if cursor.description is None else -1
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row of parameters (a bulk insert), prepared once."""
+        with sqlite_errors(self.what):
+            self.conn.executemany(sql, ([to_sqlite(p) for p in row] for row in rows))
+
     def rows(self, sql: str, params: Sequence[Any] = (), *, hints: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with sqlite_errors(self.what):
             return self.conn.execute(sql, [to_sqlite(p) for p in params]).fetchall()

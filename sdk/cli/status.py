@@ -60,7 +60,8 @@ def status_command(pipeline: str | None, folder: str | None, failed: bool, stale
             shown = [c for c in tagged if _wanted(c, states.get(id(c)), failed=failed, stale=stale, now=now)]
             total = len(shown)
             shown = shown[offset:offset + limit] if limit else shown[offset:]
-            due = _next_windows(shown, states, now)
+            # --json answers with the latest runs: no next windows to compute
+            due: dict[int, Window | None] = {id(c.pipeline): None for c in shown} if as_json else _next_windows(shown, states, now)
             rows, latest = [], []
             for item in shown:
                 cells, record = _row(item, states.get(id(item)), due)

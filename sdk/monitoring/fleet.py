@@ -11,6 +11,11 @@ costs its whole history. Here every pipeline sharing a drive table is answered t
   rows (a few per cent of the table) and reads the other attempts of just those windows;
 * when it last succeeded (for ``--stale``), one grouped maximum.
 
+The last two read the window summary (:mod:`drivetrain.sql.drive_windows`: one narrow row per
+window, kept by the store with every write) where the drive table has one, and the drive
+table's own rows otherwise (a drive table of an older layout that no run of this version has
+written yet).
+
 The next window of each pipeline (what a plain run would take) is the one per-pipeline question
 left: ``status`` asks it only for the pipelines it prints.
 """
@@ -99,12 +104,52 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
         held = newest.get(record.pipeline_name)
         if held is None or record.pipeline_id > held.pipeline_id:
             newest[record.pipeline_name] = record
-    failures = _open_failures(store, among, params)
-    ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
-    last_ok = {str(r["pipeline_name"]): _aware(r["last_ok"]) for r in _lower(store.query(
-        f"SELECT pipeline_name, MAX(pipeline_end_timestamp) AS last_ok FROM {table} "
-        f"WHERE {among} AND pipeline_status IN ({ok}) GROUP BY pipeline_name", params))}
+    windows = windows_of(store)
+    if windows:
+        failures = _open_failures_summarized(store, windows, among, params)
+        last_ok_sql = f"SELECT pipeline_name, MAX(ok_end) AS last_ok FROM {windows} WHERE {among} GROUP BY pipeline_name"
+    else:
+        failures = _open_failures(store, among, params)
+        ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        last_ok_sql = (f"SELECT pipeline_name, MAX(pipeline_end_timestamp) AS last_ok FROM {table} "
+                       f"WHERE {among} AND pipeline_status IN ({ok}) GROUP BY pipeline_name")
+    last_ok = {str(r["pipeline_name"]): _aware(r["last_ok"]) for r in _lower(store.query(last_ok_sql, params))}
     return {name: PipelineState(name, newest.get(name), failures.get(name, 0), last_ok.get(name)) for name in names}
+
+
+def windows_of(store: Any) -> str | None:
+    """The qualified name of ``store``'s window summary, when it has one to read (see
+    :mod:`drivetrain.sql.drive_windows`); None: read the drive table itself."""
+    check = getattr(store, "summarized", None)
+    return str(store.windows_sql) if check is not None and check() else None
+
+
+def _open_failures_summarized(store: DriveStore, windows: str, among: str, params: list[Any]) -> dict[str, int]:
+    """:func:`_open_failures` from the window summary: the FAILED newest attempts are counted
+    there; the RUNNING ones (few) are read from the drive table to ask whether their process is gone."""
+    counts: dict[str, int] = {}
+    for row in _lower(store.query(
+            f"SELECT pipeline_name, SUM(newest_failed) AS failed FROM {windows} "
+            f"WHERE {among} AND newest_failed > 0 GROUP BY pipeline_name", params)):
+        counts[str(row["pipeline_name"])] = int(row["failed"])
+    running = []  # the windows first (few, from the summary), then their runs through the drive table's index
+    for w in _lower(store.query(
+            f"SELECT pipeline_name, window_start, window_end, newest_start FROM {windows} "
+            f"WHERE {among} AND newest_running > 0", params)):
+        runs = store.attempts(str(w["pipeline_name"]), _aware(w["window_start"]), _aware(w["window_end"]))  # type: ignore[arg-type]
+        running += [{"pipeline_name": r.pipeline_name, "pipeline_id": r.pipeline_id} for r in runs
+                    if r.pipeline_status is RunStatus.RUNNING and r.pipeline_start_timestamp == _aware(w["newest_start"])]
+    _count_dead(store, running, counts)
+    return counts
+
+
+def _count_dead(store: DriveStore, running: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Add to ``counts`` each run of ``running`` whose process is gone."""
+    for row in running:
+        record = store.get(str(row["pipeline_id"]))
+        if record is None or store.dead_reason(record) is None:
+            continue  # alive: not a failure (yet)
+        counts[str(row["pipeline_name"])] = counts.get(str(row["pipeline_name"]), 0) + 1
 
 
 def _open_failures(store: DriveStore, among: str, params: list[Any]) -> dict[str, int]:
@@ -123,11 +168,9 @@ def _open_failures(store: DriveStore, among: str, params: list[Any]) -> dict[str
         "AND a.pipeline_start_timestamp = n.n_at WHERE a.pipeline_status IN ('FAILED', 'RUNNING')", params))
     counts: dict[str, int] = {}
     for row in rows:
-        if row["pipeline_status"] == RunStatus.RUNNING.value:
-            record = store.get(str(row["pipeline_id"]))
-            if record is None or store.dead_reason(record) is None:
-                continue  # alive: not a failure (yet)
-        counts[str(row["pipeline_name"])] = counts.get(str(row["pipeline_name"]), 0) + 1
+        if row["pipeline_status"] != RunStatus.RUNNING.value:
+            counts[str(row["pipeline_name"])] = counts.get(str(row["pipeline_name"]), 0) + 1
+    _count_dead(store, [r for r in rows if r["pipeline_status"] == RunStatus.RUNNING.value], counts)
     return counts
 
 

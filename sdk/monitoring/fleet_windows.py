@@ -13,6 +13,11 @@ pipelines sharing it, and answers come from three small results per pipeline:
   only run partially): few, they are the exceptions;
 * the start of its oldest window (for ``catchup: false``).
 
+Where the drive table has its window summary (:mod:`drivetrain.sql.drive_windows`, one narrow
+row per window, kept by the store with every write), the three are read from it: the completed
+windows are its rows with ``completed > 0``, the open ones those with none. A drive table of an
+older layout not yet written by this version is read directly.
+
 Everything is plain SQL (``NOT EXISTS``, ``UNION ALL``, ``GROUP BY``, the dialect's seconds
 between two timestamps) that DuckDB, Snowflake and PostgreSQL run alike. (Numbering islands
 with ``LAG`` and a running ``SUM`` sorts the whole table: 1.4 s against 0.8 s here at 374k rows.)
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain.monitoring.fleet import windows_of
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window, WindowGrid
 
@@ -118,35 +124,16 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     if not names:
         return {}
     p = store.dialect.param
-    table = store.table_sql
     among = f"pipeline_name IN ({', '.join(p for _ in names)})"
-    ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
-    complete = f"pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp"
-    length = store.dialect.seconds_between("ws", "we")
-    # island edges by anti-joins on the distinct completed windows (no window function: no
-    # sort of the whole table), and each pipeline's shortest and longest completed window
-    islands_sql = (
-        "WITH done AS (SELECT DISTINCT pipeline_name AS pn, query_window_start_timestamp AS ws, "
-        f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}) "
-        # the typed branch first: PostgreSQL types a UNION's NULL columns pair by pair
-        f"SELECT pn, NULL AS edge, 2 AS starts, MIN({length}) AS shortest, MAX({length}) AS longest FROM done GROUP BY pn "
-        "UNION ALL SELECT pn, ws AS edge, 1 AS starts, NULL AS shortest, NULL AS longest FROM done d "
-        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.we = d.ws) "
-        "UNION ALL SELECT pn, we AS edge, 0 AS starts, NULL AS shortest, NULL AS longest FROM done d "
-        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.ws = d.we)"
-    )
-    open_sql = (
-        "SELECT pipeline_name AS pn, query_window_start_timestamp AS ws, query_window_end_timestamp AS we, "
-        "COUNT(*) AS attempts, SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
-        "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
-        f"FROM {table} WHERE {among} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp "
-        f"HAVING SUM(CASE WHEN {complete} THEN 1 ELSE 0 END) = 0"
-    )
-    earliest_sql = f"SELECT pipeline_name AS pn, MIN(query_window_start_timestamp) AS first_start FROM {table} WHERE {among} GROUP BY pipeline_name"
+    windows = windows_of(store)
+    if windows:
+        islands_sql, open_sql, earliest_sql = _summary_sql(windows, among)
+    else:
+        islands_sql, open_sql, earliest_sql = _drive_sql(store, among)
     params = tuple(names)
     edges: dict[str, tuple[list[datetime], list[datetime]]] = {}
     lengths: dict[str, tuple[float, float]] = {}
-    for r in rows_of(store, Query(islands_sql, params)):
+    for r in rows_of(store, Query(islands_sql, params * islands_sql.count(among))):
         kind = int(r["starts"])
         if kind == 2:
             lengths[str(r["pn"])] = (float(r["shortest"]), float(r["longest"]))
@@ -169,6 +156,55 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
         for name in names
     }
 
+
+def _summary_sql(windows: str, among: str) -> tuple[str, str, str]:
+    """The three queries over the window summary: island edges by anti-joins on its completed
+    rows (indexed on both ends of a window on SQLite), the lengths it keeps, open windows."""
+    done = f"{among} AND completed > 0"
+    islands = (
+        f"SELECT pipeline_name AS pn, NULL AS edge, 2 AS starts, MIN(window_seconds) AS shortest, MAX(window_seconds) AS longest "
+        f"FROM {windows} WHERE {done} GROUP BY pipeline_name "
+        f"UNION ALL SELECT pipeline_name AS pn, window_start AS edge, 1 AS starts, NULL AS shortest, NULL AS longest FROM {windows} d "
+        f"WHERE {done} AND NOT EXISTS (SELECT 1 FROM {windows} n WHERE n.pipeline_name = d.pipeline_name "
+        "AND n.window_end = d.window_start AND n.completed > 0) "
+        f"UNION ALL SELECT pipeline_name AS pn, window_end AS edge, 0 AS starts, NULL AS shortest, NULL AS longest FROM {windows} d "
+        f"WHERE {done} AND NOT EXISTS (SELECT 1 FROM {windows} n WHERE n.pipeline_name = d.pipeline_name "
+        "AND n.window_start = d.window_end AND n.completed > 0)"
+    )
+    opened = (f"SELECT pipeline_name AS pn, window_start AS ws, window_end AS we, attempts, failed, running "
+              f"FROM {windows} WHERE {among} AND completed = 0")
+    earliest = f"SELECT pipeline_name AS pn, MIN(window_start) AS first_start FROM {windows} WHERE {among} GROUP BY pipeline_name"
+    return islands, opened, earliest
+
+
+def _drive_sql(store: ReportSource, among: str) -> tuple[str, str, str]:
+    """The three queries over the drive table itself (a layout without the window summary)."""
+    table = store.table_sql
+    ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+    complete = f"pipeline_status IN ({ok}) AND pipeline_start_timestamp >= query_window_end_timestamp"
+    length = store.dialect.seconds_between("ws", "we")
+    # island edges by anti-joins on the distinct completed windows (no window function: no
+    # sort of the whole table), and each pipeline's shortest and longest completed window
+    islands = (
+        "WITH done AS (SELECT DISTINCT pipeline_name AS pn, query_window_start_timestamp AS ws, "
+        f"query_window_end_timestamp AS we FROM {table} WHERE {among} AND {complete}) "
+        # the typed branch first: PostgreSQL types a UNION's NULL columns pair by pair
+        f"SELECT pn, NULL AS edge, 2 AS starts, MIN({length}) AS shortest, MAX({length}) AS longest FROM done GROUP BY pn "
+        "UNION ALL SELECT pn, ws AS edge, 1 AS starts, NULL AS shortest, NULL AS longest FROM done d "
+        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.we = d.ws) "
+        "UNION ALL SELECT pn, we AS edge, 0 AS starts, NULL AS shortest, NULL AS longest FROM done d "
+        "WHERE NOT EXISTS (SELECT 1 FROM done n WHERE n.pn = d.pn AND n.ws = d.we)"
+    )
+    opened = (
+        "SELECT pipeline_name AS pn, query_window_start_timestamp AS ws, query_window_end_timestamp AS we, "
+        "COUNT(*) AS attempts, SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+        "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running "
+        f"FROM {table} WHERE {among} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp "
+        f"HAVING SUM(CASE WHEN {complete} THEN 1 ELSE 0 END) = 0"
+    )
+    earliest = (f"SELECT pipeline_name AS pn, MIN(query_window_start_timestamp) AS first_start FROM {table} "
+                f"WHERE {among} GROUP BY pipeline_name")
+    return islands, opened, earliest
 
 def _pair(starts: list[datetime], ends: list[datetime]) -> tuple[tuple[Island, ...], bool]:
     """Islands from their starts and ends (each sorted), and whether they pair up in order."""

@@ -58,6 +58,7 @@ from drivetrain.monitoring._values import (
     RetryOutcome,
     SuccessRate,
 )
+from drivetrain.monitoring.fleet import windows_of
 from drivetrain.monitoring.queries import Queries, ReportSource, rows_of
 
 #: How many failed runs the failure dashboard lists (newest first), per drive table.
@@ -105,7 +106,7 @@ def compute(
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     since = (since or now - timedelta(days=days)).astimezone(UTC)
-    q = Queries(store.dialect, store.table_sql, tuple(pipelines or ()), since)
+    q = Queries(store.dialect, store.table_sql, tuple(pipelines or ()), since, windows=windows_of(store))
 
     latest = [_latest(r) for r in rows_of(store, q.latest_runs())]
     settings = {r.pipeline: r for r in latest}

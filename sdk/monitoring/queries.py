@@ -83,12 +83,15 @@ class Queries:
     :param table: the drive table's qualified, quoted name.
     :param pipelines: only these pipelines (all when empty).
     :param since: only runs that started at or after this instant (None: every run).
+    :param windows: the drive table's window summary (see :mod:`drivetrain.sql.drive_windows`),
+        when it has one: the questions about whole windows read it instead of the drive table.
     """
 
     dialect: Dialect
     table: str
     pipelines: tuple[str, ...] = ()
     since: datetime | None = None
+    windows: str | None = None
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -116,7 +119,7 @@ class Queries:
         """``SELECT keep, <fields> FROM table where``, each field named by its alias.
 
         A dialect that reads several fields of a JSON column from one parse (``json_fields``:
-        DuckDB) gets each JSON column parsed once per row, in a subquery; the others read
+        DuckDB, SQLite) gets each JSON column parsed once per row, in a subquery; the others read
         field by field (Snowflake's VARIANT and PostgreSQL's jsonb are parsed already)."""
         many = getattr(self.dialect, "json_fields", None)
         if many is None:
@@ -131,7 +134,8 @@ class Queries:
             parsed.append(f"{many(column, [f.path for f in group])} AS json_{n}")
             reads += [f"{self.dialect.json_item(f'json_{n}', i, number=f.number)} AS {f.alias}"  # type: ignore[attr-defined]
                       for i, f in enumerate(group)]
-        return f"SELECT {keep}, {', '.join(reads)} FROM (SELECT *, {', '.join(parsed)} FROM {self.table}{where}) parsed"
+        fence = getattr(self.dialect, "json_fields_fence", "")
+        return f"SELECT {keep}, {', '.join(reads)} FROM (SELECT *, {', '.join(parsed)} FROM {self.table}{where}{fence}) parsed"
 
     def failed_phase_error(self) -> str:
         """SQL: the error message of the phase named by ``phase_failed``."""
@@ -177,6 +181,9 @@ class Queries:
             f"MAX(CASE WHEN pipeline_status IN ({ok}) THEN pipeline_start_timestamp END) AS last_success "
             f"FROM {self.table} GROUP BY pipeline_name, query_window_start_timestamp, query_window_end_timestamp"
         )
+        if self.windows:  # each window's newest success is kept there: no grouping of the whole table
+            windows = (f"SELECT pipeline_name AS w_pipeline, window_start AS w_start, window_end AS w_end, "
+                       f"ok_start AS last_success FROM {self.windows}")
         sql = (
             "SELECT pipeline_name, SUM(CASE WHEN pipeline_status = 'FAILED' AND last_success > pipeline_start_timestamp "
             "THEN 1 ELSE 0 END) AS recovered "
@@ -226,6 +233,10 @@ class Queries:
         the executions timed). Summed over ``expected``, the counts are ``phase_outcomes``'."""
         inner = self.phase_rows()
         timed = self.TIMED
+        # each duration computed once, in a subquery the dialect keeps whole (SQLite's exact
+        # seconds between two instants are a few string functions: twice per row cost 35 s a week)
+        fence = getattr(self.dialect, "json_fields_fence", "")
+        timed_rows = f"SELECT *, CASE WHEN {timed} THEN {self._seconds()} END AS took FROM ({inner.sql}) phase_rows{fence}"
         sql = (
             "SELECT pipeline_name, phase, expected, "
             "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
@@ -233,9 +244,8 @@ class Queries:
             "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
             "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok, "
             f"SUM(CASE WHEN {timed} THEN 1 ELSE 0 END) AS runs, "
-            f"AVG(CASE WHEN {timed} THEN {self._seconds()} END) AS avg_seconds, "
-            f"MAX(CASE WHEN {timed} THEN {self._seconds()} END) AS max_seconds "
-            f"FROM ({inner.sql}) phases GROUP BY pipeline_name, phase, expected"
+            "AVG(took) AS avg_seconds, MAX(took) AS max_seconds "
+            f"FROM ({timed_rows}) phases GROUP BY pipeline_name, phase, expected"
         )
         return Query(sql, inner.params)
 
@@ -306,6 +316,11 @@ class Queries:
     def freshness(self) -> Query:
         """Metric 5: the newest run that ended without failing, over all time."""
         ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
+        if self.windows:  # from the summary: its windows with an OK run
+            where, params = self._where(period=False, extra="ok_start IS NOT NULL")
+            sql = (f"SELECT pipeline_name, MAX(ok_end) AS last_success_at, MAX(window_end) AS data_through "
+                   f"FROM {self.windows}{where} GROUP BY pipeline_name")
+            return Query(sql, params)
         where, params = self._where(period=False, extra=f"pipeline_status IN ({ok})")
         sql = (
             "SELECT pipeline_name, MAX(pipeline_end_timestamp) AS last_success_at, "

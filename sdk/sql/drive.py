@@ -18,6 +18,7 @@ from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
+from drivetrain.sql import drive_windows
 from drivetrain.sql.names import TableRef
 from drivetrain.sql.session import utc_now
 
@@ -96,6 +97,8 @@ class SqlDriveStore(DriveStore):
     meta_rows: ClassVar[dict[str, str]] = {}
     #: Whether a read creates the tables (True) or finds nothing while they are missing (False).
     create_on_read: ClassVar[bool] = True
+    #: Whether the database keeps the window summary itself (triggers: see drive_windows.trigger_sql).
+    summary_by_trigger: ClassVar[bool] = False
     #: Held around every statement (a process-wide lock for engines whose threads share a file).
     lock: ClassVar[AbstractContextManager[Any] | None] = None
 
@@ -104,10 +107,13 @@ class SqlDriveStore(DriveStore):
         self.table = table
         self.leases_ref = TableRef(name="drivetrain_leases", schema=table.schema, database=table.database)
         self.meta = TableRef(name="drivetrain_meta", schema=table.schema, database=table.database)
+        self.windows_ref = drive_windows.summary_ref(table)
+        """The window summary (:mod:`drivetrain.sql.drive_windows`), kept with every write."""
         self.dialect = warehouse.dialect
         self.table_sql = self.dialect.qualified(table)
         self.location = f"{warehouse.describe()}: {table}"
         self._ready = False
+        self._summarized = False
 
     # -- the backend's lease strategy ------------------------------------------------------
 
@@ -133,6 +139,18 @@ class SqlDriveStore(DriveStore):
         with self.lock or nullcontext(), self.wh.sql(self.location, retry=True) as session:
             yield session
 
+    def summarized(self) -> bool:
+        """Whether the window summary can be read (a drive table of an older layout, not yet
+        written by this version, has none: its readers ask the drive table itself)."""
+        if not self._summarized:
+            self._summarized = self._ready or (self.exists() and self.wh.table_exists(self.windows_ref))
+        return self._summarized
+
+    @property
+    def windows_sql(self) -> str:
+        """The window summary's qualified name."""
+        return self.dialect.qualified(self.windows_ref)
+
     def _readable(self) -> bool:
         if self.create_on_read:
             self.ensure()
@@ -153,9 +171,11 @@ class SqlDriveStore(DriveStore):
             leases = ", ".join(d.column_sql(*c) for c in self.lease_columns)
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.leases_ref)} ({leases})")
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.meta)} ({d.column_sql(key, 'text', True)}, {d.column_sql(value, 'text')})")
+            s.execute(drive_windows.create_sql(d, self.windows_ref))
             versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
             if not versions:
                 self._put_meta(s, "schema_version", str(SCHEMA_VERSION))
+                self.rebuild_windows(s)  # a drive table made by hand or another tool may hold rows
             elif max(versions) > SCHEMA_VERSION:
                 raise PermanentError(
                     f"{self.location}: the drive table has layout version {max(versions)}, newer than this "
@@ -174,16 +194,23 @@ class SqlDriveStore(DriveStore):
                   f"(SELECT 1 FROM {meta} WHERE {k} = ?)", [key, value, key])
 
     def _migrate(self, s: SqlSession, version: int) -> None:
-        """Add the columns of newer layouts (version 1 is the first; 2 added publish_phase)."""
+        """Add the columns of newer layouts (version 1 is the first; 2 added publish_phase) and
+        build the window summary of the rows already there (3 added it)."""
         existing = {name.upper() for name in self.wh.table_columns(self.table)}
         missing = [(name, kind) for name, kind, _ in DRIVE_COLUMNS if name.upper() not in existing]
         if missing:
             self._before_adding_columns(s)
         for name, kind in missing:
             s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
+        if version < 3:
+            self.rebuild_windows(s)
         if version < SCHEMA_VERSION:
             meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
             s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
+
+    def rebuild_windows(self, s: SqlSession) -> None:
+        """The window summary again from every drive row (a migration; rows moved in)."""
+        drive_windows.rebuild(s, self.dialect, self.table)
 
     def _before_adding_columns(self, s: SqlSession) -> None:
         """What a backend must do before ``ALTER TABLE ... ADD COLUMN`` on the drive table (nothing here)."""
@@ -224,13 +251,15 @@ class SqlDriveStore(DriveStore):
             params.extend(values)
         guard, guard_params = self.fence_sql(fence)
         names = ", ".join(name for name, _, _ in DRIVE_COLUMNS)
-        with self.sql() as s:
+        with self.sql() as s, s.transaction():  # the row and its window's summary: both or neither
             # guarded by NOT EXISTS: a retried insert keeps one row
             changed = s.execute(
                 f"INSERT INTO {self.table_sql} ({names}) SELECT {', '.join(exprs)} FROM (SELECT 1) AS one "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {self.table_sql} WHERE pipeline_id = ?){guard}",
                 [*params, record.pipeline_id, *guard_params], hints=_hints(record),
             )
+            if changed != 0:
+                self._refresh(s, record)
         if changed < 1 and self.get(record.pipeline_id) is None:
             raise self._lost(record, fence)
 
@@ -250,8 +279,9 @@ class SqlDriveStore(DriveStore):
                     exprs.append(sql)
                     params.extend(values)
                 selects.append(f"SELECT {', '.join(exprs)}")
-            with self.sql() as s:
+            with self.sql() as s, s.transaction():
                 s.execute(f"INSERT INTO {self.table_sql} ({names}) {' UNION ALL '.join(selects)}", params)
+                self.refresh_windows(s, part)
             done += len(part)
         return done
 
@@ -265,11 +295,26 @@ class SqlDriveStore(DriveStore):
                 sets.append(f"{name} = {sql}")
                 params.extend(values)
         guard, guard_params = self.fence_sql(fence)
-        with self.sql() as s:
+        with self.sql() as s, s.transaction():
             changed = s.execute(f"UPDATE {self.table_sql} SET {', '.join(sets)} WHERE pipeline_id = ?{guard}",
                                 [*params, record.pipeline_id, *guard_params], hints=_hints(record))
+            if changed != 0:
+                self._refresh(s, record)
         if changed < 1:
             raise self._lost(record, fence)
+
+    def _refresh(self, s: SqlSession, record: RunRecord) -> None:
+        if self.summary_by_trigger:
+            return
+        drive_windows.refresh(s, self.dialect, self.table, record.pipeline_name,
+                              record.query_window_start_timestamp, record.query_window_end_timestamp)
+
+    def refresh_windows(self, s: SqlSession, records: Sequence[RunRecord]) -> None:
+        """The summary rows of the windows of ``records`` again (after a bulk insert)."""
+        if self.summary_by_trigger:
+            return
+        keys = [(r.pipeline_name, r.query_window_start_timestamp) for r in records]
+        drive_windows.refresh_spans(s, self.dialect, self.table, drive_windows.spans_of(keys))
 
     def _lost(self, record: RunRecord, fence: Lease | None) -> Exception:
         if fence is not None:

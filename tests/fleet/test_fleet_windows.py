@@ -109,11 +109,13 @@ class Fleet:
 
 
 @pytest.mark.slow
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("drive_file", ["drive.duckdb", "drive.sqlite"])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(history=rows, hours=st.integers(0, 60))
-def test_fleet_answers_are_each_pipelines_own(history: list[tuple[str, int, str, int]], hours: int) -> None:
+def test_fleet_answers_are_each_pipelines_own(drive_file: str, history: list[tuple[str, int, str, int]], hours: int) -> None:
+    """On both drive stores (each keeps the window summary the fleet questions read)."""
     with tempfile.TemporaryDirectory() as tmp:
-        drive = str(Path(tmp) / "drive.duckdb")
+        drive = str(Path(tmp) / drive_file)
         pipelines = {
             name: Pipeline.load(make_pipeline_dir(Path(tmp) / name, [], pipeline_metadata__pipeline_name=name,
                                                   stage_system__drive_path=drive, target_system__drive_path=drive, **changes))
@@ -158,3 +160,44 @@ def test_a_window_of_the_grid_between_islands_is_found_without_reading_every_win
         assert next_windows([pipeline], now)[id(pipeline)] == Window(DAY + 3 * HOUR, DAY + 4 * HOUR, "UTC")
         (summary,) = gap_summaries([pipeline], now=now)
         assert (summary.missing, summary.failed, summary.first) == (1, 1, DAY + 3 * HOUR)
+
+
+def test_a_drive_table_without_its_summary_answers_the_same(tmp_path: Path) -> None:
+    """A drive table of layout 2 (no window summary, not yet written by this version): status,
+    the next windows and the gaps read the drive table itself, with the same answers."""
+    import sqlite3
+
+    from drivetrain.monitoring.fleet import fleet_states
+
+    drive = str(tmp_path / "drive.sqlite")
+
+    def load() -> dict[str, Pipeline]:
+        return {name: Pipeline.load(make_pipeline_dir(tmp_path / name, [], pipeline_metadata__pipeline_name=name,
+                                                      stage_system__drive_path=drive, target_system__drive_path=drive, **changes))
+                for name, changes in PIPELINES.items()}
+
+    def answers(pipelines: dict[str, Pipeline], now: datetime) -> tuple[object, ...]:
+        group = list(pipelines.values())
+        chosen = next_windows(group, now)
+        states = fleet_states(group[0].drive_store(), sorted(pipelines))
+        return ([chosen[id(p)] for p in group], gap_summaries(group, now=now), [find_gaps(p, now=now) for p in group],
+                [(s.latest.pipeline_id if s.latest else None, s.open_failures, s.last_success_at) for s in states.values()])
+
+    pipelines = load()
+    fleet = Fleet(pipelines, DAY + 30 * HOUR + timedelta(minutes=20))
+    for i, kind in enumerate([k for k in KINDS if k != "live"] * 3):  # a live run's lock goes with its pipelines
+        fleet.write(sorted(PIPELINES)[i % 4], i, kind, i % 3)
+    assert pipelines["hourly"].drive_store().summarized()
+    before = answers(pipelines, fleet.now)
+    for pipeline in pipelines.values():
+        pipeline.close()
+    with sqlite3.connect(drive) as conn:
+        conn.execute('DROP TABLE "pipeline_execution_drive__windows"')
+        conn.execute("UPDATE drivetrain_meta SET meta_value = '2' WHERE meta_key = 'schema_version'")
+    again = load()
+    try:
+        assert not again["hourly"].drive_store().summarized()
+        assert answers(again, fleet.now) == before
+    finally:
+        for pipeline in again.values():
+            pipeline.close()
