@@ -126,6 +126,32 @@ def build_metrics(pipelines: Sequence[Pipeline], *, days: float = 7, now: dateti
     return parts[0].merge(*parts[1:]).with_gaps(gap_summaries)
 
 
+def _readable_metrics(pipelines: Sequence[Pipeline], *, days: float) -> tuple[Metrics, list[tuple[Pipeline, Exception]]]:
+    """:func:`build_metrics` of the pipelines whose drive tables can be read, and the others with why.
+
+    A drive table can open cleanly and fail only when a query reaches a damaged page: then each
+    drive table is read on its own to find which, and the report covers the rest (the usual path
+    reads them all in one pass per drive table).
+    """
+    try:
+        return build_metrics(pipelines, days=days), []
+    except DrivetrainError:
+        pass
+    groups: dict[str, list[Pipeline]] = {}
+    for pipe in pipelines:
+        groups.setdefault(pipe.drive_store().location or str(id(pipe)), []).append(pipe)
+    readable: list[Pipeline] = []
+    failing: list[tuple[Pipeline, Exception]] = []
+    for group in groups.values():
+        try:
+            build_metrics(group, days=days)
+        except DrivetrainError as exc:
+            failing.extend((pipe, exc) for pipe in group)
+        else:
+            readable.extend(group)
+    return build_metrics(readable, days=days), failing
+
+
 def _window_text_utc(start: datetime | None, end: datetime | None) -> str:
     from drivetrain.cli._pipelines import window_text
 
@@ -262,6 +288,7 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
         if item.pipeline is None:
             out.note(f"{item.label}: skipped: {item.problem}")
     usable, unreadable = [], []
+    labels: dict[int, str] = {}
     for item in found:
         if item.pipeline is None:
             continue
@@ -273,11 +300,16 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
             item.pipeline.close()
             continue
         usable.append(item.pipeline)
+        labels[id(item.pipeline)] = item.label
     try:
         with fleet.reading(usable):  # one opening of each drive file for the whole report
-            metrics = build_metrics(usable, days=days)
+            metrics, failing = _readable_metrics(usable, days=days)
+        for pipe, exc in failing:
+            out.note(f"{labels[id(pipe)]}: skipped: cannot read its drive table: {exc}")
+            unreadable.append(labels[id(pipe)])
+        usable_now = [pipe for pipe in usable if all(pipe is not bad for bad, _ in failing)]
         if send_alerts:
-            _send_alerts(usable, out, fleet_threshold=fleet_threshold, days=days)
+            _send_alerts(usable_now, out, fleet_threshold=fleet_threshold, days=days)
     finally:
         for pipe in usable:
             pipe.close()

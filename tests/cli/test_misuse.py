@@ -175,6 +175,26 @@ class TestCorruptFile:
         result = cli("report", "--dir", str(shop))
         assert "skipped: cannot read its drive table" in result.stderr and result.returncode == 0
 
+    @pytest.mark.parametrize("json_flag", [[], ["--json"]])
+    def test_the_report_skips_a_file_damaged_past_its_header(self, cli: Cli, shop: Path, json_flag: list[str]) -> None:
+        """Damage met only when the report's queries read the rows (the schema page is whole)."""
+        assert cli("run", "./shop", "--window-start", FIRST).returncode == 0
+        path = shop / "drive.sqlite"
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # the pages holding the drive rows themselves
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = [n for (n,) in conn.execute("SELECT pageno FROM dbstat WHERE name = 'pipeline_execution_drive'")]
+        for page in pages:
+            flip_bytes(path, (page - 1) * size + 8, size - 8)  # the cells, past the page header
+        result = cli("report", "--dir", str(shop), *json_flag)
+        assert "Traceback" not in result.stderr
+        assert "shop: skipped: cannot read its drive table" in result.stderr, result.stderr
+        assert "the SQLite drive file is damaged" in result.stderr and result.returncode == 0
+        if json_flag:
+            assert result.json()["success_rates"] == []
+        fleet = cli("status", "--dir", str(shop))  # status over the fleet marks the pipeline and goes on too
+        assert "Traceback" not in fleet.stderr and fleet.returncode == 0, fleet.stderr
+        assert "shop" in fleet.stdout and "drive file is damaged" in fleet.stdout + fleet.stderr
+
 
 class TestBrokenPipelineModule:
     def test_validate_reports_a_syntax_error_as_a_config_problem(self, cli: Cli, shop: Path) -> None:
