@@ -103,6 +103,9 @@ class SqliteDialect(SqlDialect):
     #: After the subquery that parses (see Queries._select): SQLite would otherwise flatten it
     #: and parse the column again for every field read (a subquery with a LIMIT is kept whole).
     json_fields_fence = " LIMIT -1"
+    #: The report's phase rows come from one pass over the drive table, not one per phase: a
+    #: scan of the wide rows costs more here than the rows each phase keeps.
+    phases_in_one_pass = True
 
     def json_item(self, fields: str, index: int, *, number: bool = False) -> str:
         """Field ``index`` (from 0) of a :meth:`json_fields` array, read as :meth:`json_number`
