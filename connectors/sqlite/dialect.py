@@ -106,6 +106,10 @@ class SqliteDialect(SqlDialect):
     #: The report's phase rows come from one pass over the drive table, not one per phase: a
     #: scan of the wide rows costs more here than the rows each phase keeps.
     phases_in_one_pass = True
+    #: The report's period is read through the (pipeline_name, pipeline_start_timestamp) index,
+    #: every pipeline named (SQLite uses no index on its second column alone): a week of a month's
+    #: drive rows is then a quarter of the file's pages, not all of them.
+    period_by_pipeline = True
 
     def json_item(self, fields: str, index: int, *, number: bool = False) -> str:
         """Field ``index`` (from 0) of a :meth:`json_fields` array, read as :meth:`json_number`

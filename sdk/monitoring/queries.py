@@ -103,6 +103,10 @@ class Queries:
             clauses.append(f"pipeline_name IN ({', '.join(p for _ in self.pipelines)})")
             params.extend(self.pipelines)
         if period and self.since is not None:
+            if not self.pipelines and getattr(self.dialect, "period_by_pipeline", False):
+                # every pipeline, named, so the period is a range of the (pipeline_name,
+                # pipeline_start_timestamp) index per pipeline, not a scan of the whole table
+                clauses.append(f"pipeline_name IN (SELECT DISTINCT pipeline_name FROM {self.table})")
             clauses.append(f"pipeline_start_timestamp >= {p}")
             params.append(self.since)
         if extra:
