@@ -304,8 +304,8 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
     try:
         with fleet.reading(usable):  # one opening of each drive file for the whole report
             metrics, failing = _readable_metrics(usable, days=days)
-        for pipe, exc in failing:
-            out.note(f"{labels[id(pipe)]}: skipped: cannot read its drive table: {exc}")
+        for pipe, problem in failing:
+            out.note(f"{labels[id(pipe)]}: skipped: cannot read its drive table: {problem}")
             unreadable.append(labels[id(pipe)])
         usable_now = [pipe for pipe in usable if all(pipe is not bad for bad, _ in failing)]
         if send_alerts:
