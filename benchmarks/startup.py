@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 #: An hour after the demo's day: a window on the grid that holds no record.
@@ -264,10 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args.rounds, work, pythons, quick=args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (args.out / f"{args.name}.md").write_text(text)
+    report.write(args.out, args.name, result, text)
     print(text)
     return 0
 

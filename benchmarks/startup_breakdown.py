@@ -31,6 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
 from benchmarks.startup import EMPTY_WINDOW, REPO, RESULTS, child_env, make_demo
 
 #: Runs in the child: times the seams of one ``drivetrain run`` and prints them as JSON on stderr.
@@ -196,10 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args.runs, work, args.python, quick=args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (args.out / f"{args.name}.md").write_text(text)
+    report.write(args.out, args.name, result, text)
     print(text)
     return 0
 

@@ -24,7 +24,7 @@ from drivetrain.window import Window
 from tests.servers.postgres import PostgresServer
 
 from .conftest import make_source, read_all
-from .warehouse import make_warehouse, new_schema
+from .warehouse import load, make_warehouse, new_schema
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -137,13 +137,6 @@ def rows(window: Window, first: int, count: int) -> pa.RecordBatch:
 
 def ids(wh, table: TableRef, window: Window) -> list[int]:  # noqa: ANN001
     return sorted(r["id"] for b in wh.read_window(table, window, 10_000) for r in b.to_pylist())
-
-
-def load(wh, table: TableRef, window: Window, *batches: pa.RecordBatch) -> dict[str, int]:  # noqa: ANN001
-    with wh.window_load(window, "k") as job:
-        for batch in batches:
-            job.append(table, batch)
-        return job.commit([table])
 
 
 def test_a_window_of_many_batches_goes_in_by_one_copy(wh, calls) -> None:  # noqa: ANN001

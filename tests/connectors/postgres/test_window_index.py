@@ -13,7 +13,7 @@ from drivetrain.warehouse import PushDown, TableRef
 from drivetrain.window import Window
 from tests.servers.postgres import PostgresServer
 
-from .warehouse import make_warehouse, new_schema
+from .warehouse import load, make_warehouse, new_schema
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -39,13 +39,6 @@ def indexes(postgres: PostgresServer, schema: str, table: str) -> list[str]:
 def batch(window: Window, ids: range) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict({"at": pa.array([window.start + timedelta(minutes=i) for i in ids], pa.timestamp("us", tz="UTC")),
                                        "id": pa.array(list(ids), pa.int64())})
-
-
-def load(wh, table: TableRef, window: Window, *batches: pa.RecordBatch) -> dict[str, int]:  # noqa: ANN001
-    with wh.window_load(window, "k") as job:
-        for b in batches:
-            job.append(table, b)
-        return job.commit([table])
 
 
 def test_a_table_the_load_creates_gets_an_index_on_its_query_field(wh, postgres) -> None:  # noqa: ANN001

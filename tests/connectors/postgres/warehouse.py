@@ -15,6 +15,8 @@ import pytest
 
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.postgres import PostgresWarehouse
+from drivetrain.warehouse import TableRef
+from drivetrain.window import Window
 from tests.servers.postgres import PostgresServer
 
 CREDENTIALS_REF = "pg_wh"
@@ -46,3 +48,11 @@ def make_warehouse(server: PostgresServer, monkeypatch: pytest.MonkeyPatch, *, s
     config = SystemConfig.from_section(role, section(server, schema or new_schema(server), **extra), base_dir=base_dir)
     config.validate_against(PostgresWarehouse.options_schema)
     return PostgresWarehouse(config, config.credentials())
+
+
+def load(wh: PostgresWarehouse, table: TableRef, window: Window, *batches: Any) -> dict[str, int]:
+    """Load ``batches`` (Arrow record batches) as ``table``'s ``window`` in one window load; its counts."""
+    with wh.window_load(window, "k") as job:
+        for batch in batches:
+            job.append(table, batch)
+        return job.commit([table])
