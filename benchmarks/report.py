@@ -193,3 +193,10 @@ def write(folder: Path, name: str, document: Mapping[str, Any], page: str) -> tu
         tmp.replace(target)
         out.append(target)
     return out[0], out[1]
+
+
+def publish(folder: Path, name: str, document: Mapping[str, Any], page: str) -> int:
+    """:func:`write` the report, print its page, and give the exit status of a finished benchmark."""
+    write(folder, name, document, page)
+    print(page)
+    return 0

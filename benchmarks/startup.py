@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -261,15 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     pythons = {args.label: sys.executable}
     if args.baseline:
         pythons[args.baseline_label] = args.baseline
-    work = Path(tempfile.mkdtemp(prefix="drivetrain-startup-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="drivetrain-startup-", ignore_cleanup_errors=True) as scratch:
+        work = Path(scratch)
         result = measure(args.rounds, work, pythons, quick=args.quick)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    text = markdown(result)
-    report.write(args.out, args.name, result, text)
-    print(text)
-    return 0
+    return report.publish(args.out, args.name, result, markdown(result))
 
 
 if __name__ == "__main__":

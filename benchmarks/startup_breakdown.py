@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -192,15 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="make the demo folder without loading its day (a smoke test; the tables start empty)")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="drivetrain-breakdown-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="drivetrain-breakdown-", ignore_cleanup_errors=True) as scratch:
+        work = Path(scratch)
         result = measure(args.runs, work, args.python, quick=args.quick)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    text = markdown(result)
-    report.write(args.out, args.name, result, text)
-    print(text)
-    return 0
+    return report.publish(args.out, args.name, result, markdown(result))
 
 
 if __name__ == "__main__":
