@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -98,13 +99,29 @@ class Connections:
         conn = sqlite3.connect(self.path, timeout=self.lock_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")  # kept by the file: set once, by its first user
+            self._ensure_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _ensure_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (kept by the file: set once, by its first user).
+
+        Two processes opening a new file at once may both see it in rollback mode; the second's
+        switch then meets the first's connection in WAL mode and SQLite refuses it at once
+        ("database is locked", without waiting for the busy timeout). The mode the other process
+        set is the one wanted: read it again, and retry within the lock timeout otherwise.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def connect(self, what: str) -> Iterator[sqlite3.Connection]:

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from drivetrain.record import RunStatus
 from tests.connectors.sql.test_store import record
 from tests.sdk.factory import make_pipeline_dir, make_rows
 
-from .workers import stop_mid_write, store_at, write_many
+from .workers import open_fresh_at, stop_mid_write, store_at, write_many
 
 SCRIPT = Path(sys.executable).with_name("drivetrain")
 
@@ -78,6 +79,20 @@ class TestProcesses:
         with sqlite3.connect(tmp_path / "drive.sqlite") as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+    def test_processes_opening_a_new_file_at_once_all_get_it(self, tmp_path: Path) -> None:
+        """The second switch to WAL of a brand-new file is refused at once by SQLite ("database is
+        locked", no busy wait) while the first opener writes; every opener must still get the file."""
+        met = []
+        for i in range(12):
+            path, results, start = tmp_path / f"drive{i}.sqlite", multiprocessing.Queue(), time.time() + 0.3
+            procs = [multiprocessing.Process(target=open_fresh_at, args=(str(path), start, results)) for _ in range(4)]
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join(60)
+            met += [results.get(timeout=10) for _ in procs]
+        assert met == ["ok"] * len(met), [m for m in met if m != "ok"]
 
 
 zones = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))

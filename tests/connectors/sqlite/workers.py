@@ -78,3 +78,20 @@ def killed_mid_move(folder: str, after_rows: int) -> None:
     move._encoded = encoded
     with Pipeline.load(folder) as pipeline:
         pipeline.drive_store().history()
+
+
+def open_fresh_at(path: str, start: float, results: Any) -> None:
+    """Open the (new) drive file at ``start``, as a process starting beside others would, and write."""
+    from drivetrain.connectors.sqlite.session import Connections
+
+    while time.time() < start:
+        pass
+    try:
+        with Connections(Path(path), lock_timeout=30).connect("race") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS t (a)")
+            time.sleep(0.05)
+            conn.execute("COMMIT")
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the parent reports what each process met
+        results.put(repr(exc))
