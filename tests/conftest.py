@@ -10,6 +10,7 @@ it never skips them.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -34,6 +35,16 @@ from tests.servers.moto_server import (
 from tests.servers.moto_server import ServerError as MotoServerError
 from tests.servers.postgres import PostgresServer
 from tests.servers.postgres import ServerError as PostgresServerError
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """No tracebacks from logging after the run ends.
+
+    The Snowflake connector closes every connection still open at interpreter exit and logs that
+    the (already stopped) fakesnow server refused; by then pytest has closed the streams it
+    captured, so each such record printed a "Logging error" traceback under the summary.
+    """
+    logging.raiseExceptions = False
 
 
 @pytest.fixture(autouse=True)

@@ -53,7 +53,9 @@ def airflow_env(home: Path, *, executor: str = "LocalExecutor", parallelism: int
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite waits 5 s for a lock by default; the scheduler, DAG processor, API server and task
+        # processes of a busy machine hold it longer ("database is locked" mid-command).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": "drivetrain-test-secret",
@@ -78,26 +80,39 @@ class Deployment:
     def api_port(self) -> str:
         return self.env["AIRFLOW__API__PORT"]
 
-    def airflow(self, *args: str, timeout: float = 180, check: bool = True,
-                already_done: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run an ``airflow`` command, again while SQLite says "database is locked".
-
-        ``already_done``: for a command that is not idempotent, the error a repeat gives when the
-        locked attempt had in fact taken effect (seen by ``backfill create`` under load: the
-        backfill was written, then the command met the lock); that repeat counts as success.
-        """
-        locked = False
+    def airflow(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run an ``airflow`` command, again while SQLite says "database is locked"."""
         for _ in range(5):  # SQLite: the scheduler may hold the database for a moment ("database is locked")
             done = subprocess.run([*AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-            if locked and already_done is not None and already_done in done.stderr:
-                return subprocess.CompletedProcess(done.args, 0, done.stdout, done.stderr)
             if done.returncode == 0 or "database is locked" not in done.stderr:
                 break
-            locked = True
             time.sleep(2)
         if check:
             assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done
+
+    def create_backfill(self, dag_id: str, *args: str, timeout: float = 600) -> None:
+        """``airflow backfill create --dag-id DAG_ID ARGS``, again until a backfill of the DAG holds a DAG run.
+
+        Airflow commits the backfill before it makes its DAG runs. When making them meets "database
+        is locked", the backfill stays without a run (seen in CI: the test then waited for a run
+        that never came), and every new ``create`` is refused (AlreadyRunningBackfill) until the
+        scheduler marks that empty backfill complete; then it is created again.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.airflow("backfill", "create", "--dag-id", dag_id, *args, check=False)
+            if done.returncode == 0 or self._backfill_runs(dag_id):
+                return
+            if "AlreadyRunningBackfill" not in done.stderr or time.monotonic() > deadline:
+                raise DeploymentError(f"airflow backfill create failed:\n{done.stdout}\n{done.stderr}\n{self.logs()}")
+            time.sleep(2)
+
+    def _backfill_runs(self, dag_id: str) -> int:
+        """How many DAG runs the backfills of ``dag_id`` made."""
+        rows = self.query("SELECT COUNT(*) AS runs FROM backfill b JOIN backfill_dag_run r ON r.backfill_id = b.id "
+                          "WHERE b.dag_id = ? AND r.dag_run_id IS NOT NULL", dag_id)
+        return int(rows[0]["runs"])
 
     def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         """Rows of Airflow's metadata database (read only)."""

@@ -61,8 +61,8 @@ class Deployment:
     def env(self) -> dict[str, str]:
         return self.base.env
 
-    def airflow(self, *args: str, timeout: float = 180, already_done: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.base.airflow(*args, timeout=timeout, already_done=already_done)
+    def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return self.base.airflow(*args, timeout=timeout)
 
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
         return self.base.dag_runs(dag_id)
@@ -140,8 +140,8 @@ def outcome(deployment: Deployment) -> Outcome:
     (deployment.folder / "fail_window").unlink()
     deployment.airflow("tasks", "clear", DAG_ID, "--start-date", FAILING.isoformat(), "--end-date",
                        FAILING.isoformat(), "--yes")
-    deployment.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", YESTERDAY.isoformat(), "--to-date",
-                       YESTERDAY.isoformat(), "--reprocess-behavior", "completed", already_done="AlreadyRunningBackfill")
+    deployment.base.create_backfill(DAG_ID, "--from-date", YESTERDAY.isoformat(), "--to-date", YESTERDAY.isoformat(),
+                                    "--reprocess-behavior", "completed")
     rows_done = lambda runs: finished(runs, 3) and len(deployment.drive_rows()) >= 5  # noqa: E731
     second = deployment.wait_for("the cleared run and the backfill", rows_done)
     return Outcome(first, second, deployment.drive_rows(), refused, latest, deployment.drive_rows("af_latest"), too_early,
