@@ -19,7 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# Run as a script, this folder would be first on sys.path, and its test packages (snowflake,
+# postgres...) would shadow the installed modules of those names: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from drivetrain.connectors.duckdb.connection import ConnectionPool  # noqa: E402
 

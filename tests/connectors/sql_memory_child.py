@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# Run as a script, this folder would be first on sys.path, and its test packages (snowflake,
+# postgres...) would shadow the installed modules of those names: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from drivetrain.config import SystemConfig  # noqa: E402
 from drivetrain.secrets import resolve_credentials  # noqa: E402
