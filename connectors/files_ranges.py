@@ -13,7 +13,8 @@ read again, as are an added file (no entry) and a removed one (no longer listed)
 kept per source setting (format, query field, zone, unit, delimiter, batch size) and per
 drivetrain and pyarrow installation, in the cache folder (:mod:`drivetrain._cache_dir`) under
 ``files/``; ``DRIVETRAIN_CONFIG_CACHE=off`` turns it off. A cache file that does not read back
-exactly as written (damaged, edited, of another layout) is ignored as a whole.
+exactly as written (damaged, edited: its entries carry a digest; of another layout) is ignored
+as a whole.
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ class RangeCache:
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
             partial = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
-            partial.write_text(json.dumps({"layout": LAYOUT, "files": kept, "checks": checks}))
+            body = {"files": kept, "checks": checks}
+            partial.write_text(json.dumps({"layout": LAYOUT, "digest": _digest(body), **body}))
             os.replace(partial, self._file)
             self._changed = False
         except OSError as exc:  # remembering is optional: the next read is only slower
@@ -213,6 +215,8 @@ def _read(path: Path) -> tuple[dict[str, FileRange], dict[str, tuple[StatKey, li
         if not (isinstance(kept, dict) and kept.get("layout") == LAYOUT and isinstance(kept.get("files"), dict)
                 and isinstance(kept.get("checks"), dict)):
             raise ValueError("layout")
+        if kept.get("digest") != _digest({"files": kept["files"], "checks": kept["checks"]}):
+            raise ValueError("digest")  # a changed byte could move a range: nothing in the file is trusted
         return ({str(name): FileRange.from_json(entry) for name, entry in kept["files"].items()},
                 {str(name): _check_entry(entry) for name, entry in kept["checks"].items()})
     except FileNotFoundError:
@@ -220,6 +224,10 @@ def _read(path: Path) -> tuple[dict[str, FileRange], dict[str, tuple[StatKey, li
     except (OSError, ValueError, TypeError) as exc:  # damaged or foreign: read the files instead
         log.debug("ignoring the files' ranges in %s: %s", path, exc)
         return {}, {}
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _check_entry(kept: Any) -> tuple[StatKey, list[str]]:
