@@ -44,3 +44,15 @@ def test_the_breakdown_names_every_part_of_one_run(tmp_path: Path) -> None:
     assert parts["total"]["wall_ms"] >= sum(p["wall_ms"] for n, p in parts.items() if n.startswith("phase "))
     assert "duckdb" in result["imports_ms"] and "pyarrow" in result["imports_ms"]
     assert (tmp_path / "smoke.md").read_text().startswith("# Where `drivetrain run` of an empty window")
+
+
+@pytest.mark.slow
+def test_the_read_commands_of_one_pipeline_run_on_a_small_fleet(tmp_path: Path) -> None:
+    from benchmarks import startup_reads
+
+    assert startup_reads.main(["--smoke", "--out", str(tmp_path), "--name", "smoke"]) == 0
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    names = {row["command"] for row in result["commands"]}
+    assert {"drivetrain history P", "drivetrain show RUN --pipeline P", "drivetrain status P"} <= names
+    assert all(row["wall_median"] > 0 for row in result["commands"]) and result["query_seconds"] > 0
+    assert "against a target of 0.3 s" in (tmp_path / "smoke.md").read_text()
