@@ -145,7 +145,7 @@ def demo_with_a_run(demo_folder: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 #: Hours after the demo's day: no record in them.
-EMPTY_HOURS = ("2025-11-17T03:00:00Z", "2025-11-17T05:00:00Z")
+EMPTY_HOURS = ("2025-11-17T03:00:00Z", "2025-11-17T05:00:00Z", "2025-11-17T06:00:00Z")
 
 
 class TestOnePipelineCommands:
@@ -169,6 +169,14 @@ class TestEmptyRun:
         folder, _ = demo_with_a_run
         modules = modules_after_command(["run", str(folder), "--window-start", EMPTY_HOURS[1]], tmp_path)
         assert loaded(modules, ("pyarrow.json", "pyarrow.csv", "pyarrow.parquet")) == []
+
+    def test_an_empty_window_imports_no_pyarrow(self, demo_with_a_run: tuple[Path, str], tmp_path: Path) -> None:
+        """DuckDB empties the stage window and replaces the target's without Arrow: the validator,
+        the lineage columns and the load's batches are made for the first record."""
+        folder, _ = demo_with_a_run
+        modules = modules_after_command(["run", str(folder), "--window-start", EMPTY_HOURS[2]], tmp_path)
+        assert loaded(modules, ("pyarrow", "drivetrain.validation")) == []
+        assert "duckdb" in modules
 
 
 class TestPipelineModule:

@@ -25,7 +25,8 @@ def test_one_round_times_every_command_and_writes_the_report(tmp_path: Path) -> 
     assert all(row["wall_median"] > 0 and row["cpu_median"] > 0 for row in rows.values())
     assert rows['python -c "import duckdb"']["heavy_modules"] == ["duckdb"]
     # jsonschema only when the config is not remembered as valid yet (the benchmark's rounds run warm)
-    assert {"duckdb", "pyarrow.compute"} <= set(rows[startup.RUN]["heavy_modules"])
+    # the warm-up run left the files' ranges: the measured empty window parses no file and needs no pyarrow
+    assert "duckdb" in rows[startup.RUN]["heavy_modules"] and "pyarrow" not in rows[startup.RUN]["heavy_modules"]
     assert rows['python -c "import drivetrain"']["heavy_modules"] == []
     text = (tmp_path / "smoke.md").read_text()
     assert text.startswith("# Start-up of the drivetrain command") and "against a target of 0.5 s" in text
