@@ -122,6 +122,52 @@ class TestShortcut:
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == ["a.jsonl"]
 
 
+class TestFormats:
+    @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+    def test_csv_and_parquet_files_are_remembered_too(self, tmp_path: Path, fmt: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        table = pa.table({"id": [1, 2, 3], "at": ["2025-11-14T10:00:00Z", "2025-11-15T10:30:00Z", None]})
+        if fmt == "csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp_path / "a.csv")
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp_path / "a.parquet")
+        name = f"a.{fmt}"
+        before = Window(START - timedelta(days=1), START - timedelta(days=1) + timedelta(hours=1))
+        assert opened_source(tmp_path, name).count(WINDOW) == 1
+        for window in (before, WINDOW, Window(WINDOW.end, WINDOW.end + timedelta(hours=1))):
+            expected = fresh(tmp_path, name, window, monkeypatch)
+            assert answer(opened_source(tmp_path, name), window) == expected
+        assert opened_source(tmp_path, name).count(Window(WINDOW.end, WINDOW.end + timedelta(hours=1))) == 0
+        assert Opened.opened == []
+
+
+class TestCheck:
+    """pre_validation's check of the first file is remembered like its range."""
+
+    def test_a_remembered_check_says_what_the_read_said(self, tmp_path: Path) -> None:
+        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": 1763200000}, {"id": 2}])
+        first = opened_source(tmp_path, "a.jsonl").check()
+        assert Opened.opened == ["a.jsonl"] and any("holds numbers" in line for line in first)
+        again = opened_source(tmp_path, "a.jsonl")
+        assert again.check() == first and Opened.opened == []
+
+    def test_a_file_rewritten_without_the_query_field_fails_the_check(self, tmp_path: Path) -> None:
+        from drivetrain.errors import PermanentError
+
+        path = tmp_path / "a.jsonl"
+        write_jsonl(path, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
+        source(tmp_path, "a.jsonl").check()
+        before = path.stat()
+        write_jsonl(path, [{"id": 1, "xx": "2025-11-15T10:00:00Z"}])
+        keep_times(path, before)
+        with pytest.raises(PermanentError, match="no column 'at'"):
+            source(tmp_path, "a.jsonl").check()
+
+
 class TestBounds:
     """Windows are half-open: a record at the start is in, one at the end is out."""
 
