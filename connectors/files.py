@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,6 +40,7 @@ from drivetrain.connectors.files_ranges import (
     Tracker,
     merge_lost,
     microseconds,
+    settled,
     stat_key,
 )
 from drivetrain.errors import PermanentError
@@ -154,6 +156,7 @@ class FilesSource(Source):
         files = self.files()
         checks = [f"{len(files)} file(s) match {self.pattern}"]
         for path in files[:1]:
+            began = time.time_ns()
             key = stat_key(path)
             kept = self._ranges.known_check(path, key)
             if kept is not None:  # the file is as it was when these lines were found
@@ -168,7 +171,7 @@ class FilesSource(Source):
             if batch is not None:
                 lines += self._sample_lines(path, batch)
             checks += lines
-            if key is not None and stat_key(path) == key:
+            if key is not None and stat_key(path) == key and settled(key, began):
                 self._ranges.remember_check(path, key, lines)
                 self._ranges.save(files)
         return checks
@@ -229,6 +232,7 @@ class FilesSource(Source):
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for path in files:
+            began = time.time_ns()
             key = stat_key(path)
             known = self._ranges.known(path, key)
             if known is not None and not known.meets(start, end):
@@ -257,7 +261,7 @@ class FilesSource(Source):
                 read, tracker = self._lost, self._tracker
                 merge_lost(total, read)
                 unreadable += self.unreadable_lines
-                if whole and tracker is not None and key is not None and stat_key(path) == key:
+                if whole and tracker is not None and key is not None and stat_key(path) == key and settled(key, began):
                     self._ranges.remember(path, FileRange(key, tracker.rows, tracker.low, tracker.high, read,
                                                           self.unreadable_lines))
                 self._lost, self.unreadable_lines, self._tracker = total, unreadable, None

@@ -9,7 +9,10 @@ record then parses no file (and imports no pyarrow).
 
 A file is known by its path, inode, size, modification and change times (nanoseconds): any
 write changes the change time, so a rewrite that keeps the size and the modification time is
-read again, as are an added file (no entry) and a removed one (no longer listed). Entries are
+read again, as are an added file (no entry) and a removed one (no longer listed). The kernel
+stamps change times from a clock that moves by ticks of a few milliseconds, so a second write
+in the tick of the first could keep all four: a file changed less than :data:`SETTLED_NS` before
+it was looked at is not remembered (the next read reads it; a file still being written never is). Entries are
 kept per source setting (format, query field, zone, unit, delimiter, batch size) and per
 drivetrain and pyarrow installation, in the cache folder (:mod:`drivetrain._cache_dir`) under
 ``files/``; ``DRIVETRAIN_CONFIG_CACHE=off`` turns it off. A cache file that does not read back
@@ -42,6 +45,9 @@ LAYOUT = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
+#: How long a file must have been left alone (its change time before the read began) to be remembered.
+SETTLED_NS = 50_000_000
+
 #: A file's identity: inode, size, modification and change times in nanoseconds.
 StatKey = tuple[int, int, int, int]
 
@@ -53,6 +59,12 @@ def stat_key(path: Path) -> StatKey | None:
     except OSError:
         return None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def settled(key: StatKey, began_ns: int) -> bool:
+    """Whether a file of this identity, looked at from ``began_ns`` (``time.time_ns()``) on, had
+    been left alone long enough that any later write gives it another change time."""
+    return key[3] < began_ns - SETTLED_NS
 
 
 def microseconds(instant: datetime) -> int:

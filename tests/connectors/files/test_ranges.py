@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from drivetrain.connectors import files_ranges
 from drivetrain.connectors.files import FilesSource
 from drivetrain.window import Window
 from tests.connectors.test_files import START, WINDOW, source, write_jsonl
@@ -37,6 +39,17 @@ class Opened(FilesSource):
     def _read(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
         Opened.opened.append(Path(path).name)
         yield from super()._read(path, *args, **kwargs)
+
+
+def write(path: Path, items: list[object]) -> None:
+    """``write_jsonl``, then wait until the file counts as left alone (files_ranges.SETTLED_NS):
+    a file changed within a clock tick of its read is not remembered."""
+    write_jsonl(path, items)
+    settle()
+
+
+def settle() -> None:
+    time.sleep(files_ranges.SETTLED_NS / 1e9 + 0.02)
 
 
 def opened_source(tmp_path: Path, pattern: str, **options: object) -> FilesSource:
@@ -73,7 +86,7 @@ def keep_times(path: Path, before: os.stat_result) -> None:
 
 class TestShortcut:
     def test_a_window_no_file_meets_opens_no_file_in_the_next_process(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [*DAY_BEFORE, {"id": 99}, "{cut off"])
+        write(tmp_path / "a.jsonl", [*DAY_BEFORE, {"id": 99}, "{cut off"])
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == ["a.jsonl"]
         later = opened_source(tmp_path, "a.jsonl")  # a new source object: what a new run makes
         assert later.count(WINDOW) == 0 and list(later.extract(WINDOW)) == []
@@ -86,14 +99,14 @@ class TestShortcut:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         for name in ("a", "b"):
-            write_jsonl(tmp_path / f"{name}.jsonl", [*DAY_BEFORE, *({"id": n} for n in range(4)), "{cut"])
+            write(tmp_path / f"{name}.jsonl", [*DAY_BEFORE, *({"id": n} for n in range(4)), "{cut"])
         expected = fresh(tmp_path, "*.jsonl", WINDOW, monkeypatch)
         assert answer(source(tmp_path, "*.jsonl"), WINDOW) == expected
         assert answer(source(tmp_path, "*.jsonl"), WINDOW) == expected  # every file remembered now
         assert expected[2][0] == 10 and len(expected[2][2]) == 5
 
     def test_the_empty_count_imports_no_pyarrow(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", DAY_BEFORE)
+        write(tmp_path / "a.jsonl", DAY_BEFORE)
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 0
         code = ("import sys\nfrom datetime import datetime, UTC\nfrom pathlib import Path\n"
                 "from drivetrain.config import SystemConfig\nfrom drivetrain.connectors.files import FilesSource\n"
@@ -109,15 +122,15 @@ class TestShortcut:
         assert done.stdout.strip() == "[]", done.stderr
 
     def test_only_the_files_that_meet_the_window_are_read(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", DAY_BEFORE)
-        write_jsonl(tmp_path / "b.jsonl", [{"id": 7, "at": "2025-11-15T10:05:00Z"}])
+        write(tmp_path / "a.jsonl", DAY_BEFORE)
+        write(tmp_path / "b.jsonl", [{"id": 7, "at": "2025-11-15T10:05:00Z"}])
         assert opened_source(tmp_path, "*.jsonl").count(WINDOW) == 1
         later = opened_source(tmp_path, "*.jsonl")
         assert later.count(WINDOW) == 1 and Opened.opened == ["b.jsonl"]
 
     def test_a_range_that_meets_the_window_is_read_again(self, tmp_path: Path) -> None:
         """The day around the window: its range covers the window although no record is in it."""
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T09:00:00Z"}, {"id": 2, "at": "2025-11-15T12:00:00Z"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T09:00:00Z"}, {"id": 2, "at": "2025-11-15T12:00:00Z"}])
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == ["a.jsonl"]
 
@@ -135,6 +148,7 @@ class TestFormats:
             import pyarrow.parquet as pq
 
             pq.write_table(table, tmp_path / "a.parquet")
+        settle()
         name = f"a.{fmt}"
         before = Window(START - timedelta(days=1), START - timedelta(days=1) + timedelta(hours=1))
         assert opened_source(tmp_path, name).count(WINDOW) == 1
@@ -149,7 +163,7 @@ class TestCheck:
     """pre_validation's check of the first file is remembered like its range."""
 
     def test_a_remembered_check_says_what_the_read_said(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": 1763200000}, {"id": 2}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": 1763200000}, {"id": 2}])
         first = opened_source(tmp_path, "a.jsonl").check()
         assert Opened.opened == ["a.jsonl"] and any("holds numbers" in line for line in first)
         again = opened_source(tmp_path, "a.jsonl")
@@ -159,10 +173,10 @@ class TestCheck:
         from drivetrain.errors import PermanentError
 
         path = tmp_path / "a.jsonl"
-        write_jsonl(path, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
+        write(path, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
         source(tmp_path, "a.jsonl").check()
         before = path.stat()
-        write_jsonl(path, [{"id": 1, "xx": "2025-11-15T10:00:00Z"}])
+        write(path, [{"id": 1, "xx": "2025-11-15T10:00:00Z"}])
         keep_times(path, before)
         with pytest.raises(PermanentError, match="no column 'at'"):
             source(tmp_path, "a.jsonl").check()
@@ -172,13 +186,13 @@ class TestBounds:
     """Windows are half-open: a record at the start is in, one at the end is out."""
 
     def test_a_file_ending_at_the_window_start_is_read(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T09:00:00Z"}, {"id": 2, "at": "2025-11-15T10:00:00Z"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T09:00:00Z"}, {"id": 2, "at": "2025-11-15T10:00:00Z"}])
         earlier = Window(START - timedelta(hours=1), START)
         assert source(tmp_path, "a.jsonl").count(earlier) == 1  # remembers the range 09:00 .. 10:00
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
 
     def test_a_file_starting_at_the_window_end_is_not_in_it(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T11:00:00Z"}, {"id": 2, "at": "2025-11-15T12:00:00Z"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T11:00:00Z"}, {"id": 2, "at": "2025-11-15T12:00:00Z"}])
         later = Window(WINDOW.end, WINDOW.end + timedelta(hours=1))
         assert opened_source(tmp_path, "a.jsonl").count(later) == 1
         src = opened_source(tmp_path, "a.jsonl")
@@ -186,7 +200,7 @@ class TestBounds:
         assert src.count(later) == 1 and Opened.opened == ["a.jsonl"]
 
     def test_a_microsecond_inside_either_bound_is_read(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T08:00:00Z"},
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T08:00:00Z"},
                                            {"id": 2, "at": "2025-11-15T10:59:59.999999Z"}])
         assert source(tmp_path, "a.jsonl").count(Window(START - timedelta(hours=2), START - timedelta(hours=1))) == 1
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
@@ -195,13 +209,13 @@ class TestBounds:
 class TestTimezones:
     def test_naive_times_are_placed_in_the_source_zone(self, tmp_path: Path) -> None:
         """05:30 in New York is 10:30 UTC: a range kept as if naive times were UTC would skip it."""
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T05:30:00"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T05:30:00"}])
         five = Window(START - timedelta(hours=5), START - timedelta(hours=4))
         assert source(tmp_path, "a.jsonl", source_timezone="America/New_York").count(five) == 0
         assert source(tmp_path, "a.jsonl", source_timezone="America/New_York").count(WINDOW) == 1
 
     def test_another_zone_does_not_use_the_ranges_of_the_first(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T05:30:00"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T05:30:00"}])
         five = Window(START - timedelta(hours=5), START - timedelta(hours=4))
         assert source(tmp_path, "a.jsonl").count(five) == 1  # read as UTC
         assert source(tmp_path, "a.jsonl", source_timezone="America/New_York").count(five) == 0
@@ -209,7 +223,7 @@ class TestTimezones:
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 0
 
     def test_offsets_in_the_values_are_kept(self, tmp_path: Path) -> None:
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T12:30:00+02:00"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T12:30:00+02:00"}])
         assert source(tmp_path, "a.jsonl").count(Window(START + timedelta(hours=2), START + timedelta(hours=3))) == 0
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
 
@@ -218,10 +232,18 @@ class TestChangedFiles:
     """A file is known by path, inode, size, modification and change times: any rewrite is read."""
 
     def write_then_count(self, tmp_path: Path) -> Path:
+        """A file of the day before, counted and remembered (a second count opens nothing)."""
         path = tmp_path / "a.jsonl"
-        write_jsonl(path, [{"id": 1, "at": "2025-11-14T10:00:00Z"}])
-        assert source(tmp_path, "a.jsonl").count(WINDOW) == 0
+        write(path, [{"id": 1, "at": "2025-11-14T10:00:00Z"}])
+        assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0
+        assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == []
         return path
+
+    def count_again(self, tmp_path: Path, pattern: str = "a.jsonl") -> int:
+        src = opened_source(tmp_path, pattern)
+        found = src.count(WINDOW)
+        assert Opened.opened, "the changed file was not read"
+        return found
 
     def test_same_size_new_modification_time(self, tmp_path: Path) -> None:
         path = self.write_then_count(tmp_path)
@@ -229,7 +251,7 @@ class TestChangedFiles:
         write_jsonl(path, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
         assert path.stat().st_size == size
-        assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
+        assert self.count_again(tmp_path) == 1
 
     def test_same_modification_time_new_size(self, tmp_path: Path) -> None:
         path = self.write_then_count(tmp_path)
@@ -237,7 +259,7 @@ class TestChangedFiles:
         write_jsonl(path, [{"id": 10, "at": "2025-11-15T10:00:00Z"}])
         keep_times(path, before)
         assert path.stat().st_size != before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
-        assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
+        assert self.count_again(tmp_path) == 1
 
     def test_same_size_and_modification_time(self, tmp_path: Path) -> None:
         path = self.write_then_count(tmp_path)
@@ -245,24 +267,35 @@ class TestChangedFiles:
         write_jsonl(path, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
         keep_times(path, before)
         assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-        assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
+        assert self.count_again(tmp_path) == 1
 
     def test_a_file_added(self, tmp_path: Path) -> None:
         (tmp_path / "in").mkdir()
-        write_jsonl(tmp_path / "in" / "a.jsonl", DAY_BEFORE)
-        assert source(tmp_path, "in/*.jsonl").count(WINDOW) == 0
+        write(tmp_path / "in" / "a.jsonl", DAY_BEFORE)
+        assert opened_source(tmp_path, "in/*.jsonl").count(WINDOW) == 0
         write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": 7, "at": "2025-11-15T10:05:00Z"}])
-        assert source(tmp_path, "in/*.jsonl").count(WINDOW) == 1
+        assert opened_source(tmp_path, "in/*.jsonl").count(WINDOW) == 1 and Opened.opened == ["b.jsonl"]
 
     def test_a_file_removed_takes_its_unplaceable_records_with_it(self, tmp_path: Path) -> None:
         (tmp_path / "in").mkdir()
-        write_jsonl(tmp_path / "in" / "a.jsonl", DAY_BEFORE)
-        write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": 8}])
-        src = source(tmp_path, "in/*.jsonl")
+        write(tmp_path / "in" / "a.jsonl", DAY_BEFORE)
+        write(tmp_path / "in" / "b.jsonl", [{"id": 8}])
+        src = opened_source(tmp_path, "in/*.jsonl")
         assert src.count(WINDOW) == 0 and src.unplaceable().records == 1
         (tmp_path / "in" / "b.jsonl").unlink()
-        later = source(tmp_path, "in/*.jsonl")
-        assert later.count(WINDOW) == 0 and later.unplaceable().records == 0
+        later = opened_source(tmp_path, "in/*.jsonl")
+        assert later.count(WINDOW) == 0 and later.unplaceable().records == 0 and Opened.opened == []
+
+    def test_a_file_changed_within_the_settling_time_is_not_remembered(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two writes in one clock tick can leave the same size and times: a fresh file is read again."""
+        write(tmp_path / "a.jsonl", DAY_BEFORE)  # settled for the default
+        monkeypatch.setattr(files_ranges, "SETTLED_NS", 3_600 * 10**9)  # an hour: the file is fresh
+        assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0
+        assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == ["a.jsonl"]
+        assert opened_source(tmp_path, "a.jsonl").check() and Opened.opened == ["a.jsonl"]
+        assert opened_source(tmp_path, "a.jsonl").check() and Opened.opened == ["a.jsonl"]
 
     def test_a_file_replaced_by_another_of_the_same_size_and_times(self, tmp_path: Path) -> None:
         path = self.write_then_count(tmp_path)
@@ -271,7 +304,7 @@ class TestChangedFiles:
         write_jsonl(other, [{"id": 1, "at": "2025-11-15T10:00:00Z"}])
         keep_times(other, before)
         other.replace(path)  # a new inode under the old name
-        assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
+        assert self.count_again(tmp_path) == 1
 
 
 class TestDamagedCache:
@@ -280,7 +313,7 @@ class TestDamagedCache:
 
     def remembered(self, tmp_path: Path) -> Path:
         """The cache file of a source that counted a file of the window's day."""
-        write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T10:30:00Z"}])
+        write(tmp_path / "a.jsonl", [{"id": 1, "at": "2025-11-15T10:30:00Z"}])
         before = set(self.cache_files())
         assert source(tmp_path, "a.jsonl").count(WINDOW) == 1
         (made,) = set(self.cache_files()) - before
@@ -305,7 +338,7 @@ class TestDamagedCache:
         blocked = tmp_path / "not-a-folder"
         blocked.write_text("")
         monkeypatch.setenv("DRIVETRAIN_CACHE_DIR", str(blocked))
-        write_jsonl(tmp_path / "a.jsonl", DAY_BEFORE)
+        write(tmp_path / "a.jsonl", DAY_BEFORE)
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0
         assert opened_source(tmp_path, "a.jsonl").count(WINDOW) == 0 and Opened.opened == ["a.jsonl"]
 
@@ -338,6 +371,7 @@ def test_remembered_answers_equal_a_fresh_read(tmp_path_factory: pytest.TempPath
     folder = tmp_path_factory.mktemp("ranges")
     for n, spec in enumerate(files):
         write_jsonl(folder / f"f{n}.jsonl", _records(spec, 100 * n) or [{"id": -n, "at": "2024-01-01T00:00:00Z"}])
+    settle()
     for hours in windows:
         window = Window(START + timedelta(hours=hours), START + timedelta(hours=hours + 1))
         expected = fresh(folder, "*.jsonl", window, monkeypatch, source_timezone=zone)
