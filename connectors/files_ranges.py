@@ -167,8 +167,10 @@ class RangeCache:
     def remember(self, path: Path, found: FileRange) -> None:
         if self._file is None:
             return
-        self._loaded()[str(path)] = found
-        self._changed = True
+        entries = self._loaded()
+        if entries.get(str(path)) != found:  # a file read again as it was needs no write
+            entries[str(path)] = found
+            self._changed = True
 
     def known_check(self, path: Path, key: StatKey | None) -> list[str] | None:
         """What ``check()`` said of the file when it was as it is now."""
@@ -182,8 +184,9 @@ class RangeCache:
         if self._file is None:
             return
         self._loaded()
-        self._checks[str(path)] = (key, list(lines))
-        self._changed = True
+        if self._checks.get(str(path)) != (key, list(lines)):
+            self._checks[str(path)] = (key, list(lines))
+            self._changed = True
 
     def save(self, files: list[Path]) -> None:
         """Write the entries of ``files`` (others are gone from the source) if any changed."""
