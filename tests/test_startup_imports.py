@@ -158,8 +158,8 @@ class TestOnePipelineCommands:
         argv = {"history": ["history", str(folder)], "show": ["show", run_id, "--pipeline", str(folder)],
                 "status": ["status", str(folder)]}[command]
         modules = modules_after_command(argv, tmp_path)
-        assert loaded(modules, ("duckdb", "pyarrow", "drivetrain.phases", "drivetrain.runner", *CONNECTOR_CLIENTS,
-                                *NEVER_AT_START)) == []
+        assert loaded(modules, ("duckdb", "pyarrow", "drivetrain.phases", "drivetrain.runner",
+                                "drivetrain.monitoring.report_html", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
 
 
 class TestEmptyRun:
