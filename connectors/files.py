@@ -26,28 +26,37 @@ import itertools
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from drivetrain._lazy import lazy_module
 from drivetrain.base import Source
 from drivetrain.config.loader import zone_problem
+from drivetrain.connectors.files_ranges import (
+    FileRange,
+    RangeCache,
+    Tracker,
+    merge_lost,
+    microseconds,
+    settled,
+    stat_key,
+)
 from drivetrain.errors import PermanentError
 from drivetrain.unplaceable import Unplaceable
-from drivetrain.validation import (
-    ERROR_COLUMN,
-    RAW_COLUMN,
-    convert_column,
-    number_reason,
-    numbers_without_unit,
-)
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from drivetrain import validation
     from drivetrain.config import Credentials, SystemConfig
     from drivetrain.window import Window
+else:  # a window no remembered file range meets reads no file: pyarrow is imported on first use
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
+    validation = lazy_module("drivetrain.validation")
 
 log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "parquet")
@@ -114,6 +123,11 @@ class FilesSource(Source):
         """The window the last count found no record in, the files as they were then, and what
         that count found unplaceable: :meth:`extract` of the same window over the same bytes has
         nothing to read again."""
+        self._ranges = RangeCache(self.pattern, (type(self).__module__, type(self).__qualname__, self.format,
+                                                 self.query_field, self.naive_tz, self.timestamp_unit,
+                                                 self.delimiter, self.batch_size))
+        """Each file's query field range as its last whole read found it (files_ranges)."""
+        self._tracker: Tracker | None = None
 
     def unplaceable(self) -> Unplaceable:
         """The records the last count or extract found in no window (see the module docstring)."""
@@ -142,22 +156,32 @@ class FilesSource(Source):
         files = self.files()
         checks = [f"{len(files)} file(s) match {self.pattern}"]
         for path in files[:1]:
+            began = time.time_ns()
+            key = stat_key(path)
+            kept = self._ranges.known_check(path, key)
+            if kept is not None:  # the file is as it was when these lines were found
+                checks += kept
+                continue
             batch = next(self._read(path, sample=True), None)
             if batch is None or self.query_field not in batch.schema.names:
                 batch = next(self._read(path), None)  # not in the first lines: the whole first chunk decides
             if batch is not None:
                 self._require_query_field(path, batch)
-            checks.append(f"{path.name} has the query field {self.query_field!r}")
+            lines = [f"{path.name} has the query field {self.query_field!r}"]
             if batch is not None:
-                checks += self._sample_lines(path, batch)
+                lines += self._sample_lines(path, batch)
+            checks += lines
+            if key is not None and stat_key(path) == key and settled(key, began):
+                self._ranges.remember_check(path, key, lines)
+                self._ranges.save(files)
         return checks
 
     def _sample_lines(self, path: Path, batch: pa.RecordBatch) -> list[str]:
         """Warnings from the first batch of the first file: how its query field reads."""
         values = batch.column(self.query_field)
-        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        ts, failed = validation.convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
         lines = []
-        numbers = numbers_without_unit(values, failed, self.timestamp_unit)
+        numbers = validation.numbers_without_unit(values, failed, self.timestamp_unit)
         if pc.any(numbers).as_py():
             example = values.filter(numbers)[0].as_py()
             lines.append(f"warning: {path.name}: {self.query_field} holds numbers such as {example!r}; set "
@@ -199,25 +223,50 @@ class FilesSource(Source):
         yield from self._extract(window, files)
 
     def _extract(self, window: Window, files: list[Path]) -> Iterator[pa.RecordBatch]:
+        """The window's records from ``files``; a file whose remembered range misses the window is
+        not opened (its unplaceable records are those it had)."""
         self.unreadable_lines = 0
-        self._lost = Unplaceable()
+        self._lost = total = Unplaceable()
+        unreadable = 0
+        start, end = microseconds(window.start), microseconds(window.end)
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for path in files:
+            began = time.time_ns()
+            key = stat_key(path)
+            known = self._ranges.known(path, key)
+            if known is not None and not known.meets(start, end):
+                merge_lost(total, known.lost)
+                unreadable += known.unreadable
+                continue
+            self._lost, self.unreadable_lines, self._tracker = Unplaceable(), 0, Tracker()
             first = 1  # record number in the file of the batch's first record
-            for batch in self._read(path, window):
-                selected = self._in_window(batch, window, path, first)
-                first += batch.num_rows
-                if selected.num_rows == 0:
-                    continue
-                pending.append(selected)
-                pending_rows += selected.num_rows
-                while pending_rows >= self.batch_size:
-                    table = pa.Table.from_batches(_unify(pending)).combine_chunks()
-                    yield table.slice(0, self.batch_size).to_batches()[0]
-                    rest = table.slice(self.batch_size)
-                    pending = rest.to_batches() if rest.num_rows else []
-                    pending_rows = rest.num_rows
+            whole = False
+            try:
+                for batch in self._read(path, window):
+                    selected = self._in_window(batch, window, path, first)
+                    first += batch.num_rows
+                    if selected.num_rows == 0:
+                        continue
+                    pending.append(selected)
+                    pending_rows += selected.num_rows
+                    while pending_rows >= self.batch_size:
+                        table = pa.Table.from_batches(_unify(pending)).combine_chunks()
+                        yield table.slice(0, self.batch_size).to_batches()[0]
+                        rest = table.slice(self.batch_size)
+                        pending = rest.to_batches() if rest.num_rows else []
+                        pending_rows = rest.num_rows
+                whole = True
+            finally:
+                read, tracker = self._lost, self._tracker
+                merge_lost(total, read)
+                unreadable += self.unreadable_lines
+                if whole and tracker is not None and key is not None and stat_key(path) == key and settled(key, began):
+                    self._ranges.remember(path, FileRange(key, tracker.rows, tracker.low, tracker.high, read,
+                                                          self.unreadable_lines))
+                self._lost, self.unreadable_lines, self._tracker = total, unreadable, None
+        self.unreadable_lines = unreadable
+        self._ranges.save(files)
         if pending_rows:
             yield pa.Table.from_batches(_unify(pending)).combine_chunks().to_batches()[0]
         if self._lost.records:
@@ -245,25 +294,30 @@ class FilesSource(Source):
             if self._format(path) != "jsonl":
                 self._require_query_field(path, batch)
             self._lost.add(f"{self.query_field}: missing or empty", f"{path} record {first}", n=batch.num_rows)
+            if self._tracker is not None:
+                self._tracker.add(batch.num_rows, None, None)
             return batch.slice(0, 0)
         values = batch.column(self.query_field)
         mask, ts, failed = self._window_mask(values, window)
+        if self._tracker is not None:
+            bounds = pc.min_max(ts.cast(pa.int64()))
+            self._tracker.add(batch.num_rows, bounds["min"].as_py(), bounds["max"].as_py())
         if ts.null_count:
             self._count_unplaced(values, failed, path, first)
         return batch.filter(mask)
 
     def _window_mask(self, values: pa.Array, window: Window) -> tuple[pa.Array, pa.Array, pa.Array]:
         """(inside the window, the values as times, the values that are no time) for query field values."""
-        ts, failed = convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
+        ts, failed = validation.convert_column(values, pa.timestamp("us", tz="UTC"), self.naive_tz, self.timestamp_unit)
         start = pa.scalar(window.start, pa.timestamp("us", tz="UTC"))
         end = pa.scalar(window.end, pa.timestamp("us", tz="UTC"))
         return pc.fill_null(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)), False), ts, failed
 
     def _count_unplaced(self, values: pa.Array, failed: pa.Array, path: Path, first: int) -> None:
-        numbers = numbers_without_unit(values, failed, self.timestamp_unit)
+        numbers = validation.numbers_without_unit(values, failed, self.timestamp_unit)
         empty = pc.is_null(values)
         field = self.query_field
-        for mask, reason in ((numbers, number_reason(field)),
+        for mask, reason in ((numbers, validation.number_reason(field)),
                              (pc.and_(failed, pc.invert(numbers)), f"{field}: not a timestamp"),
                              (empty, f"{field}: missing or empty")):
             total = pc.sum(mask.cast(pa.int64())).as_py() or 0
@@ -407,7 +461,7 @@ class FilesSource(Source):
             self._lost.add(f"line is {problem.split(' (')[0]}", where, text.strip())
             return None
         record = value if isinstance(value, dict) else {self.query_field: found}
-        return {**record, ERROR_COLUMN: f"{problem} ({where})" if where else problem, RAW_COLUMN: text.strip()}
+        return {**record, validation.ERROR_COLUMN: f"{problem} ({where})" if where else problem, validation.RAW_COLUMN: text.strip()}
 
     def _stamp_in(self, text: str) -> str | None:
         """The query field's string value, found in text that does not parse as JSON."""

@@ -18,8 +18,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import pyarrow as pa
 
+from drivetrain._lazy import lazy_module
 from drivetrain.schema_types import (
     Kind,
     arrow_kind,
@@ -32,7 +32,11 @@ from drivetrain.schema_types import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import pyarrow as pa
+
     from drivetrain.warehouse import TableRef
+else:  # `drivetrain show` reads the contract's notes without pyarrow
+    pa = lazy_module("pyarrow")
 
 POLICIES = ("evolve", "freeze", "discard_row", "discard_value")
 KEY = "stage_system.schema_contract"

@@ -18,10 +18,15 @@ import re
 from typing import TYPE_CHECKING
 
 import attrs
-import pyarrow as pa
+
+from drivetrain._lazy import lazy_module
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from drivetrain.warehouse import TableRef, Warehouse
+else:  # `drivetrain show` reads the contract's notes without pyarrow
+    pa = lazy_module("pyarrow")
 
 
 @attrs.frozen

@@ -134,6 +134,51 @@ class TestCommandLine:
         assert loaded(modules, ("pyarrow.compute", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
 
 
+@pytest.fixture(scope="module")
+def demo_with_a_run(demo_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The demo folder after ``drivetrain run`` of an hour with no record: the folder and the run id.
+
+    The run also leaves the source files' ranges in the cache folder (connectors/files_ranges.py)."""
+    cwd = tmp_path_factory.mktemp("startup-run")
+    modules_after_command(["run", str(demo_folder), "--window-start", EMPTY_HOURS[0]], cwd)
+    return demo_folder, "demo_20251117T030000Z_run1"
+
+
+#: Hours after the demo's day: no record in them.
+EMPTY_HOURS = ("2025-11-17T03:00:00Z", "2025-11-17T05:00:00Z", "2025-11-17T06:00:00Z")
+
+
+class TestOnePipelineCommands:
+    """Reading one pipeline's drive table (SQLite beside the DuckDB warehouse) opens no warehouse."""
+
+    @pytest.mark.parametrize("command", ["history", "show", "status"])
+    def test_loads_neither_duckdb_nor_arrow(self, demo_with_a_run: tuple[Path, str], tmp_path: Path,
+                                            command: str) -> None:
+        folder, run_id = demo_with_a_run
+        argv = {"history": ["history", str(folder)], "show": ["show", run_id, "--pipeline", str(folder)],
+                "status": ["status", str(folder)]}[command]
+        modules = modules_after_command(argv, tmp_path)
+        assert loaded(modules, ("duckdb", "pyarrow", "drivetrain.phases", "drivetrain.runner",
+                                "drivetrain.monitoring.report_html", *CONNECTOR_CLIENTS, *NEVER_AT_START)) == []
+
+
+class TestEmptyRun:
+    def test_an_empty_window_parses_no_file_once_the_files_are_known(self, demo_with_a_run: tuple[Path, str],
+                                                                     tmp_path: Path) -> None:
+        """The files' query-field ranges, kept by the first run, say no record is in the next hour."""
+        folder, _ = demo_with_a_run
+        modules = modules_after_command(["run", str(folder), "--window-start", EMPTY_HOURS[1]], tmp_path)
+        assert loaded(modules, ("pyarrow.json", "pyarrow.csv", "pyarrow.parquet")) == []
+
+    def test_an_empty_window_imports_no_pyarrow(self, demo_with_a_run: tuple[Path, str], tmp_path: Path) -> None:
+        """DuckDB empties the stage window and replaces the target's without Arrow: the validator,
+        the lineage columns and the load's batches are made for the first record."""
+        folder, _ = demo_with_a_run
+        modules = modules_after_command(["run", str(folder), "--window-start", EMPTY_HOURS[2]], tmp_path)
+        assert loaded(modules, ("pyarrow", "drivetrain.validation")) == []
+        assert "duckdb" in modules
+
+
 class TestPipelineModule:
     def test_importing_the_pipeline_and_its_phases_loads_no_arrow_compute(self, tmp_path: Path) -> None:
         modules = modules_after_import("from drivetrain.pipeline import Pipeline\nimport drivetrain.runner", tmp_path)

@@ -32,16 +32,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from drivetrain._lazy import lazy_module
 from drivetrain.errors import PermanentError, TransientError
 
 from .handover import Hold, Watcher, ask_for, enter_gate, leave_gate
 
-try:  # duckdb is a core dependency, but keep the import error readable
+if TYPE_CHECKING:
     import duckdb
-except ImportError as exc:  # pragma: no cover
-    raise ImportError("drivetrain needs duckdb: pip install duckdb") from exc
+else:  # imported when a connection is first opened: commands that never open one do not pay for it
+    duckdb = lazy_module("duckdb")
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 #: duckdb.connect() is serialised in the process: two threads opening the same file at once

@@ -33,8 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-
+from drivetrain._lazy import lazy_module
 from drivetrain.drive import Lease
 from drivetrain.record import RunRecord
 from drivetrain.sql.drive import DRIVE_COLUMNS, SqlDriveStore, check_fence, chunks, next_token
@@ -46,9 +45,13 @@ from .connection import duckdb_errors, transaction
 from .sql import DuckDBDialect, DuckDBSession, qualified, quote
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from drivetrain.warehouse import TableRef
 
     from .warehouse import DuckDBWarehouse
+else:
+    pa = lazy_module("pyarrow")
 
 _LOCK = threading.RLock()
 log = logging.getLogger(__name__)

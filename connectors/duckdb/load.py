@@ -9,17 +9,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
+from drivetrain._lazy import lazy_module
 from drivetrain.warehouse import Fence, TableRef, WindowLoad
 
 from .connection import duckdb_errors
 from .sql import qualified
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from drivetrain.window import Window
 
     from .warehouse import DuckDBWarehouse
+else:
+    pa = lazy_module("pyarrow")
 
 _batch_names = itertools.count()
 

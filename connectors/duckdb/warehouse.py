@@ -22,11 +22,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
-import pyarrow as pa
-
+from drivetrain._lazy import lazy_module
 from drivetrain.ownership import OWNERS_TABLE
-from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
 from drivetrain.warehouse import TableRef, Warehouse, WindowLoad, check_identifier
 
 from .connection import ConnectionPool, duckdb_errors
@@ -35,9 +32,15 @@ from .load import DuckDBWindowLoad
 from .sql import DuckDBDialect, DuckDBSession, qualified, quote
 
 if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
     from drivetrain.config import Credentials, SystemConfig
     from drivetrain.drive import DriveStore
     from drivetrain.window import Window
+else:  # imported on first use: reading commands that open no connection do not pay for them
+    duckdb = lazy_module("duckdb")
+    pa = lazy_module("pyarrow")
 
 _batch_names = itertools.count()
 #: Up to this many matching rows, DuckDB reads the drive table through its indexes (pipeline_name,
@@ -183,6 +186,8 @@ class DuckDBWarehouse(Warehouse):
                 finally:
                     conn.unregister(name)
                 return
+            from drivetrain.schema_types import arrow_kind, sql_kind, widen_columns, widened_type
+
             missing = [f for f in schema if f.name not in existing]
             # an existing column whose values got wider is widened where that loses nothing
             wider = [f for f in schema if f.name in existing and widened_type("duckdb", sql_kind(existing[f.name]), arrow_kind(f.type))]

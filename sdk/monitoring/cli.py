@@ -17,7 +17,7 @@ import click
 
 from drivetrain.durations import format_duration
 from drivetrain.errors import DrivetrainError
-from drivetrain.monitoring import fleet, report_html
+from drivetrain.monitoring import fleet
 from drivetrain.monitoring import gaps as gap_mod
 from drivetrain.monitoring import metrics as metrics_mod
 from drivetrain.monitoring._values import ALERT, WARNING, Metrics
@@ -315,6 +315,9 @@ def report_command(pipelines: tuple[str, ...], days: float, as_json: bool, html_
             pipe.close()
         shared.close()
     if html_file is not None:
+        # imported here: `status` of one pipeline uses this module's gap lines, not the HTML page
+        from drivetrain.monitoring import report_html
+
         report_html.write(metrics, html_file)
         out.note(f"wrote {html_file}")
     failed = bool(unreadable) and bool(pipelines or send_alerts)  # named, or alerts depend on it: not a success

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
-
+from drivetrain._lazy import lazy_module
 from drivetrain.errors import ConnectorError, PermanentError
 from drivetrain.tables import Stage, Target
 from drivetrain.warehouse import TableRef
@@ -20,7 +19,11 @@ from drivetrain.warehouse import TableRef
 from .lineage import ROW_COLUMN, lineage_values, load_key, with_lineage
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .base import PhaseContext
+else:  # a window with nothing to load imports no pyarrow
+    pa = lazy_module("pyarrow")
 
 
 class Transforming(Protocol):

@@ -8,18 +8,26 @@ warehouse later reads them in.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
+from drivetrain._lazy import lazy_module
 from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS
 from drivetrain.sql.session import utc_now
 
 if TYPE_CHECKING:
-    from .base import PhaseContext
+    import pyarrow as pa
 
-#: Arrow type of each logical type the lineage columns use (the columns: drivetrain.sql.names.LINEAGE).
-_ARROW = {"text": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
+    from .base import PhaseContext
+else:  # a window with nothing to load imports no pyarrow
+    pa = lazy_module("pyarrow")
+
+
+@functools.cache
+def _arrow(kind: str) -> pa.DataType:
+    """Arrow type of each logical type the lineage columns use (the columns: drivetrain.sql.names.LINEAGE)."""
+    return {"text": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}[kind]
+
 
 #: Stage-only column: the row's position in the extract, so "the later copy wins" is exact.
 ROW_COLUMN = "_drivetrain_row"
@@ -33,7 +41,7 @@ def lineage_values(ctx: PhaseContext) -> dict[str, Any]:
 
 def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int | None = None) -> pa.RecordBatch:
     """Append the lineage columns; with ``first_row``, also ``_drivetrain_row`` (source order)."""
-    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=_ARROW[kind]), batch.num_rows) for c, kind in LINEAGE]
+    arrays = list(batch.columns) + [pa.repeat(pa.scalar(lineage[c], type=_arrow(kind)), batch.num_rows) for c, kind in LINEAGE]
     names = [n for n in batch.schema.names] + list(LINEAGE_COLUMNS)
     if first_row is not None:
         arrays.append(_row_numbers(first_row, batch.num_rows))
@@ -42,7 +50,7 @@ def with_lineage(batch: pa.RecordBatch, lineage: dict[str, Any], first_row: int 
 
 
 #: 0, 1, 2... grown on demand: row numbers are a slice of it plus an offset, built in C.
-_COUNTING = pa.array([], type=pa.int64())
+_COUNTING: pa.Array | None = None
 
 
 def _row_numbers(first: int, n: int) -> pa.Array:
@@ -51,8 +59,8 @@ def _row_numbers(first: int, n: int) -> pa.Array:
 
     global _COUNTING
     counting = _COUNTING
-    if len(counting) < n:
-        counting = _COUNTING = pa.array(range(max(n, 2 * len(counting))), type=pa.int64())
+    if counting is None or len(counting) < n:
+        counting = _COUNTING = pa.array(range(max(n, 2 * len(counting or ()))), type=pa.int64())
     return pc.add(counting.slice(0, n), pa.scalar(first, type=pa.int64()))
 
 

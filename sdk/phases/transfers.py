@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-import pyarrow as pa
 
+from drivetrain._lazy import lazy_module
 from drivetrain.phase_names import SOURCE_COUNT
 from drivetrain.readahead import ReadAhead
 from drivetrain.record import PhaseState
@@ -32,8 +32,12 @@ from .publish import gated, pending_details, pending_table
 from .shrink import ShrinkGuard
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from drivetrain.config import SourceToStageConfig, StageToTargetConfig
     from drivetrain.validation import RecordValidator
+else:  # a window with nothing to load imports no pyarrow
+    pa = lazy_module("pyarrow")
 
 __all__ = ["ROW_COLUMN", "SourceToStageTransfer", "StageToTargetTransfer", "lineage_values", "with_lineage"]
 
@@ -65,7 +69,7 @@ class SourceToStageTransfer(BasePhase):
     def run(self, ctx: PhaseContext) -> TransferResult:
         pipeline = ctx.pipeline
         stage = pipeline.stage()
-        validator = self.validator(ctx)
+        validator: RecordValidator | None = None  # made for the first batch: an empty window needs no pyarrow
         lineage = lineage_values(ctx)
         reasons: Counter[str] = Counter()
         read = written = 0
@@ -76,6 +80,8 @@ class SourceToStageTransfer(BasePhase):
             for batch in extracted:
                 ctx.check_cancelled()
                 read += batch.num_rows
+                if validator is None:
+                    validator = self.validator(ctx)
                 checked = validator.validate(self.transform(batch, ctx))
                 try:
                     kept = gate.check(checked.valid)
