@@ -19,7 +19,8 @@ Each path reads one window ``[start, end)`` in a child process of its own (this 
 - ``limit``: ``psql -c "\\copy (SELECT ... window ...) to '/dev/null'"``, the server's text COPY
   with nothing done to it: no client can move the window faster.
 - ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling (the
-  statement the source sends: ``numeric`` as the server's text, see
+  statement and driver options the source uses: ``numeric`` as the server's text, the driver's
+  built-in type table, see
   :mod:`drivetrain.connectors.postgres.readers`; other ways of reading are compared in
   :mod:`benchmarks.postgres_readers`).
 - ``drivetrain_s2s_adbc`` / ``drivetrain_s2s_psycopg``: the source-to-stage phase (extract,
@@ -151,9 +152,11 @@ def child(name: str, job_file: str) -> int:
     if name == "adbc_fetch":
         import adbc_driver_postgresql.dbapi as adbc
 
+        from drivetrain.connectors.postgres.readers import ADBC_DATABASE_OPTIONS
+
         began = time.perf_counter()
         rows = 0
-        with adbc.connect(source["url"]) as conn, conn.cursor() as cursor:
+        with adbc.connect(source["url"], db_kwargs=dict(ADBC_DATABASE_OPTIONS)) as conn, conn.cursor() as cursor:
             cursor.execute(_window_sql(job).replace("amount", "amount::text AS amount"))
             for batch in cursor.fetch_record_batch():
                 rows += batch.num_rows
