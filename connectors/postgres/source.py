@@ -116,16 +116,25 @@ class PostgresSource(SqlSource):
         done.append(f"extract reader: {self.extract_reader()}")
         return done
 
+    def count(self, window: Window) -> int:
+        """Count the window's rows (see :meth:`SqlSource.count`).
+
+        With the adbc reader, the extract's connection starts opening first, on a thread of its
+        own: a run counts the window just before it extracts it, so the connection is ready
+        when the extract starts instead of being opened on its critical path. It is closed
+        with the source when no extract takes it.
+        """
+        with suppress(MissingExtraError):  # the extract says so; the count needs no ADBC
+            self._open_reader()
+        return super().count(window)
+
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.
 
         The relation is looked up when this is called; the query starts on the first ``next()``.
         Stopping early (closing the iterator) closes the connection without reading the rest.
         """
-        reader = self.extract_reader()
-        if reader == "adbc" and self._adbc is None and self._opening is None:
-            url = readers.adbc_url(self._connect_kwargs())  # connects while the relation is looked up
-            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
+        reader = self._open_reader()  # connects while the relation is looked up
         info = self._table_info()
         statement = self.extract_statement(window)
         opts = self.options
@@ -178,6 +187,15 @@ class PostgresSource(SqlSource):
             opening.discard()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _open_reader(self) -> str:
+        """The extract's reader; with adbc, its connection starts opening unless one is kept or
+        already opening."""
+        reader = self.extract_reader()
+        if reader == "adbc" and self._adbc is None and self._opening is None:
+            url = readers.adbc_url(self._connect_kwargs())
+            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
+        return reader
 
     def _adbc_stream(self, text: str, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
