@@ -116,18 +116,6 @@ class PostgresSource(SqlSource):
         done.append(f"extract reader: {self.extract_reader()}")
         return done
 
-    def count(self, window: Window) -> int:
-        """Count the window's rows (see :meth:`SqlSource.count`).
-
-        With the adbc reader, the extract's connection starts opening first, on a thread of its
-        own: a run counts the window just before it extracts it, so the connection is ready
-        when the extract starts instead of being opened on its critical path. It is closed
-        with the source when no extract takes it.
-        """
-        with suppress(MissingExtraError):  # the extract says so; the count needs no ADBC
-            self._open_reader()
-        return super().count(window)
-
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.
 

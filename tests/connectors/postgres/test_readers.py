@@ -4,7 +4,6 @@ and the psycopg reader yield, for generated values of every column type the sour
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -123,40 +122,3 @@ def test_readers_yield_the_same_rows_for_every_type(
     assert tables["adbc"].equals(tables["adbc, server's catalogue"])
     assert tables["adbc"].equals(tables["psycopg"])
 
-
-def _backends(pg: PostgresServer, role: str) -> int:
-    with pg.admin() as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)).fetchone()[0]
-
-
-def _wait_for_backends(pg: PostgresServer, role: str, wanted: int) -> int:
-    """The role's backends, once there are ``wanted`` or after 10 s."""
-    deadline = time.monotonic() + 10
-    while (seen := _backends(pg, role)) != wanted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return seen
-
-
-def test_a_count_opens_the_extracts_connection_which_the_extract_then_uses(pg: PostgresServer) -> None:
-    """A run counts the window just before extracting it: the ADBC connection opens meanwhile,
-    off the extract's critical path, and the extract reads on it (no connection of its own)."""
-    with pg.admin() as conn:
-        conn.execute("DROP ROLE IF EXISTS dt_early")
-        conn.execute("CREATE ROLE dt_early LOGIN PASSWORD 'early-Pa55' IN ROLE drivetrain")
-    win = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, tzinfo=UTC))
-    with make_source(pg, reader="adbc", user="dt_early", password="early-Pa55") as src:
-        assert src.count(win) == 60
-        assert _wait_for_backends(pg, "dt_early", 2) == 2  # the count's connection and the extract's
-        assert read_all(src, win).num_rows == 60
-        assert _backends(pg, "dt_early") == 2  # the extract opened none
-    assert _wait_for_backends(pg, "dt_early", 0) == 0  # closing the source closes both
-
-
-def test_a_count_with_the_psycopg_reader_opens_no_second_connection(pg: PostgresServer) -> None:
-    with pg.admin() as conn:
-        conn.execute("DROP ROLE IF EXISTS dt_early_cursor")
-        conn.execute("CREATE ROLE dt_early_cursor LOGIN PASSWORD 'early-Pa55' IN ROLE drivetrain")
-    win = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, tzinfo=UTC))
-    with make_source(pg, reader="psycopg", user="dt_early_cursor", password="early-Pa55") as src:
-        assert src.count(win) == 60
-        assert _backends(pg, "dt_early_cursor") == 1
