@@ -19,11 +19,19 @@ Each path reads one window ``[start, end)`` in a child process of its own (this 
 - ``limit``: ``psql -c "\\copy (SELECT ... window ...) to '/dev/null'"``, the server's text COPY
   with nothing done to it: no client can move the window faster.
 - ``adbc_fetch``: ADBC's binary COPY into Arrow batches, dropped: the reader's own ceiling (the
-  statement the source sends: ``numeric`` as the server's text, see
+  statement and driver options the source uses: ``numeric`` as the server's text, the driver's
+  built-in type table, see
   :mod:`drivetrain.connectors.postgres.readers`; other ways of reading are compared in
   :mod:`benchmarks.postgres_readers`).
 - ``drivetrain_s2s_adbc`` / ``drivetrain_s2s_psycopg``: the source-to-stage phase (extract,
-  validate, load into a DuckDB stage, swap in) with each reader.
+  validate, load into a DuckDB stage, swap in) with each reader, as the first run of a new
+  pipeline runs it: the clock covers holding the warehouse for the phase (creating the DuckDB
+  file and the drive file), the phase (connecting to PostgreSQL, claiming and creating the
+  stage table, the stream, the commit) and letting go of the file (DuckDB's checkpoint).
+  Python start-up, imports and building the pipeline's objects are before the clock.
+- ``drivetrain_s2s_adbc_again``: the same phase as every later run meets it: the warehouse
+  file, its tables and claims and the drive file exist (a first run loaded the window's first
+  second before the clock, in another pipeline object, and let go of the file).
 - ``load_limit``: ``psql -c "\\copy ... from 'window.csv' csv"`` into an empty table: the
   server's own COPY of the window's rows, the limit of loading into PostgreSQL.
 - ``drivetrain_files_to_pg``: the source-to-stage phase from the window's rows in a Parquet file
@@ -55,7 +63,8 @@ if str(REPO) not in sys.path:
 START = datetime(2025, 1, 1, tzinfo=UTC)
 TABLE = "bench_narrow"
 COLUMNS = "id, created_at, status, score, amount"
-PATHS = ("limit", "adbc_fetch", "drivetrain_s2s_adbc", "drivetrain_s2s_psycopg", "load_limit", "drivetrain_files_to_pg")
+PATHS = ("limit", "adbc_fetch", "drivetrain_s2s_adbc", "drivetrain_s2s_adbc_again", "drivetrain_s2s_psycopg", "load_limit",
+         "drivetrain_files_to_pg")
 #: The limit each path is compared with (default ``limit``).
 LIMIT_OF = {"load_limit": "load_limit", "drivetrain_files_to_pg": "load_limit"}
 LOAD_SCHEMA = "bench_load"
@@ -151,9 +160,11 @@ def child(name: str, job_file: str) -> int:
     if name == "adbc_fetch":
         import adbc_driver_postgresql.dbapi as adbc
 
+        from drivetrain.connectors.postgres.readers import ADBC_DATABASE_OPTIONS
+
         began = time.perf_counter()
         rows = 0
-        with adbc.connect(source["url"]) as conn, conn.cursor() as cursor:
+        with adbc.connect(source["url"], db_kwargs=dict(ADBC_DATABASE_OPTIONS)) as conn, conn.cursor() as cursor:
             cursor.execute(_window_sql(job).replace("amount", "amount::text AS amount"))
             for batch in cursor.fetch_record_batch():
                 rows += batch.num_rows
@@ -165,12 +176,18 @@ def child(name: str, job_file: str) -> int:
         folder = Path(job["scratch"]) / name
         folder.mkdir(parents=True, exist_ok=True)
         config = (_files_config(job, folder) if name == "drivetrain_files_to_pg"
-                  else _config(job, name.rsplit("_", 1)[1], folder))
+                  else _config(job, name.split("_")[2], folder))
         (folder / "config.json").write_text(json.dumps(config))
         os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = source["user"], source["password"]
         pipeline = Pipeline.load(folder)
         with pipeline:  # plugins and connector classes loaded before the clock starts, on every path
             pipeline.phase("source_to_stage_transfer"), pipeline.source(), pipeline.stage()
+            type(pipeline.drive_store())  # its module: the drive file itself is made in the clock
+        if name.endswith("_again"):  # a first run loaded the window's first second
+            first = {**job, "end": (datetime.fromisoformat(job["start"]) + timedelta(seconds=1)).isoformat()}
+            pipeline = Pipeline.load(folder)
+            with pipeline, pipeline.session():
+                pipeline.phase("source_to_stage_transfer").run(phase_context(pipeline, first))
         pipeline = Pipeline.load(folder)
         began = time.perf_counter()
         with pipeline, pipeline.session():

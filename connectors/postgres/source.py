@@ -122,10 +122,7 @@ class PostgresSource(SqlSource):
         The relation is looked up when this is called; the query starts on the first ``next()``.
         Stopping early (closing the iterator) closes the connection without reading the rest.
         """
-        reader = self.extract_reader()
-        if reader == "adbc" and self._adbc is None and self._opening is None:
-            url = readers.adbc_url(self._connect_kwargs())  # connects while the relation is looked up
-            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
+        reader = self._open_reader()  # connects while the relation is looked up
         info = self._table_info()
         statement = self.extract_statement(window)
         opts = self.options
@@ -178,6 +175,15 @@ class PostgresSource(SqlSource):
             opening.discard()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _open_reader(self) -> str:
+        """The extract's reader; with adbc, its connection starts opening unless one is kept or
+        already opening."""
+        reader = self.extract_reader()
+        if reader == "adbc" and self._adbc is None and self._opening is None:
+            url = readers.adbc_url(self._connect_kwargs())
+            self._opening = Background(lambda: readers.adbc_connect(url, self._errors))
+        return reader
 
     def _adbc_stream(self, text: str, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options

@@ -44,6 +44,8 @@ UTC_MICROS = pa.timestamp("us", tz="UTC")
 #: Types a query field may have.
 TEMPORAL_TYPES = frozenset({"timestamp", "timestamptz", "date"})
 
+#: Types read in binary; all are PostgreSQL's own (the ADBC reader knows only those without
+#: reading the server's catalogue). Extension types such as citext are read as text.
 _NATIVE: dict[str, pa.DataType] = {
     "int2": pa.int16(),
     "int4": pa.int32(),
@@ -55,7 +57,6 @@ _NATIVE: dict[str, pa.DataType] = {
     "varchar": pa.string(),
     "bpchar": pa.string(),
     "name": pa.string(),
-    "citext": pa.string(),
     "bytea": pa.binary(),
     "timestamp": UTC_MICROS,
     "timestamptz": UTC_MICROS,
