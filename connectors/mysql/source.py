@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
-from drivetrain.connectors.mysql import fast, sql
+from drivetrain.connectors.mysql import fast, sql, wire
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA, MySQLOptions, parse_options
 from drivetrain.connectors.mysql.errors import mysql_errors
-from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
+from drivetrain.connectors.mysql.types import arrow_schema, decode_batch, decoders, to_batch
 from drivetrain.connectors.sqlsource.source import SqlSource, probe_window
 from drivetrain.errors import MissingExtraError, PermanentError
 from drivetrain.unplaceable import SAMPLE_SIZE, Unplaceable
@@ -327,13 +327,17 @@ class MySQLSource(SqlSource):
             with self._errors("starting the extract"):
                 cursor = conn.cursor(pymysql.cursors.SSCursor)
                 cursor.execute(statement.sql, statement.params)
+            reader = wire.RowReader(conn, cursor) if wire.supported(conn, cursor) else None
             while True:
                 with self._errors("reading rows"):
-                    rows = cursor.fetchmany(batch_size)
+                    rows = reader.fetch(batch_size) if reader is not None else cursor.fetchmany(batch_size)
                 if not rows:
                     break
                 try:
-                    batch = to_batch(rows, schema, column_decoders)
+                    if reader is not None:
+                        batch = decode_batch(rows, schema, column_decoders)
+                    else:
+                        batch = to_batch(rows, schema, column_decoders)
                 except PermanentError as exc:
                     raise PermanentError(f"MySQL {self.options.address}: {exc}") from exc
                 del rows
