@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from drivetrain.connectors.mysql import MySQLSource, wire
 from drivetrain.connectors.mysql.types import arrow_schema, decoders, to_batch
+from drivetrain.errors import TransientError
 from drivetrain.window import Window
 from tests.connectors.sql_sources import read_all, server_source
 from tests.servers.mariadb import MariaDBServer
@@ -203,3 +204,50 @@ class TestLongValues:
         assert read.column("c_vc").to_pylist() == [None, ""]
         assert read.column("c_blob").to_pylist() == [None, b""]
         assert read.column("c_enum").to_pylist() == [None, ""]
+
+
+@pytest.fixture(scope="module")
+def big(server: MariaDBServer) -> Iterator[str]:
+    """40,000 rows of 800 bytes: more than the socket buffers hold, so the server is still
+    sending when the first batch arrives."""
+    admin_run(server, "CREATE TABLE IF NOT EXISTS wire_big (id INT PRIMARY KEY,"
+              " ts DATETIME(6) NOT NULL, v VARCHAR(900), KEY (ts))",
+              "INSERT IGNORE INTO wire_big SELECT seq, '2025-03-01' + INTERVAL seq SECOND,"
+              " REPEAT('v', 800) FROM seq_1_to_40000")
+    yield "wire_big"
+    admin_run(server, "DROP TABLE IF EXISTS wire_big")
+
+
+class TestBrokenStreams:
+    def _interrupt(self, server: MariaDBServer, statement: str) -> None:
+        admin = server.admin()
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s"
+                               " AND INFO LIKE 'SELECT %%wire_big%%'", (server.user,))
+                (thread,) = cursor.fetchone()
+                cursor.execute(statement, (thread,))
+        finally:
+            admin.close()
+
+    @pytest.mark.parametrize(("statement", "code"), [("KILL QUERY %s", "1317"), ("KILL %s", "1927|2013")])
+    def test_an_interrupted_stream_is_transient_and_never_short(
+        self, server: MariaDBServer, big: str, statement: str, code: str
+    ) -> None:
+        received = 0
+        with make(server, table=big, batch_size=1000, reader="pymysql") as src:
+            batches = src.extract(EVERYTHING)
+            received += next(batches).num_rows
+            self._interrupt(server, statement)
+            with pytest.raises(TransientError, match=code):
+                for batch in batches:
+                    received += batch.num_rows
+        assert received < 40_000
+
+    def test_stopping_early_leaves_the_source_usable(self, server: MariaDBServer, big: str) -> None:
+        with make(server, table=big, batch_size=1000, reader="pymysql") as src:
+            batches = src.extract(EVERYTHING)
+            assert next(batches).num_rows == 1000
+            batches.close()
+            assert src.count(EVERYTHING) == 40_000
+            assert sum(b.num_rows for b in src.extract(EVERYTHING)) == 40_000
