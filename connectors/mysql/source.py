@@ -304,8 +304,10 @@ class MySQLSource(SqlSource):
                 conn.connect()
             try:
                 with conn.cursor() as cursor:
-                    cursor.execute("SET time_zone = '+00:00'")
-                    cursor.execute("SET SESSION net_write_timeout = %s", (opts.net_write_timeout,))
+                    cursor.execute(  # one round trip for both
+                        "SET SESSION time_zone = '+00:00', SESSION net_write_timeout = %s",
+                        (opts.net_write_timeout,),
+                    )
             except BaseException:
                 conn.close()
                 raise

@@ -104,3 +104,14 @@ class TestDisabled:
     def test_connectorx_with_tls_settings_is_still_refused(self, mariadb: MariaDBServer) -> None:
         with pytest.raises(ConfigError, match="reader"):
             make(mariadb, ssl={"verify_identity": False}, reader="connectorx")
+
+
+def test_each_connection_sets_its_session_in_one_statement(mariadb: MariaDBServer) -> None:
+    with make(mariadb, net_write_timeout=77) as src:
+        conn = src._connect(decode=True)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT @@SESSION.time_zone, @@SESSION.net_write_timeout")
+                assert cursor.fetchone() == ("+00:00", 77)
+        finally:
+            conn.close()
