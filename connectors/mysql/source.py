@@ -103,9 +103,12 @@ class MySQLSource(SqlSource):
         """
         opts = self.options
         self._table = None  # check what the table looks like now, not what we saw before
-        with self._shared("connecting") as conn:
+        with self._shared("connecting") as conn, conn.cursor() as cursor:
             server = conn.get_server_info().removeprefix("5.5.5-")  # MariaDB's old-client prefix
-        done = [f"connected to {server} at {opts.host}:{opts.port} as {self._user()!r}"]
+            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            row = cursor.fetchone()
+        done = [f"connected to {server} at {opts.host}:{opts.port} as {self._user()!r} "
+                f"({_tls_line(opts, row[1] if row else '')})"]
         info = self._table_info()
         kind = info.engine or "view"
         done.append(
@@ -368,6 +371,14 @@ class MySQLSource(SqlSource):
             complete = True
         finally:
             _release(conn, cursor, complete)
+
+
+def _tls_line(opts: MySQLOptions, cipher: str) -> str:
+    if not cipher:
+        return "plain, no TLS" + ("" if opts.ssl_disabled else ": the server offers none")
+    if opts.ssl is None:
+        return f"TLS {cipher}, server certificate not verified: set ssl to verify it"
+    return f"TLS {cipher}, server certificate verified"
 
 
 @functools.cache

@@ -35,6 +35,18 @@ def cipher(src: MySQLSource) -> str:
         return str(cursor.fetchone()[1])
 
 
+def rows_table(server: MariaDBServer) -> dict[str, str]:
+    """A small table to check and read; returns the source options naming it."""
+    admin = server.admin(database=server.database)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS tls_rows (id INT PRIMARY KEY,"
+                           " ts DATETIME NOT NULL, KEY (ts))")
+    finally:
+        admin.close()
+    return {"table": "tls_rows", "query_field": "ts"}
+
+
 @pytest.fixture(scope="module")
 def plain_server() -> Iterator[MariaDBServer]:
     """A server without TLS certificates: it offers no TLS."""
@@ -84,14 +96,7 @@ class TestDisabled:
             cipher(src)
 
     def test_false_lets_the_connectorx_reader_be_chosen(self, mariadb: MariaDBServer) -> None:
-        admin = mariadb.admin(database=mariadb.database)
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute("CREATE TABLE IF NOT EXISTS tls_rows (id INT PRIMARY KEY,"
-                               " ts DATETIME NOT NULL, KEY (ts))")
-        finally:
-            admin.close()
-        with make(mariadb, ssl=False, reader="connectorx", table="tls_rows", query_field="ts") as src:
+        with make(mariadb, ssl=False, reader="connectorx", **rows_table(mariadb)) as src:
             assert src.extract_reader() == "connectorx"
 
     def test_true_is_refused_by_the_schema(self) -> None:
@@ -115,3 +120,23 @@ def test_each_connection_sets_its_session_in_one_statement(mariadb: MariaDBServe
                 assert cursor.fetchone() == ("+00:00", 77)
         finally:
             conn.close()
+
+
+class TestCheckSaysWhichTLS:
+    def test_unverified_by_default(self, mariadb: MariaDBServer) -> None:
+        with make(mariadb, **rows_table(mariadb)) as src:
+            assert "certificate not verified: set ssl" in src.check()[0]
+
+    def test_verified_with_ssl_set(self, mariadb: MariaDBServer) -> None:
+        assert mariadb.certificates is not None
+        ssl_section = {"ca": str(mariadb.certificates["ca"])}
+        with make(mariadb, host="localhost", ssl=ssl_section, **rows_table(mariadb)) as src:
+            assert src.check()[0].endswith("server certificate verified)")
+
+    def test_plain_when_turned_off(self, mariadb: MariaDBServer) -> None:
+        with make(mariadb, ssl=False, **rows_table(mariadb)) as src:
+            assert src.check()[0].endswith("(plain, no TLS)")
+
+    def test_plain_when_the_server_offers_none(self, plain_server: MariaDBServer) -> None:
+        with make(plain_server, **rows_table(plain_server)) as src:
+            assert src.check()[0].endswith("(plain, no TLS: the server offers none)")
