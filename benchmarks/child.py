@@ -37,9 +37,10 @@ def main(argv: list[str]) -> int:
             importlib.import_module(module)
     if name.startswith("drivetrain"):
         warm_up(job)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     outcome = PATHS[name](job)
     outcome["seconds"] = time.perf_counter() - began
+    outcome["cpu_seconds"] = time.process_time() - cpu  # this process, all its threads
     print("RESULT " + json.dumps(outcome, default=str), flush=True)
     return 0
 

@@ -297,10 +297,17 @@ def drivetrain_pipeline_rows_pending(job: Job) -> dict[str, Any]:
     return _whole_run(job, "dt_pipeline_rows_pending")
 
 
-def _whole_run(job: Job, folder: str, target: dict[str, Any] | None = None) -> dict[str, Any]:
+@path("drivetrain_pipeline_pymysql")
+def drivetrain_pipeline_pymysql(job: Job) -> dict[str, Any]:
+    """The whole run with the pymysql reader (issue 22: at most 0.9x pymysql's bare fetch)."""
+    return _whole_run(job, "dt_pipeline_pymysql", reader="pymysql")
+
+
+def _whole_run(job: Job, folder: str, target: dict[str, Any] | None = None, *,
+               reader: str = "connectorx") -> dict[str, Any]:
     from drivetrain.window import Window
 
-    pipeline = load_pipeline(job, reader="connectorx", folder=Path(job["work"]) / folder, target=target)
+    pipeline = load_pipeline(job, reader=reader, folder=Path(job["work"]) / folder, target=target)
     with pipeline:
         record = pipeline.runner().run(Window(*bounds(job)))
     if record.phase_failed:

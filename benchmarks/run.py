@@ -55,6 +55,7 @@ ALL_PATHS = (
     "drivetrain_pipeline",
     "drivetrain_pipeline_direct",
     "drivetrain_pipeline_rows_pending",
+    "drivetrain_pipeline_pymysql",
 )
 #: Paths that take minutes on the full data set: only with --slow, on the smallest window.
 SLOW_PATHS = ("dlt_default", "duckdb_merge_star")
@@ -118,7 +119,8 @@ def measure(name: str, job_file: Path, job: dict[str, Any], python: str, logs: P
             _, status, usage = os.wait4(limit.pid, 0)
             seconds = time.perf_counter() - began
             limit.returncode = code = os.waitstatus_to_exitcode(status)
-            outcome: dict[str, Any] = {"seconds": seconds, "rows": job["expected_rows"]}
+            outcome: dict[str, Any] = {"seconds": seconds, "rows": job["expected_rows"],
+                                       "cpu_seconds": usage.ru_utime + usage.ru_stime}
             output = ""
         else:
             child = subprocess.Popen([python, "-m", "benchmarks.child", name, str(job_file)], cwd=REPO,

@@ -93,7 +93,16 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "(no 'ssl', no spatial columns), else pymysql. Both yield the same rows with the "
             "same values. Default 'auto'.",
         },
-        "ssl": shared.SSL_SCHEMA,
+        "ssl": {
+            **shared.SSL_SCHEMA,
+            "type": ["object", "boolean"],
+            "not": {"const": True},
+            "description": "TLS. Not set: the pymysql connections are encrypted when the "
+            "server offers TLS, without checking its certificate (what MySQL clients call "
+            "ssl-mode PREFERRED), and plain otherwise; the connectorx reader's are plain. An object: TLS is required and the "
+            "server certificate is verified, against 'ca' or the system's trusted roots. "
+            "false: never TLS.",
+        },
     },
 }
 
@@ -127,7 +136,9 @@ class MySQLOptions:
     net_write_timeout: int = 600
     """Seconds the server tolerates a paused reader during an extract."""
     ssl: SSLOptions | None = None
-    """TLS settings, or None for a plain connection."""
+    """TLS settings (TLS required and verified), or None."""
+    ssl_disabled: bool = False
+    """``"ssl": false``: never TLS. With neither this nor ``ssl``, TLS when the server offers it."""
     reader: str = "auto"
     """Extract reader: "auto", "connectorx" or "pymysql"."""
 
@@ -156,7 +167,8 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
     columns = shared.parse_columns(config, ident, "lists a column twice (names are case-insensitive)")
     zone = shared.parse_zone(config)
     reader = shared.parse_reader(config, READERS)
-    if reader == "connectorx" and config.get("ssl") is not None:
+    disabled = config.get("ssl") is False
+    if reader == "connectorx" and config.get("ssl") is not None and not disabled:
         raise config.error(
             "reader", "the connectorx reader cannot apply 'ssl'; use 'pymysql' or 'auto'"
         )
@@ -175,7 +187,8 @@ def parse_options(config: SystemConfig) -> MySQLOptions:
         connect_timeout=number("connect_timeout", 10.0),
         read_timeout=number("read_timeout", 600.0),
         net_write_timeout=number("net_write_timeout", 600, int),
-        ssl=shared.parse_ssl(config),
+        ssl=None if disabled else shared.parse_ssl(config),
+        ssl_disabled=disabled,
         reader=reader,
     )
 

@@ -216,8 +216,18 @@ def to_batch(
     :raises PermanentError: naming the column when a value does not fit its Arrow type.
     """
     wire = pa.array(rows, type=pa.struct([pa.field(f"_c{i}", pa.binary()) for i in range(len(schema))]))
+    return decode_batch(wire.flatten(), schema, column_decoders)
+
+
+def decode_batch(
+    columns: Sequence[pa.Array], schema: pa.Schema, column_decoders: Sequence[Decoder]
+) -> pa.RecordBatch:
+    """Build one record batch from the server's text of each column (Arrow binary arrays).
+
+    :raises PermanentError: naming the column when a value does not fit its Arrow type.
+    """
     arrays = []
-    for field, decode, values in zip(schema, column_decoders, wire.flatten(), strict=True):
+    for field, decode, values in zip(schema, column_decoders, columns, strict=True):
         try:
             arrays.append(decode(values))
         except VALUE_ERRORS as exc:

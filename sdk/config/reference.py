@@ -78,7 +78,8 @@ def _rows(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str, require
         default = f"`{json.dumps(child['default'])}`" if "default" in child else ("required" if name in required else "")
         description = _cell(" ".join(str(child.get("description", "")).split()))
         yield f"| `{path}` | {_type(child, root)} | {default} | {_cell(_limits(child))} | {description} |"
-        if child.get("type") == "object" and "properties" in child:
+        kinds = child.get("type")
+        if (kinds == "object" or isinstance(kinds, list) and "object" in kinds) and "properties" in child:
             yield from _rows(child, root, path, set(child.get("required", [])))
         items = child.get("items")
         if isinstance(items, Mapping):
