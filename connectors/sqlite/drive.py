@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivetrain.drive import Lease
-from drivetrain.sql import drive_windows
+from drivetrain.sql import drive_phases, drive_windows
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
@@ -59,6 +59,11 @@ SUMMARY_INDEXES = {"window": ("pipeline_name, window_start, window_end, complete
                    "failed_windows": ("pipeline_name, newest_failed", "newest_failed > 0"),
                    "running_windows": ("pipeline_name, newest_running", "newest_running > 0"),
                    "open_windows": ("pipeline_name", "completed = 0")}
+
+#: The phase summary's index (see drivetrain.sql.drive_phases): a pipeline's phases in the
+#: report's period, covering every column the report groups and sums (the rows are never
+#: visited), and a run's rows for the triggers' deletes.
+PHASE_INDEX = "pipeline_name, pipeline_start, phase, expected, status, retries, micros"
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -118,7 +123,9 @@ class SqliteDriveStore(SqlDriveStore):
                 for suffix, (listed, where) in SUMMARY_INDEXES.items():
                     s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
                               f"ON {self.dialect.qualified(self.windows_ref)} ({listed}){f' WHERE {where}' if where else ''}")
-                for trigger in drive_windows.trigger_sql(self.dialect, self.table):
+                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.phases_ref.name}__period')} "
+                          f"ON {self.dialect.qualified(self.phases_ref)} ({PHASE_INDEX})")
+                for trigger in [*drive_windows.trigger_sql(self.dialect, self.table), *drive_phases.trigger_sql(self.dialect, self.table)]:
                     s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():
                     move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
