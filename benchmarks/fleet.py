@@ -106,8 +106,13 @@ def upgrade(workspace: Path, meta: dict[str, Any], say: Any) -> dict[str, Any]:
     return meta
 
 
+LOADS: list[float] = []
+
+
 def measure(args: argparse.Namespace, workspace: Path, name: str, side: str) -> dict[str, Any]:
-    """One run of one measure in a child process: seconds, peak RSS and what it answered."""
+    """One run of one measure in a child process: seconds, peak RSS and what it answered (the
+    1-minute load average before it is kept for the report)."""
+    LOADS.append(os.getloadavg()[0])
     # validated configs are remembered in the workspace: the first round fills it, like a user's first command
     env = {**os.environ, "DRIVETRAIN_PIPELINES_HOME": str(workspace / "pipelines"), "PYTHONPATH": str(REPO),
            "DRIVETRAIN_CACHE_DIR": str(workspace / "cache")}
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         if workspace_ctx:
             workspace_ctx.cleanup()
     document = {"meta": {**meta, "smoke": args.smoke, "repetitions": args.repetitions, "cpus": os.cpu_count(),
+                         "load": [min(LOADS, default=0.0), max(LOADS, default=0.0)],
                          "python": platform.python_version(), "measured_at": datetime.now(UTC).isoformat()},
                 "results": results}
     write_report(args, document)
@@ -187,7 +193,8 @@ def write_report(args: argparse.Namespace, document: dict[str, Any]) -> None:
         "",
         f"{meta['pipelines']} hourly pipelines x {meta['days']} days = {meta['rows']:,} drive rows on "
         f"{meta['backend']}; {meta['cpus']} cores, Python {meta['python']}, {meta['measured_at'][:16]} UTC; "
-        f"median of {meta['repetitions']} round(s), each measure in a process of its own (imports excluded). "
+        f"median of {meta['repetitions']} interleaved round(s) (drivetrain, then the SQL, round by round; 1-minute load "
+        f"average {meta['load'][0]:.1f}-{meta['load'][1]:.1f}), each measure in a process of its own (imports excluded). "
         "Produced by `python -m benchmarks.fleet` (see benchmarks/README.md).",
         "",
         "| measure | drivetrain (s) | hand-written SQL (s) | ratio (target <= 2) | limit | peak RSS (MB) | same figures |",
