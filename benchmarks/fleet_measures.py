@@ -154,10 +154,9 @@ def gaps_one(workspace: Path, meta: dict[str, Any]) -> Any:
 
 @measure("metrics")
 def metrics(workspace: Path, meta: dict[str, Any]) -> Any:
+    from benchmarks import fleet_metrics_sql
     from drivetrain import Pipeline
     from drivetrain.monitoring import metrics as m
-
-    from benchmarks import fleet_metrics_sql
 
     with Pipeline.load(ONE) as pipeline:
         computed = m.compute(pipeline.drive_store(), days=7, now=datetime.fromisoformat(meta["now"]))

@@ -88,7 +88,7 @@ _AUDIT = ("audit_phase", "'$.status', '$.phase_specific_details.source_count', '
           "'$.phase_specific_details.target_count', '$.phase_specific_details.source_to_stage_loss_percent', "
           "'$.phase_specific_details.stage_to_target_loss_percent'")
 COUNTS = (
-    f"SELECT pipeline_name, sum(a ->> 0 IN ('COMPLETED', 'FAILED')), sum(a ->> 0 = 'COMPLETED'), sum(a ->> 0 = 'FAILED'), "
+    "SELECT pipeline_name, sum(a ->> 0 IN ('COMPLETED', 'FAILED')), sum(a ->> 0 = 'COMPLETED'), sum(a ->> 0 = 'FAILED'), "
     + ", ".join(f"{fn}(CASE WHEN a ->> 0 IN ('COMPLETED', 'FAILED') THEN a ->> {i} END)"
                 for fn, i in (("sum", 1), ("sum", 2), ("sum", 3), ("avg", 4), ("max", 4), ("avg", 5), ("max", 5)))
     + ", sum(CASE WHEN l ->> 0 = 'COMPLETED' THEN l ->> 1 END), sum(CASE WHEN m ->> 0 = 'COMPLETED' THEN m ->> 1 END), "

@@ -41,7 +41,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from drivetrain.durations import parse_duration
-from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.monitoring._values import (
     SUCCESS_ALERT_BELOW,
     CountMismatch,
@@ -61,6 +60,7 @@ from drivetrain.monitoring._values import (
 )
 from drivetrain.monitoring.fleet import phases_of, windows_of
 from drivetrain.monitoring.queries import Queries, ReportSource, rows_of
+from drivetrain.phase_names import PHASE_NAMES
 
 #: How many failed runs the failure dashboard lists (newest first), per drive table.
 FAILED_RUNS_LISTED = 50
