@@ -121,9 +121,15 @@ def rebuild(s: SqlSession, dialect: SqlDialect, drive: TableRef) -> None:
     s.execute(_fill_sql(dialect, summary, _runs(dialect, drive, "1 = 1")))
 
 
-def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
+#: The meta row a bulk insert holds inside its own transaction: it writes the phase rows of
+#: its runs itself (:func:`rows_of`, no JSON to parse), so the insert trigger stands aside.
+BULK_KEY = "bulk_insert"
+
+
+def trigger_sql(dialect: SqlDialect, drive: TableRef, meta: str, meta_key: str) -> list[str]:
     """Triggers keeping the phase summary for every write to the drive table, one by hand
-    included (SQLite). An update that changes no phase (a heartbeat) does not fire them."""
+    included (SQLite). An update that changes no phase (a heartbeat) does not fire them; an
+    insert inside a bulk insert's transaction (``meta`` holding :data:`BULK_KEY`) neither."""
     summary, table = dialect.qualified(summary_ref(drive)), dialect.qualified(drive)
 
     def delete(row: str) -> str:
@@ -134,7 +140,8 @@ def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
     fill = f"{_fill_sql(dialect, summary, 'SELECT ' + ', '.join(f'NEW.{c} AS {c}' for c in columns))};"
     name = drive.name + "__phases"
     return [
-        f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_insert')} AFTER INSERT ON {table} BEGIN {fill} END",
+        f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_insert')} AFTER INSERT ON {table} "
+        f"WHEN NOT EXISTS (SELECT 1 FROM {meta} WHERE {meta_key} = '{BULK_KEY}') BEGIN {fill} END",
         f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_update')} AFTER UPDATE OF {', '.join(columns)} "
         f"ON {table} BEGIN {delete('OLD')} {fill} END",
         f"CREATE TRIGGER IF NOT EXISTS {dialect.owned(name + '_delete')} AFTER DELETE ON {table} BEGIN {delete('OLD')} END",
@@ -154,6 +161,12 @@ def spans_of(records: Sequence[Any]) -> dict[str, tuple[datetime, datetime]]:
 def expected(records: Sequence[Any]) -> list[tuple[Any, ...]]:
     """What the phase summary should hold for ``records`` (RunRecords), computed in Python:
     the definition the tests compare the table with (sorted)."""
+    return sorted(rows_of(records), key=repr)
+
+
+def rows_of(records: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The phase summary's rows of ``records`` (RunRecords), in :data:`PHASE_COLUMNS`' order,
+    computed in Python as the SQL computes them from the stored documents (a bulk insert's)."""
     out = []
     for r in records:
         for name in PHASE_NAMES:
@@ -168,4 +181,4 @@ def expected(records: Sequence[Any]) -> list[tuple[Any, ...]]:
             micros = round((p.end_timestamp - p.start_timestamp).total_seconds() * 1_000_000) if timed else None
             out.append((r.pipeline_name, r.pipeline_start_timestamp, r.pipeline_id, name, status,
                         p.expected_run_duration, retries, micros))
-    return sorted(out, key=repr)
+    return out
