@@ -303,17 +303,9 @@ class Queries:
     def runs_over(self, limits: Sequence[tuple[str, str, str, float]]) -> Query:
         """Metric 3: how many runs of each (pipeline, phase, expected) took over its limit (s);
         only the phases named in ``limits`` are read."""
+        if self.phases:
+            return self._runs_over_summarized(self.phases, limits)
         p = self.dialect.param
-        if self.phases:  # whole microseconds against the limit in microseconds
-            where, params = self._where(table=self.phases, start="pipeline_start")
-            cases, bound = [], []
-            for pipeline, phase, expected, seconds in limits:
-                cases.append(f"(pipeline_name = {p} AND phase = {p} AND expected = {p} AND micros > {p})")
-                bound.extend([pipeline, phase, expected, seconds * 1_000_000])
-            over = f"CASE WHEN {' OR '.join(cases) or '1 = 0'} THEN 1 ELSE 0 END"
-            sql = (f"SELECT pipeline_name, phase, expected, SUM({over}) AS over_limit FROM {self.phases}{where} "
-                   f"GROUP BY pipeline_name, phase, expected HAVING SUM({over}) > 0")
-            return Query(sql, (*bound, *params, *bound))
         inner = self.phase_rows(sorted({phase for _, phase, _, _ in limits}) or PHASE_NAMES[:1])
         cases: list[str] = []
         params: list[Any] = []
@@ -327,6 +319,20 @@ class Queries:
         )
         params = params + list(inner.params) + params  # in the order the text binds them
         return Query(sql, tuple(params))
+
+    def _runs_over_summarized(self, phases: str, limits: Sequence[tuple[str, str, str, float]]) -> Query:
+        """:meth:`runs_over` from the phase summary: whole microseconds against each limit in microseconds."""
+        p = self.dialect.param
+        where, params = self._where(table=phases, start="pipeline_start")
+        cases: list[str] = []
+        bound: list[Any] = []
+        for pipeline, phase, expected, seconds in limits:
+            cases.append(f"(pipeline_name = {p} AND phase = {p} AND expected = {p} AND micros > {p})")
+            bound.extend([pipeline, phase, expected, seconds * 1_000_000])
+        over = f"CASE WHEN {' OR '.join(cases) or '1 = 0'} THEN 1 ELSE 0 END"
+        sql = (f"SELECT pipeline_name, phase, expected, SUM({over}) AS over_limit FROM {phases}{where} "
+               f"GROUP BY pipeline_name, phase, expected HAVING SUM({over}) > 0")
+        return Query(sql, (*bound, *params, *bound))
 
     def counts(self) -> Query:
         """Metric 4 and the data-quality dashboard: audited counts, losses, rejected rows."""
