@@ -163,8 +163,10 @@ def test_the_report_reads_the_phase_summary(backend: Warehouse) -> None:  # noqa
     """A drive table of this layout answers the per-phase figures from the summary: emptied
     behind the store's back, the figures are gone (so the test above compares two paths)."""
     store = new_store(backend)
-    apply(store, [("run", "lab", 0, 5, RunStatus.SUCCESS, {3: (PhaseStatus.COMPLETED, 0, 40_000_000, "30s", 2)})])
+    apply(store, [("run", "lab", 0, 5, RunStatus.SUCCESS, {3: (PhaseStatus.COMPLETED, 0, 299_999_999, "30s", 2)})])
     assert [f["ran"] for f in figures(store)["phase_failures"] if f["phase"] == PHASE_NAMES[3]] == [1]
+    # 300 s against 30 s x 1.5: over the threshold, counted from the summary's microseconds
+    assert [(d["runs"], d["max_seconds"], d["over_threshold"]) for d in figures(store)["durations"]] == [(1, 299.999999, 1)]
     with store.wh.sql("empty the summary") as s:
         s.execute(f"DELETE FROM {store.phases_sql}")
     assert [f["ran"] for f in figures(store)["phase_failures"] if f["phase"] == PHASE_NAMES[3]] == [0]
