@@ -70,7 +70,7 @@ def build(args: argparse.Namespace, workspace: Path, say: Any) -> dict[str, Any]
     if marker.exists():
         meta = json.loads(marker.read_text())
         if {k: meta.get(k) for k in wanted} == wanted:
-            return meta
+            return upgrade(workspace, meta, say)
     now = fleet_history.fleet_now()
     drive = fleet_measures.drive_section(args.backend, workspace)
     folders = fleet_history.write_fleet(workspace, args.pipelines, args.days, now, drive)
@@ -80,14 +80,39 @@ def build(args: argparse.Namespace, workspace: Path, say: Any) -> dict[str, Any]
     with Pipeline.load(folders[0]) as pipeline:
         rows = pipeline.drive_store().insert_many(  # type: ignore[attr-defined]
             fleet_history.fleet_history(args.pipelines, args.days, now), chunk=20_000)
-    meta = {**wanted, "now": now.isoformat(), "rows": rows, "build_seconds": round(time.perf_counter() - began, 1)}
+    from drivetrain.drive import SCHEMA_VERSION
+
+    meta = {**wanted, "now": now.isoformat(), "rows": rows, "build_seconds": round(time.perf_counter() - began, 1),
+            "layout": SCHEMA_VERSION}
     marker.write_text(json.dumps(meta))
     say(f"built {rows:,} drive rows for {args.pipelines} pipelines in {meta['build_seconds']}s")
     return meta
 
 
+def upgrade(workspace: Path, meta: dict[str, Any], say: Any) -> dict[str, Any]:
+    """A kept fleet written by an older drivetrain gets this version's drive layout, as the first
+    run of this version gives it (its summaries built); how long that took is kept in the meta."""
+    from drivetrain import Pipeline
+    from drivetrain.drive import SCHEMA_VERSION
+
+    if meta.get("layout") == SCHEMA_VERSION:
+        return meta
+    began = time.perf_counter()
+    with Pipeline.load(sorted((workspace / "pipelines").iterdir())[0]) as pipeline:
+        pipeline.drive_store().ensure()  # type: ignore[attr-defined]
+    meta = {**meta, "layout": SCHEMA_VERSION, "upgrade_seconds": round(time.perf_counter() - began, 1)}
+    (workspace / "fleet.json").write_text(json.dumps(meta))
+    say(f"drive table brought to layout {SCHEMA_VERSION} in {meta['upgrade_seconds']}s")
+    return meta
+
+
+LOADS: list[float] = []
+
+
 def measure(args: argparse.Namespace, workspace: Path, name: str, side: str) -> dict[str, Any]:
-    """One run of one measure in a child process: seconds, peak RSS and what it answered."""
+    """One run of one measure in a child process: seconds, peak RSS and what it answered (the
+    1-minute load average before it is kept for the report)."""
+    LOADS.append(os.getloadavg()[0])
     # validated configs are remembered in the workspace: the first round fills it, like a user's first command
     env = {**os.environ, "DRIVETRAIN_PIPELINES_HOME": str(workspace / "pipelines"), "PYTHONPATH": str(REPO),
            "DRIVETRAIN_CACHE_DIR": str(workspace / "cache")}
@@ -113,21 +138,31 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for name in names:
             runs: dict[str, list[dict[str, Any]]] = {"drivetrain": [], "sql": []}
-            for _ in range(args.repetitions):
+            if name == "metrics" and fleet_measures.has_baseline(name, args.backend):
+                runs["first_sql"] = []  # the first rounds' baseline, without the phase figures
+            for _ in range(args.repetitions):  # the sides interleaved, round by round
                 for side in runs:
-                    if side == "sql" and not fleet_measures.has_baseline(name, args.backend):
+                    if side != "drivetrain" and not fleet_measures.has_baseline(name, args.backend):
                         continue
-                    runs[side].append(measure(args, workspace, name, side))
+                    if side == "first_sql":
+                        runs[side].append(measure(args, workspace, "metrics_first_baseline", "sql"))
+                    else:
+                        runs[side].append(measure(args, workspace, name, side))
             results[name] = summarize(name, runs)
-            say(f"{name:<16} {results[name]}")
+            say(f"{name:<16} { {k: v for k, v in results[name].items() if k != 'errors'} } errors={results[name]['errors']}")
     finally:
         fleet_measures.stop_backend(server)
         if workspace_ctx:
             workspace_ctx.cleanup()
     document = {"meta": {**meta, "smoke": args.smoke, "repetitions": args.repetitions, "cpus": os.cpu_count(),
+                         "load": [min(LOADS, default=0.0), max(LOADS, default=0.0)],
                          "python": platform.python_version(), "measured_at": datetime.now(UTC).isoformat()},
                 "results": results}
     write_report(args, document)
+    differ = [name for name, r in results.items() if r.get("same_answer") is False]
+    if differ:
+        raise SystemExit(f"drivetrain and the hand-written SQL answered differently: {', '.join(differ)} "
+                         f"(the figures are in {workspace / 'answers'}: diff the two files of each)")
     return document
 
 
@@ -140,6 +175,12 @@ def summarize(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any
                          "rss_mb": max(r["rss_mb"] for r in good), "answer": good[-1].get("answer")}
     if "drivetrain" in out and "sql" in out and out["sql"]["seconds"] > 0:
         out["ratio"] = out["drivetrain"]["seconds"] / out["sql"]["seconds"]
+    if "first_sql" in out and "drivetrain" in out and out["first_sql"]["seconds"] > 0:
+        out["first_ratio"] = out["drivetrain"]["seconds"] / out["first_sql"]["seconds"]
+    pairs = [(d.get("answer"), s.get("answer")) for d, s in zip(runs["drivetrain"], runs.get("sql", []), strict=False)
+             if "error" not in d and "error" not in s]  # each round's two answers (the report's period ends "now")
+    if pairs and all(isinstance(a, dict) and "sha" in a for pair in pairs for a in pair):
+        out["same_answer"] = all(a["sha"] == b["sha"] for a, b in pairs)
     return out
 
 
@@ -152,20 +193,25 @@ def write_report(args: argparse.Namespace, document: dict[str, Any]) -> None:
         "",
         f"{meta['pipelines']} hourly pipelines x {meta['days']} days = {meta['rows']:,} drive rows on "
         f"{meta['backend']}; {meta['cpus']} cores, Python {meta['python']}, {meta['measured_at'][:16]} UTC; "
-        f"median of {meta['repetitions']} round(s), each measure in a process of its own (imports excluded). "
+        f"median of {meta['repetitions']} interleaved round(s) (drivetrain, then the SQL, round by round; 1-minute load "
+        f"average {meta['load'][0]:.1f}-{meta['load'][1]:.1f}), each measure in a process of its own (imports excluded). "
         "Produced by `python -m benchmarks.fleet` (see benchmarks/README.md).",
         "",
-        "| measure | drivetrain (s) | hand-written SQL (s) | ratio (target <= 2) | limit | peak RSS (MB) |",
-        "|---|---|---|---|---|---|",
+        "| measure | drivetrain (s) | hand-written SQL (s) | ratio (target <= 2) | limit | peak RSS (MB) | same figures |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in document["results"].items():
         ours, sql = r.get("drivetrain", {}), r.get("sql", {})
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
         limit = f"< {LIMITS[name]} s" if name in LIMITS else ""
+        same = {True: "yes", False: "**NO**"}.get(r.get("same_answer"), "")
         lines.append(f"| {name} | {ours.get('seconds', float('nan')):.3f} | "
-                     f"{sql.get('seconds', float('nan')):.3f} | {ratio} | {limit} | {ours.get('rss_mb', 0):.0f} |")
+                     f"{sql.get('seconds', float('nan')):.3f} | {ratio} | {limit} | {ours.get('rss_mb', 0):.0f} | {same} |")
+        if "first_ratio" in r:
+            lines.append(f"| {name}, against the first baseline (no phase figures) | | {r['first_sql']['seconds']:.3f} | "
+                         f"{r['first_ratio']:.2f} | | | |")
         if r["errors"]:
-            lines.append(f"| {name}: errors | {r['errors']} | | | | |")
+            lines.append(f"| {name}: errors | {r['errors']} | | | | | |")
     lines += ["", *fleet_measures.NOTES]
     (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 

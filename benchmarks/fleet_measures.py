@@ -33,8 +33,11 @@ NOTES = [
     "`history` the newest 20 runs of one pipeline; `show` one run by id; `gaps` every hourly window since",
     "`start_date` without a SUCCESS/SKIPPED run, for every pipeline (drivetrain: the gap counts `report` shows);",
     "`gaps_one` the same for one pipeline (drivetrain: its gaps window by window, as `status PIPELINE` lists them);",
-    "`metrics` and `report*` the runs by outcome, the failed windows and whether a later run completed them, per",
-    "pipeline, over the 7-day period; `next_window` the oldest failed-or-never-completed window of one pipeline.",
+    "`metrics` and `report*` every figure of the six metrics, per-phase ones included, over the 7-day period",
+    "(`benchmarks/fleet_metrics_sql.py`; the reports also read their dashboards' rows): both sides' figures are",
+    "digested alike and compared round by round (\"same figures\"), and the benchmark fails when they differ.",
+    "The first rounds' baseline (runs by outcome and failed windows only, no phase data) is kept beside `metrics`.",
+    "`next_window` the oldest failed-or-never-completed window of one pipeline.",
     "`report_browser` is headless Chromium loading and rendering the 500-pipeline HTML report (`--dump-dom`, start-up",
     "included), next to the same browser opening an empty page; the report is written first, not timed.",
     "Configs that passed validation are remembered in the workspace's cache folder: the first round fills it.",
@@ -151,12 +154,13 @@ def gaps_one(workspace: Path, meta: dict[str, Any]) -> Any:
 
 @measure("metrics")
 def metrics(workspace: Path, meta: dict[str, Any]) -> Any:
+    from benchmarks import fleet_metrics_sql
     from drivetrain import Pipeline
     from drivetrain.monitoring import metrics as m
 
     with Pipeline.load(ONE) as pipeline:
         computed = m.compute(pipeline.drive_store(), days=7, now=datetime.fromisoformat(meta["now"]))
-    return len(computed.success_rates)
+    return fleet_metrics_sql.digest(fleet_metrics_sql.from_metrics(computed.to_json()))
 
 
 @measure("report")
@@ -166,7 +170,9 @@ def report(workspace: Path, meta: dict[str, Any]) -> Any:
 
 @measure("report_json")
 def report_json(workspace: Path, meta: dict[str, Any]) -> Any:
-    return len(json.loads(cli("report", "--json")))
+    from benchmarks import fleet_metrics_sql
+
+    return fleet_metrics_sql.digest(fleet_metrics_sql.from_metrics(json.loads(cli("report", "--json"))))
 
 
 @measure("report_html")
@@ -355,7 +361,22 @@ def _lite_gaps(workspace: Path, meta: dict[str, Any], one: bool) -> list[tuple[A
     return lite(workspace, _lite_gap_sql(one), [hours, start, ONE] if one else [hours, start])
 
 
+def _lite_metrics_all(workspace: Path, now: datetime, *, dashboards: bool) -> dict[str, Any]:
+    """Every figure of the six metrics (and the report's dashboards), by hand: see benchmarks.fleet_metrics_sql."""
+    import sqlite3
+
+    from benchmarks import fleet_metrics_sql
+
+    conn = sqlite3.connect(f"file:{workspace / 'drive.sqlite'}?mode=ro", uri=True)
+    try:
+        since = _text(now.astimezone(UTC) - timedelta(days=7))
+        return fleet_metrics_sql.digest(fleet_metrics_sql.answer(conn, since, dashboards=dashboards))
+    finally:
+        conn.close()
+
+
 def _lite_metrics(workspace: Path, meta: dict[str, Any]) -> int:
+    """The first baseline (kept for the record): runs by outcome and failed windows, no phase figures."""
     since = _text(datetime.fromisoformat(meta["now"]).astimezone(UTC) - timedelta(days=7))
     rows = lite(workspace, (
         "SELECT pipeline_name, count(*), count(*) FILTER (WHERE pipeline_status IN ('SUCCESS', 'SKIPPED')), "
@@ -413,12 +434,28 @@ def gaps_one_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
     return len(_lite_gaps(workspace, meta, True)) if _on(meta) else gaps_one_sql(workspace, meta)
 
 
-def _metrics_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+@measure("metrics", baseline=True)
+def metrics_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    if not _on(meta):
+        return _metrics_sql(workspace, meta)
+    return _lite_metrics_all(workspace, datetime.fromisoformat(meta["now"]), dashboards=False)
+
+
+def _report_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    """The report's period ends now (the command takes no other end), as it does for drivetrain."""
+    if not _on(meta):
+        return _metrics_sql(workspace, meta)
+    return _lite_metrics_all(workspace, datetime.now(UTC), dashboards=True)
+
+
+for _name in ("report", "report_json", "report_html"):
+    measure(_name, baseline=True)(_report_baseline)
+
+
+@measure("metrics_first_baseline", baseline=True)
+def first_metrics_baseline(workspace: Path, meta: dict[str, Any]) -> Any:
+    """The baseline of the first fleet rounds: no phase figures (kept to compare with)."""
     return _lite_metrics(workspace, meta) if _on(meta) else _metrics_sql(workspace, meta)
-
-
-for _name in ("metrics", "report", "report_json", "report_html"):
-    measure(_name, baseline=True)(_metrics_baseline)
 
 
 @measure("next_window", baseline=True)
@@ -458,6 +495,10 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - began
     if isinstance(answer, dict) and "seconds" in answer:  # the measure timed its own part
         seconds = answer.pop("seconds")
+    if isinstance(answer, dict) and "canonical" in answer:  # the figures themselves: to a file, for a diff
+        folder = workspace / "answers"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}-{side}.json").write_text(json.dumps(answer.pop("canonical"), indent=0))
     rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
     return 0

@@ -28,7 +28,8 @@ __all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindo
 #: 2: ``publish_phase`` (the publish gate's phase) after ``audit_phase``.
 #: 3: the window summary ``<drive table>__windows`` (:mod:`drivetrain.sql.drive_windows`), kept
 #: by every write; an older drivetrain would write rows without it, so it refuses this layout.
-SCHEMA_VERSION = 3
+#: 4: the phase summary ``<drive table>__phases`` (:mod:`drivetrain.sql.drive_phases`), likewise.
+SCHEMA_VERSION = 4
 
 #: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
 #: window ended (``run --allow-partial``): its success does not complete the window. The

@@ -124,7 +124,10 @@ class SqliteDialect(SqlDialect):
     def seconds_between(self, start: str, end: str) -> str:
         """Seconds from ``start`` to ``end``, both ISO text (a ``CAST(x AS TIMESTAMP)`` around
         one is dropped: in SQLite it would make a number of it)."""
-        return f"({_epoch(_uncast(end))} - {_epoch(_uncast(start))})"
+        (whole_end, frac_end), (whole_start, frac_start) = _parts(_uncast(end)), _parts(_uncast(start))
+        # whole seconds from julianday (kept in milliseconds: exact once rounded), the fractions
+        # from the text: exact to the microsecond, and about 30 times cheaper than strftime('%s')
+        return f"({frac_end} + ROUND((julianday({whole_end}) - julianday({whole_start})) * 86400.0) - {frac_start})"
 
     def array_contains(self, column: str, value_sql: str) -> str:
         return f"EXISTS (SELECT 1 FROM json_each({quote_name(column)}) WHERE json_each.value = ({value_sql}))"
@@ -134,18 +137,12 @@ def _json_path(path: tuple[str, ...]) -> str:
     return "$." + SqlDialect.dotted(path)
 
 
-def _epoch(text: str) -> str:
-    """Seconds since 1970 of ISO text, to the microsecond.
-
-    SQLite's date functions keep milliseconds (and round a time to them), so the whole seconds
-    come from the text without its fraction (the zone suffix kept), and the fraction is added
-    from the text as it is.
-    """
+def _parts(text: str) -> tuple[str, str]:
+    """ISO text as (its whole seconds with the zone suffix kept, its fraction of a second as a number)."""
     rest = f"substr({text}, 20)"
     suffix = f"ltrim({rest}, '.0123456789')"
-    whole = f"CAST(strftime('%s', substr({text}, 1, 19) || {suffix}) AS REAL)"
-    fraction = f"CAST('0' || substr({rest}, 1, length({rest}) - length({suffix})) AS REAL)"
-    return f"({whole} + {fraction})"
+    return (f"(substr({text}, 1, 19) || {suffix})",
+            f"CAST('0' || substr({rest}, 1, length({rest}) - length({suffix})) AS REAL)")
 
 
 def _uncast(expr: str) -> str:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivetrain.drive import Lease
-from drivetrain.sql import drive_windows
+from drivetrain.sql import drive_phases, drive_windows
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
@@ -59,6 +59,11 @@ SUMMARY_INDEXES = {"window": ("pipeline_name, window_start, window_end, complete
                    "failed_windows": ("pipeline_name, newest_failed", "newest_failed > 0"),
                    "running_windows": ("pipeline_name, newest_running", "newest_running > 0"),
                    "open_windows": ("pipeline_name", "completed = 0")}
+
+#: The phase summary's index (see drivetrain.sql.drive_phases): a pipeline's phases in the
+#: report's period, covering every column the report groups and sums (the rows are never
+#: visited), and a run's rows for the triggers' deletes.
+PHASE_INDEX = "pipeline_name, pipeline_start, phase, expected, status, retries, micros"
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -118,7 +123,11 @@ class SqliteDriveStore(SqlDriveStore):
                 for suffix, (listed, where) in SUMMARY_INDEXES.items():
                     s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
                               f"ON {self.dialect.qualified(self.windows_ref)} ({listed}){f' WHERE {where}' if where else ''}")
-                for trigger in drive_windows.trigger_sql(self.dialect, self.table):
+                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.phases_ref.name}__period')} "
+                          f"ON {self.dialect.qualified(self.phases_ref)} ({PHASE_INDEX})")
+                phase_triggers = drive_phases.trigger_sql(self.dialect, self.table, self.dialect.qualified(self.meta),
+                                                          self.meta_columns[0])
+                for trigger in [*drive_windows.trigger_sql(self.dialect, self.table), *phase_triggers]:
                     s.execute(trigger)
                 if fresh and self.previous is not None and self.previous.exists():
                     move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
@@ -136,21 +145,40 @@ class SqliteDriveStore(SqlDriveStore):
         with self._write():
             super().update(record, fence=fence)
 
+    #: Page cache of a bulk insert's connection, in KiB (SQLite's default is 2 MiB): each row
+    #: goes into the drive table's indexes and both summaries' at places spread over the whole
+    #: file (one per pipeline), which a small cache reads back from the OS for every row.
+    bulk_cache_kib: ClassVar[int] = 256 * 1024
+
     def insert_many(self, records: Iterable[RunRecord], *, chunk: int = 5_000) -> int:
         """Insert finished rows in bulk (see the base class), ``chunk`` rows per transaction."""
         self.ensure()
         names = [name for name, _, _ in DRIVE_COLUMNS]
         sql = f"INSERT INTO {self.table_sql} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        phase_names = [name for name, _, _ in drive_phases.PHASE_COLUMNS]
+        phases_sql = (f"INSERT INTO {self.dialect.qualified(self.phases_ref)} ({', '.join(phase_names)}) "
+                      f"VALUES ({', '.join('?' for _ in phase_names)})")
+        meta, (key, value) = self.dialect.qualified(self.meta), self.meta_columns
         done = 0
-        for part in chunks(records, chunk):
-            params = []
-            for record in part:
-                row = self._row(record)
-                params.append([value for name in names for value in self._value(name, row[name])[1]])
-            with self._write() as s:
-                cast("SqliteSession", s).execute_many(sql, params)  # one statement prepared once, one transaction
-                self.refresh_windows(s, part)
-            done += len(part)
+        with self.wh.pool.hold(), self.sql() as s:
+            before = s.rows("PRAGMA cache_size")[0][0]
+            s.execute(f"PRAGMA cache_size = {-int(self.bulk_cache_kib)}")
+            try:
+                for part in chunks(records, chunk):
+                    params = []
+                    for record in part:
+                        row = self._row(record)
+                        params.append([value for name in names for value in self._value(name, row[name])[1]])
+                    with self._write() as w:  # one transaction: no other connection ever sees the bulk row
+                        w.execute(f"INSERT INTO {meta} ({key}, {value}) VALUES (?, 'phase rows written by the insert')",
+                                  [drive_phases.BULK_KEY])
+                        cast("SqliteSession", w).execute_many(sql, params)  # one statement prepared once
+                        # the phase rows from the records themselves (parsing them back costs 0.1 ms a run)
+                        cast("SqliteSession", w).execute_many(phases_sql, drive_phases.rows_of(part))
+                        w.execute(f"DELETE FROM {meta} WHERE {key} = ?", [drive_phases.BULK_KEY])
+                    done += len(part)
+            finally:
+                s.execute(f"PRAGMA cache_size = {int(before)}")  # the connection goes back to the pool as it was
         return done
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

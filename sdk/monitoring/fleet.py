@@ -124,6 +124,13 @@ def windows_of(store: Any) -> str | None:
     return str(store.windows_sql) if check is not None and check() else None
 
 
+def phases_of(store: Any) -> str | None:
+    """The qualified name of ``store``'s phase summary, when it has one to read (see
+    :mod:`drivetrain.sql.drive_phases`); None: read the phase documents of the drive table."""
+    check = getattr(store, "phases_summarized", None)
+    return str(store.phases_sql) if check is not None and check() else None
+
+
 def _open_failures_summarized(store: DriveStore, windows: str, among: str, params: list[Any]) -> dict[str, int]:
     """:func:`_open_failures` from the window summary: the FAILED newest attempts are counted
     there; the RUNNING ones (few) are read from the drive table to ask whether their process is gone."""

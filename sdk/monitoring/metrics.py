@@ -58,8 +58,9 @@ from drivetrain.monitoring._values import (
     RetryOutcome,
     SuccessRate,
 )
-from drivetrain.monitoring.fleet import windows_of
+from drivetrain.monitoring.fleet import phases_of, windows_of
 from drivetrain.monitoring.queries import Queries, ReportSource, rows_of
+from drivetrain.phase_names import PHASE_NAMES
 
 #: How many failed runs the failure dashboard lists (newest first), per drive table.
 FAILED_RUNS_LISTED = 50
@@ -106,14 +107,15 @@ def compute(
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     since = (since or now - timedelta(days=days)).astimezone(UTC)
-    q = Queries(store.dialect, store.table_sql, tuple(pipelines or ()), since, windows=windows_of(store))
+    q = Queries(store.dialect, store.table_sql, tuple(pipelines or ()), since, windows=windows_of(store),
+                phases=phases_of(store))
 
     latest = [_latest(r) for r in rows_of(store, q.latest_runs())]
     settings = {r.pipeline: r for r in latest}
     recovered = {r["pipeline_name"]: _int(r["recovered"]) for r in rows_of(store, q.recovered_failures())}
     success = [_success(r, recovered.get(r["pipeline_name"], 0)) for r in rows_of(store, q.run_outcomes())]
     stats = rows_of(store, q.phase_stats())  # one pass over the phases for metrics 2, 3 and 6
-    phase_rows = _outcomes(stats)
+    phase_rows = _outcomes(stats, [r.pipeline for r in success] if q.phases else ())
     failures = [_phase_failure(r) for r in phase_rows]
     durations = _durations(store, q, settings, [r for r in stats if _int(r["runs"]) > 0])
     counts = [_counts(r) for r in rows_of(store, q.counts())]
@@ -228,12 +230,20 @@ def _phase_failure(r: dict[str, Any]) -> PhaseFailureRate:
                               failure_rate=_pct(failed, ran))
 
 
-def _outcomes(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:meth:`Queries.phase_outcomes`' rows from :meth:`Queries.phase_stats`': summed over ``expected``."""
+def _outcomes(stats: list[dict[str, Any]], every: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """:meth:`Queries.phase_outcomes`' rows from :meth:`Queries.phase_stats`': summed over
+    ``expected``; each pipeline of ``every`` (those with runs in the period) has a row for every
+    phase, zeros where the phase summary has none (it keeps only the phases that did something)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row_of(name: str, phase: str) -> dict[str, Any]:
+        return out.setdefault((name, phase), {"pipeline_name": name, "phase": phase,
+                                              "ran": 0, "failed": 0, "retried": 0, "retried_ok": 0})
+    for name in every:
+        for phase in PHASE_NAMES:
+            row_of(name, phase)
     for r in stats:
-        row = out.setdefault((r["pipeline_name"], r["phase"]), {"pipeline_name": r["pipeline_name"], "phase": r["phase"],
-                                                                "ran": 0, "failed": 0, "retried": 0, "retried_ok": 0})
+        row = row_of(r["pipeline_name"], r["phase"])
         for key in ("ran", "failed", "retried", "retried_ok"):
             row[key] += _int(r[key])
     return list(out.values())

@@ -85,6 +85,8 @@ class Queries:
     :param since: only runs that started at or after this instant (None: every run).
     :param windows: the drive table's window summary (see :mod:`drivetrain.sql.drive_windows`),
         when it has one: the questions about whole windows read it instead of the drive table.
+    :param phases: the drive table's phase summary (see :mod:`drivetrain.sql.drive_phases`),
+        when it has one: the per-phase figures read its narrow rows instead of the phase documents.
     """
 
     dialect: Dialect
@@ -92,10 +94,12 @@ class Queries:
     pipelines: tuple[str, ...] = ()
     since: datetime | None = None
     windows: str | None = None
+    phases: str | None = None
 
     # -- building blocks ------------------------------------------------------------------
 
-    def _where(self, *, period: bool = True, extra: str = "") -> tuple[str, tuple[Any, ...]]:
+    def _where(self, *, period: bool = True, extra: str = "", table: str | None = None,
+               start: str = "pipeline_start_timestamp") -> tuple[str, tuple[Any, ...]]:
         clauses: list[str] = []
         params: list[Any] = []
         p = self.dialect.param
@@ -106,8 +110,8 @@ class Queries:
             if not self.pipelines and getattr(self.dialect, "period_by_pipeline", False):
                 # every pipeline, named, so the period is a range of the (pipeline_name,
                 # pipeline_start_timestamp) index per pipeline, not a scan of the whole table
-                clauses.append(f"pipeline_name IN (SELECT DISTINCT pipeline_name FROM {self.table})")
-            clauses.append(f"pipeline_start_timestamp >= {p}")
+                clauses.append(f"pipeline_name IN (SELECT DISTINCT pipeline_name FROM {table or self.table})")
+            clauses.append(f"{start} >= {p}")
             params.append(self.since)
         if extra:
             clauses.append(extra)
@@ -262,7 +266,22 @@ class Queries:
     def phase_stats(self) -> Query:
         """Metrics 2, 3 and 6 in one pass over the phases: per pipeline, phase and expected
         duration, :meth:`phase_outcomes`' counts and :meth:`phase_durations`' times (``runs``:
-        the executions timed). Summed over ``expected``, the counts are ``phase_outcomes``'."""
+        the executions timed). Summed over ``expected``, the counts are ``phase_outcomes``'.
+
+        From the phase summary, when there is one, only the phases that did something have
+        rows (the others count nothing): a pipeline's phases without one are its zeros."""
+        if self.phases:
+            where, params = self._where(table=self.phases, start="pipeline_start")
+            sql = (
+                "SELECT pipeline_name, phase, expected, "
+                "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
+                "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+                "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
+                "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok, "
+                "COUNT(micros) AS runs, AVG(micros) / 1000000.0 AS avg_seconds, MAX(micros) / 1000000.0 AS max_seconds "
+                f"FROM {self.phases}{where} GROUP BY pipeline_name, phase, expected"
+            )
+            return Query(sql, params)
         inner = self.phase_rows()
         timed = self.TIMED
         # each duration computed once, in a subquery the dialect keeps whole (SQLite's exact
@@ -284,8 +303,10 @@ class Queries:
     def runs_over(self, limits: Sequence[tuple[str, str, str, float]]) -> Query:
         """Metric 3: how many runs of each (pipeline, phase, expected) took over its limit (s);
         only the phases named in ``limits`` are read."""
-        inner = self.phase_rows(sorted({phase for _, phase, _, _ in limits}) or PHASE_NAMES[:1])
+        if self.phases:
+            return self._runs_over_summarized(self.phases, limits)
         p = self.dialect.param
+        inner = self.phase_rows(sorted({phase for _, phase, _, _ in limits}) or PHASE_NAMES[:1])
         cases: list[str] = []
         params: list[Any] = []
         for pipeline, phase, expected, seconds in limits:
@@ -298,6 +319,20 @@ class Queries:
         )
         params = params + list(inner.params) + params  # in the order the text binds them
         return Query(sql, tuple(params))
+
+    def _runs_over_summarized(self, phases: str, limits: Sequence[tuple[str, str, str, float]]) -> Query:
+        """:meth:`runs_over` from the phase summary: whole microseconds against each limit in microseconds."""
+        p = self.dialect.param
+        where, params = self._where(table=phases, start="pipeline_start")
+        cases: list[str] = []
+        bound: list[Any] = []
+        for pipeline, phase, expected, seconds in limits:
+            cases.append(f"(pipeline_name = {p} AND phase = {p} AND expected = {p} AND micros > {p})")
+            bound.extend([pipeline, phase, expected, seconds * 1_000_000])
+        over = f"CASE WHEN {' OR '.join(cases) or '1 = 0'} THEN 1 ELSE 0 END"
+        sql = (f"SELECT pipeline_name, phase, expected, SUM({over}) AS over_limit FROM {phases}{where} "
+               f"GROUP BY pipeline_name, phase, expected HAVING SUM({over}) > 0")
+        return Query(sql, (*bound, *params, *bound))
 
     def counts(self) -> Query:
         """Metric 4 and the data-quality dashboard: audited counts, losses, rejected rows."""

@@ -18,7 +18,7 @@ from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
-from drivetrain.sql import drive_windows
+from drivetrain.sql import drive_phases, drive_windows
 from drivetrain.sql.names import TableRef
 from drivetrain.sql.session import utc_now
 
@@ -109,11 +109,14 @@ class SqlDriveStore(DriveStore):
         self.meta = TableRef(name="drivetrain_meta", schema=table.schema, database=table.database)
         self.windows_ref = drive_windows.summary_ref(table)
         """The window summary (:mod:`drivetrain.sql.drive_windows`), kept with every write."""
+        self.phases_ref = drive_phases.summary_ref(table)
+        """The phase summary (:mod:`drivetrain.sql.drive_phases`), kept with every write."""
         self.dialect = warehouse.dialect
         self.table_sql = self.dialect.qualified(table)
         self.location = f"{warehouse.describe()}: {table}"
         self._ready = False
         self._summarized = False
+        self._phases_summarized = False
 
     # -- the backend's lease strategy ------------------------------------------------------
 
@@ -146,6 +149,18 @@ class SqlDriveStore(DriveStore):
             self._summarized = self._ready or (self.exists() and self.wh.table_exists(self.windows_ref))
         return self._summarized
 
+    def phases_summarized(self) -> bool:
+        """Whether the phase summary can be read (a drive table of layout 3 or older, not yet
+        written by this version, has none: the report reads the phase documents instead)."""
+        if not self._phases_summarized:
+            self._phases_summarized = self._ready or (self.exists() and self.wh.table_exists(self.phases_ref))
+        return self._phases_summarized
+
+    @property
+    def phases_sql(self) -> str:
+        """The phase summary's qualified name."""
+        return self.dialect.qualified(self.phases_ref)
+
     @property
     def windows_sql(self) -> str:
         """The window summary's qualified name."""
@@ -172,6 +187,7 @@ class SqlDriveStore(DriveStore):
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.leases_ref)} ({leases})")
             s.execute(f"CREATE TABLE IF NOT EXISTS {d.qualified(self.meta)} ({d.column_sql(key, 'text', True)}, {d.column_sql(value, 'text')})")
             s.execute(drive_windows.create_sql(d, self.windows_ref))
+            s.execute(drive_phases.create_sql(d, self.phases_ref))
             versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
             if not versions:
                 self._put_meta(s, "schema_version", str(SCHEMA_VERSION))
@@ -195,7 +211,8 @@ class SqlDriveStore(DriveStore):
 
     def _migrate(self, s: SqlSession, version: int) -> None:
         """Add the columns of newer layouts (version 1 is the first; 2 added publish_phase) and
-        build the window summary of the rows already there (3 added it)."""
+        build the summaries of the rows already there (3 added the window summary, 4 the phase
+        summary)."""
         existing = {name.upper() for name in self.wh.table_columns(self.table)}
         missing = [(name, kind) for name, kind, _ in DRIVE_COLUMNS if name.upper() not in existing]
         if missing:
@@ -204,13 +221,16 @@ class SqlDriveStore(DriveStore):
             s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
         if version < 3:
             self.rebuild_windows(s)
+        elif version < 4:
+            drive_phases.rebuild(s, self.dialect, self.table)
         if version < SCHEMA_VERSION:
             meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
             s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
 
     def rebuild_windows(self, s: SqlSession) -> None:
-        """The window summary again from every drive row (a migration; rows moved in)."""
+        """The window and phase summaries again from every drive row (a migration; rows moved in)."""
         drive_windows.rebuild(s, self.dialect, self.table)
+        drive_phases.rebuild(s, self.dialect, self.table)
 
     def _before_adding_columns(self, s: SqlSession) -> None:
         """What a backend must do before ``ALTER TABLE ... ADD COLUMN`` on the drive table (nothing here)."""
@@ -308,13 +328,15 @@ class SqlDriveStore(DriveStore):
             return
         drive_windows.refresh(s, self.dialect, self.table, record.pipeline_name,
                               record.query_window_start_timestamp, record.query_window_end_timestamp)
+        drive_phases.refresh(s, self.dialect, self.table, record.pipeline_name, record.pipeline_id)
 
     def refresh_windows(self, s: SqlSession, records: Sequence[RunRecord]) -> None:
-        """The summary rows of the windows of ``records`` again (after a bulk insert)."""
+        """The summary rows of the windows and runs of ``records`` again (after a bulk insert)."""
         if self.summary_by_trigger:
             return
         keys = [(r.pipeline_name, r.query_window_start_timestamp) for r in records]
         drive_windows.refresh_spans(s, self.dialect, self.table, drive_windows.spans_of(keys))
+        drive_phases.refresh_spans(s, self.dialect, self.table, drive_phases.spans_of(records))
 
     def _lost(self, record: RunRecord, fence: Lease | None) -> Exception:
         if fence is not None:

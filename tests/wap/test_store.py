@@ -80,6 +80,8 @@ class TestDriveMigration:
         with store.sql() as s:  # where the drive table lives (on DuckDB its own file)
             for index in getattr(store, "index_names", dict)():  # DuckDB: version 1 had no indexes
                 s.execute(f"DROP INDEX {index}")
+            for trigger in ("insert", "update", "delete") if store.summary_by_trigger else ():  # SQLite: the phase
+                s.execute(f"DROP TRIGGER {store.dialect.owned(store.table.name + '__phases_' + trigger)}")  # summary's (4) read it
             s.execute(f"ALTER TABLE {store.table_sql} DROP COLUMN publish_phase")
             s.execute(f"UPDATE {store.dialect.qualified(store.meta)} SET {value} = '1' WHERE {key} = 'schema_version'")
         migrated = store_of(wh)
