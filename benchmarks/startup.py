@@ -79,6 +79,17 @@ def child_env(pycache: Path) -> dict[str, str]:
     return env
 
 
+def header(rounds: int, load_before: float) -> dict[str, Any]:
+    """The head of a start-up report: when, on what, how many rounds, the load before and now."""
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores",
+        "rounds": rounds,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU seconds of one child process (its output dropped; a failure stops the benchmark)."""
     began = time.perf_counter()
@@ -167,13 +178,8 @@ def measure(rounds: int, work: Path, pythons: dict[str, str], *, quick: bool = F
             wall, cpu = timed(argv, env)
             walls[key].append(wall)
             cpus[key].append(cpu)
-    load_after = os.getloadavg()[0]
     return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores",
-        "rounds": rounds,
-        "load_before": load_before,
-        "load_after": load_after,
+        **header(rounds, load_before),
         "installs": {label: python for label, python in pythons.items()},
         "commands": [
             {

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.startup import REPO, RESULTS, child_env, drivetrain_command, timed
+from benchmarks.startup import REPO, RESULTS, child_env, drivetrain_command, header, timed
 
 TARGET_SECONDS = 0.3
 ONE = "fleet_0001"
@@ -115,13 +114,9 @@ def measure(rounds: int, workspace: Path, pythons: dict[str, str], *, smoke: boo
                 walls[key].append(wall)
                 cpus[key].append(cpu)
             queries.append(query_seconds(first, workspace, env))
-        load_after = os.getloadavg()[0]
+        head = header(rounds, load_before)
     return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores",
-        "rounds": rounds,
-        "load_before": load_before,
-        "load_after": load_after,
+        **head,
         "fleet": {k: meta.get(k) for k in ("pipelines", "days", "rows", "backend")},
         "installs": dict(pythons),
         "query_seconds": statistics.median(queries),

@@ -28,6 +28,12 @@ from drivetrain.phase_names import (
 
 #: Runs that ended without failing: SUCCESS, and SKIPPED (the window had nothing to do).
 OK_STATUSES = ("SUCCESS", "SKIPPED")
+#: A phase's outcome counts over rows of ``status`` and ``retries`` (the phase summary's or the
+#: phase documents' fields): executions, failures, retried ones and retried ones that completed.
+PHASE_OUTCOMES = ("SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
+                  "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
+                  "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
+                  "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok")
 
 
 class Dialect(Protocol):
@@ -274,10 +280,7 @@ class Queries:
             where, params = self._where(table=self.phases, start="pipeline_start")
             sql = (
                 "SELECT pipeline_name, phase, expected, "
-                "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
-                "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
-                "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
-                "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok, "
+                f"{PHASE_OUTCOMES}, "
                 "COUNT(micros) AS runs, AVG(micros) / 1000000.0 AS avg_seconds, MAX(micros) / 1000000.0 AS max_seconds "
                 f"FROM {self.phases}{where} GROUP BY pipeline_name, phase, expected"
             )
@@ -290,10 +293,7 @@ class Queries:
         timed_rows = f"SELECT *, CASE WHEN {timed} THEN {self._seconds()} END AS took FROM ({inner.sql}) phase_rows{fence}"
         sql = (
             "SELECT pipeline_name, phase, expected, "
-            "SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END) AS ran, "
-            "SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
-            "SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END) AS retried, "
-            "SUM(CASE WHEN retries > 0 AND status = 'COMPLETED' THEN 1 ELSE 0 END) AS retried_ok, "
+            f"{PHASE_OUTCOMES}, "
             f"SUM(CASE WHEN {timed} THEN 1 ELSE 0 END) AS runs, "
             "AVG(took) AS avg_seconds, MAX(took) AS max_seconds "
             f"FROM ({timed_rows}) phases GROUP BY pipeline_name, phase, expected"
