@@ -258,6 +258,14 @@ def _by(items: Iterable[Any]) -> dict[str, Any]:
     return {item.pipeline: item for item in items}
 
 
+def metric_order(item: Any) -> tuple[str, str, bool, str]:
+    """The order of a metric's rows: pipeline, phase, then (durations) expected duration, none
+    first -- an engine's GROUP BY returns a phase's rows for different expected durations in any
+    order, and two reads of one table must print the same."""
+    expected = getattr(item, "expected", None)
+    return item.pipeline, getattr(item, "phase", ""), expected is not None, str(expected or "")
+
+
 @attrs.frozen(kw_only=True)
 class Metrics:
     """Every metric over a period, for one or more drive tables; the dashboards derive from it."""
@@ -291,7 +299,7 @@ class Metrics:
 
         def cat(name: str) -> tuple[Any, ...]:
             items = [x for m in parts for x in getattr(m, name)]
-            return tuple(sorted(items, key=lambda i: (i.pipeline, getattr(i, "phase", ""))))
+            return tuple(sorted(items, key=metric_order))
 
         days: dict[date, list[int]] = {}
         for m in parts:
@@ -363,7 +371,7 @@ class Metrics:
             by_phase[point.phase] = by_phase.get(point.phase, 0) + point.failures
         return {
             "failed_runs": list(self.failed_runs),
-            "failures_by_phase": dict(sorted(by_phase.items(), key=lambda kv: -kv[1])),
+            "failures_by_phase": dict(sorted(by_phase.items(), key=lambda kv: (-kv[1], kv[0]))),
             "failure_points": list(self.failure_points),
             "phase_failure_rates": [p for p in self.phase_failures if p.failed],
             "retries": list(self.retries),
@@ -374,7 +382,8 @@ class Metrics:
         timed = [d for d in self.durations if d.avg_seconds is not None]
         return {
             "durations": list(self.durations),
-            "slowest": sorted(timed, key=lambda d: -(d.avg_seconds or 0.0))[:10],
+            # to the microsecond: an average's last bits depend on the order the engine summed in
+            "slowest": sorted(timed, key=lambda d: (-round(d.avg_seconds or 0.0, 6), metric_order(d)))[:10],
             "over_threshold": [d for d in self.durations if d.over_threshold],
             "freshness": list(self.freshness),
             "run_durations": {s.pipeline: s.avg_run_seconds for s in self.success_rates},

@@ -57,6 +57,7 @@ from drivetrain.monitoring._values import (
     Reload,
     RetryOutcome,
     SuccessRate,
+    metric_order,
 )
 from drivetrain.monitoring.fleet import phases_of, windows_of
 from drivetrain.monitoring.queries import Queries, ReportSource, rows_of
@@ -182,7 +183,7 @@ def _seconds(text: str | None) -> float | None:
 
 
 def _sorted(items: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(sorted(items, key=lambda item: (item.pipeline, getattr(item, "phase", ""))))
+    return tuple(sorted(items, key=metric_order))
 
 
 def _latest(r: dict[str, Any]) -> LatestRun:
