@@ -20,6 +20,7 @@ import pytest
 from drivetrain.plugins import reset_plugin_manager
 from tests.emulators.elasticsearch import EsEmulator
 from tests.emulators.servicenow import SnEmulator
+from tests.servers import serving
 from tests.servers.fakesnow_server import FakeSnowServer
 from tests.servers.fakesnow_server import ServerError as SnowServerError
 from tests.servers.mariadb import MariaDBServer
@@ -70,40 +71,22 @@ def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[FakeSnowServer]:
     """fakesnow in server mode: the real Snowflake connector talks HTTP to it."""
-    try:
-        server = FakeSnowServer().start()
-    except SnowServerError as exc:
-        pytest.fail(f"cannot start the fakesnow test server: {exc}", pytrace=False)
-    try:
+    with serving(FakeSnowServer().start, SnowServerError, "the fakesnow test server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
     """A throwaway MariaDB (Debian's mariadb-server; scripts/install-test-servers installs it)."""
-    try:
-        server = MariaDBServer.start()
-    except MariaServerError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
+    with serving(MariaDBServer.start, MariaServerError, "the MariaDB test server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL (Debian's postgresql; scripts/install-test-servers installs it)."""
-    try:
-        server = PostgresServer.start()
-    except PostgresServerError as exc:
-        pytest.fail(f"cannot start the PostgreSQL test server: {exc}", pytrace=False)
-    try:
+    with serving(PostgresServer.start, PostgresServerError, "the PostgreSQL test server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session", name="moto_server")

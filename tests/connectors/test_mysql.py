@@ -23,6 +23,7 @@ from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
 from drivetrain.window import Window
 from tests.connectors.sql_sources import read_all, server_source
+from tests.servers import serving
 from tests.servers.mariadb import PASSWORD, TLS_USER, MariaDBServer, ServerError
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -40,15 +41,9 @@ def window(start: float, end: float) -> Window:
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
-    try:
-        server = MariaDBServer.start()
-    except ServerError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
+    with serving(MariaDBServer.start, ServerError, "the MariaDB test server") as server:
         _load_dataset(server)
         yield server
-    finally:
-        server.stop()
 
 
 def _load_dataset(server: MariaDBServer) -> None:

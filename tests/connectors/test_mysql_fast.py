@@ -30,21 +30,16 @@ from tests.connectors.test_mysql import (
     read_all,
     window,
 )
+from tests.servers import serving
 from tests.servers.mariadb import MariaDBServer, ServerError
 
 
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[MariaDBServer]:
-    try:
-        server = MariaDBServer.start()
-    except ServerError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
+    with serving(MariaDBServer.start, ServerError, "the MariaDB test server") as server:
         _load_dataset(server)
         _load_more(server)
         yield server
-    finally:
-        server.stop()
 
 
 def _load_more(server: MariaDBServer) -> None:

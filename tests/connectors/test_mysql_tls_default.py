@@ -20,6 +20,7 @@ from drivetrain.connectors.mysql import MySQLSource
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
 from drivetrain.errors import ConfigError, PermanentError
 from tests.connectors.sql_sources import server_source
+from tests.servers import serving
 from tests.servers.mariadb import TLS_USER, MariaDBServer, ServerError
 
 
@@ -50,14 +51,8 @@ def rows_table(server: MariaDBServer) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def plain_server() -> Iterator[MariaDBServer]:
     """A server without TLS certificates: it offers no TLS."""
-    try:
-        server = MariaDBServer.start(tls=False)
-    except ServerError as exc:
-        pytest.fail(f"cannot start the MariaDB test server: {exc}", pytrace=False)
-    try:
+    with serving(lambda: MariaDBServer.start(tls=False), ServerError, "the MariaDB test server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 class TestNotSet:

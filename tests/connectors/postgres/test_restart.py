@@ -25,6 +25,7 @@ import pytest
 
 from drivetrain import LeaseError, Pipeline, RunStatus
 from tests.sdk.factory import DAY, expected_target, make_pipeline_dir, make_rows
+from tests.servers import serving
 from tests.servers.postgres import PostgresServer, ServerError
 
 from .test_warehouse_pipeline import sections, target_rows
@@ -36,14 +37,8 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except ServerError as exc:
-        pytest.fail(f"cannot start a PostgreSQL server: {exc}", pytrace=False)
-    try:
+    with serving(PostgresServer.start, ServerError, "a PostgreSQL server") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
