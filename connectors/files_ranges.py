@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from drivetrain._cache_dir import cache_base
+from drivetrain._cache_dir import cache_file, write_json
 from drivetrain.unplaceable import SAMPLE_SIZE, Unplaceable
 
 log = logging.getLogger(__name__)
@@ -147,7 +146,7 @@ class RangeCache:
     """The remembered ranges of one source's files (see the module docstring)."""
 
     def __init__(self, pattern: str, setting: Iterable[Any]) -> None:
-        self._file = _cache_file(pattern, [*setting, LAYOUT, _installation()])
+        self._file = cache_file("files", json.dumps([pattern, *setting, LAYOUT, _installation()], default=str))
         self._entries: dict[str, FileRange] | None = None
         self._checks: dict[str, tuple[StatKey, list[str]]] = {}
         self._changed = False
@@ -196,22 +195,11 @@ class RangeCache:
         kept = {path: entry.as_json() for path, entry in self._entries.items() if path in listed}
         checks = {path: [list(key), lines] for path, (key, lines) in self._checks.items() if path in listed}
         try:
-            self._file.parent.mkdir(parents=True, exist_ok=True)
-            partial = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
             body = {"files": kept, "checks": checks}
-            partial.write_text(json.dumps({"layout": LAYOUT, "digest": _digest(body), **body}))
-            os.replace(partial, self._file)
+            write_json(self._file, {"layout": LAYOUT, "digest": _digest(body), **body})
             self._changed = False
         except OSError as exc:  # remembering is optional: the next read is only slower
             log.debug("cannot keep the files' ranges in %s: %s", self._file, exc)
-
-
-def _cache_file(pattern: str, setting: list[Any]) -> Path | None:
-    base = cache_base()
-    if base is None:
-        return None
-    digest = hashlib.sha256(json.dumps([pattern, *setting], default=str).encode()).hexdigest()
-    return base / "files" / f"{digest[:32]}.json"
 
 
 def _installation() -> list[Any]:

@@ -19,7 +19,6 @@ cannot be read or written is simply not used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from drivetrain._cache_dir import cache_base
+from drivetrain._cache_dir import cache_file, write_json
 
 #: Changes whenever the cache file's layout does.
 _FORMAT = 1
@@ -100,11 +99,7 @@ def _installed() -> list[str]:
 
 
 def _cache_file(group: str) -> Path | None:
-    base = cache_base()
-    if base is None:
-        return None
-    where = hashlib.sha256(f"{_FORMAT}\n{group}\n{sys.executable}\n{sys.path!r}".encode()).hexdigest()
-    return base / "plugins" / f"{where[:32]}.json"
+    return cache_file("plugins", f"{_FORMAT}\n{group}\n{sys.executable}\n{sys.path!r}")
 
 
 def _read(cache: Path) -> list[FoundEntryPoint] | None:
@@ -126,9 +121,7 @@ def _write(cache: Path, found: list[FoundEntryPoint]) -> None:
             "entry_points": [{"name": e.name, "value": e.value, "group": e.group,
                               "dist": list(e.dist) if e.dist else None} for e in found],
         }
-        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(kept))
-        os.replace(partial, cache)
+        write_json(cache, kept)
     except OSError:
         return
 
