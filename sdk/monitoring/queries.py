@@ -25,6 +25,7 @@ from drivetrain.phase_names import (
     STAGE_TO_TARGET_TRANSFER,
     VARIANT_COLUMN,
 )
+from drivetrain.sql import drive_phases
 
 #: Runs that ended without failing: SUCCESS, and SKIPPED (the window had nothing to do).
 OK_STATUSES = ("SUCCESS", "SKIPPED")
@@ -156,10 +157,9 @@ class Queries:
         whens = " ".join(f"WHEN '{name}' THEN {self._text(name, 'error_message')}" for name in PHASE_NAMES)
         return f"CASE phase_failed {whens} END"
 
-    #: What :meth:`phase_rows` reads of each phase: (alias, path in the phase document, as a number).
-    PHASE_FIELDS = (("status", ("status",), False), ("started", ("start_timestamp",), False),
-                    ("ended", ("end_timestamp",), False), ("expected", ("expected_run_duration",), False),
-                    ("retries", ("retry_number",), True))
+    #: What :meth:`phase_rows` reads of each phase: (alias, path in the phase document, as a number),
+    #: as the phase summary reads it.
+    PHASE_FIELDS = drive_phases.FIELDS
 
     def phase_rows(self, phases: Sequence[str] = PHASE_NAMES) -> Query:
         """One row per (run, phase): the phase columns (default all ten) unfolded with UNION ALL,
@@ -254,7 +254,7 @@ class Queries:
     #: A phase execution with both ends recorded. The duration queries count with it inside
     #: ``CASE`` rather than filtering with it: a filter over fields read from one JSON parse
     #: is pushed below the parse by DuckDB and reads the JSON again (0.3 s -> 0.9 s here).
-    TIMED = "status IN ('COMPLETED', 'FAILED') AND started IS NOT NULL AND ended IS NOT NULL"
+    TIMED = drive_phases.TIMED
 
     def phase_durations(self) -> Query:
         """Metric 3: phase durations per pipeline, phase and expected duration (as written)."""

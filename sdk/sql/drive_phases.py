@@ -41,11 +41,12 @@ PHASE_COLUMNS: list[tuple[str, str, bool]] = [
 ]
 #: What a phase must have done to get a row: the report counts nothing of the others.
 KEPT = "status IN ('COMPLETED', 'FAILED') OR retries > 0"
-#: What the report reads of a phase document: (alias, path, as a number).
+#: What the report reads of a phase document: (alias, path, as a number); the monitoring
+#: queries read the drive table's phase documents with these too.
 FIELDS = (("status", ("status",), False), ("started", ("start_timestamp",), False),
           ("ended", ("end_timestamp",), False), ("expected", ("expected_run_duration",), False),
           ("retries", ("retry_number",), True))
-#: A phase execution with both ends recorded (as drivetrain.monitoring.queries.Queries.TIMED).
+#: A phase execution with both ends recorded (drivetrain.monitoring.queries.Queries.TIMED).
 TIMED = "status IN ('COMPLETED', 'FAILED') AND started IS NOT NULL AND ended IS NOT NULL"
 _RUN = ("pipeline_name", "pipeline_start_timestamp", "pipeline_id")
 
