@@ -132,7 +132,7 @@ class DuckDBDriveStore(SqlDriveStore):
                     for ref, path in exported.items():
                         self._import(conn, ref, path)
                     if exported:
-                        self.rebuild_windows(DuckDBSession(conn))
+                        self.rebuild_summaries(DuckDBSession(conn))
             except BaseException:
                 self._ready = False
                 raise
@@ -214,7 +214,7 @@ class DuckDBDriveStore(SqlDriveStore):
                     conn.execute(f"INSERT INTO {self.table_sql} BY NAME SELECT * FROM _drivetrain_drive_rows")
                 finally:
                     conn.unregister("_drivetrain_drive_rows")
-                self.refresh_windows(s, part)
+                self.refresh_summaries(s, part)
             done += len(rows)
         return done
 

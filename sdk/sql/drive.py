@@ -191,7 +191,7 @@ class SqlDriveStore(DriveStore):
             versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
             if not versions:
                 self._put_meta(s, "schema_version", str(SCHEMA_VERSION))
-                self.rebuild_windows(s)  # a drive table made by hand or another tool may hold rows
+                self.rebuild_summaries(s)  # a drive table made by hand or another tool may hold rows
             elif max(versions) > SCHEMA_VERSION:
                 raise PermanentError(
                     f"{self.location}: the drive table has layout version {max(versions)}, newer than this "
@@ -220,14 +220,14 @@ class SqlDriveStore(DriveStore):
         for name, kind in missing:
             s.execute(f"ALTER TABLE {self.table_sql} ADD COLUMN {self.dialect.column_sql(name, kind)}")
         if version < 3:
-            self.rebuild_windows(s)
+            self.rebuild_summaries(s)
         elif version < 4:
             drive_phases.rebuild(s, self.dialect, self.table)
         if version < SCHEMA_VERSION:
             meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
             s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
 
-    def rebuild_windows(self, s: SqlSession) -> None:
+    def rebuild_summaries(self, s: SqlSession) -> None:
         """The window and phase summaries again from every drive row (a migration; rows moved in)."""
         drive_windows.rebuild(s, self.dialect, self.table)
         drive_phases.rebuild(s, self.dialect, self.table)
@@ -301,7 +301,7 @@ class SqlDriveStore(DriveStore):
                 selects.append(f"SELECT {', '.join(exprs)}")
             with self.sql() as s, s.transaction():
                 s.execute(f"INSERT INTO {self.table_sql} ({names}) {' UNION ALL '.join(selects)}", params)
-                self.refresh_windows(s, part)
+                self.refresh_summaries(s, part)
             done += len(part)
         return done
 
@@ -330,7 +330,7 @@ class SqlDriveStore(DriveStore):
                               record.query_window_start_timestamp, record.query_window_end_timestamp)
         drive_phases.refresh(s, self.dialect, self.table, record.pipeline_name, record.pipeline_id)
 
-    def refresh_windows(self, s: SqlSession, records: Sequence[RunRecord]) -> None:
+    def refresh_summaries(self, s: SqlSession, records: Sequence[RunRecord]) -> None:
         """The summary rows of the windows and runs of ``records`` again (after a bulk insert)."""
         if self.summary_by_trigger:
             return
