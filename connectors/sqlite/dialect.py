@@ -82,12 +82,12 @@ class SqliteDialect(SqlDialect):
     def json_text(self, column: str, *path: str) -> str:
         """Text of the value at ``path``; JSON true/false as ``'true'``/``'false'`` (as DuckDB's
         ``json_extract_string``), not SQLite's 1/0."""
-        col, where = quote_name(column), _json_path(path)
+        col, where = _parsable(column), _json_path(path)
         return (f"(CASE json_type({col}, '{where}') WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
                 f"WHEN 'null' THEN NULL ELSE CAST(json_extract({col}, '{where}') AS TEXT) END)")
 
     def json_number(self, column: str, *path: str) -> str:
-        col, where = quote_name(column), _json_path(path)
+        col, where = _parsable(column), _json_path(path)
         return (f"(CASE WHEN json_type({col}, '{where}') IN ('integer', 'real') "
                 f"THEN CAST(json_extract({col}, '{where}') AS REAL) END)")
 
@@ -98,7 +98,7 @@ class SqliteDialect(SqlDialect):
         fleet: 72 s for the phase statistics)."""
         listed = [f"'{_json_path(tuple(path))}'" for path in paths]
         listed += listed[:1] if len(listed) == 1 else []  # one path gives the value itself, not an array of one
-        return f"json_extract({quote_name(column)}, {', '.join(listed)})"
+        return f"json_extract({_parsable(column)}, {', '.join(listed)})"
 
     #: After the subquery that parses (see Queries._select): SQLite would otherwise flatten it
     #: and parse the column again for every field read (a subquery with a LIMIT is kept whole).
@@ -130,7 +130,17 @@ class SqliteDialect(SqlDialect):
         return f"({frac_end} + ROUND((julianday({whole_end}) - julianday({whole_start})) * 86400.0) - {frac_start})"
 
     def array_contains(self, column: str, value_sql: str) -> str:
-        return f"EXISTS (SELECT 1 FROM json_each({quote_name(column)}) WHERE json_each.value = ({value_sql}))"
+        return f"EXISTS (SELECT 1 FROM json_each({_parsable(column)}) WHERE json_each.value = ({value_sql}))"
+
+
+def _parsable(column: str) -> str:
+    """``column`` where it holds JSON, else NULL. SQLite keeps any text in a JSON column, and a
+    row damaged by another tool (``Infinity``, a cut document) would make every JSON function
+    reading it fail the whole statement -- a report, or the phase summary's trigger and so the
+    write itself; such a value reads as absent, as the row codec reads it. (A valid document
+    is parsed once: SQLite keeps the parse for the functions after ``json_valid``.)"""
+    col = quote_name(column)
+    return f"(CASE WHEN json_valid({col}) THEN {col} END)"
 
 
 def _json_path(path: tuple[str, ...]) -> str:

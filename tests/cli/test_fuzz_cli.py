@@ -290,6 +290,9 @@ class TestGeneratedDriveRows:
     @example(damage={"audit_phase": [1, 2]}, status="DONE", arrays=None, command=["run", "./shop_rows", "--json"])
     @example(damage={"config_snapshot": {"dag_schedule": {"timezone": "Mars/Olympus"}}}, status=None, arrays=None,
              command=["history", "./shop_rows"])
+    # a phase column that is not JSON (SQLite keeps any text): once refused by the phase summary's trigger
+    @example(damage={"stale_pipeline_handling_phase": float("inf")}, status=None, arrays=None,
+             command=["report", "./shop_rows", "--json"])
     def test_any_damaged_row_ends_with_a_message_not_a_traceback(self, workspace: Path, damage: dict[str, Any],
                                                                   status: str | None, arrays: list[str] | None,
                                                                   command: list[str]) -> None:

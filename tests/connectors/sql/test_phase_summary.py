@@ -216,3 +216,29 @@ def test_on_sqlite_a_row_changed_by_hand_is_followed_by_the_phase_summary(tmp_pa
         assert [(r[4], r[6], r[7]) for r in summary(store)] == [("FAILED", 1, 2_500_000)]
     finally:
         wh.close()
+
+
+@pytest.mark.parametrize("damage", ["Infinity", '{"status": "COMPLETED", "start_tim', "NaN", "{status: 'FAILED'}"])
+def test_on_sqlite_a_phase_column_that_is_not_json_reads_as_absent(
+        tmp_path: Any, request: pytest.FixtureRequest, damage: str) -> None:
+    """Another tool writes a phase column that is not JSON (SQLite keeps any text): the write
+    is not refused by the summary's trigger, the phase counts as not done there, and the
+    report and the metrics still answer (as the row codec reads such a row: damaged, not fatal).
+    The figures are those of the row without that phase."""
+    import sqlite3
+
+    wh = _make("sqlite", request, tmp_path)
+    try:
+        store = new_store(wh)
+        apply(store, [("run", "lab", 0, 5, RunStatus.SUCCESS, {3: (PhaseStatus.COMPLETED, 0, 40_000_000, "30s", 0),
+                                                             4: (PhaseStatus.COMPLETED, 0, 2_000_000, "30s", 0)})])
+        column = f"{PHASE_NAMES[3]}_phase"
+        with sqlite3.connect(tmp_path / "drive.sqlite") as conn:
+            conn.execute(f"UPDATE {store.table_sql} SET {column} = ? WHERE pipeline_id = 'lab_w0_a0'", [damage])
+        assert [r[3] for r in summary(store)] == [PHASE_NAMES[4]]
+        reference = new_store(wh)
+        apply(reference, [("run", "lab", 0, 5, RunStatus.SUCCESS, {4: (PhaseStatus.COMPLETED, 0, 2_000_000, "30s", 0)})])
+        same(figures(store), figures(reference), "a phase column that is not JSON")
+        same(figures(DocumentsOnly(store)), figures(reference), "read from the documents")
+    finally:
+        wh.close()
