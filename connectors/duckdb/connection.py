@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from drivetrain._lazy import lazy_module
 from drivetrain.errors import PermanentError, TransientError
 
-from .handover import Hold, Watcher, ask_for, enter_gate, leave_gate
+from .handover import GIVE_WAY_SECONDS, Hold, Watcher, ask_for, enter_gate, leave_gate
 
 if TYPE_CHECKING:
     import duckdb
@@ -172,17 +172,20 @@ class ConnectionPool:
         """First and longest pause between two tries to open a locked file (seconds)."""
         self.init = init
         """Statements run on each new connection after the settings."""
-        self.gate = gate
+        self.gate = gate or path.with_name(path.name + ".locks") / "open.gate"
         """A lock file drivetrain processes take before opening the database and give back after
-        closing it: waiting on it costs a system call, not a failed DuckDB opening, so a file
-        many processes open for moments (the drive file) changes hands at once."""
+        closing it: waiting on it costs a system call, not a failed DuckDB opening, so the file
+        changes hands at once. Every pool has one: without it a waiting process polled DuckDB
+        with pauses growing to half a second, and a holder that let go at an idle moment and
+        opened the file again 50 ms later (a run between two statements) got it back first,
+        round after round, until the waiter's lock timeout."""
         threads = (settings or {}).get("threads")
         self.settings = {"TimeZone": "UTC", "checkpoint_threshold": CHECKPOINT_THRESHOLD,
                          **default_settings(path, threads), **(settings or {})}
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
         """Touched by a process waiting for the file; see :meth:`keep_open`."""
         self._local = threading.local()
-        self._watcher = Watcher(self.wanted_mark, self._let_go)
+        self._watcher = Watcher(self.wanted_mark, self._give_way)
 
     def _hold(self) -> Hold:
         hold = getattr(self._local, "hold", None)
@@ -201,7 +204,7 @@ class ConnectionPool:
         hold = self._hold()
         with hold.lock:  # the watcher never closes the connection between this check and depth += 1
             if hold.conn is None:
-                hold.conn = self._open()
+                hold.conn = self._open(hold)
                 hold.opened = time.time_ns()
             conn = hold.conn
             hold.depth += 1
@@ -210,7 +213,9 @@ class ConnectionPool:
         finally:
             with hold.lock:
                 hold.depth -= 1
-                if hold.depth == 0 and hold.conn is conn and not (hold.keep and not self._wanted(hold)):
+                if hold.depth == 0 and hold.conn is conn and hold.keep and self._wanted(hold):
+                    self._give_way(hold)
+                elif hold.depth == 0 and hold.conn is conn and not hold.keep:
                     self._let_go(hold)
 
     @contextmanager
@@ -240,8 +245,13 @@ class ConnectionPool:
         try:
             conn.close()
         finally:
-            if self.gate is not None:
-                leave_gate(self.gate)
+            leave_gate(self.gate)
+
+    def _give_way(self, hold: Hold) -> None:
+        """Close a kept connection another process asked for (the caller holds ``hold.lock``),
+        and let that process in before this thread opens the file again (:meth:`_open`)."""
+        hold.gave_way = time.monotonic()
+        self._let_go(hold)
 
     def _wanted(self, hold: Hold) -> bool:
         """Whether another process asked for the file since this thread opened it."""
@@ -268,7 +278,7 @@ class ConnectionPool:
             with hold.lock:
                 hold.conn, hold.depth = saved
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, hold: Hold) -> duckdb.DuckDBPyConnection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -276,14 +286,17 @@ class ConnectionPool:
                 f"{self.path}: cannot create the folder {self.path.parent} for the DuckDB file: "
                 f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
             ) from exc
+        pause = hold.gave_way + GIVE_WAY_SECONDS - time.monotonic()
+        if pause > 0:  # the process that asked is taking the gate: a thread opening again at once could win it back
+            time.sleep(pause)
         deadline = time.monotonic() + self.lock_timeout
-        if self.gate is not None:
-            enter_gate(self.gate, deadline, self._ask_for_the_file, self.path)
+        holder = enter_gate(self.gate, deadline, self._ask_for_the_file)
+        if holder is not None:
+            raise self._locked_too_long(holder)
         try:
             return self._connect(deadline)
         except BaseException:
-            if self.gate is not None:
-                leave_gate(self.gate)
+            leave_gate(self.gate)
             raise
 
     def _connect(self, deadline: float) -> duckdb.DuckDBPyConnection:
@@ -304,17 +317,20 @@ class ConnectionPool:
                 self._ask_for_the_file()
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(text)
-                    who = f" (held by PID {holder.group(1)})" if holder else ""
-                    raise TransientError(
-                        f"{self.path}: the DuckDB file stayed locked by another process{who} for "
-                        f"{self.lock_timeout:.0f}s; raise stage_system.lock_timeout_seconds or run "
-                        "pipelines that share the file one after another"
-                    ) from exc
+                    raise self._locked_too_long(holder.group(1) if holder else "") from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.5, longest)
             except duckdb.Error as exc:  # damaged file, checksum mismatch, out of memory...
                 raise unusable_file(self.path, exc) from exc
         return conn
+
+    def _locked_too_long(self, pid: str) -> TransientError:
+        who = f" (held by PID {pid})" if pid.isdigit() else ""
+        return TransientError(
+            f"{self.path}: the DuckDB file stayed locked by another process{who} for "
+            f"{self.lock_timeout:.0f}s; raise stage_system.lock_timeout_seconds or run "
+            "pipelines that share the file one after another"
+        )
 
 
 def _is_lock_conflict(text: str) -> bool:

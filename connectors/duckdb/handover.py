@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivetrain.errors import TransientError
-
 #: How often a watcher looks at the wanted mark (a ``stat``): a waiting process gets the file
 #: within about this long when the holder is idle.
 POLL_SECONDS = 0.01
 #: How often a waiting process touches the wanted mark again.
 ASK_EVERY = 0.02
+#: How long a thread that let go of the file for a waiting process waits before opening it
+#: again: the waiter looks at the gate every 2 ms, so it has taken it by then. Without the
+#: pause a run between two statements opened the file again first, round after round.
+GIVE_WAY_SECONDS = 0.05
 
 
 @dataclass(eq=False)
@@ -48,6 +50,8 @@ class Hold:
     keep: int = 0
     opened: int = 0
     """``time.time_ns()`` when the connection was opened: a wanted mark older than this is not for it."""
+    gave_way: float = float("-inf")
+    """``time.monotonic()`` when it last let go of the file for a process that asked."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -107,39 +111,58 @@ def ask_for(mark: Path) -> None:
         pass  # a read-only folder: the holder lets go at the end of its run instead
 
 
-#: Gate file -> [descriptor, users in this process]. The gate is a process's: its threads share
+#: Gate file -> [descriptor (-1: none could be made), users in this process]. The gate is a process's: its threads share
 #: the DuckDB database, so one holds it for all (a thread waiting on another would deadlock).
 _GATES: dict[Path, list[int]] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def enter_gate(gate: Path, deadline: float, waiting: Callable[[], None], path: Path) -> None:
+def enter_gate(gate: Path, deadline: float, waiting: Callable[[], None]) -> str | None:
     """Take ``gate`` for this process (or join the thread of it that has it); poll every 2 ms,
-    calling ``waiting`` (which marks the file wanted) every :data:`ASK_EVERY` seconds."""
+    calling ``waiting`` (which marks the file wanted) every :data:`ASK_EVERY` seconds.
+
+    None once taken; at ``deadline`` (monotonic), the process id its holder wrote into it
+    (``""`` when unknown), the gate not taken."""
     next_ask = 0.0
     while True:
         with _GATES_LOCK:
             entry = _GATES.get(gate)
             if entry is not None:
                 entry[1] += 1
-                return
-            gate.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o644)
+                return None
+            try:
+                gate.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:  # a folder drivetrain may not write to: DuckDB's own lock decides alone
+                _GATES[gate] = [-1, 1]
+                return None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
             else:
                 _GATES[gate] = [fd, 1]
-                return
+                _sign(fd)
+                return None
         now = time.monotonic()
         if now >= next_ask:
             waiting()
             next_ask = now + ASK_EVERY
         if now >= deadline:
-            raise TransientError(f"{path}: another process kept the DuckDB file for longer than the lock timeout; "
-                                 "raise stage_system.lock_timeout_seconds")
+            try:
+                return gate.read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                return ""
         time.sleep(0.002)
+
+
+def _sign(fd: int) -> None:
+    """Write this process's id into the gate it holds, for the message of one that waits too long."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass
 
 
 def leave_gate(gate: Path) -> None:
@@ -149,5 +172,6 @@ def leave_gate(gate: Path) -> None:
             return
         entry[1] -= 1
         if entry[1] == 0:
-            os.close(entry[0])  # closing the descriptor releases the lock
+            if entry[0] >= 0:
+                os.close(entry[0])  # closing the descriptor releases the lock
             del _GATES[gate]

@@ -12,29 +12,15 @@ import pytest
 
 from drivetrain.connectors.duckdb.connection import ConnectionPool
 
-#: Another process: opens the same file through a pool (waiting its turn), writes, exits.
+#: Another process: opens the same file through a pool (waiting its turn, up to the lock
+#: timeout it is given), writes, exits.
 OTHER_PROCESS = textwrap.dedent(
     """
     import sys
     from pathlib import Path
     from drivetrain.connectors.duckdb.connection import ConnectionPool
 
-    pool = ConnectionPool(Path(sys.argv[1]), lock_timeout=60)
-    with pool.connect() as conn:
-        conn.execute("INSERT INTO t VALUES (2)")
-    print("written")
-    """
-)
-
-#: The same through the drive file's pool: a gate (lock file) queue, and a short lock timeout.
-GATED_PROCESS = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    from drivetrain.connectors.duckdb.connection import ConnectionPool
-
-    path = Path(sys.argv[1])
-    pool = ConnectionPool(path, lock_timeout=float(sys.argv[2]), gate=path.with_name(path.name + ".locks") / "open.gate")
+    pool = ConnectionPool(Path(sys.argv[1]), lock_timeout=float(sys.argv[2]))
     with pool.connect() as conn:
         conn.execute("INSERT INTO t VALUES (2)")
     print("written")
@@ -50,19 +36,8 @@ def pool(tmp_path: Path) -> ConnectionPool:
     return pool
 
 
-@pytest.fixture
-def gated(tmp_path: Path) -> ConnectionPool:
-    """A pool like the drive file's: processes queue on a lock file before opening it."""
-    path = tmp_path / "drive.duckdb"
-    pool = ConnectionPool(path, lock_timeout=60, gate=path.with_name(path.name + ".locks") / "open.gate")
-    with pool.connect() as conn:
-        conn.execute("CREATE TABLE t (v INTEGER)")
-    return pool
-
-
 def other_process(pool: ConnectionPool, lock_timeout: float = 60) -> subprocess.Popen[str]:
-    script, args = (GATED_PROCESS, [str(lock_timeout)]) if pool.gate else (OTHER_PROCESS, [])
-    return subprocess.Popen([sys.executable, "-c", script, str(pool.path), *args],
+    return subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(pool.path), str(lock_timeout)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -95,20 +70,22 @@ class TestKeepOpen:
             assert not file_is_free(pool.path)
         assert file_is_free(pool.path)
 
-    def test_a_waiting_process_gets_the_file_at_the_holders_next_idle_moment(self, pool: ConnectionPool) -> None:
+    @pytest.mark.parametrize("pause", [0.05, 0.0])
+    def test_a_waiting_process_gets_the_file_at_the_holders_next_idle_moment(self, pool: ConnectionPool, pause: float) -> None:
+        """Even from a holder that uses the file again at once (statement after statement): it
+        once opened it again first, round after round, until the waiter's lock timeout."""
         seen: list[object] = []
         with pool.keep_open():
             with pool.connect() as conn:
                 seen.append(conn)
-            other = subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(pool.path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            other = other_process(pool, lock_timeout=20)
             try:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 30
                 while other.poll() is None and time.monotonic() < deadline:
                     with pool.connect() as conn:  # work between phases: idle for a moment after each
                         seen.append(conn)
                         conn.execute("SELECT count(*) FROM t").fetchone()
-                    time.sleep(0.05)
+                    time.sleep(pause)
                 out, err = other.communicate(timeout=60)
             finally:
                 if other.poll() is None:
@@ -122,8 +99,7 @@ class TestKeepOpen:
     def test_a_process_that_waits_says_so(self, pool: ConnectionPool) -> None:
         assert not pool.wanted_mark.exists()
         with pool.connect():
-            other = subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, str(pool.path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            other = other_process(pool)
             deadline = time.monotonic() + 30
             while not pool.wanted_mark.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -136,10 +112,8 @@ class TestLettingGoInTheMiddleOfWork:
     """A kept connection is given up while its thread does something else (a long phase that does
     not use the file), not only when the thread next uses it; never under a statement in flight."""
 
-    @pytest.mark.parametrize("which", ["pool", "gated"])
     def test_a_waiting_process_gets_the_file_while_the_holder_keeps_it_and_does_other_work(
-            self, which: str, request: pytest.FixtureRequest) -> None:
-        pool: ConnectionPool = request.getfixturevalue(which)
+            self, pool: ConnectionPool) -> None:
         with pool.keep_open():
             with pool.connect() as kept:
                 kept.execute("INSERT INTO t VALUES (1)")
@@ -156,9 +130,7 @@ class TestLettingGoInTheMiddleOfWork:
                 assert again.execute("SELECT count(*) FROM t").fetchone() == (2,)
         assert again is not kept
 
-    @pytest.mark.parametrize("which", ["pool", "gated"])
-    def test_a_transaction_in_flight_is_never_closed_under_it(self, which: str, request: pytest.FixtureRequest) -> None:
-        pool: ConnectionPool = request.getfixturevalue(which)
+    def test_a_transaction_in_flight_is_never_closed_under_it(self, pool: ConnectionPool) -> None:
         with pool.keep_open():
             with pool.connect() as conn:
                 conn.execute("BEGIN TRANSACTION")
@@ -177,16 +149,45 @@ class TestLettingGoInTheMiddleOfWork:
             with pool.connect() as again:
                 assert sorted(v for (v,) in again.execute("SELECT v FROM t").fetchall()) == [1, 2, 3]
 
-    def test_the_watcher_stops_with_the_last_keeping_block(self, gated: ConnectionPool) -> None:
+    def test_the_watcher_stops_with_the_last_keeping_block(self, pool: ConnectionPool) -> None:
         import threading
 
         def watchers() -> int:
             return sum(t.name.startswith("drivetrain-watch") and t.is_alive() for t in threading.enumerate())
 
         before = watchers()
-        with gated.keep_open(), gated.keep_open():
+        with pool.keep_open(), pool.keep_open():
             assert watchers() == before + 1
         deadline = time.monotonic() + 10
         while watchers() > before and time.monotonic() < deadline:
             time.sleep(0.01)
         assert watchers() == before
+
+
+class TestTheGate:
+    """Processes queue on ``<db>.locks/open.gate`` before opening the file."""
+
+    def test_a_process_that_waits_too_long_names_the_holder(self, pool: ConnectionPool) -> None:
+        import os
+
+        with pool.connect():  # in use the whole time: never idle, so never given up
+            other = other_process(pool, lock_timeout=1)
+            out, err = other.communicate(timeout=60)
+        assert other.returncode == 1
+        assert f"the DuckDB file stayed locked by another process (held by PID {os.getpid()}) for 1s" in err
+        assert "raise stage_system.lock_timeout_seconds" in err
+
+    def test_without_a_place_for_the_gate_the_file_still_opens(self, tmp_path: Path) -> None:
+        """A ``.locks`` that cannot be a folder (here a file of that name): DuckDB's own lock
+        decides alone, and using the file again works as before."""
+        path = tmp_path / "w.duckdb"
+        path.with_name("w.duckdb.locks").write_text("not a folder")
+        pool = ConnectionPool(path, lock_timeout=5)
+        for _ in range(2):
+            with pool.keep_open(), pool.connect() as conn, pool.connect() as inner:
+                assert inner is conn
+                conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+                conn.execute("INSERT INTO t VALUES (1)")
+        assert file_is_free(path)
+        with pool.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
