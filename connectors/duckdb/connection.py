@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from drivetrain._lazy import lazy_module
 from drivetrain.errors import PermanentError, TransientError
 
-from .handover import GIVE_WAY_SECONDS, Hold, Watcher, ask_for, enter_gate, leave_gate
+from .handover import GIVE_WAY_SECONDS, Hold, Watcher, ask_for, enter_gate, leave_gate, let_in
 
 if TYPE_CHECKING:
     import duckdb
@@ -286,9 +286,8 @@ class ConnectionPool:
                 f"{self.path}: cannot create the folder {self.path.parent} for the DuckDB file: "
                 f"{exc.strerror or exc}; fix the 'path' option that names this file in the config"
             ) from exc
-        pause = hold.gave_way + GIVE_WAY_SECONDS - time.monotonic()
-        if pause > 0:  # the process that asked is taking the gate: a thread opening again at once could win it back
-            time.sleep(pause)
+        if time.monotonic() < hold.gave_way + GIVE_WAY_SECONDS:  # the process that asked is about to take the gate
+            let_in(self.gate, hold.gave_way + GIVE_WAY_SECONDS)
         deadline = time.monotonic() + self.lock_timeout
         holder = enter_gate(self.gate, deadline, self._ask_for_the_file)
         if holder is not None:

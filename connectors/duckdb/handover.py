@@ -35,9 +35,9 @@ from typing import Any
 POLL_SECONDS = 0.01
 #: How often a waiting process touches the wanted mark again.
 ASK_EVERY = 0.02
-#: How long a thread that let go of the file for a waiting process waits before opening it
-#: again: the waiter looks at the gate every 2 ms, so it has taken it by then. Without the
-#: pause a run between two statements opened the file again first, round after round.
+#: How long at most a thread that let go of the file for a waiting process waits for that
+#: process to take the gate before it opens the file again (see :func:`let_in`). Without it a
+#: run between two statements opened the file again first, round after round.
 GIVE_WAY_SECONDS = 0.05
 
 
@@ -163,6 +163,31 @@ def _sign(fd: int) -> None:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:
         pass
+
+
+def let_in(gate: Path, until: float) -> None:
+    """Wait until another process holds ``gate`` or the monotonic time ``until``, whichever
+    comes first: called by a thread that just let go of the file for a waiting process, which
+    looks at the gate every 2 ms; the thread then queues behind it instead of winning it back."""
+    while time.monotonic() < until and not _held_elsewhere(gate):
+        time.sleep(0.002)
+
+
+def _held_elsewhere(gate: Path) -> bool:
+    with _GATES_LOCK:
+        if gate in _GATES:
+            return False  # another thread of this process holds it: nobody else gets it meanwhile
+        try:
+            fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return True  # no gate to wait on
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the lock when it was taken
+        return False
 
 
 def leave_gate(gate: Path) -> None:
