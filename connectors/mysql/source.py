@@ -91,6 +91,7 @@ class MySQLSource(SqlSource):
         self.options: MySQLOptions = parse_options(config)
         self._table: sql.TableInfo | None = None
         self._tls: ssl.SSLContext | None = None
+        self._probed: tuple[str, tuple[Any, ...]] | None = None
 
     # -- public operations -------------------------------------------------------------------
 
@@ -154,6 +155,31 @@ class MySQLSource(SqlSource):
         zero = f"{opts.query_field}: zero or invalid date"
         lost.tally(zero, zeros - lost.reasons[zero])
         return lost
+
+    def count(self, window: Window) -> int:
+        """Count the window's rows; with the connectorx reader's key-range pages, the same
+        index-only scan also reads the window's lowest and highest key, which the next extract
+        of this window then pages by instead of scanning the window's index a second time."""
+        probe = self._range_probe(window)
+        if probe is None:
+            self._probed = None
+            return super().count(window)
+        with self._shared("counting rows") as conn, conn.cursor() as cursor:
+            cursor.execute(probe)
+            found = tuple(cursor.fetchone())
+            self._lost = self._tally_unplaceable(cursor)
+        self._probed = (probe, found)
+        return int(found[2])
+
+    def _range_probe(self, window: Window) -> str | None:
+        """The key-range probe of the window's connectorx extract, when it pages by key ranges."""
+        try:
+            if self.extract_reader() != "connectorx":
+                return None
+        except (MissingExtraError, PermanentError):
+            return None  # the extract reports it
+        info = self._table_info()
+        return fast.build_query(self.options, info, window.start, window.end).probe_sql()
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.
@@ -226,10 +252,13 @@ class MySQLSource(SqlSource):
         opts = self.options
         query = fast.build_query(opts, info, window.start, window.end)
         ranges = None
+        probe = query.probe_sql()
+        probed, self._probed = self._probed, None  # a count's probe serves one extract
         # through pymysql first: fast, classified failures for bad credentials or a lost server
         with self._shared("planning the extract") as conn:
-            probe = query.probe_sql()
-            if probe is not None:
+            if probe is not None and probed is not None and probed[0] == probe:
+                ranges = query.key_ranges(*probed[1])  # the count just read them
+            elif probe is not None:
                 with conn.cursor() as cursor:
                     cursor.execute(probe)
                     ranges = query.key_ranges(*cursor.fetchone())

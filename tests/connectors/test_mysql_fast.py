@@ -409,3 +409,87 @@ class TestErrors:
         options = make_source(mariadb).options
         url = fast.connection_url(options, "us@r", "p:w/d@")
         assert url.startswith("mysql://us%40r:p%3Aw%2Fd%40@127.0.0.1:")
+
+
+def _statements(server: MariaDBServer, run: Any) -> list[str]:
+    """The statements the server received while ``run()`` ran (its general log, as a table)."""
+    admin = server.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL log_output = 'TABLE'")
+            cursor.execute("TRUNCATE TABLE mysql.general_log")
+            cursor.execute("SET GLOBAL general_log = 1")
+        try:
+            run()
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute("SET GLOBAL general_log = 0")
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log"
+                           " WHERE command_type IN ('Query', 'Execute')")
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        admin.close()
+
+
+def _global_status(server: MariaDBServer, name: str) -> int:
+    admin = server.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
+            return int(cursor.fetchone()[1])
+    finally:
+        admin.close()
+
+
+class TestOneScanForCountAndExtract:
+    """The window's count reads the key range the extract pages by: one index scan, not two."""
+
+    def test_count_then_extract_scans_the_window_once(self, mariadb: MariaDBServer, small_pages: None) -> None:
+        win = window(0, 5000)
+        with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
+            rows: list[Any] = []
+
+            def count_and_extract() -> None:
+                rows.append(src.count(win))
+                rows.append(read_all(src, win).column("id").to_pylist())
+
+            sent = _statements(mariadb, count_and_extract)
+        scans = [s for s in sent if "COUNT(*)" in s and "`events`" in s]
+        assert len(scans) == 1, scans
+        assert rows == [5000, list(range(1, 5001))]
+        assert len([s for s in sent if "`id` >= " in s and "ORDER BY `id`" in s]) > 1  # still key-range pages
+
+    def test_a_count_of_another_window_is_not_reused(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx", columns=["id"]) as src:
+            assert src.count(window(0, 100)) == 100
+            assert read_all(src, window(100, 250)).column("id").to_pylist() == list(range(101, 251))
+
+    def test_a_count_serves_one_extract(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx", columns=["id"]) as src:
+            assert src.count(window(0, 100)) == 100
+            read_all(src, window(0, 100))
+            sent = _statements(mariadb, lambda: read_all(src, window(0, 100)))
+        assert len([s for s in sent if s.startswith("SELECT MIN(`id`), MAX(`id`), COUNT(*)")]) == 1
+
+    def test_the_pymysql_reader_counts_as_before(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="pymysql") as src:
+            sent = _statements(mariadb, lambda: src.count(window(0, 100)))
+        assert any(s.startswith("SELECT COUNT(*)") for s in sent)
+        assert not any("MIN(" in s for s in sent)
+
+
+class TestConnections:
+    def test_a_page_opens_one_connection_and_none_through_the_socket(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
+            src.count(window(0, 50))  # the shared connection is open before the counters are read
+            aborted, connections = _global_status(mariadb, "Aborted_connects"), _global_status(mariadb, "Connections")
+            sent = _statements(mariadb, lambda: read_all(src, window(0, 5000)))
+        pages = len([s for s in sent if "ORDER BY `id`" in s])
+        assert pages >= 7
+        assert not any("@@socket" in s for s in sent)
+        assert _global_status(mariadb, "Aborted_connects") == aborted
+        # one per page, the admin connections of these checks, none more
+        assert _global_status(mariadb, "Connections") - connections <= pages + 4
