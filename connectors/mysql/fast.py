@@ -211,6 +211,23 @@ def pageable(info: sql.TableInfo) -> bool:
     return all(name.lower() in primary and kind in INTEGER_TYPES for name, kind in rest)
 
 
+def range_key(info: sql.TableInfo) -> str | None:
+    """The primary key, when it is one integer column and the extract's order is (query field,
+    that key): the window can then be read as ranges of that key, in key order."""
+    if not pageable(info) or len(info.order_by) != 2:
+        return None
+    primary = tuple(info.indexes.get("PRIMARY", ()))
+    return info.order_by[1] if primary == (info.order_by[1].lower(),) else None
+
+
+def dense(low: Any, high: Any, rows: Any) -> bool:
+    """Whether keys ``low..high`` are dense enough for ``rows`` rows to be read by key range
+    (at most :data:`RANGE_DENSITY` keys per row; an empty window is not)."""
+    if low is None or high is None or not rows:
+        return False
+    return int(high) - int(low) + 1 <= RANGE_DENSITY * int(rows)
+
+
 def unsupported(
     options: MySQLOptions, info: sql.TableInfo | None = None, *, bounded: bool = True
 ) -> str | None:
@@ -267,11 +284,9 @@ class FastQuery:
     def key_ranges(self, low: Any, high: Any, rows: Any) -> list[tuple[int, int]] | None:
         """Inclusive key ranges of at most :attr:`page_rows` keys covering ``low..high``, or
         None when the keys are too sparse for that (or the window is empty)."""
-        if self.page_rows is None or low is None or high is None or not rows:
+        if self.page_rows is None or not dense(low, high, rows):
             return None
         low, high, step = int(low), int(high), self.page_rows
-        if high - low + 1 > RANGE_DENSITY * int(rows):
-            return None
         return [(a, min(a + step - 1, high)) for a in range(low, high + 1, step)]
 
     def range_sql(self, first: int, last: int) -> str:
@@ -331,12 +346,7 @@ def build_query(
     qf = sql.quote(options.query_field)
     low, high = (_bound(info.query_field, b, options.source_timezone) for b in (start, end))
     source = f"FROM {table}{hint} WHERE {qf} >= {low} AND {qf} < {high}"
-    primary = info.indexes.get("PRIMARY", ())
-    range_key = (
-        sql.quote(info.order_by[1])
-        if paged and len(info.order_by) == 2 and tuple(primary) == (info.order_by[1].lower(),)
-        else None
-    )
+    key = range_key(info)
     return FastQuery(
         select=f"SELECT {', '.join(exprs)} {source}",
         order_by=tuple(sql.quote(c) for c in info.order_by),
@@ -346,7 +356,7 @@ def build_query(
         page_rows=page_rows(options.batch_size) if paged else None,
         source=source,
         outputs=outputs,
-        range_key=range_key,
+        range_key=sql.quote(key) if key is not None else None,
     )
 
 
