@@ -89,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for a quiet machine")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip the unmeasured first round (the first measured round then creates the tables)")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's notes (what changed, the machine's state...); repeatable")
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny data set, one repetition, no waiting: checks that everything runs")
     args = parser.parse_args(argv)
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace, say: Any = print) -> dict[str, Any]:
         wanted += [p for p in SLOW_PATHS if p not in wanted]
     skipped = {name: why for name in wanted if (why := available(name, args.python))}
     paths = [p for p in wanted if p not in skipped]
-    notes = [f"{name} not run: {why}" for name, why in skipped.items()]
+    notes = [*args.note, *(f"{name} not run: {why}" for name, why in skipped.items())]
     root = Path(tempfile.mkdtemp(prefix="dt-bench-"))
     load_before = os.getloadavg()[0]
     try:

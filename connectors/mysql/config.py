@@ -89,9 +89,10 @@ OPTIONS_SCHEMA: Mapping[str, Any] = {
             "description": "How the extract reads rows. 'connectorx' reads Arrow pages "
             "in Rust, several times faster (needs the mysql-fast extra), by primary-key ranges "
             "when the window's keys are dense; 'pymysql' is pure Python, one streamed "
-            "statement. 'auto' takes connectorx when it is installed and can read the table "
-            "(no 'ssl', no spatial columns), else pymysql. Both yield the same rows with the "
-            "same values. Default 'auto'.",
+            "statement, along the primary key too when the window's keys are dense. 'auto' "
+            "takes connectorx when it is installed and can read the table (no 'ssl', no spatial "
+            "columns), else pymysql. Both yield the same rows with the same values, in the same "
+            "order. Default 'auto'.",
         },
         "ssl": {
             **shared.SSL_SCHEMA,

@@ -28,7 +28,8 @@ integer primary key:
 - **Key ranges**, when the primary key is one integer column and the window's keys are dense
   (``MAX - MIN + 1`` at most :data:`RANGE_DENSITY` times the window's rows, as with
   auto-increment keys that grow with time). One index-only probe reads the window's lowest and
-  highest key and its row count; then each page is ``WHERE <window> AND key BETWEEN a AND b
+  highest key and its row count (the source count's own statement, when the run counted the
+  window just before: one scan of the window's index serves both); then each page is ``WHERE <window> AND key BETWEEN a AND b
   ORDER BY key``. The server reads such a page straight from the clustered primary key, in
   order, which is the fastest way it has to read rows: up to twice as fast as walking the
   query field's index and fetching each row by its key.
@@ -210,6 +211,23 @@ def pageable(info: sql.TableInfo) -> bool:
     return all(name.lower() in primary and kind in INTEGER_TYPES for name, kind in rest)
 
 
+def range_key(info: sql.TableInfo) -> str | None:
+    """The primary key, when it is one integer column and the extract's order is (query field,
+    that key): the window can then be read as ranges of that key, in key order."""
+    if not pageable(info) or len(info.order_by) != 2:
+        return None
+    primary = tuple(info.indexes.get("PRIMARY", ()))
+    return info.order_by[1] if primary == (info.order_by[1].lower(),) else None
+
+
+def dense(low: Any, high: Any, rows: Any) -> bool:
+    """Whether keys ``low..high`` are dense enough for ``rows`` rows to be read by key range
+    (at most :data:`RANGE_DENSITY` keys per row; an empty window is not)."""
+    if low is None or high is None or not rows:
+        return False
+    return int(high) - int(low) + 1 <= RANGE_DENSITY * int(rows)
+
+
 def unsupported(
     options: MySQLOptions, info: sql.TableInfo | None = None, *, bounded: bool = True
 ) -> str | None:
@@ -266,11 +284,9 @@ class FastQuery:
     def key_ranges(self, low: Any, high: Any, rows: Any) -> list[tuple[int, int]] | None:
         """Inclusive key ranges of at most :attr:`page_rows` keys covering ``low..high``, or
         None when the keys are too sparse for that (or the window is empty)."""
-        if self.page_rows is None or low is None or high is None or not rows:
+        if self.page_rows is None or not dense(low, high, rows):
             return None
         low, high, step = int(low), int(high), self.page_rows
-        if high - low + 1 > RANGE_DENSITY * int(rows):
-            return None
         return [(a, min(a + step - 1, high)) for a in range(low, high + 1, step)]
 
     def range_sql(self, first: int, last: int) -> str:
@@ -330,12 +346,7 @@ def build_query(
     qf = sql.quote(options.query_field)
     low, high = (_bound(info.query_field, b, options.source_timezone) for b in (start, end))
     source = f"FROM {table}{hint} WHERE {qf} >= {low} AND {qf} < {high}"
-    primary = info.indexes.get("PRIMARY", ())
-    range_key = (
-        sql.quote(info.order_by[1])
-        if paged and len(info.order_by) == 2 and tuple(primary) == (info.order_by[1].lower(),)
-        else None
-    )
+    key = range_key(info)
     return FastQuery(
         select=f"SELECT {', '.join(exprs)} {source}",
         order_by=tuple(sql.quote(c) for c in info.order_by),
@@ -345,7 +356,7 @@ def build_query(
         page_rows=page_rows(options.batch_size) if paged else None,
         source=source,
         outputs=outputs,
-        range_key=range_key,
+        range_key=sql.quote(key) if key is not None else None,
     )
 
 
@@ -427,11 +438,19 @@ def _native_temporal(column: Column, zone: str) -> Callable[[pa.Array], pa.Array
 
 
 def connection_url(options: MySQLOptions, user: str, password: str | None) -> str:
-    """``mysql://user:password@host:port/database``, each part percent-encoded."""
+    """``mysql://user:password@host:port/database?prefer_socket=false``, each part
+    percent-encoded.
+
+    ``prefer_socket=false``: connectorx's MySQL driver otherwise asks a server on the loopback
+    address for its Unix socket (two more statements) and opens a second connection through it,
+    which fails when the user is granted only ``'user'@'127.0.0.1'`` (an "Access denied" in
+    the server's log and an aborted connect) and is dropped either way: one connection and two
+    statements for nothing on every page of the extract.
+    """
     secret = f":{url_quote(password, safe='')}" if password else ""
     return (
         f"mysql://{url_quote(user, safe='')}{secret}@{options.host}:{options.port}/"
-        f"{url_quote(options.database, safe='')}"
+        f"{url_quote(options.database, safe='')}?prefer_socket=false"
     )
 
 

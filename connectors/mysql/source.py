@@ -91,6 +91,7 @@ class MySQLSource(SqlSource):
         self.options: MySQLOptions = parse_options(config)
         self._table: sql.TableInfo | None = None
         self._tls: ssl.SSLContext | None = None
+        self._probed: tuple[tuple[str, tuple[Any, ...]], tuple[Any, ...]] | None = None
 
     # -- public operations -------------------------------------------------------------------
 
@@ -155,6 +156,46 @@ class MySQLSource(SqlSource):
         lost.tally(zero, zeros - lost.reasons[zero])
         return lost
 
+    def count(self, window: Window) -> int:
+        """Count the window's rows; when the extract reads the window by key range, the same
+        index-only scan also reads the window's lowest and highest key, which the next extract
+        of this window then reads by instead of scanning the window's index a second time."""
+        probe = self._key_probe(window)
+        self._probed = None
+        if probe is None:
+            return super().count(window)
+        with self._shared("counting rows") as conn, conn.cursor() as cursor:
+            cursor.execute(probe.sql, probe.params or None)
+            found = tuple(cursor.fetchone())
+            self._lost = self._tally_unplaceable(cursor)
+        self._probed = ((probe.sql, probe.params), found)
+        return int(found[2])
+
+    def _key_probe(self, window: Window) -> sql.Statement | None:
+        """``MIN(key), MAX(key), COUNT(*)`` over the window, with the predicate of the extract
+        that reads it by key range (the primary key is one integer column), else None."""
+        try:
+            reader = self.extract_reader()
+        except (MissingExtraError, PermanentError):
+            return None  # the extract says why
+        info = self._table_info()
+        if reader == "connectorx":  # window bounds as literals, as its pages send them
+            text = fast.build_query(self.options, info, window.start, window.end).probe_sql()
+            return None if text is None else sql.Statement(text)
+        key = fast.range_key(info)
+        if key is None or self.options.force_index:  # a forced index is read as asked
+            return None
+        return sql.Statement(sql.key_range_probe_sql(self.options, key), self._bounds(info, window))
+
+    def _key_range(self, probe: sql.Statement, conn: Any) -> tuple[Any, ...]:
+        """The probe's row: from the count of this window just before (once), else read now."""
+        probed, self._probed = self._probed, None  # a count's probe serves one extract
+        if probed is not None and probed[0] == (probe.sql, probe.params):
+            return probed[1]
+        with conn.cursor() as cursor:
+            cursor.execute(probe.sql, probe.params or None)
+            return tuple(cursor.fetchone())
+
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """Stream the window's rows as record batches of at most ``batch_size`` rows.
 
@@ -164,7 +205,7 @@ class MySQLSource(SqlSource):
         info = self._table_info()
         if self.extract_reader() == "connectorx":
             return self._fast_stream(window, info)
-        return self._stream(self.extract_statement(window), info)
+        return self._keyed_stream(window, info)
 
     def extract_reader(self) -> str:
         """The reader :meth:`extract` uses: ``"connectorx"`` or ``"pymysql"``.
@@ -226,13 +267,11 @@ class MySQLSource(SqlSource):
         opts = self.options
         query = fast.build_query(opts, info, window.start, window.end)
         ranges = None
+        probe = query.probe_sql()
         # through pymysql first: fast, classified failures for bad credentials or a lost server
         with self._shared("planning the extract") as conn:
-            probe = query.probe_sql()
             if probe is not None:
-                with conn.cursor() as cursor:
-                    cursor.execute(probe)
-                    ranges = query.key_ranges(*cursor.fetchone())
+                ranges = query.key_ranges(*self._key_range(sql.Statement(probe), conn))
         if ranges:
             log.debug("extract from %s with connectorx, %d key-range pages: %s", opts.address,
                       len(ranges), query.range_sql(*ranges[0]))
@@ -251,6 +290,23 @@ class MySQLSource(SqlSource):
             if str(exc).startswith("MySQL "):
                 raise
             raise PermanentError(f"MySQL {opts.address}: {exc}") from exc
+
+    def _keyed_stream(self, window: Window, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
+        """The pymysql extract: along the primary key between the window's lowest and highest
+        key when the keys are dense (the server reads the clustered index in order, where the
+        order of the query field's index needs a row look-up per row, or a scan and a sort of
+        the whole table when the window is a large part of it), else in the query field's
+        order. Rows with equal query fields come in key order either way."""
+        statement = self.extract_statement(window)
+        probe = self._key_probe(window)
+        if probe is not None:
+            with self._shared("planning the extract") as conn:
+                low, high, rows = self._key_range(probe, conn)
+            key = fast.range_key(info)
+            if key is not None and fast.dense(low, high, rows):
+                text = sql.key_range_select_sql(self.options, info.columns, key)
+                statement = sql.Statement(text, (*statement.params, int(low), int(high)))
+        yield from self._stream(statement, info)
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
         return mysql_errors(self.options.address, action, secret=self._password())

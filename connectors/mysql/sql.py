@@ -7,10 +7,21 @@ share one FROM clause and one WHERE predicate, so they select exactly the same r
 Order of extracted rows: when an index whose first column is the query field can serve it
 (the forced index, else the narrowest such index), rows come sorted on that index's columns
 followed by the primary key, which InnoDB keeps in every secondary index: a stable, unique
-order read straight from the index, with no sort. Without such an index, no ORDER BY is added
-(it would make the server sort the whole window before sending the first row): rows then come
-in the order the server reads them. The extract is a single statement either way, so rows are
-never skipped or repeated whatever the order.
+order. Without such an index, no ORDER BY is added (it would make the server sort the whole
+window before sending the first row): rows then come in the order the server reads them.
+
+When that order is (query field, primary key), the primary key is one integer column and the
+window's keys are dense (see :func:`~drivetrain.connectors.mysql.fast.dense`), the window is
+read along the primary key instead, between its lowest and highest key
+(:func:`key_range_select_sql`; both come from :func:`key_range_probe_sql`, which also counts
+the window): the server reads the clustered index in order, where the query field's order
+costs a look-up of each row by its key, or, when the window is a large part of the table, a
+scan and a sort of the whole table. Rows with equal query fields are in key order either way,
+which is all the stage's "later copy wins" looks at. A forced index is read in its own order.
+The extract is a single statement in every case, so rows are never skipped or repeated
+whatever the order; a row inserted into the window after the count with a key above the
+window's highest is left for the next run's recount, as a statement started before the insert
+would leave it.
 """
 
 from __future__ import annotations
@@ -212,3 +223,18 @@ def select_sql(options: MySQLOptions, columns: Sequence[Column], order_by: Seque
     listed = ", ".join(quote(c.name) for c in columns)
     order = f" ORDER BY {', '.join(quote(c) for c in order_by)}" if order_by else ""
     return f"SELECT {listed} {from_where(options)}{order}"
+
+
+def key_range_probe_sql(options: MySQLOptions, key: str) -> str:
+    """``MIN(key), MAX(key), COUNT(*)`` over the window: one scan of the query field's index
+    (which holds the primary key) both counts the window and bounds its keys."""
+    k = quote(key)
+    return f"SELECT MIN({k}), MAX({k}), COUNT(*) {from_where(options)}"
+
+
+def key_range_select_sql(options: MySQLOptions, columns: Sequence[Column], key: str) -> str:
+    """The streaming extract over the window, read along the primary key ``key`` between two
+    bound keys (the window's lowest and highest), in key order."""
+    listed = ", ".join(quote(c.name) for c in columns)
+    k = quote(key)
+    return f"SELECT {listed} {from_where(options)} AND {k} >= %s AND {k} <= %s ORDER BY {k}"

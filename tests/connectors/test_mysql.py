@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from drivetrain.config import SystemConfig
-from drivetrain.connectors.mysql import MySQLSource
+from drivetrain.connectors.mysql import MySQLSource, fast
 from drivetrain.connectors.mysql.config import OPTIONS_SCHEMA
 from drivetrain.connectors.mysql.errors import mysql_errors
 from drivetrain.errors import ConfigError, MissingExtraError, PermanentError, TransientError
@@ -147,6 +147,28 @@ def source(mariadb: MariaDBServer) -> Iterator[MySQLSource]:
         yield src
 
 
+
+def statements_sent(server: MariaDBServer, run: Any) -> list[str]:
+    """The statements the server received while ``run()`` ran (its general log, as a table)."""
+    admin = server.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL log_output = 'TABLE'")
+            cursor.execute("TRUNCATE TABLE mysql.general_log")
+            cursor.execute("SET GLOBAL general_log = 1")
+        try:
+            run()
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute("SET GLOBAL general_log = 0")
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log"
+                           " WHERE command_type IN ('Query', 'Execute')")
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        admin.close()
+
+
 class TestOptions:
     def test_defaults_apply_to_a_minimal_section(self, mariadb: MariaDBServer) -> None:
         options = make_source(mariadb).options
@@ -272,10 +294,42 @@ class TestBatches:
         assert (max(sizes), sum(sizes), len(sizes)) == (1000, 25_000, 25)
 
     def test_rows_come_ordered_by_query_field_then_primary_key(
-        self, mariadb: MariaDBServer
+        self, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        monkeypatch.setattr(fast, "RANGE_DENSITY", 0)  # keys never dense enough to read by key range
         with make_source(mariadb, table="ties", query_field="ts", batch_size=1000,
                          reader="pymysql") as src:
+            ids = read_all(src, window(0, 60)).column("id").to_pylist()
+        assert ids == [10001, *range(1, TIES + 1), 10000]
+
+    def test_dense_keys_are_read_along_the_primary_key(self, mariadb: MariaDBServer) -> None:
+        # 2,502 rows with keys 1..10001: dense enough; equal query fields stay in key order
+        with make_source(mariadb, table="ties", query_field="ts", batch_size=1000,
+                         reader="pymysql") as src:
+            ids = read_all(src, window(0, 60)).column("id").to_pylist()
+        assert ids == [*range(1, TIES + 1), 10000, 10001]
+
+    def test_a_large_window_is_read_without_a_sort(self, mariadb: MariaDBServer) -> None:
+        """A window holding most of the table: the server would scan and sort the whole table
+        for the query field's order; along the key it reads the clustered index in order."""
+        with make_source(mariadb, reader="pymysql", columns=["id"]) as src:
+            statement = src.extract_statement(window(0, EVENTS))
+            sent = statements_sent(mariadb, lambda: read_all(src, window(0, EVENTS)))
+        extract = next(s for s in sent if s.startswith("SELECT `id`, `created_at` FROM"))
+        assert extract.endswith("ORDER BY `id`") and extract != statement.sql
+        conn = mariadb.admin(database=mariadb.database)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("EXPLAIN " + extract)
+                names = [d[0] for d in cursor.description]
+                plan = dict(zip(names, cursor.fetchone(), strict=True))
+        finally:
+            conn.close()
+        assert plan["key"] == "PRIMARY" and "filesort" not in (plan["Extra"] or "")
+
+    def test_a_forced_index_is_read_in_its_order(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, table="ties", query_field="ts", batch_size=1000,
+                         reader="pymysql", force_index="idx_ts") as src:
             ids = read_all(src, window(0, 60)).column("id").to_pylist()
         assert ids == [10001, *range(1, TIES + 1), 10000]
 

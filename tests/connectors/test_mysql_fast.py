@@ -1,8 +1,9 @@
 """The MySQL source's connectorx reader against a real MariaDB server started for this module.
 
 Every behaviour is checked against the pymysql reader on the same server: both must yield the
-same batches (schema, values) for every table of the shared test data set, in the same order
-unless the window is read as key ranges (primary-key order; see ``same_rows``).
+same batches (schema, values) for every table of the shared test data set, in the same order:
+along the primary key when the window's keys are dense, else in (query
+field, key) order (see ``same_rows``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.connectors.test_mysql import (
     _load_dataset,
     make_source,
     read_all,
+    statements_sent,
     window,
 )
 from tests.servers import serving
@@ -99,11 +101,11 @@ def both(server: MariaDBServer, win: Window, **options: Any) -> tuple[pa.Table, 
 
 
 def same_rows(quick: pa.Table, slow: pa.Table, query_field: str) -> bool:
-    """The same rows, rows with equal query fields in the same (key) order: what the stage's
-    "later copy wins" needs. Key-range pages read in key order, the pymysql reader in
-    (query field, key) order."""
+    """The same rows in the same order, rows with equal query fields in key order: what the
+    stage's "later copy wins" needs. With dense keys both readers read the window along the
+    primary key, else in (query field, key) order."""
     order = [(query_field, "ascending"), ("id", "ascending")]
-    return quick.sort_by(order).equals(slow) and slow.sort_by(order).equals(slow)
+    return quick.equals(slow) and quick.sort_by(order).equals(slow.sort_by(order))
 
 
 EVERYTHING = Window(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
@@ -409,3 +411,69 @@ class TestErrors:
         options = make_source(mariadb).options
         url = fast.connection_url(options, "us@r", "p:w/d@")
         assert url.startswith("mysql://us%40r:p%3Aw%2Fd%40@127.0.0.1:")
+
+
+def _global_status(server: MariaDBServer, name: str) -> int:
+    admin = server.admin()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
+            return int(cursor.fetchone()[1])
+    finally:
+        admin.close()
+
+
+class TestOneScanForCountAndExtract:
+    """The window's count reads the key range the extract pages by: one index scan, not two."""
+
+    @pytest.mark.parametrize("reader", ["connectorx", "pymysql"])
+    def test_count_then_extract_scans_the_window_once(
+        self, mariadb: MariaDBServer, small_pages: None, reader: str
+    ) -> None:
+        win = window(0, 5000)
+        with make_source(mariadb, reader=reader, batch_size=300, columns=["id"]) as src:
+            rows: list[Any] = []
+
+            def count_and_extract() -> None:
+                rows.append(src.count(win))
+                rows.append(read_all(src, win).column("id").to_pylist())
+
+            sent = statements_sent(mariadb, count_and_extract)
+        scans = [s for s in sent if "COUNT(*)" in s and "`events`" in s]
+        assert len(scans) == 1, scans
+        assert rows == [5000, list(range(1, 5001))]
+        assert any("`id` >= " in s and "ORDER BY `id`" in s for s in sent)  # read along the key
+
+    def test_a_count_of_another_window_is_not_reused(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx", columns=["id"]) as src:
+            assert src.count(window(0, 100)) == 100
+            assert read_all(src, window(100, 250)).column("id").to_pylist() == list(range(101, 251))
+
+    def test_a_count_serves_one_extract(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="connectorx", columns=["id"]) as src:
+            assert src.count(window(0, 100)) == 100
+            read_all(src, window(0, 100))
+            sent = statements_sent(mariadb, lambda: read_all(src, window(0, 100)))
+        assert len([s for s in sent if s.startswith("SELECT MIN(`id`), MAX(`id`), COUNT(*)")]) == 1
+
+    def test_a_forced_index_is_counted_as_before(self, mariadb: MariaDBServer) -> None:
+        with make_source(mariadb, reader="pymysql", force_index="idx_created") as src:
+            sent = statements_sent(mariadb, lambda: src.count(window(0, 100)))
+        assert any(s.startswith("SELECT COUNT(*)") for s in sent)
+        assert not any("MIN(" in s for s in sent)
+
+
+class TestConnections:
+    def test_a_page_opens_one_connection_and_none_through_the_socket(
+        self, mariadb: MariaDBServer, small_pages: None
+    ) -> None:
+        with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
+            src.count(window(0, 50))  # the shared connection is open before the counters are read
+            aborted, connections = _global_status(mariadb, "Aborted_connects"), _global_status(mariadb, "Connections")
+            sent = statements_sent(mariadb, lambda: read_all(src, window(0, 5000)))
+        pages = len([s for s in sent if "ORDER BY `id`" in s])
+        assert pages >= 7
+        assert not any("@@socket" in s for s in sent)
+        assert _global_status(mariadb, "Aborted_connects") == aborted
+        # one per page, the admin connections of these checks, none more
+        assert _global_status(mariadb, "Connections") - connections <= pages + 4
