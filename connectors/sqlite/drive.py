@@ -75,6 +75,9 @@ class SqliteDriveStore(SqlDriveStore):
     ]
     create_on_read: ClassVar[bool] = False  # reading never creates the file or the tables
     summary_by_trigger: ClassVar[bool] = True  # any write keeps the window summary, one by hand too
+    #: A pipeline's newest or oldest value is one seek of an index (see drivetrain.monitoring.fleet.seeks):
+    #: SQLite's GROUP BY reads every entry of every pipeline instead.
+    seeks_per_pipeline: ClassVar[bool] = True
 
     def __init__(self, warehouse: SqliteWarehouse, table: TableRef, *, previous: SqlDriveStore | None = None,
                  locks: WindowLocks | None = None) -> None:
