@@ -29,7 +29,9 @@ __all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindo
 #: 3: the window summary ``<drive table>__windows`` (:mod:`drivetrain.sql.drive_windows`), kept
 #: by every write; an older drivetrain would write rows without it, so it refuses this layout.
 #: 4: the phase summary ``<drive table>__phases`` (:mod:`drivetrain.sql.drive_phases`), likewise.
-SCHEMA_VERSION = 4
+#: 5: on SQLite, the window summary's island edges (``drivetrain.connectors.sqlite.drive_islands``),
+#: kept by its triggers; the other stores' tables are unchanged.
+SCHEMA_VERSION = 5
 
 #: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
 #: window ended (``run --allow-partial``): its success does not complete the window. The

@@ -28,6 +28,7 @@ from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
 
+from . import drive_islands
 from .move import move_rows
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class SqliteDriveStore(SqlDriveStore):
         """Where this drive table was kept before (a DuckDB drive file): its rows and leases are
         moved here once, when this file's tables are created (see :mod:`.move`)."""
         self._found = False
+        self._flagged = False
 
     @contextmanager
     def _write(self) -> Iterator[SqlSession]:
@@ -130,13 +132,33 @@ class SqliteDriveStore(SqlDriveStore):
                           f"ON {self.dialect.qualified(self.phases_ref)} ({PHASE_INDEX})")
                 phase_triggers = drive_phases.trigger_sql(self.dialect, self.table, self.dialect.qualified(self.meta),
                                                           self.meta_columns[0])
-                for trigger in [*drive_windows.trigger_sql(self.dialect, self.table), *phase_triggers]:
+                added = drive_islands.upgrade(s, self.dialect, self.windows_ref, self.wh.table_columns(self.windows_ref))
+                for stale in drive_islands.stale_triggers(s, self.table):  # a layout-4 file's: without the flags
+                    s.execute(f"DROP TRIGGER {self.dialect.owned(stale)}")
+                summary = self.dialect.qualified(self.windows_ref)
+                window_triggers = drive_windows.trigger_sql(self.dialect, self.table, lambda row: drive_islands.around(summary, row))
+                for trigger in [*window_triggers, *phase_triggers]:
                     s.execute(trigger)
+                if added:
+                    drive_islands.flag_all(s, self.dialect, self.windows_ref)
                 if fresh and self.previous is not None and self.previous.exists():
                     move_rows(self, self.previous, s)  # in this transaction: a crash leaves no table, the next use moves again
         except BaseException:
             self._ready = False
             raise
+
+    def rebuild_summaries(self, s: SqlSession) -> None:
+        """The summaries again (see the base class), and the window summary's island edges."""
+        super().rebuild_summaries(s)
+        drive_islands.upgrade(s, self.dialect, self.windows_ref, self.wh.table_columns(self.windows_ref))
+        drive_islands.flag_all(s, self.dialect, self.windows_ref)
+
+    def islands_flagged(self) -> bool:
+        """Whether the window summary carries its island edges (layout 5; an older file not yet
+        written by this version has none: the islands are found by anti-joins instead)."""
+        if not self._flagged:
+            self._flagged = self.summarized() and all(c in self.wh.table_columns(self.windows_ref) for c in drive_islands.COLUMNS)
+        return self._flagged
 
     def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
         self.ensure()
