@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from drivetrain.drive import Lease
+from drivetrain.drive import Lease, _utc
 from drivetrain.sql import drive_phases, drive_windows
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
@@ -159,6 +159,28 @@ class SqliteDriveStore(SqlDriveStore):
         if not self._flagged:
             self._flagged = self.summarized() and all(c in self.wh.table_columns(self.windows_ref) for c in drive_islands.COLUMNS)
         return self._flagged
+
+    def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[Any]]:
+        """Only the windows the window summary says no run completed (its partial index holds
+        just those): a run's next window no longer groups every run since the beginning."""
+        if not self.summarized():
+            return "", []
+        return (f" AND query_window_start_timestamp IN (SELECT window_start FROM {self.windows_sql} "
+                "WHERE pipeline_name = ? AND completed = 0 AND window_start >= ?)", [pipeline_name, since])
+
+    def first_incomplete(self, pipeline_name: str, since: datetime) -> datetime:
+        """:meth:`DriveStore.first_incomplete` from the island edges (layout 5): the end of the
+        first island ending from ``since`` on, when a completed window starts at ``since``."""
+        if not self.islands_flagged():
+            return super().first_incomplete(pipeline_name, since)
+        w = self.windows_sql
+        rows = self.query(f"SELECT (SELECT COUNT(*) FROM {w} WHERE pipeline_name = ? AND window_start = ? AND completed > 0) "
+                          f"AS covered, (SELECT MIN(window_end) FROM {w} WHERE pipeline_name = ? AND island_end = 1 "
+                          # "+": through the edges' index, not a range of every window from since on
+                          "AND +window_start >= ?) AS first_gap", [pipeline_name, since, pipeline_name, since])
+        if not rows or not rows[0]["covered"] or rows[0]["first_gap"] is None:
+            return since
+        return _utc(rows[0]["first_gap"])
 
     def insert(self, record: RunRecord, *, fence: Lease | None = None) -> None:
         self.ensure()

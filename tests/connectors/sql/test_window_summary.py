@@ -240,3 +240,35 @@ def test_on_sqlite_a_layout_4_file_gets_its_island_edges_and_new_triggers_on_fir
         assert sorted((e[1].hour, e[3], e[4]) for e in edges(again)) == [(0, 1, 0), (1, 0, 0), (2, 0, 0), (3, 0, 1)]
     finally:
         wh.close()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(writes=WRITES, since=st.integers(0, 4))
+def test_on_sqlite_a_runs_next_window_questions_read_the_summary_with_the_same_answers(
+        tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, writes: list[tuple[Any, ...]], since: int) -> None:
+    """What a run asks to choose its window -- the first window from ``since`` no run completed,
+    and the open windows from ``since`` -- read from the island edges and the summary's open
+    windows, is what the drive table's own runs say (the generic queries, and a model)."""
+    from drivetrain.sql.drive import SqlDriveStore
+
+    wh = _make("sqlite", request, tmp_path_factory.mktemp("choice"))
+    try:
+        store = new_store(wh)
+        apply(store, writes)
+        records = store.history()
+        at = T0 + since * HOUR
+        for name in ("lab", "ops"):
+            assert store.islands_flagged()
+            assert store.first_incomplete(name, at) == SqlDriveStore.first_incomplete(store, name, at)
+            windows: dict[tuple[datetime, datetime], list[RunRecord]] = {}
+            for r in records:
+                if r.pipeline_name == name and r.query_window_start_timestamp >= at:
+                    windows.setdefault((r.query_window_start_timestamp, r.query_window_end_timestamp), []).append(r)
+            ok = (RunStatus.SUCCESS, RunStatus.SKIPPED)
+            want = [(s, e, len(runs), sum(r.pipeline_status is RunStatus.FAILED for r in runs),
+                     sum(r.pipeline_status is RunStatus.RUNNING for r in runs), sum(r.pipeline_status in ok for r in runs))
+                    for (s, e), runs in sorted(windows.items())
+                    if not any(r.pipeline_status in ok and r.pipeline_start_timestamp >= e for r in runs)]
+            assert [(w.start, w.end, w.attempts, w.failed, w.running, w.partial) for w in store.open_windows(name, at)] == want
+    finally:
+        wh.close()
