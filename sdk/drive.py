@@ -232,7 +232,7 @@ class DriveStore(abc.ABC):
                                   int(r["failed"] or 0), int(r["running"] or 0), int(r["partial"] or 0)))  # type: ignore[call-overload]
         return out
 
-    def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[Any]]:
+    def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[object]]:
         """`` AND <condition>`` narrowing :meth:`open_windows` to windows that may be open, with
         its parameters; a store that knows them without reading every run overrides it."""
         return "", []
