@@ -153,6 +153,12 @@ class SqliteDriveStore(SqlDriveStore):
         drive_islands.upgrade(s, self.dialect, self.windows_ref, self.wh.table_columns(self.windows_ref))
         drive_islands.flag_all(s, self.dialect, self.windows_ref)
 
+    def island_indexes(self) -> tuple[str, str]:
+        """The partial indexes of the island starts and ends, to read the edges through (``INDEXED
+        BY``: on a 31 GB year the planner took the success index and read every window, 9 s)."""
+        starts, ends = (self.dialect.owned(f"{self.windows_ref.name}__{kind}") for kind in ("island_starts", "island_ends"))
+        return starts, ends
+
     def islands_flagged(self) -> bool:
         """Whether the window summary carries its island edges (layout 5; an older file not yet
         written by this version has none: the islands are found by anti-joins instead)."""
@@ -173,11 +179,10 @@ class SqliteDriveStore(SqlDriveStore):
         first island ending from ``since`` on, when a completed window starts at ``since``."""
         if not self.islands_flagged():
             return super().first_incomplete(pipeline_name, since)
-        w = self.windows_sql
+        w, (_, ends) = self.windows_sql, self.island_indexes()
         rows = self.query(f"SELECT (SELECT COUNT(*) FROM {w} WHERE pipeline_name = ? AND window_start = ? AND completed > 0) "
-                          f"AS covered, (SELECT MIN(window_end) FROM {w} WHERE pipeline_name = ? AND island_end = 1 "
-                          # "+": through the edges' index, not a range of every window from since on
-                          "AND +window_start >= ?) AS first_gap", [pipeline_name, since, pipeline_name, since])
+                          f"AS covered, (SELECT MIN(window_end) FROM {w} INDEXED BY {ends} WHERE pipeline_name = ? "
+                          "AND island_end = 1 AND window_start >= ?) AS first_gap", [pipeline_name, since, pipeline_name, since])
         if not rows or not rows[0]["covered"] or rows[0]["first_gap"] is None:
             return since
         return _utc(rows[0]["first_gap"])

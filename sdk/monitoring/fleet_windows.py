@@ -129,7 +129,7 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     flagged = getattr(store, "islands_flagged", None)
     seek = seeks(store, names)
     if windows and seek and flagged is not None and flagged():
-        islands_sql, open_sql, earliest_sql = _edges_sql(windows, among, seek.sql)
+        islands_sql, open_sql, earliest_sql = _edges_sql(windows, among, seek.sql, store.island_indexes())
     elif windows:
         islands_sql, open_sql, earliest_sql = _summary_sql(windows, among)
     else:
@@ -187,12 +187,13 @@ def _summary_sql(windows: str, among: str) -> tuple[str, str, str]:
     return islands, opened, earliest
 
 
-def _edges_sql(windows: str, among: str, names: str) -> tuple[str, str, str]:
+def _edges_sql(windows: str, among: str, names: str, indexes: tuple[str, str]) -> tuple[str, str, str]:
     """The three queries over a window summary that carries its island edges (SQLite, layout 5:
     see ``drivetrain.connectors.sqlite.drive_islands``): the edges through their partial
-    indexes, each pipeline's shortest and longest completed window and its oldest window by a
-    seek each (``names``: the pipelines as a relation), open windows as before. Nothing here
-    reads a pipeline's whole history."""
+    indexes (``indexes``: the starts' and the ends', named to SQLite's ``INDEXED BY``), each
+    pipeline's shortest and longest completed window and its oldest window by a seek each
+    (``names``: the pipelines as a relation), open windows as before. Nothing here reads a
+    pipeline's whole history."""
     def seek(what: str, where: str = "") -> str:
         return f"(SELECT {what} FROM {windows} WHERE pipeline_name = names.name{where})"
 
@@ -201,9 +202,9 @@ def _edges_sql(windows: str, among: str, names: str) -> tuple[str, str, str]:
         f"SELECT names.name AS pn, NULL AS edge, 2 AS starts, {seek('MIN(window_seconds)', done)} AS shortest, "
         f"{seek('MAX(window_seconds)', done)} AS longest FROM {names} "
         f"UNION ALL SELECT pipeline_name AS pn, window_start AS edge, 1 AS starts, NULL AS shortest, NULL AS longest "
-        f"FROM {windows} WHERE {among} AND island_start = 1 "
+        f"FROM {windows} INDEXED BY {indexes[0]} WHERE {among} AND island_start = 1 "
         f"UNION ALL SELECT pipeline_name AS pn, window_end AS edge, 0 AS starts, NULL AS shortest, NULL AS longest "
-        f"FROM {windows} WHERE {among} AND island_end = 1"
+        f"FROM {windows} INDEXED BY {indexes[1]} WHERE {among} AND island_end = 1"
     )
     _, opened, _ = _summary_sql(windows, among)
     earliest = f"SELECT names.name AS pn, {seek('MIN(window_start)')} AS first_start FROM {names}"
