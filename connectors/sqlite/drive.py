@@ -160,10 +160,14 @@ class SqliteDriveStore(SqlDriveStore):
         return starts, ends
 
     def islands_flagged(self) -> bool:
-        """Whether the window summary carries its island edges (layout 5; an older file not yet
-        written by this version has none: the islands are found by anti-joins instead)."""
-        if not self._flagged:
-            self._flagged = self.summarized() and all(c in self.wh.table_columns(self.windows_ref) for c in drive_islands.COLUMNS)
+        """Whether the window summary carries its island edges and their indexes (layout 5; an
+        older file not yet written by this version has none: the islands are found by anti-joins)."""
+        if not self._flagged and self.summarized() and all(
+                c in self.wh.table_columns(self.windows_ref) for c in drive_islands.COLUMNS):
+            names = [f"{self.windows_ref.name}__{kind}" for kind in ("island_starts", "island_ends")]
+            with self.sql() as s:
+                found = s.rows("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN (?, ?)", names)
+            self._flagged = found[0][0] == len(names)
         return self._flagged
 
     def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[Any]]:
