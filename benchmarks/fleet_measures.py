@@ -107,14 +107,36 @@ def cli(*args: str) -> str:
     return out.getvalue()
 
 
+def listed(items: Any) -> dict[str, Any]:
+    """A digest of what a status answered (each pipeline with its newest run, or the pipelines
+    listed), the same for drivetrain's JSON and the SQL's rows, so the report compares them."""
+    import hashlib
+
+    rows = sorted(tuple(str(v) for v in item) for item in items)
+    return {"sha": hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16], "pipelines": len(rows)}
+
+
 @measure("status")
 def status(workspace: Path, meta: dict[str, Any]) -> Any:
-    return len(json.loads(cli("status", "--json")))
+    return listed((r["pipeline_name"], r["pipeline_id"]) for r in json.loads(cli("status", "--json")))
 
 
 @measure("status_failed")
 def status_failed(workspace: Path, meta: dict[str, Any]) -> Any:
-    return len(json.loads(cli("status", "--failed", "--json")))
+    return listed((r["pipeline_name"],) for r in json.loads(cli("status", "--failed", "--json")))
+
+
+@measure("status_table")
+def status_table(workspace: Path, meta: dict[str, Any]) -> Any:
+    """The terminal form: each pipeline's next window too (no SQL baseline: the SQL of the next
+    windows is the islands', see drivetrain.monitoring.fleet_windows)."""
+    return len(cli("status").splitlines())
+
+
+@measure("status_one")
+def status_one(workspace: Path, meta: dict[str, Any]) -> Any:
+    """One pipeline's status: its row, its gaps and its late-data reloads."""
+    return len(cli("status", ONE).splitlines())
 
 
 @measure("history")
@@ -246,16 +268,18 @@ NEWEST_PER_WINDOW = ("SELECT pipeline_name, query_window_start_timestamp AS ws, 
 
 
 def status_sql(workspace: Path, meta: dict[str, Any]) -> Any:
-    return len(sql(workspace, (
+    return listed(r[:2] for r in sql(workspace, (
         "SELECT d.pipeline_name, arg_max(pipeline_id, pipeline_start_timestamp), arg_max(pipeline_status, pipeline_start_timestamp), "
         f"any_value(f.failed) FROM pipeline_execution_drive d LEFT JOIN (SELECT pipeline_name, count(*) AS failed FROM ({NEWEST_PER_WINDOW}) "
         "WHERE newest = 'FAILED' GROUP BY 1) f USING (pipeline_name) GROUP BY d.pipeline_name")))
 
 
 def status_failed_sql(workspace: Path, meta: dict[str, Any]) -> Any:
-    return len(sql(workspace, (
+    """``status --failed``: the newest run failed, or a window's newest attempt did."""
+    return listed(sql(workspace, (
         "SELECT pipeline_name FROM pipeline_execution_drive GROUP BY pipeline_name "
-        "HAVING arg_max(pipeline_status, pipeline_start_timestamp) = 'FAILED'")))
+        "HAVING arg_max(pipeline_status, pipeline_start_timestamp) = 'FAILED' "
+        f"UNION SELECT pipeline_name FROM ({NEWEST_PER_WINDOW}) WHERE newest = 'FAILED'")))
 
 
 def history_sql(workspace: Path, meta: dict[str, Any]) -> Any:
@@ -333,16 +357,19 @@ LITE_NEWEST_PER_WINDOW = (  # SQLite's bare columns: the row holding each group'
     "GROUP BY pipeline_name, query_window_start_timestamp")
 
 
-def _lite_status(workspace: Path) -> int:
+def _lite_status(workspace: Path) -> Any:
     newest = lite(workspace, "SELECT pipeline_name, pipeline_id, pipeline_status, MAX(pipeline_start_timestamp) "
                              "FROM pipeline_execution_drive GROUP BY pipeline_name")
     lite(workspace, f"SELECT pipeline_name, count(*) FROM ({LITE_NEWEST_PER_WINDOW}) WHERE pipeline_status = 'FAILED' GROUP BY 1")
-    return len(newest)
+    return listed(r[:2] for r in newest)
 
 
-def _lite_status_failed(workspace: Path) -> int:
-    return len([r for r in lite(workspace, "SELECT pipeline_name, pipeline_status, MAX(pipeline_start_timestamp) "
-                                           "FROM pipeline_execution_drive GROUP BY pipeline_name") if r[1] == "FAILED"])
+def _lite_status_failed(workspace: Path) -> Any:
+    """``status --failed``: the newest run failed, or a window's newest attempt did."""
+    newest = lite(workspace, "SELECT pipeline_name, pipeline_status, MAX(pipeline_start_timestamp) "
+                             "FROM pipeline_execution_drive GROUP BY pipeline_name")
+    windows = lite(workspace, f"SELECT DISTINCT pipeline_name FROM ({LITE_NEWEST_PER_WINDOW}) WHERE pipeline_status = 'FAILED'")
+    return listed({(r[0],) for r in newest if r[1] == "FAILED"} | {(r[0],) for r in windows})
 
 
 def _lite_gap_sql(one: bool) -> str:
@@ -490,9 +517,9 @@ def main(argv: list[str]) -> int:
     import drivetrain.monitoring.metrics  # noqa: F401
 
     fn = (BASELINES if side == "sql" else MEASURES)[name]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     answer = fn(workspace, meta)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     if isinstance(answer, dict) and "seconds" in answer:  # the measure timed its own part
         seconds = answer.pop("seconds")
     if isinstance(answer, dict) and "canonical" in answer:  # the figures themselves: to a file, for a diff
@@ -500,7 +527,7 @@ def main(argv: list[str]) -> int:
         folder.mkdir(exist_ok=True)
         (folder / f"{name}-{side}.json").write_text(json.dumps(answer.pop("canonical"), indent=0))
     rss = peak_rss_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps({"seconds": seconds, "rss_mb": rss, "answer": answer}, default=str), flush=True)
+    print("RESULT " + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_mb": rss, "answer": answer}, default=str), flush=True)
     return 0
 
 

@@ -29,7 +29,9 @@ __all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindo
 #: 3: the window summary ``<drive table>__windows`` (:mod:`drivetrain.sql.drive_windows`), kept
 #: by every write; an older drivetrain would write rows without it, so it refuses this layout.
 #: 4: the phase summary ``<drive table>__phases`` (:mod:`drivetrain.sql.drive_phases`), likewise.
-SCHEMA_VERSION = 4
+#: 5: on SQLite, the window summary's island edges (``drivetrain.connectors.sqlite.drive_islands``),
+#: kept by its triggers; the other stores' tables are unchanged.
+SCHEMA_VERSION = 5
 
 #: Key in pre-validation's ``phase_specific_details`` marking a run that started before its
 #: window ended (``run --allow-partial``): its success does not complete the window. The
@@ -211,23 +213,29 @@ class DriveStore(abc.ABC):
         """Windows starting at or after ``since`` that have runs but none that completed them
         (failed, running, or only run partially), oldest first."""
         p = self.dialect.param
+        candidates, bound = self._open_candidates(pipeline_name, since)
         sql = (
             "SELECT query_window_start_timestamp AS window_start, query_window_end_timestamp AS window_end, "
             "COUNT(*) AS attempts, "
             "SUM(CASE WHEN pipeline_status = 'FAILED' THEN 1 ELSE 0 END) AS failed, "
             "SUM(CASE WHEN pipeline_status = 'RUNNING' THEN 1 ELSE 0 END) AS running, "
             "SUM(CASE WHEN pipeline_status IN ('SUCCESS', 'SKIPPED') THEN 1 ELSE 0 END) AS partial "
-            f"FROM {self.table_sql} WHERE pipeline_name = {p} AND query_window_start_timestamp >= {p} "
+            f"FROM {self.table_sql} WHERE pipeline_name = {p} AND query_window_start_timestamp >= {p}{candidates} "
             "GROUP BY query_window_start_timestamp, query_window_end_timestamp "
             f"HAVING SUM(CASE WHEN {self._complete_sql()} THEN 1 ELSE 0 END) = 0 "
             "ORDER BY window_start"
         )
         out = []
-        for row in self.query(sql, [pipeline_name, since]):
+        for row in self.query(sql, [pipeline_name, since, *bound]):
             r = {str(k).lower(): v for k, v in row.items()}
             out.append(OpenWindow(_utc(r["window_start"]), _utc(r["window_end"]), int(r["attempts"] or 0),  # type: ignore[call-overload]
                                   int(r["failed"] or 0), int(r["running"] or 0), int(r["partial"] or 0)))  # type: ignore[call-overload]
         return out
+
+    def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[object]]:
+        """`` AND <condition>`` narrowing :meth:`open_windows` to windows that may be open, with
+        its parameters; a store that knows them without reading every run overrides it."""
+        return "", []
 
     def first_incomplete(self, pipeline_name: str, since: datetime) -> datetime:
         """The start of the oldest window from ``since`` on that no run completed.

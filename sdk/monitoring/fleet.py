@@ -95,11 +95,15 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
     table = store.table_sql
     among = f"pipeline_name IN ({', '.join(p for _ in names)})"
     params = list(names)
+    seek = seeks(store, names)
+    newest_sql = (f"SELECT d.* FROM {table} d JOIN (SELECT pipeline_name AS newest_name, MAX(pipeline_start_timestamp) "
+                  f"AS newest_start FROM {table} WHERE {among} GROUP BY pipeline_name) m ")
+    if seek:  # each pipeline's newest start by one seek of its index, not a pass over its history
+        newest_sql = (f"SELECT d.* FROM {table} d JOIN (SELECT names.name AS newest_name, (SELECT MAX(pipeline_start_timestamp) "
+                      f"FROM {table} WHERE pipeline_name = names.name) AS newest_start FROM {seek.sql}) m ")
     newest: dict[str, RunRecord] = {}
     for row in store.query(
-        f"SELECT d.* FROM {table} d JOIN (SELECT pipeline_name AS newest_name, MAX(pipeline_start_timestamp) AS newest_start "
-        f"FROM {table} WHERE {among} GROUP BY pipeline_name) m "
-        "ON d.pipeline_name = m.newest_name AND d.pipeline_start_timestamp = m.newest_start", params):
+            newest_sql + "ON d.pipeline_name = m.newest_name AND d.pipeline_start_timestamp = m.newest_start", params):
         record = _record(row, store)
         held = newest.get(record.pipeline_name)
         if held is None or record.pipeline_id > held.pipeline_id:
@@ -108,6 +112,9 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
     if windows:
         failures = _open_failures_summarized(store, windows, among, params)
         last_ok_sql = f"SELECT pipeline_name, MAX(ok_end) AS last_ok FROM {windows} WHERE {among} GROUP BY pipeline_name"
+        if seek:
+            last_ok_sql = (f"SELECT names.name AS pipeline_name, (SELECT MAX(ok_end) FROM {windows} WHERE pipeline_name = names.name) "
+                           f"AS last_ok FROM {seek.sql}")
     else:
         failures = _open_failures(store, among, params)
         ok = ", ".join(f"'{s}'" for s in OK_STATUSES)
@@ -115,6 +122,27 @@ def fleet_states(store: DriveStore, names: Sequence[str]) -> dict[str, PipelineS
                        f"WHERE {among} AND pipeline_status IN ({ok}) GROUP BY pipeline_name")
     last_ok = {str(r["pipeline_name"]): _aware(r["last_ok"]) for r in _lower(store.query(last_ok_sql, params))}
     return {name: PipelineState(name, newest.get(name), failures.get(name, 0), last_ok.get(name)) for name in names}
+
+
+@attrs.frozen
+class Names:
+    """A relation of pipeline names (one column, ``name``) to drive per-pipeline seeks from,
+    written for the store's dialect, with the parameters it binds (the names, in order)."""
+
+    sql: str
+    params: tuple[str, ...]
+
+
+def seeks(store: Any, names: Sequence[str] = ()) -> Names | None:
+    """The names as a relation, when ``store`` answers a per-pipeline newest or oldest value
+    (``MAX(x) ... WHERE pipeline_name = name``) by one seek of an index on (pipeline_name, x),
+    cheaper than grouping the pipelines' whole histories (``seeks_per_pipeline``: SQLite, whose
+    ``GROUP BY`` reads every index entry of every pipeline; a year of a 500-pipeline fleet is
+    4.4 million). None: the store groups (a columnar engine scans a column faster than it joins)."""
+    if not getattr(store, "seeks_per_pipeline", False):
+        return None
+    p = store.dialect.param
+    return Names(f"(SELECT column1 AS name FROM (VALUES {', '.join(f'({p})' for _ in names)}) listed) names", tuple(names))
 
 
 def windows_of(store: Any) -> str | None:

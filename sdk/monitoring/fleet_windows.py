@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from drivetrain.monitoring.fleet import windows_of
+from drivetrain.monitoring.fleet import seeks, windows_of
 from drivetrain.monitoring.queries import OK_STATUSES, Query, ReportSource, rows_of
 from drivetrain.window import Window, WindowGrid
 
@@ -126,25 +126,35 @@ def window_facts(store: ReportSource, names: Sequence[str]) -> dict[str, WindowF
     p = store.dialect.param
     among = f"pipeline_name IN ({', '.join(p for _ in names)})"
     windows = windows_of(store)
-    if windows:
+    flagged, indexes = getattr(store, "islands_flagged", None), getattr(store, "island_indexes", None)
+    seek = seeks(store, names)
+    if windows and seek and flagged is not None and indexes is not None and flagged():
+        islands_sql, open_sql, earliest_sql = _edges_sql(windows, among, seek.sql, indexes())
+    elif windows:
         islands_sql, open_sql, earliest_sql = _summary_sql(windows, among)
     else:
         islands_sql, open_sql, earliest_sql = _drive_sql(store, among)
     params = tuple(names)
+    # every query binds the names once for each list of them it holds (its IN lists, its names relation)
+    def bound(sql: str) -> tuple[Any, ...]:
+        return params * (sql.count(among) + (sql.count(seek.sql) if seek else 0))
+
     edges: dict[str, tuple[list[datetime], list[datetime]]] = {}
     lengths: dict[str, tuple[float, float]] = {}
-    for r in rows_of(store, Query(islands_sql, params * islands_sql.count(among))):
+    for r in rows_of(store, Query(islands_sql, bound(islands_sql))):
         kind = int(r["starts"])
         if kind == 2:
-            lengths[str(r["pn"])] = (float(r["shortest"]), float(r["longest"]))
+            if r["shortest"] is not None:
+                lengths[str(r["pn"])] = (float(r["shortest"]), float(r["longest"]))
         else:
             edges.setdefault(str(r["pn"]), ([], []))[1 - kind].append(_utc(r["edge"]))
     islands = {name: _pair(*found) for name, found in edges.items()}
     opened: dict[str, list[OpenRun]] = {}
-    for r in rows_of(store, Query(open_sql, params)):
+    for r in rows_of(store, Query(open_sql, bound(open_sql))):
         opened.setdefault(str(r["pn"]), []).append(OpenRun(
             _utc(r["ws"]), _utc(r["we"]), int(r["attempts"] or 0), int(r["failed"] or 0), int(r["running"] or 0)))
-    earliest = {str(r["pn"]): _utc(r["first_start"]) for r in rows_of(store, Query(earliest_sql, params)) if r["first_start"] is not None}
+    earliest = {str(r["pn"]): _utc(r["first_start"]) for r in rows_of(store, Query(earliest_sql, bound(earliest_sql)))
+                if r["first_start"] is not None}
     return {
         name: WindowFacts(
             islands.get(name, ((), True))[0],
@@ -174,6 +184,30 @@ def _summary_sql(windows: str, among: str) -> tuple[str, str, str]:
     opened = (f"SELECT pipeline_name AS pn, window_start AS ws, window_end AS we, attempts, failed, running "
               f"FROM {windows} WHERE {among} AND completed = 0")
     earliest = f"SELECT pipeline_name AS pn, MIN(window_start) AS first_start FROM {windows} WHERE {among} GROUP BY pipeline_name"
+    return islands, opened, earliest
+
+
+def _edges_sql(windows: str, among: str, names: str, indexes: tuple[str, str]) -> tuple[str, str, str]:
+    """The three queries over a window summary that carries its island edges (SQLite, layout 5:
+    see ``drivetrain.connectors.sqlite.drive_islands``): the edges through their partial
+    indexes (``indexes``: the starts' and the ends', named to SQLite's ``INDEXED BY``), each
+    pipeline's shortest and longest completed window and its oldest window by a seek each
+    (``names``: the pipelines as a relation), open windows as before. Nothing here reads a
+    pipeline's whole history."""
+    def seek(what: str, where: str = "") -> str:
+        return f"(SELECT {what} FROM {windows} WHERE pipeline_name = names.name{where})"
+
+    done = " AND completed > 0"
+    islands = (
+        f"SELECT names.name AS pn, NULL AS edge, 2 AS starts, {seek('MIN(window_seconds)', done)} AS shortest, "
+        f"{seek('MAX(window_seconds)', done)} AS longest FROM {names} "
+        f"UNION ALL SELECT pipeline_name AS pn, window_start AS edge, 1 AS starts, NULL AS shortest, NULL AS longest "
+        f"FROM {windows} INDEXED BY {indexes[0]} WHERE {among} AND island_start = 1 "
+        f"UNION ALL SELECT pipeline_name AS pn, window_end AS edge, 0 AS starts, NULL AS shortest, NULL AS longest "
+        f"FROM {windows} INDEXED BY {indexes[1]} WHERE {among} AND island_end = 1"
+    )
+    _, opened, _ = _summary_sql(windows, among)
+    earliest = f"SELECT names.name AS pn, {seek('MIN(window_start)')} AS first_start FROM {names}"
     return islands, opened, earliest
 
 

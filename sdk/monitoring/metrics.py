@@ -123,7 +123,7 @@ def compute(
     fresh = [_freshness(r, settings.get(r["pipeline_name"]), now) for r in rows_of(store, q.freshness())]
     retries = _retries(rows_of(store, q.window_recovery()), phase_rows)
     failed_runs = [_failed_run(r) for r in rows_of(store, q.failed_runs(FAILED_RUNS_LISTED))]
-    reloads = [_reload(r) for r in rows_of(store, q.reloads(RELOADS_LISTED))]
+    reloads = [reload_of(r) for r in rows_of(store, q.reloads(RELOADS_LISTED))]
     points = [
         FailurePoint(pipeline=r["pipeline_name"], phase=r["phase_failed"] or "unknown", failures=_int(r["failures"]))
         for r in rows_of(store, q.failures_by_phase())
@@ -204,7 +204,8 @@ def _threshold(value: Any) -> float:
     return SUCCESS_ALERT_BELOW if value is None else float(value)
 
 
-def _reload(r: dict[str, Any]) -> Reload:
+def reload_of(r: dict[str, Any]) -> Reload:
+    """A row of :meth:`Queries.reloads` as a Reload."""
     def count(key: str) -> int | None:
         return None if r[key] is None else int(r[key])
 

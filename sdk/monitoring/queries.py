@@ -453,12 +453,18 @@ class Queries:
         )
         return Query(sql, params)
 
+    def _reload(self, key: str, *, number: bool = False) -> str:
+        read = self._number if number else self._text
+        return read(SOURCE_COUNT, "phase_specific_details", "reload", key)
+
+    def reload_count(self) -> Query:
+        """How many runs :meth:`reloads` would list without a limit (``reloads``)."""
+        where, params = self._where(extra=f"{self._reload('drift', number=True)} <> 0")
+        return Query(f"SELECT COUNT(*) AS reloads FROM {self.table}{where}", params)
+
     def reloads(self, limit: int) -> Query:
         """Late data: runs that loaded their window again because its source count had changed."""
-        def reload(key: str, *, number: bool = False) -> str:
-            read = self._number if number else self._text
-            return read(SOURCE_COUNT, "phase_specific_details", "reload", key)
-
+        reload = self._reload
         where, params = self._where(extra=f"{reload('drift', number=True)} <> 0")
         sql = (
             "SELECT pipeline_name, pipeline_id, pipeline_status, pipeline_start_timestamp, "

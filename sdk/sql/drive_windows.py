@@ -17,7 +17,7 @@ rows moved in from an older layout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -107,15 +107,17 @@ def rebuild(s: SqlSession, dialect: SqlDialect, drive: TableRef) -> None:
     s.execute(_fill_sql(dialect, dialect.qualified(drive), summary, "1 = 1"))
 
 
-def trigger_sql(dialect: SqlDialect, drive: TableRef) -> list[str]:
+def trigger_sql(dialect: SqlDialect, drive: TableRef, then: Callable[[str], str] | None = None) -> list[str]:
     """Triggers keeping the summary for every write to the drive table, a hand-written one
-    included (engines with ``CREATE TRIGGER ... BEGIN ... END``: SQLite)."""
+    included (engines with ``CREATE TRIGGER ... BEGIN ... END``: SQLite). ``then(row)``: more
+    statements after a window's row (of ``NEW`` or ``OLD``) is computed again."""
     summary, table = dialect.qualified(summary_ref(drive)), dialect.qualified(drive)
 
     def refresh_of(row: str) -> str:
         where = " AND ".join(f"d.{c} = {row}.{c}" for c in _WINDOW)
         return (f"DELETE FROM {summary} WHERE pipeline_name = {row}.pipeline_name AND window_start = {row}.query_window_start_timestamp "
-                f"AND window_end = {row}.query_window_end_timestamp; {_fill_sql(dialect, table, summary, where)};")
+                f"AND window_end = {row}.query_window_end_timestamp; {_fill_sql(dialect, table, summary, where)};"
+                f"{' ' + then(row) if then else ''}")
 
     name = drive.name + "__windows"
     return [

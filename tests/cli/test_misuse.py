@@ -240,4 +240,6 @@ class TestDamagedRow:
         result = cli("run", "./shop")
         clean_error(result, 0)
         assert "SUCCESS  shop_20250101T000000Z_run2" in result.stdout
-        assert clean_error(cli("status", "./shop"), 0)
+        status = cli("status", "./shop")  # the newest run is whole: status reads no other row, so has nothing to warn of
+        clean_error(status, 0)
+        assert "SUCCESS" in status.stdout and "shop_20250101T000000Z_run2" in status.stdout

@@ -179,3 +179,15 @@ class TestShippedSql:
         other = window_facts(shipped_store, ["lab", "nobody"])
         assert duck["lab"].islands and duck["nobody"].islands == ()
         assert other == duck
+
+    def test_status_reads_the_same_states(self, history, shipped_store):
+        """What ``status`` shows of each pipeline (newest run, open failures, newest success):
+        grouped on DuckDB, one index seek per pipeline where the store seeks (SQLite)."""
+        from drivetrain.monitoring.fleet import fleet_states
+
+        with history.pipeline() as pipeline:
+            duck = fleet_states(pipeline.drive_store(), ["lab", "nobody"])
+        other = fleet_states(shipped_store, ["lab", "nobody"])
+        assert duck["lab"].latest is not None and duck["nobody"].latest is None
+        assert {n: (s.latest.pipeline_id if s.latest else None, s.open_failures, s.last_success_at) for n, s in other.items()} == \
+            {n: (s.latest.pipeline_id if s.latest else None, s.open_failures, s.last_success_at) for n, s in duck.items()}

@@ -164,3 +164,111 @@ def test_on_sqlite_a_row_changed_by_hand_is_followed_by_the_summary(tmp_path: An
         assert [r[4] for r in summary(store)] == [1]  # window 0 failed; window 1 has no runs, so no row
     finally:
         wh.close()
+
+
+def edges(store: Any) -> set[tuple[Any, ...]]:
+    """The SQLite summary's island flags: (pipeline, window start, window end, island_start, island_end)."""
+    found = rows(store.wh, f"SELECT pipeline_name, window_start, window_end, island_start, island_end FROM {store.windows_sql}")
+    at = store.dialect.decode
+    return {(n, at("timestamp", s), at("timestamp", e), int(a), int(b)) for n, s, e, a, b in found}
+
+
+def expected_edges(records: list[RunRecord]) -> set[tuple[Any, ...]]:
+    """The flags as the anti-joins define them, from the summary's definition: a completed window
+    no completed window of its pipeline ends at the start of (starts), or starts at the end of (ends)."""
+    windows = drive_windows.expected(records)
+    done = {(w[0], w[1], w[2]) for w in windows if w[6] > 0}
+    return {(n, s, e, int((n, s, e) in done and not any(d[0] == n and d[2] == s for d in done)),
+             int((n, s, e) in done and not any(d[0] == n and d[1] == e for d in done))) for n, s, e, *_ in windows}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(writes=WRITES, by_hand=st.lists(st.tuples(st.sampled_from(["fail", "succeed", "delete"]), st.integers(0, 7)), max_size=3))
+def test_on_sqlite_the_island_edges_are_the_anti_joins_answer_after_any_writes(
+        tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, writes: list[tuple[Any, ...]],
+        by_hand: list[tuple[str, int]]) -> None:
+    """Layout 5: each window's island flags, kept by the triggers with every write (one by hand
+    too), are what the islands' anti-joins over every completed window say."""
+    import sqlite3
+
+    folder = tmp_path_factory.mktemp("edges")
+    wh = _make("sqlite", request, folder)
+    try:
+        store = new_store(wh)
+        apply(store, writes)
+        ids = sorted(r.pipeline_id for r in store.history())
+        with sqlite3.connect(folder / "drive.sqlite") as conn:
+            for change, pick in by_hand:
+                if not ids:
+                    break
+                where = f"WHERE pipeline_id = '{ids[pick % len(ids)]}'"
+                conn.execute(f"DELETE FROM {store.table_sql} {where}" if change == "delete" else
+                             f"UPDATE {store.table_sql} SET pipeline_status = '{'FAILED' if change == 'fail' else 'SUCCESS'}' {where}")
+        assert edges(store) == expected_edges(store.history())
+    finally:
+        wh.close()
+
+
+def test_on_sqlite_a_layout_4_file_gets_its_island_edges_and_new_triggers_on_first_use(
+        tmp_path: Any, request: pytest.FixtureRequest) -> None:
+    """A drive file of layout 4 (no flags, the triggers of then) is migrated on first use: the
+    flags computed for its rows, its triggers replaced, and the next writes keep them."""
+    wh = _make("sqlite", request, tmp_path)
+    try:
+        store = new_store(wh)
+        apply(store, [("run", "lab", 0, 5, RunStatus.SUCCESS, False), ("run", "lab", 1, 5, RunStatus.FAILED, False),
+                      ("run", "lab", 2, 5, RunStatus.SUCCESS, False), ("run", "lab", 3, 5, RunStatus.SUCCESS, False)])
+        meta, (key, value) = store.dialect.qualified(store.meta), store.meta_columns
+        with store.wh.sql("make it layout 4") as s:
+            for name, in s.rows("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql LIKE '%island%' "
+                                "OR name LIKE '%completed_lengths'"):
+                kind = s.rows("SELECT type FROM sqlite_master WHERE name = ?", [name])[0][0]
+                s.execute(f"DROP {kind.upper()} {store.dialect.owned(name)}")
+            for column in ("island_start", "island_end"):
+                s.execute(f"ALTER TABLE {store.windows_sql} DROP COLUMN {column}")
+            for trigger in drive_windows.trigger_sql(store.dialect, store.table):  # layout 4's triggers
+                s.execute(trigger)
+            s.execute(f"UPDATE {meta} SET {value} = '4' WHERE {key} = 'schema_version'")
+        again = wh.drive_store(store.table)
+        assert not again.islands_flagged()
+        again.ensure()
+        assert again.islands_flagged()
+        assert edges(again) == expected_edges(again.history())
+        assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        apply(again, [("run", "lab", 1, 30, RunStatus.SUCCESS, False)])  # the hole closes: one island
+        assert edges(again) == expected_edges(again.history())
+        assert sorted((e[1].hour, e[3], e[4]) for e in edges(again)) == [(0, 1, 0), (1, 0, 0), (2, 0, 0), (3, 0, 1)]
+    finally:
+        wh.close()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(writes=WRITES, since=st.integers(0, 4))
+def test_on_sqlite_a_runs_next_window_questions_read_the_summary_with_the_same_answers(
+        tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, writes: list[tuple[Any, ...]], since: int) -> None:
+    """What a run asks to choose its window -- the first window from ``since`` no run completed,
+    and the open windows from ``since`` -- read from the island edges and the summary's open
+    windows, is what the drive table's own runs say (the generic queries, and a model)."""
+    from drivetrain.sql.drive import SqlDriveStore
+
+    wh = _make("sqlite", request, tmp_path_factory.mktemp("choice"))
+    try:
+        store = new_store(wh)
+        apply(store, writes)
+        records = store.history()
+        at = T0 + since * HOUR
+        for name in ("lab", "ops"):
+            assert store.islands_flagged()
+            assert store.first_incomplete(name, at) == SqlDriveStore.first_incomplete(store, name, at)
+            windows: dict[tuple[datetime, datetime], list[RunRecord]] = {}
+            for r in records:
+                if r.pipeline_name == name and r.query_window_start_timestamp >= at:
+                    windows.setdefault((r.query_window_start_timestamp, r.query_window_end_timestamp), []).append(r)
+            ok = (RunStatus.SUCCESS, RunStatus.SKIPPED)
+            want = [(s, e, len(runs), sum(r.pipeline_status is RunStatus.FAILED for r in runs),
+                     sum(r.pipeline_status is RunStatus.RUNNING for r in runs), sum(r.pipeline_status in ok for r in runs))
+                    for (s, e), runs in sorted(windows.items())
+                    if not any(r.pipeline_status in ok and r.pipeline_start_timestamp >= e for r in runs)]
+            assert [(w.start, w.end, w.attempts, w.failed, w.running, w.partial) for w in store.open_windows(name, at)] == want
+    finally:
+        wh.close()
