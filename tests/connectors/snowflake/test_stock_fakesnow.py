@@ -46,13 +46,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stock_server() -> Iterator[StockServer]:
+def stock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockServer]:
     script = Path(sys.executable).with_name("fakesnow")
     if not script.exists() and shutil.which("fakesnow") is None:
         pytest.fail("the fakesnow command is not installed: pip install -e '.[dev]'")
     port = _free_port()
-    proc = subprocess.Popen([str(script if script.exists() else "fakesnow"), "-s", "-p", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its output (a line per request) goes to a file: into a pipe nobody reads, the server
+    # blocked once the pipe's 64 KB were full, and the run talking to it hung
+    log = tmp_path_factory.mktemp("stock-fakesnow") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(script if script.exists() else "fakesnow"), "-s", "-p", str(port)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -61,8 +65,7 @@ def stock_server() -> Iterator[StockServer]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read() if proc.stdout else ""
-                    pytest.fail(f"the stock fakesnow server did not start on port {port}:\n{out}")
+                    pytest.fail(f"the stock fakesnow server did not start on port {port}:\n{log.read_text(errors='replace')[-3000:]}")
                 time.sleep(0.1)
         yield StockServer(port)
     finally:
