@@ -153,22 +153,22 @@ class SqliteDriveStore(SqlDriveStore):
         drive_islands.upgrade(s, self.dialect, self.windows_ref, self.wh.table_columns(self.windows_ref))
         drive_islands.flag_all(s, self.dialect, self.windows_ref)
 
-    def island_indexes(self) -> tuple[str, str]:
+    def island_indexes(self) -> tuple[str, str] | None:
         """The partial indexes of the island starts and ends, to read the edges through (``INDEXED
-        BY``: on a 31 GB year the planner took the success index and read every window, 9 s)."""
-        starts, ends = (self.dialect.owned(f"{self.windows_ref.name}__{kind}") for kind in ("island_starts", "island_ends"))
-        return starts, ends
-
-    def islands_flagged(self) -> bool:
-        """Whether the window summary carries its island edges and their indexes (layout 5; an
-        older file not yet written by this version has none: the islands are found by anti-joins)."""
+        BY``: on a 31 GB year the planner took the success index and read every window, 9 s); None
+        while the window summary has no island edges (an older file not yet written by this
+        version, layout 4: the islands are then found by anti-joins)."""
+        names = [f"{self.windows_ref.name}__{kind}" for kind in drive_islands.EDGE_INDEXES]
         if not self._flagged and self.summarized() and all(
                 c in self.wh.table_columns(self.windows_ref) for c in drive_islands.COLUMNS):
-            names = [f"{self.windows_ref.name}__{kind}" for kind in ("island_starts", "island_ends")]
             with self.sql() as s:
-                found = s.rows("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN (?, ?)", names)
+                found = s.rows(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({', '.join('?' for _ in names)})",
+                               names)
             self._flagged = found[0][0] == len(names)
-        return self._flagged
+        if not self._flagged:
+            return None
+        starts, ends = (self.dialect.owned(name) for name in names)
+        return starts, ends
 
     def _open_candidates(self, pipeline_name: str, since: datetime) -> tuple[str, list[Any]]:
         """Only the windows the window summary says no run completed (its partial index holds
@@ -181,9 +181,10 @@ class SqliteDriveStore(SqlDriveStore):
     def first_incomplete(self, pipeline_name: str, since: datetime) -> datetime:
         """:meth:`DriveStore.first_incomplete` from the island edges (layout 5): the end of the
         first island ending from ``since`` on, when a completed window starts at ``since``."""
-        if not self.islands_flagged():
+        indexes = self.island_indexes()
+        if indexes is None:
             return super().first_incomplete(pipeline_name, since)
-        w, (_, ends) = self.windows_sql, self.island_indexes()
+        w, (_, ends) = self.windows_sql, indexes
         rows = self.query(f"SELECT (SELECT COUNT(*) FROM {w} WHERE pipeline_name = ? AND window_start = ? AND completed > 0) "
                           f"AS covered, (SELECT MIN(window_end) FROM {w} INDEXED BY {ends} WHERE pipeline_name = ? "
                           "AND island_end = 1 AND window_start >= ?) AS first_gap", [pipeline_name, since, pipeline_name, since])

@@ -35,6 +35,9 @@ INDEXES = {"island_starts": ("pipeline_name, window_start", "island_start = 1"),
            "island_ends": ("pipeline_name, window_end", "island_end = 1"),
            # each pipeline's shortest and longest completed window by one seek each (is it on its grid?)
            "completed_lengths": ("pipeline_name, window_seconds", "completed > 0")}
+#: The partial indexes of the island starts and ends (keys of :data:`INDEXES`), which the
+#: islands are read through.
+EDGE_INDEXES = ("island_starts", "island_ends")
 #: A word only the triggers that keep the flags contain (an older file's are replaced).
 MARK = "island_start"
 

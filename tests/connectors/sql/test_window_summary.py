@@ -230,9 +230,9 @@ def test_on_sqlite_a_layout_4_file_gets_its_island_edges_and_new_triggers_on_fir
                 s.execute(trigger)
             s.execute(f"UPDATE {meta} SET {value} = '4' WHERE {key} = 'schema_version'")
         again = wh.drive_store(store.table)
-        assert not again.islands_flagged()
+        assert again.island_indexes() is None
         again.ensure()
-        assert again.islands_flagged()
+        assert again.island_indexes() is not None
         assert edges(again) == expected_edges(again.history())
         assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         apply(again, [("run", "lab", 1, 30, RunStatus.SUCCESS, False)])  # the hole closes: one island
@@ -258,7 +258,7 @@ def test_on_sqlite_a_runs_next_window_questions_read_the_summary_with_the_same_a
         records = store.history()
         at = T0 + since * HOUR
         for name in ("lab", "ops"):
-            assert store.islands_flagged()
+            assert store.island_indexes() is not None
             assert store.first_incomplete(name, at) == SqlDriveStore.first_incomplete(store, name, at)
             windows: dict[tuple[datetime, datetime], list[RunRecord]] = {}
             for r in records:
