@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.errors import PermanentError
+from drivetrain.network_disk import network_disk_warnings
 from drivetrain.warehouse import TableRef, Warehouse
 
 if TYPE_CHECKING:
@@ -92,11 +93,11 @@ class WarehouseTable:
         problem = self.warehouse.ownership_problem(self.ref)
         if problem is not None:
             raise PermanentError(f"{where}: {problem}")
-        if not columns:
-            return [f"{where}: reachable; the table will be created on first load"]
-        if self.ref.query_field and self.ref.query_field not in columns:
+        if self.ref.query_field and columns and self.ref.query_field not in columns:
             raise PermanentError(f"{where}: the table has no column {self.ref.query_field!r} to place rows in windows")
-        return [f"{where}: exists with {len(columns)} columns"]
+        found = f"exists with {len(columns)} columns" if columns else "reachable; the table will be created on first load"
+        return [f"{where}: {found}", *network_disk_warnings(self.warehouse.local_files(), "warehouse file",
+                                                            "a warehouse on a server")]
 
     def __str__(self) -> str:
         return str(self.ref)

@@ -35,6 +35,8 @@ from drivetrain.sql.names import (
 from drivetrain.sql.windows import SqlWarehouseOps
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
     from drivetrain.drive import DriveStore
@@ -166,6 +168,11 @@ class Warehouse(SqlWarehouseOps, Connector):
     def same_warehouse(self, other: Warehouse) -> bool:
         """True when a push-down between the two is possible."""
         return False
+
+    def local_files(self) -> list[Path]:
+        """The files on this machine's disk that the warehouse keeps its tables in (none for a
+        server); ``validate`` warns when one is on a network file system."""
+        return []
 
     # -- checks and upkeep the phases ask for (pre-validation, stage cleaning) ---------------
 

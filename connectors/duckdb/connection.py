@@ -30,17 +30,21 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivetrain._lazy import lazy_module
 from drivetrain.errors import PermanentError, TransientError
+from drivetrain.sql.session import SqlHome
 
 from .handover import GIVE_WAY_SECONDS, Hold, Watcher, ask_for, enter_gate, leave_gate, let_in
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
+
+    from drivetrain.sql.names import TableRef
 else:  # imported when a connection is first opened: commands that never open one do not pay for it
     duckdb = lazy_module("duckdb")
 
@@ -159,6 +163,40 @@ def default_settings(path: Path, threads: int | None = None) -> dict[str, Any]:
     in the pipeline's folder when the file is), where what does not fit spills."""
     return {"memory_limit": f"{default_memory_limit_mb(threads)}MB",
             "temp_directory": str(path.with_name(path.name + ".tmp"))}
+
+
+class DuckDBHome(SqlHome, Protocol):
+    """What the drive store and the window load use of their :class:`~.warehouse.DuckDBWarehouse`
+    (which builds them)."""
+
+    _known_schemas: set[str]
+    """Schemas made in this process (a rolled-back load forgets them)."""
+
+    @property
+    def path(self) -> Path:
+        """The DuckDB file."""
+        ...
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The file's connections."""
+        ...
+
+    def connect(self) -> AbstractContextManager[Any]:
+        """This thread's connection to the file for the block."""
+        ...
+
+    def drive_home(self) -> DuckDBHome:
+        """Where the drive table is kept: the drive file beside the warehouse."""
+        ...
+
+    def claim_table(self, table: TableRef) -> None:
+        """Claim ``table`` for ``table.owner`` before writing it."""
+        ...
+
+    def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        """Create or widen the table for ``schema``."""
+        ...
 
 
 class ConnectionPool:

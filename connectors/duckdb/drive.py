@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from drivetrain.warehouse import TableRef
 
-    from .warehouse import DuckDBWarehouse
+    from .connection import DuckDBHome
 else:
     pa = lazy_module("pyarrow")
 
@@ -72,22 +72,22 @@ class DuckDBDriveStore(SqlDriveStore):
     create_on_read: ClassVar[bool] = False  # reading never creates the file or the tables
     lock: ClassVar[Any] = _LOCK
 
-    def __init__(self, warehouse: DuckDBWarehouse, table: TableRef) -> None:
+    def __init__(self, warehouse: DuckDBHome, table: TableRef) -> None:
         self.home = warehouse.drive_home()
         super().__init__(self.home, table)
         self.warehouse = warehouse
         """The warehouse the config names: where a one-file layout kept the drive table."""
-        self.wh: DuckDBWarehouse = self.home
+        self.wh: DuckDBHome = self.home
         self.leases = self.leases_ref
         self.location = f"{self.home.path}: {table}"
         self.locks = WindowLocks(self.wh.path)
         self._found = False
 
-    def _use(self, wh: DuckDBWarehouse) -> None:
+    def _use(self, wh: DuckDBHome) -> None:
         self.wh, self.location = wh, f"{wh.path}: {self.table}"
         self.locks.folder = WindowLocks(wh.path).folder  # the drive file's, or the old layout's
 
-    def _holds_drive_table(self, wh: DuckDBWarehouse) -> bool:
+    def _holds_drive_table(self, wh: DuckDBHome) -> bool:
         key = (wh.path, str(self.table))
         if not wh.path.exists():
             return False

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from drivetrain.window import Window
 
-    from .warehouse import DuckDBWarehouse
+    from .connection import DuckDBHome
 else:
     pa = lazy_module("pyarrow")
 
@@ -95,7 +95,7 @@ class DuckDBWindowLoad(WindowLoad):
     rolls everything back, so no load table is needed.
     """
 
-    def __init__(self, warehouse: DuckDBWarehouse, window: Window, key: str) -> None:
+    def __init__(self, warehouse: DuckDBHome, window: Window, key: str) -> None:
         self.warehouse = warehouse
         self.window = window
         self.key = "".join(c if c.isalnum() else "_" for c in key)

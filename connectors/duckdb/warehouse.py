@@ -125,6 +125,9 @@ class DuckDBWarehouse(Warehouse):
                                    gate=self.drive_path.with_name(self.drive_path.name + ".locks") / "open.gate")
         return home
 
+    def local_files(self) -> list[Path]:
+        return [self.path]
+
     def describe(self) -> str:
         return f"duckdb:{self.path}"
 

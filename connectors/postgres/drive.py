@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from drivetrain.record import RunRecord
     from drivetrain.warehouse import TableRef
 
-    from .warehouse import PostgresWarehouse
+    from .session import PostgresHome
 
 _KEY = "pipeline_name = ? AND window_start = ?"
 
@@ -60,9 +60,9 @@ class PostgresDriveStore(SqlDriveStore):
         ("holder", "text", True), ("token", "bigint", True), ("acquired_at", "timestamp", True), ("expires_at", "timestamp", True),
     ]
 
-    def __init__(self, warehouse: PostgresWarehouse, table: TableRef) -> None:
+    def __init__(self, warehouse: PostgresHome, table: TableRef) -> None:
         super().__init__(warehouse, table)
-        self.wh: PostgresWarehouse = warehouse
+        self.wh: PostgresHome = warehouse
         self._held: dict[tuple[str, datetime], Any] = {}
         """Window -> the connection holding its advisory lock."""
         self._held_lock = threading.Lock()

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from drivetrain.window import Window
 
-    from .warehouse import PostgresWarehouse
+    from .session import PostgresHome
 
 _names = itertools.count()
 
@@ -144,7 +144,7 @@ class _Copy:
 class PostgresWindowLoad(WindowLoad):
     """Rows go into the real tables inside one transaction of the load's own connection."""
 
-    def __init__(self, warehouse: PostgresWarehouse, window: Window, key: str) -> None:
+    def __init__(self, warehouse: PostgresHome, window: Window, key: str) -> None:
         self.wh = warehouse
         self.window = window
         self.key = key

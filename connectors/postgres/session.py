@@ -20,16 +20,19 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from drivetrain.connectors.sqlsource.text import driver_errors
 from drivetrain.errors import MissingExtraError, TransientError
+from drivetrain.sql.session import SqlHome
 
 from . import errors as pg_errors
 from .types import _NATIVE, UTC_MICROS
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from drivetrain.sql.names import TableRef
 
     from .warehouse_config import PostgresWarehouseOptions
 
@@ -65,6 +68,36 @@ def to_pyformat(sql: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+class PostgresHome(SqlHome, Protocol):
+    """What the drive store and the window load use of their :class:`~.warehouse.PostgresWarehouse`
+    (which builds them)."""
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The warehouse's connections (one per thread)."""
+        ...
+
+    def where(self, table: TableRef, action: str) -> str:
+        """Where an operation happens, for messages."""
+        ...
+
+    def claim_table(self, table: TableRef) -> None:
+        """Claim ``table`` for ``table.owner`` before writing it."""
+        ...
+
+    def ensured_columns(self, table: TableRef, schema: pa.Schema) -> dict[str, str]:
+        """Create or widen the table for ``schema``; its columns."""
+        ...
+
+    def load_connection(self, what: str) -> Any:
+        """A connection for a window load (not in autocommit)."""
+        ...
+
+    def keep_load_connection(self, conn: Any) -> None:
+        """Keep a load's connection for the next window's load."""
+        ...
 
 
 class ConnectionPool:

@@ -19,9 +19,10 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from drivetrain.errors import MissingExtraError, TransientError
+from drivetrain.sql.session import SqlHome
 
 from . import tags
 from .errors import snowflake_errors
@@ -29,6 +30,8 @@ from .sql import binds
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from drivetrain.sql.names import TableRef
 
     from .config import SnowflakeOptions
 
@@ -43,6 +46,41 @@ def snowflake_connector() -> Any:
     except ImportError:
         raise MissingExtraError("snowflake-connector-python", "snowflake") from None
     return snowflake.connector
+
+
+class SnowflakeHome(SqlHome, Protocol):
+    """What the drive store, its leases and the window load use of their
+    :class:`~.warehouse.SnowflakeWarehouse` (which builds them)."""
+
+    @property
+    def options(self) -> SnowflakeOptions:
+        """The warehouse section's settings."""
+        ...
+
+    @property
+    def pool(self) -> SessionPool:
+        """The warehouse's sessions."""
+        ...
+
+    def qualified(self, table: TableRef) -> str:
+        """The table's name for SQL, completed with the section's database and schema."""
+        ...
+
+    def where(self, table: TableRef, action: str) -> str:
+        """Where an operation happens, for messages."""
+        ...
+
+    def claim_table(self, table: TableRef) -> None:
+        """Claim ``table`` for ``table.owner`` before writing it."""
+        ...
+
+    def ensure_table(self, table: TableRef, schema: pa.Schema) -> None:
+        """Create or widen the table for ``schema``."""
+        ...
+
+    def window_sql(self, table: TableRef, alias: str = "") -> str:
+        """The window predicate on the table's query field."""
+        ...
 
 
 class Session:

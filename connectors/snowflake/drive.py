@@ -27,7 +27,7 @@ from .sql import SnowflakeDialect, folded
 if TYPE_CHECKING:
     from drivetrain.warehouse import TableRef
 
-    from .warehouse import SnowflakeWarehouse
+    from .connection import SnowflakeHome
 
 LEASE_MUTEX = "lease_mutex"
 __all__ = ["LEASE_MUTEX", "SnowflakeDialect", "SnowflakeDriveStore"]  # the dialect moved to .sql
@@ -40,9 +40,9 @@ class SnowflakeDriveStore(SqlDriveStore):
     meta_columns: ClassVar[tuple[str, str]] = ("META_KEY", "META_VALUE")
     meta_rows: ClassVar[dict[str, str]] = {LEASE_MUTEX: ""}  # the row acquirers lock (see lease.py)
 
-    def __init__(self, warehouse: SnowflakeWarehouse, table: TableRef) -> None:
+    def __init__(self, warehouse: SnowflakeHome, table: TableRef) -> None:
         super().__init__(warehouse, table)
-        self.wh: SnowflakeWarehouse = warehouse
+        self.wh: SnowflakeHome = warehouse
         self.leases = LeaseTable(self, self.leases_ref)
         parts = (table.database or warehouse.options.database, table.schema or warehouse.options.schema, table.name)
         self.location = f"{warehouse.describe()}: {'.'.join(folded(p) for p in parts)}"

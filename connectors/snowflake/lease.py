@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivetrain.drive import Lease, holder_is_dead
 from drivetrain.errors import ConnectorError, LeaseError
@@ -43,10 +43,11 @@ from drivetrain.sql.session import utc_now as _now
 from .sql import obj
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from drivetrain.warehouse import TableRef
 
-    from .connection import Session
-    from .drive import SnowflakeDriveStore
+    from .connection import Session, SnowflakeHome
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,26 @@ class _Row:
         self.released = bool(released)
 
 
+class LeaseStore(Protocol):
+    """What the lease table uses of the :class:`~.drive.SnowflakeDriveStore` that holds it."""
+
+    location: str
+    meta: TableRef
+    wh: SnowflakeHome
+
+    def q(self, table: TableRef) -> str:
+        """The table's name for SQL."""
+        ...
+
+    def run(self, sql: str, params: Sequence[Any] | None = None, *, hints: dict[str, Any] | None = None) -> Any:
+        """One idempotent statement, retried on transient errors; returns the cursor."""
+        ...
+
+
 class LeaseTable:
     """``DRIVETRAIN_LEASES`` of one drive store."""
 
-    def __init__(self, store: SnowflakeDriveStore, ref: TableRef) -> None:
+    def __init__(self, store: LeaseStore, ref: TableRef) -> None:
         self.store = store
         self.ref = ref
 

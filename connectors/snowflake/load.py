@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 
     from drivetrain.window import Window
 
-    from .connection import Session
-    from .warehouse import SnowflakeWarehouse
+    from .connection import Session, SnowflakeHome
 
 #: Local Parquet file size at which it is sent (Snowflake loads 100-250 MB files best).
 FILE_BYTES = 128 * 1024 * 1024
@@ -77,7 +76,7 @@ class _PendingFile:
 class SnowflakeWindowLoad(WindowLoad):
     """Load tables for one window, swapped into the real tables by one transaction."""
 
-    def __init__(self, warehouse: SnowflakeWarehouse, window: Window, key: str) -> None:
+    def __init__(self, warehouse: SnowflakeHome, window: Window, key: str) -> None:
         self.wh = warehouse
         self.window = window
         self.key = load_key(key)

@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from drivetrain.record import RunRecord
     from drivetrain.sql.names import TableRef
 
-    from .session import SqliteSession
-    from .warehouse import SqliteWarehouse
+    from .session import SqliteHome, SqliteSession
 
 _KEY = "pipeline_name = ? AND window_start = ?"
 #: An instant as the drive table stores it (see .session.INSTANT).
@@ -80,10 +79,10 @@ class SqliteDriveStore(SqlDriveStore):
     #: SQLite's GROUP BY reads every entry of every pipeline instead.
     seeks_per_pipeline: ClassVar[bool] = True
 
-    def __init__(self, warehouse: SqliteWarehouse, table: TableRef, *, previous: SqlDriveStore | None = None,
+    def __init__(self, warehouse: SqliteHome, table: TableRef, *, previous: SqlDriveStore | None = None,
                  locks: WindowLocks | None = None) -> None:
         super().__init__(warehouse, table)
-        self.wh: SqliteWarehouse = warehouse
+        self.wh: SqliteHome = warehouse
         self.leases = self.leases_ref
         self.location = f"{warehouse.path}: {table.name}"
         self.locks = locks or WindowLocks(warehouse.path)

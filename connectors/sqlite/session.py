@@ -26,9 +26,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivetrain.errors import PermanentError, TransientError
+from drivetrain.sql.session import SqlHome
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,6 +85,20 @@ def sqlite_errors(what: str) -> Iterator[None]:
             raise TransientError(f"{what}: {text} (another process kept the drive file's write lock for longer than "
                                  "the lock timeout; raise drive_table.lock_timeout_seconds)") from exc
         raise PermanentError(f"{what}: {text}") from exc
+
+
+class SqliteHome(SqlHome, Protocol):
+    """What the drive store uses of its :class:`~.warehouse.SqliteWarehouse` (which builds it)."""
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        ...
+
+    @property
+    def pool(self) -> Connections:
+        """Its connections."""
+        ...
 
 
 class Connections:

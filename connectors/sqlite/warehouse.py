@@ -74,6 +74,9 @@ class SqliteWarehouse(Warehouse):
         section = {"type": "sqlite", "path": str(path), "lock_timeout_seconds": lock_timeout}
         return cls(SystemConfig._build("drive_table", section, base_dir=path.parent, source_file=source_file))  # noqa: SLF001
 
+    def local_files(self) -> list[Path]:
+        return [self.path]
+
     def describe(self) -> str:
         return f"sqlite:{self.path}"
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import attrs
 
-if TYPE_CHECKING:
-    from .model import SystemConfig
+
+class Section(Protocol):
+    """What the typed views read of a connector section (a :class:`~drivetrain.config.SystemConfig`)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The option ``key``, else ``default``."""
+        ...
 
 #: ``target_system.load_strategy``: replace each window's rows, or merge on ``merge_keys``.
 REPLACE_WINDOW = "replace_window"
@@ -51,7 +56,7 @@ class SourceKeys:
     """The zone of timestamps the source gives without one."""
 
     @classmethod
-    def from_section(cls, section: SystemConfig) -> SourceKeys:
+    def from_section(cls, section: Section) -> SourceKeys:
         return cls(
             query_field=section.get("query_field"),
             batch_size=section.get("batch_size", 10_000),
@@ -68,7 +73,7 @@ class StageKeys:
     """Whether other pipelines that also say so may write the stage table (each its own rows)."""
 
     @classmethod
-    def from_section(cls, section: SystemConfig) -> StageKeys:
+    def from_section(cls, section: Section) -> StageKeys:
         return cls(shared=bool(section.get("shared")))
 
 
@@ -94,7 +99,7 @@ class TargetKeys:
     """Whether other pipelines that also say so may write the target table (each its own rows)."""
 
     @classmethod
-    def from_section(cls, section: SystemConfig) -> TargetKeys:
+    def from_section(cls, section: Section) -> TargetKeys:
         return cls(
             query_field=section.get("query_field"),
             rename=section.get("rename") or {},

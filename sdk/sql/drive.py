@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import SCHEMA_VERSION, DriveStore, Lease
 from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.network_disk import network_disk_warnings
 from drivetrain.phase_names import PHASE_NAMES, VARIANT_COLUMN
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.sql import drive_phases, drive_windows
@@ -23,8 +24,7 @@ from drivetrain.sql.names import TableRef
 from drivetrain.sql.session import utc_now
 
 if TYPE_CHECKING:
-    from drivetrain.sql.session import SqlSession
-    from drivetrain.warehouse import Warehouse
+    from drivetrain.sql.session import SqlHome, SqlSession
 
 #: The drive table: (column, logical type, NOT NULL). Order is the table's order.
 DRIVE_COLUMNS: list[tuple[str, str, bool]] = [
@@ -102,7 +102,7 @@ class SqlDriveStore(DriveStore):
     #: Held around every statement (a process-wide lock for engines whose threads share a file).
     lock: ClassVar[AbstractContextManager[Any] | None] = None
 
-    def __init__(self, warehouse: Warehouse, table: TableRef) -> None:
+    def __init__(self, warehouse: SqlHome, table: TableRef) -> None:
         self.wh = warehouse
         self.table = table
         self.leases_ref = TableRef(name="drivetrain_leases", schema=table.schema, database=table.database)
@@ -117,6 +117,11 @@ class SqlDriveStore(DriveStore):
         self._ready = False
         self._summarized = False
         self._phases_summarized = False
+
+    def check(self) -> list[str]:
+        """A warning for ``validate`` when the drive table's file is on a network file system."""
+        return network_disk_warnings(self.wh.local_files(), "drive file",
+                                     "a drive table on PostgreSQL or Snowflake")
 
     # -- the backend's lease strategy ------------------------------------------------------
 

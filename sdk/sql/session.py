@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
+
+    from drivetrain.sql.dialect import SqlDialect
+    from drivetrain.sql.names import TableRef
 
 
 def utc_now() -> datetime:
@@ -42,4 +47,50 @@ class SqlSession(Protocol):
 
     def transaction(self) -> AbstractContextManager[Any]:
         """BEGIN ... COMMIT around the block; ROLLBACK when it raises (a failed fence included)."""
+        ...
+
+
+class SqlHome(Protocol):
+    """What the shared SQL code asks of the warehouse that holds its tables.
+
+    Every :class:`~drivetrain.warehouse.Warehouse` is one. A backend's drive store and window
+    load declare what more they use of their own warehouse as a protocol extending this one,
+    next to the backend's connections, so they never import the warehouse class that builds them.
+    """
+
+    @property
+    def dialect(self) -> SqlDialect:
+        """How the warehouse spells its SQL."""
+        ...
+
+    def describe(self) -> str:
+        """The warehouse for messages (``duckdb:/path/x.duckdb``)."""
+        ...
+
+    def sql(self, what: str, *, retry: bool = False) -> AbstractContextManager[SqlSession]:
+        """A session for a few statements; errors name ``what``."""
+        ...
+
+    def session(self) -> AbstractContextManager[object]:
+        """Hold one connection for the block."""
+        ...
+
+    def keep_open(self) -> AbstractContextManager[object]:
+        """Keep the warehouse open across sessions for the block."""
+        ...
+
+    def ensure_schema(self, table: TableRef) -> None:
+        """Create the table's schema when missing."""
+        ...
+
+    def table_exists(self, table: TableRef) -> bool:
+        """Whether the table is there."""
+        ...
+
+    def table_columns(self, table: TableRef) -> dict[str, str]:
+        """The table's columns (lower-case name -> type); empty when it is missing."""
+        ...
+
+    def local_files(self) -> list[Path]:
+        """The files on this machine's disk holding the tables (none for a server)."""
         ...
