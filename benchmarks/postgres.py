@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python -m benchmarks.postgres --smoke            # seconds: checks it all runs
     python -m benchmarks.run --postgres [ARGS...]    # the same, through the main runner
     python -m benchmarks.postgres window-delete      # count and DELETE of one window of 30, index or not
+    python -m benchmarks.postgres drive-writes       # one run's drive-table statements in a fleet's table, indexes or not
 
 A throwaway PostgreSQL server (:mod:`tests.servers.postgres`) holds one narrow table, ``rows``
 rows spread evenly over ``days`` days, each value a function of the row number::
@@ -368,6 +369,112 @@ def window_delete(server: Any, rows: int = 400_000, windows: int = 30, repetitio
     return out
 
 
+def drive_writes(server: Any, pipelines: int = 100, days: int = 30, copies: int = 0, rounds: int = 3,
+                 say: Any = print) -> dict[str, float]:
+    """Median seconds of one run's drive-table statements on a PostgreSQL drive table holding
+    ``pipelines`` x ``days`` of hourly runs (the fleet benchmark's history) -- and ``copies``
+    more of them under other pipeline names, copied by the server (a fleet's size in minutes
+    where writing each run through the store would take hours) -- with the indexes
+    drivetrain gives it and without them (dropped, as a drive table made before them), rounds
+    interleaved. One run's statements: take, renew and check the window's lease, insert the
+    run, a heartbeat, three updates (phases), its window's attempts, the pipeline's newest runs,
+    give the lease back -- each fenced write with its summaries' refresh, as a run does them."""
+    import uuid
+
+    import attrs
+
+    from benchmarks.fleet_history import fleet_history, fleet_now, name_of
+    from drivetrain.config import SystemConfig
+    from drivetrain.connectors.postgres import PostgresWarehouse
+    from drivetrain.connectors.postgres.drive import index_name
+    from drivetrain.drive import new_holder_id
+    from drivetrain.record import RunStatus
+    from drivetrain.sql import drive_indexes
+    from drivetrain.sql.drive import DRIVE_COLUMNS
+    from drivetrain.sql.drive_phases import PHASE_COLUMNS
+    from drivetrain.sql.drive_windows import WINDOW_COLUMNS
+    from drivetrain.warehouse import TableRef
+
+    schema = f"bench_drive_{uuid.uuid4().hex[:8]}"
+    with server.admin() as conn:
+        conn.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {server.user}")
+    os.environ["BENCH_PG_USER"], os.environ["BENCH_PG_PASSWORD"] = server.user, server.password
+    config = SystemConfig.from_section("drive_table", {
+        "type": "postgres", "host": server.host, "port": server.port, "database": server.database, "schema": schema,
+        "credentials_ref": "bench_pg"}, base_dir=Path("."))
+
+    def store_of() -> tuple[Any, Any]:
+        wh = PostgresWarehouse(config, config.credentials())
+        store = wh.drive_store(wh.table_ref({"table": "pipeline_execution_drive"}, None))
+        return wh, store
+
+    wh, store = store_of()
+    began = time.perf_counter()
+    now = fleet_now()
+    written = store.insert_many(fleet_history(pipelines, days, now))
+    wh.close()
+    with server.admin() as conn:
+        for table, columns in (("pipeline_execution_drive", [c for c, _, _ in DRIVE_COLUMNS]),
+                               ("pipeline_execution_drive__windows", [c for c, _, _ in WINDOW_COLUMNS]),
+                               ("pipeline_execution_drive__phases", [c for c, _, _ in PHASE_COLUMNS])):
+            renamed = [f"{c} || '_c' || k" if c in ("pipeline_name", "pipeline_id") else c for c in columns]
+            if copies:
+                conn.execute(f"INSERT INTO {schema}.{table} ({', '.join(columns)}) SELECT {', '.join(renamed)} "
+                             f"FROM {schema}.{table}, generate_series(1, {copies}) k")
+            conn.execute(f"VACUUM ANALYZE {schema}.{table}")
+        written *= copies + 1
+        size = conn.execute(f"SELECT pg_size_pretty(pg_total_relation_size('{schema}.pipeline_execution_drive'))").fetchone()[0]
+    say(f"built {written} runs of {pipelines} pipelines x {days} days in {time.perf_counter() - began:.0f} s ({size})")
+    refs = drive_indexes.tables(TableRef(name="pipeline_execution_drive", schema=schema),
+                                TableRef(name="drivetrain_leases", schema=schema))
+    names = [index_name(drive_indexes.name_of(i, refs)) for i in (*drive_indexes.INDEXES, drive_indexes.RUN_PHASES)]
+    sample = next(r for r in fleet_history(1, 2, now))
+
+    def one_run(n: int) -> float:
+        wh, store = store_of()
+        try:
+            store.ensure()  # outside the clock: the index check (and, with them dropped, a new table's creation)
+            name = name_of(0)
+            window_start = sample.query_window_start_timestamp - timedelta(days=400 + n)
+            record = attrs.evolve(sample, pipeline_id=f"{name}_bench_{uuid.uuid4().hex[:8]}", pipeline_name=name,
+                                  query_window_start_timestamp=window_start,
+                                  query_window_end_timestamp=window_start + timedelta(hours=1),
+                                  pipeline_status=RunStatus.RUNNING)
+            clock = time.perf_counter()
+            lease = store.acquire_lease(name, window_start, window_start + timedelta(hours=1), new_holder_id(), 600)
+            lease = store.renew_lease(lease, 600)
+            store.verify_lease(lease)
+            store.insert(record, fence=lease)
+            store.heartbeat(record.pipeline_id, record.pipeline_start_timestamp)
+            for _ in range(3):
+                store.update(record, fence=lease)
+            store.attempts(name, window_start, window_start + timedelta(hours=1))
+            store.history(name, limit=20)
+            store.update(attrs.evolve(record, pipeline_status=RunStatus.SUCCESS), fence=lease)
+            store.release_lease(lease)
+            return time.perf_counter() - clock
+        finally:
+            wh.close()
+
+    times: dict[str, list[float]] = {"with the indexes": [], "without indexes": []}
+    for round_ in range(rounds):
+        for label in times:
+            if label == "without indexes":
+                with server.admin() as conn:
+                    for name in names:
+                        conn.execute(f'DROP INDEX IF EXISTS {schema}."{name}"')
+            # "with": the store's ensure() creates them again (outside the clock)
+            times[label].append(one_run(round_ * 2 + (label == "without indexes")))
+            if label == "without indexes":
+                wh, store = store_of()
+                store.ensure()  # the indexes back, for the next round's "with"
+                wh.close()
+            say(f"round {round_ + 1}: {label}: {times[label][-1] * 1000:.0f} ms")
+    with server.admin() as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return {label: sorted(values)[len(values) // 2] for label, values in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["child"]:
@@ -378,6 +485,18 @@ def main(argv: list[str] | None = None) -> int:
         server = PostgresServer.start()
         try:
             for name, seconds in window_delete(server).items():
+                print(f"| {name} | {seconds * 1000:.1f} ms |")
+        finally:
+            server.stop()
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return 0
+    if argv[:1] == ["drive-writes"]:
+        from tests.servers.postgres import PostgresServer
+
+        sizes = [int(v) for v in argv[1:4]]  # optional: PIPELINES DAYS COPIES
+        server = PostgresServer.start()
+        try:
+            for name, seconds in drive_writes(server, *sizes, say=lambda text: print(text, flush=True)).items():
                 print(f"| {name} | {seconds * 1000:.1f} ms |")
         finally:
             server.stop()

@@ -25,6 +25,8 @@ failed until the row expires; the live holder takes its lock again at its next h
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import socket
 import threading
 from contextlib import suppress
@@ -32,22 +34,32 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease, holder_is_dead
-from drivetrain.errors import LeaseError
+from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.sql import drive_indexes
 from drivetrain.sql.drive import KIND, SqlDriveStore, check_fence
+from drivetrain.sql.names import TableRef
 from drivetrain.sql.session import utc_now as _now
 
 if TYPE_CHECKING:
     from drivetrain.record import RunRecord
-    from drivetrain.warehouse import TableRef
 
     from .session import PostgresHome
 
+log = logging.getLogger(__name__)
 _KEY = "pipeline_name = ? AND window_start = ?"
 
 
 def lock_key(pipeline_name: str, window_start: datetime) -> str:
     """The text hashed (on the server, ``hashtextextended``) into the window's advisory lock key."""
     return f"drivetrain:{pipeline_name}:{window_start.astimezone(UTC).isoformat()}"
+
+
+def index_name(name: str) -> str:
+    """``name`` within PostgreSQL's 63 bytes: a longer one keeps its start and ends with a hash
+    of the whole (the server would cut it, and two long names could end up the same)."""
+    if len(name.encode()) <= 63:
+        return name
+    return f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 class PostgresDriveStore(SqlDriveStore):
@@ -66,6 +78,36 @@ class PostgresDriveStore(SqlDriveStore):
         self._held: dict[tuple[str, datetime], Any] = {}
         """Window -> the connection holding its advisory lock."""
         self._held_lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """The tables (as every SQL store makes them), then the indexes each drive write and read
+        seeks by (:mod:`drivetrain.sql.drive_indexes`). Only the missing ones are created, found
+        by a catalogue read: ``CREATE INDEX IF NOT EXISTS`` would lock the table against writes
+        even when the index is there. A drive table made by an older drivetrain gets them at its
+        first use here (a scan of each table, once; writers wait for it, readers do not)."""
+        if self._ready:
+            return
+        super().ensure()
+        refs = drive_indexes.tables(self.table, self.leases_ref)
+        wanted = (*drive_indexes.INDEXES, drive_indexes.RUN_PHASES)
+        names = [index_name(drive_indexes.name_of(index, refs)) for index in wanted]
+        places = [self.dialect.qualified(TableRef(name=name, schema=self.table.schema, database=self.table.database))
+                  for name in names]
+        with self.sql() as s:
+            found = s.rows(f"SELECT {', '.join('to_regclass(?) IS NOT NULL' for _ in places)}", places)[0]
+        missing = tuple(index for index, there in zip(wanted, found, strict=True) if not there)
+        for index, statement in zip(missing, drive_indexes.create_sql(missing, refs, self.dialect.qualified,
+                                                                      lambda name: self.dialect.owned(index_name(name))),
+                                    strict=True):
+            log.info("%s: creating the index %s of %s (%s)", self.location, index.suffix, index.table, index.why)
+            try:
+                with self.sql() as s:
+                    s.execute(statement)
+            except PermanentError:
+                with self.sql() as s:  # another process made it at the same moment: it is there
+                    place = places[wanted.index(index)]
+                    if not s.rows("SELECT to_regclass(?) IS NOT NULL", [place])[0][0]:
+                        raise
 
     def exists(self) -> bool:
         """True when the drive table and its lease table are there (brought to this version's layout

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivetrain.drive import Lease, _utc
-from drivetrain.sql import drive_phases, drive_windows
+from drivetrain.sql import drive_indexes, drive_phases, drive_windows
 from drivetrain.sql.drive import DRIVE_COLUMNS, KIND, SqlDriveStore, check_fence, chunks, next_token
 from drivetrain.sql.session import SqlSession, utc_now
 from drivetrain.sql.window_locks import WindowLocks
@@ -40,30 +40,6 @@ if TYPE_CHECKING:
 _KEY = "pipeline_name = ? AND window_start = ?"
 #: An instant as the drive table stores it (see .session.INSTANT).
 STORED_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
-#: The drive table's indexes: column(s) -> what reads them.
-INDEXES = {
-    ("pipeline_id",): "one run by id (show, every update)",
-    ("pipeline_name", "query_window_start_timestamp"): "one pipeline's runs of a window (attempts, the summary's refresh)",
-    ("pipeline_name", "pipeline_start_timestamp"): "one pipeline's newest runs (status, history)",
-}
-#: The window summary's indexes (see drivetrain.sql.drive_windows), covering what the fleet
-#: queries read, so they never visit the rows: one window's row (each write's refresh), one
-#: pipeline's windows in order with their lengths (the next windows, gaps), the window ending
-#: where another starts (the islands' anti-joins), and the few windows whose newest attempt
-#: failed or runs, the open ones and the newest success (status).
-#: The few-rows ones are partial (``WHERE``), so the planner never takes them for the islands'
-#: reads of all completed windows (a plain index on (pipeline_name, completed) did: 15 s).
-SUMMARY_INDEXES = {"window": ("pipeline_name, window_start, window_end, completed, window_seconds", ""),
-                   "end": ("pipeline_name, window_end, completed", ""),
-                   "ok": ("pipeline_name, ok_end", ""),
-                   "failed_windows": ("pipeline_name, newest_failed", "newest_failed > 0"),
-                   "running_windows": ("pipeline_name, newest_running", "newest_running > 0"),
-                   "open_windows": ("pipeline_name", "completed = 0")}
-
-#: The phase summary's index (see drivetrain.sql.drive_phases): a pipeline's phases in the
-#: report's period, covering every column the report groups and sums (the rows are never
-#: visited), and a run's rows for the triggers' deletes.
-PHASE_INDEX = "pipeline_name, pipeline_start, phase, expected, status, retries, micros"
 
 
 class SqliteDriveStore(SqlDriveStore):
@@ -119,16 +95,9 @@ class SqliteDriveStore(SqlDriveStore):
             with self._write() as s:
                 fresh = not self.wh.table_exists(self.table)  # decided under the write lock: one process moves
                 super().ensure()
-                for columns in INDEXES:
-                    name = self.dialect.owned(f"{self.table.name}__{'__'.join(columns)}")
-                    s.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table_sql} ({', '.join(columns)})")
-                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(self.leases.name + '__window')} "
-                          f"ON {self.dialect.qualified(self.leases)} (pipeline_name, window_start)")
-                for suffix, (listed, where) in SUMMARY_INDEXES.items():
-                    s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.windows_ref.name}__{suffix}')} "
-                              f"ON {self.dialect.qualified(self.windows_ref)} ({listed}){f' WHERE {where}' if where else ''}")
-                s.execute(f"CREATE INDEX IF NOT EXISTS {self.dialect.owned(f'{self.phases_ref.name}__period')} "
-                          f"ON {self.dialect.qualified(self.phases_ref)} ({PHASE_INDEX})")
+                for statement in drive_indexes.create_sql(drive_indexes.INDEXES, drive_indexes.tables(self.table, self.leases),
+                                                          self.dialect.qualified, self.dialect.owned):
+                    s.execute(statement)
                 phase_triggers = drive_phases.trigger_sql(self.dialect, self.table, self.dialect.qualified(self.meta),
                                                           self.meta_columns[0])
                 added = drive_islands.upgrade(s, self.dialect, self.windows_ref, self.wh.table_columns(self.windows_ref))
