@@ -30,7 +30,9 @@ __all__ = ["PARTIAL_WINDOW", "SCHEMA_VERSION", "DriveStore", "Lease", "OpenWindo
 #: by every write; an older drivetrain would write rows without it, so it refuses this layout.
 #: 4: the phase summary ``<drive table>__phases`` (:mod:`drivetrain.sql.drive_phases`), likewise.
 #: 5: on SQLite, the window summary's island edges (``drivetrain.connectors.sqlite.drive_islands``),
-#: kept by its triggers; the other stores' tables are unchanged.
+#: kept by its triggers; the other stores' tables are unchanged, so they stay at layout 4 and an
+#: older drivetrain still reads them (each store writes its own ``layout``: see
+#: :class:`drivetrain.sql.drive.SqlDriveStore`). The newest layout of any store: higher is refused.
 SCHEMA_VERSION = 5
 
 #: Key in pre-validation's ``phase_specific_details`` marking a run that started before its

@@ -54,6 +54,7 @@ class SqliteDriveStore(SqlDriveStore):
     #: A pipeline's newest or oldest value is one seek of an index (see drivetrain.monitoring.fleet.seeks):
     #: SQLite's GROUP BY reads every entry of every pipeline instead.
     seeks_per_pipeline: ClassVar[bool] = True
+    layout: ClassVar[int] = 5  # the island marks of the window summary (see drive_islands)
 
     def __init__(self, warehouse: SqliteHome, table: TableRef, *, previous: SqlDriveStore | None = None,
                  locks: WindowLocks | None = None) -> None:

@@ -101,6 +101,11 @@ class SqlDriveStore(DriveStore):
     summary_by_trigger: ClassVar[bool] = False
     #: Held around every statement (a process-wide lock for engines whose threads share a file).
     lock: ClassVar[AbstractContextManager[Any] | None] = None
+    #: The layout this store writes: the newest layout version that changed its tables. Layout 5
+    #: changed only SQLite's (its window summary's island marks), so the other stores stay at 4
+    #: and a drivetrain that knows layout 4 still reads them. A table of a layout newer than any
+    #: this drivetrain knows (:data:`~drivetrain.drive.SCHEMA_VERSION`) is refused.
+    layout: ClassVar[int] = 4
 
     def __init__(self, warehouse: SqlHome, table: TableRef) -> None:
         self.wh = warehouse
@@ -195,7 +200,7 @@ class SqlDriveStore(DriveStore):
             s.execute(drive_phases.create_sql(d, self.phases_ref))
             versions = [int(r[0]) for r in s.rows(f"SELECT {value} FROM {d.qualified(self.meta)} WHERE {key} = 'schema_version'")]
             if not versions:
-                self._put_meta(s, "schema_version", str(SCHEMA_VERSION))
+                self._put_meta(s, "schema_version", str(self.layout))
                 self.rebuild_summaries(s)  # a drive table made by hand or another tool may hold rows
             elif max(versions) > SCHEMA_VERSION:
                 raise PermanentError(
@@ -228,9 +233,9 @@ class SqlDriveStore(DriveStore):
             self.rebuild_summaries(s)
         elif version < 4:
             drive_phases.rebuild(s, self.dialect, self.table)
-        if version < SCHEMA_VERSION:
+        if version < self.layout:
             meta, (k, v) = self.dialect.qualified(self.meta), self.meta_columns
-            s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(SCHEMA_VERSION)])
+            s.execute(f"UPDATE {meta} SET {v} = ? WHERE {k} = 'schema_version'", [str(self.layout)])
 
     def rebuild_summaries(self, s: SqlSession) -> None:
         """The window and phase summaries again from every drive row (a migration; rows moved in)."""

@@ -11,7 +11,7 @@ import pytest
 
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
-from drivetrain.drive import SCHEMA_VERSION, new_holder_id
+from drivetrain.drive import new_holder_id
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.warehouse import LINEAGE_COLUMNS, PushDown, TableRef
 from drivetrain.window import Window
@@ -124,7 +124,7 @@ class TestDriveStore:
         store = wh.drive_store(TableRef(name="pipeline_execution_drive"))
         store.ensure()
         with duckdb.connect(str(wh.drive_path)) as conn:
-            assert conn.execute("SELECT value FROM drivetrain_meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+            assert conn.execute("SELECT value FROM drivetrain_meta WHERE key = 'schema_version'").fetchone() == (str(store.layout),) == ("4",)
             conn.execute("UPDATE drivetrain_meta SET value = '99' WHERE key = 'schema_version'")
         with pytest.raises(PermanentError, match="newer than this drivetrain"):
             wh.drive_store(TableRef(name="pipeline_execution_drive")).ensure()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 
-from drivetrain.drive import SCHEMA_VERSION
 from drivetrain.ownership import owned
 from drivetrain.record import PhaseStatus
 from drivetrain.tables import Target
@@ -87,7 +86,7 @@ class TestDriveMigration:
         migrated = store_of(wh)
         with migrated.sql() as s:
             assert s.rows(f"SELECT {value} FROM {store.dialect.qualified(store.meta)} WHERE {key} = 'schema_version'") == [
-                (str(SCHEMA_VERSION),)]
+                (str(migrated.layout),)]
         got = migrated.get(old.pipeline_id)
         assert got is not None and got.phases["publish"].status is PhaseStatus.PENDING
         done = attrs.evolve(got).with_phase("publish", attrs.evolve(got.phases["publish"], status=PhaseStatus.COMPLETED,

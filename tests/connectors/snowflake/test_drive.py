@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import attrs
 import pytest
 
-from drivetrain.drive import SCHEMA_VERSION, new_holder_id
+from drivetrain.drive import new_holder_id
 from drivetrain.errors import LeaseError, PermanentError
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
@@ -65,7 +65,7 @@ class TestLayout:
         second = warehouse.drive_store(warehouse.table_ref({"table": "pipeline_execution_drive"}, None))
         second.ensure()
         rows = sf_rows(fakesnow_server, database, "SELECT META_VALUE FROM DRIVETRAIN_META WHERE META_KEY = 'schema_version'")
-        assert rows == [(str(SCHEMA_VERSION),)]
+        assert rows == [(str(second.layout),)] == [("4",)]
         sf_rows(fakesnow_server, database, "UPDATE DRIVETRAIN_META SET META_VALUE = '99' WHERE META_KEY = 'schema_version'")
         third = warehouse.drive_store(warehouse.table_ref({"table": "pipeline_execution_drive"}, None))
         with pytest.raises(PermanentError, match="newer than this drivetrain"):

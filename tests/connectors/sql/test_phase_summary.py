@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivetrain.drive import SCHEMA_VERSION
 from drivetrain.monitoring import metrics
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
@@ -191,7 +190,7 @@ def test_an_older_drive_table_gets_its_phase_summary_built_on_first_use(backend:
     again = backend.drive_store(store.table)
     again.ensure()
     assert summary(again) == want
-    assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(again.layout),)]
 
 
 def test_on_sqlite_a_row_changed_by_hand_is_followed_by_the_phase_summary(tmp_path: Any, request: pytest.FixtureRequest) -> None:

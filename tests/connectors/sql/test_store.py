@@ -89,11 +89,25 @@ class TestDriveStore:
         with pytest.raises(PermanentError, match="not in the drive table"):
             store.update(record("lab_20251115T100000Z_run9"))
 
+    def test_a_table_at_the_newest_layout_of_any_store_is_used_as_it_is(self, drive_backend):
+        """Layout 5 changed only SQLite's tables: another store written at 5 (by the version that
+        wrote 5 everywhere) is read and written, and keeps its number."""
+        store = store_of(drive_backend)
+        key, value = store.meta_columns
+        meta = store.dialect.qualified(store.meta)
+        with store.wh.sql("test") as s:
+            s.execute(f"UPDATE {meta} SET {value} = ? WHERE {key} = 'schema_version'", [str(SCHEMA_VERSION)])
+        again = store_of(drive_backend)
+        again.insert(record())
+        assert again.get(record().pipeline_id) is not None
+        assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
     def test_the_schema_version_is_recorded_and_a_newer_one_refused(self, drive_backend):
         store = store_of(drive_backend)
         key, value = store.meta_columns
         meta = store.dialect.qualified(store.meta)
-        assert rows(store.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert rows(store.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(store.layout),)]
+        assert store.layout == (5 if type(store).__name__ == "SqliteDriveStore" else 4)  # an older drivetrain reads the others
         with store.wh.sql("test") as s:
             s.execute(f"UPDATE {meta} SET {value} = '99' WHERE {key} = 'schema_version'")
         with pytest.raises(PermanentError, match="newer than this drivetrain"):

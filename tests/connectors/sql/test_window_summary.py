@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivetrain.config import SystemConfig
-from drivetrain.drive import SCHEMA_VERSION
 from drivetrain.phase_names import PHASE_NAMES
 from drivetrain.record import PhaseState, PhaseStatus, RunRecord, RunStatus
 from drivetrain.sql import drive_windows
@@ -146,7 +145,7 @@ def test_an_older_drive_table_gets_its_summary_built_on_first_use(backend: Wareh
     again = backend.drive_store(store.table)
     again.ensure()
     assert summary(again) == want
-    assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(again.layout),)]
 
 
 def test_on_sqlite_a_row_changed_by_hand_is_followed_by_the_summary(tmp_path: Any, request: pytest.FixtureRequest) -> None:
@@ -234,7 +233,7 @@ def test_on_sqlite_a_layout_4_file_gets_its_island_edges_and_new_triggers_on_fir
         again.ensure()
         assert again.island_indexes() is not None
         assert edges(again) == expected_edges(again.history())
-        assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert rows(again.wh, f"SELECT {value} FROM {meta} WHERE {key} = 'schema_version'") == [(str(again.layout),)]
         apply(again, [("run", "lab", 1, 30, RunStatus.SUCCESS, False)])  # the hole closes: one island
         assert edges(again) == expected_edges(again.history())
         assert sorted((e[1].hour, e[3], e[4]) for e in edges(again)) == [(0, 1, 0), (1, 0, 0), (2, 0, 0), (3, 0, 1)]
