@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivetrain.drive import Lease, holder_is_dead
-from drivetrain.errors import LeaseError, PermanentError
+from drivetrain.errors import LeaseError, PermanentError, TransientError
 from drivetrain.sql import drive_indexes
 from drivetrain.sql.drive import KIND, SqlDriveStore, check_fence
 from drivetrain.sql.names import TableRef
@@ -84,7 +84,9 @@ class PostgresDriveStore(SqlDriveStore):
         seeks by (:mod:`drivetrain.sql.drive_indexes`). Only the missing ones are created, found
         by a catalogue read: ``CREATE INDEX IF NOT EXISTS`` would lock the table against writes
         even when the index is there. A drive table made by an older drivetrain gets them at its
-        first use here (a scan of each table, once; writers wait for it, readers do not)."""
+        first use here (a scan of each table, once; writers wait for it, readers do not). One the
+        store cannot make (a table the role may write but not own) is named in a warning with
+        its statement for the owner to run: without it the store is slower, not wrong."""
         if self._ready:
             return
         super().ensure()
@@ -96,6 +98,8 @@ class PostgresDriveStore(SqlDriveStore):
         with self.sql() as s:
             found = s.rows(f"SELECT {', '.join('to_regclass(?) IS NOT NULL' for _ in places)}", places)[0]
         missing = tuple(index for index, there in zip(wanted, found, strict=True) if not there)
+        failed: list[str] = []
+        first_error = ""
         for index, statement in zip(missing, drive_indexes.create_sql(missing, refs, self.dialect.qualified,
                                                                       lambda name: self.dialect.owned(index_name(name))),
                                     strict=True):
@@ -103,11 +107,15 @@ class PostgresDriveStore(SqlDriveStore):
             try:
                 with self.sql() as s:
                     s.execute(statement)
-            except PermanentError:
-                with self.sql() as s:  # another process made it at the same moment: it is there
-                    place = places[wanted.index(index)]
-                    if not s.rows("SELECT to_regclass(?) IS NOT NULL", [place])[0][0]:
-                        raise
+            except (PermanentError, TransientError) as exc:
+                with self.sql() as s:  # another process may have made it at the same moment
+                    there = s.rows("SELECT to_regclass(?) IS NOT NULL", [places[wanted.index(index)]])[0][0]
+                if not there:
+                    failed.append(statement)
+                    first_error = first_error or str(exc).splitlines()[0]
+        if failed:
+            log.warning("%s; the drive table's writes and reads scan whole tables that grow with every run until "
+                        "the tables' owner runs: %s", first_error, "; ".join(failed))
 
     def exists(self) -> bool:
         """True when the drive table and its lease table are there (brought to this version's layout

@@ -21,7 +21,7 @@ from drivetrain.record import RunStatus
 from drivetrain.sql import drive_indexes
 from drivetrain.warehouse import TableRef
 from tests.connectors.sql.test_store import DRIVE, LATER, T0, WINDOW, record
-from tests.servers.postgres import PostgresServer
+from tests.servers.postgres import ADMIN_USER, PostgresServer
 
 from .warehouse import make_warehouse, new_schema
 
@@ -121,3 +121,28 @@ def test_long_names_stay_distinct_within_the_servers_63_bytes() -> None:
     one, two = (index_name(f"{long}__pipeline_name__{c}") for c in ("query_window_start_timestamp", "pipeline_start_timestamp"))
     assert one != two and len(one) <= 63 and len(two) <= 63
     assert index_name("short__pipeline_id") == "short__pipeline_id"
+
+
+def test_a_drive_table_the_role_may_write_but_not_own_is_used_with_a_warning(
+        postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch, schema: str, caplog: pytest.LogCaptureFixture) -> None:
+    wh, store = store_in(postgres, monkeypatch, schema)
+    wh.close()
+    refs = drive_indexes.tables(TableRef(name=DRIVE, schema=schema), TableRef(name="drivetrain_leases", schema=schema))
+    with postgres.admin() as conn:  # as a DBA would have made them: owned by another role, rows granted
+        for name in indexes(postgres, schema):
+            conn.execute(f'DROP INDEX "{schema}"."{name}"')
+        for table in (*TABLES, "drivetrain_meta"):
+            conn.execute(f'ALTER TABLE "{schema}"."{table}" OWNER TO {ADMIN_USER}')
+            conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{schema}"."{table}" TO {postgres.user}')
+    with caplog.at_level("WARNING", logger="drivetrain.connectors.postgres.drive"):
+        wh, store = store_in(postgres, monkeypatch, schema)
+        try:
+            store.insert(record())
+            assert store.get(record().pipeline_id) is not None
+        finally:
+            wh.close()
+    [warned] = [r.getMessage() for r in caplog.records if "owner runs" in r.getMessage()]
+    assert "must be owner" in warned
+    for index in (*drive_indexes.INDEXES, drive_indexes.RUN_PHASES):  # each statement, for the owner to run
+        assert f'CREATE INDEX IF NOT EXISTS "{index_name(drive_indexes.name_of(index, refs))}" ON' in warned
+    assert not indexes(postgres, schema)
