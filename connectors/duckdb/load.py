@@ -83,6 +83,29 @@ class _Feed:
             raise self.error
 
 
+def single_threaded(conn: Any, held: ExitStack) -> None:
+    """Run DuckDB on one thread until ``held`` closes (the load's end), then as before.
+
+    A stream inserted by several threads is split between them: each fills and compresses row
+    groups of its own, and the partial ones are merged when the insert ends, on the critical
+    path after the last row, and sometimes rewritten again by the next checkpoint. A window
+    arrives no faster than its source sends it, and one thread keeps pace with a PostgreSQL
+    extract (about 2M narrow rows a second) while writing each row group once. On 400k rows
+    arriving over 0.3 s: 0.06-0.08 s from the last row to the file closed instead of 0.15-0.4,
+    and 20-30% less CPU. ``threads`` is the database's (not a session's) setting; nothing else
+    of the phase runs DuckDB meanwhile.
+    """
+    threads = int(conn.execute("SELECT current_setting('threads')").fetchone()[0])
+    if threads > 1:
+        conn.execute("SET threads = 1")
+        held.callback(_set_threads, conn, threads)
+
+
+def _set_threads(conn: Any, threads: int) -> None:
+    with suppress(Exception):  # a closed or failed connection: the next opening sets them anyway
+        conn.execute(f"SET threads = {threads}")
+
+
 class DuckDBWindowLoad(WindowLoad):
     """Rows go straight into the real tables, inside one transaction that commit() ends.
 
@@ -115,6 +138,7 @@ class DuckDBWindowLoad(WindowLoad):
             # table: without keeping insertion order, DuckDB loads a stream in parallel and without
             # buffering it under a memory_limit (1.6x faster for 2M rows at 128MB). This session only.
             conn.execute("SET SESSION preserve_insertion_order = false")
+            single_threaded(conn, self._held)
             conn.execute("BEGIN TRANSACTION")
             self._conn = conn
         return self._conn
