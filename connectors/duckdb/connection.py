@@ -262,12 +262,13 @@ class ConnectionPool:
     def _settle(self, hold: Hold, *, abandon: bool = False) -> None:
         """Take the connection a session's opening made (the caller holds ``hold.lock``); when it
         failed, the session no longer holds the file (its statements open it themselves)."""
-        opening, hold.opening = hold.opening, None
+        opening = hold.opening
         if opening is None:
             return
         if abandon:
             opening.abandoned.set()
-        opening.thread.join()
+        opening.thread.join()  # taken off the hold only after: an interrupted wait leaves it to the session's end
+        hold.opening = None
         if opening.conn is not None:
             hold.conn, hold.opened = opening.conn, opening.opened
             return
