@@ -300,9 +300,8 @@ class TestSession:
         other = holder(pool.path)
         try:
             with pool.session():
-                with pytest.raises(TransientError, match="the DuckDB file stayed locked by another process"):
-                    with pool.connect():
-                        pass
+                with pytest.raises(TransientError, match="the DuckDB file stayed locked by another process"), pool.connect():
+                    pass
                 assert "not holding a connection open for this phase" in caplog.text
                 let_go(other)
                 with pool.connect() as conn:
@@ -319,7 +318,6 @@ class TestSession:
         path = tmp_path / "w.duckdb"
         path.write_bytes(b"not a database" * 1000)
         pool = ConnectionPool(path, lock_timeout=5)
-        with pool.session():
-            with pytest.raises(PermanentError, match="is not a DuckDB database"), pool.connect():
-                pass
+        with pool.session(), pytest.raises(PermanentError, match="is not a DuckDB database"), pool.connect():
+            pass
         assert opening_threads() == 0
