@@ -1,4 +1,4 @@
-"""A DuckDB window load inserts on one thread, and gives the database its threads back after.
+"""A DuckDB window load inserts on one thread, and gives the database its threads back for the commit.
 
 With several threads a streamed insert was split between them: each filled and compressed row
 groups of its own and the partial ones were merged after the last row (0.1-0.2 s for 400k rows),
