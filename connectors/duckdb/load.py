@@ -141,8 +141,9 @@ class DuckDBWindowLoad(WindowLoad):
             conn = base.cursor()
             self._held.callback(conn.close)
             # rows are ordered by their columns (_drivetrain_row), never by where they sit in the
-            # table: without keeping insertion order, DuckDB loads a stream in parallel and without
-            # buffering it under a memory_limit (1.6x faster for 2M rows at 128MB). This session only.
+            # table: without keeping insertion order, DuckDB does not buffer the stream under a
+            # memory_limit to put it back in order (1.6x faster for 2M rows at 128MB with several
+            # threads; see SingleThreaded for why the insert now has one). This session only.
             conn.execute("SET SESSION preserve_insertion_order = false")
             self._single = SingleThreaded(conn)
             self._held.callback(self._single.end)
