@@ -112,6 +112,13 @@ class Stage(WarehouseTable):
         # rows there name their run in pipeline_id, not in the lineage column
         return attrs.evolve(self.ref.sibling("__rejects", query_field="window_start"), owner_column="pipeline_id")
 
+    def claim(self) -> None:
+        """Claim the stage and its rejects table for the pipeline (PermanentError when another
+        pipeline owns one). Every load claims the tables it writes anyway (once a run); a
+        transfer claims both first, while its source connects, instead of between its rows."""
+        for table in (self.ref, self.rejects):
+            self.warehouse.claim_table(table)
+
     def count_merged(self, target: Target, window: Window, keys: Sequence[tuple[str, str]],
                      version: tuple[str, str]) -> tuple[int, int] | None:
         """How ``target`` holds this window's rows after a merge (see Warehouse.count_merged)."""

@@ -6,6 +6,10 @@ waits (with jitter) up to ``lock_timeout_seconds`` before giving up with a Trans
 Inside one process, nested uses on the same thread share one connection; other threads open
 their own connection to the same database instance.
 
+A phase holds its connection for its whole length (:meth:`ConnectionPool.session`) and opens the
+file on a thread of its own meanwhile, so the phase's own start (a source connecting, its query's
+first rows) does not wait for DuckDB's 20-40 ms of opening; its first statement does.
+
 A run keeps its connection between operations (:meth:`ConnectionPool.keep_open`): opening
 the file and closing it (which checkpoints) costs about 10 ms each, ten phases and their
 drive-row writes opened it fifteen times. It does so politely: a process that finds the file
@@ -24,12 +28,13 @@ joins bigger than the limit spill. A ``memory_limit`` in the config replaces the
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 else:  # imported when a connection is first opened: commands that never open one do not pay for it
     duckdb = lazy_module("duckdb")
 
+log = logging.getLogger(__name__)
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 #: duckdb.connect() is serialised in the process: two threads opening the same file at once
 #: can get an instance whose Python table functions are not registered yet.
@@ -241,6 +247,8 @@ class ConnectionPool:
         """
         hold = self._hold()
         with hold.lock:  # the watcher never closes the connection between this check and depth += 1
+            if hold.conn is None and hold.opening is not None:
+                self._settle(hold)  # the session's opening: wait for it
             if hold.conn is None:
                 hold.conn = self._open(hold)
                 hold.opened = time.time_ns()
@@ -255,6 +263,57 @@ class ConnectionPool:
                     self._give_way(hold)
                 elif hold.depth == 0 and hold.conn is conn and not hold.keep:
                     self._let_go(hold)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold this thread's connection for a block of work (a phase), as :meth:`connect` does,
+        but open the file on a thread of its own: the block starts at once and its first
+        statement waits for the opening (an open connection is simply held).
+
+        Errors come as they would without it: the first statement opens the file again itself
+        when the opening failed, so it gets the usual error (a locked file's TransientError, a
+        damaged file's PermanentError) where it would have got it anyway. A file that stayed
+        locked past the lock timeout is not held for the block, as :meth:`Pipeline.session
+        <drivetrain.Pipeline.session>` does for any warehouse: each statement opens it then.
+        A block that never used the connection waits for the opening and closes it; one that
+        ends while the opening still waits for another process stops it there.
+        """
+        hold = self._hold()
+        with hold.lock:
+            hold.depth += 1
+            mine = None
+            if hold.conn is None and hold.opening is None:
+                mine = hold.opening = _Opening(self, hold)
+        try:
+            yield
+        finally:
+            with hold.lock:
+                if mine is not None and hold.opening is mine:  # never used: wait for it, or stop its wait
+                    self._settle(hold, abandon=True)
+                if mine is None or mine.held:
+                    hold.depth -= 1
+                    if hold.depth == 0 and hold.conn is not None and hold.keep and self._wanted(hold):
+                        self._give_way(hold)
+                    elif hold.depth == 0 and hold.conn is not None and not hold.keep:
+                        self._let_go(hold)
+
+    def _settle(self, hold: Hold, *, abandon: bool = False) -> None:
+        """Take the connection a session's opening made (the caller holds ``hold.lock``); when it
+        failed, the session no longer holds the file (its statements open it themselves)."""
+        opening = hold.opening
+        if opening is None:
+            return
+        if abandon:
+            opening.abandoned.set()
+        opening.thread.join()  # taken off the hold only after: an interrupted wait leaves it to the session's end
+        hold.opening = None
+        if opening.conn is not None:
+            hold.conn, hold.opened = opening.conn, opening.opened
+            return
+        opening.held = False
+        hold.depth -= 1
+        if isinstance(opening.error, TransientError):
+            log.warning("not holding a connection open for this phase: %s", opening.error)
 
     @contextmanager
     def keep_open(self) -> Iterator[None]:
@@ -316,7 +375,7 @@ class ConnectionPool:
             with hold.lock:
                 hold.conn, hold.depth = saved
 
-    def _open(self, hold: Hold) -> duckdb.DuckDBPyConnection:
+    def _open(self, hold: Hold, abandoned: threading.Event | None = None) -> duckdb.DuckDBPyConnection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -327,16 +386,22 @@ class ConnectionPool:
         if time.monotonic() < hold.gave_way + GIVE_WAY_SECONDS:  # the process that asked is about to take the gate
             let_in(self.gate, hold.gave_way + GIVE_WAY_SECONDS)
         deadline = time.monotonic() + self.lock_timeout
-        holder = enter_gate(self.gate, deadline, self._ask_for_the_file)
+
+        def waiting() -> None:
+            if abandoned is not None and abandoned.is_set():
+                raise _Abandoned
+            self._ask_for_the_file()
+
+        holder = enter_gate(self.gate, deadline, waiting)
         if holder is not None:
             raise self._locked_too_long(holder)
         try:
-            return self._connect(deadline)
+            return self._connect(deadline, waiting)
         except BaseException:
             leave_gate(self.gate)
             raise
 
-    def _connect(self, deadline: float) -> duckdb.DuckDBPyConnection:
+    def _connect(self, deadline: float, waiting: Callable[[], None]) -> duckdb.DuckDBPyConnection:
         delay, longest = self.retry
         while True:
             try:
@@ -351,7 +416,7 @@ class ConnectionPool:
                 text = str(exc)
                 if not _is_lock_conflict(text):
                     raise unusable_file(self.path, exc) from exc
-                self._ask_for_the_file()
+                waiting()
                 if time.monotonic() >= deadline:
                     holder = _LOCK_HOLDER.search(text)
                     raise self._locked_too_long(holder.group(1) if holder else "") from exc
@@ -368,6 +433,31 @@ class ConnectionPool:
             f"{self.lock_timeout:.0f}s; raise stage_system.lock_timeout_seconds or run "
             "pipelines that share the file one after another"
         )
+
+
+class _Abandoned(Exception):
+    """A session ended while its opening still waited for the file: the opening stops."""
+
+
+class _Opening:
+    """A session's connection, opened on a thread of its own (see :meth:`ConnectionPool.session`)."""
+
+    def __init__(self, pool: ConnectionPool, hold: Hold) -> None:
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.error: BaseException | None = None
+        self.opened = 0
+        self.held = True
+        """False once the opening failed: the session gave its hold back."""
+        self.abandoned = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(pool, hold), name="drivetrain-duckdb-open", daemon=True)
+        self.thread.start()
+
+    def _run(self, pool: ConnectionPool, hold: Hold) -> None:
+        try:
+            self.conn = pool._open(hold, self.abandoned)
+            self.opened = time.time_ns()
+        except BaseException as exc:  # noqa: BLE001 - the first statement opens the file itself and gets it
+            self.error = exc
 
 
 def _is_lock_conflict(text: str) -> bool:

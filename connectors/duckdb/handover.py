@@ -52,6 +52,8 @@ class Hold:
     """``time.time_ns()`` when the connection was opened: a wanted mark older than this is not for it."""
     gave_way: float = float("-inf")
     """``time.monotonic()`` when it last let go of the file for a process that asked."""
+    opening: Any = None
+    """The file being opened on a thread of its own for a session (see ``ConnectionPool.session``)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -135,8 +135,9 @@ class DuckDBWarehouse(Warehouse):
         return self.pool.connect()
 
     def session(self) -> AbstractContextManager[object]:
-        """Holds this thread's connection for the block (not for the drive file: see :meth:`drive_home`)."""
-        return nullcontext() if self.momentary else self.pool.connect()
+        """Holds this thread's connection for the block, the file opening meanwhile on a thread of
+        its own (not for the drive file: see :meth:`drive_home`)."""
+        return nullcontext() if self.momentary else self.pool.session()
 
     def keep_open(self) -> AbstractContextManager[object]:
         """Keeps the connection between uses for a run (see ConnectionPool.keep_open); the drive

@@ -69,14 +69,23 @@ class SourceToStageTransfer(BasePhase):
     def run(self, ctx: PhaseContext) -> TransferResult:
         pipeline = ctx.pipeline
         stage = pipeline.stage()
+        source = pipeline.source()
+        # the source connects and starts its query first: meanwhile the stage's warehouse opens,
+        # the stage's columns are read and its tables claimed, off the path of the rows
+        with ReadAhead(lambda: source.extract(ctx.window), name="drivetrain-extract") as extracted:
+            gate = schema_gate(ctx, stage)
+            stage.claim()
+            return self._load(ctx, stage, gate, extracted)
+
+    def _load(self, ctx: PhaseContext, stage: Stage, gate: ContractGate, extracted: ReadAhead[pa.RecordBatch]) -> TransferResult:
+        """Validate the extract's batches and load them into the stage (valid rows) and its
+        rejects table, replacing the window in both at the end."""
+        pipeline = ctx.pipeline
         validator: RecordValidator | None = None  # made for the first batch: an empty window needs no pyarrow
         lineage = lineage_values(ctx)
         reasons: Counter[str] = Counter()
         read = written = 0
-        source = pipeline.source()
-        gate = schema_gate(ctx, stage)
-        with (stage.load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load,
-              ReadAhead(lambda: source.extract(ctx.window), name="drivetrain-extract") as extracted):
+        with stage.load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load:
             for batch in extracted:
                 ctx.check_cancelled()
                 read += batch.num_rows

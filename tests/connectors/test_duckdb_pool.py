@@ -191,3 +191,133 @@ class TestTheGate:
         assert file_is_free(path)
         with pool.connect() as conn:
             assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+#: Another process: holds the file (through a pool) until its standard input closes.
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from drivetrain.connectors.duckdb.connection import ConnectionPool
+
+    pool = ConnectionPool(Path(sys.argv[1]), lock_timeout=60)
+    with pool.connect():
+        print("holding", flush=True)
+        sys.stdin.read()
+    """
+)
+
+
+def holder(path: Path) -> subprocess.Popen[str]:
+    """Another process holding ``path`` until its standard input is closed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding", proc.stderr.read() if proc.stderr else ""
+    return proc
+
+
+def let_go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+
+
+def opening_threads() -> int:
+    import threading
+
+    return sum(t.name == "drivetrain-duckdb-open" and t.is_alive() for t in threading.enumerate())
+
+
+class TestSession:
+    """``pool.session()`` holds the connection for a block (a phase) and opens the file on a thread
+    of its own: the block starts at once, its first statement waits for the opening."""
+
+    def test_the_block_runs_while_another_process_still_holds_the_file(self, pool: ConnectionPool) -> None:
+        """Before, entering the block opened the file: it waited here until the holder let go
+        (and, past the lock timeout, gave up on holding the file for the block)."""
+        other = holder(pool.path)
+        try:
+            with pool.session():
+                still_held = other.poll() is None  # the block got here while the other process holds the file
+                let_go(other)
+                with pool.connect() as first:  # waits for the opening, which gets the file now
+                    first.execute("INSERT INTO t VALUES (1)")
+                with pool.connect() as second:
+                    assert second.execute("SELECT count(*) FROM t").fetchone() == (1,)
+                assert not file_is_free(pool.path)  # held for the whole block
+        finally:
+            if other.poll() is None:
+                other.kill()
+        assert still_held
+        assert first is second
+        assert file_is_free(pool.path)
+        assert opening_threads() == 0
+
+    def test_a_block_that_never_uses_the_file_lets_go_of_it(self, pool: ConnectionPool) -> None:
+        with pool.session():
+            pass
+        assert file_is_free(pool.path)
+        assert opening_threads() == 0
+
+    def test_a_block_that_ends_while_the_file_is_locked_stops_waiting_for_it(self, pool: ConnectionPool) -> None:
+        other = holder(pool.path)
+        try:
+            with pool.session():
+                pass
+            assert opening_threads() == 0  # not left waiting for the file
+            assert other.poll() is None
+        finally:
+            let_go(other)
+        assert file_is_free(pool.path)
+
+    def test_a_session_inside_a_session_shares_its_connection(self, pool: ConnectionPool) -> None:
+        with pool.session():
+            with pool.session(), pool.connect() as inner:
+                pass
+            with pool.connect() as outer:
+                assert outer is inner
+            assert not file_is_free(pool.path)
+        assert file_is_free(pool.path)
+
+    def test_inside_a_kept_connection_it_uses_that_one(self, pool: ConnectionPool) -> None:
+        with pool.keep_open():
+            with pool.connect() as kept:
+                pass
+            with pool.session(), pool.connect() as used:
+                pass
+            assert used is kept
+            assert not file_is_free(pool.path)
+
+    def test_a_file_locked_past_the_timeout_is_not_held_and_each_statement_says_so(
+            self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """As for a warehouse whose session cannot start (Pipeline.session): a warning, then each
+        statement opens the file itself and gets the usual TransientError."""
+        from drivetrain.errors import TransientError
+
+        pool = ConnectionPool(tmp_path / "w.duckdb", lock_timeout=0.5)
+        with pool.connect() as conn:
+            conn.execute("CREATE TABLE t (v INTEGER)")
+        other = holder(pool.path)
+        try:
+            with pool.session():
+                with pytest.raises(TransientError, match="the DuckDB file stayed locked by another process"), pool.connect():
+                    pass
+                assert "not holding a connection open for this phase" in caplog.text
+                let_go(other)
+                with pool.connect() as conn:
+                    conn.execute("INSERT INTO t VALUES (1)")
+                assert file_is_free(pool.path)  # statement by statement now: nothing holds it between them
+        finally:
+            if other.poll() is None:
+                other.kill()
+        assert opening_threads() == 0
+
+    def test_a_damaged_file_fails_the_first_statement_with_the_usual_message(self, tmp_path: Path) -> None:
+        from drivetrain.errors import PermanentError
+
+        path = tmp_path / "w.duckdb"
+        path.write_bytes(b"not a database" * 1000)
+        pool = ConnectionPool(path, lock_timeout=5)
+        with pool.session(), pytest.raises(PermanentError, match="is not a DuckDB database"), pool.connect():
+            pass
+        assert opening_threads() == 0
