@@ -92,6 +92,7 @@ class MySQLSource(SqlSource):
         self._table: sql.TableInfo | None = None
         self._tls: ssl.SSLContext | None = None
         self._probed: tuple[tuple[str, tuple[Any, ...]], tuple[Any, ...]] | None = None
+        self._dates_as_text = False  # connectorx met a zero or invalid date: see fast.FastQuery.as_text
 
     # -- public operations -------------------------------------------------------------------
 
@@ -265,7 +266,7 @@ class MySQLSource(SqlSource):
 
     def _fast_stream(self, window: Window, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
-        query = fast.build_query(opts, info, window.start, window.end)
+        query = fast.build_query(opts, info, window.start, window.end, dates_as_text=self._dates_as_text)
         ranges = None
         probe = query.probe_sql()
         # through pymysql first: fast, classified failures for bad credentials or a lost server
@@ -284,8 +285,15 @@ class MySQLSource(SqlSource):
         def errors(action: str) -> AbstractContextManager[None]:
             return fast.connectorx_errors(opts.address, action, secrets=secrets)
 
+        def invalid_dates() -> None:
+            self._dates_as_text = True
+            log.warning(
+                "%s.%s holds zero or invalid dates, which connectorx cannot read (the Rust panic "
+                "it printed is that): its DATETIME and DATE columns are read as text from now on, "
+                "with those values as NULL", opts.database, opts.table)
+
         try:
-            yield from fast.stream(url, query, opts.batch_size, errors, ranges)
+            yield from fast.stream(url, query, opts.batch_size, errors, ranges, invalid_dates)
         except PermanentError as exc:
             if str(exc).startswith("MySQL "):
                 raise
