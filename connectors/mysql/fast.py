@@ -520,7 +520,7 @@ def stream(
     """
     cx = connectorx()
     most = query.page_rows or 0
-    size = max(batch_size, most // 4 - most // 4 % batch_size)  # the first page measures the rows
+    size = first_page_rows(query, batch_size)
     pending = deque(ranges or ())
 
     def next_range() -> tuple[int, int]:
@@ -567,6 +567,22 @@ def stream(
         give_back_freed_memory()
         if not more:
             return
+
+
+def first_page_rows(query: FastQuery, batch_size: int) -> int:
+    """Rows (or keys) of the first page: a quarter of :attr:`FastQuery.page_rows`, whole
+    batches; it measures the rows, and the next pages are sized by what it held."""
+    most = query.page_rows or 0
+    return max(batch_size, most // 4 - most // 4 % batch_size)
+
+
+def first_page_sql(query: FastQuery, batch_size: int, ranges: Sequence[tuple[int, int]] | None) -> str:
+    """The statement :func:`stream` sends first, with the same ``ranges``."""
+    size = first_page_rows(query, batch_size)
+    if ranges:
+        first, last = ranges[0]
+        return query.range_sql(first, min(last, first + size - 1))
+    return query.page_sql(limit=size)
 
 
 def invalid_date(exc: BaseException) -> bool:
