@@ -530,27 +530,28 @@ def stream(
             last = first + size - 1
         return first, last
 
-    def read(statement: Callable[[FastQuery], str], action: str) -> pa.Table:
+    def read(action: str, statement: Callable[..., str], *args: Any) -> pa.Table:
+        """The page of ``statement(query, *args)``; again as text on a zero date."""
         nonlocal query
         with errors(action):
             try:
-                return cx.read_sql(url, statement(query), return_type="arrow")
+                return cx.read_sql(url, statement(query, *args), return_type="arrow")
             except BaseException as exc:  # pyo3's PanicException is a BaseException
                 if query.as_text is None or not invalid_date(exc):
                     raise
             query = query.as_text
             if on_invalid_dates is not None:
                 on_invalid_dates()
-            return cx.read_sql(url, statement(query), return_type="arrow")
+            return cx.read_sql(url, statement(query, *args), return_type="arrow")
 
     span = next_range() if ranges else None
     after: tuple[Any, ...] | None = None
     action = "starting the extract"
     while True:
         if span is not None:
-            page = read(lambda q, span=span: q.range_sql(*span), action)
+            page = read(action, FastQuery.range_sql, *span)
         else:
-            page = read(lambda q, after=after, size=size: q.page_sql(after, limit=size or None), action)
+            page = read(action, FastQuery.page_sql, after, size or None)
         action = "reading the next page"
         more = False
         if span is not None:
