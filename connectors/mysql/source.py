@@ -92,6 +92,7 @@ class MySQLSource(SqlSource):
         self._table: sql.TableInfo | None = None
         self._tls: ssl.SSLContext | None = None
         self._probed: tuple[tuple[str, tuple[Any, ...]], tuple[Any, ...]] | None = None
+        self._dates_as_text = False  # connectorx met a zero or invalid date: see fast.FastQuery.as_text
 
     # -- public operations -------------------------------------------------------------------
 
@@ -130,11 +131,33 @@ class MySQLSource(SqlSource):
         if opts.force_index:
             done.append(f"forced index {opts.force_index} exists")
         done.append(self._reader_line(info))
-        statement = self.extract_statement(probe_window())
+        forms = self._extract_forms(probe_window(), info)
         with self._shared("checking the extract query") as conn, conn.cursor() as cursor:
-            cursor.execute(statement.sql + " LIMIT 0", statement.params)
-        done.append("extract query accepted by the server")
+            for _, statement in forms:  # each form the extract may send, without reading a row
+                cursor.execute(f"SELECT * FROM ({statement.sql}) AS drivetrain_check LIMIT 0",
+                               statement.params or None)
+        done.append(f"extract query accepted by the server ({'; '.join(what for what, _ in forms)})")
         return done
+
+    def _extract_forms(self, window: Window, info: sql.TableInfo) -> list[tuple[str, sql.Statement]]:
+        """(what, statement) for each form of statement the extract may send for ``window``;
+        the keys of key-range pages are placeholders (0)."""
+        opts = self.options
+        if self.extract_reader() == "connectorx":
+            query = fast.build_query(opts, info, window.start, window.end)
+            keyset = sql.Statement(fast.first_page_sql(query, opts.batch_size, None))
+            if query.page_rows is None:
+                return [("connectorx, one statement", keyset)]
+            if query.range_key is None:
+                return [("connectorx, pages in the order of the query field and the key", keyset)]
+            return [(f"connectorx, pages of {query.range_key} ranges", sql.Statement(query.range_sql(0, 0))),
+                    ("or pages in the order of the query field and the key when the keys are sparse", keyset)]
+        ordered = self._pymysql_statement(window, info, None)
+        key = fast.range_key(info)
+        if key is None or opts.force_index:
+            return [("pymysql, one statement", ordered)]
+        return [(f"pymysql, one statement along {sql.quote(key)}", self._pymysql_statement(window, info, (0, 0, 1))),
+                ("or in the order of the query field and the key when the keys are sparse", ordered)]
 
     def _tally_unplaceable(self, cursor: Any) -> Unplaceable:
         opts = self.options
@@ -187,9 +210,12 @@ class MySQLSource(SqlSource):
             return None
         return sql.Statement(sql.key_range_probe_sql(self.options, key), self._bounds(info, window))
 
-    def _key_range(self, probe: sql.Statement, conn: Any) -> tuple[Any, ...]:
-        """The probe's row: from the count of this window just before (once), else read now."""
-        probed, self._probed = self._probed, None  # a count's probe serves one extract
+    def _key_range(self, probe: sql.Statement, conn: Any, *, keep: bool = False) -> tuple[Any, ...]:
+        """The probe's row: from the count of this window just before (once, unless ``keep``),
+        else read now."""
+        probed = self._probed
+        if not keep:
+            self._probed = None  # a count's probe serves one extract
         if probed is not None and probed[0] == (probe.sql, probe.params):
             return probed[1]
         with conn.cursor() as cursor:
@@ -239,10 +265,43 @@ class MySQLSource(SqlSource):
         return sql.Statement(sql.count_sql(self.options), self._bounds(info, window))
 
     def extract_statement(self, window: Window) -> sql.Statement:
-        """The extract statement for ``window``, as it will be sent (bounds as parameters)."""
+        """The statement the extract sends for ``window`` (the first page's, with connectorx),
+        by the reader in use:
+
+        - pymysql: one statement, between the window's lowest and highest primary key in key
+          order when the keys are dense, else in (query field, key) order; bounds as
+          parameters;
+        - connectorx: the first page, bounds and keys written into the text (connectorx takes
+          no parameters): a range of the primary key when the keys are dense, else the rows
+          first in (query field, key) order; one statement when there is no such order.
+
+        Which one depends on the window's lowest and highest key: this reads them (one scan of
+        the query field's index) unless a count of this window just did, which the extract
+        that follows still uses.
+        """
         info = self._table_info()
-        text = sql.select_sql(self.options, info.columns, info.order_by)
-        return sql.Statement(text, self._bounds(info, window))
+        bounds = None
+        probe = self._key_probe(window)
+        if probe is not None:
+            with self._shared("planning the extract") as conn:
+                bounds = self._key_range(probe, conn, keep=True)
+        if self.extract_reader() == "connectorx":
+            query = fast.build_query(self.options, info, window.start, window.end,
+                                     dates_as_text=self._dates_as_text)
+            ranges = query.key_ranges(*bounds) if bounds is not None else None
+            return sql.Statement(fast.first_page_sql(query, self.options.batch_size, ranges))
+        return self._pymysql_statement(window, info, bounds)
+
+    def _pymysql_statement(self, window: Window, info: sql.TableInfo, bounds: tuple[Any, ...] | None) -> sql.Statement:
+        """The pymysql extract: along the primary key when ``bounds`` (the window's lowest and
+        highest key, its row count) are dense, else in (query field, key) order."""
+        statement = sql.Statement(sql.select_sql(self.options, info.columns, info.order_by), self._bounds(info, window))
+        key = fast.range_key(info)
+        if bounds is None or key is None or self.options.force_index or not fast.dense(*bounds):
+            return statement
+        low, high, _ = bounds
+        text = sql.key_range_select_sql(self.options, info.columns, key)
+        return sql.Statement(text, (*statement.params, int(low), int(high)))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -265,7 +324,7 @@ class MySQLSource(SqlSource):
 
     def _fast_stream(self, window: Window, info: sql.TableInfo) -> Iterator[pa.RecordBatch]:
         opts = self.options
-        query = fast.build_query(opts, info, window.start, window.end)
+        query = fast.build_query(opts, info, window.start, window.end, dates_as_text=self._dates_as_text)
         ranges = None
         probe = query.probe_sql()
         # through pymysql first: fast, classified failures for bad credentials or a lost server
@@ -284,8 +343,15 @@ class MySQLSource(SqlSource):
         def errors(action: str) -> AbstractContextManager[None]:
             return fast.connectorx_errors(opts.address, action, secrets=secrets)
 
+        def invalid_dates() -> None:
+            self._dates_as_text = True
+            log.warning(
+                "%s.%s holds zero or invalid dates, which connectorx cannot read (the Rust panic "
+                "it printed is that): its DATETIME and DATE columns are read as text from now on, "
+                "with those values as NULL", opts.database, opts.table)
+
         try:
-            yield from fast.stream(url, query, opts.batch_size, errors, ranges)
+            yield from fast.stream(url, query, opts.batch_size, errors, ranges, invalid_dates)
         except PermanentError as exc:
             if str(exc).startswith("MySQL "):
                 raise
@@ -297,16 +363,12 @@ class MySQLSource(SqlSource):
         order of the query field's index needs a row look-up per row, or a scan and a sort of
         the whole table when the window is a large part of it), else in the query field's
         order. Rows with equal query fields come in key order either way."""
-        statement = self.extract_statement(window)
+        bounds = None
         probe = self._key_probe(window)
         if probe is not None:
             with self._shared("planning the extract") as conn:
-                low, high, rows = self._key_range(probe, conn)
-            key = fast.range_key(info)
-            if key is not None and fast.dense(low, high, rows):
-                text = sql.key_range_select_sql(self.options, info.columns, key)
-                statement = sql.Statement(text, (*statement.params, int(low), int(high)))
-        yield from self._stream(statement, info)
+                bounds = self._key_range(probe, conn)
+        yield from self._stream(self._pymysql_statement(window, info, bounds), info)
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
         return mysql_errors(self.options.address, action, secret=self._password())
