@@ -471,6 +471,12 @@ def dlt_pyarrow(job: Job) -> dict[str, Any]:
     return _dlt(job, "pyarrow")
 
 
+@path("dlt_pyarrow_merge")
+def dlt_pyarrow_merge(job: Job) -> dict[str, Any]:
+    """dlt sql_database, pyarrow backend, merge on the key: issue 22's own same-semantics peer."""
+    return _dlt(job, "pyarrow", merge=True)
+
+
 @path("dlt_default")
 def dlt_default(job: Job) -> dict[str, Any]:
     """dlt sql_database, default backend (SQLAlchemy rows as Python dicts), into DuckDB."""

@@ -46,6 +46,7 @@ ALL_PATHS = (
     "dlt_connectorx",
     "dlt_pyarrow",
     "dlt_connectorx_merge",
+    "dlt_pyarrow_merge",
     "drivetrain_push_down",
     "duckdb_delete_insert_qualify",
     "duckdb_delete_insert_qualify_bounded",
