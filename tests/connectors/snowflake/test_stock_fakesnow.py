@@ -97,12 +97,21 @@ class TestStockServer:
             lease = store.acquire_lease("lab", window.start, window.end, "host-a:1:x", 60)
             store.verify_lease(lease)
             assert store.current_lease("lab", window.start) == lease
-            store.release_lease(lease)
+            renewed = store.renew_lease(lease, 60)  # what the run's heartbeat does, on the server's clock
+            store.verify_lease(renewed)
+            assert store.current_lease("lab", window.start) == renewed
+            store.release_lease(renewed)
             assert store.current_lease("lab", window.start) is None
 
     def test_a_run_succeeds(self, folder: Path) -> None:
+        # No heartbeat during this short run: stock fakesnow fails the second of two sessions
+        # updating one row at once ("Conflict on update!", HTTP 500; DuckDB's optimistic
+        # concurrency) where Snowflake queues it behind the first's lock, so a heartbeat meeting
+        # a phase's drive write failed the run about one time in three. The suite's wrapper
+        # imitates the queue (TableLocks), and the heartbeat tests run there; the renewal itself
+        # is checked on the stock server above.
         with Pipeline.load(folder) as pipeline:
-            record = pipeline.runner(heartbeat_seconds=0.2).run(pipeline.grid.first())
+            record = pipeline.runner(heartbeat_seconds=600).run(pipeline.grid.first())
         assert record.pipeline_status is RunStatus.SUCCESS, record.phases[record.phase_failed or "audit"].error_message
 
     def test_validate_says_the_server_returns_null_timestamps_as_values(self, folder: Path) -> None:
