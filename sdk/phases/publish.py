@@ -9,7 +9,8 @@ empties the pending window. A failed audit therefore leaves the target as it was
 rows stay there for inspection until the window's next attempt replaces them.
 
 With ``publish: direct`` the transfer writes straight into the target (the order the original
-spec describes) and the publish phase is recorded as skipped.
+spec describes) and the publish phase is recorded as skipped; it empties whatever an earlier
+gated attempt left pending for the window.
 """
 
 from __future__ import annotations

@@ -216,9 +216,11 @@ class StageToTargetTransfer(BasePhase):
         if guard.active and (problem := guard.check(stage.count(ctx.window))):
             return shrunk(guard, problem)
         before = target.columns()  # the schema changes this transfer makes are recorded
+        if not gated(ctx.config):  # what an earlier after_audit attempt left pending is not the window's any more
+            forget_pending(ctx, rows=True, numbers=True)
         if self.uses_arrow_path(ctx):
             if gated(ctx.config):  # whole rows pending this time: no numbers may stand for the window
-                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
+                forget_pending(ctx, numbers=True)
             return with_schema_changes(with_pending(with_guard(self._arrow(ctx, stage, target), guard), ctx), target, before)
         dedup_keys, merge_keys = target_keys(ctx)
         spec = PushDown(
@@ -234,12 +236,12 @@ class StageToTargetTransfer(BasePhase):
         numbers = gated(ctx.config) and pending_rows.usable(stage.warehouse, stage.ref, bool(merge_keys))
         if numbers:  # publish copies the kept rows from the stage: only their numbers are written now
             rows = ctx.pipeline.target().pending_rows()
-            pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending().ref, ctx.window)
+            forget_pending(ctx, rows=True)
             stats = pending_rows.write_row_numbers(stage.warehouse, attrs.evolve(spec, target=rows.ref), ctx.window,
                                                    lineage_values(ctx), rows.ref, ctx.fence)
         else:
             if gated(ctx.config):
-                pending_rows.forget(ctx.pipeline.target().warehouse, ctx.pipeline.target().pending_rows().ref, ctx.window)
+                forget_pending(ctx, numbers=True)
             stats = stage.push_down(into_pending(spec, ctx), ctx.window, lineage_values(ctx), fence=ctx.fence)
         ctx.progress(stats.rows_read)
         reasons = {key_drop_reason(spec): stats.rows_dropped} if stats.rows_dropped else {}
@@ -348,6 +350,15 @@ def into_pending(spec: PushDown, ctx: PhaseContext) -> PushDown:
     if not gated(ctx.config):
         return spec
     return attrs.evolve(spec, dedup_keys=tuple(spec.dedup_keys or spec.merge_keys), merge_keys=(), delete_missing=False)
+
+
+def forget_pending(ctx: PhaseContext, *, rows: bool = False, numbers: bool = False) -> None:
+    """Empty the window in the target's pending tables that exist (``rows``: ``__pending``,
+    ``numbers``: ``__pending_rows``; this pipeline's rows only, on a shared target): nothing
+    there may stand for the window once this transfer runs."""
+    target = ctx.pipeline.target()
+    for table in [target.pending()] * rows + [target.pending_rows()] * numbers:
+        pending_rows.forget(target.warehouse, table.ref, ctx.window)
 
 
 def with_schema_changes(result: TransferResult, table: Target, before: dict[str, str]) -> TransferResult:

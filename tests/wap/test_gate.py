@@ -37,6 +37,15 @@ def set_tolerance(folder: Path, percent: float) -> None:
     path.write_text(json.dumps(config))
 
 
+def set_publish(folder: Path, mode: str) -> None:
+    import json
+
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config["target_system"]["publish"] = mode
+    path.write_text(json.dumps(config))
+
+
 def write_rows(folder: Path, rows: list[dict[str, Any]]) -> None:
     import json
 
@@ -116,6 +125,25 @@ class TestDirect:
         assert again.phases["publish"].status is PhaseStatus.SKIPPED
         assert "direct" in (again.phases["publish"].skip_reason or "")
         assert "publish" in again.phases_skipped
+
+    @pytest.mark.parametrize("transfer", [None, "Upper"], ids=["push-down", "arrow"])
+    def test_switching_to_direct_empties_what_an_audit_failed_attempt_left_pending(self, tmp_path: Path, transfer: str | None) -> None:
+        rows = make_rows()
+        folder = make_pipeline_dir(tmp_path / "lab", rows, **STRICT)
+        cls = Upper if transfer else None
+        failed = run(folder, cls)
+        assert failed.phase_failed == "audit" and pending_rows(folder, failed)
+        set_publish(folder, "direct")
+        set_tolerance(folder, 5.0)
+
+        fixed = run(folder, cls)
+
+        assert fixed.pipeline_status is RunStatus.SUCCESS
+        left = [name for (name,) in query(folder, "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'tests__pending%'")]
+        assert left, "the failed attempt made a pending table"
+        for name in left:  # nothing pending may stand for the window, nor show up in `show`
+            assert query(folder, f"SELECT count(*) FROM {name}") == [(0,)], name
+        assert len(snapshot(folder)["window"]) == len(expected_pairs(rows))
 
     def test_an_unknown_publish_mode_is_refused_with_its_path(self, tmp_path: Path) -> None:
         from drivetrain.errors import ConfigError
