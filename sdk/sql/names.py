@@ -29,6 +29,9 @@ LINEAGE: tuple[tuple[str, str], ...] = (
 LINEAGE_COLUMNS = tuple(name for name, _ in LINEAGE)
 #: The lineage column stage cleaning lists, reads and deletes by.
 TARGET_DATE = "_drivetrain_target_date"
+#: When the row became visible in the target: the publish's time for a gated window, so a reader
+#: that takes the rows loaded since its last read does not skip a window published late.
+LOADED_AT = "_drivetrain_loaded_at"
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:

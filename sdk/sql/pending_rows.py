@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from drivetrain.errors import PermanentError
-from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDownStats, TableRef
+from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, LOADED_AT, PushDownStats, TableRef
+from drivetrain.sql.session import utc_now
 
 if TYPE_CHECKING:
     from drivetrain.sql.names import Fence, PushDown
@@ -157,7 +158,8 @@ def projection(wh: Warehouse, rows: TableRef, window: Window) -> list[tuple[str,
 def publish_rows(wh: Warehouse, stage: TableRef, target: TableRef, rows: TableRef, window: Window,
                  fence: Fence | None) -> PushDownStats:
     """Replace the target's window with the stage rows ``rows`` names, through the transfer's
-    projection, their lineage from ``rows``; empty the pending window. One transaction."""
+    projection, their lineage from ``rows`` (the load time the publish's); empty the pending
+    window. One transaction."""
     from drivetrain.sql.names import PushDown
     from drivetrain.sql.pushdown import prepare_target, unordered_inserts
 
@@ -184,7 +186,7 @@ def publish_rows(wh: Warehouse, stage: TableRef, target: TableRef, rows: TableRe
             named, named_params = _named_rows(s, wh, stage, rows, loaded, [*bounds, run], held, bounds)
             written = max(s.execute(
                 f"INSERT INTO {d.qualified(target)} ({names}) SELECT {exprs} FROM {d.qualified(stage)} WHERE {loaded}{named}",
-                [*lineages[0], *bounds, run, *named_params]), 0)
+                [*published(lineages[0]), *bounds, run, *named_params]), 0)
         if written != held:  # raising rolls the whole publish back: the target is unchanged
             raise PermanentError(
                 f"publish: the stage window holds {written} of the {held} rows {rows} names (it was loaded again or "
@@ -193,6 +195,11 @@ def publish_rows(wh: Warehouse, stage: TableRef, target: TableRef, rows: TableRe
         if fence is not None:
             fence()
     return PushDownStats(rows_read=held, rows_written=written, rows_dropped=0)
+
+
+def published(lineage: Sequence[Any]) -> list[Any]:
+    """A pending window's lineage values as its rows enter the target: loaded now."""
+    return [utc_now() if name == LOADED_AT else value for name, value in zip(LINEAGE_COLUMNS, lineage, strict=True)]
 
 
 def _named_rows(s: Any, wh: Warehouse, stage: TableRef, rows: TableRef, loaded: str, loaded_params: list[Any],

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from drivetrain.errors import PermanentError
-from drivetrain.sql.names import LINEAGE, LINEAGE_COLUMNS, PushDown, PushDownStats, TableRef
+from drivetrain.sql.names import (
+    LINEAGE,
+    LINEAGE_COLUMNS,
+    LOADED_AT,
+    PushDown,
+    PushDownStats,
+    TableRef,
+)
+from drivetrain.sql.session import utc_now
 
 if TYPE_CHECKING:
     from drivetrain.sql.names import Fence
@@ -39,15 +47,16 @@ if TYPE_CHECKING:
 def _projection(wh: Warehouse, spec: PushDown, *, typed: bool, keep_lineage: bool = False) -> str:
     d = wh.dialect
     exprs = [f"{expr} AS {d.quote(name)}" for name, expr in spec.columns]
-    if keep_lineage:  # publish: the rows keep the run that wrote them
-        exprs += [f"{d.quote(c)} AS {d.quote(c)}" for c in LINEAGE_COLUMNS]
+    if keep_lineage:  # publish: the rows keep the run that wrote them; the publish's time is bound
+        exprs += [f"{'?' if c == LOADED_AT else d.quote(c)} AS {d.quote(c)}" for c in LINEAGE_COLUMNS]
     else:
         exprs += [f"{d.typed_null(kind) if typed else '?'} AS {d.quote(c)}" for c, kind in LINEAGE]
     return ", ".join(exprs)
 
 
 def select_sql(wh: Warehouse, spec: PushDown, window: Window, *, publish: bool = False) -> str:
-    """The stage's ``window`` through the projection (binds lineage unless published, then window bounds).
+    """The stage's ``window`` through the projection (binds the lineage, or for ``publish`` the
+    load time, then the window bounds).
 
     With keys, one row per key (see :meth:`~drivetrain.sql.dialect.SqlDialect.one_row_per_key`),
     except for ``publish``: the pending rows keep their lineage and are already one per key.
@@ -161,7 +170,8 @@ def pending_columns(wh: Warehouse, pending: TableRef) -> list[tuple[str, str]]:
 
 def run_publish(wh: Warehouse, spec: PushDown, window: Window, fence: Fence | None) -> PushDownStats:
     """Move the window's rows from ``spec.stage`` (a pending table) into ``spec.target`` in one
-    transaction: replaced or merged as :func:`run_push_down` does, lineage kept, pending emptied.
+    transaction: replaced or merged as :func:`run_push_down` does, lineage kept (the load time
+    is the publish's), pending emptied.
 
     ``spec.columns`` are the pending table's data columns (see :func:`pending_columns`); the
     pending rows are already one per key, so ``spec.dedup_keys`` should be empty.
@@ -171,7 +181,7 @@ def run_publish(wh: Warehouse, spec: PushDown, window: Window, fence: Fence | No
         prepare_target(wh, spec)
     elif not wh.table_exists(spec.target):
         return PushDownStats(rows_read=0, rows_written=0, rows_dropped=0)  # nothing pending, nothing to replace
-    return _apply(wh, spec, window, [], fence, publish=True)
+    return _apply(wh, spec, window, [utc_now()], fence, publish=True)
 
 
 def _apply(wh: Warehouse, spec: PushDown, window: Window, lineage: list[Any], fence: Fence | None, *,

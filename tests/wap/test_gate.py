@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,35 @@ class TestDirect:
         folder = make_pipeline_dir(tmp_path / "lab", target_system__publish="later")
         with pytest.raises(ConfigError, match="target_system.publish"):
             Pipeline.load(folder)
+
+
+class TestLoadTime:
+    """``_drivetrain_loaded_at`` is when the rows became visible: a reader taking the rows loaded
+    since its last read must not miss a window whose audit failed and that was published later."""
+
+    @pytest.mark.parametrize("path", ["numbers", "arrow", "merge"])
+    def test_published_rows_carry_the_publish_time_not_the_failed_attempts(self, tmp_path: Path, path: str) -> None:
+        rows = make_rows(200, hours=1, duplicates=0)
+        options: dict[str, Any] = dict(STRICT)
+        if path == "merge":
+            options.update(target_system__load_strategy="merge", target_system__merge_keys=["test_id"])
+        folder = make_pipeline_dir(tmp_path / "lab", rows, **options)
+        cls = Upper if path == "arrow" else None
+        failed = run(folder, cls)
+        assert failed.phase_failed == "audit"
+        (watermark,) = query(folder, "SELECT max(_drivetrain_loaded_at) FROM tests__pending"
+                             if path != "numbers" else "SELECT max(_drivetrain_loaded_at) FROM tests__pending_rows")[0]
+        assert watermark is not None
+        set_tolerance(folder, 5.0)
+
+        fixed = run(folder, cls)
+
+        assert fixed.pipeline_status is RunStatus.SUCCESS
+        published_at = fixed.phases["publish"].start_timestamp
+        (earliest, latest, n) = query(folder, "SELECT min(_drivetrain_loaded_at), max(_drivetrain_loaded_at), count(*) FROM tests")[0]
+        assert n == len(expected_pairs(rows))
+        as_utc = lambda t: t if t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
+        assert as_utc(earliest) == as_utc(latest) >= published_at > as_utc(watermark)
 
 
 class TestMerge:

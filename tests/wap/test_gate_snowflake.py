@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ def test_a_failed_audit_leaves_the_target_unchanged_and_the_fix_publishes(tmp_pa
     assert sf_rows(fakesnow_server, database, "SELECT COUNT(*) FROM TESTS__PENDING") == [(0,)]
     total, distinct = sf_rows(fakesnow_server, database, 'SELECT COUNT(*), COUNT(DISTINCT "test_id") FROM TESTS')[0]
     assert total == distinct == len(pairs(new_rows))
+    (loaded,) = sf_rows(fakesnow_server, database, 'SELECT DISTINCT "_drivetrain_loaded_at" FROM TESTS WHERE "_drivetrain_pipeline_id" = ?',
+                        [fixed.pipeline_id])
+    assert loaded[0].replace(tzinfo=UTC) >= fixed.phases["publish"].start_timestamp  # visible then, not at the pending write
 
 
 def test_merge_with_delete_missing_is_applied_at_publish(tmp_path, fakesnow_server, database, sf_env):  # noqa: F811
@@ -89,6 +93,9 @@ def test_merge_with_delete_missing_is_applied_at_publish(tmp_path, fakesnow_serv
     assert fixed.pipeline_status is RunStatus.SUCCESS
     assert target_rows(fakesnow_server, database, DAY, DAY + HOUR) == pairs(kept)
     assert fixed.phases["publish"].phase_specific_details["rows_removed_missing_at_source"] == 10
+    (loaded,) = sf_rows(fakesnow_server, database, 'SELECT DISTINCT "_drivetrain_loaded_at" FROM TESTS WHERE "_drivetrain_pipeline_id" = ?',
+                        [fixed.pipeline_id])  # bound inside the MERGE's source
+    assert loaded[0].replace(tzinfo=UTC) >= fixed.phases["publish"].start_timestamp
 
 
 def test_a_publish_that_fails_inside_its_transaction_is_resumed_at_publish_only(tmp_path, fakesnow_server, database, sf_env):  # noqa: F811
@@ -109,3 +116,7 @@ def test_a_publish_that_fails_inside_its_transaction_is_resumed_at_publish_only(
     for name in ("stage_to_target_transfer", "target_count", "audit"):
         assert resumed.phases[name].carried_from == failed.pipeline_id, name
     assert target_rows(fakesnow_server, database, DAY, DAY + HOUR) == pairs(new_rows)
+    # written by the failed run, visible since the resumed one's publish: loaded then
+    (loaded,) = sf_rows(fakesnow_server, database, 'SELECT DISTINCT "_drivetrain_loaded_at" FROM TESTS WHERE "_drivetrain_pipeline_id" = ?',
+                        [failed.pipeline_id])
+    assert loaded[0].replace(tzinfo=UTC) >= resumed.phases["publish"].start_timestamp
