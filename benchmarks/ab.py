@@ -17,7 +17,7 @@ files); the hand-written ``duckdb_*`` paths read the first one's stage. Besides 
 wall and CPU time, each run reports the CPU the MariaDB server spent meanwhile (from
 ``/proc``), and the 1-minute load average when it started.
 
-``--hold`` builds the data set, writes the job files and waits (Ctrl-C ends it): for
+``--hold`` builds the data set, writes the job files and waits (SIGINT or SIGTERM ends it): for
 profiling one path by hand, ``python -m benchmarks.child PATH JOB_FILE``.
 """
 
@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.hold:
             for (size, label), (job_file, _) in jobs.items():
                 print(f"{size} {label}: {job_file}")
-            print(f"server pid {server.process.pid}; Ctrl-C (SIGINT) ends it", flush=True)
+            print(f"server pid {server.process.pid}; SIGINT or SIGTERM (pid {os.getpid()}) ends it", flush=True)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # the server is stopped either way
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts with SIGINT ignored
             try:
                 while True:
                     time.sleep(3600)
