@@ -226,6 +226,9 @@ class ConnectionPool:
         threads = (settings or {}).get("threads")
         self.settings = {"TimeZone": "UTC", "checkpoint_threshold": CHECKPOINT_THRESHOLD,
                          **default_settings(path, threads), **(settings or {})}
+        self.default_memory_limit = "memory_limit" not in (settings or {})
+        """Whether ``memory_limit`` is drivetrain's default (:func:`default_memory_limit_mb`), not
+        the config's: only the default follows the threads a statement runs on."""
         self.wanted_mark = path.with_name(path.name + ".locks") / "wanted"
         """Touched by a process waiting for the file; see :meth:`keep_open`."""
         self._local = threading.local()

@@ -26,10 +26,11 @@ connectorx reads ahead of its consumer without limit, so a window is read in pag
 most 100,000 rows (a multiple of ``batch_size``) and about :data:`PAGE_BYTES` of Arrow data,
 each read whole and then cut into batches: memory holds a page or two whatever the window
 holds (two when the caller reads ahead, as the source-to-stage transfer does, so the next page
-is read while this one is loaded). The first page is a quarter of the row count; its size
-tells how many rows the next pages may hold, so wide rows get shorter pages. There are
-two ways to cut pages, both needing an index starting with the query field followed by an
-integer primary key:
+is read while this one is loaded). The heap a page frees is reused by the next one and given
+back to the system once, when the extract ends (see :func:`give_back_freed_memory`). The
+first page is a quarter of the row count; its size tells how many rows the next pages may
+hold, so wide rows get shorter pages. There are two ways to cut pages, both needing an index
+starting with the query field followed by an integer primary key:
 
 - **Key ranges**, when the primary key is one integer column and the window's keys are dense
   (``MAX - MIN + 1`` at most :data:`RANGE_DENSITY` times the window's rows, as with
@@ -162,10 +163,12 @@ _libc: Any = None
 def give_back_freed_memory() -> None:
     """Return the heap pages freed since the last call to the system (glibc's ``malloc_trim``).
 
-    A page read by connectorx is freed as a whole once its batches are loaded, but glibc keeps
-    the freed pages of its arenas resident for the next allocation; trimming between pages keeps
-    the extract's resident size about 10 MB lower on 2M rows of 330 bytes, at no measurable cost
-    (two arenas to walk, once a page). Other C libraries are left alone.
+    A page read by connectorx is freed as a whole once its batches are loaded, and glibc keeps
+    the freed heap in its arenas, where the next page reuses it; the stream calls this once,
+    when the extract ends. Trimming after every page kept the extract's resident size about
+    10 MB lower on 2M rows of 330 bytes, but each page then faulted its memory in afresh from
+    the kernel: 0.2-0.4 s of CPU per 2M such rows (two cores), on the extract's critical path.
+    Other C libraries are left alone.
     """
     global _libc
     if _libc is False or not sys.platform.startswith("linux"):
@@ -190,7 +193,9 @@ def installed() -> bool:
 #: Most rows per page (rounded up to a multiple of batch_size).
 PAGE_ROWS = 100_000
 #: Arrow bytes a page should hold, about: wide rows get pages of fewer rows (see :func:`stream`).
-PAGE_BYTES = 4 * 1024 * 1024
+#: Each page is a statement on a new connection (200 empty pages took 0.23-0.36 s); 8 MiB
+#: pages read 2M rows of 330 bytes in about 100 statements instead of 200.
+PAGE_BYTES = 8 * 1024 * 1024
 #: Key-range pages need the window's keys this dense: MAX - MIN + 1 <= RANGE_DENSITY * rows.
 RANGE_DENSITY = 4
 
@@ -547,27 +552,29 @@ def stream(
     span = next_range() if ranges else None
     after: tuple[Any, ...] | None = None
     action = "starting the extract"
-    while True:
-        if span is not None:
-            page = read(action, FastQuery.range_sql, *span)
-        else:
-            page = read(action, FastQuery.page_sql, after, size or None)
-        action = "reading the next page"
-        more = False
-        if span is not None:
-            size = next_page_size(most, batch_size, span[1] - span[0] + 1, page.nbytes)
-            span = next_range() if pending else None
-            more = span is not None
-        elif query.page_rows is not None and page.num_rows >= size:
-            size = next_page_size(most, batch_size, page.num_rows, page.nbytes)
-            after, more = query.last_keys(page), True
-        for batch in page.to_batches(max_chunksize=batch_size):
-            if batch.num_rows:
-                yield decode_batch(query, batch)
-        page = batch = None  # the page is loaded: free it before the next one is read
-        give_back_freed_memory()
-        if not more:
-            return
+    try:
+        while True:
+            if span is not None:
+                page = read(action, FastQuery.range_sql, *span)
+            else:
+                page = read(action, FastQuery.page_sql, after, size or None)
+            action = "reading the next page"
+            more = False
+            if span is not None:
+                size = next_page_size(most, batch_size, span[1] - span[0] + 1, page.nbytes)
+                span = next_range() if pending else None
+                more = span is not None
+            elif query.page_rows is not None and page.num_rows >= size:
+                size = next_page_size(most, batch_size, page.num_rows, page.nbytes)
+                after, more = query.last_keys(page), True
+            for batch in page.to_batches(max_chunksize=batch_size):
+                if batch.num_rows:
+                    yield decode_batch(query, batch)
+            page = batch = None  # the page is loaded: free it before the next one is read
+            if not more:
+                return
+    finally:
+        give_back_freed_memory()  # once: each page reused the heap the one before it freed
 
 
 def first_page_rows(query: FastQuery, batch_size: int) -> int:

@@ -321,6 +321,21 @@ class TestPages:
         quick, slow = both(mariadb, window(0, 5000), batch_size=300, columns=["id"])
         assert quick.column("id").to_pylist() == list(range(1, 5001)) and quick.equals(slow)
 
+    def test_the_freed_heap_is_given_back_once_per_extract_not_per_page(
+        self, mariadb: MariaDBServer, small_pages: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each page reuses the heap the page before it freed; trimming after every page made
+        each one fault its memory in afresh (0.2-0.4 s of CPU per 2M rows of 330 bytes)."""
+        trims = []
+        give_back = fast.give_back_freed_memory
+        monkeypatch.setattr(fast, "give_back_freed_memory", lambda: (trims.append(1), give_back()))
+        pages = PageSpy()
+        monkeypatch.setattr(fast, "connectorx", lambda: pages)
+        with make_source(mariadb, reader="connectorx", batch_size=300, columns=["id"]) as src:
+            ids = read_all(src, window(0, 5000))
+        assert ids.column("id").to_pylist() == list(range(1, 5001))
+        assert len(pages.pages) > 3 and len(trims) == 1, (pages.pages, trims)
+
     def test_a_page_ending_inside_a_run_of_equal_timestamps_continues_by_key(
         self, mariadb: MariaDBServer, small_pages: None, monkeypatch: pytest.MonkeyPatch
     ) -> None:
