@@ -357,8 +357,10 @@ def forget_pending(ctx: PhaseContext, *, rows: bool = False, numbers: bool = Fal
     ``numbers``: ``__pending_rows``; this pipeline's rows only, on a shared target): nothing
     there may stand for the window once this transfer runs."""
     target = ctx.pipeline.target()
-    for table in [target.pending()] * rows + [target.pending_rows()] * numbers:
-        pending_rows.forget(target.warehouse, table.ref, ctx.window)
+    if rows:
+        pending_rows.forget(target.warehouse, target.pending().ref, ctx.window)
+    if numbers:
+        pending_rows.forget(target.warehouse, target.pending_rows().ref, ctx.window)
 
 
 def with_schema_changes(result: TransferResult, table: Target, before: dict[str, str]) -> TransferResult:

@@ -6,12 +6,16 @@ the key, the update time as query field) that also deletes records (``delete_mis
 receives late records (``settle_horizon``). Hypothesis generates a history against a simulated
 clock: inserts (late ones included, into windows already loaded), updates (a record moves to
 the window open now), deletes, the clock moving on, plain runs (the window a plain run takes,
-then the reloads settling asks for), re-runs of old windows, and runs whose extract fails and
-is resumed by the next plain run.
+then the reloads settling asks for), re-runs of old windows, and runs whose extract or publish
+fails and is resumed by the next plain run.
 
 What must hold:
 - at every step, no record is in the target twice, and the target never holds a version of a
   record older than one it held before (merges never go back);
+- at every step, a downstream reader that takes the rows loaded since its last read
+  (``_drivetrain_loaded_at``) gets every version that became visible since: none carries a
+  load time before that read, even when it was written by a run whose publish failed and was
+  published by the next one;
 - every successful run's row balances: source count = stage count + rejected, exactly, and the
   stage count equals what the extract wrote;
 - after the clock has passed every window and plain runs have nothing left to do, running the
@@ -43,7 +47,7 @@ from hypothesis import strategies as st
 
 from drivetrain import Pipeline, RunRecord, RunStatus
 from drivetrain.settle import plan_reloads
-from drivetrain.testing import FaultySource
+from drivetrain.testing import FaultPlugin, FaultySource
 
 DAY = datetime(2025, 11, 15, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -81,14 +85,22 @@ operation = st.one_of(
     st.just(("plain",)),
     st.tuples(st.just("rerun"), st.integers(0, WINDOWS - 1)),
     st.just(("fail",)),
+    st.just(("fail_publish",)),
 )
+
+#: A row of the target as a downstream reader sees it: id, version, load time.
+Row = tuple[str, int, datetime]
 
 
 #: Histories hypothesis tries per warehouse.
 BUDGET = {"duckdb": 25, "postgres": 6}
 
 
-def read_duckdb(folder: Path) -> list[tuple[str, int]]:
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_duckdb(folder: Path) -> list[Row]:
     path = folder / "warehouse.duckdb"
     if not path.exists():
         return []
@@ -96,20 +108,23 @@ def read_duckdb(folder: Path) -> list[tuple[str, int]]:
         exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchone()
         if not exists or not exists[0]:
             return []
-        return [(str(k), int(v)) for k, v in conn.execute("SELECT id, version FROM records ORDER BY id").fetchall()]
+        return [(str(k), int(v), utc(t)) for k, v, t in
+                conn.execute("SELECT id, version, _drivetrain_loaded_at FROM records ORDER BY id").fetchall()]
 
 
 class Contract:
     """One simulated history: the source file, the clock, and what the target may hold."""
 
     def __init__(self, folder: Path, *, config: dict[str, Any] | None = None,
-                 read: Callable[[Path], list[tuple[str, int]]] = read_duckdb) -> None:
+                 read: Callable[[Path], list[Row]] = read_duckdb) -> None:
         self.folder = folder
         self.read = read
         self.clock = DAY + HOUR  # the first window has just ended
         self.live: dict[str, tuple[datetime, int]] = {}  # id -> (updated_at, version)
         self.next_id = 0
         self.seen_versions: dict[str, int] = {}  # the newest version the target ever held, per id
+        self.visible: set[tuple[str, int]] = set()  # (id, version) the target showed at the last read
+        self.last_read: datetime | None = None  # when the target was last read (the real clock, as load times)
         self.records: list[RunRecord] = []
         folder.mkdir(parents=True)
         (folder / "data").mkdir()
@@ -161,15 +176,24 @@ class Contract:
         with Pipeline.load(self.folder) as pipeline:
             if fail:
                 pipeline.use(source=FaultySource(pipeline.source(), fail_at_batch=0, transient=False))
-            runner = pipeline.runner(clock=lambda: self.now, heartbeat_seconds=0.2)
-            due = runner.next_window()
-            windows = plan_reloads(pipeline, [due] if due is not None else None, note=lambda _: None, now=self.now)
-            for window in windows or []:
-                record = runner.run(window)
-                self.records.append(record)
-                self.check_target()  # after each run, not only after the plain run's last reload
-                if record.pipeline_status is RunStatus.FAILED:
-                    break
+            self._runs(pipeline)
+
+    def fail_publish(self) -> None:
+        """A plain run whose first publish fails inside its transaction (the next run publishes)."""
+        with FaultPlugin(fail={"publish": 1}).installed(), Pipeline.load(self.folder) as pipeline:
+            self._runs(pipeline)
+
+    def _runs(self, pipeline: Pipeline) -> None:
+        """The window due at ``now`` and settling's reloads, until one fails."""
+        runner = pipeline.runner(clock=lambda: self.now, heartbeat_seconds=0.2)
+        due = runner.next_window()
+        windows = plan_reloads(pipeline, [due] if due is not None else None, note=lambda _: None, now=self.now)
+        for window in windows or []:
+            record = runner.run(window)
+            self.records.append(record)
+            self.check_target()  # after each run, not only after the plain run's last reload
+            if record.pipeline_status is RunStatus.FAILED:
+                break
 
     def rerun(self, index: int) -> None:
         with Pipeline.load(self.folder) as pipeline:
@@ -201,15 +225,22 @@ class Contract:
     # -- what must hold --------------------------------------------------------------------
 
     def target(self) -> list[tuple[str, int]]:
-        return self.read(self.folder)
+        return [(k, v) for k, v, _ in self.read(self.folder)]
 
     def check_target(self) -> None:
-        rows = self.target()
-        ids = [k for k, _ in rows]
+        read_at = datetime.now(UTC)
+        rows = self.read(self.folder)
+        ids = [k for k, _, _ in rows]
         assert len(ids) == len(set(ids)), f"a record is in the target twice: {sorted(k for k in ids if ids.count(k) > 1)}"
-        for key, version in rows:
+        for key, version, loaded_at in rows:
             assert version >= self.seen_versions.get(key, 0), f"{key} went back from version {self.seen_versions[key]} to {version}"
             self.seen_versions[key] = version
+            if self.last_read is not None and (key, version) not in self.visible:
+                assert loaded_at > self.last_read, (
+                    f"{key} version {version} became visible after the read at {self.last_read} but says it was "
+                    f"loaded at {loaded_at}: a reader of the rows loaded since its last read never gets it")
+        self.visible = {(k, v) for k, v, _ in rows}
+        self.last_read = read_at
 
     def check_accounting(self) -> None:
         for record in self.records:
@@ -252,11 +283,12 @@ def new_history(warehouse: str, request: pytest.FixtureRequest, monkeypatch: pyt
         for name in ("stage_system", "target_system"):
             config[name] = {**{k: v for k, v in config[name].items() if k not in ("type", "path")}, **section(server, schema)}
 
-        def read(_: Path) -> list[tuple[str, int]]:
+        def read(_: Path) -> list[Row]:
             with server.admin() as conn:
                 if conn.execute("SELECT to_regclass(%s)", [f"{schema}.records"]).fetchone()[0] is None:
                     return []
-                return [(str(k), int(v)) for k, v in conn.execute(f'SELECT "id", "version" FROM {schema}.records ORDER BY "id"')]
+                return [(str(k), int(v), utc(t)) for k, v, t in conn.execute(
+                    f'SELECT "id", "version", "_drivetrain_loaded_at" FROM {schema}.records ORDER BY "id"')]
 
         return Contract(folder, config=config, read=read)
 
@@ -323,3 +355,20 @@ def test_a_late_record_an_update_and_a_delete_end_exactly_as_the_source(tmp_path
     history.rerun_everything()
     history.check_exact()
     assert history.target() == [("r000", 2), ("r002", 1), ("r003", 1)]
+
+
+def test_a_window_published_by_the_run_after_a_failed_publish_is_new_to_a_downstream_reader(
+    tmp_path: Path, new_history: Histories
+) -> None:
+    """The publish fails; the next run resumes at publish and shows rows the failed run wrote:
+    a reader that read in between must find them among the rows loaded since (check_target)."""
+    history = new_history(tmp_path / "contract")
+    for minute in (5, 20, 40):
+        history.insert(minute)
+    history.fail_publish()
+    assert history.records[-1].phase_failed == "publish" and history.target() == []
+    history.plain()  # resumes 00:00 at publish
+    resumed = history.records[-1]
+    assert resumed.pipeline_status is RunStatus.SUCCESS
+    assert resumed.phases["stage_to_target_transfer"].carried_from == history.records[-2].pipeline_id
+    assert history.target() == [("r000", 1), ("r001", 1), ("r002", 1)]
