@@ -12,9 +12,9 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from drivetrain._user_path import user_path
 from drivetrain.base import Archive, ArchiveReceipt
 from drivetrain.errors import PermanentError, TransientError
 
@@ -54,7 +54,7 @@ class LocalArchive(Archive):
         location = str(config.require("location"))
         if location.startswith("file://"):
             location = location[len("file://"):]
-        root = Path(location).expanduser()
+        root = user_path(location)
         self.root = root if root.is_absolute() else (config.base_dir / root)
 
     def describe(self) -> str:

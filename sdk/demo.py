@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from drivetrain._user_path import user_path
 from drivetrain.errors import DrivetrainError
 from drivetrain.record import RunRecord, RunStatus
 from drivetrain.window import Window
@@ -335,7 +336,7 @@ def run_demo(
     from drivetrain.pipeline import Pipeline
     from drivetrain.testing import FaultPlugin
 
-    folder = folder.expanduser().resolve()
+    folder = user_path(folder).resolve()
     reset_folder(folder)
     paths = demo_paths(folder)
     stats = generate_source(paths["source"])

@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from drivetrain import plugins
+from drivetrain._user_path import user_path
 from drivetrain.errors import PipelineNotFound
 
 __all__ = ["CONTRIB_ENV", "HOME_ENV", "AmbiguousPipelineName", "Located", "enabled_contrib", "home_pipelines", "is_contrib",
@@ -90,7 +91,7 @@ def looks_like_path(reference: str | os.PathLike[str]) -> bool:
 def pipelines_homes(environ: Any = None) -> list[Path]:
     """The folders named by ``DRIVETRAIN_PIPELINES_HOME``, in order (relative ones made absolute)."""
     value = (os.environ if environ is None else environ).get(HOME_ENV, "")
-    return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
+    return [user_path(part).resolve() for part in value.split(os.pathsep) if part.strip()]
 
 
 def home_pipelines(environ: Any = None) -> dict[str, list[Path]]:
@@ -106,12 +107,12 @@ def home_pipelines(environ: Any = None) -> dict[str, list[Path]]:
 
 
 def _registered_target(value: Any) -> Any:
-    return Path(value).expanduser().resolve() if isinstance(value, (str, os.PathLike)) else value
+    return user_path(value).resolve() if isinstance(value, (str, os.PathLike)) else value
 
 
 def _path(reference: str | os.PathLike[str]) -> Located:
     text = os.fspath(reference)
-    target = Path(text).expanduser()
+    target = user_path(text)
     if target.is_file():
         target = target.parent
     if not (target / "config.json").is_file():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain._user_path import user_path
 from drivetrain.secrets import Secret
 from drivetrain.warehouse import check_identifier
 
@@ -220,6 +221,6 @@ def parse_options(config: SystemConfig, credentials: Credentials | None) -> Snow
         password=_secret(password),
         token=_secret(token),
         private_key=_secret(private_key),
-        private_key_path=config.base_dir / Path(key_path).expanduser() if key_path else None,
+        private_key_path=config.base_dir / user_path(key_path) if key_path else None,
         private_key_passphrase=_secret(reveal("private_key_passphrase") or reveal("passphrase")),
     )

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from drivetrain._user_path import user_path
 from drivetrain.config.hosts import CREDENTIALS_IN_URL, credentials_in_url
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def parse_ssl(config: SystemConfig) -> SSLOptions | None:
         value = section.get(key)
         if value is None:
             return None
-        resolved = Path(value).expanduser()
+        resolved = user_path(value)
         if not resolved.is_absolute():
             resolved = Path(config.base_dir) / resolved
         if not resolved.is_file():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shlex
 import sys
-from pathlib import Path
 
 import click
 
+from drivetrain._user_path import user_path
 from drivetrain.record import RunStatus
 
 from ._output import EXIT_FAILED, EXIT_USAGE, CliError, Output, output, setup_logging
@@ -37,7 +37,7 @@ def demo_command(folder: str | None) -> None:
     out = output()
     if not out.terminal:
         setup_logging(out.verbosity - 1, terminal=False)  # the window lines below replace per-phase logs
-    target = Path(folder).expanduser() if folder else demo.DEFAULT_DIR.expanduser()
+    target = user_path(folder or demo.DEFAULT_DIR)
     folder_for_writing(target, "--dir")
     try:
         demo.check_folder(target.resolve())

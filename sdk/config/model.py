@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from drivetrain._user_path import user_path
 from drivetrain.errors import ConfigError
 
 from . import checks, jsondoc, schema_check, validated_cache
@@ -271,7 +272,7 @@ class SystemConfig:
             raise self.error(key, f"expected a file or folder path, got {show(value)}")
         if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", str(value)):
             raise self.error(key, f"expected a local path, got the URL {show(str(value))}")
-        path = Path(value).expanduser()
+        path = user_path(value)
         return path if path.is_absolute() else self.base_dir / path
 
     def error(self, key: str, message: str) -> ConfigError:

@@ -60,6 +60,19 @@ class TestBareNames:
         with pytest.raises(PipelineNotFound, match=r"no pipeline 'orders': a bare name means a registered .*write ./orders"):
             Pipeline.load("orders")
 
+    @pytest.mark.parametrize("reference", ["~no-such-user-zq/orders", "~no-such-user-zq"])
+    def test_a_home_of_no_user_is_a_path_not_found_naming_it(self, reference):
+        # Path.expanduser raises a bare RuntimeError for ~user with no such user; a shell keeps it
+        with pytest.raises(PipelineNotFound, match=rf"no pipeline at '{reference}'"):
+            Pipeline.load(reference)
+
+    def test_a_config_path_under_the_home_of_no_user_is_read_as_written(self, tmp_path):
+        from drivetrain.config import load_config
+
+        folder = make_pipeline_dir(tmp_path / "lab", source_system__path="~no-such-user-zq/records.jsonl")
+        path = load_config(folder / "config.json").source.path("path")
+        assert path == folder / "~no-such-user-zq" / "records.jsonl"  # relative, as a shell reads it
+
     def test_an_unknown_name_lists_what_exists(self):
         with pytest.raises(PipelineNotFound, match=r"no pipeline 'dmeo'.*registered: demo, .*did you mean 'demo'"):
             Pipeline.load("dmeo")
