@@ -44,6 +44,7 @@ from drivetrain.connectors.files_ranges import (
     stat_key,
 )
 from drivetrain.errors import PermanentError
+from drivetrain.fingerprints import of_batches
 from drivetrain.unplaceable import Unplaceable
 
 if TYPE_CHECKING:
@@ -210,6 +211,10 @@ class FilesSource(Source):
         kept = found == 0 and before is not None and _stats(files) == before  # not changed while it was read
         self._nothing_in = (window, before, copy.deepcopy(self._lost), self.unreadable_lines) if kept else None
         return found
+
+    def fingerprint(self, window: Window) -> str:
+        """The window's records, each hashed whole (see :func:`drivetrain.fingerprints.of_batches`)."""
+        return of_batches(self.extract(window))
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         files = self.files()

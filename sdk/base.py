@@ -79,6 +79,19 @@ class Source(Connector):
         record is rejected with that reason instead of being lost.
         """
 
+    def fingerprint(self, window: Window) -> str | None:
+        """A digest of which records the window holds, or None when this source cannot tell.
+
+        Settling (``query_window.settle_horizon``) compares it, beside the count, with the one
+        the window's last load recorded: a late record and a deleted one in the same window
+        leave the count as it was, not the fingerprint. It must change when a record enters or
+        leaves the window (by its key, or the whole record for a source without one) and stay
+        equal while the window holds the same records; it is only ever compared with another
+        fingerprint of the same source. The default says this source has none: settling then
+        compares counts only.
+        """
+        return None
+
     def unplaceable(self) -> Unplaceable | None:
         """Records the last :meth:`count` read but could place in no window, or None.
 

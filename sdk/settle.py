@@ -5,10 +5,13 @@ later with a timestamp inside it would never reach the target. With
 ``query_window.settle_horizon`` set (``"6h"``), every successful window that ended less than
 that long ago is still *settling*: each plain run counts its records at the source again (a
 ``Source.count`` call, not an extract) and compares the count with the one its last successful
-load recorded. A window whose count changed has *drifted* and is loaded again, as a new
-attempt of that window; its ``source_count`` phase records why (``reload``: ``source count 98
--> 103 since the run of ...``). A source that fails a re-count only makes a note: the run and
-its own window go on, and the next run counts again.
+load recorded. Where the count is unchanged and the source can fingerprint its windows
+(:meth:`Source.fingerprint`: which records the window holds), the fingerprints are compared
+too, so a late record and a deleted one in the same window do not cancel out. A window whose
+count or fingerprint changed has *drifted* and is loaded again, as a new attempt of that
+window; its ``source_count`` phase records why (``reload``: ``source count 98 -> 103 since the
+run of ...``). A source that fails a re-count only makes a note: the run and its own window go
+on, and the next run counts again.
 
 ::
 
@@ -25,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -40,10 +43,12 @@ if TYPE_CHECKING:
     from drivetrain.drive import DriveStore
     from drivetrain.pipeline import Pipeline
 
-__all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "plan_reloads", "reload_details", "reload_reason", "settle",
-           "settling_windows"]
+__all__ = ["Drift", "SettleOutcome", "check", "loaded_count", "loaded_fingerprint", "plan_reloads", "reload_details",
+           "reload_reason", "settle", "settling_windows"]
 
 log = logging.getLogger("drivetrain.settle")
+
+T = TypeVar("T")
 
 #: Run outcomes that count as a load of the window (SKIPPED: the window was empty).
 SETTLED = (RunStatus.SUCCESS, RunStatus.SKIPPED)
@@ -56,6 +61,12 @@ def loaded_count(record: RunRecord) -> int | None:
         if isinstance(value, int | float):
             return int(value)
     return None
+
+
+def loaded_fingerprint(record: RunRecord) -> str | None:
+    """The source fingerprint a run recorded for its window (None: it recorded none)."""
+    value = record.phases[SOURCE_COUNT].phase_specific_details.get("fingerprint")
+    return value if isinstance(value, str) else None
 
 
 def last_load(attempts: Sequence[RunRecord]) -> RunRecord | None:
@@ -76,23 +87,39 @@ class Drift:
     """The source count now (None when the re-count failed)."""
     error: str | None = None
     """Why the window could not be re-counted or compared."""
+    loaded_fingerprint: str | None = None
+    """The source fingerprint the load recorded (None when it recorded none)."""
+    fingerprint: str | None = None
+    """The source fingerprint now (None when not taken: the count changed, or the source has none)."""
+
+    @property
+    def records_changed(self) -> bool:
+        """True when the count is the same but the window holds other records than at the load."""
+        return _changed(self.loaded_fingerprint, self.fingerprint)
 
     @property
     def drifted(self) -> bool:
-        """True when the source now holds a different number of records for the window."""
-        return self.error is None and self.count != self.loaded
+        """True when the source now holds a different number of records, or other records, for the window."""
+        return self.error is None and (self.count != self.loaded or self.records_changed)
 
     @property
     def reason(self) -> str:
         """The reload reason (or what went wrong), as the drive table and the CLI say it."""
         if self.error is not None:
             return self.error
-        return _reason(self.loaded, self.count, self.loaded_by)
+        return _reason(self.loaded, self.count, self.loaded_by, changed=self.records_changed)
 
 
-def _reason(before: int | None, count: int | None, run_id: str) -> str:
+def _changed(before: str | None, now: str | None) -> bool:
+    return before is not None and now is not None and before != now
+
+
+def _reason(before: int | None, count: int | None, run_id: str, *, changed: bool = False) -> str:
     if before != count:
         return f"source count {before} -> {count} since the run of {run_id}"
+    if changed:
+        return (f"source count unchanged ({count}) but the window holds other records than at the run of {run_id} "
+                "(its fingerprint changed: records arrived late and others left)")
     return f"source count unchanged ({count}) since the run of {run_id}"
 
 
@@ -165,50 +192,59 @@ def check(pipeline: Pipeline, now: datetime | None = None) -> list[Drift]:
         if down is not None:
             drifts.append(Drift(window, loaded.pipeline_id, before, error=f"not counted: the source failed for an earlier window ({down})"))
             continue
+        before_fp = loaded_fingerprint(loaded)
+        fingerprint = None
         try:
-            count = _count(pipeline, window)
+            count = _ask(pipeline, "re-count", pipeline.source().count, window)
+            if count == before and before_fp is not None:  # the same count: the same records?
+                fingerprint = _ask(pipeline, "fingerprint", pipeline.source().fingerprint, window)
         except Exception as exc:  # noqa: BLE001 - a failed re-count is reported, never fatal
             message = redact(str(exc))
             down = message if isinstance(exc, TransientError) else None
             drifts.append(Drift(window, loaded.pipeline_id, before, error=f"could not re-count the source: {message}"))
             continue
-        drifts.append(Drift(window, loaded.pipeline_id, before, count))
+        drifts.append(Drift(window, loaded.pipeline_id, before, count, loaded_fingerprint=before_fp,
+                            fingerprint=fingerprint))
     return drifts
 
 
-def _count(pipeline: Pipeline, window: Window) -> int:
-    """``Source.count(window)``, retrying transient errors with the pipeline's backoff."""
+def _ask(pipeline: Pipeline, what: str, call: Callable[[Window], T], window: Window) -> T:
+    """``call(window)`` (a question to the source), retrying transient errors with the pipeline's backoff."""
     retry = pipeline.config.retry
     attempt = 0
     while True:
         try:
-            return pipeline.source().count(window)
+            return call(window)
         except TransientError as exc:
             if attempt >= retry.max_retries:
                 raise
             attempt += 1
-            log.warning("settle: re-count of %s failed, retry %d of %d: %s", window, attempt, retry.max_retries, redact(str(exc)))
+            log.warning("settle: %s of %s failed, retry %d of %d: %s", what, window, attempt, retry.max_retries,
+                        redact(str(exc)))
             time.sleep(retry.delay(attempt))
 
 
-def reload_details(attempts: Sequence[RunRecord], count: int) -> dict[str, Any]:
+def reload_details(attempts: Sequence[RunRecord], count: int, fingerprint: str | None = None) -> dict[str, Any]:
     """``{"reload": ...}`` for the source_count details of a run of an already loaded window.
 
     :param attempts: the window's earlier attempts, oldest first.
     :param count: the source count of this run.
+    :param fingerprint: the source fingerprint of this run, when it took one.
     """
     loaded = last_load(attempts)
     before = loaded_count(loaded) if loaded is not None else None
     if loaded is None or before is None:
         return {}
-    return {"reload": {"previous_run": loaded.pipeline_id, "previous_count": before, "count": count,
-                       "drift": count - before, "reason": _reason(before, count, loaded.pipeline_id)}}
+    changed = count == before and _changed(loaded_fingerprint(loaded), fingerprint)
+    details = {"previous_run": loaded.pipeline_id, "previous_count": before, "count": count, "drift": count - before,
+               "reason": _reason(before, count, loaded.pipeline_id, changed=changed)}
+    return {"reload": {**details, "records_changed": True} if changed else details}
 
 
 def reload_reason(record: RunRecord) -> str | None:
-    """The reason a run reloaded its window after the source count drifted, if it did."""
+    """The reason a run reloaded its window after its source records changed, if they did."""
     reload = record.phases[SOURCE_COUNT].phase_specific_details.get("reload") or {}
-    return str(reload.get("reason")) if reload.get("drift") else None
+    return str(reload.get("reason")) if reload.get("drift") or reload.get("records_changed") else None
 
 
 def plan_reloads(pipeline: Pipeline, planned: list[Window] | None, *, note: Callable[[str], None],

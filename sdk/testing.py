@@ -27,12 +27,14 @@ import pyarrow as pa
 
 from drivetrain.base import Source
 from drivetrain.errors import PermanentError, TransientError
+from drivetrain.fingerprints import of_batches
 from drivetrain.plugins import get_plugin_manager, hookimpl
 from drivetrain.validation import convert_column
 
 if TYPE_CHECKING:
     from drivetrain.config import Credentials, SystemConfig
     from drivetrain.record import PhaseState, RunRecord
+    from drivetrain.unplaceable import Unplaceable
     from drivetrain.window import Window
 
 
@@ -70,6 +72,9 @@ class MemorySource(Source):
     def count(self, window: Window) -> int:
         return len(self._selected(window))
 
+    def fingerprint(self, window: Window) -> str:
+        return of_batches(self.extract(window))
+
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         rows = self._selected(window)
         for i in range(0, len(rows), self.batch_size):
@@ -106,6 +111,12 @@ class FaultySource(Source):
 
     def count(self, window: Window) -> int:
         return self.inner.count(window)
+
+    def fingerprint(self, window: Window) -> str | None:
+        return self.inner.fingerprint(window)
+
+    def unplaceable(self) -> Unplaceable | None:
+        return self.inner.unplaceable()
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         for n, batch in enumerate(self.inner.extract(window)):

@@ -264,6 +264,13 @@ class MySQLSource(SqlSource):
         info = self._table_info()
         return sql.Statement(sql.count_sql(self.options), self._bounds(info, window))
 
+    def fingerprint_statement(self, window: Window) -> sql.Statement:
+        """The window's count and a sum of ``CRC32`` over each row's primary key and query field
+        (every column for a table without a primary key, or a view)."""
+        info = self._table_info()
+        identity = info.indexes.get("PRIMARY") or tuple(c.name for c in info.columns)
+        return sql.Statement(sql.fingerprint_sql(self.options, identity), self._bounds(info, window))
+
     def extract_statement(self, window: Window) -> sql.Statement:
         """The statement the extract sends for ``window`` (the first page's, with connectorx),
         by the reader in use:

@@ -218,6 +218,14 @@ def count_sql(options: MySQLOptions) -> str:
     return f"SELECT COUNT(*) {from_where(options)}"
 
 
+def fingerprint_sql(options: MySQLOptions, identity: Sequence[str]) -> str:
+    """The window's count and the sum of ``CRC32`` over each row's ``identity`` columns and
+    query field (the primary key's columns: the query field's index holds them, so it stays an
+    index-only scan)."""
+    listed = ", ".join(quote(c) for c in (*identity, options.query_field))
+    return f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS(0x1f, {listed}))), 0) {from_where(options)}"
+
+
 def select_sql(options: MySQLOptions, columns: Sequence[Column], order_by: Sequence[str]) -> str:
     """The streaming extract over the window."""
     listed = ", ".join(quote(c.name) for c in columns)

@@ -157,6 +157,11 @@ class PostgresSource(SqlSource):
         info = self._table_info()
         return sql.Statement(sql.count_sql(self.options, info), self._bounds(info, window))
 
+    def fingerprint_statement(self, window: Window) -> sql.Statement:
+        """The window's count and a sum of hashes over each row's primary key and query field."""
+        info = self._table_info()
+        return sql.Statement(sql.fingerprint_sql(self.options, info), self._bounds(info, window))
+
     def extract_statement(self, window: Window) -> sql.Statement:
         """The extract statement for ``window`` (bounds as parameters)."""
         info = self._table_info()

@@ -169,6 +169,15 @@ def count_sql(options: PostgresOptions, info: TableInfo) -> str:
     return f"SELECT count(*) {from_where(options, info)}"
 
 
+def fingerprint_sql(options: PostgresOptions, info: TableInfo) -> str:
+    """The window's count and the sum of ``hashtextextended`` over each row's primary key and
+    query field (every column for a relation without a primary key)."""
+    identity = info.primary_key or tuple(c.name for c in info.columns)
+    listed = ", ".join(quote(c) for c in (*identity, info.query_field.name))
+    return (f"SELECT count(*), coalesce(sum(hashtextextended(concat_ws(chr(31), {listed}), 0)), 0)"
+            f" {from_where(options, info)}")
+
+
 def select_sql(options: PostgresOptions, info: TableInfo, *, numeric_text: bool = False) -> str:
     """The streaming extract over the window (``numeric_text``: see :meth:`Column.select_expression`)."""
     listed = ", ".join(c.select_expression(quote(c.name), numeric_text=numeric_text) for c in info.columns)

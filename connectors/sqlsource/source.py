@@ -64,6 +64,23 @@ class SqlSource(Source):
             self._lost = self._tally_unplaceable(cursor)
         return int(total)
 
+    def fingerprint(self, window: Window) -> str | None:
+        """``<rows>:<digest>``: the window's rows and a sum of hashes of each row's key and query
+        field, in one statement (see :meth:`fingerprint_statement`); None without one."""
+        statement = self.fingerprint_statement(window)
+        if statement is None:
+            return None
+        with self._shared("fingerprinting the window") as conn, conn.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params)
+            rows, digest = cursor.fetchone()
+        return f"{int(rows)}:{int(digest) % 2**64:016x}"
+
+    def fingerprint_statement(self, window: Window) -> Any | None:
+        """The fingerprint statement for ``window`` (bounds as parameters), None when the
+        source has none: the window's count and one number that changes when a row enters or
+        leaves it."""
+        return None
+
     def unplaceable(self) -> Unplaceable | None:
         """Rows the last :meth:`count` found with a query field no window holds."""
         return self._lost

@@ -32,18 +32,22 @@ class SourceCount(BasePhase):
         source = ctx.pipeline.source()
         count = source.count(ctx.window)
         ctx.log.info("source count: %d", count)
-        reload = reload_details(ctx.previous_attempts, count)  # a loaded window again: how its source changed
-        if reload:
-            ctx.log.info("reloading a loaded window: %s", reload["reload"]["reason"])
-        lost = source.unplaceable()
+        lost = source.unplaceable()  # of this count (before another question to the source)
+        # Settling compares later fingerprints with this one: which records the window held when it was loaded.
+        fingerprint = source.fingerprint(ctx.window) if ctx.pipeline.config.query_window.settle_horizon else None
+        details = reload_details(ctx.previous_attempts, count, fingerprint)  # a loaded window again: how its source changed
+        if details:
+            ctx.log.info("reloading a loaded window: %s", details["reload"]["reason"])
+        if fingerprint is not None:
+            details["fingerprint"] = fingerprint
         if lost is not None and lost.records:  # records of no window: counted, never silent
             ctx.log.warning("source: %s", lost.summary())
             if ctx.config.source.get("on_unplaceable", "warn") == "fail":
-                return CountResult(count=count, details={**lost.details(), **reload},
+                return CountResult(count=count, details={**lost.details(), **details},
                                    error_message=f"{lost.summary()} (on_unplaceable: fail); fix or remove them, "
                                                  "or set source_system.on_unplaceable to warn")
-            return self._counted(ctx, count, {**lost.details(), **reload})
-        return self._counted(ctx, count, reload)
+            return self._counted(ctx, count, {**lost.details(), **details})
+        return self._counted(ctx, count, details)
 
     def still_valid(self, ctx: PhaseContext, state: PhaseState) -> str | None:
         """A carried count holds only while the source still counts the same: after a fix at the

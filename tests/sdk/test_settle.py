@@ -47,6 +47,19 @@ def append(folder: Path, records: list[dict[str, Any]]) -> None:
         fh.writelines(json.dumps(r) + "\n" for r in records)
 
 
+def remove(folder: Path, test_id: str) -> None:
+    """Delete a record at the source (the JSONL file without its line)."""
+    path = folder / "data" / "records.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if json.loads(line)["test_id"] != test_id), encoding="utf-8")
+
+
+def pipeline_fingerprint(window: Window, history: list[Any]) -> str:
+    """The fingerprint the window's first load recorded."""
+    first = min((r for r in history if r.query_window_start_timestamp == window.start), key=lambda r: r.pipeline_retry_number)
+    return str(first.phases["source_count"].phase_specific_details["fingerprint"])
+
+
 def ids_in_target(folder: Path, window: Window) -> list[str]:
     rows = query(folder, "SELECT test_id FROM tests WHERE reported_at >= ? AND reported_at < ? ORDER BY 1", [window.start, window.end])
     return [r[0] for r in rows]
@@ -80,6 +93,31 @@ class TestSettle:
         assert details == {"previous_run": "lab_20251115T010000Z_run1", "previous_count": 5, "count": 8, "drift": 3,
                            "reason": "source count 5 -> 8 since the run of lab_20251115T010000Z_run1"}
         assert ids_in_target(folder, windows[1]) == [f"L{900 + i:05d}" for i in range(3)] + [f"T{100 + i:05d}" for i in range(5)]
+
+    def test_a_late_record_and_a_deleted_one_in_the_same_window_are_found_by_the_fingerprint(self, folder: Path) -> None:
+        """The count stays 5, the records do not: the window is reloaded and the target follows."""
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            remove(folder, "T00102")
+            append(folder, [record(900, 1, 30, prefix="L")])
+            outcome = settle(pipeline, now=NOW)
+        assert outcome.reloaded == [windows[1]]
+        (drift,) = [d for d in outcome.drifts if d.drifted]
+        assert (drift.loaded, drift.count, drift.records_changed) == (5, 5, True)
+        (reload,) = outcome.records
+        assert reload_reason(reload) == (
+            "source count unchanged (5) but the window holds other records than at the run of lab_20251115T010000Z_run1 "
+            "(its fingerprint changed: records arrived late and others left)")
+        details = reload.phases["source_count"].phase_specific_details
+        assert details["reload"]["records_changed"] is True and details["reload"]["drift"] == 0
+        assert details["fingerprint"] != pipeline_fingerprint(windows[1], pipeline.drive_store().history(pipeline.name))
+        assert ids_in_target(folder, windows[1]) == ["L00900", "T00100", "T00101", "T00103", "T00104"]
+
+    def test_without_a_horizon_no_fingerprint_is_taken(self, tmp_path: Path) -> None:
+        folder = make_pipeline_dir(tmp_path / "lab", first_rows())
+        with Pipeline.load(folder) as pipeline:
+            record_ = pipeline.runner().run(pipeline.grid.first())
+        assert "fingerprint" not in record_.phases["source_count"].phase_specific_details
 
     def test_windows_whose_count_did_not_change_are_only_counted(self, folder: Path) -> None:
         with Pipeline.load(folder) as pipeline:
@@ -216,16 +254,41 @@ class TestSettleOnMySQL:
         assert reload_reason(outcome.records[0]) == "source count 5 -> 9 since the run of lab_20251115T020000Z_run1"
         assert len(ids_in_target(folder, windows[2])) == 9
 
+    def test_a_late_row_and_a_deleted_one_in_mariadb_are_found_by_the_fingerprint(
+            self, tmp_path: Path, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        folder = mysql_pipeline(tmp_path / "lab", mariadb, first_rows(), monkeypatch, query_window__settle_horizon="6h")
+        table = json.loads((folder / "config.json").read_text())["source_system"]["table"]
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            late = record(900, 1, 40, prefix="L")
+            admin = mariadb.admin(database=mariadb.database)
+            try:
+                with admin.cursor() as cursor:
+                    cursor.execute(f"DELETE FROM {table} WHERE test_id = 'T00103'")
+                    cursor.execute(f"INSERT INTO {table} (test_id, age, result, reported_at) VALUES (%s, %s, %s, %s)",
+                                   (late["test_id"], str(late["age"]), late["result"], utc(late).replace(tzinfo=None)))
+                admin.commit()
+            finally:
+                admin.close()
+            outcome = settle(pipeline, now=NOW)
+            again = check(pipeline, now=NOW)
+        assert outcome.reloaded == [windows[1]]
+        assert "source count unchanged (5) but the window holds other records" in (reload_reason(outcome.records[0]) or "")
+        assert ids_in_target(folder, windows[1]) == ["L00900", "T00100", "T00101", "T00102", "T00104"]
+        assert not any(d.drifted for d in again)  # the reload recorded the new fingerprint
+
 
 # -- the property: after a plain run covering them, every window holds exactly its source's rows -----
 
 PROPERTY_WINDOWS = 4
 PROPERTY_NOW = DAY + (PROPERTY_WINDOWS + 1) * HOUR
 operations = st.lists(
-    st.one_of(st.tuples(st.just("late"), st.integers(0, PROPERTY_WINDOWS - 1), st.integers(1, 3)), st.just(("run",))),
+    st.one_of(st.tuples(st.just("late"), st.integers(0, PROPERTY_WINDOWS - 1), st.integers(1, 3)),
+              st.tuples(st.just("swap"), st.integers(0, PROPERTY_WINDOWS - 1)), st.just(("run",))),
     min_size=1, max_size=7,
 )
-"""Late records arriving for a window (its index, how many), and plain runs, in any order."""
+"""Late records arriving for a window (its index, how many), a record of a window deleted as a
+late one arrives in it (the count stays), and plain runs, in any order."""
 
 
 def plain_run(pipeline: Pipeline) -> list[Any]:
@@ -255,6 +318,14 @@ def test_after_a_plain_run_every_window_in_the_horizon_holds_exactly_its_source_
                 append(folder, arrivals)
                 source[index] |= {r["test_id"] for r in arrivals}
                 late += n
+            elif op[0] == "swap":
+                index = op[1]
+                gone = min(source[index])
+                remove(folder, gone)
+                arrival = record(9000 + late, index, 45, prefix="L")
+                append(folder, [arrival])
+                source[index] = (source[index] - {gone}) | {arrival["test_id"]}
+                late += 1
             else:
                 plain_run(pipeline)
         while len(pipeline.drive_store().history(pipeline.name, status=[RunStatus.SUCCESS])) < PROPERTY_WINDOWS:
@@ -269,4 +340,6 @@ def test_after_a_plain_run_every_window_in_the_horizon_holds_exactly_its_source_
     for run in history:
         if run.pipeline_retry_number > 0:  # nothing fails here: every later attempt is a reload for drift
             reason = reload_reason(run)
-            assert reason is not None and re.fullmatch(r"source count \d+ -> \d+ since the run of lab_\w+_run\d+", reason), reason
+            assert reason is not None and re.fullmatch(
+                r"source count (\d+ -> \d+|unchanged \(\d+\) but the window holds other records than at) "
+                r"(since )?the run of lab_\w+_run\d+( \(its fingerprint changed: .*\))?", reason), reason

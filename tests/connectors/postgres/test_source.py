@@ -190,3 +190,40 @@ class TestBatches:
             batches.close()  # type: ignore[attr-defined]
             assert src.count(window(0, 10)) == 10
             assert read_all(src, window(0, 10)).num_rows == 10
+
+
+class TestFingerprint:
+    """Which rows a window holds, for settling: one statement, stable while the rows are."""
+
+    def test_the_same_rows_give_the_same_fingerprint_and_it_counts_them(self, pg: PostgresServer) -> None:
+        with make_source(pg) as src:
+            first, second = src.fingerprint(window(100, 5_100)), src.fingerprint(window(100, 5_100))
+            other = src.fingerprint(window(100, 5_101))
+        assert first == second and first is not None and first.startswith("5000:")
+        assert other is not None and other != first
+
+    def test_a_row_deleted_and_another_inserted_change_it_while_the_count_stays(self, pg: PostgresServer) -> None:
+        with pg.admin() as conn:
+            conn.execute("DROP TABLE IF EXISTS fp_events")
+            conn.execute("CREATE TABLE fp_events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)")
+            conn.execute("INSERT INTO fp_events SELECT g, timestamptz '2025-01-01 00:00:00+00' + g * interval '1 second'"
+                         " FROM generate_series(1, 20) g")
+            conn.execute(f"GRANT SELECT ON fp_events TO {pg.user}")
+        try:
+            with make_source(pg, table="fp_events") as src:
+                before = (src.count(window(0, 30)), src.fingerprint(window(0, 30)))
+                with pg.admin() as conn:
+                    conn.execute("DELETE FROM fp_events WHERE id = 5")
+                    conn.execute("INSERT INTO fp_events VALUES (105, timestamptz '2025-01-01 00:00:07.5+00')")
+                after = (src.count(window(0, 30)), src.fingerprint(window(0, 30)))
+        finally:
+            with pg.admin() as conn:
+                conn.execute("DROP TABLE fp_events")
+        assert before[0] == after[0] == 20
+        assert before[1] != after[1]
+
+    def test_a_query_without_a_primary_key_is_fingerprinted_by_its_columns(self, pg: PostgresServer) -> None:
+        query = "SELECT id, created_at, upper(kind) AS kind FROM events WHERE kind LIKE 'ev%'"
+        with make_source(pg, table=None, query=query) as src:
+            fingerprint = src.fingerprint(window(0, 10))
+        assert fingerprint is not None and fingerprint.startswith("5:")
