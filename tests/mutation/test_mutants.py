@@ -44,6 +44,9 @@ TARGETS = [
         "tests/connectors/test_unplaceable.py::TestInTheDriveRowAndReports::test_a_clean_source_leaves_no_tally_in_the_row",
         "tests/connectors/test_unplaceable.py::TestInTheDriveRowAndReports::test_fail_fails_source_count_with_the_tally",
         "tests/connectors/test_unplaceable.py::TestFilesSourceCounts",
+        "tests/sdk/test_settle.py::TestSettle::test_without_a_horizon_no_fingerprint_is_taken",
+        "tests/sdk/test_settle.py::TestSettle::test_late_records_reach_the_target_by_a_reload_that_says_why",
+        "tests/sdk/test_settle.py::TestSettle::test_a_late_record_and_a_deleted_one_in_the_same_window_are_found_by_the_fingerprint",
     )),
 ]
 
