@@ -10,7 +10,7 @@ alone (tests/sdk/test_transitions.py runs random sequences of phase outcomes thr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -77,6 +77,13 @@ def failure(result: PhaseResult | None, error: str | None) -> str | None:
     return None
 
 
+def took(start: datetime, now: datetime) -> str:
+    """The time from ``start`` to ``now`` as the drive table writes it, never negative: the start
+    may come from another process's clock (a run closed by the one that took over its window),
+    and clocks differ between machines or step back."""
+    return format_duration(max(now - start, timedelta(0)))
+
+
 def finished(record: RunRecord, name: str, started: PhaseState, *, error: str | None, now: datetime, attempt: int,
              details: Mapping[str, object], continue_on_failure: bool) -> RunRecord:
     """``name`` (whose state was ``started``) ended at ``now``: COMPLETED, or FAILED with ``error``.
@@ -91,7 +98,7 @@ def finished(record: RunRecord, name: str, started: PhaseState, *, error: str | 
         status=PhaseStatus.FAILED if failed else PhaseStatus.COMPLETED,
         start_timestamp=start,
         end_timestamp=now,
-        actual_run_duration=format_duration(now - start),
+        actual_run_duration=took(start, now),
         retry_number=attempt,
         error_message=redact(error) if error else None,
         phase_specific_details=dict(details),
@@ -124,7 +131,7 @@ def closed(record: RunRecord, now: datetime) -> RunRecord:
         record,
         pipeline_status=final_status(record),
         pipeline_end_timestamp=now,
-        pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
+        pipeline_run_duration=took(record.pipeline_start_timestamp, now),
     )
 
 
@@ -150,7 +157,7 @@ def closed_record(record: RunRecord, reason: str, now: datetime) -> RunRecord:
         record,
         pipeline_status=RunStatus.FAILED,
         pipeline_end_timestamp=now,
-        pipeline_run_duration=format_duration(now - record.pipeline_start_timestamp),
+        pipeline_run_duration=took(record.pipeline_start_timestamp, now),
         phase_failed=failed_phase,
     )
 

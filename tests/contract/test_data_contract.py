@@ -7,7 +7,8 @@ receives late records (``settle_horizon``). Hypothesis generates a history again
 clock: inserts (late ones included, into windows already loaded), updates (a record moves to
 the window open now), deletes, the clock moving on, plain runs (the window a plain run takes,
 then the reloads settling asks for), re-runs of old windows, and runs whose extract or publish
-fails and is resumed by the next plain run.
+fails and is resumed by the next plain run, or is SIGKILLed in a process of its own at one of
+the points a crash hurts most (inside and right after each commit) and is picked up by the next.
 
 What must hold:
 - at every step, no record is in the target twice, and the target never holds a version of a
@@ -33,6 +34,9 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,6 +78,13 @@ CONFIG: dict[str, Any] = {
     "retry": {"max_retries": 0, "backoff_strategy": "none", "backoff_seconds": 0.01},
 }
 
+#: Where a run is SIGKILLed (tests/reliability/child.py): mid-extract, with the window loaded but
+#: not committed, inside and right after each commit, and after the audit.
+KILL_POINTS = ["batch:0", "loaded:source_to_stage_transfer", "committed:source_to_stage_transfer",
+               "commit:stage_to_target_transfer", "committed:stage_to_target_transfer", "after:audit",
+               "commit:publish", "committed:publish", "committed:stage_cleaning"]
+CHILD = Path(__file__).parents[1] / "reliability" / "child.py"
+
 operation = st.one_of(
     st.tuples(st.just("insert"), st.integers(0, WINDOWS * 60 - 1)),  # minutes after DAY, before now
     st.tuples(st.just("update"), st.integers(0, 50), st.integers(0, 29)),  # which record, minutes into the open window
@@ -84,6 +95,7 @@ operation = st.one_of(
     st.tuples(st.just("rerun"), st.integers(0, WINDOWS - 1)),
     st.just(("fail",)),
     st.just(("fail_publish",)),
+    st.tuples(st.just("kill"), st.sampled_from(KILL_POINTS)),
 )
 
 #: A row of the target as a downstream reader sees it: id, version, load time.
@@ -192,6 +204,19 @@ class Contract:
             self.check_target()  # after each run, not only after the plain run's last reload
             if record.pipeline_status is RunStatus.FAILED:
                 break
+
+    def kill(self, point: str) -> None:
+        """The window due now, run in a process of its own that is SIGKILLed at ``point`` (a run
+        that never reaches the point ends as usual); the next plain run picks up after it."""
+        with Pipeline.load(self.folder) as pipeline:
+            due = pipeline.runner(clock=lambda: self.now).next_window()
+        if due is None:
+            return
+        child = subprocess.run([sys.executable, str(CHILD), str(self.folder), due.start.isoformat(), "--point", point,
+                                "--now", self.now.isoformat()],
+                               capture_output=True, text=True, timeout=300)
+        assert child.returncode in (0, -signal.SIGKILL), f"the child failed ({child.returncode}):\n{child.stderr[-3000:]}"
+        self.check_target()
 
     def rerun(self, index: int) -> None:
         with Pipeline.load(self.folder) as pipeline:
@@ -386,3 +411,16 @@ def test_a_window_published_by_the_run_after_a_failed_publish_is_new_to_a_downst
     assert resumed.pipeline_status is RunStatus.SUCCESS
     assert resumed.phases["stage_to_target_transfer"].carried_from == history.records[-2].pipeline_id
     assert history.target() == [("r000", 1), ("r001", 1), ("r002", 1)]
+
+
+@pytest.mark.parametrize("point", ["committed:stage_to_target_transfer", "commit:publish"])
+def test_a_run_killed_at_a_commit_is_picked_up_by_the_next_plain_run(tmp_path: Path, new_history: Histories,
+                                                                      point: str) -> None:
+    history = new_history(tmp_path / "contract")
+    for minute in (5, 20):
+        history.insert(minute)
+    history.kill(point)
+    assert history.target() == []  # killed before the window was published
+    history.plain()
+    assert history.records[-1].pipeline_status is RunStatus.SUCCESS
+    assert history.target() == [("r000", 1), ("r001", 1)]

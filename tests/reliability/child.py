@@ -1,7 +1,7 @@
 """Runs one window in a child process and misbehaves at a chosen point (see the reliability tests).
 
 Usage: python child.py FOLDER WINDOW_START [--point POINT] [--arrow] [--fail PHASE]
-                       [--lease SECONDS] [--heartbeat SECONDS]
+                       [--lease SECONDS] [--heartbeat SECONDS] [--now TIME]
 
 POINT adds to the points of tests/sdk/crash_child.py:
 
@@ -122,6 +122,12 @@ class KillWhenLoaded(Source):
     def count(self, window: Any) -> int:
         return self.inner.count(window)
 
+    def fingerprint(self, window: Any) -> str | None:
+        return self.inner.fingerprint(window)
+
+    def unplaceable(self) -> Any:
+        return self.inner.unplaceable()
+
     def extract(self, window: Any) -> Iterator[Any]:
         yield from self.inner.extract(window)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -151,6 +157,7 @@ def main() -> int:
     parser.add_argument("--fail", action="append", default=[])
     parser.add_argument("--lease", type=float, default=60.0)
     parser.add_argument("--heartbeat", type=float, default=0.1)
+    parser.add_argument("--now", help="the runner's clock stands at this time (a simulated clock)")
     args = parser.parse_args()
     kind, _, arg = args.point.partition(":")
     pipeline = (ArrowChildPipeline if args.arrow else ChildPipeline)(args.folder / "config.json")
@@ -169,7 +176,8 @@ def main() -> int:
     if kind == "s2t_batch":
         ArrowStageToTarget.kill_at = int(arg)
     window = pipeline.grid.window_starting(parse_timestamp(args.start))
-    runner = pipeline.runner(heartbeat_seconds=args.heartbeat, lease_seconds=args.lease)
+    clock = {"clock": lambda: parse_timestamp(args.now)} if args.now else {}
+    runner = pipeline.runner(heartbeat_seconds=args.heartbeat, lease_seconds=args.lease, **clock)
     try:
         with faults.installed():
             if kind == "pause":

@@ -126,6 +126,18 @@ class TestOverRandomRuns:
 
 
 class TestRules:
+    def test_a_row_started_by_a_clock_ahead_of_ours_is_closed_with_no_time_taken(self) -> None:
+        """The process that took over a dead run's window reads its own clock: another machine's,
+        or one stepped back, may be behind the start the dead run wrote."""
+        record = transitions.running(fresh(), "source_count", T0)
+        closed = transitions.closed_record(record, "crash", T0 - timedelta(seconds=3))
+        assert closed.pipeline_status is RunStatus.FAILED and closed.pipeline_run_duration == "0s"
+        started = record.phases["source_count"]
+        ended = transitions.finished(record, "source_count", started, error=None, now=T0 - timedelta(seconds=1), attempt=0,
+                                     details={}, continue_on_failure=False)
+        assert ended.phases["source_count"].actual_run_duration == "0s"
+        assert transitions.closed(ended, T0 - timedelta(seconds=1)).pipeline_run_duration == "0s"
+
     def test_a_failure_stops_the_run_only_the_first_time(self) -> None:
         record = fresh()
         for name in ("stale_pipeline_handling", "pre_validation"):
