@@ -6,7 +6,8 @@ the key, the update time as query field) that also deletes records (``delete_mis
 receives late records (``settle_horizon``). Hypothesis generates a history against a simulated
 clock: inserts (late ones included, into windows already loaded), updates (a record moves to
 the window open now), deletes, the clock moving on, plain runs (the window a plain run takes,
-then the reloads settling asks for), re-runs of old windows, and runs whose extract or publish
+then the reloads settling asks for), re-runs of old windows, partial runs of the window still
+open, and runs whose extract or publish
 fails and is resumed by the next plain run, or is SIGKILLed in a process of its own at one of
 the points a crash hurts most (inside and right after each commit) and is picked up by the next.
 
@@ -96,6 +97,7 @@ operation = st.one_of(
     st.just(("fail",)),
     st.just(("fail_publish",)),
     st.tuples(st.just("kill"), st.sampled_from(KILL_POINTS)),
+    st.just(("partial",)),
 )
 
 #: A row of the target as a downstream reader sees it: id, version, load time.
@@ -216,6 +218,14 @@ class Contract:
                                 "--now", self.now.isoformat()],
                                capture_output=True, text=True, timeout=300)
         assert child.returncode in (0, -signal.SIGKILL), f"the child failed ({child.returncode}):\n{child.stderr[-3000:]}"
+        self.check_target()
+
+    def partial(self) -> None:
+        """``drivetrain run --window-start <the open window> --allow-partial``: what exists so far
+        of the window still open (a plain run completes it once it has ended)."""
+        with Pipeline.load(self.folder) as pipeline:
+            window = pipeline.grid.window_at(self.clock)
+            self.records.append(pipeline.runner(clock=lambda: self.now, heartbeat_seconds=0.2).run(window, partial=True))
         self.check_target()
 
     def rerun(self, index: int) -> None:
@@ -423,4 +433,17 @@ def test_a_run_killed_at_a_commit_is_picked_up_by_the_next_plain_run(tmp_path: P
     assert history.target() == []  # killed before the window was published
     history.plain()
     assert history.records[-1].pipeline_status is RunStatus.SUCCESS
+    assert history.target() == [("r000", 1), ("r001", 1)]
+
+
+def test_a_partial_run_of_the_open_window_is_completed_by_plain_runs(tmp_path: Path, new_history: Histories) -> None:
+    history = new_history(tmp_path / "contract")  # 01:00 is open, the time is 01:30
+    history.insert(70)  # r000 at 01:10, written before the partial run
+    history.partial()
+    assert history.records[-1].pipeline_status is RunStatus.SUCCESS
+    assert history.target() == [("r000", 1)]
+    history.insert(80)  # r001 at 01:20, after the partial run
+    history.settle_fully()
+    history.check_accounting()
+    history.check_exact()
     assert history.target() == [("r000", 1), ("r001", 1)]
