@@ -27,8 +27,9 @@ What must hold:
   nothing.
 
 Every history runs with stage, target and drive table in DuckDB, and again in PostgreSQL (a
-schema of its own per history on the session's server), with fewer examples there: a history
-of runs against a server takes longer than against a file.
+schema of its own per history on the session's server), and with a MariaDB table as the source
+instead of the file (the SQL source's count, fingerprint and extract), with fewer examples
+there: a history of runs against a server takes longer than against a file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,8 +107,9 @@ operation = st.one_of(
 Row = tuple[str, int, datetime]
 
 
-#: Histories hypothesis tries per warehouse.
-BUDGET = {"duckdb": 25, "postgres": 6}
+#: Histories hypothesis tries per setup: stage, target and drive table in DuckDB or PostgreSQL
+#: with the JSONL source; or in DuckDB with a MariaDB table as the source.
+BUDGET = {"duckdb": 25, "postgres": 6, "mysql-source": 8}
 
 
 def utc(value: datetime) -> datetime:
@@ -128,9 +132,11 @@ class Contract:
     """One simulated history: the source file, the clock, and what the target may hold."""
 
     def __init__(self, folder: Path, *, config: dict[str, Any] | None = None,
-                 read: Callable[[Path], list[Row]] = read_duckdb) -> None:
+                 read: Callable[[Path], list[Row]] = read_duckdb,
+                 write_source: Callable[[dict[str, tuple[datetime, int]]], None] | None = None) -> None:
         self.folder = folder
         self.read = read
+        self.write_source = write_source
         self.clock = DAY + HOUR  # the first window has just ended
         self.live: dict[str, tuple[datetime, int]] = {}  # id -> (updated_at, version)
         self.next_id = 0
@@ -148,6 +154,9 @@ class Contract:
         return self.clock + timedelta(minutes=30)
 
     def write(self) -> None:
+        if self.write_source is not None:
+            self.write_source(self.live)
+            return
         lines = [json.dumps({"id": k, "version": v, "updated_at": ts.isoformat().replace("+00:00", "Z")})
                  for k, (ts, v) in sorted(self.live.items())]
         (self.folder / "data" / "records.jsonl").write_text("".join(line + "\n" for line in lines))
@@ -304,6 +313,8 @@ def new_history(warehouse: str, request: pytest.FixtureRequest, monkeypatch: pyt
     """Makes a history whose stage, target and drive table live in ``warehouse``."""
     if warehouse == "duckdb":
         return Contract
+    if warehouse == "mysql-source":
+        return _mysql_source(request.getfixturevalue("mariadb"), monkeypatch)
     from tests.connectors.postgres.warehouse import env, new_schema, section
 
     server = request.getfixturevalue("postgres")
@@ -324,6 +335,35 @@ def new_history(warehouse: str, request: pytest.FixtureRequest, monkeypatch: pyt
                     f'SELECT "id", "version", "_drivetrain_loaded_at" FROM {schema}.records ORDER BY "id"')]
 
         return Contract(folder, config=config, read=read)
+
+    return make
+
+
+def _mysql_source(server: Any, monkeypatch: pytest.MonkeyPatch) -> Histories:
+    """Histories whose source is a MariaDB table (string key, DATETIME(6) query field, indexed)."""
+    monkeypatch.setenv("CONTRACT_MYSQL_USER", server.user)
+    monkeypatch.setenv("CONTRACT_MYSQL_PASSWORD", server.password)
+
+    def make(folder: Path) -> Contract:
+        table = f"contract_{uuid.uuid4().hex[:10]}"
+        with closing(server.admin(database=server.database)) as admin, admin.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table} (id VARCHAR(8) PRIMARY KEY, version INT NOT NULL,"
+                           " updated_at DATETIME(6) NOT NULL, KEY (updated_at))")
+        config = copy.deepcopy(CONFIG)
+        config["source_system"] = {"type": "mysql", "host": server.host, "port": server.port, "database": server.database,
+                                   "table": table, "query_field": "updated_at", "credentials_ref": "contract_mysql",
+                                   "batch_size": 4, "connect_timeout": 5}
+
+        def write(live: dict[str, tuple[datetime, int]]) -> None:
+            """The source table becomes ``live``, in one transaction."""
+            with closing(server.admin(database=server.database)) as admin:
+                with admin.cursor() as cursor:
+                    cursor.execute(f"DELETE FROM {table}")
+                    cursor.executemany(f"INSERT INTO {table} (id, version, updated_at) VALUES (%s, %s, %s)",
+                                       [(k, v, ts.astimezone(UTC).replace(tzinfo=None)) for k, (ts, v) in live.items()])
+                admin.commit()
+
+        return Contract(folder, config=config, write_source=write)
 
     return make
 
