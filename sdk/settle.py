@@ -118,8 +118,7 @@ def _reason(before: int | None, count: int | None, run_id: str, *, changed: bool
     if before != count:
         return f"source count {before} -> {count} since the run of {run_id}"
     if changed:
-        return (f"source count unchanged ({count}) but the window holds other records than at the run of {run_id} "
-                "(its fingerprint changed: records arrived late and others left)")
+        return f"source count unchanged ({count}) but the window's records changed since the run of {run_id} (fingerprint)"
     return f"source count unchanged ({count}) since the run of {run_id}"
 
 
