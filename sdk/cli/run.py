@@ -194,7 +194,7 @@ def choose_windows(pipe: Pipeline, start: str | None, end: str | None, range_fro
             raise CliError(f"--from/--to: {exc}", EXIT_USAGE) from exc
         return refuse_unended(windows, allow_partial)
     window = pipe.runner().next_window()
-    # Settling late data (drivetrain.settle): loaded windows whose source count changed are reloaded after it.
+    # Settling late data (drivetrain.settle): loaded windows whose source records changed are reloaded after it.
     from drivetrain.settle import plan_reloads
 
     return plan_reloads(pipe, [window] if window is not None else None, note=output().note)

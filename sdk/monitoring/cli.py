@@ -171,16 +171,16 @@ def drift_lines(pipeline: Pipeline, *, now: datetime | None = None, limit: int =
     if horizon:
         settling = len(settling_windows(pipeline, now))
         lines.append(f"late data: settle_horizon {horizon}: {settling} loaded window(s) still settling; "
-                     "each plain run re-counts them and reloads those whose source count changed")
+                     "each plain run re-counts them and reloads those whose source records changed")
     if reloads:
-        lines.append(f"reloaded after their source count changed: {total} run(s), newest first")
+        lines.append(f"reloaded after their source records changed: {total} run(s), newest first")
         for run in reloads:
             lines.append(f"  {_window_text(pipeline, run.window_start, run.window_end)} "  # type: ignore[arg-type]
                          f"{run.status:<7} {run.run_id}: {run.reason}")
         if total > limit:
             lines.append(f"  ... and {total - limit} more")
     elif horizon:
-        lines.append("reloaded after their source count changed: none")
+        lines.append("reloaded after their source records changed: none")
     return lines
 
 

@@ -28,7 +28,8 @@ What each metric counts (per pipeline, over runs that started in the period):
    transient errors, the share that then completed.
 
 Beside the six, the data-quality dashboard lists **late-data reloads**: runs that loaded a window
-again because its source count changed after it was loaded (see :mod:`drivetrain.settle`).
+again because its source records changed after it was loaded: another count, or the same count
+with another fingerprint (see :mod:`drivetrain.settle`).
 
 Thresholds (multiplier, freshness) come from each pipeline's newest run's config snapshot,
 so the report needs nothing but the drive table.

@@ -457,15 +457,20 @@ class Queries:
         read = self._number if number else self._text
         return read(SOURCE_COUNT, "phase_specific_details", "reload", key)
 
+    def _reloaded(self) -> str:
+        """The run loaded its window again because the source count changed, or (the count the
+        same) its fingerprint: ``records_changed`` is only ever written as true."""
+        return f"({self._reload('drift', number=True)} <> 0 OR {self._reload('records_changed')} IS NOT NULL)"
+
     def reload_count(self) -> Query:
         """How many runs :meth:`reloads` would list without a limit (``reloads``)."""
-        where, params = self._where(extra=f"{self._reload('drift', number=True)} <> 0")
+        where, params = self._where(extra=self._reloaded())
         return Query(f"SELECT COUNT(*) AS reloads FROM {self.table}{where}", params)
 
     def reloads(self, limit: int) -> Query:
-        """Late data: runs that loaded their window again because its source count had changed."""
+        """Late data: runs that loaded their window again because its source records had changed."""
         reload = self._reload
-        where, params = self._where(extra=f"{reload('drift', number=True)} <> 0")
+        where, params = self._where(extra=self._reloaded())
         sql = (
             "SELECT pipeline_name, pipeline_id, pipeline_status, pipeline_start_timestamp, "
             "query_window_start_timestamp, query_window_end_timestamp, "

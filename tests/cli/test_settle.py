@@ -81,7 +81,7 @@ class TestSettleFromTheCli:
         assert result.returncode == 0, result
         assert "settle: 3 window(s) inside settle_horizon 6h re-counted: no change" in result.stderr
         assert "_run2" not in result.stdout
-        assert "reloaded after their source count changed: none" in cli("status", "./lab").stdout
+        assert "reloaded after their source records changed: none" in cli("status", "./lab").stdout
 
     def test_a_plain_dry_run_shows_the_reload_and_changes_nothing(self, cli: Cli, recent: tuple[Path, datetime]) -> None:
         folder, first = recent

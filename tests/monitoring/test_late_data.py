@@ -18,6 +18,7 @@ import pytest
 from drivetrain import Pipeline, RunStatus
 from drivetrain.connectors.snowflake.drive import SnowflakeDriveStore
 from drivetrain.monitoring import metrics
+from drivetrain.monitoring.cli import drift_lines
 from drivetrain.settle import settle
 from drivetrain.warehouse import TableRef
 from tests.connectors.snowflake.conftest import ENV, make_warehouse
@@ -34,17 +35,20 @@ def record(i: int, minute: int, prefix: str = "T") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def reloaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two windows loaded; then three late records for the second one, reloaded by a settle."""
+    """Two windows loaded; then three late records for the second one, and for the first one a
+    late record as another is deleted (the same count, other records); a settle reloads both."""
     folder = make_pipeline_dir(tmp_path_factory.mktemp("late") / "lab", [record(i, i * 10) for i in range(12)],
                                query_window__settle_horizon="1d")
     with Pipeline.load(folder) as pipeline:
         runner = pipeline.runner(heartbeat_seconds=0.2)
         for window in pipeline.grid.windows_between(DAY, DAY + 2 * HOUR):
             assert runner.run(window).pipeline_status is RunStatus.SUCCESS
-        with open(folder / "data" / "records.jsonl", "a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(record(100 + i, 61 + i, prefix="L")) + "\n" for i in range(3))
+        data = folder / "data" / "records.jsonl"
+        kept = [line for line in data.read_text(encoding="utf-8").splitlines(keepends=True) if '"T0002"' not in line]
+        late = [record(200, 45, prefix="L")] + [record(100 + i, 61 + i, prefix="L") for i in range(3)]
+        data.write_text("".join(kept) + "".join(json.dumps(r) + "\n" for r in late), encoding="utf-8")
         outcome = settle(pipeline, now=DAY + 3 * HOUR)
-    assert [r.pipeline_status for r in outcome.records] == [RunStatus.SUCCESS]
+    assert [r.pipeline_status for r in outcome.records] == [RunStatus.SUCCESS] * 2
     return folder
 
 
@@ -55,17 +59,28 @@ def report(folder: Path, source: Any = None) -> metrics.Metrics:
 
 class TestReloadsInTheReport:
     def test_the_report_lists_the_reload_with_both_counts_and_the_reason(self, reloaded: Path) -> None:
-        (reload,) = report(reloaded).reloads
+        reload, _ = report(reloaded).reloads  # newest first
         assert reload.run_id == "lab_20251115T010000Z_run2" and reload.status == "SUCCESS"
         assert (reload.previous_run, reload.previous_count, reload.source_count) == ("lab_20251115T010000Z_run1", 6, 9)
         assert reload.reason == "source count 6 -> 9 since the run of lab_20251115T010000Z_run1"
         assert reload.window_start == DAY + HOUR and reload.window_end == DAY + 2 * HOUR
 
+    def test_a_window_whose_records_changed_with_its_count_is_listed_with_its_reason(self, reloaded: Path) -> None:
+        _, reload = report(reloaded).reloads
+        assert reload.run_id == "lab_20251115T000000Z_run2" and reload.status == "SUCCESS"
+        assert (reload.previous_run, reload.previous_count, reload.source_count) == ("lab_20251115T000000Z_run1", 6, 6)
+        assert reload.reason == ("source count unchanged (6) but the window's records changed since the run of "
+                                 "lab_20251115T000000Z_run1 (fingerprint)")
+        with Pipeline.load(reloaded) as pipeline:
+            status = drift_lines(pipeline, now=DAY + 3 * HOUR)
+        assert "reloaded after their source records changed: 2 run(s), newest first" in status
+
     def test_a_rerun_without_drift_is_not_a_reload(self, reloaded: Path) -> None:
         with Pipeline.load(reloaded) as pipeline:
             rerun = pipeline.runner(heartbeat_seconds=0.2).run(pipeline.grid.first())
         assert rerun.phases["source_count"].phase_specific_details["reload"]["drift"] == 0
-        assert [r.run_id for r in report(reloaded).reloads] == ["lab_20251115T010000Z_run2"]
+        assert "records_changed" not in rerun.phases["source_count"].phase_specific_details["reload"]
+        assert [r.run_id for r in report(reloaded).reloads] == ["lab_20251115T010000Z_run2", "lab_20251115T000000Z_run2"]
 
     def test_snowflake_sql_reads_the_same_reloads(self, reloaded: Path, fakesnow_server: FakeSnowServer,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
