@@ -121,3 +121,35 @@ def test_the_pool_applies_the_defaults_before_its_own_settings(tmp_path: Path) -
         limit, temp = settings_of(conn)
         (threads,) = conn.execute("SELECT current_setting('threads')").fetchone()
     assert abs(limit - default_memory_limit_mb(1) * 1000 * 1000) < MiB and temp.endswith("p.duckdb.tmp") and threads == 1
+
+
+def kept_blocks_of(conn: Any) -> int:
+    """DuckDB's ``block_allocator_memory`` of a connection's database, in bytes."""
+    (value,) = conn.execute("SELECT value FROM duckdb_settings() WHERE name = 'block_allocator_memory'").fetchone()
+    number, unit = value.split()
+    return int(float(number) * {"bytes": 1, "KiB": 1024, "MiB": MiB, "GiB": 1024 * MiB}[unit])
+
+
+class TestKeptBlocks:
+    """Under drivetrain's default memory_limit DuckDB keeps the memory of freed blocks for new
+    ones, up to that limit (a window load faulted the same pages in again and again)."""
+
+    def test_the_default_limit_is_kept_for_blocks(self, tmp_path: Path) -> None:
+        pool = ConnectionPool(tmp_path / "k.duckdb", settings={"threads": 2})
+        with pool.connect() as conn:
+            kept = kept_blocks_of(conn)
+        assert abs(kept - default_memory_limit_mb(2) * 1000 * 1000) < MiB
+
+    def test_a_memory_limit_in_the_config_keeps_no_blocks(self, tmp_path: Path) -> None:
+        pool = ConnectionPool(tmp_path / "k.duckdb", settings={"memory_limit": "300MB"})
+        with pool.connect() as conn:
+            assert kept_blocks_of(conn) == 0  # DuckDB's own default: a large limit is not kept for good
+
+    def test_a_second_pool_with_a_smaller_default_opens_the_same_file(self, tmp_path: Path) -> None:
+        # the setting is the database's and cannot be lowered: the smaller one is not an error
+        big = ConnectionPool(tmp_path / "k.duckdb", settings={"threads": 2})
+        small = ConnectionPool(tmp_path / "k.duckdb", settings={"threads": 1})
+        with big.connect(), small.connect() as conn:
+            conn.execute("CREATE TABLE t AS SELECT range AS i FROM range(10)")
+            assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (10,)
+            assert abs(kept_blocks_of(conn) - default_memory_limit_mb(2) * 1000 * 1000) < MiB
