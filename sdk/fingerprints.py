@@ -26,13 +26,15 @@ def of_batches(batches: Iterable[pa.RecordBatch]) -> str:
     or batches. Hashed by DuckDB, a batch at a time (memory stays that of one batch)."""
     import duckdb
 
+    from drivetrain.sql.names import quote_name
+
     records = digest = 0
     with duckdb.connect() as conn:
         for batch in batches:
             if not batch.num_rows:
                 continue
             conn.register("batch", batch)
-            fields = ", ".join('"' + name.replace('"', '""') + '"' for name in batch.schema.names)
+            fields = ", ".join(quote_name(name) for name in batch.schema.names)
             [(rows, total)] = conn.execute(f"SELECT count(*), coalesce(sum(hash({fields})), 0) FROM batch").fetchall()
             conn.unregister("batch")
             records, digest = records + int(rows), (digest + int(total)) % 2**64
