@@ -15,6 +15,8 @@ from pathlib import Path
 import attrs
 import pytest
 
+from tests.packaging.build import build
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,7 +55,7 @@ def run(*args: str | Path, cwd: Path = ROOT, timeout: float = 900) -> subprocess
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     out = tmp_path_factory.mktemp("dist")
-    done = run(sys.executable, "-m", "build", "--outdir", out, ROOT)
+    done = build("--outdir", out)
     if done.returncode != 0:
         pytest.fail(f"python -m build failed:\n{done.stdout}\n{done.stderr}")
     return Dist(out, done.stdout + done.stderr)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 import drivetrain
+from tests.packaging.build import build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +35,8 @@ def test_every_hook_is_documented():
 
 @pytest.mark.slow
 def test_wheel_holds_only_the_drivetrain_package(tmp_path):
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
+    built = build("--wheel", "--outdir", tmp_path, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
     wheel = next(tmp_path.glob("drivetrain-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
