@@ -17,6 +17,9 @@ A record updated during the extract moves to a later window (its ``sys_updated_o
 so a retry of the window reads a consistent set again. Row-level read ACLs that hide records
 from the integration user also make the counts disagree: that user must see every record.
 
+``fingerprint`` (taken only with ``query_window.settle_horizon``) is one more Aggregate API
+call over the same filter; see :meth:`ServiceNowSource.fingerprint` for what it catches.
+
 What offset paging cannot see: between the same two pages, one record leaving the part already
 read while another enters it (a back-dated import, say). The shift cancels out, the counts
 agree, and the newcomer is missed until the window is run again. With ``sys_updated_on`` as the
@@ -25,6 +28,7 @@ query field, ordinary updates only ever enter a window at "now", ahead of the re
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -47,6 +51,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+#: What :meth:`ServiceNowSource.fingerprint` asks of the Aggregate API besides the count.
+FINGERPRINT_AGGREGATES = (("sum", "sys_mod_count"), ("max", "sys_created_on"), ("max", "sys_updated_on"))
+
 #: Waits between throttled attempts go through this name, so tests can record them.
 _sleep: Callable[[float], None] = time.sleep
 
@@ -67,6 +76,8 @@ class ServiceNowSource(Source):
         self._client: Any = None
         self._query_field_checked = False
         self._lost: Unplaceable | None = None
+        #: Why this table cannot be fingerprinted, once the instance has said so.
+        self._no_fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"<ServiceNowSource {self.describe()}>"
@@ -220,20 +231,79 @@ class ServiceNowSource(Source):
         return lost
 
     def _stats_count(self, query: str) -> int:
+        return _count_of(self._stats(query, {"sysparm_count": "true"}), self.options)
+
+    def _stats(self, query: str, parameters: dict[str, str]) -> Any:
+        """One Aggregate API answer (its ``result``) for ``query``."""
         resource = self._resource("stats")
-        resource.parameters.add_custom({"sysparm_count": "true"})
+        resource.parameters.add_custom(parameters)
 
         def fetch() -> Any:
             return resource.get(query=query, limit=1, offset=0).one()
 
-        result = self._call(fetch)
+        return self._call(fetch)
+
+    def fingerprint(self, window: Window) -> str | None:
+        """``<count>|<sum of sys_mod_count>|<max sys_created_on>|<max sys_updated_on>`` of the
+        window's records, from one Aggregate API call over :meth:`count`'s filter; ``0`` for an
+        empty window.
+
+        The platform sets these system fields on every write, so the fingerprint changes when:
+
+        - a record is created into the window (its ``sys_created_on`` is later than any record
+          the window held), even when another one left it and the count is the same;
+        - a record in the window is updated and stays in it, as it does when the query field is
+          not ``sys_updated_on`` (``sys_mod_count`` goes up by one, ``sys_updated_on`` moves);
+        - a record leaves and another one enters by an update (the sum of ``sys_mod_count``
+          differs, or the latest ``sys_updated_on`` does).
+
+        It cannot see changes made without those fields moving: an import or script that writes
+        the system fields itself (``autoSysFields(false)``, a restored or replicated record with
+        its old values), or a delete and a back-dated insert whose values happen to give the same
+        sum and maxima.
+
+        None (counts only) when the instance answers without one of the fields (a database view
+        or remote table without them, or a field ACL) or refuses the aggregate (HTTP 400 or
+        403); the reason is logged once and this source stops asking. A lost connection or a
+        server error raises as usual.
+        """
+        if self._no_fingerprint is not None:
+            return None
+        asked: dict[str, list[str]] = {}
+        for name, field in FINGERPRINT_AGGREGATES:
+            asked.setdefault(name, []).append(field)
+        parameters = {"sysparm_count": "true"}
+        parameters |= {f"sysparm_{name}_fields": ",".join(fields) for name, fields in asked.items()}
+        if not self._query_field_checked:
+            self._check_query_field()
         try:
-            return int(result["stats"]["count"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PermanentError(
-                f"ServiceNow at {self.options.server} answered the count of table "
-                f"{self.options.table!r} without stats.count: is the Aggregate API allowed?"
-            ) from exc
+            result = self._stats(window_filter(self.options, window), parameters)
+        except PermanentError as exc:
+            if not _refused(exc):
+                raise
+            return self._without_fingerprint(f"the instance refused the aggregate ({exc})")
+        count = _count_of(result, self.options)
+        if count == 0:
+            return "0"
+        stats = result["stats"]
+        parts = [str(count)]
+        for name, field in FINGERPRINT_AGGREGATES:
+            values = stats.get(name)
+            value = values.get(field) if isinstance(values, dict) else None
+            if not isinstance(value, str):
+                return self._without_fingerprint(f"the instance answered without the {name} of {field}")
+            parts.append(value)
+        return "|".join(parts)
+
+    def _without_fingerprint(self, why: str) -> None:
+        opts = self.options
+        self._no_fingerprint = why
+        log.warning(
+            "ServiceNow table %r on %s cannot be fingerprinted: %s; settling compares counts only, "
+            "so a record deleted and another created in the same window go unnoticed",
+            opts.table, opts.server, why,
+        )
+        return None
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """The window's records, sorted on the query field then ``sys_id``, page by page."""
@@ -283,6 +353,26 @@ class ServiceNowSource(Source):
             f"counted {expected} records at the start but {what} (records added, updated or "
             f"deleted during the extract, or hidden by row ACLs); retry the window"
         )
+
+
+def _count_of(result: Any, options: ServiceNowOptions) -> int:
+    """``stats.count`` of an Aggregate API answer."""
+    try:
+        return int(result["stats"]["count"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermanentError(
+            f"ServiceNow at {options.server} answered the count of table "
+            f"{options.table!r} without stats.count: is the Aggregate API allowed?"
+        ) from exc
+
+
+def _refused(exc: PermanentError) -> bool:
+    """True for an HTTP 400 or 403 answer: the instance will not aggregate those fields."""
+    import requests
+
+    cause = exc.__cause__
+    response = cause.response if isinstance(cause, requests.HTTPError) else None
+    return response is not None and response.status_code in (400, 403)
 
 
 def _sys_id(record: dict[str, Any]) -> Any:

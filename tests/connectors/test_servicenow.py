@@ -130,6 +130,116 @@ class TestCount:
         assert read_all(source) == []
 
 
+def tracked(n: int, when: Callable[[int], str] = lambda i: at(i % 60)) -> list[dict[str, Any]]:
+    """Incidents with the system fields the platform keeps: created at their update time, never
+    updated since (``sys_mod_count`` 0)."""
+    return [{**r, "sys_created_on": r["sys_updated_on"], "sys_mod_count": "0"} for r in incidents(n, when)]
+
+
+def sys_id_of(sn: SnEmulator, number: str, table: str = "incident") -> str:
+    return next(str(r["sys_id"]) for r in sn.tables[table] if r.get("number") == number)
+
+
+class TestAggregateApi:
+    """The emulator's Aggregate API answers as ServiceNow documents it, through the real pysnow."""
+
+    def test_sum_and_max_answer_only_the_asked_fields_as_strings(self, sn: SnEmulator) -> None:
+        import pysnow
+
+        sn.add_records("incident", [{**r, "sys_mod_count": str(i)} for i, r in enumerate(tracked(4))])
+        client = pysnow.Client(host=sn.host, use_ssl=False, user=sn.user, password=sn.password)
+        resource = client.resource(api_path="/stats/incident")
+        resource.parameters.add_custom({"sysparm_count": "true", "sysparm_sum_fields": "sys_mod_count",
+                                        "sysparm_max_fields": "sys_created_on,number"})
+        try:
+            answer = resource.get(query="", limit=1, offset=0).one()
+        finally:
+            client.close()
+        assert answer == {"stats": {"count": "4", "sum": {"sys_mod_count": "6"},
+                                    "max": {"sys_created_on": at(3), "number": "INC0000003"}}}
+
+
+class TestFingerprint:
+    def test_one_stats_call_with_the_count_filter(self, sn: SnEmulator, make_source: MakeSource) -> None:
+        sn.add_records("incident", tracked(3) + tracked(2, lambda i: at(i, hour=11)))
+        source = make_source(extra_query="active=true")
+        source.count(WINDOW)
+        sent = len(sn.requests)
+        assert source.fingerprint(WINDOW) == f"3|0|{at(2)}|{at(2)}"
+        ((path, params),) = sn.requests[sent:]
+        assert path == "/api/now/stats/incident"
+        assert params["sysparm_query"] == (
+            "sys_updated_on>=2025-11-15 10:00:00^sys_updated_on<2025-11-15 11:00:00^active=true")
+        assert (params["sysparm_sum_fields"], params["sysparm_max_fields"]) == (
+            "sys_mod_count", "sys_created_on,sys_updated_on")
+
+    def test_is_the_same_while_the_window_holds_the_same_records(
+        self, sn: SnEmulator, make_source: MakeSource
+    ) -> None:
+        sn.add_records("incident", tracked(5))
+        source = make_source()
+        first = source.fingerprint(WINDOW)
+        sn.add_records("incident", tracked(2, lambda i: at(i, hour=12)))  # another window's
+        assert source.fingerprint(WINDOW) == first
+
+    def test_changes_when_a_record_is_deleted_and_another_created_into_the_window(
+        self, sn: SnEmulator, make_source: MakeSource
+    ) -> None:
+        sn.add_records("incident", tracked(5))
+        source = make_source()
+        before, count = source.fingerprint(WINDOW), source.count(WINDOW)
+        sn.delete_record("incident", sys_id_of(sn, "INC0000002"))
+        sn.add_records("incident", [{"number": "INC0000099", "sys_updated_on": at(2, 30),
+                                     "sys_created_on": at(50, hour=12), "sys_mod_count": "0"}])
+        assert source.count(WINDOW) == count
+        assert source.fingerprint(WINDOW) != before
+
+    def test_changes_when_a_record_is_updated_in_place(self, sn: SnEmulator, make_source: MakeSource) -> None:
+        """With a query field updates do not move (opened_at), an update keeps the record in its window."""
+        sn.add_records("incident", [{**r, "opened_at": r["sys_updated_on"]} for r in tracked(5)])
+        source = make_source(query_field="opened_at")
+        before = source.fingerprint(WINDOW)
+        sn.update_record("incident", sys_id_of(sn, "INC0000001"), {"short_description": "fixed"},
+                         at=datetime(2025, 11, 15, 12, 30, tzinfo=UTC))
+        assert source.count(WINDOW) == 5
+        assert source.fingerprint(WINDOW) == f"5|1|{at(4)}|{at(30, hour=12)}" != before
+
+    def test_an_empty_window_is_its_count_alone(self, sn: SnEmulator, make_source: MakeSource) -> None:
+        sn.add_records("incident", tracked(2, lambda i: at(i, hour=12)))
+        assert make_source().fingerprint(WINDOW) == "0"
+
+    def test_is_none_and_said_once_when_the_table_lacks_the_fields(
+        self, sn: SnEmulator, make_source: MakeSource, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        sn.add_records("incident", incidents(3))  # no sys_mod_count: a database view, say
+        source = make_source()
+        with caplog.at_level("WARNING", logger="drivetrain.connectors.servicenow.source"):
+            assert source.fingerprint(WINDOW) is None
+            asked = len(sn.requests)
+            assert source.fingerprint(WINDOW) is None
+        assert len(sn.requests) == asked  # not asked again
+        (said,) = caplog.messages
+        assert "without the sum of sys_mod_count" in said and "counts only" in said
+
+    @pytest.mark.parametrize("status", [400, 403])
+    def test_is_none_when_the_instance_refuses_the_aggregate(
+        self, sn: SnEmulator, make_source: MakeSource, status: int
+    ) -> None:
+        sn.add_records("incident", tracked(3))
+        source = make_source()
+        source.count(WINDOW)
+        sn.fail_next(1, status, "Forbidden")
+        assert source.fingerprint(WINDOW) is None
+
+    def test_a_server_error_raises(self, sn: SnEmulator, make_source: MakeSource) -> None:
+        sn.add_records("incident", tracked(3))
+        source = make_source()
+        source.count(WINDOW)
+        sn.fail_next(1, 503)
+        with pytest.raises(TransientError):
+            source.fingerprint(WINDOW)
+
+
 class TestWindowFilter:
     def test_window_is_half_open(self, sn: SnEmulator, make_source: MakeSource) -> None:
         sn.add_records(

@@ -8,7 +8,11 @@ Enough of the real API for pysnow and the ServiceNow source to run unchanged aga
   ``sysparm_fields``, ``sysparm_display_value`` (false / true / all) and
   ``sysparm_exclude_reference_link``; answers ``{"result": [...]}`` with ``X-Total-Count`` and
   ``Link`` headers.
-- ``GET /api/now/stats/<table>?sysparm_count=true``: ``{"result": {"stats": {"count": "N"}}}``.
+- ``GET /api/now/stats/<table>`` (the Aggregate API) with ``sysparm_query``, ``sysparm_count``
+  and ``sysparm_sum_fields`` / ``sysparm_max_fields`` / ``sysparm_min_fields`` /
+  ``sysparm_avg_fields``: ``{"result": {"stats": {"count": "6", "sum": {"sys_mod_count": "12"},
+  "max": {"sys_updated_on": "2025-11-15 10:05:00"}}}}``, only the aggregates and fields asked,
+  every value a string (see :func:`aggregate`).
 - Basic authentication; failures shaped ``{"error": {"message", "detail"}, "status":
   "failure"}``; an unknown table answers 400 ``Invalid table <name>``.
 
@@ -19,6 +23,9 @@ display values are written in the user's time zone (:attr:`SnEmulator.user_timez
 Stored records are dicts of strings; a field may instead hold ``{"value": ..., "display_value":
 ..., "link": ...}`` to give it a display value that differs from the stored one (references,
 choices). Every record answers every field of its table (``""`` when it has none).
+:meth:`SnEmulator.add_records` stores records as given, like an import that writes the system
+fields itself; :meth:`SnEmulator.update_record` and :meth:`SnEmulator.delete_record` change them
+as the platform does (an update sets ``sys_updated_on`` and adds one to ``sys_mod_count``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,60 @@ def _compare(left: Any, op: str, right: str) -> bool:
         ">": a > b,
         "<": a < b,
     }[op]
+
+
+#: The Aggregate API's functions, each asked with ``sysparm_<name>_fields``.
+AGGREGATES = ("avg", "min", "max", "sum")
+
+
+def _number(values: list[Any]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+
+
+def _aggregate_one(name: str, values: list[Any]) -> str:
+    """One aggregate over the non-empty stored values of a field, written as ServiceNow does."""
+    if not values:
+        return ""  # SQL NULL: ServiceNow writes an empty value as ""
+    numbers = _number(values)
+    if name in ("sum", "avg"):
+        if numbers is None:
+            raise QueryError(f"cannot {name} non-numeric values")
+        total = sum(numbers)
+        if name == "avg":
+            return f"{total / len(numbers):.4f}"  # the documented "1.0000" form
+        return str(int(total)) if total.is_integer() else str(total)
+    pick = max if name == "max" else min
+    if numbers is not None:  # a number field: compared as numbers, answered as stored
+        return str(pick(zip(numbers, values, strict=True), key=lambda pair: pair[0])[1])
+    return str(pick(str(v) for v in values))  # text, date-times: the stored text (UTC sorts as it reads)
+
+
+def aggregate(rows: list[dict[str, Any]], known: set[str], params: dict[str, str]) -> dict[str, Any]:
+    """The ``stats`` object of an Aggregate API answer over ``rows``.
+
+    ``count`` when ``sysparm_count=true``; for each ``sysparm_<aggregate>_fields`` an object
+    holding the asked fields the table has. A field the table does not have is left out of the
+    answer, as the instance leaves out conditions on unknown fields (ServiceNow's documentation
+    does not say; this is the assumption the connector's fallback is tested against). Over no
+    records an aggregate is ``""``.
+    """
+    stats: dict[str, Any] = {}
+    if params.get("sysparm_count", "").lower() == "true":
+        stats["count"] = str(len(rows))
+    for name in AGGREGATES:
+        fields = [f for f in params.get(f"sysparm_{name}_fields", "").split(",") if f]
+        if fields:
+            stats[name] = {
+                field: _aggregate_one(
+                    name, [v for v in (_value(r.get(field)) for r in rows) if v not in (None, "")]
+                )
+                for field in fields
+                if field in known
+            }
+    return stats
 
 
 def parse_query(query: str) -> tuple[list[list[tuple[str, str, str]]], list[tuple[str, bool]]]:
@@ -168,6 +229,32 @@ class SnEmulator:
                 self.create_table(table, list(record))
                 ids.append(_value(record["sys_id"]))
             return ids
+
+    def update_record(
+        self, table: str, sys_id: str, changes: dict[str, Any], at: datetime | None = None
+    ) -> None:
+        """Change a record as the platform does: the fields, then ``sys_updated_on`` (``at``,
+        default now, UTC) and ``sys_mod_count`` (one more), where the table has them."""
+        moment = (at or datetime.now(ZoneInfo("UTC"))).astimezone(ZoneInfo("UTC"))
+        with self._lock:
+            record = self._record(table, sys_id)
+            record.update(changes)
+            if "sys_updated_on" in self.columns[table]:
+                record["sys_updated_on"] = moment.strftime("%Y-%m-%d %H:%M:%S")
+            if "sys_mod_count" in self.columns[table]:
+                record["sys_mod_count"] = str(int(_value(record.get("sys_mod_count")) or 0) + 1)
+            self.create_table(table, list(changes))
+
+    def delete_record(self, table: str, sys_id: str) -> None:
+        """Delete a record."""
+        with self._lock:
+            self.tables[table].remove(self._record(table, sys_id))
+
+    def _record(self, table: str, sys_id: str) -> dict[str, Any]:
+        found = [r for r in self.tables[table] if _value(r.get("sys_id")) == sys_id]
+        if not found:
+            raise KeyError(f"no record {sys_id} in {table}")
+        return found[0]
 
     # -- faults ----------------------------------------------------------------------------
     def throttle_next(self, n: int, retry_after: str | None = "0") -> None:
@@ -345,10 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             try:
                 if api == "stats":
-                    count = len(emu._select(table, params.get("sysparm_query", "")))
-                    counted = params.get("sysparm_count", "").lower() == "true"
-                    body = {"result": {"stats": {"count": str(count)}} if counted else {}}
-                    self._send(200, body, cut=cut)
+                    rows = emu._select(table, params.get("sysparm_query", ""))
+                    stats = aggregate(rows, set(emu.columns[table]), params)
+                    self._send(200, {"result": {"stats": stats} if stats else {}}, cut=cut)
                     return
                 page, total = emu._table_page(table, params)
             except QueryError as exc:

@@ -1,7 +1,8 @@
 """Settling late data: loaded windows inside settle_horizon are re-counted and reloaded on drift.
 
-The files source (JSONL) and the MySQL source on the real MariaDB server, DuckDB stage and
-target; late records are appended to the source after their window was loaded.
+The files source (JSONL), the MySQL source on the real MariaDB server and the ServiceNow source
+on its emulator, DuckDB stage and target; late records are appended to the source after their
+window was loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from drivetrain.connectors.files import FilesSource
 from drivetrain.errors import PermanentError, TransientError
 from drivetrain.settle import check, plan_reloads, reload_reason, settle, settling_windows
 from drivetrain.window import Window
-from tests.reliability.sources import mysql_pipeline, utc
+from tests.emulators.servicenow import SnEmulator
+from tests.reliability.sources import mysql_pipeline, sn_pipeline, sn_time, utc
 from tests.servers.mariadb import MariaDBServer
 
 from .factory import DAY, make_pipeline_dir, query
@@ -275,6 +277,68 @@ class TestSettleOnMySQL:
         assert "source count unchanged (5) but the window's records changed" in (reload_reason(outcome.records[0]) or "")
         assert ids_in_target(folder, windows[1]) == ["L00900", "T00100", "T00101", "T00102", "T00104"]
         assert not any(d.drifted for d in again)  # the reload recorded the new fingerprint
+
+
+def sn_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as a ServiceNow record with the system fields the platform keeps: created when
+    reported, never updated since."""
+    return {**row, "sys_created_on": sn_time(row), "sys_updated_on": sn_time(row), "sys_mod_count": "0"}
+
+
+def sn_table(folder: Path) -> str:
+    return str(json.loads((folder / "config.json").read_text())["source_system"]["table"])
+
+
+def sn_sys_id(sn: SnEmulator, table: str, test_id: str) -> str:
+    return next(str(r["sys_id"]) for r in sn.tables[table] if r.get("test_id") == test_id)
+
+
+class TestSettleOnServiceNow:
+    def test_a_late_record_and_a_deleted_one_are_found_by_the_fingerprint(
+            self, tmp_path: Path, sn: SnEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        folder = sn_pipeline(tmp_path / "lab", sn, [sn_record(r) for r in first_rows()], monkeypatch,
+                             query_window__settle_horizon="6h")
+        table = sn_table(folder)
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            sn.delete_record(table, sn_sys_id(sn, table, "T00103"))
+            late = record(900, 1, 40, prefix="L")  # reported in window 1, created at 03:30, after its load
+            sn.add_records(table, [{**sn_record(late), "age": "40", "reported_at": sn_time(late),
+                                    "sys_created_on": "2025-11-15 03:30:00", "sys_updated_on": "2025-11-15 03:30:00"}])
+            outcome = settle(pipeline, now=NOW)
+            again = check(pipeline, now=NOW)
+        assert outcome.reloaded == [windows[1]]
+        assert reload_reason(outcome.records[0]) == (
+            "source count unchanged (5) but the window's records changed since the run of lab_20251115T010000Z_run1 (fingerprint)")
+        assert ids_in_target(folder, windows[1]) == ["L00900", "T00100", "T00101", "T00102", "T00104"]
+        assert not any(d.drifted for d in again)  # the reload recorded the new fingerprint
+
+    def test_a_record_updated_in_place_is_reloaded(self, tmp_path: Path, sn: SnEmulator,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        folder = sn_pipeline(tmp_path / "lab", sn, [sn_record(r) for r in first_rows()], monkeypatch,
+                             query_window__settle_horizon="6h")
+        table = sn_table(folder)
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            sn.update_record(table, sn_sys_id(sn, table, "T00201"), {"result": "negative"}, at=DAY + 3 * HOUR + timedelta(minutes=30))
+            outcome = settle(pipeline, now=NOW)
+        assert outcome.reloaded == [windows[2]]
+        assert "source count unchanged (5) but the window's records changed" in (reload_reason(outcome.records[0]) or "")
+        assert query(folder, "SELECT result FROM tests WHERE test_id = 'T00201'") == [("negative",)]
+
+    def test_a_table_without_the_system_fields_settles_on_counts_alone(
+            self, tmp_path: Path, sn: SnEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        folder = sn_pipeline(tmp_path / "lab", sn, first_rows(), monkeypatch, query_window__settle_horizon="6h")
+        table = sn_table(folder)
+        with Pipeline.load(folder) as pipeline:
+            windows = load_all(pipeline)
+            history = pipeline.drive_store().history(pipeline.name)
+            late = record(900, 0, 40, prefix="L")
+            sn.add_records(table, [{**late, "age": "40", "reported_at": sn_time(late)}])
+            outcome = settle(pipeline, now=NOW)
+        assert all("fingerprint" not in r.phases["source_count"].phase_specific_details for r in history)
+        assert outcome.reloaded == [windows[0]]
+        assert outcome.records[0].pipeline_status is RunStatus.SUCCESS
 
 
 # -- the property: after a plain run covering them, every window holds exactly its source's rows -----
