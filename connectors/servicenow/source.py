@@ -281,7 +281,8 @@ class ServiceNowSource(Source):
         except PermanentError as exc:
             if not _refused(exc):
                 raise
-            return self._without_fingerprint(f"the instance refused the aggregate ({exc})")
+            self._without_fingerprint(f"the instance refused the aggregate ({exc})")
+            return None
         count = _count_of(result, self.options)
         if count == 0:
             return "0"
@@ -291,7 +292,8 @@ class ServiceNowSource(Source):
             values = stats.get(name)
             value = values.get(field) if isinstance(values, dict) else None
             if not isinstance(value, str):
-                return self._without_fingerprint(f"the instance answered without the {name} of {field}")
+                self._without_fingerprint(f"the instance answered without the {name} of {field}")
+                return None
             parts.append(value)
         return "|".join(parts)
 
@@ -303,7 +305,6 @@ class ServiceNowSource(Source):
             "so a record deleted and another created in the same window go unnoticed",
             opts.table, opts.server, why,
         )
-        return None
 
     def extract(self, window: Window) -> Iterator[pa.RecordBatch]:
         """The window's records, sorted on the query field then ``sys_id``, page by page."""
