@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 
 #: What :meth:`ServiceNowSource.fingerprint` asks of the Aggregate API besides the count.
 FINGERPRINT_AGGREGATES = (("sum", "sys_mod_count"), ("max", "sys_created_on"), ("max", "sys_updated_on"))
+_FINGERPRINT_PARAMETERS = {
+    "sysparm_count": "true",
+    "sysparm_sum_fields": "sys_mod_count",
+    "sysparm_max_fields": "sys_created_on,sys_updated_on",
+}
 
 #: Waits between throttled attempts go through this name, so tests can record them.
 _sleep: Callable[[float], None] = time.sleep
@@ -269,15 +274,10 @@ class ServiceNowSource(Source):
         """
         if self._no_fingerprint is not None:
             return None
-        asked: dict[str, list[str]] = {}
-        for name, field in FINGERPRINT_AGGREGATES:
-            asked.setdefault(name, []).append(field)
-        parameters = {"sysparm_count": "true"}
-        parameters |= {f"sysparm_{name}_fields": ",".join(fields) for name, fields in asked.items()}
         if not self._query_field_checked:
             self._check_query_field()
         try:
-            result = self._stats(window_filter(self.options, window), parameters)
+            result = self._stats(window_filter(self.options, window), _FINGERPRINT_PARAMETERS)
         except PermanentError as exc:
             if not _refused(exc):
                 raise

@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.servicenow import ServiceNowSource
@@ -238,6 +240,44 @@ class TestFingerprint:
         sn.fail_next(1, 503)
         with pytest.raises(TransientError):
             source.fingerprint(WINDOW)
+
+
+platform_writes = st.lists(
+    st.one_of(st.tuples(st.just("create"), st.integers(0, 59)), st.tuples(st.just("update"), st.integers(0, 99)),
+              st.tuples(st.just("delete"), st.integers(0, 99))),
+    max_size=6,
+)
+"""Writes as the platform makes them, one second apart after every record already there: a
+record created into the window (at that minute), an update of a record in it (the n-th, modulo
+how many), a delete."""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=platform_writes, start=st.integers(1, 4))
+def test_the_fingerprint_changes_exactly_when_the_windows_records_or_their_versions_do(
+    sn: SnEmulator, make_source: MakeSource, writes: list[tuple[str, int]], start: int
+) -> None:
+    sn.reset()
+    sn.add_records("incident", [{**r, "opened_at": r["sys_updated_on"]} for r in tracked(start)])
+    source = make_source(query_field="opened_at")
+
+    def held() -> set[tuple[str, str]]:
+        return {(str(r["sys_id"]), str(r["sys_mod_count"])) for r in sn.tables["incident"]}
+
+    before, records = source.fingerprint(WINDOW), held()
+    clock = datetime(2025, 11, 15, 12, tzinfo=UTC)
+    for n, (kind, arg) in enumerate(writes):
+        clock += timedelta(seconds=1)
+        now = clock.strftime("%Y-%m-%d %H:%M:%S")
+        ids = [str(r["sys_id"]) for r in sn.tables["incident"]]
+        if kind == "create":
+            sn.add_records("incident", [{"number": f"NEW{n}", "opened_at": at(arg), "sys_created_on": now,
+                                         "sys_updated_on": now, "sys_mod_count": "0"}])
+        elif ids and kind == "update":
+            sn.update_record("incident", ids[arg % len(ids)], {"short_description": f"edit {n}"}, at=clock)
+        elif ids:
+            sn.delete_record("incident", ids[arg % len(ids)])
+    assert (source.fingerprint(WINDOW) != before) == (held() != records)
 
 
 class TestWindowFilter:
