@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="drivetrain's batch_size (default: 10,000 wide, 50,000 narrow)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip the unmeasured first round")
+    parser.add_argument("--duckdb-memory-limit", default="",
+                        help="DuckDB memory_limit for drivetrain and the hand-written SQL (default: none set)")
     parser.add_argument("--hold", action="store_true", help="build the data set, print the job files, wait")
     parser.add_argument("--out", type=Path, default=None, help="also write every run as JSON here")
     args = parser.parse_args(argv)
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             for label in pythons:
                 job = {"source": data.to_json(), "start": start.isoformat(), "end": end.isoformat(),
                        "work": str(root / f"work_{label}_{days}d"), "scratch": str(root / f"scratch_{label}_{days}d"),
-                       "expected_rows": data.rows_in(days), "batch_size": batch_size, "duckdb": {}}
+                       "expected_rows": data.rows_in(days), "batch_size": batch_size,
+                       "duckdb": {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}}
                 job_file = root / f"job_{label}_{days}d.json"
                 job_file.write_text(json.dumps(job))
                 jobs[(f"{days}d", label)] = (job_file, job)

@@ -297,6 +297,13 @@ def drivetrain_pipeline_rows_pending(job: Job) -> dict[str, Any]:
     return _whole_run(job, "dt_pipeline_rows_pending")
 
 
+@path("drivetrain_pipeline_1gb")
+def drivetrain_pipeline_1gb(job: Job) -> dict[str, Any]:
+    """The whole run given ``memory_limit: 1GB`` in its DuckDB sections, as a user with the memory
+    would: a large window's insert then runs on every thread (the cost of the bounded default)."""
+    return _whole_run({**job, "duckdb": {**(job.get("duckdb") or {}), "memory_limit": "1GB"}}, "dt_pipeline_1gb")
+
+
 @path("drivetrain_pipeline_pymysql")
 def drivetrain_pipeline_pymysql(job: Job) -> dict[str, Any]:
     """The whole run with the pymysql reader (issue 22: at most 0.9x pymysql's bare fetch)."""

@@ -32,6 +32,7 @@ LABELS: dict[str, str] = {
     "drivetrain_pipeline_direct": "drivetrain whole run with publish: direct (no gate)",
     "drivetrain_pipeline_rows_pending": "the same whole run with whole rows pending (publish copies the window again)",
     "drivetrain_pipeline_pymysql": "drivetrain whole run with the pymysql reader",
+    "drivetrain_pipeline_1gb": "drivetrain whole run with `memory_limit: 1GB` (large windows insert on every thread)",
 }
 
 
@@ -121,6 +122,10 @@ def _issue_22(summary: Mapping[str, Any], get: Any, add: Any) -> None:
         limit, hand = get(size, "connectorx_duckdb_load"), get(size, "duckdb_delete_insert_qualify")
         add(f"whole run / (extract+load limit + hand-written push-down), {size}",
             _ratio(get(size, "drivetrain_pipeline"), limit + hand if limit and hand else None), 1.15)
+    for size in sizes:  # the cost of the bounded default: the same whole run given the memory
+        limit, hand = get(size, "connectorx_duckdb_load"), get(size, "duckdb_delete_insert_qualify")
+        add(f"whole run with memory_limit 1GB / (extract+load limit + hand-written push-down), {size} (not the default)",
+            _ratio(get(size, "drivetrain_pipeline_1gb"), limit + hand if limit and hand else None), 1.15)
     for size in sizes:
         add(f"whole run: speed-up over dlt's fastest backend, {size}",
             _ratio(_fastest_dlt(summary[size]), get(size, "drivetrain_pipeline")), 2.0 if size == sizes[0] else 1.5,

@@ -57,6 +57,7 @@ ALL_PATHS = (
     "drivetrain_pipeline_direct",
     "drivetrain_pipeline_rows_pending",
     "drivetrain_pipeline_pymysql",
+    "drivetrain_pipeline_1gb",
 )
 #: Paths that take minutes on the full data set: only with --slow, on the smallest window.
 SLOW_PATHS = ("dlt_default", "duckdb_merge_star")

@@ -69,6 +69,13 @@ class WindowLoad(abc.ABC):
     def abort(self) -> None:
         """Give up: nothing appended becomes visible (best effort clean-up)."""
 
+    def expect(self, rows: int) -> None:
+        """A hint before the first :meth:`append`: about how many rows the window brings (its
+        source count). A load may size its work by it (DuckDB gives a large window's insert more
+        threads when its memory allows); the default ignores it. Never a limit: any number of
+        rows may follow."""
+        del rows
+
     def __enter__(self) -> WindowLoad:
         return self
 

@@ -172,7 +172,7 @@ def keep_blocks(conn: duckdb.DuckDBPyConnection, size: str) -> None:
     and lets them go), so the pages of the same few megabytes were faulted in again and again:
     on 2M rows of 330 bytes from MySQL, 350,000 page faults in the transfer, about two thirds
     of them on the one thread that inserts (the transfer's critical path: see
-    :class:`~.load.SingleThreaded`), and 190,000 with the blocks kept. The memory is kept by
+    :class:`~.load.InsertThreads`), and 190,000 with the blocks kept. The memory is kept by
     the database instance (never given back while it is open), and only what was used: it is
     set to drivetrain's default ``memory_limit``, which DuckDB may fill with blocks anyway; a
     limit set in the config leaves it alone (a large one would be kept for good).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
@@ -83,8 +84,44 @@ class _Feed:
             raise self.error
 
 
-class SingleThreaded:
-    """DuckDB on one thread while a window streams in, its ``threads`` given back before the commit.
+#: Memory a window's insert needs per DuckDB thread before it gets a second one, in MiB: each
+#: thread fills and compresses row groups of its own, and under less memory two threads spent
+#: more CPU than one and were no faster (2M rows of 330 bytes from MySQL, two cores: at 128 MB
+#: for two threads 4.83 s against 5.16 on one; at 1 GB, 5.02 against 6.06).
+MEMORY_PER_INSERT_THREAD_MB = 256
+#: Rows a window must be expected to bring per DuckDB thread before its insert gets more than
+#: one: below it, the partial row groups the threads merge after the last row cost more than the
+#: threads gain (400k narrow rows from PostgreSQL: 0.15-0.4 s from the last row to the file
+#: closed on several threads, 0.06-0.08 s on one).
+ROWS_PER_INSERT_THREAD = 500_000
+
+_SIZE = re.compile(r"^\s*([0-9.]+)\s*([KMGT]?i?B|bytes)\s*$", re.IGNORECASE)
+_UNITS = {"bytes": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def megabytes(shown: str) -> float | None:
+    """A memory size as DuckDB shows it (``953.6 MiB``, ``1.0 GiB``) in MiB; None if unreadable."""
+    found = _SIZE.match(shown)
+    if found is None or found.group(2).lower() not in _UNITS:
+        return None
+    return float(found.group(1)) * _UNITS[found.group(2).lower()] / 1024**2
+
+
+def insert_threads(threads: int, memory_limit_mb: float | None, expected_rows: int | None) -> int:
+    """The DuckDB threads a window's insert runs on, out of the database's ``threads``.
+
+    One, unless the window is expected to be large (``expected_rows``, the source count, at
+    least :data:`ROWS_PER_INSERT_THREAD` per thread) and the ``memory_limit`` set in the config
+    (``memory_limit_mb``; None for drivetrain's default limit, which is sized for one insert
+    thread) holds :data:`MEMORY_PER_INSERT_THREAD_MB` per thread."""
+    if threads <= 1 or memory_limit_mb is None or not expected_rows:
+        return 1
+    return max(1, min(threads, int(memory_limit_mb // MEMORY_PER_INSERT_THREAD_MB), expected_rows // ROWS_PER_INSERT_THREAD))
+
+
+class InsertThreads:
+    """DuckDB on fewer threads while a window streams in, its ``threads`` given back before the commit.
 
     A stream inserted by several threads is split between them: each fills and compresses row
     groups of its own, and the partial ones are merged when the insert ends, on the critical
@@ -93,35 +130,41 @@ class SingleThreaded:
     extract (about 2M narrow rows a second) while writing each row group once. On 400k rows
     arriving over 0.3 s: 0.06-0.08 s from the last row to the file closed instead of 0.15-0.4,
     and 20-30% less CPU. The commit, which writes the last partial row group into the file, has
-    every thread again. ``threads`` is the database's (not a session's) setting; nothing else
-    of the phase runs DuckDB meanwhile.
+    every thread again. ``threads`` is the database's (not a session's) setting, read by a
+    statement when it starts; nothing else of the phase runs DuckDB meanwhile. How many threads
+    the insert keeps is :func:`insert_threads`'s choice: more than one only for a large window
+    with the memory for them.
 
     With ``memory_limit`` (drivetrain's default limit, which is per thread: see
-    :func:`~.connection.default_memory_limit_mb`), the insert gets one thread's worth of memory
-    too, and the commit the whole limit back. One thread fills one row group at a time, and
-    whatever DuckDB cached beyond that was the file it had just written: on 2M rows of 330 bytes
-    from MySQL (two cores) the transfer's peak resident size fell from 375 to 311 MB with no
-    measurable cost in time, room that pays for the MySQL reader's larger pages and reused
-    heap (``connectors/mysql/fast.py``).
+    :func:`~.connection.default_memory_limit_mb`), the insert on one thread gets one thread's
+    worth of memory too, and the commit the whole limit back. One thread fills one row group at a
+    time, and whatever DuckDB cached beyond that was the file it had just written: on 2M rows of
+    330 bytes from MySQL (two cores) the transfer's peak resident size fell from 375 to 311 MB
+    with no measurable cost in time, room that pays for the MySQL reader's larger pages and
+    reused heap (``connectors/mysql/fast.py``).
     """
 
-    def __init__(self, conn: Any, *, memory_limit: tuple[str, str] | None = None) -> None:
-        """:param memory_limit: (one thread's limit, the database's limit to give back), or
-        None to leave the limit alone (one set in the config)."""
+    def __init__(self, conn: Any, threads: int, *, memory_limit: tuple[str, str] | None = None) -> None:
+        """:param threads: the threads the insert runs on (the database's are read here).
+        :param memory_limit: (one thread's limit, the database's limit to give back), or None to
+            leave the limit alone (one set in the config)."""
         self._conn = conn
-        self._threads = int(conn.execute("SELECT current_setting('threads')").fetchone()[0])
-        self._memory = memory_limit if self._threads > 1 else None
-        if self._threads > 1:
-            conn.execute("SET threads = 1")
+        self._threads = int(conn.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        narrowed = threads < self._threads
+        self._memory = memory_limit if narrowed and threads == 1 else None
+        if not narrowed:
+            self._threads = 0  # nothing to give back
+        else:
+            conn.execute(f"SET threads = {max(1, int(threads))}")
         if self._memory is not None:
             conn.execute(f"SET memory_limit = '{self._memory[0]}'")
 
     def end(self) -> None:
         """Give the database its threads (and memory) back (once; a failed connection: the next
         opening does)."""
-        threads, self._threads = self._threads, 1
+        threads, self._threads = self._threads, 0
         memory, self._memory = self._memory, None
-        if threads > 1:
+        if threads:
             with suppress(Exception):
                 self._conn.execute(f"SET threads = {threads}")
         if memory is not None:
@@ -150,7 +193,11 @@ class DuckDBWindowLoad(WindowLoad):
         self._held = ExitStack()
         self._conn: Any = None
         self._feed: tuple[TableRef, _Feed] | None = None
-        self._single: SingleThreaded | None = None
+        self._narrowed: InsertThreads | None = None
+        self._expected: int | None = None
+
+    def expect(self, rows: int) -> None:
+        self._expected = rows
 
     def _transaction(self) -> Any:
         if self._conn is None:
@@ -161,15 +208,21 @@ class DuckDBWindowLoad(WindowLoad):
             # rows are ordered by their columns (_drivetrain_row), never by where they sit in the
             # table: without keeping insertion order, DuckDB does not buffer the stream under a
             # memory_limit to put it back in order (1.6x faster for 2M rows at 128MB with several
-            # threads; see SingleThreaded for why the insert now has one). This session only.
+            # threads; see InsertThreads for how many the insert has). This session only.
             conn.execute("SET SESSION preserve_insertion_order = false")
-            pool = self.warehouse.pool
-            memory = (f"{default_memory_limit_mb(1)}MB", str(pool.settings["memory_limit"])) if pool.default_memory_limit else None
-            self._single = SingleThreaded(conn, memory_limit=memory)
-            self._held.callback(self._single.end)
+            self._narrowed = self._insert_threads(conn)
+            self._held.callback(self._narrowed.end)
             conn.execute("BEGIN TRANSACTION")
             self._conn = conn
         return self._conn
+
+    def _insert_threads(self, conn: Any) -> InsertThreads:
+        """The threads (and, under drivetrain's default limit, the memory) the insert runs on."""
+        pool = self.warehouse.pool
+        if pool.default_memory_limit:
+            return InsertThreads(conn, 1, memory_limit=(f"{default_memory_limit_mb(1)}MB", str(pool.settings["memory_limit"])))
+        threads, limit = conn.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
+        return InsertThreads(conn, insert_threads(int(threads), megabytes(str(limit)), self._expected))
 
     def _end_feed(self) -> None:
         feed, self._feed = self._feed, None
@@ -219,8 +272,8 @@ class DuckDBWindowLoad(WindowLoad):
                     counts[str(table)] = self._rows.get(table, 0)
             if fence is not None:
                 fence()  # on the thread's own connection: it sees the lease as it is now
-            if self._single is not None:
-                self._single.end()  # the commit writes the last row group: with every thread
+            if self._narrowed is not None:
+                self._narrowed.end()  # the commit writes the last row group: with every thread
             self._conn.execute("COMMIT")
             self._conn = None
         self.abort()

@@ -86,6 +86,8 @@ class SourceToStageTransfer(BasePhase):
         reasons: Counter[str] = Counter()
         read = written = 0
         with stage.load(ctx.window, f"{pipeline.name}_{ctx.window.key}") as load:
+            if (counted := ctx.count_of(SOURCE_COUNT)) is not None:
+                load.expect(counted)
             for batch in extracted:
                 ctx.check_cancelled()
                 read += batch.num_rows

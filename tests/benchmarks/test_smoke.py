@@ -20,7 +20,7 @@ from tests.servers.mariadb import ServerError
 
 DRIVETRAIN_PATHS = ("drivetrain_s2s_fast", "drivetrain_s2s_pymysql", "drivetrain_push_down",
                     "drivetrain_counts", "drivetrain_pipeline", "drivetrain_pipeline_direct",
-                    "drivetrain_pipeline_pymysql")
+                    "drivetrain_pipeline_pymysql", "drivetrain_pipeline_1gb")
 
 
 @pytest.fixture(scope="module")
