@@ -85,9 +85,10 @@ class _Feed:
 
 
 #: Memory a window's insert needs per DuckDB thread before it gets a second one, in MiB: each
-#: thread fills and compresses row groups of its own, and under less memory two threads spent
-#: more CPU than one and were no faster (2M rows of 330 bytes from MySQL, two cores: at 128 MB
-#: for two threads 4.83 s against 5.16 on one; at 1 GB, 5.02 against 6.06).
+#: thread fills and compresses row groups of its own. Whole runs of 2M rows of 330 bytes from
+#: MySQL on two cores, one insert thread against two (paired): at 64 MB a thread two spent more
+#: CPU than one and were no faster; at 128 MB a thread 7.05 -> 6.92 s for 46 MB more; at 300 MB
+#: a thread 6.89 -> 6.31 s; at 500 MB a thread 7.78 -> 6.57 s.
 MEMORY_PER_INSERT_THREAD_MB = 256
 #: Rows a window must be expected to bring per DuckDB thread before its insert gets more than
 #: one: below it, the partial row groups the threads merge after the last row cost more than the
