@@ -205,7 +205,8 @@ class Pipeline:
         if "stage" not in self._connectors:
             wh = self._warehouse("stage_wh", self.config.stage)
             ref = wh.table_ref(self.config.stage.options, self.config.source_keys.query_field)
-            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage_keys.shared, "stage_system"))
+            self._connectors["stage"] = Stage(wh, owned(ref, self.name, self.config.stage_keys.shared, "stage_system"),
+                                              for_speed=not self.config.stage.options.get("compress_stage", False))
         return self._connectors["stage"]
 
     def target(self) -> Target:

@@ -107,6 +107,17 @@ class WarehouseTable:
 class Stage(WarehouseTable):
     """The stage table and its ``<table>__rejects`` sibling."""
 
+    for_speed: bool = True
+    """Whether a window's load may store its rows for write speed rather than size (see
+    :meth:`~drivetrain.warehouse.WindowLoad.staging`); False with ``compress_stage: true``."""
+
+    def load(self, window: Window, key: str) -> WindowLoad:
+        """Start replacing windows of the stage (and its rejects table)."""
+        load = super().load(window, key)
+        if self.for_speed:
+            load.staging()
+        return load
+
     @property
     def rejects(self) -> TableRef:
         # rows there name their run in pipeline_id, not in the lineage column

@@ -76,6 +76,12 @@ class WindowLoad(abc.ABC):
         rows may follow."""
         del rows
 
+    def staging(self) -> None:
+        """A hint before the first :meth:`append`: the rows go to a stage, which the push-down
+        reads once and stage cleaning archives and deletes. A load may store them for write speed
+        rather than size (DuckDB writes their text uncompressed); the default ignores it."""
+        return
+
     def __enter__(self) -> WindowLoad:
         return self
 
