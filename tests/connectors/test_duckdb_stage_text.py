@@ -32,8 +32,8 @@ STG = TableRef(name="stg", query_field="at")
 ROW_GROUP = 122_880
 
 
-def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    section = {"type": "duckdb", "path": "w.duckdb", "table": "stg"}
+def warehouse(tmp_path: Path, **settings: object) -> DuckDBWarehouse:
+    section = {"type": "duckdb", "path": "w.duckdb", "table": "stg", **settings}
     return DuckDBWarehouse(SystemConfig.from_section("stage_system", section, base_dir=tmp_path))
 
 
@@ -105,6 +105,17 @@ class TestTheLoad:
                 if end == "commit":
                     load.commit([STG])
             assert disabled(wh) == {"rle"}
+
+    def test_an_insert_on_several_threads_keeps_compressing(self, tmp_path: Path) -> None:
+        """A large window given the memory for two insert threads: they share the compression,
+        which costs them less than the memory uncompressed text would take."""
+        wh = warehouse(tmp_path, threads=2, memory_limit="1GB")
+        with wh.session(), wh.window_load(WINDOW, "k") as load:
+            load.staging()
+            load.expect(10**7)
+            load.append(STG, batch(100))
+            assert disabled(wh) == set()
+            load.commit([STG])
 
     @pytest.mark.parametrize("staging", [True, False])
     def test_the_full_row_groups_of_a_staging_load_hold_their_text_uncompressed(self, tmp_path: Path, staging: bool) -> None:
