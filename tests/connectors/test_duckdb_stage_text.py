@@ -21,6 +21,7 @@ from drivetrain import Pipeline
 from drivetrain.config import SystemConfig
 from drivetrain.connectors.duckdb import DuckDBWarehouse
 from drivetrain.connectors.duckdb.load import TEXT_COMPRESSION
+from drivetrain.errors import ConfigError
 from drivetrain.record import RunStatus
 from drivetrain.warehouse import TableRef
 from drivetrain.window import Window
@@ -52,11 +53,16 @@ def text_compression(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {name for (name,) in found}
 
 
-def disabled(wh: DuckDBWarehouse) -> set[str]:
-    """The database's disabled compression methods, lower-cased (DuckDB shows them as it names them)."""
+def shown(wh: DuckDBWarehouse) -> list[str]:
+    """The database's disabled compression methods as DuckDB shows them."""
     with wh.connect() as conn:
-        shown = str(conn.execute("SELECT current_setting('disabled_compression_methods')").fetchall()[0][0])
-    return {m.strip().lower() for m in shown.split(",") if m.strip()}
+        text = str(conn.execute("SELECT current_setting('disabled_compression_methods')").fetchall()[0][0])
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def disabled(wh: DuckDBWarehouse) -> set[str]:
+    """The database's disabled compression methods, lower-cased."""
+    return {m.lower() for m in shown(wh)}
 
 
 class TestTheStage:
@@ -88,6 +94,14 @@ class TestTheStage:
             assert disabled(pipeline.stage().warehouse) == set()
 
 
+@pytest.mark.parametrize("section", ["target_system", "drive_table"])
+def test_compress_stage_anywhere_but_the_stage_is_refused_where_it_is(tmp_path: Path, section: str) -> None:
+    """It says nothing about a target (always compressed): a clear error rather than no effect."""
+    config = SystemConfig.from_section(section, {"type": "duckdb", "table": "t", "compress_stage": True}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=rf"{section}\.compress_stage: applies to stage_system only"):
+        DuckDBWarehouse(config)
+
+
 class TestTheLoad:
     """Row groups a window fills are written as it streams in: those of a staging load keep
     their text uncompressed (the rest of a window is written by the checkpoint, compressed)."""
@@ -96,15 +110,16 @@ class TestTheLoad:
     def test_a_staging_load_gives_the_setting_back_as_it_was(self, tmp_path: Path, end: str) -> None:
         wh = warehouse(tmp_path)
         with wh.session():
-            with wh.connect() as conn:
-                conn.execute("SET disabled_compression_methods = 'rle'")  # the user's, kept
+            with wh.connect() as conn:  # the user's, kept (DuckDB shows them upper-cased: named once)
+                conn.execute("SET disabled_compression_methods = 'rle,fsst'")
             with wh.window_load(WINDOW, "k") as load:
                 load.staging()
                 load.append(STG, batch(100))
                 assert disabled(wh) == {"rle", *TEXT_COMPRESSION}
+                assert len(shown(wh)) == 4
                 if end == "commit":
                     load.commit([STG])
-            assert disabled(wh) == {"rle"}
+            assert disabled(wh) == {"rle", "fsst"}
 
     def test_an_insert_on_several_threads_keeps_compressing(self, tmp_path: Path) -> None:
         """A large window given the memory for two insert threads: they share the compression,
