@@ -151,30 +151,35 @@ class InsertThreads:
         """:param threads: the threads the insert runs on (the database's are read here).
         :param memory_limit: (one thread's limit, the database's limit to give back), or None to
             leave the limit alone (one set in the config)."""
-        self._conn = conn
-        self._threads = int(conn.execute("SELECT current_setting('threads')").fetchall()[0][0])
-        self.threads = max(1, min(int(threads), self._threads))
+        database = int(conn.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        self.threads = max(1, min(int(threads), database))
         """The threads the insert runs on."""
-        narrowed = threads < self._threads
-        self._memory = memory_limit if narrowed and threads == 1 else None
-        if not narrowed:
-            self._threads = 0  # nothing to give back
-        else:
-            conn.execute(f"SET threads = {max(1, int(threads))}")
-        if self._memory is not None:
-            conn.execute(f"SET memory_limit = '{self._memory[0]}'")
+        self._changed: list[LoadSetting] = []
+        if self.threads < database:
+            self._changed.append(LoadSetting(conn, "threads", str(self.threads), str(database)))
+            if memory_limit is not None and self.threads == 1:
+                self._changed.append(LoadSetting(conn, "memory_limit", *memory_limit))
 
     def end(self) -> None:
-        """Give the database its threads (and memory) back (once; a failed connection: the next
-        opening does)."""
-        threads, self._threads = self._threads, 0
-        memory, self._memory = self._memory, None
-        if threads:
+        """Give the database its threads (and memory) back (once)."""
+        for setting in self._changed:
+            setting.end()
+
+
+class LoadSetting:
+    """One of the database's settings (not a session's) changed while a window loads, given back
+    by :meth:`end`: once, and never raising (a failed connection: the next opening sets it)."""
+
+    def __init__(self, conn: Any, name: str, value: str, before: str) -> None:
+        conn.execute(f"SET {name} = '{value}'")
+        self._conn, self._name = conn, name
+        self._before: str | None = before
+
+    def end(self) -> None:
+        before, self._before = self._before, None
+        if before is not None:
             with suppress(Exception):
-                self._conn.execute(f"SET threads = {threads}")
-        if memory is not None:
-            with suppress(Exception):
-                self._conn.execute(f"SET memory_limit = '{memory[1]}'")
+                self._conn.execute(f"SET {self._name} = '{before}'")
 
 
 #: DuckDB's compression methods for text: ``dict_fsst`` in the storage of DuckDB 1.4 and later,
@@ -182,8 +187,9 @@ class InsertThreads:
 TEXT_COMPRESSION = ("dictionary", "fsst", "dict_fsst")
 
 
-class UncompressedText:
-    """DuckDB writes text columns uncompressed while a stage window streams in.
+def uncompressed_text(conn: Any) -> LoadSetting | None:
+    """DuckDB writes text columns uncompressed while a stage window streams in (None: this DuckDB
+    does not know the setting or the methods, and writes the stage compressed, as before).
 
     Choosing and applying a text compression (a dictionary and FSST symbol tables, tried on every
     column segment) is about 40% of a window's insert: for 2M rows of 330 bytes inserted on one
@@ -197,29 +203,15 @@ class UncompressedText:
     several (a large window given the memory, see :func:`insert_threads`) the threads share the
     compression, and with text uncompressed the same window's whole run was no faster (6.06 s
     either way at ``memory_limit: 1GB``) while DuckDB cached 350 MB more of its larger blocks.
-
-    ``disabled_compression_methods`` is the database's setting, so, as with
-    :class:`InsertThreads`, the one before is given back when the load ends. A DuckDB that does
-    not know the setting or the methods writes the stage compressed, as before.
+    The methods already disabled stay disabled, and the setting is given back as it was.
     """
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self._before: str | None = None
-        with suppress(duckdb.Error):
-            before = str(conn.execute("SELECT current_setting('disabled_compression_methods')").fetchall()[0][0] or "")
-            methods = [m.strip() for m in before.split(",") if m.strip()]
-            named = {m.lower() for m in methods}  # DuckDB shows them upper-cased
-            wanted = [*methods, *(m for m in TEXT_COMPRESSION if m not in named)]
-            conn.execute(f"SET disabled_compression_methods = '{','.join(wanted)}'")
-            self._before = before
-
-    def end(self) -> None:
-        """Give the database its setting back (once)."""
-        before, self._before = self._before, None
-        if before is not None:
-            with suppress(Exception):
-                self._conn.execute(f"SET disabled_compression_methods = '{before}'")
+    with suppress(duckdb.Error):
+        before = str(conn.execute("SELECT current_setting('disabled_compression_methods')").fetchall()[0][0] or "")
+        methods = [m.strip() for m in before.split(",") if m.strip()]
+        named = {m.lower() for m in methods}  # DuckDB shows them upper-cased
+        wanted = [*methods, *(m for m in TEXT_COMPRESSION if m not in named)]
+        return LoadSetting(conn, "disabled_compression_methods", ",".join(wanted), before)
+    return None
 
 
 class DuckDBWindowLoad(WindowLoad):
@@ -266,8 +258,9 @@ class DuckDBWindowLoad(WindowLoad):
             conn.execute("SET SESSION preserve_insertion_order = false")
             self._narrowed = self._insert_threads(conn)
             self._held.callback(self._narrowed.end)
-            if self._staging and self._narrowed.threads == 1:  # until the load ends: the commit writes the last row group
-                self._held.callback(UncompressedText(conn).end)
+            # until the load ends: the commit writes the last row group
+            if self._staging and self._narrowed.threads == 1 and (text := uncompressed_text(conn)) is not None:
+                self._held.callback(text.end)
             conn.execute("BEGIN TRANSACTION")
             self._conn = conn
         return self._conn
